@@ -1,0 +1,222 @@
+//! `okr-webhooks`: sign, verify and normalize webhook deliveries from the command line.
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use okr_webhooks::signature::likely_causes;
+use okr_webhooks::{SigningSecret, Source, normalize, sign, verify};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Receive webhooks from OKR and HR tools: offline tools for signatures and events.
+#[derive(Debug, Parser)]
+#[command(name = "okr-webhooks", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the signature header line(s) SOURCE would send for the body.
+    Sign {
+        #[command(flatten)]
+        delivery: BodyArgs,
+        /// The signing secret, as the provider shows it.
+        #[arg(long, env = "OKR_WEBHOOKS_SECRET", hide_env_values = true)]
+        secret: String,
+        /// Standard Webhooks: the webhook-id (default: a random msg_... id).
+        #[arg(long)]
+        id: Option<String>,
+        /// Standard Webhooks: the webhook-timestamp in Unix seconds (default: now).
+        #[arg(long)]
+        timestamp: Option<i64>,
+    },
+    /// Check a delivery's signature: prints `valid` (exit 0) or the reason (exit 1).
+    Verify {
+        #[command(flatten)]
+        delivery: BodyArgs,
+        /// A signing secret; repeat for several (rotation: any may match).
+        #[arg(
+            long = "secret",
+            required = true,
+            env = "OKR_WEBHOOKS_SECRET",
+            hide_env_values = true
+        )]
+        secrets: Vec<String>,
+        /// A request header as `Name: value`; repeat for several.
+        #[arg(long = "header", short = 'H', value_parser = parse_header)]
+        headers: Vec<(HeaderName, HeaderValue)>,
+        /// The time to check a Standard Webhooks timestamp against, in Unix seconds (default: now).
+        #[arg(long)]
+        at: Option<i64>,
+    },
+    /// Print the normalized event (schema v1) for a delivery's body.
+    Normalize {
+        #[command(flatten)]
+        delivery: BodyArgs,
+        /// A request header as `Name: value` (Standard Webhooks' webhook-id gives the event id).
+        #[arg(long = "header", short = 'H', value_parser = parse_header)]
+        headers: Vec<(HeaderName, HeaderValue)>,
+        /// The receive time, RFC 3339 (default: now).
+        #[arg(long, value_parser = parse_time)]
+        received_at: Option<OffsetDateTime>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct BodyArgs {
+    /// The provider: peoplelogic, peopleforce, perscom or standard.
+    #[arg(long, short = 's')]
+    source: Source,
+    /// The body file; standard input when absent or `-`.
+    file: Option<PathBuf>,
+}
+
+impl BodyArgs {
+    fn read_body(&self) -> Result<Vec<u8>> {
+        let mut body = Vec::new();
+        match self.file.as_deref() {
+            Some(path) if path.as_os_str() != "-" => {
+                body = std::fs::read(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+            }
+            _ => {
+                io::stdin()
+                    .read_to_end(&mut body)
+                    .context("cannot read standard input")?;
+            }
+        }
+        Ok(body)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        // `okr-webhooks normalize ... | head`: the reader left; nothing to report.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, never a backtrace; a closed stderr is not worth a panic.
+            let _ = writeln!(io::stderr(), "error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    let mut out = io::stdout().lock();
+    match command {
+        Command::Sign {
+            delivery,
+            secret,
+            id,
+            timestamp,
+        } => {
+            let body = delivery.read_body()?;
+            let id = id.unwrap_or_else(random_message_id);
+            let timestamp = timestamp.unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp());
+            let headers = sign(
+                delivery.source,
+                &SigningSecret::new(secret),
+                &body,
+                &id,
+                timestamp,
+            )?;
+            for (name, value) in headers {
+                writeln!(out, "{name}: {value}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify {
+            delivery,
+            secrets,
+            headers,
+            at,
+        } => {
+            let body = delivery.read_body()?;
+            let secrets: Vec<SigningSecret> = secrets.into_iter().map(SigningSecret::new).collect();
+            let headers = header_map(headers);
+            let now = match at {
+                Some(at) => OffsetDateTime::from_unix_timestamp(at)
+                    .map_err(|_| anyhow!("--at {at} is not a representable Unix time"))?,
+                None => OffsetDateTime::now_utc(),
+            };
+            match verify(delivery.source, &secrets, &headers, &body, now) {
+                Ok(()) => {
+                    writeln!(out, "valid")?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => {
+                    writeln!(out, "invalid: {error}")?;
+                    let causes =
+                        likely_causes(delivery.source, &secrets, &headers, &body, now, &error);
+                    if !causes.is_empty() {
+                        writeln!(out, "likely causes:")?;
+                    }
+                    for cause in causes {
+                        let mark = if cause.confirmed { "confirmed: " } else { "" };
+                        writeln!(out, "  - {mark}{}", cause.text)?;
+                    }
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Normalize {
+            delivery,
+            headers,
+            received_at,
+        } => {
+            let body = delivery.read_body()?;
+            let received_at = received_at.unwrap_or_else(OffsetDateTime::now_utc);
+            let event = normalize(delivery.source, &header_map(headers), &body, received_at)?;
+            serde_json::to_writer_pretty(&mut out, &event)?;
+            writeln!(out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    let kind = error
+        .downcast_ref::<io::Error>()
+        .map(io::Error::kind)
+        .or_else(|| {
+            error
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+        });
+    kind == Some(io::ErrorKind::BrokenPipe)
+}
+
+fn header_map(headers: Vec<(HeaderName, HeaderValue)>) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        map.append(name, value);
+    }
+    map
+}
+
+fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue)> {
+    let Some((name, value)) = text.split_once(':') else {
+        bail!("expected `Name: value`");
+    };
+    let name = HeaderName::try_from(name.trim()).map_err(|_| anyhow!("invalid header name"))?;
+    let value = HeaderValue::try_from(value.trim()).map_err(|_| anyhow!("invalid header value"))?;
+    Ok((name, value))
+}
+
+fn parse_time(text: &str) -> Result<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| anyhow!("expected an RFC 3339 time"))
+}
+
+/// A fresh Standard Webhooks message id, like the official libraries make.
+fn random_message_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    format!("msg_{}", hex::encode(bytes))
+}

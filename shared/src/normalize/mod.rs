@@ -1,0 +1,294 @@
+//! Turn each source's body into one [`Event`] (schema v1).
+//!
+//! Only a body that is not a JSON object is an error: an event this crate does not
+//! recognize still normalizes, with the type [`UNKNOWN_TYPE`] and the provider's own
+//! name kept, so nothing is dropped.
+
+mod peopleforce;
+mod peoplelogic;
+mod perscom;
+mod standard;
+
+use http::HeaderMap;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::event::{Actor, Change, Entity, Event, SCHEMA_V1, UNKNOWN_TYPE};
+use crate::signature::STANDARD_ID_HEADER;
+use crate::source::Source;
+
+/// Why a body cannot be normalized. The texts never quote the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NormalizeError {
+    /// The body is not UTF-8.
+    #[error("body is not valid UTF-8")]
+    NotUtf8,
+    /// The body is not JSON; the text says where parsing stopped.
+    #[error("body is not valid JSON ({0})")]
+    NotJson(String),
+    /// The body is JSON but not an object.
+    #[error("body is a JSON {0}, not an object")]
+    NotObject(&'static str),
+}
+
+/// Normalize one verified delivery. `received_at` is the arrival time (the clock is
+/// passed in); `headers` supply the Standard Webhooks delivery id.
+pub fn normalize(
+    source: Source,
+    headers: &HeaderMap,
+    body: &[u8],
+    received_at: OffsetDateTime,
+) -> Result<Event, NormalizeError> {
+    let text = std::str::from_utf8(body).map_err(|_| NormalizeError::NotUtf8)?;
+    let payload: Value = serde_json::from_str(text).map_err(|error| {
+        NormalizeError::NotJson(format!("line {} column {}", error.line(), error.column()))
+    })?;
+    let Value::Object(object) = &payload else {
+        return Err(NormalizeError::NotObject(json_kind(&payload)));
+    };
+    let parts = match source {
+        Source::Peoplelogic => peoplelogic::parts(object),
+        Source::Peopleforce => peopleforce::parts(object),
+        Source::Perscom => perscom::parts(object),
+        Source::Standard => standard::parts(object),
+    };
+    let delivery_id = match source {
+        Source::Standard => headers
+            .get(STANDARD_ID_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::as_bytes),
+        _ => None,
+    };
+    let received_at = received_at.to_offset(time::UtcOffset::UTC);
+    Ok(Event {
+        schema: SCHEMA_V1.to_owned(),
+        id: event_id(source, delivery_id.unwrap_or(body)),
+        source,
+        event_type: parts.event_type.unwrap_or_else(|| UNKNOWN_TYPE.to_owned()),
+        provider_event: parts.provider_event.unwrap_or_else(|| "unknown".to_owned()),
+        entity: Entity {
+            kind: parts.entity_kind.unwrap_or_else(|| "unknown".to_owned()),
+            id: parts.entity_id,
+            name: parts.entity_name,
+        },
+        occurred_at: parts.occurred_at.unwrap_or(received_at),
+        received_at,
+        actor: parts.actor,
+        status: parts.status,
+        progress: parts.progress,
+        changed_fields: parts.changed_fields,
+        payload,
+    })
+}
+
+/// The deterministic event id: `evt_` and the first 128 bits of
+/// SHA-256(source, 0, key), where the key is the provider's delivery id when it has one
+/// that stays the same across retries (Standard Webhooks' `webhook-id`), else the raw
+/// body (a retry resends the same bytes).
+pub fn event_id(source: Source, key: &[u8]) -> String {
+    let digest = Sha256::new()
+        .chain_update(source.as_str())
+        .chain_update([0])
+        .chain_update(key)
+        .finalize();
+    format!("evt_{}", hex::encode(&digest[..16]))
+}
+
+/// What a source module reads from its body; `normalize` fills in the rest.
+#[derive(Debug, Default)]
+struct Parts {
+    event_type: Option<String>,
+    provider_event: Option<String>,
+    entity_kind: Option<String>,
+    entity_id: Option<String>,
+    entity_name: Option<String>,
+    occurred_at: Option<OffsetDateTime>,
+    actor: Option<Actor>,
+    status: Option<Change<String>>,
+    progress: Option<Change<f64>>,
+    changed_fields: Vec<String>,
+}
+
+impl Parts {
+    /// Set the entity kind and type from `<kind>.<action>`; an invalid name leaves the
+    /// event unknown.
+    fn typed(mut self, kind: &str, action: &str) -> Self {
+        if is_name(kind) && is_name(action) {
+            self.entity_kind = Some(kind.to_owned());
+            self.event_type = Some(format!("{kind}.{action}"));
+        }
+        self
+    }
+}
+
+/// `[a-z][a-z0-9_]*`: one segment of an event type.
+fn is_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// `keyResult`, `Key-Result`, `key result` -> `key_result`.
+fn snake_case(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 4);
+    let mut previous_lower = false;
+    for c in text.chars() {
+        if c.is_ascii_uppercase() {
+            if previous_lower {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+            previous_lower = false;
+        } else if c == '-' || c == ' ' || c == '_' {
+            out.push('_');
+            previous_lower = false;
+        } else {
+            out.push(c);
+            previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        }
+    }
+    out
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// A field that may come plain (`"status": "DONE"`) or as a change
+/// (`"status": {"previous": "ON_TRACK", "current": "DONE"}`).
+#[derive(Debug, Clone, Copy)]
+struct Field<'a> {
+    previous: Option<&'a Value>,
+    current: Option<&'a Value>,
+    /// Whether it came as a `{previous, current}` pair.
+    paired: bool,
+}
+
+impl<'a> Field<'a> {
+    fn read(object: &'a Map<String, Value>, key: &str) -> Option<Field<'a>> {
+        let value = object.get(key)?;
+        match value {
+            Value::Object(pair)
+                if !pair.is_empty() && pair.keys().all(|k| k == "previous" || k == "current") =>
+            {
+                Some(Field {
+                    previous: pair.get("previous").filter(|v| !v.is_null()),
+                    current: pair.get("current").filter(|v| !v.is_null()),
+                    paired: true,
+                })
+            }
+            Value::Null => None,
+            plain => Some(Field {
+                previous: None,
+                current: Some(plain),
+                paired: false,
+            }),
+        }
+    }
+
+    /// Changed, as far as the body tells: a pair with different values, or a plain
+    /// value (the provider sent it because it changed; it cannot say otherwise).
+    fn changed(&self) -> bool {
+        !self.paired || self.previous != self.current
+    }
+
+    fn text_change(&self) -> Change<String> {
+        Change {
+            previous: self.previous.and_then(text),
+            current: self.current.and_then(text),
+        }
+    }
+
+    fn number_change(&self) -> Change<f64> {
+        Change {
+            previous: self.previous.and_then(number),
+            current: self.current.and_then(number),
+        }
+    }
+
+    fn current_text(&self) -> Option<String> {
+        self.current.and_then(text)
+    }
+}
+
+/// The current value of `key`, plain or paired.
+fn current<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    Field::read(object, key).and_then(|field| field.current)
+}
+
+/// The first of `keys` that holds text (a string or number).
+fn first_text(object: &Map<String, Value>, keys: &[&str]) -> Option<String> {
+    keys.iter()
+        .find_map(|key| current(object, key).and_then(text))
+}
+
+/// The first of `keys` that holds an RFC 3339 time, in UTC.
+fn first_time(object: &Map<String, Value>, keys: &[&str]) -> Option<OffsetDateTime> {
+    keys.iter()
+        .find_map(|key| current(object, key).and_then(timestamp))
+}
+
+/// Strings as they are, numbers as written; nothing else is text.
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Numbers, and strings that hold one (`"42.5"`).
+fn number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .filter(|n: &f64| n.is_finite())
+}
+
+fn timestamp(value: &Value) -> Option<OffsetDateTime> {
+    let text = value.as_str()?;
+    let parsed = OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        // PHP and Rails often write "2024-01-31 12:00:00" in UTC.
+        .or_else(|| {
+            OffsetDateTime::parse(&format!("{}Z", text.replacen(' ', "T", 1)), &Rfc3339).ok()
+        })?;
+    Some(parsed.to_offset(time::UtcOffset::UTC))
+}
+
+/// An object's `id` and display name: `{id, name | full_name | displayName | title}`,
+/// or a plain string or number taken as the id.
+fn actor(value: &Value) -> Option<Actor> {
+    let actor = match value {
+        Value::Object(object) => Actor {
+            id: first_text(object, &["id"]),
+            name: first_text(
+                object,
+                &["name", "full_name", "fullName", "displayName", "title"],
+            ),
+        },
+        other => Actor {
+            id: text(other),
+            name: None,
+        },
+    };
+    (actor.id.is_some() || actor.name.is_some()).then_some(actor)
+}
+
+/// Progress in percent from start, current and target values; none when the range is
+/// empty. Rounded to two decimals so the same inputs always print the same.
+fn percent(start: f64, current: f64, target: f64) -> Option<f64> {
+    let span = target - start;
+    (span != 0.0).then(|| ((current - start) / span * 10_000.0).round() / 100.0)
+}

@@ -1,0 +1,113 @@
+//! Peoplelogic: events `<entity>.<post|patch|delete>` about OKRs, IDPs, meetings...
+//!
+//! The event name comes from `eventType` (or `event`, `type`, or `entityType` with
+//! `changeType`); the entity is the body itself or its `entity` / `data` object. Fields
+//! come plain or as `{previous, current}` pairs. A key result is an objective with a
+//! `parentId`; its progress is (current - starting) / (target - starting) x 100.
+
+use serde_json::{Map, Value};
+
+use super::{Field, Parts, actor, first_text, first_time, percent, snake_case};
+use crate::event::Change;
+
+const COMPLETED: &str = "COMPLETED";
+
+pub(super) fn parts(body: &Map<String, Value>) -> Parts {
+    let entity = ["entity", "data"]
+        .iter()
+        .find_map(|key| body.get(*key).and_then(Value::as_object))
+        .unwrap_or(body);
+    let provider_event = first_text(body, &["eventType", "event", "type"]).or_else(|| {
+        let entity_type = first_text(body, &["entityType"])?;
+        let change_type = first_text(body, &["changeType"])?;
+        Some(format!(
+            "{entity_type}.{}",
+            change_type.to_ascii_lowercase()
+        ))
+    });
+
+    let status = Field::read(entity, "status");
+    let current_value = Field::read(entity, "currentValue");
+    let is_key_result = Field::read(entity, "parentId").is_some_and(|f| f.current.is_some());
+    let mut parts = Parts {
+        provider_event: provider_event.clone(),
+        entity_id: first_text(entity, &["id", "entityId"]),
+        entity_name: first_text(entity, &["title", "name"]),
+        occurred_at: first_time(
+            entity,
+            &["updatedAt", "modifiedAt", "lastUpdated", "createdAt"],
+        ),
+        actor: ["updatedBy", "modifiedBy", "lastUpdatedBy", "user", "owner"]
+            .iter()
+            .find_map(|key| super::current(entity, key).and_then(actor)),
+        status: status.map(|field| field.text_change()),
+        progress: progress(entity),
+        changed_fields: entity
+            .iter()
+            .filter(|(key, _)| {
+                Field::read(entity, key).is_some_and(|field| field.paired && field.changed())
+            })
+            .map(|(key, _)| key.clone())
+            .collect(),
+        ..Parts::default()
+    };
+
+    let Some((entity_type, change)) = provider_event.as_deref().and_then(|e| e.rsplit_once('.'))
+    else {
+        return parts;
+    };
+    let mut kind = snake_case(entity_type);
+    if kind == "objective" && is_key_result {
+        kind = "key_result".to_owned();
+    }
+    let action = match change.to_ascii_lowercase().as_str() {
+        "post" => "created",
+        "delete" => "deleted",
+        "patch" => {
+            let completed = status.is_some_and(|field| {
+                field.changed()
+                    && field
+                        .current_text()
+                        .is_some_and(|s| s.eq_ignore_ascii_case(COMPLETED))
+            });
+            if completed {
+                "completed"
+            } else if kind == "key_result" && current_value.is_some_and(|f| f.changed()) {
+                "progress_updated"
+            } else {
+                "updated"
+            }
+        }
+        _ => return parts,
+    };
+    parts = parts.typed(&kind, action);
+    parts
+}
+
+/// Key-result progress from `startingValue`, `currentValue` and `targetValue` (each
+/// plain or paired; a missing start counts as 0), else a `progress` field in percent.
+fn progress(entity: &Map<String, Value>) -> Option<Change<f64>> {
+    let current = Field::read(entity, "currentValue").map(|f| f.number_change());
+    let target = Field::read(entity, "targetValue").map(|f| f.number_change());
+    if let (Some(current), Some(target)) = (current, target) {
+        let start = Field::read(entity, "startingValue")
+            .map(|f| f.number_change())
+            .unwrap_or(Change {
+                previous: Some(0.0),
+                current: Some(0.0),
+            });
+        let at = |value: Option<f64>, start: Option<f64>, target: Option<f64>| {
+            percent(start.unwrap_or(0.0), value?, target?)
+        };
+        let change = Change {
+            previous: at(
+                current.previous,
+                start.previous.or(start.current),
+                target.previous.or(target.current),
+            ),
+            current: at(current.current, start.current, target.current),
+        };
+        return (change.current.is_some() || change.previous.is_some()).then_some(change);
+    }
+    Field::read(entity, "progress").map(|f| f.number_change())
+}

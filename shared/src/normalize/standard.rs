@@ -1,0 +1,37 @@
+//! Standard Webhooks: `{type, timestamp, data}`; the type is already
+//! `<entity>.<action>` in most senders' vocabulary and is kept as sent.
+
+use serde_json::{Map, Value};
+
+use super::{Field, Parts, actor, first_text, first_time, is_name};
+
+pub(super) fn parts(body: &Map<String, Value>) -> Parts {
+    let empty = Map::new();
+    let data = body
+        .get("data")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let event_type = first_text(body, &["type"]);
+    let mut parts = Parts {
+        provider_event: event_type.clone(),
+        entity_id: first_text(data, &["id"]),
+        entity_name: first_text(data, &["name", "title"]),
+        occurred_at: first_time(body, &["timestamp"]),
+        actor: data.get("actor").and_then(actor),
+        status: Field::read(data, "status").map(|f| f.text_change()),
+        progress: Field::read(data, "progress").map(|f| f.number_change()),
+        changed_fields: data
+            .iter()
+            .filter(|(key, _)| Field::read(data, key).is_some_and(|f| f.paired && f.changed()))
+            .map(|(key, _)| key.clone())
+            .collect(),
+        ..Parts::default()
+    };
+    if let Some(event_type) =
+        event_type.filter(|t| t.split('.').count() >= 2 && t.split('.').all(is_name))
+    {
+        parts.entity_kind = event_type.split('.').next().map(str::to_owned);
+        parts.event_type = Some(event_type);
+    }
+    parts
+}

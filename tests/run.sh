@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command (README "Tests"): installs what the tests need from the package
+# registries, then checks formatting and lints and runs every test. Nothing is skipped:
+# a test that needs a tool fails when the tool is missing, so this script installs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Independent signers for the interoperability tests: Ruby (PeopleForce's sample code),
+# PHP (PERSCOM signs with hash_hmac), Python's standardwebhooks (the official library).
+missing=()
+command -v ruby >/dev/null || missing+=(ruby)
+command -v php >/dev/null || missing+=(php-cli)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+python3 -c 'import standardwebhooks' 2>/dev/null ||
+  python3 -m pip install --quiet --disable-pip-version-check 'standardwebhooks==1.1.0'
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo nextest run --workspace --locked --no-fail-fast
