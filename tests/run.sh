@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Independent signers for the interoperability tests: Ruby (PeopleForce's sample code),
-# PHP (PERSCOM signs with hash_hmac), Python's standardwebhooks (the official library).
+# PHP (PERSCOM signs with hash_hmac), Java (Peoplelogic's JVM sample), and Python's
+# standardwebhooks (the official library).
 missing=()
 command -v ruby >/dev/null || missing+=(ruby)
 command -v php >/dev/null || missing+=(php-cli)
+command -v java >/dev/null || missing+=(default-jre-headless)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}" >&2
   as_root apt-get update -qq

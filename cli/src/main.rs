@@ -96,7 +96,18 @@ impl BodyArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => {
+            // --help and --version.
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            let _ = writeln!(io::stderr(), "{}", one_line(&error.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
     match run(cli.command) {
         Ok(code) => code,
         // `okr-webhooks normalize ... | head`: the reader left; nothing to report.
@@ -180,6 +191,16 @@ fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A clap error's message without its usage block, on one line.
+fn one_line(rendered: &str) -> String {
+    rendered
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

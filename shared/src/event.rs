@@ -75,3 +75,6 @@ pub struct Change<T> {
     /// After, when known.
     pub current: Option<T>,
 }
+
+/// `schema/event.v1.json`, the JSON Schema (draft 2020-12) of [`Event`].
+pub const JSON_SCHEMA_V1: &str = include_str!("../../schema/event.v1.json");
