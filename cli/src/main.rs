@@ -66,6 +66,36 @@ enum Command {
         #[arg(long, value_parser = parse_time)]
         received_at: Option<OffsetDateTime>,
     },
+    /// Print an API Gateway HTTP API (payload 2.0) request event for the body, signed
+    /// when --secret is given: input for `cargo lambda invoke ingest --data-file`.
+    ApigwRequest {
+        #[command(flatten)]
+        delivery: BodyArgs,
+        /// Sign with this secret (omit for an unsigned request).
+        #[arg(long, env = "OKR_WEBHOOKS_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// Standard Webhooks: the webhook-id (default: a random msg_... id).
+        #[arg(long)]
+        id: Option<String>,
+        /// Standard Webhooks: the webhook-timestamp in Unix seconds (default: now).
+        #[arg(long)]
+        timestamp: Option<i64>,
+        /// The HTTP method.
+        #[arg(long, default_value = "POST")]
+        method: http::Method,
+        /// The path's source segment, when it should differ from --source.
+        #[arg(long)]
+        path_source: Option<String>,
+        /// Send the body base64-encoded (`isBase64Encoded: true`).
+        #[arg(long)]
+        base64: bool,
+        /// The raw query string.
+        #[arg(long, default_value = "")]
+        query: String,
+        /// An extra request header as `Name: value`; repeat for several.
+        #[arg(long = "header", short = 'H', value_parser = parse_header)]
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +208,51 @@ fn run(command: Command) -> Result<ExitCode> {
                 }
             }
         }
+        Command::ApigwRequest {
+            delivery,
+            secret,
+            id,
+            timestamp,
+            method,
+            path_source,
+            base64,
+            query,
+            headers,
+        } => {
+            let body = delivery.read_body()?;
+            let mut all_headers = vec![
+                ("content-type".to_owned(), "application/json".to_owned()),
+                (
+                    "user-agent".to_owned(),
+                    format!("{}-webhooks", delivery.source),
+                ),
+            ];
+            if let Some(secret) = secret {
+                let id = id.unwrap_or_else(random_message_id);
+                let timestamp =
+                    timestamp.unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp());
+                let signed = sign(
+                    delivery.source,
+                    &SigningSecret::new(secret),
+                    &body,
+                    &id,
+                    timestamp,
+                )?;
+                all_headers.extend(
+                    signed
+                        .into_iter()
+                        .map(|(name, value)| (name.to_ascii_lowercase(), value)),
+                );
+            }
+            for (name, value) in headers {
+                all_headers.push((name.as_str().to_owned(), value.to_str()?.to_owned()));
+            }
+            let source = path_source.unwrap_or_else(|| delivery.source.to_string());
+            let event = apigw_request(&method, &source, &query, &all_headers, &body, base64)?;
+            serde_json::to_writer_pretty(&mut out, &event)?;
+            writeln!(out)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Normalize {
             delivery,
             headers,
@@ -191,6 +266,57 @@ fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// An API Gateway HTTP API payload 2.0 request event, shaped like the ones AWS sends.
+fn apigw_request(
+    method: &http::Method,
+    source: &str,
+    query: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    base64: bool,
+) -> Result<serde_json::Value> {
+    use base64::Engine;
+    let body = match base64 {
+        true => base64::engine::general_purpose::STANDARD.encode(body),
+        false => {
+            String::from_utf8(body.to_vec()).context("a body that is not UTF-8 needs --base64")?
+        }
+    };
+    let path = format!("/webhooks/{source}");
+    let now = OffsetDateTime::now_utc();
+    let mut event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": "POST /webhooks/{source}",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str()))).collect::<serde_json::Map<String, serde_json::Value>>(),
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "okrwebhooks",
+            "domainName": "okrwebhooks.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "okrwebhooks",
+            "http": {
+                "method": method.as_str(),
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.10",
+                "userAgent": format!("{source}-webhooks"),
+            },
+            "requestId": format!("req-{}", &random_message_id()[4..16]),
+            "routeKey": "POST /webhooks/{source}",
+            "stage": "$default",
+            "time": now.format(&time::format_description::well_known::Rfc2822)?,
+            "timeEpoch": now.unix_timestamp() * 1000,
+        },
+        "pathParameters": {"source": source},
+        "isBase64Encoded": base64,
+    });
+    if !body.is_empty() {
+        event["body"] = body.into();
+    }
+    Ok(event)
 }
 
 /// A clap error's message without its usage block, on one line.

@@ -2,11 +2,19 @@
 //! shape, and route them to Slack, a data warehouse and progress alerts.
 //!
 //! This crate holds all the logic; the Lambda functions and the `okr-webhooks` command
-//! are thin wiring around it.
+//! are thin wiring around it. Each outside thing is a small trait (port) with an AWS
+//! adapter and an in-memory one: [`secrets::SecretStore`], [`queue::EventQueue`],
+//! [`metrics::MetricsSink`].
 
+pub mod config;
 pub mod event;
+pub mod ingest;
+pub mod metrics;
 pub mod normalize;
+pub mod queue;
+pub mod routing;
 pub mod secret;
+pub mod secrets;
 pub mod signature;
 pub mod source;
 

@@ -1,0 +1,57 @@
+//! Ingest Lambda: `POST /webhooks/{source}` behind an API Gateway HTTP API.
+//! Wiring only; the contract lives in `okr_webhooks::ingest`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_http::{Error, LambdaEvent, service_fn};
+use okr_webhooks::config::{IngestConfig, process_env};
+use okr_webhooks::ingest::{Ingest, apigw};
+use okr_webhooks::metrics::EmfStdout;
+use okr_webhooks::queue::sqs::SqsQueue;
+use okr_webhooks::secrets::SecretCache;
+use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
+use time::OffsetDateTime;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // JSON or text per AWS_LAMBDA_LOG_FORMAT, level per AWS_LAMBDA_LOG_LEVEL.
+    lambda_http::tracing::init_default_subscriber();
+    let config = IngestConfig::from_env(&process_env())?;
+
+    // Providers give up after a few seconds (PERSCOM: 3 s), so AWS calls must too.
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_millis(1500))
+        .operation_timeout(Duration::from_millis(2500))
+        .build();
+    let aws = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await;
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), config.queue_urls.clone());
+    if let Err(error) = queue.warm_up().await {
+        tracing::warn!(error = %error, "could not reach a queue during start-up");
+    }
+    let store =
+        SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws), &config.secret_id);
+    let ingest = Ingest::new(
+        SecretCache::new(Arc::new(store), config.secret_cache_ttl),
+        Arc::new(queue),
+        config.notify,
+        config.max_body_bytes,
+        Arc::new(EmfStdout),
+    );
+    ingest.warm_up().await;
+
+    let ingest = &ingest;
+    lambda_http::lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            Ok::<_, Error>(apigw::handle(ingest, event.payload, OffsetDateTime::now_utc()).await)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,102 @@
+//! Configuration from environment variables, read once at start. A missing or invalid
+//! variable stops start-up with its name.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::queue::sqs::QueueUrls;
+use crate::routing::{DEFAULT_NOTIFY_TYPES, NotifyRules};
+
+/// Default `MAX_BODY_BYTES`: 256 KiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// A variable that is missing or cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Required and not set (or empty).
+    #[error("missing environment variable {0}")]
+    Missing(&'static str),
+    /// Set, but not in the expected form.
+    #[error("environment variable {name} is invalid: expected {expected}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What it should hold.
+        expected: &'static str,
+    },
+}
+
+/// Reads variables through `lookup` (the process environment, or a map in tests).
+pub struct Env<F>(pub F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// A required variable.
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        (self.0)(name)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(ConfigError::Missing(name))
+    }
+
+    /// An optional variable parsed as `T`, or `default`.
+    pub fn parsed_or<T: FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+        expected: &'static str,
+    ) -> Result<T, ConfigError> {
+        match (self.0)(name).filter(|v| !v.trim().is_empty()) {
+            None => Ok(default),
+            Some(value) => value
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::Invalid { name, expected }),
+        }
+    }
+}
+
+/// The process environment.
+pub fn process_env() -> Env<impl Fn(&str) -> Option<String>> {
+    Env(|name: &str| std::env::var(name).ok())
+}
+
+/// The ingest function's configuration.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// `SIGNING_SECRET_ID`: the Secrets Manager secret (name or ARN) with the signing secrets.
+    pub secret_id: String,
+    /// `WAREHOUSE_QUEUE_URL`, `SLACK_QUEUE_URL`, `ALERTS_QUEUE_URL`.
+    pub queue_urls: QueueUrls,
+    /// `MAX_BODY_BYTES` (default 262144).
+    pub max_body_bytes: usize,
+    /// `SECRET_CACHE_TTL_SECONDS` (default 300).
+    pub secret_cache_ttl: Duration,
+    /// `SLACK_NOTIFY_TYPES` (default [`DEFAULT_NOTIFY_TYPES`]).
+    pub notify: NotifyRules,
+}
+
+impl IngestConfig {
+    /// Read every variable; the first missing or invalid one is the error.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(IngestConfig {
+            secret_id: env.required("SIGNING_SECRET_ID")?,
+            queue_urls: QueueUrls {
+                warehouse: env.required("WAREHOUSE_QUEUE_URL")?,
+                slack: env.required("SLACK_QUEUE_URL")?,
+                alerts: env.required("ALERTS_QUEUE_URL")?,
+            },
+            max_body_bytes: env.parsed_or(
+                "MAX_BODY_BYTES",
+                DEFAULT_MAX_BODY_BYTES,
+                "a number of bytes",
+            )?,
+            secret_cache_ttl: Duration::from_secs(env.parsed_or(
+                "SECRET_CACHE_TTL_SECONDS",
+                300,
+                "a number of seconds",
+            )?),
+            notify: NotifyRules::parse(
+                &(env.0)("SLACK_NOTIFY_TYPES").unwrap_or_else(|| DEFAULT_NOTIFY_TYPES.to_owned()),
+            ),
+        })
+    }
+}

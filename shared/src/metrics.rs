@@ -1,0 +1,105 @@
+//! Counters as CloudWatch Embedded Metric Format (EMF) lines: one JSON line per request
+//! on stdout, which CloudWatch Logs turns into metrics without an API call.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use crate::source::Source;
+
+/// The CloudWatch namespace of every metric.
+pub const NAMESPACE: &str = "OkrWebhooks";
+
+/// What one ingest request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestRecord {
+    /// The source, when the route named a known one.
+    pub source: Option<Source>,
+    /// `accepted`, or the error code of the answer (`invalid_signature`, ...).
+    pub reason: &'static str,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// Queue sends that failed.
+    pub enqueue_failures: usize,
+}
+
+/// Where ingest records go: EMF on stdout in Lambda, memory in tests.
+pub trait MetricsSink: Send + Sync {
+    /// Record one request.
+    fn ingest(&self, record: &IngestRecord);
+}
+
+/// The EMF line for `record`: metrics Received, Accepted, Rejected (4xx), Unavailable
+/// (503) and EnqueueFailures, by Service and by Service and Reason.
+pub fn emf_line(record: &IngestRecord, at: OffsetDateTime) -> String {
+    let rejected = (400..500).contains(&record.status);
+    let unavailable = record.status >= 500;
+    let metrics = [
+        "Received",
+        "Accepted",
+        "Rejected",
+        "Unavailable",
+        "EnqueueFailures",
+    ]
+    .map(|name| json!({"Name": name, "Unit": "Count"}));
+    let mut line = Map::new();
+    line.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": at.unix_timestamp_nanos() / 1_000_000,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Service"], ["Service", "Reason"]],
+                "Metrics": metrics,
+            }],
+        }),
+    );
+    line.insert("Service".into(), "ingest".into());
+    line.insert("Reason".into(), record.reason.into());
+    if let Some(source) = record.source {
+        line.insert("Source".into(), source.as_str().into());
+    }
+    line.insert("Received".into(), 1.into());
+    line.insert(
+        "Accepted".into(),
+        u8::from(record.reason == "accepted").into(),
+    );
+    line.insert("Rejected".into(), u8::from(rejected).into());
+    line.insert("Unavailable".into(), u8::from(unavailable).into());
+    line.insert("EnqueueFailures".into(), record.enqueue_failures.into());
+    Value::Object(line).to_string()
+}
+
+/// Writes EMF lines to stdout.
+#[derive(Debug, Default)]
+pub struct EmfStdout;
+
+impl MetricsSink for EmfStdout {
+    fn ingest(&self, record: &IngestRecord) {
+        let line = emf_line(record, OffsetDateTime::now_utc());
+        // A closed stdout must not fail the request.
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
+}
+
+/// Keeps records in memory, for tests.
+#[derive(Debug, Default)]
+pub struct MemoryMetrics(Mutex<Vec<IngestRecord>>);
+
+impl MemoryMetrics {
+    /// Every record so far.
+    pub fn records(&self) -> Vec<IngestRecord> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl MetricsSink for MemoryMetrics {
+    fn ingest(&self, record: &IngestRecord) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record.clone());
+    }
+}

@@ -1,0 +1,94 @@
+//! The event queue port: one queue per consumer (DESIGN.md, "Data flow").
+
+pub mod memory;
+pub mod sqs;
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::event::Event;
+
+/// A consumer with its own queue (and its own dead-letter queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Consumer {
+    /// Every event, into the data warehouse.
+    Warehouse,
+    /// Events with a notification rule, to Slack.
+    Slack,
+    /// Events that carry progress or status, to the progress alerts.
+    Alerts,
+}
+
+impl Consumer {
+    /// Every consumer.
+    pub const ALL: [Consumer; 3] = [Consumer::Warehouse, Consumer::Slack, Consumer::Alerts];
+
+    /// The consumer's name in configuration, logs and the `dlq` command.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consumer::Warehouse => "warehouse",
+            Consumer::Slack => "slack",
+            Consumer::Alerts => "alerts",
+        }
+    }
+}
+
+impl fmt::Display for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One normalized event as it travels on a queue: the event's JSON as the body, and
+/// its id, source and type as attributes so consumers and operators can filter without
+/// parsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    /// `Event::id`.
+    pub event_id: String,
+    /// `Event::source`.
+    pub source: String,
+    /// `Event::event_type`.
+    pub event_type: String,
+    /// The event as JSON.
+    pub body: String,
+}
+
+impl QueueMessage {
+    /// The message for `event`.
+    pub fn from_event(event: &Event) -> Result<Self, serde_json::Error> {
+        Ok(QueueMessage {
+            event_id: event.id.clone(),
+            source: event.source.as_str().to_owned(),
+            event_type: event.event_type.clone(),
+            body: serde_json::to_string(event)?,
+        })
+    }
+}
+
+/// What a queue says about an accepted message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// The queue already held this event id (queues that cannot tell say false;
+    /// consumers remove duplicates by event id either way).
+    pub duplicate: bool,
+}
+
+/// A send that did not durably store the message.
+#[derive(Debug, thiserror::Error)]
+#[error("sending to the {consumer} queue failed")]
+pub struct QueueError {
+    /// The queue that failed.
+    pub consumer: Consumer,
+    /// Why.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// Durable queues, one per consumer. `send` returns only once the message is stored.
+#[async_trait]
+pub trait EventQueue: Send + Sync {
+    /// Store `message` on `consumer`'s queue.
+    async fn send(&self, consumer: Consumer, message: &QueueMessage) -> Result<Sent, QueueError>;
+}

@@ -1,0 +1,58 @@
+//! Which consumer queues an event goes to.
+
+use wildmatch::WildMatch;
+
+use crate::event::Event;
+use crate::queue::Consumer;
+
+/// The event types that notify Slack by default.
+pub const DEFAULT_NOTIFY_TYPES: &str = "objective.completed,key_result.progress_updated,\
+employee.created,employee.terminated,award_record.created,rank_record.created,\
+qualification_record.created";
+
+/// Which event types get a Slack message: glob patterns over `type`
+/// (`objective.*`, `*.completed`), set by `SLACK_NOTIFY_TYPES` as a comma-separated list.
+#[derive(Debug, Clone)]
+pub struct NotifyRules {
+    patterns: Vec<String>,
+}
+
+impl NotifyRules {
+    /// Rules from a comma-separated list of glob patterns; blanks are ignored.
+    pub fn parse(list: &str) -> Self {
+        NotifyRules {
+            patterns: list
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+
+    /// Whether events of `event_type` notify.
+    pub fn matches(&self, event_type: &str) -> bool {
+        self.patterns
+            .iter()
+            .any(|pattern| WildMatch::new(pattern).matches(event_type))
+    }
+}
+
+impl Default for NotifyRules {
+    fn default() -> Self {
+        NotifyRules::parse(DEFAULT_NOTIFY_TYPES)
+    }
+}
+
+/// The queues `event` goes to: the warehouse gets every event; Slack those with a
+/// notification rule; the alerts those that carry progress or status.
+pub fn route(event: &Event, rules: &NotifyRules) -> Vec<Consumer> {
+    let mut consumers = vec![Consumer::Warehouse];
+    if rules.matches(&event.event_type) {
+        consumers.push(Consumer::Slack);
+    }
+    if event.progress.is_some() || event.status.is_some() {
+        consumers.push(Consumer::Alerts);
+    }
+    consumers
+}

@@ -1,0 +1,192 @@
+//! Signing secrets: the one JSON secret (DESIGN.md, "Secrets"), the port that fetches
+//! it, and the cache that keeps Secrets Manager calls few.
+
+pub mod memory;
+pub mod secrets_manager;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::secret::SigningSecret;
+use crate::source::Source;
+
+/// How long fetched secrets are used before they are fetched again.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
+/// After a failed verification the secrets are refetched at most this often, so a
+/// flood of forged requests costs at most one Secrets Manager call per interval.
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Every source's signing secrets. `Debug` shows sources and counts, never values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SigningSecrets(BTreeMap<Source, Vec<SigningSecret>>);
+
+impl SigningSecrets {
+    /// Parse the secret document:
+    /// `{"peoplelogic": "YWJj...", "peopleforce": ["new", "old"], ...}`. A value is a
+    /// string or a list of strings (rotation). Names that are not a source are ignored
+    /// with a warning, so a typo leaves that source without a secret (it then accepts
+    /// nothing) rather than taking every source down.
+    pub fn parse(document: &str) -> Result<Self, SecretsError> {
+        let Ok(Value::Object(entries)) = serde_json::from_str::<Value>(document) else {
+            return Err(SecretsError::Invalid(
+                "the secret is not a JSON object".into(),
+            ));
+        };
+        let mut secrets = BTreeMap::new();
+        for (name, value) in entries {
+            let Ok(source) = Source::from_str(&name) else {
+                tracing::warn!(name = %name, "ignoring a signing secret for an unknown source");
+                continue;
+            };
+            let values = match value {
+                Value::String(one) => vec![one],
+                Value::Array(many) => many
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::String(s) => Ok(s),
+                        _ => Err(()),
+                    })
+                    .collect::<Result<Vec<_>, ()>>()
+                    .map_err(|()| {
+                        SecretsError::Invalid(format!("{source}: a list must hold only strings"))
+                    })?,
+                _ => {
+                    return Err(SecretsError::Invalid(format!(
+                        "{source}: expected a string or a list of strings"
+                    )));
+                }
+            };
+            secrets.insert(source, values.into_iter().map(SigningSecret::new).collect());
+        }
+        Ok(SigningSecrets(secrets))
+    }
+
+    /// Secrets given directly (tests, local mode).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (Source, &'a str)>) -> Self {
+        let mut secrets: BTreeMap<Source, Vec<SigningSecret>> = BTreeMap::new();
+        for (source, value) in pairs {
+            secrets
+                .entry(source)
+                .or_default()
+                .push(SigningSecret::new(value));
+        }
+        SigningSecrets(secrets)
+    }
+
+    /// The secrets of `source`; empty when it has none (it then accepts nothing).
+    pub fn for_source(&self, source: Source) -> &[SigningSecret] {
+        self.0.get(&source).map(Vec::as_slice).unwrap_or_default()
+    }
+}
+
+/// Why secrets could not be had. The texts never carry a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    /// The store did not answer (network, permissions, throttling).
+    #[error("the secret store is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The secret exists but is not in the documented format.
+    #[error("the signing secret is malformed: {0}")]
+    Invalid(String),
+}
+
+/// Where signing secrets come from: Secrets Manager in AWS, a file locally, memory in tests.
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// Read the current secrets.
+    async fn fetch(&self) -> Result<SigningSecrets, SecretsError>;
+}
+
+/// Secrets cached with a TTL, refetched early (at most once per interval) when a
+/// signature fails, and kept serving when a refresh fails.
+pub struct SecretCache {
+    store: Arc<dyn SecretStore>,
+    ttl: Duration,
+    refetch_interval: Duration,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    value: Option<Arc<SigningSecrets>>,
+    /// When `value` should be fetched again.
+    refresh_at: Option<Instant>,
+    /// The last refetch caused by a failed verification.
+    last_forced: Option<Instant>,
+}
+
+impl SecretCache {
+    /// A cache over `store` with the given TTL and the default refetch interval.
+    pub fn new(store: Arc<dyn SecretStore>, ttl: Duration) -> Self {
+        SecretCache {
+            store,
+            ttl,
+            refetch_interval: REFETCH_INTERVAL,
+            state: Mutex::default(),
+        }
+    }
+
+    /// The current secrets: cached while fresh; fetched when stale. When a fetch fails
+    /// the stale value keeps serving (and the next try waits an interval); with nothing
+    /// cached the error is returned.
+    pub async fn current(&self) -> Result<Arc<SigningSecrets>, SecretsError> {
+        let mut state = self.state.lock().await;
+        let now = Instant::now();
+        if let (Some(value), Some(refresh_at)) = (&state.value, state.refresh_at)
+            && now < refresh_at
+        {
+            return Ok(Arc::clone(value));
+        }
+        match self.store.fetch().await {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                state.value = Some(Arc::clone(&fresh));
+                state.refresh_at = Some(now + self.ttl);
+                Ok(fresh)
+            }
+            Err(error) => match state.value.clone() {
+                Some(stale) => {
+                    tracing::warn!(error = %error, "secret refresh failed; serving the cached secrets");
+                    state.refresh_at = Some(now + self.refetch_interval.min(self.ttl));
+                    Ok(stale)
+                }
+                None => Err(error),
+            },
+        }
+    }
+
+    /// After a signature failed: fetch again unless that was done within the refetch
+    /// interval. Returns the new secrets when they differ from the cached ones, so the
+    /// caller verifies once more only when that can change the answer.
+    pub async fn refresh_after_failure(&self) -> Option<Arc<SigningSecrets>> {
+        let mut state = self.state.lock().await;
+        let now = Instant::now();
+        if state
+            .last_forced
+            .is_some_and(|last| now < last + self.refetch_interval)
+        {
+            return None;
+        }
+        state.last_forced = Some(now);
+        match self.store.fetch().await {
+            Ok(fresh) => {
+                let changed = state.value.as_deref() != Some(&fresh);
+                let fresh = Arc::new(fresh);
+                state.value = Some(Arc::clone(&fresh));
+                state.refresh_at = Some(now + self.ttl);
+                changed.then_some(fresh)
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "secret refetch after a failed signature failed");
+                None
+            }
+        }
+    }
+}
