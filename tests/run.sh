@@ -19,8 +19,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-python3 -c 'import standardwebhooks' 2>/dev/null ||
-  python3 -m pip install --quiet --disable-pip-version-check 'standardwebhooks==1.1.0'
+# moto: a local AWS API server (SQS, Secrets Manager) for the AWS adapters' tests, which
+# start it themselves.
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+  'standardwebhooks==1.1.0' 'moto[server]==5.2.5'
+export AWS_EC2_METADATA_DISABLED=true
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 
 cargo fmt --all -- --check

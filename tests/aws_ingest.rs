@@ -1,0 +1,352 @@
+//! The ingest handler with its AWS adapters against moto: Secrets Manager for the
+//! signing secrets, SQS for the consumer queues.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_sdk_secretsmanager::Client as SecretsClient;
+use aws_sdk_sqs::Client as SqsClient;
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use okr_webhooks::Event;
+use okr_webhooks::ingest::{Ingest, apigw};
+use okr_webhooks::metrics::MemoryMetrics;
+use okr_webhooks::queue::Consumer;
+use okr_webhooks::queue::sqs::{QueueUrls, SqsQueue};
+use okr_webhooks::routing::NotifyRules;
+use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
+use okr_webhooks::secrets::{SecretCache, SecretStore, SecretsError, SigningSecrets};
+use okr_webhooks_tests::{Moto, unique};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// When the Standard Webhooks sample was signed (events/ingest/generate.sh).
+const STANDARD_SIGNED_AT: i64 = 1_767_225_600;
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(STANDARD_SIGNED_AT + 5).unwrap()
+}
+
+fn sample(name: &str) -> ApiGatewayV2httpRequest {
+    let path = format!("{}/../events/ingest/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn test_secret_document() -> String {
+    std::fs::read_to_string(format!(
+        "{}/../events/secrets.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// Counts the fetches that reach Secrets Manager.
+struct Counting<S> {
+    inner: S,
+    fetches: AtomicUsize,
+}
+
+#[async_trait]
+impl<S: SecretStore> SecretStore for Counting<S> {
+    async fn fetch(&self) -> Result<SigningSecrets, SecretsError> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        self.inner.fetch().await
+    }
+}
+
+struct Stack {
+    _moto: Moto,
+    sqs: SqsClient,
+    secrets: SecretsClient,
+    secret_id: String,
+    urls: QueueUrls,
+}
+
+async fn stack() -> Stack {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let sqs = SqsClient::new(&config);
+    let secrets = SecretsClient::new(&config);
+    let secret_id = unique("okr-webhooks-signing");
+    secrets
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(test_secret_document())
+        .send()
+        .await
+        .unwrap();
+    let mut urls = Vec::new();
+    for consumer in Consumer::ALL {
+        let url = sqs
+            .create_queue()
+            .queue_name(unique(consumer.as_str()))
+            .send()
+            .await
+            .unwrap();
+        urls.push(url.queue_url().unwrap().to_owned());
+    }
+    let urls = QueueUrls {
+        warehouse: urls[0].clone(),
+        slack: urls[1].clone(),
+        alerts: urls[2].clone(),
+    };
+    Stack {
+        _moto: moto,
+        sqs,
+        secrets,
+        secret_id,
+        urls,
+    }
+}
+
+impl Stack {
+    fn store(&self) -> Arc<Counting<SecretsManagerStore>> {
+        Arc::new(Counting {
+            inner: SecretsManagerStore::new(self.secrets.clone(), &self.secret_id),
+            fetches: AtomicUsize::new(0),
+        })
+    }
+
+    fn ingest(&self, store: Arc<dyn SecretStore>, urls: QueueUrls) -> Ingest {
+        Ingest::new(
+            SecretCache::new(store, Duration::from_secs(300)),
+            Arc::new(SqsQueue::new(self.sqs.clone(), urls)),
+            NotifyRules::default(),
+            256 * 1024,
+            Arc::new(MemoryMetrics::default()),
+        )
+    }
+
+    /// Every message on `url` (received, so gone from the queue for the visibility
+    /// timeout), with its `event_id`, `source` and `type` attributes.
+    async fn drain(&self, url: &str) -> Vec<(Event, [String; 3])> {
+        let mut all = Vec::new();
+        loop {
+            let output = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .visibility_timeout(300)
+                .send()
+                .await
+                .unwrap();
+            let messages = output.messages();
+            if messages.is_empty() {
+                return all;
+            }
+            for message in messages {
+                let event: Event = serde_json::from_str(message.body().unwrap()).unwrap();
+                let attribute = |name: &str| {
+                    message.message_attributes().unwrap()[name]
+                        .string_value()
+                        .unwrap()
+                        .to_owned()
+                };
+                all.push((
+                    event,
+                    [
+                        attribute("event_id"),
+                        attribute("source"),
+                        attribute("type"),
+                    ],
+                ));
+            }
+        }
+    }
+}
+
+async fn send(
+    ingest: &Ingest,
+    name: &str,
+) -> (
+    u16,
+    Value,
+    aws_lambda_events::apigw::ApiGatewayV2httpResponse,
+) {
+    let response = apigw::handle(ingest, sample(name), now()).await;
+    let Some(aws_lambda_events::encodings::Body::Text(text)) = &response.body else {
+        panic!("no body")
+    };
+    (
+        response.status_code as u16,
+        serde_json::from_str(text).unwrap(),
+        response,
+    )
+}
+
+#[tokio::test]
+async fn valid_deliveries_land_in_the_right_queues_and_rejected_ones_nowhere() {
+    let stack = stack().await;
+    let store = stack.store();
+    let ingest = stack.ingest(store.clone(), stack.urls.clone());
+    SqsQueue::new(stack.sqs.clone(), stack.urls.clone())
+        .warm_up()
+        .await
+        .unwrap();
+
+    // Rejected deliveries first: nothing may reach any queue.
+    for (name, status) in [
+        ("tampered-body.json", 401),
+        ("missing-header.json", 401),
+        ("invalid-base64.json", 400),
+        ("signed-not-json.json", 400),
+        ("perscom-get.json", 405),
+        ("unknown-source.json", 404),
+        ("oversize-body.json", 413),
+    ] {
+        assert_eq!(send(&ingest, name).await.0, status, "{name}");
+    }
+    for url in [&stack.urls.warehouse, &stack.urls.slack, &stack.urls.alerts] {
+        assert!(
+            stack.drain(url).await.is_empty(),
+            "a 4xx left a message on {url}"
+        );
+    }
+    // The secret was read from Secrets Manager (once, plus one refetch for the tampered body).
+    assert_eq!(store.fetches.load(Ordering::SeqCst), 2);
+
+    let mut accepted = Vec::new();
+    for name in [
+        "peoplelogic.json",
+        "peopleforce.json",
+        "peopleforce-base64.json",
+        "perscom.json",
+        "standard.json",
+    ] {
+        let (status, body, _) = send(&ingest, name).await;
+        assert_eq!(status, 202, "{name}: {body}");
+        accepted.push((name, body["event_id"].as_str().unwrap().to_owned()));
+    }
+    let warehouse = stack.drain(&stack.urls.warehouse).await;
+    let slack = stack.drain(&stack.urls.slack).await;
+    let alerts = stack.drain(&stack.urls.alerts).await;
+    let ids = |messages: &[(Event, [String; 3])]| {
+        let mut ids: Vec<String> = messages.iter().map(|(event, _)| event.id.clone()).collect();
+        ids.sort();
+        ids
+    };
+    let id_of = |name: &str| accepted.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    let mut all: Vec<String> = accepted.iter().map(|(_, id)| id.clone()).collect();
+    all.sort();
+    assert_eq!(ids(&warehouse), all, "the warehouse gets every event");
+    let mut notable = vec![
+        id_of("peoplelogic.json"),
+        id_of("peopleforce.json"),
+        id_of("peopleforce-base64.json"),
+        id_of("standard.json"),
+    ];
+    notable.sort();
+    assert_eq!(ids(&slack), notable, "Slack gets the events with a rule");
+    let mut progress = vec![id_of("peoplelogic.json"), id_of("standard.json")];
+    progress.sort();
+    assert_eq!(
+        ids(&alerts),
+        progress,
+        "alerts get events with progress or status"
+    );
+
+    for (event, [event_id, source, event_type]) in warehouse.iter().chain(&slack).chain(&alerts) {
+        assert_eq!(event_id, &event.id);
+        assert_eq!(source, event.source.as_str());
+        assert_eq!(event_type, &event.event_type);
+    }
+    let types: Vec<&str> = warehouse
+        .iter()
+        .map(|(e, _)| e.event_type.as_str())
+        .collect();
+    for expected in [
+        "objective.completed",
+        "employee.created",
+        "employee.terminated",
+        "rank_record.updated",
+        "key_result.progress_updated",
+    ] {
+        assert!(types.contains(&expected), "{types:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_queue_gives_503_and_never_a_2xx() {
+    let stack = stack().await;
+    let mut urls = stack.urls.clone();
+    urls.slack = format!(
+        "{}/123456789012/{}",
+        stack._moto.url,
+        unique("no-such-queue")
+    );
+    assert!(
+        SqsQueue::new(stack.sqs.clone(), urls.clone())
+            .warm_up()
+            .await
+            .is_err()
+    );
+    let ingest = stack.ingest(stack.store(), urls);
+
+    // Routed to Slack: 503, asked to retry.
+    let (status, body, response) = send(&ingest, "peopleforce.json").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "enqueue_failed");
+    assert_eq!(response.headers["retry-after"], "30");
+    // Not routed to Slack: the missing queue does not matter.
+    assert_eq!(send(&ingest, "perscom.json").await.0, 202);
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_picked_up_with_at_most_one_refetch_per_interval() {
+    let stack = stack().await;
+    // Start with only an old PERSCOM secret.
+    stack
+        .secrets
+        .put_secret_value()
+        .secret_id(&stack.secret_id)
+        .secret_string(r#"{"perscom": "old-secret"}"#)
+        .send()
+        .await
+        .unwrap();
+    let store = stack.store();
+    let ingest = stack.ingest(store.clone(), stack.urls.clone());
+    ingest.warm_up().await;
+    assert_eq!(store.fetches.load(Ordering::SeqCst), 1);
+
+    // Rotate to the test secrets: the next good delivery is accepted after one refetch.
+    stack
+        .secrets
+        .put_secret_value()
+        .secret_id(&stack.secret_id)
+        .secret_string(test_secret_document())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(send(&ingest, "perscom.json").await.0, 202);
+    assert_eq!(store.fetches.load(Ordering::SeqCst), 2);
+
+    // A flood of bad signatures within the 30 s interval: no more Secrets Manager calls.
+    for _ in 0..40 {
+        assert_eq!(send(&ingest, "tampered-body.json").await.0, 401);
+    }
+    assert_eq!(store.fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(send(&ingest, "peopleforce.json").await.0, 202);
+}
+
+#[tokio::test]
+async fn a_secret_that_is_not_json_is_503_not_a_crash() {
+    let stack = stack().await;
+    stack
+        .secrets
+        .put_secret_value()
+        .secret_id(&stack.secret_id)
+        .secret_string("peopleforce=pf-test-secret")
+        .send()
+        .await
+        .unwrap();
+    let ingest = stack.ingest(stack.store(), stack.urls.clone());
+    let (status, body, _) = send(&ingest, "peopleforce.json").await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"], "secrets_unavailable");
+    assert!(!body.to_string().contains("pf-test-secret"));
+}
