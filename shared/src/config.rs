@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::queue::sqs::QueueUrls;
 use crate::routing::{DEFAULT_NOTIFY_TYPES, NotifyRules};
+use crate::warehouse::WarehouseUrl;
 
 /// Default `MAX_BODY_BYTES`: 256 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
@@ -98,5 +99,24 @@ impl IngestConfig {
                 &(env.0)("SLACK_NOTIFY_TYPES").unwrap_or_else(|| DEFAULT_NOTIFY_TYPES.to_owned()),
             ),
         })
+    }
+}
+
+/// The warehouse sink's configuration.
+#[derive(Debug, Clone)]
+pub struct WarehouseConfig {
+    /// `WAREHOUSE_URL`: `s3://bucket/prefix` or a local directory.
+    pub url: WarehouseUrl,
+}
+
+impl WarehouseConfig {
+    /// Read every variable; the first missing or invalid one is the error.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let url = env.required("WAREHOUSE_URL")?;
+        let url = url.parse().map_err(|expected| ConfigError::Invalid {
+            name: "WAREHOUSE_URL",
+            expected,
+        })?;
+        Ok(WarehouseConfig { url })
     }
 }

@@ -84,3 +84,74 @@ pub fn unique(prefix: &str) -> String {
         NEXT.fetch_add(1, Ordering::SeqCst)
     )
 }
+
+/// The behaviour every idempotency store must have; each adapter's test runs it.
+pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::IdempotencyStore) {
+    use okr_webhooks::idempotency::Claim;
+    use time::macros::datetime;
+
+    let t0 = datetime!(2026-11-20 09:00 UTC);
+    let hold = Duration::from_secs(60);
+    let keep = Duration::from_secs(24 * 3600);
+    let secs = |n: u64| Duration::from_secs(n);
+
+    // First call proceeds; a second while it runs sees in-progress.
+    let key = unique("evt");
+    assert_eq!(store.begin(&key, t0, hold).await.unwrap(), Claim::Proceed);
+    assert_eq!(
+        store.begin(&key, t0 + secs(1), hold).await.unwrap(),
+        Claim::InProgress
+    );
+    // Completed: a later call sees completed, and release does not undo it.
+    store.complete(&key, t0 + secs(2), keep).await.unwrap();
+    assert_eq!(
+        store.begin(&key, t0 + secs(3600), hold).await.unwrap(),
+        Claim::Completed
+    );
+    store.release(&key).await.unwrap();
+    assert_eq!(
+        store.begin(&key, t0 + secs(7200), hold).await.unwrap(),
+        Claim::Completed
+    );
+    // After the window the record is expired: the event may proceed again.
+    assert_eq!(
+        store.begin(&key, t0 + secs(2) + keep, hold).await.unwrap(),
+        Claim::Proceed
+    );
+
+    // A claim whose holder crashed lapses after `hold`.
+    let crashed = unique("evt");
+    assert_eq!(
+        store.begin(&crashed, t0, hold).await.unwrap(),
+        Claim::Proceed
+    );
+    assert_eq!(
+        store.begin(&crashed, t0 + secs(59), hold).await.unwrap(),
+        Claim::InProgress
+    );
+    assert_eq!(
+        store.begin(&crashed, t0 + secs(61), hold).await.unwrap(),
+        Claim::Proceed
+    );
+
+    // Released after a failure: the retry proceeds at once.
+    let failed = unique("evt");
+    assert_eq!(
+        store.begin(&failed, t0, hold).await.unwrap(),
+        Claim::Proceed
+    );
+    store.release(&failed).await.unwrap();
+    assert_eq!(
+        store.begin(&failed, t0 + secs(1), hold).await.unwrap(),
+        Claim::Proceed
+    );
+
+    // Truly concurrent claims: exactly one proceeds.
+    for _ in 0..5 {
+        let raced = unique("evt");
+        let (a, b) = tokio::join!(store.begin(&raced, t0, hold), store.begin(&raced, t0, hold));
+        let mut claims = [a.unwrap(), b.unwrap()];
+        claims.sort_by_key(|c| *c != Claim::Proceed);
+        assert_eq!(claims, [Claim::Proceed, Claim::InProgress]);
+    }
+}

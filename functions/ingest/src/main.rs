@@ -34,7 +34,7 @@ async fn main() -> Result<(), Error> {
         .await;
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), config.queue_urls.clone());
     if let Err(error) = queue.warm_up().await {
-        tracing::warn!(error = %error, "could not reach a queue during start-up");
+        tracing::warn!(error = %okr_webhooks::error_chain(&error), "could not reach a queue during start-up");
     }
     let store =
         SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws), &config.secret_id);

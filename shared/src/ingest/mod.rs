@@ -160,7 +160,7 @@ impl Ingest {
     /// logged and retried by the first delivery.
     pub async fn warm_up(&self) {
         if let Err(error) = self.secrets.current().await {
-            tracing::warn!(error = %error, "could not prefetch the signing secrets");
+            tracing::warn!(error = %crate::error_chain(&error), "could not prefetch the signing secrets");
         }
     }
 
@@ -255,7 +255,7 @@ impl Ingest {
         let headers = request.headers;
 
         let secrets = self.secrets.current().await.map_err(|error| {
-            tracing::error!(error = %error, "signing secrets unavailable");
+            tracing::error!(error = %crate::error_chain(&error), "signing secrets unavailable");
             Rejection::SecretsUnavailable
         })?;
         if let Err(error) = verify(source, secrets.for_source(source), &headers, &body, now) {
@@ -297,8 +297,7 @@ impl Ingest {
                     tracing::error!(
                         event_id = %event.id,
                         consumer = %error.consumer,
-                        error = %error,
-                        cause = %error.source,
+                        error = %crate::error_chain(&error),
                         "enqueue failed"
                     );
                 }

@@ -8,16 +8,15 @@ use async_trait::async_trait;
 
 use super::{SecretStore, SecretsError, SigningSecrets};
 
-/// Holds a document (or an outage) and counts how often it was fetched.
-#[derive(Default)]
-pub struct MemorySecretStore {
-    value: Mutex<Option<SigningSecrets>>,
+/// Holds a value (or an outage) and counts how often it was fetched.
+pub struct MemorySecretStore<T = SigningSecrets> {
+    value: Mutex<Option<T>>,
     fetches: AtomicUsize,
 }
 
-impl MemorySecretStore {
+impl<T> MemorySecretStore<T> {
     /// A store holding `secrets`.
-    pub fn new(secrets: SigningSecrets) -> Self {
+    pub fn new(secrets: T) -> Self {
         MemorySecretStore {
             value: Mutex::new(Some(secrets)),
             fetches: AtomicUsize::new(0),
@@ -25,7 +24,7 @@ impl MemorySecretStore {
     }
 
     /// Replace the value (rotation); `None` makes every fetch fail.
-    pub fn set(&self, secrets: Option<SigningSecrets>) {
+    pub fn set(&self, secrets: Option<T>) {
         *self.value.lock().unwrap_or_else(|e| e.into_inner()) = secrets;
     }
 
@@ -36,8 +35,8 @@ impl MemorySecretStore {
 }
 
 #[async_trait]
-impl SecretStore for MemorySecretStore {
-    async fn fetch(&self) -> Result<SigningSecrets, SecretsError> {
+impl<T: Clone + Send + Sync> SecretStore<T> for MemorySecretStore<T> {
+    async fn fetch(&self) -> Result<T, SecretsError> {
         self.fetches.fetch_add(1, Ordering::SeqCst);
         self.value
             .lock()

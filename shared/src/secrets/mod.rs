@@ -93,50 +93,66 @@ pub enum SecretsError {
     #[error("the secret store is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The secret exists but is not in the documented format.
-    #[error("the signing secret is malformed: {0}")]
+    #[error("the secret is malformed: {0}")]
     Invalid(String),
 }
 
-/// Where signing secrets come from: Secrets Manager in AWS, a file locally, memory in tests.
-#[async_trait]
-pub trait SecretStore: Send + Sync {
-    /// Read the current secrets.
-    async fn fetch(&self) -> Result<SigningSecrets, SecretsError>;
+/// A value kept in a secret, read from the secret's text.
+pub trait FromSecret: Sized {
+    /// Parse the secret's text. Errors must not quote it.
+    fn from_secret(text: &str) -> Result<Self, SecretsError>;
 }
 
-/// Secrets cached with a TTL, refetched early (at most once per interval) when a
-/// signature fails, and kept serving when a refresh fails.
-pub struct SecretCache {
-    store: Arc<dyn SecretStore>,
+impl FromSecret for SigningSecrets {
+    fn from_secret(text: &str) -> Result<Self, SecretsError> {
+        SigningSecrets::parse(text)
+    }
+}
+
+/// Where a secret comes from: Secrets Manager in AWS, a file locally, memory in tests.
+#[async_trait]
+pub trait SecretStore<T = SigningSecrets>: Send + Sync {
+    /// Read the current value.
+    async fn fetch(&self) -> Result<T, SecretsError>;
+}
+
+/// A secret cached with a TTL, refetched early (at most once per interval) when it
+/// proves wrong (a signature fails), and kept serving when a refresh fails.
+pub struct SecretCache<T = SigningSecrets> {
+    store: Arc<dyn SecretStore<T>>,
     ttl: Duration,
     refetch_interval: Duration,
-    state: Mutex<CacheState>,
+    state: Mutex<CacheState<T>>,
 }
 
-#[derive(Default)]
-struct CacheState {
-    value: Option<Arc<SigningSecrets>>,
+struct CacheState<T> {
+    value: Option<Arc<T>>,
     /// When `value` should be fetched again.
     refresh_at: Option<Instant>,
     /// The last refetch caused by a failed verification.
     last_forced: Option<Instant>,
 }
 
-impl SecretCache {
+impl<T: PartialEq + Send + Sync> SecretCache<T> {
     /// A cache over `store` with the given TTL and the default refetch interval.
-    pub fn new(store: Arc<dyn SecretStore>, ttl: Duration) -> Self {
+    pub fn new(store: Arc<dyn SecretStore<T>>, ttl: Duration) -> Self {
+        let state = CacheState {
+            value: None,
+            refresh_at: None,
+            last_forced: None,
+        };
         SecretCache {
             store,
             ttl,
             refetch_interval: REFETCH_INTERVAL,
-            state: Mutex::default(),
+            state: Mutex::new(state),
         }
     }
 
-    /// The current secrets: cached while fresh; fetched when stale. When a fetch fails
+    /// The current value: cached while fresh; fetched when stale. When a fetch fails
     /// the stale value keeps serving (and the next try waits an interval); with nothing
     /// cached the error is returned.
-    pub async fn current(&self) -> Result<Arc<SigningSecrets>, SecretsError> {
+    pub async fn current(&self) -> Result<Arc<T>, SecretsError> {
         let mut state = self.state.lock().await;
         let now = Instant::now();
         if let (Some(value), Some(refresh_at)) = (&state.value, state.refresh_at)
@@ -153,7 +169,7 @@ impl SecretCache {
             }
             Err(error) => match state.value.clone() {
                 Some(stale) => {
-                    tracing::warn!(error = %error, "secret refresh failed; serving the cached secrets");
+                    tracing::warn!(error = %crate::error_chain(&error), "secret refresh failed; serving the cached secrets");
                     state.refresh_at = Some(now + self.refetch_interval.min(self.ttl));
                     Ok(stale)
                 }
@@ -165,7 +181,7 @@ impl SecretCache {
     /// After a signature failed: fetch again unless that was done within the refetch
     /// interval. Returns the new secrets when they differ from the cached ones, so the
     /// caller verifies once more only when that can change the answer.
-    pub async fn refresh_after_failure(&self) -> Option<Arc<SigningSecrets>> {
+    pub async fn refresh_after_failure(&self) -> Option<Arc<T>> {
         let mut state = self.state.lock().await;
         let now = Instant::now();
         if state
@@ -184,7 +200,7 @@ impl SecretCache {
                 changed.then_some(fresh)
             }
             Err(error) => {
-                tracing::warn!(error = %error, "secret refetch after a failed signature failed");
+                tracing::warn!(error = %crate::error_chain(&error), "secret refetch after a failed signature failed");
                 None
             }
         }

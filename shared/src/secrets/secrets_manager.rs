@@ -1,11 +1,12 @@
-//! Signing secrets from one AWS Secrets Manager secret (a JSON string).
+//! Secrets from AWS Secrets Manager: the signing secrets (a JSON string) and the
+//! outbound credentials.
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 
-use super::{SecretStore, SecretsError, SigningSecrets};
+use super::{FromSecret, SecretStore, SecretsError};
 
-/// Reads the secret `secret_id` (a name or ARN).
+/// Reads the secret `secret_id` (a name or ARN) as any [`FromSecret`] value.
 #[derive(Debug, Clone)]
 pub struct SecretsManagerStore {
     client: Client,
@@ -23,8 +24,8 @@ impl SecretsManagerStore {
 }
 
 #[async_trait]
-impl SecretStore for SecretsManagerStore {
-    async fn fetch(&self) -> Result<SigningSecrets, SecretsError> {
+impl<T: FromSecret + 'static> SecretStore<T> for SecretsManagerStore {
+    async fn fetch(&self) -> Result<T, SecretsError> {
         let output = self
             .client
             .get_secret_value()
@@ -35,6 +36,6 @@ impl SecretStore for SecretsManagerStore {
         let document = output
             .secret_string()
             .ok_or_else(|| SecretsError::Invalid("the secret has no string value".into()))?;
-        SigningSecrets::parse(document)
+        T::from_secret(document)
     }
 }

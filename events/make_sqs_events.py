@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Regenerate the consumers' sample SQS events (events/<function>/*.json) from the
+provider bodies in events/bodies/, normalized by the okr-webhooks command.
+
+usage: python3 events/make_sqs_events.py [path/to/okr-webhooks]
+"""
+import hashlib
+import json
+import pathlib
+import subprocess
+import sys
+import uuid
+
+EVENTS = pathlib.Path(__file__).resolve().parent
+TOOL = sys.argv[1] if len(sys.argv) > 1 else "okr-webhooks"
+RECEIVED_AT = "2026-11-20T09:30:00Z"
+NAMESPACE = uuid.UUID("6f1d7c2e-4b0a-4c1e-9a57-0d7f3b1e2c44")
+
+
+def normalized(source, body, received_at=RECEIVED_AT):
+    out = subprocess.run(
+        [TOOL, "normalize", "--source", source, "--received-at", received_at, str(EVENTS / "bodies" / source / body)],
+        check=True, capture_output=True, text=True,
+    )
+    return json.loads(out.stdout)
+
+
+def record(queue, name, body_text, event=None, receive_count=1):
+    attributes = {}
+    if event is not None:
+        attributes = {
+            key: {"stringValue": event[field], "stringListValues": [], "binaryListValues": [], "dataType": "String"}
+            for key, field in (("event_id", "id"), ("source", "source"), ("type", "type"))
+        }
+    return {
+        "messageId": str(uuid.uuid5(NAMESPACE, f"{queue}/{name}")),
+        "receiptHandle": "AQEB" + hashlib.sha256(f"{queue}/{name}".encode()).hexdigest(),
+        "body": body_text,
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": "1795253400000",
+            "SenderId": "AROAEXAMPLE:ingest",
+            "ApproximateFirstReceiveTimestamp": "1795253400100",
+        },
+        "messageAttributes": attributes,
+        "md5OfBody": hashlib.md5(body_text.encode()).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:okr-webhooks-{queue}",
+        "awsRegion": "us-east-1",
+    }
+
+
+def event_record(queue, source, body, **kwargs):
+    event = normalized(source, body, **kwargs.pop("received", {}) or {})
+    return record(queue, f"{source}/{body}", json.dumps(event, separators=(",", ":")), event, **kwargs)
+
+
+def write(folder, name, records):
+    path = EVENTS / folder / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"Records": records}, indent=2) + "\n")
+
+
+# warehouse-sink
+good = [
+    event_record("warehouse", "peoplelogic", "objective_completed.json"),
+    event_record("warehouse", "peopleforce", "employee_create.json"),
+    event_record("warehouse", "perscom", "rankrecord_updated.json"),
+]
+write("warehouse-sink", "batch.json", good + [
+    event_record("warehouse", "peoplelogic", "key_result_progress.json"),
+    event_record("warehouse", "standard", "key_result_progress.json"),
+])
+write("warehouse-sink", "poison.json", good[:2] + [
+    record("warehouse", "poison", '{"this": "is not a normalized event"}', receive_count=3),
+] + good[2:])

@@ -1,0 +1,32 @@
+//! Warehouse sink Lambda: each SQS batch of normalized events becomes gzip NDJSON in S3
+//! (or a local directory). Wiring only; the logic is `okr_webhooks::warehouse`.
+
+use std::sync::Arc;
+
+use aws_config::BehaviorVersion;
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use okr_webhooks::config::{WarehouseConfig, process_env};
+use okr_webhooks::warehouse::local::LocalSink;
+use okr_webhooks::warehouse::s3::S3Sink;
+use okr_webhooks::warehouse::{ObjectSink, WarehouseSink, WarehouseUrl};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = WarehouseConfig::from_env(&process_env())?;
+    let sink: Arc<dyn ObjectSink> = match config.url {
+        WarehouseUrl::S3 { bucket, prefix } => {
+            let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+            Arc::new(S3Sink::new(S3Sink::client(&aws), bucket, prefix))
+        }
+        WarehouseUrl::Local(path) => Arc::new(LocalSink::new(path)),
+    };
+    let warehouse = WarehouseSink::new(sink);
+
+    let warehouse = &warehouse;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, Error>(warehouse.handle(event.payload).await?)
+    }))
+    .await
+}

@@ -1,0 +1,156 @@
+//! SQS batch processing for the consumers: every record either succeeds or is reported
+//! as a batch item failure, so SQS retries it and, after `maxReceiveCount`, moves it to
+//! the dead-letter queue. No record is ever skipped and acknowledged.
+
+use std::future::Future;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::StreamExt;
+use tracing::Instrument;
+
+use crate::event::Event;
+
+/// What went wrong with one record; logged, never returned to SQS.
+pub type RecordError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A record that cannot be reported as a batch item failure failed: the whole batch
+/// must be retried rather than acknowledged.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} failed record(s) carry no message id; failing the whole batch so none is lost")]
+pub struct UnreportableFailure(pub usize);
+
+/// Why a record's body is not an event.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The record has no body.
+    #[error("the record has no body")]
+    NoBody,
+    /// The body is not a schema v1 event; the text says where, never what.
+    #[error("the body is not a normalized event (line {line} column {column})")]
+    NotAnEvent {
+        /// Where parsing stopped.
+        line: usize,
+        /// Where parsing stopped.
+        column: usize,
+    },
+}
+
+/// The event a record carries, decoded on its own: one bad body fails only its record.
+pub fn decode(message: &SqsMessage) -> Result<Event, DecodeError> {
+    let body = message.body.as_deref().ok_or(DecodeError::NoBody)?;
+    serde_json::from_str(body).map_err(|e| DecodeError::NotAnEvent {
+        line: e.line(),
+        column: e.column(),
+    })
+}
+
+/// Collects the failures of one batch.
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    failures: Vec<String>,
+    unreportable: usize,
+}
+
+impl BatchReport {
+    /// Record that the message `message_id` failed.
+    pub fn fail(&mut self, message_id: Option<&str>) {
+        match message_id {
+            Some(id) => self.failures.push(id.to_owned()),
+            None => self.unreportable += 1,
+        }
+    }
+
+    /// The ids reported so far.
+    pub fn failures(&self) -> &[String] {
+        &self.failures
+    }
+
+    /// The response for SQS, or an error (the whole batch retried) when a failed record
+    /// has no id to report it by.
+    pub fn into_response(self, batch_size: usize) -> Result<SqsBatchResponse, UnreportableFailure> {
+        if self.unreportable > 0 {
+            return Err(UnreportableFailure(self.unreportable));
+        }
+        if batch_size > 0 && self.failures.len() == batch_size {
+            tracing::error!(records = batch_size, "every record of the batch failed");
+        }
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = self
+            .failures
+            .into_iter()
+            .map(|id| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failure
+            })
+            .collect();
+        Ok(response)
+    }
+}
+
+/// Run `handler` on every record's event, at most `concurrency` at a time, each in a
+/// span keyed by its message id. Records that do not decode, and records whose handler
+/// fails, are reported as failures.
+pub async fn for_each_event<F, Fut>(
+    event: SqsEvent,
+    concurrency: usize,
+    handler: F,
+) -> Result<SqsBatchResponse, UnreportableFailure>
+where
+    F: Fn(Event, RecordContext) -> Fut,
+    Fut: Future<Output = Result<(), RecordError>>,
+{
+    let batch_size = event.records.len();
+    let handler = &handler;
+    let outcomes: Vec<(Option<String>, bool)> = futures::stream::iter(event.records)
+        .map(|message| {
+            let message_id = message.message_id.clone();
+            let span = tracing::info_span!("record", message_id = message_id.as_deref().unwrap_or("none"));
+            let context = RecordContext { receive_count: receive_count(&message) };
+            let work = async move {
+                let ok = match decode(&message) {
+                    Ok(event) => {
+                        let event_id = event.id.clone();
+                        match handler(event, context).await {
+                            Ok(()) => true,
+                            Err(error) => {
+                                tracing::warn!(event_id = %event_id, error = %error, "record failed");
+                                false
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(error = %error, "record is not an event");
+                        false
+                    }
+                };
+                (message_id, ok)
+            };
+            work.instrument(span)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut report = BatchReport::default();
+    for (message_id, ok) in outcomes {
+        if !ok {
+            report.fail(message_id.as_deref());
+        }
+    }
+    report.into_response(batch_size)
+}
+
+/// What a handler may want to know about its record.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordContext {
+    /// SQS's `ApproximateReceiveCount`: 1 on the first delivery.
+    pub receive_count: u32,
+}
+
+fn receive_count(message: &SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1)
+}

@@ -1,0 +1,147 @@
+//! Idempotency records in DynamoDB: conditional writes make the claim atomic, and the
+//! table's TTL attribute `expires_at` removes old records.
+//!
+//! Table: partition key `id` (string); attributes `status` and `expires_at` (Unix seconds).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use time::OffsetDateTime;
+
+use super::{COMPLETED, Claim, IN_PROGRESS, IdempotencyError, IdempotencyStore, claim_of, expiry};
+
+/// Records in the table `table`.
+#[derive(Debug, Clone)]
+pub struct DynamoDbIdempotencyStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDbIdempotencyStore {
+    /// A store over `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoDbIdempotencyStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn status(&self, key: &str, now: i64) -> Result<Option<String>, IdempotencyError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(wrap)?
+            .item;
+        Ok(item.and_then(|item| {
+            let live = item
+                .get("expires_at")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok())
+                .is_some_and(|expires| expires > now);
+            let status = item.get("status").and_then(|v| v.as_s().ok()).cloned();
+            status.filter(|_| live)
+        }))
+    }
+}
+
+fn wrap(error: impl std::error::Error + Send + Sync + 'static) -> IdempotencyError {
+    IdempotencyError(Box::new(error))
+}
+
+#[async_trait]
+impl IdempotencyStore for DynamoDbIdempotencyStore {
+    async fn begin(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<Claim, IdempotencyError> {
+        let now_secs = now.unix_timestamp();
+        // Twice at most: a record that expires between the failed put and the read.
+        for _ in 0..2 {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("id", AttributeValue::S(key.to_owned()))
+                .item("status", AttributeValue::S(IN_PROGRESS.to_owned()))
+                .item(
+                    "expires_at",
+                    AttributeValue::N(expiry(now, hold).to_string()),
+                )
+                .condition_expression("attribute_not_exists(#id) OR #expires <= :now")
+                .expression_attribute_names("#id", "id")
+                .expression_attribute_names("#expires", "expires_at")
+                .expression_attribute_values(":now", AttributeValue::N(now_secs.to_string()))
+                .send()
+                .await;
+            match put {
+                Ok(_) => return Ok(Claim::Proceed),
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    if let Some(status) = self.status(key, now_secs).await? {
+                        return Ok(claim_of(&status));
+                    }
+                }
+                Err(error) => return Err(wrap(error)),
+            }
+        }
+        Ok(Claim::InProgress)
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        keep: Duration,
+    ) -> Result<(), IdempotencyError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", AttributeValue::S(key.to_owned()))
+            .item("status", AttributeValue::S(COMPLETED.to_owned()))
+            .item(
+                "expires_at",
+                AttributeValue::N(expiry(now, keep).to_string()),
+            )
+            .send()
+            .await
+            .map(drop)
+            .map_err(wrap)
+    }
+
+    async fn release(&self, key: &str) -> Result<(), IdempotencyError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .condition_expression("#status = :in_progress")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            // Completed (or gone): nothing to release.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(wrap(error)),
+        }
+    }
+}

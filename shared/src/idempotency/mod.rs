@@ -1,0 +1,71 @@
+//! Idempotency records keyed by event id (the Powertools pattern): a consumer claims an
+//! event before its side effect, marks it completed after, and releases the claim when
+//! the side effect failed, so a redelivered message or a provider's retry acts once.
+//!
+//! A claim is `IN_PROGRESS` until `hold` runs out (so a crashed holder does not block the
+//! event forever); a completed record is kept for `keep` (the dedup window). Expired
+//! records count as absent, whether or not the store has deleted them yet.
+
+pub mod dynamodb;
+pub mod memory;
+pub mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+/// The answer to a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// No live record: the caller holds the claim and should do the work.
+    Proceed,
+    /// Someone else holds a live claim: try again later.
+    InProgress,
+    /// Done within the window: skip the work.
+    Completed,
+}
+
+/// The store could not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("the idempotency store failed")]
+pub struct IdempotencyError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// Records of work claimed and done.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claim `key` until `now + hold`, unless a live record exists.
+    async fn begin(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<Claim, IdempotencyError>;
+    /// Mark `key` completed, remembered until `now + keep`.
+    async fn complete(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        keep: Duration,
+    ) -> Result<(), IdempotencyError>;
+    /// Drop an in-progress claim on `key` after the work failed, so a retry proceeds.
+    /// A completed record stays.
+    async fn release(&self, key: &str) -> Result<(), IdempotencyError>;
+}
+
+pub(crate) const IN_PROGRESS: &str = "IN_PROGRESS";
+pub(crate) const COMPLETED: &str = "COMPLETED";
+
+/// `now + span` in Unix seconds.
+pub(crate) fn expiry(now: OffsetDateTime, span: Duration) -> i64 {
+    now.unix_timestamp()
+        .saturating_add(i64::try_from(span.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn claim_of(status: &str) -> Claim {
+    if status == COMPLETED {
+        Claim::Completed
+    } else {
+        Claim::InProgress
+    }
+}

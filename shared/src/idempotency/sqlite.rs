@@ -1,0 +1,119 @@
+//! Idempotency records in SQLite (local mode).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use time::OffsetDateTime;
+
+use super::{COMPLETED, Claim, IN_PROGRESS, IdempotencyError, IdempotencyStore, claim_of, expiry};
+
+/// One table, `idempotency(key, status, expires_at)`, in a WAL-mode database.
+#[derive(Clone)]
+pub struct SqliteIdempotencyStore {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl SqliteIdempotencyStore {
+    /// Open (or create) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, IdempotencyError> {
+        let connection = Connection::open(path).map_err(wrap)?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 CREATE TABLE IF NOT EXISTS idempotency (
+                     key TEXT PRIMARY KEY,
+                     status TEXT NOT NULL,
+                     expires_at INTEGER NOT NULL
+                 );",
+            )
+            .map_err(wrap)?;
+        Ok(SqliteIdempotencyStore {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, IdempotencyError> {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            let connection = connection.lock().unwrap_or_else(|e| e.into_inner());
+            work(&connection)
+        })
+        .await
+        .map_err(|e| IdempotencyError(Box::new(e)))?
+        .map_err(wrap)
+    }
+}
+
+fn wrap(error: rusqlite::Error) -> IdempotencyError {
+    IdempotencyError(Box::new(error))
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteIdempotencyStore {
+    async fn begin(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<Claim, IdempotencyError> {
+        let key = key.to_owned();
+        let (now, until) = (now.unix_timestamp(), expiry(now, hold));
+        self.with(move |connection| {
+            // Insert, or take over an expired record; one statement, so it is atomic.
+            let claimed = connection.execute(
+                "INSERT INTO idempotency (key, status, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET status = excluded.status, expires_at = excluded.expires_at
+                 WHERE idempotency.expires_at <= ?4",
+                params![key, IN_PROGRESS, until, now],
+            )?;
+            if claimed == 1 {
+                return Ok(Claim::Proceed);
+            }
+            let status: Option<String> = connection
+                .query_row("SELECT status FROM idempotency WHERE key = ?1", params![key], |row| row.get(0))
+                .optional()?;
+            Ok(status.map_or(Claim::InProgress, |s| claim_of(&s)))
+        })
+        .await
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        keep: Duration,
+    ) -> Result<(), IdempotencyError> {
+        let key = key.to_owned();
+        let (now, until) = (now.unix_timestamp(), expiry(now, keep));
+        self.with(move |connection| {
+            connection.execute(
+                "INSERT INTO idempotency (key, status, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET status = excluded.status, expires_at = excluded.expires_at",
+                params![key, COMPLETED, until],
+            )?;
+            // Expired records count as absent: drop them (SQLite has no TTL of its own).
+            connection.execute("DELETE FROM idempotency WHERE expires_at <= ?1", params![now])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str) -> Result<(), IdempotencyError> {
+        let key = key.to_owned();
+        self.with(move |connection| {
+            connection.execute(
+                "DELETE FROM idempotency WHERE key = ?1 AND status = ?2",
+                params![key, IN_PROGRESS],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,234 @@
+//! The warehouse sink: every event, as gzip NDJSON objects in Hive-style date
+//! partitions, in S3 or a local directory.
+//!
+//! Layout: `events/v1/date=YYYY-MM-DD/part-<first received_at>-<hash>.ndjson.gz`, one
+//! normalized event per line, partitioned by the UTC date of `received_at`. One batch
+//! writes one object per date it holds (almost always one). The name is derived from
+//! the batch's message ids, so a redelivered batch overwrites its own object instead of
+//! adding a copy; duplicates that remain (a provider retry, a partly failed batch) share
+//! an event id and are removed on read.
+
+pub mod local;
+pub mod memory;
+pub mod s3;
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+use time::format_description::well_known::Iso8601;
+use time::{Date, OffsetDateTime};
+
+use crate::batch::{BatchReport, UnreportableFailure, decode};
+use crate::event::Event;
+
+/// The prefix of every object, with the schema version.
+pub const LAYOUT_PREFIX: &str = "events/v1";
+
+/// Where objects are written: S3, a local directory, or memory in tests.
+#[async_trait]
+pub trait ObjectSink: Send + Sync {
+    /// Store `body` at `key` (relative to the sink's root), whole or not at all.
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), SinkError>;
+}
+
+/// A write that did not happen.
+#[derive(Debug, thiserror::Error)]
+#[error("writing {key} failed")]
+pub struct SinkError {
+    /// The object's key.
+    pub key: String,
+    /// Why.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// `WAREHOUSE_URL`: `s3://bucket/prefix` or a local directory (a path or `file://` URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WarehouseUrl {
+    /// An S3 bucket and key prefix (may be empty).
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key prefix, without slashes at either end.
+        prefix: String,
+    },
+    /// A local directory.
+    Local(PathBuf),
+}
+
+impl FromStr for WarehouseUrl {
+    type Err = &'static str;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        let url = url.trim();
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err("s3://bucket/prefix with a bucket name");
+            }
+            return Ok(WarehouseUrl::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.trim_matches('/').to_owned(),
+            });
+        }
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        if path.is_empty() || url.contains("://") && !url.starts_with("file://") {
+            return Err("s3://bucket/prefix or a local directory");
+        }
+        Ok(WarehouseUrl::Local(PathBuf::from(path)))
+    }
+}
+
+/// Events encoded as gzip NDJSON, one line each, compressed as they arrive so memory
+/// holds only the compressed bytes.
+pub struct NdjsonGz {
+    encoder: GzEncoder<Vec<u8>>,
+    /// One line, serialized whole before it is compressed: the compressor gets one
+    /// write per event instead of one per JSON token.
+    line: Vec<u8>,
+    lines: usize,
+}
+
+impl Default for NdjsonGz {
+    fn default() -> Self {
+        NdjsonGz {
+            encoder: GzEncoder::new(Vec::new(), Compression::default()),
+            line: Vec::with_capacity(4096),
+            lines: 0,
+        }
+    }
+}
+
+impl NdjsonGz {
+    /// Append one event as one line.
+    pub fn push(&mut self, event: &Event) -> io::Result<()> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, event)?;
+        self.line.push(b'\n');
+        self.encoder.write_all(&self.line)?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// How many events were pushed.
+    pub fn lines(&self) -> usize {
+        self.lines
+    }
+
+    /// The complete gzip stream.
+    pub fn finish(self) -> io::Result<Vec<u8>> {
+        self.encoder.finish()
+    }
+}
+
+/// The events of one batch that share a date.
+#[derive(Default)]
+struct Partition {
+    ndjson: NdjsonGz,
+    message_ids: Vec<String>,
+    first_received: Option<OffsetDateTime>,
+}
+
+/// The key of a batch's object for `date`: its earliest `received_at` (so names sort by
+/// time) and a hash of its message ids (so each batch has its own name, and the same
+/// batch delivered again has the same one).
+pub fn object_key(date: Date, first_received: OffsetDateTime, message_ids: &[String]) -> String {
+    let mut sorted: Vec<&String> = message_ids.iter().collect();
+    sorted.sort();
+    let mut hash = Sha256::new();
+    for id in sorted {
+        hash.update(id.as_bytes());
+        hash.update([0]);
+    }
+    let digest = hash.finalize();
+    let stamp = first_received
+        .to_offset(time::UtcOffset::UTC)
+        .format(&time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap_or_default();
+    let day = date.format(&Iso8601::DATE).unwrap_or_default();
+    format!(
+        "{LAYOUT_PREFIX}/date={day}/part-{stamp}-{}.ndjson.gz",
+        hex::encode(&digest[..8])
+    )
+}
+
+/// The warehouse sink handler.
+pub struct WarehouseSink {
+    sink: Arc<dyn ObjectSink>,
+}
+
+impl WarehouseSink {
+    /// A sink writing through `sink`.
+    pub fn new(sink: Arc<dyn ObjectSink>) -> Self {
+        WarehouseSink { sink }
+    }
+
+    /// Write one SQS batch. A record that does not decode fails alone; a failed write
+    /// fails every record of that object; the others are acknowledged once written.
+    pub async fn handle(&self, batch: SqsEvent) -> Result<SqsBatchResponse, UnreportableFailure> {
+        let batch_size = batch.records.len();
+        let mut report = BatchReport::default();
+        let mut partitions: BTreeMap<Date, Partition> = BTreeMap::new();
+        // Records are consumed one by one: each body is dropped once it is compressed.
+        for message in batch.records {
+            let Some(message_id) = message.message_id.clone() else {
+                // Cannot be acknowledged individually, so it must not be either.
+                report.fail(None);
+                continue;
+            };
+            let event = match decode(&message) {
+                Ok(event) => event,
+                Err(error) => {
+                    tracing::error!(message_id = %message_id, error = %error, "record is not an event");
+                    report.fail(Some(&message_id));
+                    continue;
+                }
+            };
+            let received = event.received_at.to_offset(time::UtcOffset::UTC);
+            let partition = partitions.entry(received.date()).or_default();
+            if let Err(error) = partition.ndjson.push(&event) {
+                tracing::error!(message_id = %message_id, error = %error, "could not encode the event");
+                report.fail(Some(&message_id));
+                continue;
+            }
+            partition.message_ids.push(message_id);
+            partition.first_received = Some(
+                partition
+                    .first_received
+                    .map_or(received, |t| t.min(received)),
+            );
+        }
+
+        let writes = partitions.into_iter().map(|(date, partition)| async move {
+            let key = object_key(date, partition.first_received.unwrap_or(OffsetDateTime::UNIX_EPOCH), &partition.message_ids);
+            let lines = partition.ndjson.lines();
+            let result = match partition.ndjson.finish() {
+                Ok(body) => self.sink.put(&key, body).await,
+                Err(error) => Err(SinkError { key: key.clone(), source: Box::new(error) }),
+            };
+            match &result {
+                Ok(()) => tracing::info!(key = %key, events = lines, "warehouse object written"),
+                Err(error) => tracing::error!(key = %key, events = lines, error = %crate::error_chain(error), "warehouse write failed"),
+            }
+            (result.is_ok(), partition.message_ids)
+        });
+        for (written, message_ids) in futures::future::join_all(writes).await {
+            if !written {
+                for id in &message_ids {
+                    report.fail(Some(id));
+                }
+            }
+        }
+        report.into_response(batch_size)
+    }
+}

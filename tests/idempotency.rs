@@ -1,0 +1,68 @@
+//! Every idempotency store keeps the same contract: in memory, in SQLite, and in
+//! DynamoDB through moto.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
+use okr_webhooks::idempotency::memory::MemoryIdempotencyStore;
+use okr_webhooks::idempotency::sqlite::SqliteIdempotencyStore;
+use okr_webhooks_tests::{Moto, idempotency_contract, unique};
+
+#[tokio::test]
+async fn in_memory() {
+    idempotency_contract(&MemoryIdempotencyStore::default()).await;
+}
+
+#[tokio::test]
+async fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("idempotency.sqlite");
+    idempotency_contract(&SqliteIdempotencyStore::open(&path).unwrap()).await;
+    // Records survive a reopen (a restart of `serve`).
+    let store = SqliteIdempotencyStore::open(&path).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    use okr_webhooks::idempotency::{Claim, IdempotencyStore};
+    store
+        .complete("evt_kept", now, std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    drop(store);
+    let reopened = SqliteIdempotencyStore::open(&path).unwrap();
+    assert_eq!(
+        reopened
+            .begin("evt_kept", now, std::time::Duration::from_secs(60))
+            .await
+            .unwrap(),
+        Claim::Completed
+    );
+}
+
+#[tokio::test]
+async fn dynamodb_through_moto() {
+    let moto = Moto::start();
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    let table = unique("okr-webhooks-idempotency");
+    client
+        .create_table()
+        .table_name(&table)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    idempotency_contract(&DynamoDbIdempotencyStore::new(client, table)).await;
+}
