@@ -350,3 +350,32 @@ async fn a_secret_that_is_not_json_is_503_not_a_crash() {
     assert_eq!(body["error"], "secrets_unavailable");
     assert!(!body.to_string().contains("pf-test-secret"));
 }
+
+#[tokio::test]
+async fn characters_sqs_refuses_raw_are_queued_escaped() {
+    let stack = stack().await;
+    let ingest = stack.ingest(stack.store(), stack.urls.clone());
+    let body = "{\"event\": \"user.created\", \"data\": {\"id\": 1, \"name\": \"odd \u{fffe}\u{ffff} name\"}}";
+    let mut event = sample("perscom.json");
+    event.body = Some(body.to_owned());
+    let secret = okr_webhooks::SigningSecret::new("perscom-test-secret");
+    for (name, value) in okr_webhooks::sign(
+        okr_webhooks::Source::Perscom,
+        &secret,
+        body.as_bytes(),
+        "",
+        0,
+    )
+    .unwrap()
+    {
+        event.headers.insert(name, value.parse().unwrap());
+    }
+    let response = apigw::handle(&ingest, event, now()).await;
+    assert_eq!(response.status_code, 202);
+    let queued = stack.drain(&stack.urls.warehouse).await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(
+        queued[0].0.entity.name.as_deref(),
+        Some("odd \u{fffe}\u{ffff} name")
+    );
+}

@@ -6,10 +6,15 @@ use std::time::Duration;
 
 use crate::queue::sqs::QueueUrls;
 use crate::routing::{DEFAULT_NOTIFY_TYPES, NotifyRules};
+use crate::slack::DEFAULT_DIGEST_THRESHOLD;
 use crate::warehouse::WarehouseUrl;
 
 /// Default `MAX_BODY_BYTES`: 256 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The largest `MAX_BODY_BYTES`: half the 1 MiB SQS message, since the normalized
+/// event carries the body and the fields taken from it.
+pub const MAX_BODY_BYTES_LIMIT: usize = 512 * 1024;
 
 /// A variable that is missing or cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +41,22 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         (self.0)(name)
             .filter(|v| !v.trim().is_empty())
             .ok_or(ConfigError::Missing(name))
+    }
+
+    /// An optional number in `range`, or `default`.
+    pub fn number_in(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+        expected: &'static str,
+    ) -> Result<u64, ConfigError> {
+        let value = self.parsed_or(name, default, expected)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::Invalid { name, expected })
+        }
     }
 
     /// An optional variable parsed as `T`, or `default`.
@@ -85,19 +106,14 @@ impl IngestConfig {
                 slack: env.required("SLACK_QUEUE_URL")?,
                 alerts: env.required("ALERTS_QUEUE_URL")?,
             },
-            max_body_bytes: env.parsed_or(
+            max_body_bytes: env.number_in(
                 "MAX_BODY_BYTES",
-                DEFAULT_MAX_BODY_BYTES,
-                "a number of bytes",
-            )?,
-            secret_cache_ttl: Duration::from_secs(env.parsed_or(
-                "SECRET_CACHE_TTL_SECONDS",
-                300,
-                "a number of seconds",
-            )?),
-            notify: NotifyRules::parse(
-                &(env.0)("SLACK_NOTIFY_TYPES").unwrap_or_else(|| DEFAULT_NOTIFY_TYPES.to_owned()),
-            ),
+                DEFAULT_MAX_BODY_BYTES as u64,
+                1..=MAX_BODY_BYTES_LIMIT as u64,
+                "a number of bytes from 1 to 524288",
+            )? as usize,
+            secret_cache_ttl: secret_cache_ttl(env)?,
+            notify: notify_rules(env),
         })
     }
 }
@@ -118,5 +134,53 @@ impl WarehouseConfig {
             expected,
         })?;
         Ok(WarehouseConfig { url })
+    }
+}
+
+fn notify_rules<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> NotifyRules {
+    NotifyRules::parse(
+        &(env.0)("SLACK_NOTIFY_TYPES").unwrap_or_else(|| DEFAULT_NOTIFY_TYPES.to_owned()),
+    )
+}
+
+fn secret_cache_ttl<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(env.number_in(
+        "SECRET_CACHE_TTL_SECONDS",
+        300,
+        1..=86_400,
+        "a number of seconds from 1 to 86400",
+    )?))
+}
+
+/// The Slack notifier's configuration.
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    /// `SLACK_WEBHOOK_SECRET_ID`: the secret holding the incoming-webhook URL.
+    pub webhook_secret_id: String,
+    /// `IDEMPOTENCY_TABLE`: the DynamoDB table of idempotency records.
+    pub idempotency_table: String,
+    /// `SLACK_NOTIFY_TYPES`, as for ingest.
+    pub notify: NotifyRules,
+    /// `SLACK_DIGEST_THRESHOLD` (default 5): more notable events in a batch make a digest.
+    pub digest_threshold: usize,
+    /// `SECRET_CACHE_TTL_SECONDS` (default 300).
+    pub secret_cache_ttl: Duration,
+}
+
+impl SlackConfig {
+    /// Read every variable; the first missing or invalid one is the error.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(SlackConfig {
+            webhook_secret_id: env.required("SLACK_WEBHOOK_SECRET_ID")?,
+            idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
+            notify: notify_rules(env),
+            digest_threshold: env.number_in(
+                "SLACK_DIGEST_THRESHOLD",
+                DEFAULT_DIGEST_THRESHOLD as u64,
+                1..=1000,
+                "a number of events from 1 to 1000",
+            )? as usize,
+            secret_cache_ttl: secret_cache_ttl(env)?,
+        })
     }
 }

@@ -76,5 +76,12 @@ pub struct Change<T> {
     pub current: Option<T>,
 }
 
+/// `time` in UTC, when that is a time RFC 3339 can write (years 0 to 9999);
+/// `9999-12-31T23:59:59-01:00` is not.
+pub fn utc(time: OffsetDateTime) -> Option<OffsetDateTime> {
+    time.checked_to_offset(time::UtcOffset::UTC)
+        .filter(|t| (0..=9999).contains(&t.year()))
+}
+
 /// `schema/event.v1.json`, the JSON Schema (draft 2020-12) of [`Event`].
 pub const JSON_SCHEMA_V1: &str = include_str!("../../schema/event.v1.json");

@@ -18,7 +18,9 @@ pub mod routing;
 pub mod secret;
 pub mod secrets;
 pub mod signature;
+pub mod slack;
 pub mod source;
+pub mod telemetry;
 pub mod warehouse;
 
 pub use event::{Event, SCHEMA_V1};

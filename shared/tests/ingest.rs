@@ -248,9 +248,20 @@ async fn secrets_unavailable_at_first_is_503_then_a_cached_value_keeps_serving()
     assert_eq!(body["error"], "secrets_unavailable");
     assert_eq!(response.headers["retry-after"], "30");
     assert!(h.queue.is_empty());
+    // During the outage a flood of requests costs one fetch per 30 s, not one each.
+    for _ in 0..20 {
+        assert_eq!(
+            h.send(sample("perscom.json")).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    assert_eq!(h.store.fetches(), 1);
 
+    // Secrets Manager is back; the next try after the interval succeeds.
     h.store.set(Some(test_secrets()));
+    tokio::time::advance(Duration::from_secs(31)).await;
     assert_eq!(h.send(sample("perscom.json")).await.0, StatusCode::ACCEPTED);
+    assert_eq!(h.store.fetches(), 2);
     // Secrets Manager goes away after the TTL: the cached secrets keep serving.
     h.store.set(None);
     tokio::time::advance(Duration::from_secs(301)).await;
@@ -432,4 +443,77 @@ fn the_response_carries_status_headers_and_a_json_body() {
     assert_eq!(json["headers"]["content-type"], "application/json");
     assert_eq!(json["body"], "{}");
     assert_eq!(json["isBase64Encoded"], false);
+}
+
+#[tokio::test]
+async fn an_event_over_the_queue_message_limit_is_413_not_an_endless_503() {
+    let store = Arc::new(MemorySecretStore::new(test_secrets()));
+    let queue = Arc::new(MemoryQueue::default());
+    // A body limit above the queue's (the configuration caps it at 512 KiB).
+    let ingest = Ingest::new(
+        SecretCache::new(store, Duration::from_secs(300)),
+        queue.clone(),
+        NotifyRules::default(),
+        4 * 1024 * 1024,
+        Arc::new(MemoryMetrics::default()),
+    );
+    let body = format!(
+        r#"{{"event": "user.created", "data": {{"id": 1, "bio": "{}"}}}}"#,
+        "x".repeat(1_100_000)
+    );
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in okr_webhooks::sign(
+        Source::Perscom,
+        &"perscom-test-secret".into(),
+        body.as_bytes(),
+        "",
+        0,
+    )
+    .unwrap()
+    {
+        headers.insert(name, value.parse().unwrap());
+    }
+    let request = okr_webhooks::ingest::IngestRequest {
+        method: http::Method::POST,
+        source: "perscom".into(),
+        headers,
+        body: body.into_bytes(),
+        body_is_base64: false,
+    };
+    let response = ingest.handle(request, now()).await;
+    assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        response.body.contains("queue message limit"),
+        "{}",
+        response.body
+    );
+    assert!(queue.is_empty());
+}
+
+#[tokio::test]
+async fn characters_sqs_refuses_are_escaped_and_decode_to_the_same_event() {
+    let h = harness(test_secrets());
+    let body = "{\"event\": \"user.created\", \"data\": {\"id\": 1, \"name\": \"odd \u{fffe}\u{ffff} name\"}}";
+    let mut event = sample("perscom.json");
+    event.body = Some(body.to_owned());
+    for (name, value) in okr_webhooks::sign(
+        Source::Perscom,
+        &"perscom-test-secret".into(),
+        body.as_bytes(),
+        "",
+        0,
+    )
+    .unwrap()
+    {
+        event.headers.insert(name, value.parse().unwrap());
+    }
+    assert_eq!(h.send(event).await.0, StatusCode::ACCEPTED);
+    let message = &h.queue.messages(Consumer::Warehouse)[0];
+    assert!(!message.body.contains(['\u{fffe}', '\u{ffff}']));
+    assert!(message.body.contains("\\ufffe\\uffff"));
+    let decoded: Event = serde_json::from_str(&message.body).unwrap();
+    assert_eq!(
+        decoded.entity.name.as_deref(),
+        Some("odd \u{fffe}\u{ffff} name")
+    );
 }

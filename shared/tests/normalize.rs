@@ -532,3 +532,13 @@ fn the_schema_rejects_what_is_not_an_event() {
     missing.as_object_mut().unwrap().remove("received_at");
     assert!(!validator.is_valid(&missing));
 }
+
+#[test]
+fn times_rfc_3339_cannot_write_in_utc_fall_back_to_received_at() {
+    for timestamp in ["9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00+01:00"] {
+        let body =
+            json!({"type": "objective.completed", "timestamp": timestamp, "data": {"id": "o1"}});
+        let event = normalized(Source::Standard, body.to_string().as_bytes());
+        assert_eq!(event.occurred_at, RECEIVED, "{timestamp}");
+    }
+}

@@ -586,3 +586,15 @@ fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[test]
+fn extreme_standard_timestamps_are_out_of_tolerance_not_a_panic() {
+    let secret = [SigningSecret::new(VECTOR_SECRET)];
+    for timestamp in [i64::MIN, i64::MAX, -1, 0] {
+        let headers = standard_headers(VECTOR_ID, timestamp, VECTOR_SIGNATURE);
+        assert!(matches!(
+            verify(Source::Standard, &secret, &headers, VECTOR_BODY, now()),
+            Err(VerifyError::TimestampOutOfTolerance { .. })
+        ));
+    }
+}

@@ -306,3 +306,22 @@ async fn for_each_event_reports_exactly_the_failed_records_and_bounds_concurrenc
     let peak = peak.load(Ordering::SeqCst);
     assert!((2..=3).contains(&peak), "peak concurrency {peak}");
 }
+
+#[tokio::test]
+async fn a_received_at_out_of_range_fails_only_its_record() {
+    let day = datetime!(2026-11-20 09:30 UTC);
+    let good = serde_json::to_string(&event(1, day)).unwrap();
+    let mut odd: Value = serde_json::from_str(&good).unwrap();
+    odd["received_at"] = "9999-12-31T23:59:59-01:00".into();
+    odd["id"] = "evt_0000000000000000000000000000ffff".into();
+    let sink = Arc::new(MemorySink::default());
+    let response = WarehouseSink::new(sink.clone())
+        .handle(batch(vec![
+            message("good", &good),
+            message("odd", &odd.to_string()),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(failures(&response), ["odd"]);
+    assert_eq!(sink.objects().len(), 1);
+}

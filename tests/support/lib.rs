@@ -87,17 +87,23 @@ pub fn unique(prefix: &str) -> String {
 
 /// The behaviour every idempotency store must have; each adapter's test runs it.
 pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::IdempotencyStore) {
-    use okr_webhooks::idempotency::Claim;
+    use okr_webhooks::idempotency::{Claim, ClaimToken};
     use time::macros::datetime;
 
     let t0 = datetime!(2026-11-20 09:00 UTC);
     let hold = Duration::from_secs(60);
     let keep = Duration::from_secs(24 * 3600);
     let secs = |n: u64| Duration::from_secs(n);
+    let proceed = |claim: Claim| -> ClaimToken {
+        match claim {
+            Claim::Proceed(token) => token,
+            other => panic!("expected to proceed, got {other:?}"),
+        }
+    };
 
     // First call proceeds; a second while it runs sees in-progress.
     let key = unique("evt");
-    assert_eq!(store.begin(&key, t0, hold).await.unwrap(), Claim::Proceed);
+    let token = proceed(store.begin(&key, t0, hold).await.unwrap());
     assert_eq!(
         store.begin(&key, t0 + secs(1), hold).await.unwrap(),
         Claim::InProgress
@@ -108,50 +114,45 @@ pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::Idempot
         store.begin(&key, t0 + secs(3600), hold).await.unwrap(),
         Claim::Completed
     );
-    store.release(&key).await.unwrap();
+    store.release(&key, &token).await.unwrap();
     assert_eq!(
         store.begin(&key, t0 + secs(7200), hold).await.unwrap(),
         Claim::Completed
     );
     // After the window the record is expired: the event may proceed again.
-    assert_eq!(
-        store.begin(&key, t0 + secs(2) + keep, hold).await.unwrap(),
-        Claim::Proceed
-    );
+    proceed(store.begin(&key, t0 + secs(2) + keep, hold).await.unwrap());
 
-    // A claim whose holder crashed lapses after `hold`.
+    // A claim whose holder crashed lapses after `hold`; the late holder's release then
+    // leaves the new holder's claim alone.
     let crashed = unique("evt");
-    assert_eq!(
-        store.begin(&crashed, t0, hold).await.unwrap(),
-        Claim::Proceed
-    );
+    let late = proceed(store.begin(&crashed, t0, hold).await.unwrap());
     assert_eq!(
         store.begin(&crashed, t0 + secs(59), hold).await.unwrap(),
         Claim::InProgress
     );
+    let current = proceed(store.begin(&crashed, t0 + secs(61), hold).await.unwrap());
+    store.release(&crashed, &late).await.unwrap();
     assert_eq!(
-        store.begin(&crashed, t0 + secs(61), hold).await.unwrap(),
-        Claim::Proceed
+        store.begin(&crashed, t0 + secs(62), hold).await.unwrap(),
+        Claim::InProgress
     );
+    store.release(&crashed, &current).await.unwrap();
+    proceed(store.begin(&crashed, t0 + secs(63), hold).await.unwrap());
 
     // Released after a failure: the retry proceeds at once.
     let failed = unique("evt");
-    assert_eq!(
-        store.begin(&failed, t0, hold).await.unwrap(),
-        Claim::Proceed
-    );
-    store.release(&failed).await.unwrap();
-    assert_eq!(
-        store.begin(&failed, t0 + secs(1), hold).await.unwrap(),
-        Claim::Proceed
-    );
+    let token = proceed(store.begin(&failed, t0, hold).await.unwrap());
+    store.release(&failed, &token).await.unwrap();
+    proceed(store.begin(&failed, t0 + secs(1), hold).await.unwrap());
 
     // Truly concurrent claims: exactly one proceeds.
     for _ in 0..5 {
         let raced = unique("evt");
         let (a, b) = tokio::join!(store.begin(&raced, t0, hold), store.begin(&raced, t0, hold));
-        let mut claims = [a.unwrap(), b.unwrap()];
-        claims.sort_by_key(|c| *c != Claim::Proceed);
-        assert_eq!(claims, [Claim::Proceed, Claim::InProgress]);
+        let proceeded = [a.unwrap(), b.unwrap()]
+            .iter()
+            .filter(|c| matches!(c, Claim::Proceed(_)))
+            .count();
+        assert_eq!(proceeded, 1);
     }
 }

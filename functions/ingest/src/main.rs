@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     // JSON or text per AWS_LAMBDA_LOG_FORMAT, level per AWS_LAMBDA_LOG_LEVEL.
-    lambda_http::tracing::init_default_subscriber();
+    okr_webhooks::telemetry::init();
     let config = IngestConfig::from_env(&process_env())?;
 
     // Providers give up after a few seconds (PERSCOM: 3 s), so AWS calls must too.

@@ -13,7 +13,7 @@ use okr_webhooks::warehouse::{ObjectSink, WarehouseSink, WarehouseUrl};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    okr_webhooks::telemetry::init();
     let config = WarehouseConfig::from_env(&process_env())?;
     let sink: Arc<dyn ObjectSink> = match config.url {
         WarehouseUrl::S3 { bucket, prefix } => {

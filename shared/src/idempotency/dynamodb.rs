@@ -1,7 +1,8 @@
 //! Idempotency records in DynamoDB: conditional writes make the claim atomic, and the
 //! table's TTL attribute `expires_at` removes old records.
 //!
-//! Table: partition key `id` (string); attributes `status` and `expires_at` (Unix seconds).
+//! Table: partition key `id` (string); attributes `status`, `expires_at` (Unix seconds,
+//! the TTL attribute) and `token` (who holds an in-progress claim).
 
 use std::time::Duration;
 
@@ -10,7 +11,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
-use super::{COMPLETED, Claim, IN_PROGRESS, IdempotencyError, IdempotencyStore, claim_of, expiry};
+use super::{
+    COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, claim_of, expiry,
+};
 
 /// Records in the table `table`.
 #[derive(Debug, Clone)]
@@ -66,6 +69,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         let now_secs = now.unix_timestamp();
         // Twice at most: a record that expires between the failed put and the read.
         for _ in 0..2 {
+            let token = ClaimToken::new();
             let put = self
                 .client
                 .put_item()
@@ -76,6 +80,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
                     "expires_at",
                     AttributeValue::N(expiry(now, hold).to_string()),
                 )
+                .item("token", AttributeValue::S(token.0.clone()))
                 .condition_expression("attribute_not_exists(#id) OR #expires <= :now")
                 .expression_attribute_names("#id", "id")
                 .expression_attribute_names("#expires", "expires_at")
@@ -83,7 +88,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
                 .send()
                 .await;
             match put {
-                Ok(_) => return Ok(Claim::Proceed),
+                Ok(_) => return Ok(Claim::Proceed(token)),
                 Err(error)
                     if error
                         .as_service_error()
@@ -120,20 +125,22 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .map_err(wrap)
     }
 
-    async fn release(&self, key: &str) -> Result<(), IdempotencyError> {
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
         let deleted = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key("id", AttributeValue::S(key.to_owned()))
-            .condition_expression("#status = :in_progress")
+            .condition_expression("#status = :in_progress AND #token = :token")
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#token", "token")
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
+            .expression_attribute_values(":token", AttributeValue::S(token.0.clone()))
             .send()
             .await;
         match deleted {
             Ok(_) => Ok(()),
-            // Completed (or gone): nothing to release.
+            // Completed, gone, or someone else's claim: nothing to release.
             Err(error)
                 if error
                     .as_service_error()

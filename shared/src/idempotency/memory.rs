@@ -7,11 +7,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{COMPLETED, Claim, IN_PROGRESS, IdempotencyError, IdempotencyStore, claim_of, expiry};
+use super::{
+    COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, claim_of, expiry,
+};
 
-/// key -> (status, expires at).
+/// One record: status, expiry (Unix seconds), and the token of an in-progress claim.
+type Record = (&'static str, i64, Option<ClaimToken>);
+
+/// Records by key.
 #[derive(Debug, Default)]
-pub struct MemoryIdempotencyStore(Mutex<HashMap<String, (&'static str, i64)>>);
+pub struct MemoryIdempotencyStore(Mutex<HashMap<String, Record>>);
 
 #[async_trait]
 impl IdempotencyStore for MemoryIdempotencyStore {
@@ -23,10 +28,14 @@ impl IdempotencyStore for MemoryIdempotencyStore {
     ) -> Result<Claim, IdempotencyError> {
         let mut records = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match records.get(key) {
-            Some((status, expires)) if *expires > now.unix_timestamp() => Ok(claim_of(status)),
+            Some((status, expires, _)) if *expires > now.unix_timestamp() => Ok(claim_of(status)),
             _ => {
-                records.insert(key.to_owned(), (IN_PROGRESS, expiry(now, hold)));
-                Ok(Claim::Proceed)
+                let token = ClaimToken::new();
+                records.insert(
+                    key.to_owned(),
+                    (IN_PROGRESS, expiry(now, hold), Some(token.clone())),
+                );
+                Ok(Claim::Proceed(token))
             }
         }
     }
@@ -40,15 +49,15 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_owned(), (COMPLETED, expiry(now, keep)));
+            .insert(key.to_owned(), (COMPLETED, expiry(now, keep), None));
         Ok(())
     }
 
-    async fn release(&self, key: &str) -> Result<(), IdempotencyError> {
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
         let mut records = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if records
             .get(key)
-            .is_some_and(|(status, _)| *status == IN_PROGRESS)
+            .is_some_and(|(status, _, held)| *status == IN_PROGRESS && held.as_ref() == Some(token))
         {
             records.remove(key);
         }

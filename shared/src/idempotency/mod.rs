@@ -16,14 +16,26 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 /// The answer to a claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// No live record: the caller holds the claim and should do the work.
-    Proceed,
+    /// No live record: the caller holds the claim (proved by the token) and should do
+    /// the work.
+    Proceed(ClaimToken),
     /// Someone else holds a live claim: try again later.
     InProgress,
     /// Done within the window: skip the work.
     Completed,
+}
+
+/// Proves who holds a claim, so a holder whose claim lapsed and was taken over cannot
+/// release the new holder's claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimToken(pub(crate) String);
+
+impl ClaimToken {
+    pub(crate) fn new() -> Self {
+        ClaimToken(hex::encode(rand::random::<[u8; 16]>()))
+    }
 }
 
 /// The store could not answer.
@@ -48,9 +60,9 @@ pub trait IdempotencyStore: Send + Sync {
         now: OffsetDateTime,
         keep: Duration,
     ) -> Result<(), IdempotencyError>;
-    /// Drop an in-progress claim on `key` after the work failed, so a retry proceeds.
-    /// A completed record stays.
-    async fn release(&self, key: &str) -> Result<(), IdempotencyError>;
+    /// Drop the in-progress claim `token` on `key` after the work failed, so a retry
+    /// proceeds. A completed record, or another holder's claim, stays.
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError>;
 }
 
 pub(crate) const IN_PROGRESS: &str = "IN_PROGRESS";

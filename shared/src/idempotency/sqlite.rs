@@ -8,9 +8,11 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
-use super::{COMPLETED, Claim, IN_PROGRESS, IdempotencyError, IdempotencyStore, claim_of, expiry};
+use super::{
+    COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, claim_of, expiry,
+};
 
-/// One table, `idempotency(key, status, expires_at)`, in a WAL-mode database.
+/// One table, `idempotency(key, status, expires_at, token)`, in a WAL-mode database.
 #[derive(Clone)]
 pub struct SqliteIdempotencyStore {
     connection: Arc<Mutex<Connection>>,
@@ -27,7 +29,8 @@ impl SqliteIdempotencyStore {
                  CREATE TABLE IF NOT EXISTS idempotency (
                      key TEXT PRIMARY KEY,
                      status TEXT NOT NULL,
-                     expires_at INTEGER NOT NULL
+                     expires_at INTEGER NOT NULL,
+                     token TEXT
                  );",
             )
             .map_err(wrap)?;
@@ -65,19 +68,25 @@ impl IdempotencyStore for SqliteIdempotencyStore {
     ) -> Result<Claim, IdempotencyError> {
         let key = key.to_owned();
         let (now, until) = (now.unix_timestamp(), expiry(now, hold));
+        let token = ClaimToken::new();
         self.with(move |connection| {
             // Insert, or take over an expired record; one statement, so it is atomic.
             let claimed = connection.execute(
-                "INSERT INTO idempotency (key, status, expires_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET status = excluded.status, expires_at = excluded.expires_at
+                "INSERT INTO idempotency (key, status, expires_at, token) VALUES (?1, ?2, ?3, ?5)
+                 ON CONFLICT (key) DO UPDATE SET status = excluded.status,
+                     expires_at = excluded.expires_at, token = excluded.token
                  WHERE idempotency.expires_at <= ?4",
-                params![key, IN_PROGRESS, until, now],
+                params![key, IN_PROGRESS, until, now, token.0],
             )?;
             if claimed == 1 {
-                return Ok(Claim::Proceed);
+                return Ok(Claim::Proceed(token));
             }
             let status: Option<String> = connection
-                .query_row("SELECT status FROM idempotency WHERE key = ?1", params![key], |row| row.get(0))
+                .query_row(
+                    "SELECT status FROM idempotency WHERE key = ?1",
+                    params![key],
+                    |row| row.get(0),
+                )
                 .optional()?;
             Ok(status.map_or(Claim::InProgress, |s| claim_of(&s)))
         })
@@ -94,23 +103,27 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         let (now, until) = (now.unix_timestamp(), expiry(now, keep));
         self.with(move |connection| {
             connection.execute(
-                "INSERT INTO idempotency (key, status, expires_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET status = excluded.status, expires_at = excluded.expires_at",
+                "INSERT INTO idempotency (key, status, expires_at, token) VALUES (?1, ?2, ?3, NULL)
+                 ON CONFLICT (key) DO UPDATE SET status = excluded.status,
+                     expires_at = excluded.expires_at, token = NULL",
                 params![key, COMPLETED, until],
             )?;
             // Expired records count as absent: drop them (SQLite has no TTL of its own).
-            connection.execute("DELETE FROM idempotency WHERE expires_at <= ?1", params![now])?;
+            connection.execute(
+                "DELETE FROM idempotency WHERE expires_at <= ?1",
+                params![now],
+            )?;
             Ok(())
         })
         .await
     }
 
-    async fn release(&self, key: &str) -> Result<(), IdempotencyError> {
-        let key = key.to_owned();
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
+        let (key, token) = (key.to_owned(), token.0.clone());
         self.with(move |connection| {
             connection.execute(
-                "DELETE FROM idempotency WHERE key = ?1 AND status = ?2",
-                params![key, IN_PROGRESS],
+                "DELETE FROM idempotency WHERE key = ?1 AND status = ?2 AND token = ?3",
+                params![key, IN_PROGRESS, token],
             )?;
             Ok(())
         })

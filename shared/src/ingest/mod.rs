@@ -25,6 +25,9 @@ use crate::secrets::SecretCache;
 use crate::signature::{VerifyError, verify};
 use crate::source::Source;
 
+/// The largest queue message: SQS's limit (1 MiB), less room for the attributes.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024 - 4 * 1024;
+
 /// Seconds a provider is asked to wait before retrying after a 503.
 pub const RETRY_AFTER_SECS: u32 = 30;
 
@@ -69,6 +72,7 @@ enum Rejection {
     UnknownSource,
     MethodNotAllowed { perscom_get: bool },
     TooLarge,
+    EventTooLarge,
     InvalidBase64,
     InvalidBody(NormalizeError),
     Signature(VerifyError),
@@ -81,7 +85,7 @@ impl Rejection {
         match self {
             Rejection::UnknownSource => StatusCode::NOT_FOUND,
             Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Rejection::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::TooLarge | Rejection::EventTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::InvalidBase64 | Rejection::InvalidBody(_) => StatusCode::BAD_REQUEST,
             Rejection::Signature(_) => StatusCode::UNAUTHORIZED,
             Rejection::SecretsUnavailable | Rejection::EnqueueFailed { .. } => {
@@ -95,7 +99,7 @@ impl Rejection {
         match self {
             Rejection::UnknownSource => "unknown_source",
             Rejection::MethodNotAllowed { .. } => "method_not_allowed",
-            Rejection::TooLarge => "body_too_large",
+            Rejection::TooLarge | Rejection::EventTooLarge => "body_too_large",
             Rejection::InvalidBase64 | Rejection::InvalidBody(_) => "invalid_body",
             Rejection::Signature(_) => "invalid_signature",
             Rejection::SecretsUnavailable => "secrets_unavailable",
@@ -119,6 +123,11 @@ impl Rejection {
                 "webhooks are delivered with POST".into()
             }
             Rejection::TooLarge => format!("the body is over the {max_body_bytes}-byte limit"),
+            Rejection::EventTooLarge => {
+                format!(
+                    "the normalized event is over the {MAX_MESSAGE_BYTES}-byte queue message limit"
+                )
+            }
             Rejection::InvalidBase64 => {
                 "the body is marked base64-encoded but is not valid base64".into()
             }
@@ -282,6 +291,9 @@ impl Ingest {
             tracing::error!(error = %error, "could not encode the event");
             Rejection::EnqueueFailed { failures: 1 }
         })?;
+        if message.body.len() > MAX_MESSAGE_BYTES {
+            return Err(Rejection::EventTooLarge);
+        }
         let consumers = route(&event, &self.rules);
         let sends = consumers
             .iter()
@@ -325,7 +337,7 @@ impl Ingest {
     fn decoded_body(&self, body: Vec<u8>, is_base64: bool) -> Result<Vec<u8>, Rejection> {
         let body = if is_base64 {
             // Four base64 characters carry three bytes: reject before decoding.
-            if body.len() / 4 * 3 > self.max_body_bytes + 3 {
+            if body.len() / 4 * 3 > self.max_body_bytes.saturating_add(3) {
                 return Err(Rejection::TooLarge);
             }
             STANDARD

@@ -61,7 +61,8 @@ pub fn normalize(
             .map(str::as_bytes),
         _ => None,
     };
-    let received_at = received_at.to_offset(time::UtcOffset::UTC);
+    // The clock is ours; a time RFC 3339 cannot write in UTC (year 10000) is a bug.
+    let received_at = crate::event::utc(received_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     Ok(Event {
         schema: SCHEMA_V1.to_owned(),
         id: event_id(source, delivery_id.unwrap_or(body)),
@@ -264,7 +265,7 @@ fn timestamp(value: &Value) -> Option<OffsetDateTime> {
         .or_else(|| {
             OffsetDateTime::parse(&format!("{}Z", text.replacen(' ', "T", 1)), &Rfc3339).ok()
         })?;
-    Some(parsed.to_offset(time::UtcOffset::UTC))
+    crate::event::utc(parsed)
 }
 
 /// An object's `id` and display name: `{id, name | full_name | displayName | title}`,

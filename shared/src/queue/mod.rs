@@ -62,8 +62,20 @@ impl QueueMessage {
             event_id: event.id.clone(),
             source: event.source.as_str().to_owned(),
             event_type: event.event_type.clone(),
-            body: serde_json::to_string(event)?,
+            body: sqs_safe(serde_json::to_string(event)?),
         })
+    }
+}
+
+/// SQS accepts only XML characters in a message: U+FFFE and U+FFFF (which JSON allows
+/// raw) are escaped. In JSON they can only stand inside strings, so the escape decodes
+/// to the same value. (serde_json already escapes the control characters.)
+fn sqs_safe(json: String) -> String {
+    if json.contains(['\u{fffe}', '\u{ffff}']) {
+        json.replace('\u{fffe}', "\\ufffe")
+            .replace('\u{ffff}', "\\uffff")
+    } else {
+        json
     }
 }
 

@@ -155,26 +155,35 @@ impl<T: PartialEq + Send + Sync> SecretCache<T> {
     pub async fn current(&self) -> Result<Arc<T>, SecretsError> {
         let mut state = self.state.lock().await;
         let now = Instant::now();
-        if let (Some(value), Some(refresh_at)) = (&state.value, state.refresh_at)
+        if let Some(refresh_at) = state.refresh_at
             && now < refresh_at
         {
-            return Ok(Arc::clone(value));
+            return match &state.value {
+                Some(value) => Ok(Arc::clone(value)),
+                // The last fetch failed with nothing cached: wait out the interval, so
+                // a flood of requests during an outage does not multiply calls.
+                None => Err(SecretsError::Unavailable(
+                    "the last fetch failed; retrying after 30 s".into(),
+                )),
+            };
         }
         match self.store.fetch().await {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
                 state.value = Some(Arc::clone(&fresh));
-                state.refresh_at = Some(now + self.ttl);
+                state.refresh_at = Some(later(now, self.ttl));
                 Ok(fresh)
             }
-            Err(error) => match state.value.clone() {
-                Some(stale) => {
-                    tracing::warn!(error = %crate::error_chain(&error), "secret refresh failed; serving the cached secrets");
-                    state.refresh_at = Some(now + self.refetch_interval.min(self.ttl));
-                    Ok(stale)
+            Err(error) => {
+                state.refresh_at = Some(later(now, self.refetch_interval.min(self.ttl)));
+                match state.value.clone() {
+                    Some(stale) => {
+                        tracing::warn!(error = %crate::error_chain(&error), "secret refresh failed; serving the cached secrets");
+                        Ok(stale)
+                    }
+                    None => Err(error),
                 }
-                None => Err(error),
-            },
+            }
         }
     }
 
@@ -196,7 +205,7 @@ impl<T: PartialEq + Send + Sync> SecretCache<T> {
                 let changed = state.value.as_deref() != Some(&fresh);
                 let fresh = Arc::new(fresh);
                 state.value = Some(Arc::clone(&fresh));
-                state.refresh_at = Some(now + self.ttl);
+                state.refresh_at = Some(later(now, self.ttl));
                 changed.then_some(fresh)
             }
             Err(error) => {
@@ -204,5 +213,21 @@ impl<T: PartialEq + Send + Sync> SecretCache<T> {
                 None
             }
         }
+    }
+}
+
+/// `now + span`, or a day from now when that overflows.
+fn later(now: Instant, span: Duration) -> Instant {
+    now.checked_add(span)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400))
+}
+
+/// A fixed value, for local mode and tests where a secret comes from configuration.
+pub struct StaticSecret<T>(pub T);
+
+#[async_trait]
+impl<T: Clone + Send + Sync> SecretStore<T> for StaticSecret<T> {
+    async fn fetch(&self) -> Result<T, SecretsError> {
+        Ok(self.0.clone())
     }
 }

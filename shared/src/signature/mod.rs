@@ -207,7 +207,9 @@ impl<'h> Delivery<'h> {
                             reason: "expected a Unix timestamp in seconds",
                         })?;
                 let skew = timestamp.saturating_sub(now.unix_timestamp());
-                if skew.abs() > TIMESTAMP_TOLERANCE_SECS {
+                if timestamp.abs_diff(now.unix_timestamp())
+                    > TIMESTAMP_TOLERANCE_SECS.unsigned_abs()
+                {
                     return Err(VerifyError::TimestampOutOfTolerance { skew });
                 }
                 let value = single_header(headers, STANDARD_SIGNATURE_HEADER)?;

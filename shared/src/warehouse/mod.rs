@@ -150,7 +150,8 @@ pub fn object_key(date: Date, first_received: OffsetDateTime, message_ids: &[Str
     }
     let digest = hash.finalize();
     let stamp = first_received
-        .to_offset(time::UtcOffset::UTC)
+        .checked_to_offset(time::UtcOffset::UTC)
+        .unwrap_or(first_received)
         .format(&time::macros::format_description!(
             "[year][month][day]T[hour][minute][second]Z"
         ))
@@ -194,7 +195,11 @@ impl WarehouseSink {
                     continue;
                 }
             };
-            let received = event.received_at.to_offset(time::UtcOffset::UTC);
+            let Some(received) = crate::event::utc(event.received_at) else {
+                tracing::error!(message_id = %message_id, "received_at is out of range");
+                report.fail(Some(&message_id));
+                continue;
+            };
             let partition = partitions.entry(received.date()).or_default();
             if let Err(error) = partition.ndjson.push(&event) {
                 tracing::error!(message_id = %message_id, error = %error, "could not encode the event");

@@ -1,0 +1,55 @@
+//! Slack notifier Lambda: notable events from the Slack queue to an incoming webhook.
+//! Wiring only; the logic is `okr_webhooks::slack`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_config::BehaviorVersion;
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use okr_webhooks::config::{SlackConfig, process_env};
+use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
+use okr_webhooks::secrets::SecretCache;
+use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
+use okr_webhooks::slack::SlackNotifier;
+use okr_webhooks::slack::webhook::{WebhookPoster, WebhookUrl};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    okr_webhooks::telemetry::init();
+    let config = SlackConfig::from_env(&process_env())?;
+    let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let url_store = SecretsManagerStore::new(
+        aws_sdk_secretsmanager::Client::new(&aws),
+        &config.webhook_secret_id,
+    );
+    let url: SecretCache<WebhookUrl> =
+        SecretCache::new(Arc::new(url_store), config.secret_cache_ttl);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let notifier = SlackNotifier::new(
+        Arc::new(WebhookPoster::new(http, url)),
+        Arc::new(DynamoDbIdempotencyStore::new(
+            aws_sdk_dynamodb::Client::new(&aws),
+            &config.idempotency_table,
+        )),
+        config.notify,
+        config.digest_threshold,
+    );
+
+    let notifier = &notifier;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let deadline = tokio::time::Instant::now() + remaining(event.context.deadline);
+        Ok::<_, Error>(notifier.handle(event.payload, deadline).await?)
+    }))
+    .await
+}
+
+/// Time left until the invocation's deadline (milliseconds since the epoch).
+fn remaining(deadline_ms: u64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_millis(deadline_ms).saturating_sub(now)
+}

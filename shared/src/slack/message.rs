@@ -1,0 +1,267 @@
+//! Slack messages for events: Block Kit with a fallback `text`, built only from named,
+//! non-personal fields (titles, names, department, position, rank and award names),
+//! never from the rest of the payload, and within Block Kit's limits.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use time::macros::format_description;
+
+use crate::event::Event;
+use crate::source::Source;
+
+/// Block Kit: at most 50 blocks per message.
+pub const MAX_BLOCKS: usize = 50;
+/// Block Kit: at most 3,000 characters in a section or context text.
+pub const MAX_TEXT: usize = 3000;
+/// Block Kit: at most 150 characters in a header.
+pub const MAX_HEADER: usize = 150;
+
+/// One incoming-webhook message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlackMessage {
+    /// The fallback text (notifications, screen readers).
+    pub text: String,
+    /// The Block Kit blocks.
+    pub blocks: Vec<Value>,
+}
+
+/// The one-line summary of an event, plain text.
+struct Line {
+    emoji: &'static str,
+    text: String,
+}
+
+/// The message for one event.
+pub fn event_message(event: &Event) -> SlackMessage {
+    let line = line(event);
+    let mut context = vec![source_name(event.source).to_owned()];
+    if let Some(actor) = actor_name(event).filter(|_| !line.text.contains(" by ")) {
+        context.push(format!("by {actor}"));
+    }
+    if let Ok(when) = event.occurred_at.format(format_description!(
+        "[year]-[month]-[day] [hour]:[minute] UTC"
+    )) {
+        context.push(when);
+    }
+    let mut section = format!("{} {}", line.emoji, escape(&line.text));
+    if let Some(current) = event.progress.as_ref().and_then(|p| p.current) {
+        if event.event_type.starts_with("key_result.") {
+            section.push_str(&format!(
+                "\n`{}` {}%",
+                progress_bar(current),
+                percent(current)
+            ));
+        }
+    }
+    SlackMessage {
+        text: truncate(&line.text, MAX_TEXT),
+        blocks: vec![
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&section, MAX_TEXT)}}),
+            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(&escape(&context.join(" · ")), MAX_TEXT)}]}),
+        ],
+    }
+}
+
+/// One message listing several events: a header, then sections of up to 3,000
+/// characters each, within 50 blocks; what does not fit is counted in a last line.
+pub fn digest_message(events: &[Event]) -> SlackMessage {
+    let lines: Vec<Line> = events.iter().map(line).collect();
+    let header = truncate(&format!("{} OKR and HR updates", events.len()), MAX_HEADER);
+    let mut blocks =
+        vec![json!({"type": "header", "text": {"type": "plain_text", "text": header}})];
+    let mut section = String::new();
+    let mut shown = 0;
+    // Leave room for the last section and the "more" context.
+    let section_limit = MAX_BLOCKS - 2;
+    for line in &lines {
+        let item = truncate(
+            &format!("• {} {}", line.emoji, escape(&line.text)),
+            MAX_TEXT,
+        );
+        if !section.is_empty() && section.len() + 1 + item.len() > MAX_TEXT {
+            if blocks.len() > section_limit {
+                break;
+            }
+            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": section}}));
+            section = String::new();
+        }
+        if !section.is_empty() {
+            section.push('\n');
+        }
+        section.push_str(&item);
+        shown += 1;
+    }
+    if !section.is_empty() {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": section}}));
+    }
+    if shown < lines.len() {
+        let more = format!("…and {} more", lines.len() - shown);
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]}));
+    }
+    let preview: Vec<&str> = lines.iter().take(3).map(|l| l.text.as_str()).collect();
+    let mut text = format!("{} updates: {}", lines.len(), preview.join("; "));
+    if lines.len() > preview.len() {
+        text.push_str(&format!("; and {} more", lines.len() - preview.len()));
+    }
+    SlackMessage {
+        text: truncate(&text, MAX_TEXT),
+        blocks,
+    }
+}
+
+fn line(event: &Event) -> Line {
+    let title = || {
+        event
+            .entity
+            .name
+            .clone()
+            .unwrap_or_else(|| "(untitled)".to_owned())
+    };
+    let payload_name = |object: &str| {
+        event
+            .payload
+            .pointer(&format!("/data/{object}/name"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let person = || {
+        event
+            .entity
+            .name
+            .clone()
+            .unwrap_or_else(|| "Someone".to_owned())
+    };
+    let member = || payload_name("user").unwrap_or_else(|| "Someone".to_owned());
+    let (emoji, text) = match event.event_type.as_str() {
+        "objective.completed" => (
+            ":white_check_mark:",
+            format!("Objective {} completed", title()),
+        ),
+        "key_result.completed" => (":white_check_mark:", format!("KR {} completed", title())),
+        "key_result.progress_updated" => {
+            let progress = event.progress.as_ref();
+            let current = progress.and_then(|p| p.current);
+            let previous = progress.and_then(|p| p.previous);
+            let mut text = match current {
+                Some(current) => format!("KR {} updated to {}%", title(), percent(current)),
+                None => format!("KR {} updated", title()),
+            };
+            if let Some(previous) = previous {
+                text.push_str(&format!(" (from {}%)", percent(previous)));
+            }
+            if let Some(actor) = actor_name(event) {
+                text.push_str(&format!(" by {actor}"));
+            }
+            let falling = matches!((previous, current), (Some(p), Some(c)) if c < p);
+            (
+                if falling {
+                    ":chart_with_downwards_trend:"
+                } else {
+                    ":chart_with_upwards_trend:"
+                },
+                text,
+            )
+        }
+        "employee.created" => {
+            let text = match (payload_name("department"), payload_name("position")) {
+                (Some(department), Some(position)) => {
+                    format!("{} joined {department} as {position}", person())
+                }
+                (Some(department), None) => format!("{} joined {department}", person()),
+                (None, Some(position)) => format!("{} joined as {position}", person()),
+                (None, None) => format!("{} joined", person()),
+            };
+            (":wave:", text)
+        }
+        "employee.terminated" => match payload_name("department") {
+            Some(department) => (":door:", format!("{} left {department}", person())),
+            None => (":door:", format!("{} left", person())),
+        },
+        "award_record.created" => match payload_name("award") {
+            Some(award) => (
+                ":medal:",
+                format!("{} received the {award} award", member()),
+            ),
+            None => (":medal:", format!("{} received an award", member())),
+        },
+        "rank_record.created" => {
+            let demoted = event.payload.pointer("/data/type").and_then(Value::as_i64) == Some(1);
+            let verb = if demoted { "demoted" } else { "promoted" };
+            match payload_name("rank") {
+                Some(rank) => (
+                    ":military_medal:",
+                    format!("{} was {verb} to {rank}", member()),
+                ),
+                None => (":military_medal:", format!("{} was {verb}", member())),
+            }
+        }
+        "qualification_record.created" => match payload_name("qualification") {
+            Some(q) => (
+                ":mortar_board:",
+                format!("{} earned the {q} qualification", member()),
+            ),
+            None => (
+                ":mortar_board:",
+                format!("{} earned a qualification", member()),
+            ),
+        },
+        other => {
+            let (kind, action) = other.split_once('.').unwrap_or((other, "received"));
+            let kind = kind.replace('_', " ");
+            let action = action.replace('_', " ");
+            let text = match &event.entity.name {
+                Some(name) => format!("{}: {kind} {name} {action}", source_name(event.source)),
+                None => format!("{}: {kind} {action}", source_name(event.source)),
+            };
+            (":bell:", text)
+        }
+    };
+    Line { emoji, text }
+}
+
+fn actor_name(event: &Event) -> Option<&str> {
+    event.actor.as_ref().and_then(|a| a.name.as_deref())
+}
+
+fn source_name(source: Source) -> &'static str {
+    match source {
+        Source::Peoplelogic => "Peoplelogic",
+        Source::Peopleforce => "PeopleForce",
+        Source::Perscom => "PERSCOM",
+        Source::Standard => "Standard Webhooks",
+    }
+}
+
+/// `60.0` -> `60`, `33.333` -> `33.3`.
+fn percent(value: f64) -> String {
+    let rounded = (value * 10.0).round() / 10.0;
+    if rounded.fract() == 0.0 {
+        format!("{rounded:.0}")
+    } else {
+        format!("{rounded:.1}")
+    }
+}
+
+/// Ten cells, filled in proportion, clamped to 0..100 %.
+fn progress_bar(value: f64) -> String {
+    let filled = (value.clamp(0.0, 100.0) / 10.0).round() as usize;
+    format!("{}{}", "█".repeat(filled), "░".repeat(10 - filled))
+}
+
+/// Slack mrkdwn control characters in provider text would make links and mentions
+/// (`<!channel>`): escape them.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// At most `max` characters, with an ellipsis when cut.
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}

@@ -1,0 +1,212 @@
+//! The Slack notifier: one Block Kit message per notable event (or one digest for a
+//! burst), posted exactly once per event, within Slack's rate limits.
+
+pub mod message;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::batch::{BatchReport, UnreportableFailure, decode};
+use crate::event::Event;
+use crate::idempotency::{Claim, ClaimToken, IdempotencyStore};
+use crate::routing::NotifyRules;
+use message::{SlackMessage, digest_message, event_message};
+use webhook::{PostError, SlackPoster};
+
+/// More notable events than this in one batch become one digest message.
+pub const DEFAULT_DIGEST_THRESHOLD: usize = 5;
+/// How long a posted event is remembered: longer than SQS keeps a message in the
+/// dead-letter queue (14 days), so a redrive does not post it again.
+pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(15 * 24 * 3600);
+/// Slack allows about one message per second per webhook.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// A 429 asking to wait longer than this fails the record for SQS to retry later.
+pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(15);
+/// Time a post may take; none is started with less time left before the deadline.
+pub const POST_BUDGET: Duration = Duration::from_secs(6);
+
+/// The notifier and its ports.
+pub struct SlackNotifier {
+    poster: Arc<dyn SlackPoster>,
+    idempotency: Arc<dyn IdempotencyStore>,
+    rules: NotifyRules,
+    digest_threshold: usize,
+    dedup_window: Duration,
+    min_interval: Duration,
+}
+
+impl SlackNotifier {
+    /// A notifier posting through `poster`, remembering posts in `idempotency`.
+    pub fn new(
+        poster: Arc<dyn SlackPoster>,
+        idempotency: Arc<dyn IdempotencyStore>,
+        rules: NotifyRules,
+        digest_threshold: usize,
+    ) -> Self {
+        SlackNotifier {
+            poster,
+            idempotency,
+            rules,
+            digest_threshold,
+            dedup_window: DEFAULT_DEDUP_WINDOW,
+            min_interval: MIN_INTERVAL,
+        }
+    }
+
+    /// Change the pause between two posts of one batch (tests).
+    pub fn with_min_interval(mut self, interval: Duration) -> Self {
+        self.min_interval = interval;
+        self
+    }
+
+    /// Handle one SQS batch; `deadline` is when the invocation must have answered.
+    pub async fn handle(
+        &self,
+        batch: SqsEvent,
+        deadline: Instant,
+    ) -> Result<SqsBatchResponse, UnreportableFailure> {
+        let batch_size = batch.records.len();
+        let mut report = BatchReport::default();
+        let now = OffsetDateTime::now_utc();
+        // A claim outlives this invocation a little, so a crash frees it soon after.
+        let hold = deadline.saturating_duration_since(Instant::now()) + POST_BUDGET;
+        let mut claimed: Vec<(Option<String>, Event, ClaimToken)> = Vec::new();
+        for record in batch.records {
+            let message_id = record.message_id.clone();
+            let event = match decode(&record) {
+                Ok(event) => event,
+                Err(error) => {
+                    tracing::error!(message_id = ?message_id, error = %error, "record is not an event");
+                    report.fail(message_id.as_deref());
+                    continue;
+                }
+            };
+            if !self.rules.matches(&event.event_type) {
+                tracing::info!(event_id = %event.id, r#type = %event.event_type, outcome = "no_rule", "nothing to post");
+                continue;
+            }
+            match self.idempotency.begin(&claim_key(&event), now, hold).await {
+                Ok(Claim::Proceed(token)) => claimed.push((message_id, event, token)),
+                Ok(Claim::Completed) => {
+                    tracing::info!(event_id = %event.id, outcome = "already_posted", "posted before; skipping");
+                }
+                Ok(Claim::InProgress) => {
+                    tracing::info!(event_id = %event.id, outcome = "in_progress", "another delivery is posting it; retry later");
+                    report.fail(message_id.as_deref());
+                }
+                Err(error) => {
+                    tracing::error!(event_id = %event.id, error = %crate::error_chain(&error), "idempotency store failed");
+                    report.fail(message_id.as_deref());
+                }
+            }
+        }
+
+        if claimed.len() > self.digest_threshold {
+            let events: Vec<Event> = claimed.iter().map(|(_, e, _)| e.clone()).collect();
+            let posted = self.post(&digest_message(&events), deadline).await;
+            for (message_id, event, token) in &claimed {
+                self.settle(
+                    event,
+                    message_id.as_deref(),
+                    token,
+                    &posted,
+                    "digest",
+                    &mut report,
+                )
+                .await;
+            }
+        } else {
+            for (index, (message_id, event, token)) in claimed.iter().enumerate() {
+                if index > 0 {
+                    tokio::time::sleep(self.min_interval).await;
+                }
+                let posted = self.post(&event_message(event), deadline).await;
+                self.settle(
+                    event,
+                    message_id.as_deref(),
+                    token,
+                    &posted,
+                    "message",
+                    &mut report,
+                )
+                .await;
+            }
+        }
+        report.into_response(batch_size)
+    }
+
+    /// Post, waiting out a short 429 when the invocation has time for it.
+    async fn post(&self, message: &SlackMessage, deadline: Instant) -> Result<(), PostError> {
+        loop {
+            if Instant::now() + POST_BUDGET > deadline {
+                return Err(PostError::Transient(
+                    "no time left in this invocation".into(),
+                ));
+            }
+            match self.poster.post(message).await {
+                Err(PostError::RateLimited { retry_after }) => {
+                    let wait = retry_after.unwrap_or(MIN_INTERVAL);
+                    if wait > MAX_RATE_LIMIT_WAIT || Instant::now() + wait + POST_BUDGET > deadline
+                    {
+                        return Err(PostError::RateLimited { retry_after });
+                    }
+                    tracing::info!(
+                        wait_ms = wait.as_millis() as u64,
+                        "rate limited by Slack; waiting"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Record the outcome of a post for one event: completed, or released and failed.
+    async fn settle(
+        &self,
+        event: &Event,
+        message_id: Option<&str>,
+        token: &ClaimToken,
+        posted: &Result<(), PostError>,
+        kind: &str,
+        report: &mut BatchReport,
+    ) {
+        let key = claim_key(event);
+        match posted {
+            Ok(()) => {
+                tracing::info!(event_id = %event.id, r#type = %event.event_type, outcome = "posted", kind, "posted to Slack");
+                if let Err(error) = self
+                    .idempotency
+                    .complete(&key, OffsetDateTime::now_utc(), self.dedup_window)
+                    .await
+                {
+                    // Posted: acknowledging is right; the claim lapses after its hold.
+                    tracing::error!(event_id = %event.id, error = %crate::error_chain(&error), "could not record the post");
+                }
+            }
+            Err(error) => {
+                match error {
+                    PostError::Permanent { .. } => {
+                        tracing::error!(event_id = %event.id, error = %error, outcome = "refused", "Slack refused the message; it will reach the dead-letter queue")
+                    }
+                    _ => {
+                        tracing::warn!(event_id = %event.id, error = %error, outcome = "retry", "post failed; SQS will retry")
+                    }
+                }
+                if let Err(release) = self.idempotency.release(&key, token).await {
+                    tracing::error!(event_id = %event.id, error = %crate::error_chain(&release), "could not release the claim");
+                }
+                report.fail(message_id);
+            }
+        }
+    }
+}
+
+fn claim_key(event: &Event) -> String {
+    format!("slack:{}", event.id)
+}
