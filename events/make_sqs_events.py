@@ -17,11 +17,12 @@ RECEIVED_AT = "2026-11-20T09:30:00Z"
 NAMESPACE = uuid.UUID("6f1d7c2e-4b0a-4c1e-9a57-0d7f3b1e2c44")
 
 
-def normalized(source, body, received_at=RECEIVED_AT):
-    out = subprocess.run(
-        [TOOL, "normalize", "--source", source, "--received-at", received_at, str(EVENTS / "bodies" / source / body)],
-        check=True, capture_output=True, text=True,
-    )
+def normalized(source, body, received_at=RECEIVED_AT, text=None):
+    """Normalize events/bodies/<source>/<body>, or `text` when given."""
+    args = [TOOL, "normalize", "--source", source, "--received-at", received_at]
+    if text is None:
+        args.append(str(EVENTS / "bodies" / source / body))
+    out = subprocess.run(args, input=text, check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 
 
@@ -50,8 +51,8 @@ def record(queue, name, body_text, event=None, receive_count=1):
     }
 
 
-def event_record(queue, source, body, **kwargs):
-    event = normalized(source, body, **kwargs.pop("received", {}) or {})
+def event_record(queue, source, body, text=None, **kwargs):
+    event = normalized(source, body, text=text)
     return record(queue, f"{source}/{body}", json.dumps(event, separators=(",", ":")), event, **kwargs)
 
 
@@ -74,3 +75,21 @@ write("warehouse-sink", "batch.json", good + [
 write("warehouse-sink", "poison.json", good[:2] + [
     record("warehouse", "poison", '{"this": "is not a normalized event"}', receive_count=3),
 ] + good[2:])
+
+# slack-notifier
+slack = {
+    "objective_completed": event_record("slack", "peoplelogic", "objective_completed.json"),
+    "key_result_progress": event_record("slack", "peoplelogic", "key_result_progress.json"),
+    "employee_created": event_record("slack", "peopleforce", "employee_create.json"),
+    "award_created": event_record("slack", "perscom", "awardrecord_created.json"),
+}
+for name, one in slack.items():
+    write("slack-notifier", f"{name}.json", [one])
+# Twelve key results moving at once: more than the digest threshold (5), so one digest.
+base = json.loads((EVENTS / "bodies" / "peoplelogic" / "key_result_progress.json").read_text())
+burst = []
+for n in range(12):
+    body = dict(base, id=f"a7d4e9c0-2b1f-4e8a-9c3d-{n:012d}", title=f"Key result {n + 1}",
+                currentValue={"previous": 100 + 20 * n, "current": 120 + 25 * n})
+    burst.append(event_record("slack", "peoplelogic", f"burst-{n}.json", text=json.dumps(body)))
+write("slack-notifier", "digest.json", burst)

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Create the ingest function's AWS resources in a local moto server and print the
+"""Create the functions' AWS resources in a local moto server and print the
 environment for `cargo lambda watch --env-file`.
 
-usage: python3 tests/local_aws.py [MOTO_URL] > .ingest.env
-       (MOTO_URL defaults to http://127.0.0.1:5000; start it with
-        `moto_server -H 127.0.0.1 -p 5000`)
+usage: python3 tests/local_aws.py [MOTO_URL] [SLACK_URL] > .lambda.env
+       MOTO_URL defaults to http://127.0.0.1:5000 (start it with
+       `moto_server -H 127.0.0.1 -p 5000`); SLACK_URL, the incoming webhook the Slack
+       notifier posts to, defaults to http://127.0.0.1:5001/slack (a stand-in:
+       `python3 tests/http_standin.py 5001`).
 
-Creates the three consumer queues and the signing secret holding the test secrets of
-events/secrets.json. Running it again reuses what exists.
+Creates the three consumer queues with their dead-letter queues, the signing secret
+holding the test secrets of events/secrets.json, the Slack webhook secret, the
+idempotency table and the warehouse bucket. Running it again reuses what exists.
 """
 import pathlib
 import sys
@@ -15,17 +18,36 @@ import sys
 import boto3
 
 url = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:5000"
+slack_url = sys.argv[2] if len(sys.argv) > 2 else "http://127.0.0.1:5001/slack"
 region = "us-east-1"
 session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=region)
 sqs = session.client("sqs", endpoint_url=url)
 secrets = session.client("secretsmanager", endpoint_url=url)
 
+
+
+def put_secret(name, value):
+    try:
+        secrets.create_secret(Name=name, SecretString=value)
+    except secrets.exceptions.ResourceExistsException:
+        secrets.put_secret_value(SecretId=name, SecretString=value)
+
+
 secret_name = "okr-webhooks/signing-secrets"
-document = (pathlib.Path(__file__).resolve().parent.parent / "events" / "secrets.json").read_text()
+put_secret(secret_name, (pathlib.Path(__file__).resolve().parent.parent / "events" / "secrets.json").read_text())
+put_secret("okr-webhooks/slack-webhook", slack_url)
+
+dynamodb = session.client("dynamodb", endpoint_url=url)
 try:
-    secrets.create_secret(Name=secret_name, SecretString=document)
-except secrets.exceptions.ResourceExistsException:
-    secrets.put_secret_value(SecretId=secret_name, SecretString=document)
+    dynamodb.create_table(
+        TableName="okr-webhooks-idempotency",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+except dynamodb.exceptions.ResourceInUseException:
+    pass
+session.client("s3", endpoint_url=url).create_bucket(Bucket="okr-webhooks-warehouse")
 
 env = {
     "AWS_ENDPOINT_URL": url,
@@ -34,6 +56,9 @@ env = {
     "AWS_SECRET_ACCESS_KEY": "test",
     "AWS_EC2_METADATA_DISABLED": "true",
     "SIGNING_SECRET_ID": secret_name,
+    "SLACK_WEBHOOK_SECRET_ID": "okr-webhooks/slack-webhook",
+    "IDEMPOTENCY_TABLE": "okr-webhooks-idempotency",
+    "WAREHOUSE_URL": "s3://okr-webhooks-warehouse/prod",
 }
 for consumer in ("warehouse", "slack", "alerts"):
     dlq = sqs.create_queue(QueueName=f"okr-webhooks-{consumer}-dlq")["QueueUrl"]

@@ -46,10 +46,17 @@ async fn main() -> Result<(), Error> {
     .await
 }
 
-/// Time left until the invocation's deadline (milliseconds since the epoch).
+/// Time left until the invocation's deadline (milliseconds since the epoch). A deadline
+/// already past means an emulator that does not send one (`cargo lambda watch` sends
+/// its timeout instead): assume 30 seconds.
 fn remaining(deadline_ms: u64) -> Duration {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    Duration::from_millis(deadline_ms).saturating_sub(now)
+    let left = Duration::from_millis(deadline_ms).saturating_sub(now);
+    if left.is_zero() {
+        Duration::from_secs(30)
+    } else {
+        left
+    }
 }

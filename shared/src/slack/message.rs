@@ -19,7 +19,8 @@ pub const MAX_HEADER: usize = 150;
 /// One incoming-webhook message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SlackMessage {
-    /// The fallback text (notifications, screen readers).
+    /// The fallback text (notifications, screen readers), escaped like the blocks:
+    /// Slack reads it as mrkdwn too.
     pub text: String,
     /// The Block Kit blocks.
     pub blocks: Vec<Value>,
@@ -54,7 +55,7 @@ pub fn event_message(event: &Event) -> SlackMessage {
         }
     }
     SlackMessage {
-        text: truncate(&line.text, MAX_TEXT),
+        text: truncate(&escape(&line.text), MAX_TEXT),
         blocks: vec![
             json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&section, MAX_TEXT)}}),
             json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(&escape(&context.join(" · ")), MAX_TEXT)}]}),
@@ -71,7 +72,7 @@ pub fn digest_message(events: &[Event]) -> SlackMessage {
         vec![json!({"type": "header", "text": {"type": "plain_text", "text": header}})];
     let mut section = String::new();
     let mut shown = 0;
-    // Leave room for the last section and the "more" context.
+    // Header + sections within the loop + the last section + the "more" context.
     let section_limit = MAX_BLOCKS - 2;
     for line in &lines {
         let item = truncate(
@@ -79,7 +80,7 @@ pub fn digest_message(events: &[Event]) -> SlackMessage {
             MAX_TEXT,
         );
         if !section.is_empty() && section.len() + 1 + item.len() > MAX_TEXT {
-            if blocks.len() > section_limit {
+            if blocks.len() >= section_limit {
                 break;
             }
             blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": section}}));
@@ -104,7 +105,7 @@ pub fn digest_message(events: &[Event]) -> SlackMessage {
         text.push_str(&format!("; and {} more", lines.len() - preview.len()));
     }
     SlackMessage {
-        text: truncate(&text, MAX_TEXT),
+        text: truncate(&escape(&text), MAX_TEXT),
         blocks,
     }
 }

@@ -27,8 +27,11 @@ pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(15 * 24 * 3600);
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// A 429 asking to wait longer than this fails the record for SQS to retry later.
 pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(15);
-/// Time a post may take; none is started with less time left before the deadline.
-pub const POST_BUDGET: Duration = Duration::from_secs(6);
+/// Time kept back before the deadline to record outcomes and answer; a post is cut
+/// short there, and none starts with less than this (plus a moment to send) left.
+pub const POST_BUDGET: Duration = Duration::from_millis(500);
+/// The least time worth starting a post with.
+const MIN_POST_TIME: Duration = Duration::from_millis(300);
 
 /// The notifier and its ports.
 pub struct SlackNotifier {
@@ -143,12 +146,18 @@ impl SlackNotifier {
     /// Post, waiting out a short 429 when the invocation has time for it.
     async fn post(&self, message: &SlackMessage, deadline: Instant) -> Result<(), PostError> {
         loop {
-            if Instant::now() + POST_BUDGET > deadline {
+            // Posts end before the deadline, so a timeout never strands a claim.
+            let Some(left) = deadline
+                .checked_duration_since(Instant::now() + POST_BUDGET)
+                .filter(|left| *left >= MIN_POST_TIME)
+            else {
                 return Err(PostError::Transient(
                     "no time left in this invocation".into(),
                 ));
-            }
-            match self.poster.post(message).await {
+            };
+            let attempt = tokio::time::timeout(left, self.poster.post(message)).await;
+            let attempt = attempt.unwrap_or_else(|_| Err(PostError::Transient("timed out".into())));
+            match attempt {
                 Err(PostError::RateLimited { retry_after }) => {
                     let wait = retry_after.unwrap_or(MIN_INTERVAL);
                     if wait > MAX_RATE_LIMIT_WAIT || Instant::now() + wait + POST_BUDGET > deadline
