@@ -93,3 +93,22 @@ for n in range(12):
                 currentValue={"previous": 100 + 20 * n, "current": 120 + 25 * n})
     burst.append(event_record("slack", "peoplelogic", f"burst-{n}.json", text=json.dumps(body)))
 write("slack-notifier", "digest.json", burst)
+
+# progress-alerts: one key result falling behind, recovering, then completed.
+kr = {
+    "eventType": "objective.patch", "id": "kr-activation-rate", "parentId": "obj-growth",
+    "title": "Raise activation to 40%", "startingValue": 0, "targetValue": 100,
+    "updatedBy": {"id": "u-7", "name": "Ana Lima"}, "startDate": "2025-04-01", "dueDate": "2025-06-30",
+}
+steps = {
+    # 1 June: 68% of the quarter gone, 32% done: behind pace (32 < 68 - 15).
+    "behind_pace": dict(kr, currentValue={"previous": 35, "current": 32},
+                        status={"previous": "ON_TRACK", "current": "ON_TRACK"}, updatedAt="2025-06-01T09:00:00Z"),
+    # 8 June: 70% done with 76% gone: back on pace.
+    "recovered": dict(kr, currentValue={"previous": 32, "current": 70},
+                      status={"previous": "ON_TRACK", "current": "ON_TRACK"}, updatedAt="2025-06-08T09:00:00Z"),
+    "completed": dict(kr, currentValue={"previous": 70, "current": 100},
+                      status={"previous": "ON_TRACK", "current": "COMPLETED"}, updatedAt="2025-06-20T09:00:00Z"),
+}
+for name, body in steps.items():
+    write("progress-alerts", f"{name}.json", [event_record("alerts", "peoplelogic", f"{name}.json", text=json.dumps(body))])

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""A local stand-in for Slack's incoming webhook (or PagerDuty's events API): prints
-each JSON body it receives, one per line, and answers 200.
+"""A local stand-in for Slack's incoming webhooks and PagerDuty's Events API: prints
+the path and JSON body of each POST, one per line, and answers 200.
 
 usage: python3 tests/http_standin.py [PORT]   (default 5001)
 """
@@ -13,7 +13,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         try:
-            print(json.dumps(json.loads(body), ensure_ascii=False), flush=True)
+            print(self.path, json.dumps(json.loads(body), ensure_ascii=False), flush=True)
         except ValueError:
             print(body.decode(errors="replace"), flush=True)
         self.send_response(200)

@@ -2,11 +2,13 @@
 """Create the functions' AWS resources in a local moto server and print the
 environment for `cargo lambda watch --env-file`.
 
-usage: python3 tests/local_aws.py [MOTO_URL] [SLACK_URL] > .lambda.env
+usage: python3 tests/local_aws.py [MOTO_URL] [STANDIN_URL] > .lambda.env
        MOTO_URL defaults to http://127.0.0.1:5000 (start it with
-       `moto_server -H 127.0.0.1 -p 5000`); SLACK_URL, the incoming webhook the Slack
-       notifier posts to, defaults to http://127.0.0.1:5001/slack (a stand-in:
-       `python3 tests/http_standin.py 5001`).
+       `moto_server -H 127.0.0.1 -p 5000`); STANDIN_URL, a local HTTP server standing in
+       for Slack and PagerDuty, defaults to http://127.0.0.1:5001 (start it with
+       `python3 tests/http_standin.py 5001`). The Slack notifier posts to
+       STANDIN_URL/slack, the alerts to STANDIN_URL/slack-alerts and
+       STANDIN_URL/v2/enqueue.
 
 Creates the three consumer queues with their dead-letter queues, the signing secret
 holding the test secrets of events/secrets.json, the Slack webhook secret, the
@@ -18,7 +20,7 @@ import sys
 import boto3
 
 url = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:5000"
-slack_url = sys.argv[2] if len(sys.argv) > 2 else "http://127.0.0.1:5001/slack"
+standin = (sys.argv[2] if len(sys.argv) > 2 else "http://127.0.0.1:5001").rstrip("/")
 region = "us-east-1"
 session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=region)
 sqs = session.client("sqs", endpoint_url=url)
@@ -35,7 +37,9 @@ def put_secret(name, value):
 
 secret_name = "okr-webhooks/signing-secrets"
 put_secret(secret_name, (pathlib.Path(__file__).resolve().parent.parent / "events" / "secrets.json").read_text())
-put_secret("okr-webhooks/slack-webhook", slack_url)
+put_secret("okr-webhooks/slack-webhook", f"{standin}/slack")
+put_secret("okr-webhooks/alerts-slack-webhook", f"{standin}/slack-alerts")
+put_secret("okr-webhooks/pagerduty-routing-key", "R0UT1NGKEY0000000000000000000000")
 
 dynamodb = session.client("dynamodb", endpoint_url=url)
 try:
@@ -58,6 +62,9 @@ env = {
     "SIGNING_SECRET_ID": secret_name,
     "SLACK_WEBHOOK_SECRET_ID": "okr-webhooks/slack-webhook",
     "IDEMPOTENCY_TABLE": "okr-webhooks-idempotency",
+    "ALERTS_SLACK_WEBHOOK_SECRET_ID": "okr-webhooks/alerts-slack-webhook",
+    "PAGERDUTY_ROUTING_KEY_SECRET_ID": "okr-webhooks/pagerduty-routing-key",
+    "PAGERDUTY_EVENTS_URL": f"{standin}/v2/enqueue",
     "WAREHOUSE_URL": "s3://okr-webhooks-warehouse/prod",
 }
 for consumer in ("warehouse", "slack", "alerts"):

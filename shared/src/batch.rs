@@ -154,3 +154,19 @@ fn receive_count(message: &SqsMessage) -> u32 {
         .and_then(|count| count.parse().ok())
         .unwrap_or(1)
 }
+
+/// When an invocation must have answered, from the Lambda context's deadline
+/// (milliseconds since the epoch). A deadline already past means an emulator that does
+/// not send one (`cargo lambda watch` sends its timeout instead): assume 30 seconds.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> tokio::time::Instant {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let left = std::time::Duration::from_millis(deadline_ms).saturating_sub(now);
+    let left = if left.is_zero() {
+        std::time::Duration::from_secs(30)
+    } else {
+        left
+    };
+    tokio::time::Instant::now() + left
+}

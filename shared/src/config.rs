@@ -184,3 +184,70 @@ impl SlackConfig {
         })
     }
 }
+
+/// The progress alerts' configuration.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// `ALERTS_SLACK_WEBHOOK_SECRET_ID`: the secret with the alerts channel's webhook URL.
+    pub slack_webhook_secret_id: Option<String>,
+    /// `PAGERDUTY_ROUTING_KEY_SECRET_ID`: the secret with the PagerDuty routing key.
+    pub pagerduty_routing_key_secret_id: Option<String>,
+    /// `PAGERDUTY_EVENTS_URL` (default the Events API v2 endpoint).
+    pub pagerduty_events_url: String,
+    /// `IDEMPOTENCY_TABLE`.
+    pub idempotency_table: String,
+    /// `ALERT_PACE_TOLERANCE`, `ALERT_LOW_THRESHOLD`, `ALERT_LOW_AFTER`, `ALERT_DROP_POINTS`.
+    pub thresholds: crate::alerts::rules::Thresholds,
+    /// `ALERT_WINDOW_HOURS` (default 24).
+    pub window: Duration,
+    /// `SECRET_CACHE_TTL_SECONDS` (default 300).
+    pub secret_cache_ttl: Duration,
+}
+
+impl AlertsConfig {
+    /// Read every variable; at least one destination must be set.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let optional = |name: &'static str| (env.0)(name).filter(|v| !v.trim().is_empty());
+        let slack_webhook_secret_id = optional("ALERTS_SLACK_WEBHOOK_SECRET_ID");
+        let pagerduty_routing_key_secret_id = optional("PAGERDUTY_ROUTING_KEY_SECRET_ID");
+        if slack_webhook_secret_id.is_none() && pagerduty_routing_key_secret_id.is_none() {
+            return Err(ConfigError::Missing(
+                "ALERTS_SLACK_WEBHOOK_SECRET_ID or PAGERDUTY_ROUTING_KEY_SECRET_ID",
+            ));
+        }
+        let defaults = crate::alerts::rules::Thresholds::default();
+        let points = |name: &'static str, default: f64| -> Result<f64, ConfigError> {
+            let value: f64 = env.parsed_or(name, default, "a number from 0 to 100")?;
+            if (0.0..=100.0).contains(&value) {
+                Ok(value)
+            } else {
+                Err(ConfigError::Invalid {
+                    name,
+                    expected: "a number from 0 to 100",
+                })
+            }
+        };
+        Ok(AlertsConfig {
+            slack_webhook_secret_id,
+            pagerduty_routing_key_secret_id,
+            pagerduty_events_url: optional("PAGERDUTY_EVENTS_URL")
+                .unwrap_or_else(|| crate::alerts::pagerduty::EVENTS_URL.to_owned()),
+            idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
+            thresholds: crate::alerts::rules::Thresholds {
+                pace_tolerance: points("ALERT_PACE_TOLERANCE", defaults.pace_tolerance)?,
+                low_threshold: points("ALERT_LOW_THRESHOLD", defaults.low_threshold)?,
+                low_after: points("ALERT_LOW_AFTER", defaults.low_after)?,
+                drop_points: points("ALERT_DROP_POINTS", defaults.drop_points)?,
+            },
+            window: Duration::from_secs(
+                3600 * env.number_in(
+                    "ALERT_WINDOW_HOURS",
+                    24,
+                    1..=24 * 30,
+                    "a number of hours from 1 to 720",
+                )?,
+            ),
+            secret_cache_ttl: secret_cache_ttl(env)?,
+        })
+    }
+}

@@ -6,6 +6,7 @@
 //! adapter and an in-memory one: [`secrets::SecretStore`], [`queue::EventQueue`],
 //! [`metrics::MetricsSink`], [`idempotency::IdempotencyStore`], [`warehouse::ObjectSink`].
 
+pub mod alerts;
 pub mod batch;
 pub mod config;
 pub mod event;

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use okr_webhooks::config::{ConfigError, Env, IngestConfig, SlackConfig, WarehouseConfig};
+use okr_webhooks::config::{
+    AlertsConfig, ConfigError, Env, IngestConfig, SlackConfig, WarehouseConfig,
+};
 
 fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
     let map: HashMap<String, String> = pairs
@@ -134,4 +136,46 @@ fn trace_logging_never_lets_the_runtime_log_raw_events() {
     assert!(output.contains("runtime info line"), "{output}");
     assert!(!output.contains("raw JSON event"), "{output}");
     assert!(!output.contains("response body"), "{output}");
+}
+
+#[test]
+fn alerts_need_a_destination_and_read_their_thresholds() {
+    let table = ("IDEMPOTENCY_TABLE", "okr-idempotency");
+    assert_eq!(
+        AlertsConfig::from_env(&env(&[table])).unwrap_err(),
+        ConfigError::Missing("ALERTS_SLACK_WEBHOOK_SECRET_ID or PAGERDUTY_ROUTING_KEY_SECRET_ID")
+    );
+    let config = AlertsConfig::from_env(&env(&[
+        table,
+        ("PAGERDUTY_ROUTING_KEY_SECRET_ID", "okr/pd"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        config.pagerduty_events_url,
+        "https://events.pagerduty.com/v2/enqueue"
+    );
+    assert_eq!(config.window.as_secs(), 24 * 3600);
+    assert_eq!(config.thresholds.low_threshold, 30.0);
+    let config = AlertsConfig::from_env(&env(&[
+        table,
+        ("ALERTS_SLACK_WEBHOOK_SECRET_ID", "okr/alerts"),
+        ("ALERT_LOW_THRESHOLD", "40"),
+        ("ALERT_WINDOW_HOURS", "6"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        (config.thresholds.low_threshold, config.window.as_secs()),
+        (40.0, 6 * 3600)
+    );
+    assert!(matches!(
+        AlertsConfig::from_env(&env(&[
+            table,
+            ("PAGERDUTY_ROUTING_KEY_SECRET_ID", "k"),
+            ("ALERT_DROP_POINTS", "150")
+        ])),
+        Err(ConfigError::Invalid {
+            name: "ALERT_DROP_POINTS",
+            ..
+        })
+    ));
 }

@@ -2,7 +2,7 @@
 //! Wiring only; the logic is `okr_webhooks::slack`.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::sqs::SqsEvent;
@@ -40,23 +40,8 @@ async fn main() -> Result<(), Error> {
 
     let notifier = &notifier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let deadline = tokio::time::Instant::now() + remaining(event.context.deadline);
+        let deadline = okr_webhooks::batch::deadline_from_epoch_ms(event.context.deadline);
         Ok::<_, Error>(notifier.handle(event.payload, deadline).await?)
     }))
     .await
-}
-
-/// Time left until the invocation's deadline (milliseconds since the epoch). A deadline
-/// already past means an emulator that does not send one (`cargo lambda watch` sends
-/// its timeout instead): assume 30 seconds.
-fn remaining(deadline_ms: u64) -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let left = Duration::from_millis(deadline_ms).saturating_sub(now);
-    if left.is_zero() {
-        Duration::from_secs(30)
-    } else {
-        left
-    }
 }

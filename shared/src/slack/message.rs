@@ -234,7 +234,7 @@ fn source_name(source: Source) -> &'static str {
 }
 
 /// `60.0` -> `60`, `33.333` -> `33.3`.
-fn percent(value: f64) -> String {
+pub(crate) fn percent(value: f64) -> String {
     let rounded = (value * 10.0).round() / 10.0;
     if rounded.fract() == 0.0 {
         format!("{rounded:.0}")
@@ -251,14 +251,14 @@ fn progress_bar(value: f64) -> String {
 
 /// Slack mrkdwn control characters in provider text would make links and mentions
 /// (`<!channel>`): escape them.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
 
 /// At most `max` characters, with an ellipsis when cut.
-fn truncate(text: &str, max: usize) -> String {
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }

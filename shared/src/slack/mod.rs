@@ -143,36 +143,8 @@ impl SlackNotifier {
         report.into_response(batch_size)
     }
 
-    /// Post, waiting out a short 429 when the invocation has time for it.
     async fn post(&self, message: &SlackMessage, deadline: Instant) -> Result<(), PostError> {
-        loop {
-            // Posts end before the deadline, so a timeout never strands a claim.
-            let Some(left) = deadline
-                .checked_duration_since(Instant::now() + POST_BUDGET)
-                .filter(|left| *left >= MIN_POST_TIME)
-            else {
-                return Err(PostError::Transient(
-                    "no time left in this invocation".into(),
-                ));
-            };
-            let attempt = tokio::time::timeout(left, self.poster.post(message)).await;
-            let attempt = attempt.unwrap_or_else(|_| Err(PostError::Transient("timed out".into())));
-            match attempt {
-                Err(PostError::RateLimited { retry_after }) => {
-                    let wait = retry_after.unwrap_or(MIN_INTERVAL);
-                    if wait > MAX_RATE_LIMIT_WAIT || Instant::now() + wait + POST_BUDGET > deadline
-                    {
-                        return Err(PostError::RateLimited { retry_after });
-                    }
-                    tracing::info!(
-                        wait_ms = wait.as_millis() as u64,
-                        "rate limited by Slack; waiting"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                other => return other,
-            }
-        }
+        deliver(deadline, || self.poster.post(message)).await
     }
 
     /// Record the outcome of a post for one event: completed, or released and failed.
@@ -212,6 +184,39 @@ impl SlackNotifier {
                 }
                 report.fail(message_id);
             }
+        }
+    }
+}
+
+/// Run `attempt` (a post), ending before `deadline` so a timeout never strands a claim,
+/// and waiting out a 429 whose `Retry-After` is short and fits the time left.
+pub async fn deliver<F, Fut>(deadline: Instant, attempt: F) -> Result<(), PostError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), PostError>>,
+{
+    loop {
+        let Some(left) = deadline
+            .checked_duration_since(Instant::now() + POST_BUDGET)
+            .filter(|left| *left >= MIN_POST_TIME)
+        else {
+            return Err(PostError::Transient(
+                "no time left in this invocation".into(),
+            ));
+        };
+        let outcome = tokio::time::timeout(left, attempt())
+            .await
+            .unwrap_or_else(|_| Err(PostError::Transient("timed out".into())));
+        match outcome {
+            Err(PostError::RateLimited { retry_after }) => {
+                let wait = retry_after.unwrap_or(MIN_INTERVAL);
+                if wait > MAX_RATE_LIMIT_WAIT || Instant::now() + wait + POST_BUDGET > deadline {
+                    return Err(PostError::RateLimited { retry_after });
+                }
+                tracing::info!(wait_ms = wait.as_millis() as u64, "rate limited; waiting");
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
         }
     }
 }

@@ -1,0 +1,166 @@
+//! PagerDuty Events API v2: `trigger` when a rule starts holding, `resolve` when the key
+//! result recovers or is completed, one `dedup_key` per key result and rule.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use http::StatusCode;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::secrets::{FromSecret, SecretCache, SecretsError};
+use crate::slack::webhook::PostError;
+
+/// The Events API v2 endpoint.
+pub const EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// An integration's routing key. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RoutingKey(String);
+
+impl fmt::Debug for RoutingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RoutingKey([redacted])")
+    }
+}
+
+impl FromSecret for RoutingKey {
+    /// The secret holds the key, or `{"routing_key": "..."}`.
+    fn from_secret(text: &str) -> Result<Self, SecretsError> {
+        let key = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(object)) => object
+                .get("routing_key")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            _ => Some(text.trim().to_owned()),
+        };
+        key.filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric()))
+            .map(RoutingKey)
+            .ok_or_else(|| SecretsError::Invalid("expected a PagerDuty routing key".into()))
+    }
+}
+
+impl RoutingKey {
+    /// A key given directly (local mode, tests).
+    pub fn new(key: &str) -> Result<Self, SecretsError> {
+        RoutingKey::from_secret(key)
+    }
+}
+
+/// What to tell PagerDuty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Open (or update) the incident for the dedup key.
+    Trigger,
+    /// Close it.
+    Resolve,
+}
+
+/// One event for the Events API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// Trigger or resolve.
+    pub action: Action,
+    /// `<source>:<entity id>:<rule>`.
+    pub dedup_key: String,
+    /// One line for the incident title.
+    pub summary: String,
+    /// Where it comes from (`okr-webhooks/<source>`).
+    pub source: String,
+    /// Extra fields: entity, rule, progress. Never personal data.
+    pub details: Value,
+}
+
+impl Alert {
+    /// The request body, with the routing key.
+    pub fn body(&self, routing_key: &RoutingKey) -> Value {
+        let mut body = json!({
+            "routing_key": routing_key.0,
+            "event_action": self.action,
+            "dedup_key": self.dedup_key,
+        });
+        if self.action == Action::Trigger {
+            body["payload"] = json!({
+                "summary": self.summary,
+                "source": self.source,
+                "severity": "warning",
+                "component": "okr-webhooks",
+                "group": "key-results",
+                "class": self.details["rule"],
+                "custom_details": self.details,
+            });
+        }
+        body
+    }
+}
+
+/// Somewhere PagerDuty events go.
+#[async_trait]
+pub trait PagerDuty: Send + Sync {
+    /// Send one event.
+    async fn send(&self, alert: &Alert) -> Result<(), PostError>;
+}
+
+/// The Events API over HTTP.
+pub struct PagerDutyClient {
+    client: reqwest::Client,
+    url: String,
+    routing_key: SecretCache<RoutingKey>,
+}
+
+impl PagerDutyClient {
+    /// A client posting to `url` (normally [`EVENTS_URL`]) with the key `routing_key` caches.
+    pub fn new(
+        client: reqwest::Client,
+        url: impl Into<String>,
+        routing_key: SecretCache<RoutingKey>,
+    ) -> Self {
+        PagerDutyClient {
+            client,
+            url: url.into(),
+            routing_key,
+        }
+    }
+}
+
+#[async_trait]
+impl PagerDuty for PagerDutyClient {
+    async fn send(&self, alert: &Alert) -> Result<(), PostError> {
+        let key = self
+            .routing_key
+            .current()
+            .await
+            .map_err(|e| PostError::Transient(e.to_string()))?;
+        let response = self
+            .client
+            .post(&self.url)
+            .json(&alert.body(&key))
+            .send()
+            .await
+            .map_err(|e| PostError::Transient(e.without_url().to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        // PagerDuty answers {"status": "invalid event", "message": "...", "errors": [...]};
+        // its messages name fields, not values.
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let reason = body["message"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .take(120)
+            .collect::<String>();
+        Err(match status {
+            StatusCode::TOO_MANY_REQUESTS => PostError::RateLimited { retry_after: None },
+            status if status.is_server_error() => {
+                PostError::Transient(format!("{} {reason}", status.as_u16()))
+            }
+            status => PostError::Permanent {
+                status: status.as_u16(),
+                reason,
+            },
+        })
+    }
+}

@@ -1,0 +1,230 @@
+//! The progress rules: which hold for a key result after an update, and which held
+//! before it (from the event's own `previous` values), so an alert can start and
+//! resolve without stored state.
+
+use std::fmt;
+
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime};
+
+use crate::event::Event;
+
+/// One rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    /// Progress below the elapsed share of the period, minus a tolerance.
+    BehindPace,
+    /// Progress below a threshold (once enough of the period has passed).
+    Low,
+    /// Progress fell by at least N points in one update.
+    Dropped,
+    /// The provider's status says at risk, off track or behind.
+    AtRisk,
+}
+
+impl Rule {
+    /// Every rule.
+    pub const ALL: [Rule; 4] = [Rule::BehindPace, Rule::Low, Rule::Dropped, Rule::AtRisk];
+
+    /// The rule's name in `dedup_key`s and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::BehindPace => "behind_pace",
+            Rule::Low => "low",
+            Rule::Dropped => "dropped",
+            Rule::AtRisk => "at_risk",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The rules' settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// `ALERT_PACE_TOLERANCE`: points below the expected pace (default 15).
+    pub pace_tolerance: f64,
+    /// `ALERT_LOW_THRESHOLD`: percent (default 30).
+    pub low_threshold: f64,
+    /// `ALERT_LOW_AFTER`: percent of the period that must have passed (default 50).
+    pub low_after: f64,
+    /// `ALERT_DROP_POINTS`: a fall of at least this many points (default 10).
+    pub drop_points: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            pace_tolerance: 15.0,
+            low_threshold: 30.0,
+            low_after: 50.0,
+            drop_points: 10.0,
+        }
+    }
+}
+
+/// A key result's period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    /// The first day.
+    pub start: OffsetDateTime,
+    /// The due date.
+    pub end: OffsetDateTime,
+}
+
+impl Period {
+    /// The share of the period elapsed at `at`, in percent, 0 to 100.
+    pub fn elapsed(&self, at: OffsetDateTime) -> f64 {
+        let total = (self.end - self.start).as_seconds_f64();
+        if total <= 0.0 {
+            return 100.0;
+        }
+        ((at - self.start).as_seconds_f64() / total * 100.0).clamp(0.0, 100.0)
+    }
+}
+
+/// The period the provider sends with a key result: `startDate`/`dueDate` (Peoplelogic),
+/// `period: {start, end}` or `start_date`/`due_date` (Standard Webhooks and others).
+pub fn period_of(event: &Event) -> Option<Period> {
+    let payload = &event.payload;
+    let objects = [payload.get("entity"), payload.get("data"), Some(payload)];
+    for object in objects.into_iter().flatten() {
+        let field = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| object.get(*k).and_then(date_value))
+        };
+        let nested = object.get("period");
+        let start = field(&["startDate", "start_date", "periodStart"])
+            .or_else(|| nested.and_then(|p| p.get("start")).and_then(date_value));
+        let end = field(&["dueDate", "due_date", "endDate", "end_date", "periodEnd"])
+            .or_else(|| nested.and_then(|p| p.get("end")).and_then(date_value));
+        if let (Some(start), Some(end)) = (start, end) {
+            return (end > start).then_some(Period { start, end });
+        }
+    }
+    None
+}
+
+fn date_value(value: &Value) -> Option<OffsetDateTime> {
+    let value = match value {
+        Value::Object(pair) => pair.get("current")?,
+        other => other,
+    };
+    let text = value.as_str()?;
+    OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
+        let day = Date::parse(text, format_description!("[year]-[month]-[day]")).ok()?;
+        Some(PrimitiveDateTime::new(day, time::Time::MIDNIGHT).assume_utc())
+    })
+}
+
+/// What an update means for the rules.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Assessment {
+    /// Rules that hold now.
+    pub holding: Vec<Rule>,
+    /// Rules that held before this update and no longer do.
+    pub recovered: Vec<Rule>,
+    /// The key result is completed: every rule resolves.
+    pub completed: bool,
+}
+
+/// Assess a progress or status update at the time it happened.
+pub fn assess(event: &Event, thresholds: &Thresholds) -> Assessment {
+    let progress = event.progress.as_ref();
+    let status = event.status.as_ref();
+    let completed = event.event_type.ends_with(".completed")
+        || status
+            .and_then(|s| s.current.as_deref())
+            .is_some_and(is_done);
+    if completed {
+        return Assessment {
+            holding: Vec::new(),
+            recovered: Vec::new(),
+            completed: true,
+        };
+    }
+    let period = period_of(event);
+    let at = event.occurred_at;
+    let current = progress.and_then(|p| p.current);
+    let previous = progress.and_then(|p| p.previous);
+    let holding = holds(
+        current,
+        previous,
+        status.and_then(|s| s.current.as_deref()),
+        period,
+        at,
+        thresholds,
+    );
+    // Before the update: the previous values, at the same moment (a rule that held only
+    // because time passed has not "recovered").
+    let before = holds(
+        previous,
+        None,
+        status.and_then(|s| s.previous.as_deref()),
+        period,
+        at,
+        thresholds,
+    );
+    let mut recovered: Vec<Rule> = before
+        .into_iter()
+        .filter(|rule| !holding.contains(rule))
+        .collect();
+    // A drop resolves when a later update raises progress again.
+    if matches!((previous, current), (Some(p), Some(c)) if c > p)
+        && !holding.contains(&Rule::Dropped)
+    {
+        recovered.push(Rule::Dropped);
+    }
+    recovered.sort();
+    recovered.dedup();
+    Assessment {
+        holding,
+        recovered,
+        completed: false,
+    }
+}
+
+fn holds(
+    progress: Option<f64>,
+    previous: Option<f64>,
+    status: Option<&str>,
+    period: Option<Period>,
+    at: OffsetDateTime,
+    t: &Thresholds,
+) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    if let Some(progress) = progress {
+        let elapsed = period.map(|p| p.elapsed(at));
+        if elapsed.is_some_and(|elapsed| progress < elapsed - t.pace_tolerance) {
+            rules.push(Rule::BehindPace);
+        }
+        if progress < t.low_threshold && elapsed.is_none_or(|elapsed| elapsed >= t.low_after) {
+            rules.push(Rule::Low);
+        }
+        if previous.is_some_and(|previous| previous - progress >= t.drop_points) {
+            rules.push(Rule::Dropped);
+        }
+    }
+    if status.is_some_and(is_at_risk) {
+        rules.push(Rule::AtRisk);
+    }
+    rules
+}
+
+fn words(status: &str) -> String {
+    status.trim().to_ascii_lowercase().replace(['_', '-'], " ")
+}
+
+fn is_at_risk(status: &str) -> bool {
+    matches!(words(status).as_str(), "at risk" | "off track" | "behind")
+}
+
+fn is_done(status: &str) -> bool {
+    matches!(words(status).as_str(), "completed" | "complete" | "done")
+}

@@ -1,0 +1,467 @@
+//! Progress alerts: the rules against progress histories and periods, and the alerts
+//! sent to local stand-ins for a Slack alerts channel and PagerDuty (wiremock).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use http::HeaderMap;
+use okr_webhooks::alerts::pagerduty::{PagerDuty, PagerDutyClient, RoutingKey};
+use okr_webhooks::alerts::rules::{Rule, Thresholds, assess};
+use okr_webhooks::alerts::{DEFAULT_WINDOW, Destinations, ProgressAlerts};
+use okr_webhooks::idempotency::memory::MemoryIdempotencyStore;
+use okr_webhooks::secrets::{SecretCache, StaticSecret};
+use okr_webhooks::slack::webhook::{SlackPoster, WebhookPoster, WebhookUrl};
+use okr_webhooks::{Event, Source, normalize};
+use serde_json::{Value, json};
+use time::macros::datetime;
+use tokio::time::Instant;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A key result over Q2 2025 (1 April to 30 June), updated at `at`.
+fn kr(at: &str, previous: Option<f64>, current: f64, status: &str) -> Event {
+    let mut body = json!({
+        "eventType": "objective.patch", "id": "kr-1", "parentId": "o-1", "title": "Activation",
+        "startingValue": 0, "targetValue": 100, "status": status, "updatedAt": at,
+        "startDate": "2025-04-01", "dueDate": "2025-06-30",
+        "currentValue": {"previous": previous, "current": current},
+    });
+    if previous.is_none() {
+        body["currentValue"] = current.into();
+    }
+    normalize(
+        Source::Peoplelogic,
+        &HeaderMap::new(),
+        body.to_string().as_bytes(),
+        datetime!(2026-01-01 0:00 UTC),
+    )
+    .unwrap()
+}
+
+fn without_period(previous: Option<f64>, current: f64) -> Event {
+    let body = json!({"eventType": "objective.patch", "id": "kr-2", "parentId": "o", "targetValue": 100,
+        "currentValue": {"previous": previous, "current": current}});
+    normalize(
+        Source::Peoplelogic,
+        &HeaderMap::new(),
+        body.to_string().as_bytes(),
+        datetime!(2026-01-01 0:00 UTC),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_rules_against_progress_histories_and_periods() {
+    let t = Thresholds::default();
+    // 2025-05-16 is 50% of the quarter; 2025-04-28 is 30%.
+    let cases: [(&str, Event, &[Rule]); 12] = [
+        ("no period, low", without_period(None, 20.0), &[Rule::Low]),
+        ("no period, fine", without_period(None, 40.0), &[]),
+        (
+            "half gone, 20%: behind and low",
+            kr("2025-05-16T00:00:00Z", None, 20.0, "ON_TRACK"),
+            &[Rule::BehindPace, Rule::Low],
+        ),
+        (
+            "half gone, 40%: within tolerance",
+            kr("2025-05-16T00:00:00Z", None, 40.0, "ON_TRACK"),
+            &[],
+        ),
+        (
+            "half gone, 34%: just behind",
+            kr("2025-05-16T00:00:00Z", None, 34.0, "ON_TRACK"),
+            &[Rule::BehindPace],
+        ),
+        (
+            "30% gone, 10%: behind, too early for low",
+            kr("2025-04-28T00:00:00Z", None, 10.0, "ON_TRACK"),
+            &[Rule::BehindPace],
+        ),
+        (
+            "30% gone, 20%: on pace, too early for low",
+            kr("2025-04-28T00:00:00Z", None, 20.0, "ON_TRACK"),
+            &[],
+        ),
+        (
+            "a fall of 12 points",
+            kr("2025-04-10T00:00:00Z", Some(50.0), 38.0, "ON_TRACK"),
+            &[Rule::Dropped],
+        ),
+        (
+            "a fall of 5 points",
+            kr("2025-04-10T00:00:00Z", Some(50.0), 45.0, "ON_TRACK"),
+            &[],
+        ),
+        (
+            "status off track",
+            kr("2025-04-10T00:00:00Z", None, 50.0, "OFF_TRACK"),
+            &[Rule::AtRisk],
+        ),
+        (
+            "status at-risk",
+            kr("2025-04-10T00:00:00Z", None, 50.0, "at-risk"),
+            &[Rule::AtRisk],
+        ),
+        (
+            "status behind",
+            kr("2025-04-10T00:00:00Z", None, 50.0, "Behind"),
+            &[Rule::AtRisk],
+        ),
+    ];
+    for (name, event, rules) in cases {
+        assert_eq!(assess(&event, &t).holding, rules, "{name}");
+    }
+    // Recovery: 20% -> 60% at half time: no longer behind, no longer low.
+    let recovered = assess(
+        &kr("2025-05-16T00:00:00Z", Some(20.0), 60.0, "ON_TRACK"),
+        &t,
+    );
+    assert!(recovered.holding.is_empty());
+    assert!(
+        recovered.recovered.contains(&Rule::BehindPace) && recovered.recovered.contains(&Rule::Low),
+        "{recovered:?}"
+    );
+    // Completed: everything resolves.
+    let done = assess(
+        &kr("2025-06-01T00:00:00Z", Some(70.0), 100.0, "COMPLETED"),
+        &t,
+    );
+    assert!(done.completed && done.holding.is_empty());
+    // Other thresholds from the environment.
+    let strict = Thresholds {
+        low_threshold: 50.0,
+        low_after: 0.0,
+        ..Thresholds::default()
+    };
+    assert_eq!(
+        assess(&kr("2025-04-02T00:00:00Z", None, 45.0, "ON_TRACK"), &strict).holding,
+        [Rule::Low]
+    );
+}
+
+struct Stack {
+    slack: MockServer,
+    pagerduty: MockServer,
+    alerts: ProgressAlerts,
+}
+
+async fn stack(with_slack: bool, with_pagerduty: bool) -> Stack {
+    let slack = MockServer::start().await;
+    let pagerduty = MockServer::start().await;
+    for server in [&slack, &pagerduty] {
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(202).set_body_string("ok"))
+            .mount(server)
+            .await;
+    }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let slack_poster: Option<Arc<dyn SlackPoster>> = with_slack.then(|| {
+        let url = WebhookUrl::new(&format!("{}/alerts-channel", slack.uri())).unwrap();
+        Arc::new(WebhookPoster::new(
+            http.clone(),
+            SecretCache::new(Arc::new(StaticSecret(url)), Duration::from_secs(60)),
+        )) as _
+    });
+    let pagerduty_client: Option<Arc<dyn PagerDuty>> = with_pagerduty.then(|| {
+        let key = RoutingKey::new("R0UT1NGKEY0000000000000000000000").unwrap();
+        let cache = SecretCache::new(Arc::new(StaticSecret(key)), Duration::from_secs(60));
+        Arc::new(PagerDutyClient::new(
+            http.clone(),
+            format!("{}/v2/enqueue", pagerduty.uri()),
+            cache,
+        )) as _
+    });
+    let alerts = ProgressAlerts::new(
+        Destinations {
+            slack: slack_poster,
+            pagerduty: pagerduty_client,
+        },
+        Arc::new(MemoryIdempotencyStore::default()),
+        Thresholds::default(),
+        DEFAULT_WINDOW,
+    );
+    Stack {
+        slack,
+        pagerduty,
+        alerts,
+    }
+}
+
+fn sample(name: &str) -> SqsEvent {
+    let path = format!(
+        "{}/../events/progress-alerts/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+impl Stack {
+    async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
+        self.alerts
+            .handle(batch, Instant::now() + Duration::from_secs(60))
+            .await
+            .unwrap()
+    }
+}
+
+async fn received(server: &MockServer) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn behind_pace_triggers_and_recovery_resolves_the_same_dedup_key() {
+    let s = stack(true, true).await;
+    assert!(
+        s.handle(sample("behind_pace.json"))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let pagerduty = received(&s.pagerduty).await;
+    assert_eq!(pagerduty.len(), 1);
+    let trigger = &pagerduty[0];
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(
+        trigger["dedup_key"],
+        "peoplelogic:kr-activation-rate:behind_pace"
+    );
+    assert_eq!(trigger["routing_key"], "R0UT1NGKEY0000000000000000000000");
+    assert_eq!(
+        trigger["payload"]["summary"],
+        "KR Raise activation to 40% is behind pace: 32% done with 68.2% of the period gone"
+    );
+    assert_eq!(trigger["payload"]["severity"], "warning");
+    assert_eq!(trigger["payload"]["custom_details"]["progress"], 32.0);
+    let slack = received(&s.slack).await;
+    assert_eq!(slack.len(), 1);
+    assert_eq!(
+        slack[0]["text"],
+        "KR Raise activation to 40% is behind pace: 32% done with 68.2% of the period gone"
+    );
+
+    assert!(
+        s.handle(sample("recovered.json"))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let pagerduty = received(&s.pagerduty).await;
+    let resolves: Vec<&Value> = pagerduty[1..].iter().collect();
+    assert!(
+        resolves
+            .iter()
+            .all(|r| r["event_action"] == "resolve" && r.get("payload").is_none())
+    );
+    let keys: Vec<&str> = resolves
+        .iter()
+        .map(|r| r["dedup_key"].as_str().unwrap())
+        .collect();
+    assert!(
+        keys.contains(&"peoplelogic:kr-activation-rate:behind_pace"),
+        "{keys:?}"
+    );
+    let slack = received(&s.slack).await;
+    assert_eq!(slack.len(), 2);
+    assert_eq!(
+        slack[1]["text"],
+        "KR Raise activation to 40% is back on pace (70%)"
+    );
+
+    // Completed: every rule resolves in PagerDuty; Slack hears it from the notifier.
+    assert!(
+        s.handle(sample("completed.json"))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let pagerduty = received(&s.pagerduty).await;
+    let last_four: Vec<(&str, &str)> = pagerduty[pagerduty.len() - 4..]
+        .iter()
+        .map(|r| {
+            (
+                r["event_action"].as_str().unwrap(),
+                r["dedup_key"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        last_four,
+        [
+            ("resolve", "peoplelogic:kr-activation-rate:behind_pace"),
+            ("resolve", "peoplelogic:kr-activation-rate:low"),
+            ("resolve", "peoplelogic:kr-activation-rate:dropped"),
+            ("resolve", "peoplelogic:kr-activation-rate:at_risk"),
+        ]
+    );
+    assert_eq!(received(&s.slack).await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_same_event_twice_alerts_once() {
+    let s = stack(true, true).await;
+    let mut batch = sample("behind_pace.json");
+    let mut copy = batch.records[0].clone();
+    copy.message_id = Some("the-same-event-again".into());
+    batch.records.push(copy);
+    assert!(s.handle(batch).await.batch_item_failures.is_empty());
+    assert!(
+        s.handle(sample("behind_pace.json"))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(received(&s.slack).await.len(), 1);
+    assert_eq!(received(&s.pagerduty).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_second_low_update_within_the_window_alerts_no_more() {
+    let s = stack(true, false).await;
+    let batch = |event: Event| {
+        let mut batch = sample("behind_pace.json");
+        batch.records[0].body = Some(serde_json::to_string(&event).unwrap());
+        batch
+    };
+    s.handle(batch(without_period(Some(25.0), 22.0))).await;
+    s.handle(batch(without_period(Some(22.0), 19.0))).await;
+    let slack = received(&s.slack).await;
+    assert_eq!(slack.len(), 1, "{slack:?}");
+    assert_eq!(slack[0]["text"], "KR (untitled) is low: 22% (below 30%)");
+}
+
+#[tokio::test]
+async fn a_failing_destination_fails_the_record_and_the_retry_does_not_repeat_the_other() {
+    let slack = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&slack)
+        .await;
+    let pagerduty = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/enqueue"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&pagerduty)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&pagerduty)
+        .await;
+    let http = reqwest::Client::new();
+    let url = WebhookUrl::new(&format!("{}/alerts-channel", slack.uri())).unwrap();
+    let key = RoutingKey::new("R0UT1NGKEY0000000000000000000000").unwrap();
+    let alerts = ProgressAlerts::new(
+        Destinations {
+            slack: Some(Arc::new(WebhookPoster::new(
+                http.clone(),
+                SecretCache::new(Arc::new(StaticSecret(url)), Duration::from_secs(60)),
+            ))),
+            pagerduty: Some(Arc::new(PagerDutyClient::new(
+                http,
+                format!("{}/v2/enqueue", pagerduty.uri()),
+                SecretCache::new(Arc::new(StaticSecret(key)), Duration::from_secs(60)),
+            ))),
+        },
+        Arc::new(MemoryIdempotencyStore::default()),
+        Thresholds::default(),
+        DEFAULT_WINDOW,
+    );
+    let deadline = || Instant::now() + Duration::from_secs(60);
+    let batch = sample("behind_pace.json");
+    let id = batch.records[0].message_id.clone().unwrap();
+    let first = alerts.handle(batch.clone(), deadline()).await.unwrap();
+    assert_eq!(
+        first
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect::<Vec<_>>(),
+        [id.as_str()]
+    );
+    let second = alerts.handle(batch, deadline()).await.unwrap();
+    assert!(second.batch_item_failures.is_empty());
+    assert_eq!(received(&slack).await.len(), 1, "Slack alerted once");
+    assert_eq!(
+        received(&pagerduty).await.len(),
+        2,
+        "PagerDuty: the 500, then the trigger"
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_from_pagerduty_fails_the_record_toward_the_dead_letter_queue() {
+    let pagerduty = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"status": "invalid event", "message": "Event object is invalid"}),
+        ))
+        .mount(&pagerduty)
+        .await;
+    let key = RoutingKey::new("R0UT1NGKEY0000000000000000000000").unwrap();
+    let alerts = ProgressAlerts::new(
+        Destinations {
+            slack: None,
+            pagerduty: Some(Arc::new(PagerDutyClient::new(
+                reqwest::Client::new(),
+                format!("{}/v2/enqueue", pagerduty.uri()),
+                SecretCache::new(Arc::new(StaticSecret(key)), Duration::from_secs(60)),
+            ))),
+        },
+        Arc::new(MemoryIdempotencyStore::default()),
+        Thresholds::default(),
+        DEFAULT_WINDOW,
+    );
+    let response = alerts
+        .handle(
+            sample("behind_pace.json"),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+}
+
+#[tokio::test]
+async fn pagerduty_alone_works_and_events_that_are_not_key_results_are_ignored() {
+    let s = stack(false, true).await;
+    assert!(
+        s.handle(sample("behind_pace.json"))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(received(&s.pagerduty).await.len(), 1);
+    assert!(received(&s.slack).await.is_empty());
+    // An employee event with a status: not a key result, nothing sent.
+    let mut batch = sample("behind_pace.json");
+    let body =
+        br#"{"action":"leave_request_create","data":{"id":1,"attributes":{"state":"pending"}}}"#;
+    let event = normalize(
+        Source::Peopleforce,
+        &HeaderMap::new(),
+        body,
+        datetime!(2026-01-01 0:00 UTC),
+    )
+    .unwrap();
+    batch.records[0].body = Some(serde_json::to_string(&event).unwrap());
+    assert!(s.handle(batch).await.batch_item_failures.is_empty());
+    assert_eq!(received(&s.pagerduty).await.len(), 1);
+}
+
+#[test]
+fn routing_keys_and_webhook_urls_never_show_in_debug() {
+    let key = RoutingKey::new("R0UT1NGKEY0000000000000000000000").unwrap();
+    assert!(!format!("{key:?}").contains("R0UT1NG"));
+    assert!(RoutingKey::new("not a key!").is_err());
+}
