@@ -160,15 +160,7 @@ fn run(command: Command) -> Result<ExitCode> {
             timestamp,
         } => {
             let body = delivery.read_body()?;
-            let id = id.unwrap_or_else(random_message_id);
-            let timestamp = timestamp.unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp());
-            let headers = sign(
-                delivery.source,
-                &SigningSecret::new(secret),
-                &body,
-                &id,
-                timestamp,
-            )?;
+            let headers = signed(delivery.source, secret, &body, id, timestamp)?;
             for (name, value) in headers {
                 writeln!(out, "{name}: {value}")?;
             }
@@ -228,18 +220,9 @@ fn run(command: Command) -> Result<ExitCode> {
                 ),
             ];
             if let Some(secret) = secret {
-                let id = id.unwrap_or_else(random_message_id);
-                let timestamp =
-                    timestamp.unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp());
-                let signed = sign(
-                    delivery.source,
-                    &SigningSecret::new(secret),
-                    &body,
-                    &id,
-                    timestamp,
-                )?;
+                let headers = signed(delivery.source, secret, &body, id, timestamp)?;
                 all_headers.extend(
-                    signed
+                    headers
                         .into_iter()
                         .map(|(name, value)| (name.to_ascii_lowercase(), value)),
                 );
@@ -266,6 +249,26 @@ fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The signature headers for `body`; Standard Webhooks' id and timestamp default to a
+/// random id and now.
+fn signed(
+    source: Source,
+    secret: String,
+    body: &[u8],
+    id: Option<String>,
+    timestamp: Option<i64>,
+) -> Result<Vec<(&'static str, String)>> {
+    let id = id.unwrap_or_else(random_message_id);
+    let timestamp = timestamp.unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp());
+    Ok(sign(
+        source,
+        &SigningSecret::new(secret),
+        body,
+        &id,
+        timestamp,
+    )?)
 }
 
 /// An API Gateway HTTP API payload 2.0 request event, shaped like the ones AWS sends.

@@ -4,12 +4,11 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::secrets::{FromSecret, SecretCache, SecretsError};
-use crate::slack::webhook::PostError;
+use crate::slack::webhook::{PostError, send_json};
 
 /// The Events API v2 endpoint.
 pub const EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -132,35 +131,6 @@ impl PagerDuty for PagerDutyClient {
             .current()
             .await
             .map_err(|e| PostError::Transient(e.to_string()))?;
-        let response = self
-            .client
-            .post(&self.url)
-            .json(&alert.body(&key))
-            .send()
-            .await
-            .map_err(|e| PostError::Transient(e.without_url().to_string()))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        // PagerDuty answers {"status": "invalid event", "message": "...", "errors": [...]};
-        // its messages name fields, not values.
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        let reason = body["message"]
-            .as_str()
-            .unwrap_or("")
-            .chars()
-            .take(120)
-            .collect::<String>();
-        Err(match status {
-            StatusCode::TOO_MANY_REQUESTS => PostError::RateLimited { retry_after: None },
-            status if status.is_server_error() => {
-                PostError::Transient(format!("{} {reason}", status.as_u16()))
-            }
-            status => PostError::Permanent {
-                status: status.as_u16(),
-                reason,
-            },
-        })
+        send_json(self.client.post(&self.url).json(&alert.body(&key))).await
     }
 }

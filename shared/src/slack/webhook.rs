@@ -93,41 +93,49 @@ impl WebhookPoster {
     }
 
     async fn post_to(&self, url: &WebhookUrl, message: &SlackMessage) -> Result<(), PostError> {
-        let response = self
-            .client
-            .post(&url.0)
-            .json(message)
-            .send()
-            .await
-            .map_err(|e| PostError::Transient(e.without_url().to_string()))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let retry_after = response
-            .headers()
-            .get(http::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        // Slack answers with a short error code such as `invalid_blocks`.
-        let body = response.text().await.unwrap_or_default();
-        let reason: String = body
-            .chars()
-            .filter(|c| c.is_ascii_graphic() || *c == ' ')
-            .take(120)
-            .collect();
-        Err(match status {
-            StatusCode::TOO_MANY_REQUESTS => PostError::RateLimited { retry_after },
-            status if status.is_server_error() => {
-                PostError::Transient(format!("{} {reason}", status.as_u16()))
-            }
-            status => PostError::Permanent {
-                status: status.as_u16(),
-                reason,
-            },
-        })
+        send_json(self.client.post(&url.0).json(message)).await
     }
+}
+
+/// Send a JSON request to Slack or PagerDuty and sort the answer: 2xx is done; 429 is
+/// rate limiting (with `Retry-After`); 5xx, a timeout or a network error is transient;
+/// any other status is a refusal, with the service's short reason (Slack's error code,
+/// PagerDuty's `message`). No text carries the URL.
+pub(crate) async fn send_json(request: reqwest::RequestBuilder) -> Result<(), PostError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| PostError::Transient(e.without_url().to_string()))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = response
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response.text().await.unwrap_or_default();
+    let reason = match serde_json::from_str::<Value>(&body) {
+        Ok(json) => json["message"].as_str().unwrap_or_default().to_owned(),
+        Err(_) => body,
+    };
+    let reason: String = reason
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(120)
+        .collect();
+    Err(match status {
+        StatusCode::TOO_MANY_REQUESTS => PostError::RateLimited { retry_after },
+        status if status.is_server_error() => {
+            PostError::Transient(format!("{} {reason}", status.as_u16()))
+        }
+        status => PostError::Permanent {
+            status: status.as_u16(),
+            reason,
+        },
+    })
 }
 
 #[async_trait]
