@@ -465,3 +465,94 @@ fn routing_keys_and_webhook_urls_never_show_in_debug() {
     assert!(!format!("{key:?}").contains("R0UT1NG"));
     assert!(RoutingKey::new("not a key!").is_err());
 }
+
+#[tokio::test]
+async fn an_older_trigger_arriving_after_the_recovery_does_not_reopen_the_alert() {
+    let s = stack(true, true).await;
+    assert!(
+        s.handle(sample("recovered.json"))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert!(
+        s.handle(sample("behind_pace.json"))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let triggers = received(&s.pagerduty)
+        .await
+        .into_iter()
+        .filter(|r| r["event_action"] == "trigger")
+        .count();
+    assert_eq!(triggers, 0);
+    let slack = received(&s.slack).await;
+    assert!(
+        slack
+            .iter()
+            .all(|m| !m["text"].as_str().unwrap().contains("behind pace")),
+        "{slack:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_redriven_event_does_not_alert_again_after_the_window() {
+    let slack = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&slack)
+        .await;
+    let url = WebhookUrl::new(&format!("{}/alerts-channel", slack.uri())).unwrap();
+    let alerts = ProgressAlerts::new(
+        Destinations {
+            slack: Some(Arc::new(WebhookPoster::new(
+                reqwest::Client::new(),
+                SecretCache::new(Arc::new(StaticSecret(url)), Duration::from_secs(60)),
+            ))),
+            pagerduty: None,
+        },
+        Arc::new(MemoryIdempotencyStore::default()),
+        Thresholds::default(),
+        // A one-second window, so the test can outlive it.
+        Duration::from_secs(1),
+    );
+    let deadline = || Instant::now() + Duration::from_secs(60);
+    alerts
+        .handle(sample("behind_pace.json"), deadline())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    alerts
+        .handle(sample("behind_pace.json"), deadline())
+        .await
+        .unwrap();
+    assert_eq!(received(&slack).await.len(), 1);
+}
+
+#[tokio::test]
+async fn key_results_without_an_id_are_not_alerted_and_deleted_ones_resolve() {
+    let s = stack(true, true).await;
+    let mut batch = sample("behind_pace.json");
+    let mut event: Value = serde_json::from_str(batch.records[0].body.as_deref().unwrap()).unwrap();
+    event["entity"]["id"] = Value::Null;
+    batch.records[0].body = Some(event.to_string());
+    assert!(s.handle(batch).await.batch_item_failures.is_empty());
+    assert!(received(&s.pagerduty).await.is_empty());
+
+    let body = json!({"eventType": "objective.delete", "id": "kr-9", "parentId": "o", "title": "Gone",
+        "targetValue": 100, "currentValue": 10});
+    let deleted = normalize(
+        Source::Peoplelogic,
+        &HeaderMap::new(),
+        body.to_string().as_bytes(),
+        datetime!(2026-01-01 0:00 UTC),
+    )
+    .unwrap();
+    assert_eq!(deleted.event_type, "key_result.deleted");
+    let assessment = assess(&deleted, &Thresholds::default());
+    assert!(
+        assessment.completed && assessment.holding.is_empty(),
+        "{assessment:?}"
+    );
+}

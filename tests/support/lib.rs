@@ -120,7 +120,7 @@ pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::Idempot
         Claim::Completed
     );
     // After the window the record is expired: the event may proceed again.
-    proceed(store.begin(&key, t0 + secs(2) + keep, hold).await.unwrap());
+    proceed(store.begin(&key, t0 + secs(3) + keep, hold).await.unwrap());
 
     // A claim whose holder crashed lapses after `hold`; the late holder's release then
     // leaves the new holder's claim alone.

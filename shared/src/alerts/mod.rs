@@ -4,8 +4,11 @@
 //! Every send is guarded by its own idempotency record, so a redelivered event, a
 //! retried batch or a burst of updates never alerts twice:
 //! - a trigger by `alert:<destination>:<source>:<entity id>:<rule>`, kept for the window
-//!   (default 24 hours): one alert per key result and rule in that time;
-//! - a resolve by `resolve:<destination>:<event id>:<rule>`, kept for the dedup window.
+//!   (default 24 hours): one alert per key result and rule in that time; and by
+//!   `alert:<destination>:event:<event id>:<rule>`, kept for the dedup window, so a
+//!   redriven event never alerts again;
+//! - a resolve by `resolve:<destination>:event:<event id>:<rule>`; a resolve also marks
+//!   the trigger's window key done, so an older update arriving late cannot reopen it.
 
 pub mod pagerduty;
 pub mod rules;
@@ -27,10 +30,26 @@ use crate::slack::{DEFAULT_DEDUP_WINDOW, POST_BUDGET, deliver};
 use pagerduty::{Action, Alert, PagerDuty};
 use rules::{Assessment, Rule, Thresholds, assess, period_of};
 
+/// One send to one destination.
+enum Send {
+    Slack(Arc<dyn SlackPoster>, SlackMessage),
+    PagerDuty(Arc<dyn PagerDuty>, Alert),
+}
+
+impl Send {
+    async fn send(&self) -> Result<(), PostError> {
+        match self {
+            Send::Slack(poster, message) => poster.post(message).await,
+            Send::PagerDuty(client, alert) => client.send(alert).await,
+        }
+    }
+}
+
 /// Default `ALERT_WINDOW_HOURS`: one alert per key result and rule per day.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
-/// Records handled at once in a batch.
-const CONCURRENCY: usize = 4;
+/// Records of a batch are handled one at a time, so updates of one key result cannot
+/// race each other's triggers and resolves.
+const CONCURRENCY: usize = 1;
 
 /// Where alerts go; either may be absent, not both.
 pub struct Destinations {
@@ -77,9 +96,17 @@ impl ProgressAlerts {
         if !matches!(event.entity.kind.as_str(), "key_result" | "objective") {
             return Ok(());
         }
+        let Some(entity_id) = event.entity.id.clone() else {
+            // No id, no dedup key: one key result's alert would suppress or resolve
+            // another's. Nothing can be alerted on it; acknowledged on purpose.
+            tracing::warn!(event_id = %event.id, outcome = "no_entity_id", "a key result without an id cannot be alerted on");
+            return Ok(());
+        };
+        let entity = format!("{}:{entity_id}", event.source);
         let assessment = assess(&event, &self.thresholds);
         for rule in &assessment.holding {
-            self.trigger(&event, *rule, &assessment, deadline).await?;
+            self.trigger(&event, &entity, *rule, &assessment, deadline)
+                .await?;
         }
         let resolved = if assessment.completed {
             Rule::ALL.to_vec()
@@ -87,7 +114,8 @@ impl ProgressAlerts {
             assessment.recovered.clone()
         };
         for rule in resolved {
-            self.resolve(&event, rule, &assessment, deadline).await?;
+            self.resolve(&event, &entity, rule, &assessment, deadline)
+                .await?;
         }
         Ok(())
     }
@@ -95,30 +123,22 @@ impl ProgressAlerts {
     async fn trigger(
         &self,
         event: &Event,
+        entity: &str,
         rule: Rule,
         assessment: &Assessment,
         deadline: Instant,
     ) -> Result<(), RecordError> {
-        let entity = format!(
-            "{}:{}:{rule}",
-            event.source,
-            event.entity.id.as_deref().unwrap_or("unknown")
-        );
-        if let Some(slack) = &self.destinations.slack {
-            let message = trigger_message(event, rule, &self.thresholds);
-            let key = format!("alert:slack:{entity}");
-            self.once(&key, self.window, deadline, event, rule, || {
-                slack.post(&message)
-            })
-            .await?;
-        }
-        if let Some(pagerduty) = &self.destinations.pagerduty {
-            let alert = self.alert(event, rule, Action::Trigger, assessment);
-            let key = format!("alert:pagerduty:{entity}");
-            self.once(&key, self.window, deadline, event, rule, || {
-                pagerduty.send(&alert)
-            })
-            .await?;
+        for (destination, send) in self.sends(event, rule, Action::Trigger, assessment) {
+            // Once per event (a redrive days later must not alert again) and once per
+            // key result and rule within the window.
+            let keys = [
+                (
+                    format!("alert:{destination}:event:{}:{rule}", event.id),
+                    DEFAULT_DEDUP_WINDOW,
+                ),
+                (format!("alert:{destination}:{entity}:{rule}"), self.window),
+            ];
+            self.once(&keys, deadline, event, rule, send).await?;
         }
         Ok(())
     }
@@ -126,81 +146,130 @@ impl ProgressAlerts {
     async fn resolve(
         &self,
         event: &Event,
+        entity: &str,
         rule: Rule,
         assessment: &Assessment,
         deadline: Instant,
     ) -> Result<(), RecordError> {
-        // Slack hears of recoveries; completions it hears from the notifier, and a drop
-        // "recovers" on any rise, which is not news.
-        if let Some(slack) = &self.destinations.slack
-            && !assessment.completed
-            && rule != Rule::Dropped
-        {
-            let message = recovered_message(event, rule);
-            let key = format!("resolve:slack:{}:{rule}", event.id);
-            self.once(&key, DEFAULT_DEDUP_WINDOW, deadline, event, rule, || {
-                slack.post(&message)
-            })
-            .await?;
-        }
-        if let Some(pagerduty) = &self.destinations.pagerduty {
-            let alert = self.alert(event, rule, Action::Resolve, assessment);
-            let key = format!("resolve:pagerduty:{}:{rule}", event.id);
-            self.once(&key, DEFAULT_DEDUP_WINDOW, deadline, event, rule, || {
-                pagerduty.send(&alert)
-            })
-            .await?;
+        for (destination, send) in self.sends(event, rule, Action::Resolve, assessment) {
+            let keys = [(
+                format!("resolve:{destination}:event:{}:{rule}", event.id),
+                DEFAULT_DEDUP_WINDOW,
+            )];
+            self.once(&keys, deadline, event, rule, send).await?;
+            // An older trigger arriving after this resolve (out of order, or redelivered)
+            // must not reopen the alert within the window.
+            let window_key = format!("alert:{destination}:{entity}:{rule}");
+            if let Err(error) = self
+                .idempotency
+                .complete(&window_key, OffsetDateTime::now_utc(), self.window)
+                .await
+            {
+                tracing::error!(key = %window_key, error = %crate::error_chain(&error), "could not record the resolve");
+            }
         }
         Ok(())
     }
 
-    /// Send once: claim `key`, send, and remember it for `keep`; on failure release the
-    /// claim and fail the record, so SQS retries it (or, for a refusal, eventually moves
-    /// it to the dead-letter queue).
-    async fn once<F, Fut>(
+    /// What to send where for `rule`: Slack hears of triggers and recoveries (a
+    /// completion it hears from the notifier, and a drop "recovers" on any rise, which is
+    /// not news); PagerDuty gets every trigger and resolve.
+    fn sends(
         &self,
-        key: &str,
-        keep: Duration,
+        event: &Event,
+        rule: Rule,
+        action: Action,
+        assessment: &Assessment,
+    ) -> Vec<(&'static str, Send)> {
+        let mut sends = Vec::new();
+        if let Some(slack) = &self.destinations.slack {
+            let message = match action {
+                Action::Trigger => Some(trigger_message(event, rule, &self.thresholds)),
+                Action::Resolve if !assessment.completed && rule != Rule::Dropped => {
+                    Some(recovered_message(event, rule))
+                }
+                Action::Resolve => None,
+            };
+            if let Some(message) = message {
+                sends.push(("slack", Send::Slack(Arc::clone(slack), message)));
+            }
+        }
+        if let Some(pagerduty) = &self.destinations.pagerduty {
+            sends.push((
+                "pagerduty",
+                Send::PagerDuty(
+                    Arc::clone(pagerduty),
+                    self.alert(event, rule, action, assessment),
+                ),
+            ));
+        }
+        sends
+    }
+
+    /// Send once: claim every key (all must be free), send, and remember each for its
+    /// time. A key already completed means the send was done (or suppressed): the others
+    /// are marked done too. A key another delivery holds, or a failed send, releases the
+    /// claims and fails the record, so SQS retries it (a refusal eventually reaches the
+    /// dead-letter queue).
+    async fn once(
+        &self,
+        keys: &[(String, Duration)],
         deadline: Instant,
         event: &Event,
         rule: Rule,
-        send: F,
-    ) -> Result<(), RecordError>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<(), PostError>>,
-    {
+        send: Send,
+    ) -> Result<(), RecordError> {
         let now = OffsetDateTime::now_utc();
         let hold = deadline.saturating_duration_since(Instant::now()) + POST_BUDGET;
-        let token = match self.idempotency.begin(key, now, hold).await? {
-            Claim::Proceed(token) => token,
-            Claim::Completed | Claim::InProgress => {
-                tracing::info!(event_id = %event.id, rule = %rule, key, outcome = "suppressed", "already sent");
-                return Ok(());
-            }
-        };
-        match deliver(deadline, send).await {
-            Ok(()) => {
-                tracing::info!(event_id = %event.id, rule = %rule, key, outcome = "sent", "alert sent");
-                if let Err(error) = self
-                    .idempotency
-                    .complete(key, OffsetDateTime::now_utc(), keep)
-                    .await
-                {
-                    tracing::error!(key, error = %crate::error_chain(&error), "could not record the alert");
+        let mut claimed = Vec::new();
+        let mut outcome: Option<Result<(), RecordError>> = None;
+        for (key, keep) in keys {
+            match self.idempotency.begin(key, now, hold).await {
+                Ok(Claim::Proceed(token)) => claimed.push((key, *keep, token)),
+                Ok(Claim::Completed) => {
+                    tracing::info!(event_id = %event.id, rule = %rule, key = %key, outcome = "suppressed", "already sent");
+                    outcome = Some(Ok(()));
+                    break;
                 }
-                Ok(())
-            }
-            Err(error) => {
-                if matches!(error, PostError::Permanent { .. }) {
-                    tracing::error!(event_id = %event.id, rule = %rule, error = %error, outcome = "refused", "alert refused; it will reach the dead-letter queue");
+                Ok(Claim::InProgress) => {
+                    outcome = Some(Err("another delivery holds this alert; retry later".into()));
+                    break;
                 }
-                if let Err(release) = self.idempotency.release(key, &token).await {
-                    tracing::error!(key, error = %crate::error_chain(&release), "could not release the claim");
+                Err(error) => {
+                    outcome = Some(Err(Box::new(error)));
+                    break;
                 }
-                Err(Box::new(error))
             }
         }
+        let outcome = match outcome {
+            Some(decided) => decided,
+            None => match deliver(deadline, || send.send()).await {
+                Ok(()) => {
+                    tracing::info!(event_id = %event.id, rule = %rule, outcome = "sent", "alert sent");
+                    Ok(())
+                }
+                Err(error) => {
+                    if matches!(error, PostError::Permanent { .. }) {
+                        tracing::error!(event_id = %event.id, rule = %rule, error = %error, outcome = "refused", "alert refused; it will reach the dead-letter queue");
+                    }
+                    Err(Box::new(error) as RecordError)
+                }
+            },
+        };
+        for (key, keep, token) in claimed {
+            let settled = match &outcome {
+                Ok(()) => {
+                    self.idempotency
+                        .complete(key, OffsetDateTime::now_utc(), keep)
+                        .await
+                }
+                Err(_) => self.idempotency.release(key, &token).await,
+            };
+            if let Err(error) = settled {
+                tracing::error!(key = %key, error = %crate::error_chain(&error), "could not settle the claim");
+            }
+        }
+        outcome
     }
 
     fn alert(&self, event: &Event, rule: Rule, action: Action, assessment: &Assessment) -> Alert {

@@ -130,7 +130,7 @@ pub struct Assessment {
     pub holding: Vec<Rule>,
     /// Rules that held before this update and no longer do.
     pub recovered: Vec<Rule>,
-    /// The key result is completed: every rule resolves.
+    /// The key result is completed (or deleted): every rule resolves.
     pub completed: bool,
 }
 
@@ -138,7 +138,9 @@ pub struct Assessment {
 pub fn assess(event: &Event, thresholds: &Thresholds) -> Assessment {
     let progress = event.progress.as_ref();
     let status = event.status.as_ref();
+    // A completed or deleted key result resolves everything and triggers nothing.
     let completed = event.event_type.ends_with(".completed")
+        || event.event_type.ends_with(".deleted")
         || status
             .and_then(|s| s.current.as_deref())
             .is_some_and(is_done);

@@ -70,8 +70,11 @@ pub(crate) const COMPLETED: &str = "COMPLETED";
 
 /// `now + span` in Unix seconds.
 pub(crate) fn expiry(now: OffsetDateTime, span: Duration) -> i64 {
-    now.unix_timestamp()
-        .saturating_add(i64::try_from(span.as_secs()).unwrap_or(i64::MAX))
+    // Rounded up to the second, so a claim never lapses before `now + span`.
+    match now.checked_add(time::Duration::try_from(span).unwrap_or(time::Duration::MAX)) {
+        Some(end) => end.unix_timestamp() + i64::from(end.nanosecond() > 0),
+        None => i64::MAX,
+    }
 }
 
 pub(crate) fn claim_of(status: &str) -> Claim {

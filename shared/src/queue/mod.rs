@@ -1,6 +1,7 @@
 //! The event queue port: one queue per consumer (DESIGN.md, "Data flow").
 
 pub mod memory;
+pub mod sqlite;
 pub mod sqs;
 
 use std::fmt;

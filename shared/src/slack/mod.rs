@@ -209,7 +209,8 @@ where
             .unwrap_or_else(|_| Err(PostError::Transient("timed out".into())));
         match outcome {
             Err(PostError::RateLimited { retry_after }) => {
-                let wait = retry_after.unwrap_or(MIN_INTERVAL);
+                // Never busy-loop on `Retry-After: 0`.
+                let wait = retry_after.unwrap_or(MIN_INTERVAL).max(MIN_INTERVAL);
                 if wait > MAX_RATE_LIMIT_WAIT || Instant::now() + wait + POST_BUDGET > deadline {
                     return Err(PostError::RateLimited { retry_after });
                 }
