@@ -7,6 +7,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use http::{HeaderMap, HeaderName, HeaderValue};
+use okr_webhooks::local::Outbound;
+use okr_webhooks::queue::Consumer;
+use okr_webhooks::queue::sqlite::SqliteQueue;
+use okr_webhooks::secrets::SigningSecrets;
 use okr_webhooks::signature::likely_causes;
 use okr_webhooks::{SigningSecret, Source, normalize, sign, verify};
 use time::OffsetDateTime;
@@ -66,6 +70,52 @@ enum Command {
         #[arg(long, value_parser = parse_time)]
         received_at: Option<OffsetDateTime>,
     },
+    /// Run the whole pipeline on this machine: ingest, durable queues, Slack, warehouse, alerts.
+    Serve {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: std::net::SocketAddr,
+        /// Secrets, queues, idempotency records and the warehouse live here.
+        #[arg(long, default_value = ".okr-webhooks")]
+        data_dir: PathBuf,
+        /// The Slack notifier's incoming webhook (default: print the messages).
+        #[arg(long, env = "OKR_SLACK_WEBHOOK_URL", hide_env_values = true)]
+        slack_webhook_url: Option<String>,
+        /// The alerts channel's incoming webhook (default: print the alerts).
+        #[arg(long, env = "OKR_ALERTS_SLACK_WEBHOOK_URL", hide_env_values = true)]
+        alerts_slack_webhook_url: Option<String>,
+        /// A PagerDuty Events API v2 routing key (default: print the events).
+        #[arg(long, env = "OKR_PAGERDUTY_ROUTING_KEY", hide_env_values = true)]
+        pagerduty_routing_key: Option<String>,
+        /// The PagerDuty Events API URL.
+        #[arg(long, env = "PAGERDUTY_EVENTS_URL")]
+        pagerduty_events_url: Option<String>,
+        /// The first retry back-off of a failed message, in milliseconds (doubles each time).
+        #[arg(long, default_value_t = 1000, hide = true)]
+        retry_base_ms: u64,
+    },
+    /// Sign FILE with the data directory's secret for SOURCE and POST it to `serve`.
+    Send {
+        #[command(flatten)]
+        delivery: BodyArgs,
+        /// Where to post (default: http://127.0.0.1:3000/webhooks/SOURCE).
+        #[arg(long)]
+        url: Option<String>,
+        /// The data directory whose secrets.json signs the delivery.
+        #[arg(long, default_value = ".okr-webhooks")]
+        data_dir: PathBuf,
+    },
+    /// The local dead-letter queues: list, show or redrive them.
+    Dlq {
+        /// list: counts and ids; show: the events; redrive: move them back to their queue.
+        action: DlqAction,
+        /// One queue (default: all three).
+        #[arg(long)]
+        queue: Option<QueueName>,
+        /// The data directory of `serve`.
+        #[arg(long, default_value = ".okr-webhooks")]
+        data_dir: PathBuf,
+    },
     /// Print an API Gateway HTTP API (payload 2.0) request event for the body, signed
     /// when --secret is given: input for `cargo lambda invoke ingest --data-file`.
     ApigwRequest {
@@ -96,6 +146,31 @@ enum Command {
         #[arg(long = "header", short = 'H', value_parser = parse_header)]
         headers: Vec<(HeaderName, HeaderValue)>,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DlqAction {
+    List,
+    Show,
+    Redrive,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum QueueName {
+    Slack,
+    Warehouse,
+    Alerts,
+}
+
+impl QueueName {
+    fn consumers(queue: Option<QueueName>) -> Vec<Consumer> {
+        match queue {
+            Some(QueueName::Slack) => vec![Consumer::Slack],
+            Some(QueueName::Warehouse) => vec![Consumer::Warehouse],
+            Some(QueueName::Alerts) => vec![Consumer::Alerts],
+            None => Consumer::ALL.to_vec(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -151,8 +226,40 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Serve {
+            addr,
+            data_dir,
+            slack_webhook_url,
+            alerts_slack_webhook_url,
+            pagerduty_routing_key,
+            pagerduty_events_url,
+            retry_base_ms,
+        } => {
+            let outbound = Outbound {
+                slack_webhook_url,
+                alerts_slack_webhook_url,
+                pagerduty_routing_key,
+                pagerduty_events_url,
+                retry_base: Some(std::time::Duration::from_millis(retry_base_ms)),
+            };
+            return runtime()?.block_on(serve(addr, data_dir, outbound));
+        }
+        Command::Send {
+            delivery,
+            url,
+            data_dir,
+        } => return runtime()?.block_on(send(delivery, url, data_dir)),
+        Command::Dlq {
+            action,
+            queue,
+            data_dir,
+        } => return runtime()?.block_on(dlq(action, queue, data_dir)),
+        _ => {}
+    }
     let mut out = io::stdout().lock();
     match command {
+        Command::Serve { .. } | Command::Send { .. } | Command::Dlq { .. } => Ok(ExitCode::SUCCESS),
         Command::Sign {
             delivery,
             secret,
@@ -249,6 +356,153 @@ fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn serve(
+    addr: std::net::SocketAddr,
+    data_dir: PathBuf,
+    outbound: Outbound,
+) -> Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(okr_webhooks::telemetry::filter(
+            Some("info"),
+            std::env::var("RUST_LOG").ok().as_deref(),
+        ))
+        .init();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let shutdown = async {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let term = async {
+                match terminate.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! { _ = interrupt => {}, _ = term => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = interrupt.await;
+        let _ = writeln!(
+            io::stderr(),
+            "stopping: finishing the requests and batches in flight"
+        );
+    };
+    let announce = |line: String| {
+        let _ = writeln!(io::stderr(), "{line}");
+    };
+    announce(format!(
+        "listening on http://{addr} (POST /webhooks/{{source}}, GET /healthz)"
+    ));
+    okr_webhooks::local::serve(&data_dir, listener, outbound, shutdown, announce).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn send(delivery: BodyArgs, url: Option<String>, data_dir: PathBuf) -> Result<ExitCode> {
+    let body = delivery.read_body()?;
+    let path = okr_webhooks::local::Paths::new(&data_dir).secrets;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {} (start `okr-webhooks serve` once to create it)",
+            path.display()
+        )
+    })?;
+    let secrets = SigningSecrets::parse(&text)?;
+    let secret = secrets
+        .for_source(delivery.source)
+        .first()
+        .ok_or_else(|| anyhow!("{} has no {} secret", path.display(), delivery.source))?;
+    let headers = signed(
+        delivery.source,
+        secret.expose().to_owned(),
+        &body,
+        None,
+        None,
+    )?;
+    let url = url.unwrap_or_else(|| format!("http://127.0.0.1:3000/webhooks/{}", delivery.source));
+    let mut request = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| anyhow!("cannot reach {url}: {}", e.without_url()))?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+    let detail = answer["event_id"]
+        .as_str()
+        .or(answer["message"].as_str())
+        .unwrap_or("");
+    let duplicate = if answer["duplicate"] == true {
+        " (duplicate)"
+    } else {
+        ""
+    };
+    writeln!(io::stdout(), "{} {detail}{duplicate}", status.as_u16())?;
+    Ok(if status.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn dlq(action: DlqAction, queue: Option<QueueName>, data_dir: PathBuf) -> Result<ExitCode> {
+    let path = okr_webhooks::local::Paths::new(&data_dir).queues;
+    if !path.exists() {
+        bail!(
+            "no queues at {} (run `okr-webhooks serve` first)",
+            path.display()
+        );
+    }
+    let queues = SqliteQueue::open(&path)?;
+    let mut out = io::stdout().lock();
+    for consumer in QueueName::consumers(queue) {
+        match action {
+            DlqAction::List => {
+                let dead = queues.dead_letters(consumer).await?;
+                writeln!(out, "{consumer}: {} dead letter(s)", dead.len())?;
+                for letter in dead {
+                    writeln!(
+                        out,
+                        "  {} {} {} received {} times",
+                        letter.message_id, letter.event_id, letter.event_type, letter.receive_count
+                    )?;
+                }
+            }
+            DlqAction::Show => {
+                for letter in queues.dead_letters(consumer).await? {
+                    writeln!(out, "{}", letter.body)?;
+                }
+            }
+            DlqAction::Redrive => {
+                let moved = queues.redrive(consumer).await?;
+                writeln!(
+                    out,
+                    "{consumer}: moved {moved} message(s) back to the queue"
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The signature headers for `body`; Standard Webhooks' id and timestamp default to a

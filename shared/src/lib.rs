@@ -12,6 +12,7 @@ pub mod config;
 pub mod event;
 pub mod idempotency;
 pub mod ingest;
+pub mod local;
 pub mod metrics;
 pub mod normalize;
 pub mod queue;

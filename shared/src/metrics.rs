@@ -103,3 +103,11 @@ impl MetricsSink for MemoryMetrics {
             .push(record.clone());
     }
 }
+
+/// Drops every record (local mode, where CloudWatch does not read stdout).
+#[derive(Debug, Default)]
+pub struct NoMetrics;
+
+impl MetricsSink for NoMetrics {
+    fn ingest(&self, _record: &IngestRecord) {}
+}

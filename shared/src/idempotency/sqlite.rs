@@ -39,6 +39,19 @@ impl SqliteIdempotencyStore {
         })
     }
 
+    /// Drop every in-progress claim. For a server starting on its data directory: the
+    /// process that held them is gone, and its events must not wait out the hold (their
+    /// messages would exhaust their receives and reach the dead-letter queue).
+    pub async fn clear_in_progress(&self) -> Result<usize, IdempotencyError> {
+        self.with(|connection| {
+            connection.execute(
+                "DELETE FROM idempotency WHERE status = ?1",
+                params![IN_PROGRESS],
+            )
+        })
+        .await
+    }
+
     async fn with<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,

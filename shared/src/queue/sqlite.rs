@@ -2,6 +2,9 @@
 //! queue and dead-letter queue in one WAL-mode database, with a visibility timeout and a
 //! receive count per message, as SQS has.
 //!
+//! An event id already accepted on a queue is not queued again (`Sent::duplicate`): a
+//! provider's retry of an accepted delivery is acknowledged and dropped.
+//!
 //! Sends go through one writer thread that commits whatever is waiting in one
 //! transaction (group commit), so many concurrent deliveries share one fsync; a send
 //! returns only once its transaction is durable. Each commit wakes the consumers of the
@@ -127,6 +130,20 @@ impl SqliteQueue {
         .await
         .map_err(|e| failed(consumer, e))?
         .map_err(|e| failed(consumer, e))
+    }
+
+    /// Make every message that was in flight visible again. For a server starting on its
+    /// data directory: whoever received them is gone (a crash or `kill -9`), so waiting
+    /// out their visibility timeout would only delay them. Returns how many.
+    pub async fn recover_in_flight(&self) -> Result<usize, QueueError> {
+        self.with(Consumer::Warehouse, |connection| {
+            let now = now_ms();
+            connection.execute(
+                "UPDATE messages SET visible_at = ?1 WHERE dead_at IS NULL AND visible_at > ?1",
+                params![now],
+            )
+        })
+        .await
     }
 
     /// Wait until something is committed to `consumer`'s queue: true when woken by a
@@ -379,6 +396,11 @@ fn insert_group(connection: &mut Connection, group: &[Pending]) -> rusqlite::Res
             "INSERT OR IGNORE INTO accepted (queue, event_id, accepted_at) VALUES (?1, ?2, ?3)",
             params![queue, message.event_id, now],
         )? == 1;
+        // Already accepted on this queue: the provider retried; it is not queued twice.
+        if !first {
+            duplicates.push(true);
+            continue;
+        }
         let message_id = format!("{}-{}", queue, hex::encode(rand::random::<[u8; 12]>()));
         transaction.execute(
             "INSERT INTO messages (queue, message_id, event_id, source, type, body, visible_at)
@@ -393,7 +415,7 @@ fn insert_group(connection: &mut Connection, group: &[Pending]) -> rusqlite::Res
                 now
             ],
         )?;
-        duplicates.push(!first);
+        duplicates.push(false);
     }
     transaction.commit()?;
     Ok(duplicates)

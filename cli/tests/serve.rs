@@ -1,0 +1,442 @@
+//! `okr-webhooks serve` end to end, as a user runs it: signed samples reach the
+//! warehouse, Slack and the alerts; bad deliveries leave no trace; a `kill -9` loses no
+//! acknowledged event; a failing destination fills the
+//! dead-letter queue and `dlq redrive` delivers once it recovers.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flate2::read::GzDecoder;
+use okr_webhooks::secrets::SigningSecrets;
+use okr_webhooks::{Source, sign};
+use serde_json::Value;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const BIN: &str = env!("CARGO_BIN_EXE_okr-webhooks");
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct StandIns {
+    slack: MockServer,
+    alerts: MockServer,
+    pagerduty: MockServer,
+}
+
+async fn stand_ins(slack_status: u16) -> StandIns {
+    let slack = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(slack_status).set_body_string("ok"))
+        .mount(&slack)
+        .await;
+    let alerts = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&alerts)
+        .await;
+    let pagerduty = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&pagerduty)
+        .await;
+    StandIns {
+        slack,
+        alerts,
+        pagerduty,
+    }
+}
+
+async fn start(data_dir: &Path, stand_ins: &StandIns) -> Server {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--retry-base-ms",
+            "50",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args([
+            "--slack-webhook-url",
+            &format!("{}/slack", stand_ins.slack.uri()),
+        ])
+        .args([
+            "--alerts-slack-webhook-url",
+            &format!("{}/alerts", stand_ins.alerts.uri()),
+        ])
+        .args([
+            "--pagerduty-routing-key",
+            "R0UT1NGKEY0000000000000000000000",
+        ])
+        .args([
+            "--pagerduty-events-url",
+            &format!("{}/v2/enqueue", stand_ins.pagerduty.uri()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = reqwest::get(format!("{}/healthz", server.base)).await
+            && response.status() == 200
+        {
+            return server;
+        }
+        assert!(Instant::now() < deadline, "serve did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn secrets(data_dir: &Path) -> SigningSecrets {
+    SigningSecrets::parse(&std::fs::read_to_string(data_dir.join("secrets.json")).unwrap()).unwrap()
+}
+
+fn sample(path: &str) -> Vec<u8> {
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../events/bodies")
+            .join(path),
+    )
+    .unwrap()
+}
+
+/// POST `body` to /webhooks/`route`, signed for `source` (over `signed` when given).
+async fn deliver(
+    base: &str,
+    secrets: &SigningSecrets,
+    source: Source,
+    route: &str,
+    body: &[u8],
+    signed: Option<&[u8]>,
+) -> (u16, Value) {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let secret = &secrets.for_source(source)[0];
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/webhooks/{route}"))
+        .body(body.to_vec());
+    let id = format!("msg_{}", now);
+    for (name, value) in sign(source, secret, signed.unwrap_or(body), &id, now).unwrap() {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn warehouse(data_dir: &Path) -> Vec<Value> {
+    let mut events = Vec::new();
+    let root = data_dir.join("warehouse/events/v1");
+    let Ok(days) = std::fs::read_dir(&root) else {
+        return events;
+    };
+    for day in days {
+        for file in std::fs::read_dir(day.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            if path.extension().is_some_and(|e| e == "gz") {
+                let mut text = String::new();
+                GzDecoder::new(std::fs::File::open(&path).unwrap())
+                    .read_to_string(&mut text)
+                    .unwrap();
+                events.extend(
+                    text.lines()
+                        .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+                );
+            }
+        }
+    }
+    events
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn bodies(server: &MockServer) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn signed_samples_reach_every_destination_and_bad_deliveries_leave_no_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let stand_ins = stand_ins(200).await;
+    let server = start(dir.path(), &stand_ins).await;
+    let secrets = secrets(dir.path());
+
+    let mut accepted = Vec::new();
+    for (source, path) in [
+        (Source::Peoplelogic, "peoplelogic/objective_completed.json"),
+        (Source::Peoplelogic, "peoplelogic/key_result_progress.json"),
+        (Source::Peopleforce, "peopleforce/employee_create.json"),
+        (Source::Perscom, "perscom/awardrecord_created.json"),
+        (Source::Standard, "standard/key_result_progress.json"),
+    ] {
+        let (status, answer) = deliver(
+            &server.base,
+            &secrets,
+            source,
+            source.as_str(),
+            &sample(path),
+            None,
+        )
+        .await;
+        assert_eq!(status, 202, "{path}: {answer}");
+        accepted.push(answer["event_id"].as_str().unwrap().to_owned());
+    }
+    // Tampered, not JSON, unknown source, wrong method: their 4xx, and nothing queued.
+    let body = sample("perscom/user_created.json");
+    let (status, _) = deliver(
+        &server.base,
+        &secrets,
+        Source::Perscom,
+        "perscom",
+        &body,
+        Some(b"{}"),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        deliver(
+            &server.base,
+            &secrets,
+            Source::Perscom,
+            "perscom",
+            b"not json",
+            None
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        deliver(
+            &server.base,
+            &secrets,
+            Source::Perscom,
+            "workday",
+            &body,
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    let get = reqwest::get(format!("{}/webhooks/perscom", server.base))
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 405);
+
+    let dir_path = dir.path().to_owned();
+    eventually("the warehouse", async || {
+        warehouse(&dir_path).len() >= accepted.len()
+    })
+    .await;
+    let mut stored: Vec<String> = warehouse(dir.path())
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    stored.sort();
+    accepted.sort();
+    assert_eq!(stored, accepted, "each accepted event once, nothing else");
+    eventually("Slack", async || bodies(&stand_ins.slack).await.len() >= 5).await;
+    let texts: Vec<String> = bodies(&stand_ins.slack)
+        .await
+        .iter()
+        .map(|b| b["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        texts.contains(&"John Doe joined IT as Senior Developer".to_owned()),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&"Objective Launch the self-serve onboarding flow completed".to_owned()),
+        "{texts:?}"
+    );
+    eventually("PagerDuty", async || {
+        !bodies(&stand_ins.pagerduty).await.is_empty()
+    })
+    .await;
+    eventually("the alerts channel", async || {
+        !bodies(&stand_ins.alerts).await.is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn kill_9_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let stand_ins = stand_ins(200).await;
+    let server = start(dir.path(), &stand_ins).await;
+    let secrets = secrets(dir.path());
+
+    // A burst of 300 distinct hires; the server dies in the middle of it, once 50 of
+    // them have been acknowledged.
+    let base = server.base.clone();
+    let client = reqwest::Client::new();
+    let acknowledged_so_far = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..300)
+        .map(|n| {
+            let (base, secrets, client, counter) = (base.clone(), secrets.clone(), client.clone(), acknowledged_so_far.clone());
+            tokio::spawn(async move {
+                let body = format!(r#"{{"action":"employee_create","data":{{"id":{n},"attributes":{{"first_name":"E{n}","last_name":"Burst"}}}}}}"#);
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let mut request = client.post(format!("{base}/webhooks/peopleforce")).body(body.clone());
+                for (name, value) in sign(Source::Peopleforce, &secrets.for_source(Source::Peopleforce)[0], body.as_bytes(), "", now).unwrap() {
+                    request = request.header(name, value);
+                }
+                match request.send().await {
+                    Ok(response) if response.status() == 202 => {
+                        let answer: Value = response.json().await.unwrap_or(Value::Null);
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        answer["event_id"].as_str().map(|id| (n, id.to_owned()))
+                    }
+                    _ => None,
+                }
+            })
+        })
+        .collect();
+    eventually("50 acknowledgements", async || {
+        acknowledged_so_far.load(std::sync::atomic::Ordering::SeqCst) >= 50
+    })
+    .await;
+    let mut server = server;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        if let Some(ok) = task.await.unwrap() {
+            acknowledged.push(ok);
+        }
+    }
+    assert!(
+        !acknowledged.is_empty(),
+        "some deliveries were acknowledged before the kill"
+    );
+
+    let _restarted = start(dir.path(), &stand_ins).await;
+    let dir_path = dir.path().to_owned();
+    let expected: Vec<String> = acknowledged.iter().map(|(_, id)| id.clone()).collect();
+    eventually("every acknowledged event in the warehouse", async || {
+        let stored: Vec<String> = warehouse(&dir_path)
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect();
+        expected.iter().all(|id| stored.contains(id))
+    })
+    .await;
+    let names: Vec<String> = acknowledged
+        .iter()
+        .map(|(n, _)| format!("E{n} Burst joined"))
+        .collect();
+    eventually("every acknowledged hire in Slack", async || {
+        let all = bodies(&stand_ins.slack)
+            .await
+            .iter()
+            .map(|b| b.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        names.iter().all(|name| all.contains(name.as_str()))
+    })
+    .await;
+    // Not asserted yet: that no hire reaches Slack twice. A post that Slack accepted in
+    // the instant before the kill, before its completion was committed, is posted again
+    // after the restart (see the README, "Local mode").
+}
+
+#[tokio::test]
+async fn a_failing_destination_fills_the_dead_letter_queue_and_redrive_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let stand_ins = stand_ins(500).await;
+    let server = start(dir.path(), &stand_ins).await;
+    let secrets = secrets(dir.path());
+    let (status, _) = deliver(
+        &server.base,
+        &secrets,
+        Source::Peopleforce,
+        "peopleforce",
+        &sample("peopleforce/employee_create.json"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+
+    let data_dir = dir.path().to_owned();
+    let dlq = |action: &str| {
+        let output = Command::new(BIN)
+            .args(["dlq", action, "--queue", "slack", "--data-dir"])
+            .arg(&data_dir)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    eventually("the dead-letter queue", async || {
+        dlq("list").starts_with("slack: 1 dead letter(s)")
+    })
+    .await;
+    assert!(
+        dlq("list").contains("employee.created received 5 times"),
+        "{}",
+        dlq("list")
+    );
+    // Five tries reached the failing Slack.
+    assert_eq!(bodies(&stand_ins.slack).await.len(), 5);
+    assert!(dlq("show").contains("\"type\":\"employee.created\""));
+
+    // Slack recovers; redrive delivers it.
+    stand_ins.slack.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&stand_ins.slack)
+        .await;
+    assert_eq!(
+        dlq("redrive"),
+        "slack: moved 1 message(s) back to the queue\n"
+    );
+    eventually("the redriven post", async || {
+        bodies(&stand_ins.slack).await.len() == 1
+    })
+    .await;
+    assert_eq!(
+        bodies(&stand_ins.slack).await[0]["text"],
+        "John Doe joined IT as Senior Developer"
+    );
+    assert_eq!(dlq("list"), "slack: 0 dead letter(s)\n");
+}
