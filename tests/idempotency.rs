@@ -66,3 +66,34 @@ async fn dynamodb_through_moto() {
         .unwrap();
     idempotency_contract(&DynamoDbIdempotencyStore::new(client, table)).await;
 }
+
+#[tokio::test]
+async fn sqlite_after_a_crash_drops_unstarted_claims_and_presumes_sending_ones_done() {
+    use okr_webhooks::idempotency::{Claim, IdempotencyStore};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteIdempotencyStore::open(&dir.path().join("i.sqlite")).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let hold = std::time::Duration::from_secs(60);
+    let Claim::Proceed(_) = store.begin("not-started", now, hold).await.unwrap() else {
+        panic!()
+    };
+    let Claim::Proceed(token) = store.begin("in-flight", now, hold).await.unwrap() else {
+        panic!()
+    };
+    store.sending("in-flight", &token).await.unwrap();
+    assert_eq!(
+        store
+            .recover_after_crash(std::time::Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        (1, 1)
+    );
+    assert!(matches!(
+        store.begin("not-started", now, hold).await.unwrap(),
+        Claim::Proceed(_)
+    ));
+    assert_eq!(
+        store.begin("in-flight", now, hold).await.unwrap(),
+        Claim::Completed
+    );
+}

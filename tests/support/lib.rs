@@ -145,6 +145,17 @@ pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::Idempot
     store.release(&failed, &token).await.unwrap();
     proceed(store.begin(&failed, t0 + secs(1), hold).await.unwrap());
 
+    // A claim that is sending still counts as in progress; released, it proceeds.
+    let sent = unique("evt");
+    let token = proceed(store.begin(&sent, t0, hold).await.unwrap());
+    store.sending(&sent, &token).await.unwrap();
+    assert_eq!(
+        store.begin(&sent, t0 + secs(1), hold).await.unwrap(),
+        Claim::InProgress
+    );
+    store.release(&sent, &token).await.unwrap();
+    proceed(store.begin(&sent, t0 + secs(2), hold).await.unwrap());
+
     // Truly concurrent claims: exactly one proceeds.
     for _ in 0..5 {
         let raced = unique("evt");

@@ -243,18 +243,25 @@ impl ProgressAlerts {
         }
         let outcome = match outcome {
             Some(decided) => decided,
-            None => match deliver(deadline, || send.send()).await {
-                Ok(()) => {
-                    tracing::info!(event_id = %event.id, rule = %rule, outcome = "sent", "alert sent");
-                    Ok(())
-                }
-                Err(error) => {
-                    if matches!(error, PostError::Permanent { .. }) {
-                        tracing::error!(event_id = %event.id, rule = %rule, error = %error, outcome = "refused", "alert refused; it will reach the dead-letter queue");
+            None => {
+                for (key, _, token) in &claimed {
+                    if let Err(error) = self.idempotency.sending(key, token).await {
+                        tracing::error!(key = %key, error = %crate::error_chain(&error), "could not mark the alert as sending");
                     }
-                    Err(Box::new(error) as RecordError)
                 }
-            },
+                match deliver(deadline, || send.send()).await {
+                    Ok(()) => {
+                        tracing::info!(event_id = %event.id, rule = %rule, outcome = "sent", "alert sent");
+                        Ok(())
+                    }
+                    Err(error) => {
+                        if matches!(error, PostError::Permanent { .. }) {
+                            tracing::error!(event_id = %event.id, rule = %rule, error = %error, outcome = "refused", "alert refused; it will reach the dead-letter queue");
+                        }
+                        Err(Box::new(error) as RecordError)
+                    }
+                }
+            }
         };
         for (key, keep, token) in claimed {
             let settled = match &outcome {

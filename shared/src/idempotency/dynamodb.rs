@@ -12,7 +12,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
 use super::{
-    COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, claim_of, expiry,
+    COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, SENDING,
+    claim_of, expiry,
 };
 
 /// Records in the table `table`.
@@ -125,17 +126,48 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .map_err(wrap)
     }
 
+    async fn sending(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .update_expression("SET #status = :sending")
+            .condition_expression("#token = :token")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":sending", AttributeValue::S(SENDING.to_owned()))
+            .expression_attribute_values(":token", AttributeValue::S(token.0.clone()))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => Ok(()),
+            // The claim lapsed and someone else holds it: nothing to mark.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(wrap(error)),
+        }
+    }
+
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
         let deleted = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key("id", AttributeValue::S(key.to_owned()))
-            .condition_expression("#status = :in_progress AND #token = :token")
+            .condition_expression(
+                "(#status = :in_progress OR #status = :sending) AND #token = :token",
+            )
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#token", "token")
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
             .expression_attribute_values(":token", AttributeValue::S(token.0.clone()))
+            .expression_attribute_values(":sending", AttributeValue::S(SENDING.to_owned()))
             .send()
             .await;
         match deleted {

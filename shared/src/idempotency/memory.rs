@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, claim_of, expiry,
+    COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, SENDING,
+    claim_of, expiry,
 };
 
 /// One record: status, expiry (Unix seconds), and the token of an in-progress claim.
@@ -53,12 +54,22 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         Ok(())
     }
 
+    async fn sending(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
+        let mut records = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(record) = records
+            .get_mut(key)
+            .filter(|(_, _, held)| held.as_ref() == Some(token))
+        {
+            record.0 = SENDING;
+        }
+        Ok(())
+    }
+
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
         let mut records = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if records
-            .get(key)
-            .is_some_and(|(status, _, held)| *status == IN_PROGRESS && held.as_ref() == Some(token))
-        {
+        if records.get(key).is_some_and(|(status, _, held)| {
+            (*status == IN_PROGRESS || *status == SENDING) && held.as_ref() == Some(token)
+        }) {
             records.remove(key);
         }
         Ok(())

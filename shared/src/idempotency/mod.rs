@@ -60,12 +60,17 @@ pub trait IdempotencyStore: Send + Sync {
         now: OffsetDateTime,
         keep: Duration,
     ) -> Result<(), IdempotencyError>;
+    /// Mark the claim `token` on `key` as sending: the side effect starts now, so after
+    /// a crash nobody can tell whether it happened. Until it lapses it counts as in
+    /// progress; local mode's restart presumes it done (see `sqlite`).
+    async fn sending(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError>;
     /// Drop the in-progress claim `token` on `key` after the work failed, so a retry
     /// proceeds. A completed record, or another holder's claim, stays.
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError>;
 }
 
 pub(crate) const IN_PROGRESS: &str = "IN_PROGRESS";
+pub(crate) const SENDING: &str = "SENDING";
 pub(crate) const COMPLETED: &str = "COMPLETED";
 
 /// `now + span` in Unix seconds.

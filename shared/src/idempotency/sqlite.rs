@@ -9,7 +9,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
 use super::{
-    COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, claim_of, expiry,
+    COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, SENDING,
+    claim_of, expiry,
 };
 
 /// One table, `idempotency(key, status, expires_at, token)`, in a WAL-mode database.
@@ -39,15 +40,24 @@ impl SqliteIdempotencyStore {
         })
     }
 
-    /// Drop every in-progress claim. For a server starting on its data directory: the
-    /// process that held them is gone, and its events must not wait out the hold (their
-    /// messages would exhaust their receives and reach the dead-letter queue).
-    pub async fn clear_in_progress(&self) -> Result<usize, IdempotencyError> {
-        self.with(|connection| {
-            connection.execute(
-                "DELETE FROM idempotency WHERE status = ?1",
-                params![IN_PROGRESS],
-            )
+    /// Settle the claims a crashed run left. For a server starting on its data
+    /// directory: claims whose side effect had not started are dropped (their messages
+    /// must not wait out the hold and exhaust their receives); claims that were sending
+    /// are presumed done, since their post may have reached Slack, so it is not posted
+    /// twice (at most once for the one post a crash interrupts). Returns (dropped,
+    /// presumed done).
+    pub async fn recover_after_crash(
+        &self,
+        keep: Duration,
+    ) -> Result<(usize, usize), IdempotencyError> {
+        let until = expiry(OffsetDateTime::now_utc(), keep);
+        self.with(move |connection| {
+            let dropped = connection.execute("DELETE FROM idempotency WHERE status = ?1", params![IN_PROGRESS])?;
+            let presumed = connection.execute(
+                "UPDATE idempotency SET status = ?1, expires_at = ?2, token = NULL WHERE status = ?3",
+                params![COMPLETED, until, SENDING],
+            )?;
+            Ok((dropped, presumed))
         })
         .await
     }
@@ -131,12 +141,24 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         .await
     }
 
+    async fn sending(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
+        let (key, token) = (key.to_owned(), token.0.clone());
+        self.with(move |connection| {
+            connection.execute(
+                "UPDATE idempotency SET status = ?1 WHERE key = ?2 AND token = ?3",
+                params![SENDING, key, token],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
         let (key, token) = (key.to_owned(), token.0.clone());
         self.with(move |connection| {
             connection.execute(
-                "DELETE FROM idempotency WHERE key = ?1 AND status = ?2 AND token = ?3",
-                params![key, IN_PROGRESS, token],
+                "DELETE FROM idempotency WHERE key = ?1 AND status IN (?2, ?3) AND token = ?4",
+                params![key, IN_PROGRESS, SENDING, token],
             )?;
             Ok(())
         })

@@ -155,10 +155,15 @@ pub async fn serve(
         SqliteIdempotencyStore::open(&paths.idempotency)
             .map_err(|e| io("cannot open the idempotency store", &paths.idempotency, e))?,
     );
-    idempotency
-        .clear_in_progress()
+    let (dropped, presumed) = idempotency
+        .recover_after_crash(crate::slack::DEFAULT_DEDUP_WINDOW)
         .await
         .map_err(|e| io("cannot open the idempotency store", &paths.idempotency, e))?;
+    if dropped + presumed > 0 {
+        announce(format!(
+            "the last run stopped with {dropped} post(s) not started (they will be sent) and {presumed} in flight (presumed sent, so none goes out twice)"
+        ));
+    }
     let rules = NotifyRules::parse(
         &std::env::var("SLACK_NOTIFY_TYPES")
             .unwrap_or_else(|_| crate::routing::DEFAULT_NOTIFY_TYPES.to_owned()),

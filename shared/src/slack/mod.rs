@@ -111,6 +111,9 @@ impl SlackNotifier {
 
         if claimed.len() > self.digest_threshold {
             let events: Vec<Event> = claimed.iter().map(|(_, e, _)| e.clone()).collect();
+            let sending: Vec<(&Event, &ClaimToken)> =
+                claimed.iter().map(|(_, e, t)| (e, t)).collect();
+            self.mark_sending(&sending).await;
             let posted = self.post(&digest_message(&events), deadline).await;
             for (message_id, event, token) in &claimed {
                 self.settle(
@@ -128,6 +131,7 @@ impl SlackNotifier {
                 if index > 0 {
                     tokio::time::sleep(self.min_interval).await;
                 }
+                self.mark_sending(&[(event, token)]).await;
                 let posted = self.post(&event_message(event), deadline).await;
                 self.settle(
                     event,
@@ -141,6 +145,17 @@ impl SlackNotifier {
             }
         }
         report.into_response(batch_size)
+    }
+
+    /// Record that these events' post starts now (see `IdempotencyStore::sending`). A
+    /// failure to record is logged: the claim then stays in progress, which only means a
+    /// crash right now would post it again.
+    async fn mark_sending(&self, claims: &[(&Event, &ClaimToken)]) {
+        for (event, token) in claims {
+            if let Err(error) = self.idempotency.sending(&claim_key(event), token).await {
+                tracing::error!(event_id = %event.id, error = %crate::error_chain(&error), "could not mark the post as sending");
+            }
+        }
     }
 
     async fn post(&self, message: &SlackMessage, deadline: Instant) -> Result<(), PostError> {
