@@ -155,33 +155,9 @@ async fn stack(with_slack: bool, with_pagerduty: bool) -> Stack {
             .mount(server)
             .await;
     }
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let slack_poster: Option<Arc<dyn SlackPoster>> = with_slack.then(|| {
-        let url = WebhookUrl::new(&format!("{}/alerts-channel", slack.uri())).unwrap();
-        Arc::new(WebhookPoster::new(
-            http.clone(),
-            SecretCache::new(Arc::new(StaticSecret(url)), Duration::from_secs(60)),
-        )) as _
-    });
-    let pagerduty_client: Option<Arc<dyn PagerDuty>> = with_pagerduty.then(|| {
-        let key = RoutingKey::new("R0UT1NGKEY0000000000000000000000").unwrap();
-        let cache = SecretCache::new(Arc::new(StaticSecret(key)), Duration::from_secs(60));
-        Arc::new(PagerDutyClient::new(
-            http.clone(),
-            format!("{}/v2/enqueue", pagerduty.uri()),
-            cache,
-        )) as _
-    });
-    let alerts = ProgressAlerts::new(
-        Destinations {
-            slack: slack_poster,
-            pagerduty: pagerduty_client,
-        },
-        Arc::new(MemoryIdempotencyStore::default()),
-        Thresholds::default(),
+    let alerts = alerts_to(
+        with_slack.then_some(&slack),
+        with_pagerduty.then_some(&pagerduty),
         DEFAULT_WINDOW,
     );
     Stack {
@@ -189,6 +165,41 @@ async fn stack(with_slack: bool, with_pagerduty: bool) -> Stack {
         pagerduty,
         alerts,
     }
+}
+
+/// The alerts consumer posting to the given stand-ins (a Slack alerts channel and/or
+/// PagerDuty), with an in-memory idempotency store.
+fn alerts_to(
+    slack: Option<&MockServer>,
+    pagerduty: Option<&MockServer>,
+    window: Duration,
+) -> ProgressAlerts {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let slack = slack.map(|server| -> Arc<dyn SlackPoster> {
+        let url = WebhookUrl::new(&format!("{}/alerts-channel", server.uri())).unwrap();
+        Arc::new(WebhookPoster::new(
+            http.clone(),
+            SecretCache::new(Arc::new(StaticSecret(url)), Duration::from_secs(60)),
+        ))
+    });
+    let pagerduty = pagerduty.map(|server| -> Arc<dyn PagerDuty> {
+        let key = RoutingKey::new("R0UT1NGKEY0000000000000000000000").unwrap();
+        let cache = SecretCache::new(Arc::new(StaticSecret(key)), Duration::from_secs(60));
+        Arc::new(PagerDutyClient::new(
+            http.clone(),
+            format!("{}/v2/enqueue", server.uri()),
+            cache,
+        ))
+    });
+    ProgressAlerts::new(
+        Destinations { slack, pagerduty },
+        Arc::new(MemoryIdempotencyStore::default()),
+        Thresholds::default(),
+        window,
+    )
 }
 
 fn sample(name: &str) -> SqsEvent {
@@ -358,25 +369,7 @@ async fn a_failing_destination_fails_the_record_and_the_retry_does_not_repeat_th
         .respond_with(ResponseTemplate::new(202))
         .mount(&pagerduty)
         .await;
-    let http = reqwest::Client::new();
-    let url = WebhookUrl::new(&format!("{}/alerts-channel", slack.uri())).unwrap();
-    let key = RoutingKey::new("R0UT1NGKEY0000000000000000000000").unwrap();
-    let alerts = ProgressAlerts::new(
-        Destinations {
-            slack: Some(Arc::new(WebhookPoster::new(
-                http.clone(),
-                SecretCache::new(Arc::new(StaticSecret(url)), Duration::from_secs(60)),
-            ))),
-            pagerduty: Some(Arc::new(PagerDutyClient::new(
-                http,
-                format!("{}/v2/enqueue", pagerduty.uri()),
-                SecretCache::new(Arc::new(StaticSecret(key)), Duration::from_secs(60)),
-            ))),
-        },
-        Arc::new(MemoryIdempotencyStore::default()),
-        Thresholds::default(),
-        DEFAULT_WINDOW,
-    );
+    let alerts = alerts_to(Some(&slack), Some(&pagerduty), DEFAULT_WINDOW);
     let deadline = || Instant::now() + Duration::from_secs(60);
     let batch = sample("behind_pace.json");
     let id = batch.records[0].message_id.clone().unwrap();
@@ -408,20 +401,7 @@ async fn a_refusal_from_pagerduty_fails_the_record_toward_the_dead_letter_queue(
         ))
         .mount(&pagerduty)
         .await;
-    let key = RoutingKey::new("R0UT1NGKEY0000000000000000000000").unwrap();
-    let alerts = ProgressAlerts::new(
-        Destinations {
-            slack: None,
-            pagerduty: Some(Arc::new(PagerDutyClient::new(
-                reqwest::Client::new(),
-                format!("{}/v2/enqueue", pagerduty.uri()),
-                SecretCache::new(Arc::new(StaticSecret(key)), Duration::from_secs(60)),
-            ))),
-        },
-        Arc::new(MemoryIdempotencyStore::default()),
-        Thresholds::default(),
-        DEFAULT_WINDOW,
-    );
+    let alerts = alerts_to(None, Some(&pagerduty), DEFAULT_WINDOW);
     let response = alerts
         .handle(
             sample("behind_pace.json"),
@@ -503,20 +483,8 @@ async fn a_redriven_event_does_not_alert_again_after_the_window() {
         .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
         .mount(&slack)
         .await;
-    let url = WebhookUrl::new(&format!("{}/alerts-channel", slack.uri())).unwrap();
-    let alerts = ProgressAlerts::new(
-        Destinations {
-            slack: Some(Arc::new(WebhookPoster::new(
-                reqwest::Client::new(),
-                SecretCache::new(Arc::new(StaticSecret(url)), Duration::from_secs(60)),
-            ))),
-            pagerduty: None,
-        },
-        Arc::new(MemoryIdempotencyStore::default()),
-        Thresholds::default(),
-        // A one-second window, so the test can outlive it.
-        Duration::from_secs(1),
-    );
+    // A one-second window, so the test can outlive it.
+    let alerts = alerts_to(Some(&slack), None, Duration::from_secs(1));
     let deadline = || Instant::now() + Duration::from_secs(60);
     alerts
         .handle(sample("behind_pace.json"), deadline())
