@@ -105,16 +105,21 @@ enum Command {
         #[arg(long, default_value = ".okr-webhooks")]
         data_dir: PathBuf,
     },
-    /// The local dead-letter queues: list, show or redrive them.
+    /// The dead-letter queues: list, show or redrive them. Those of `serve` by default;
+    /// with --queue-url, one on SQS.
     Dlq {
         /// list: counts and ids; show: the events; redrive: move them back to their queue.
         action: DlqAction,
-        /// One queue (default: all three).
-        #[arg(long)]
+        /// One local queue (default: all three).
+        #[arg(long, conflicts_with = "queue_url")]
         queue: Option<QueueName>,
         /// The data directory of `serve`.
-        #[arg(long, default_value = ".okr-webhooks")]
+        #[arg(long, default_value = ".okr-webhooks", conflicts_with = "queue_url")]
         data_dir: PathBuf,
+        /// An SQS dead-letter queue's URL (the stack's *DeadLetterQueueUrl outputs),
+        /// reached with the usual AWS credentials, region and AWS_ENDPOINT_URL.
+        #[arg(long)]
+        queue_url: Option<String>,
     },
     /// Print an API Gateway HTTP API (payload 2.0) request event for the body, signed
     /// when --secret is given: input for `cargo lambda invoke ingest --data-file`.
@@ -252,8 +257,14 @@ fn run(command: Command) -> Result<ExitCode> {
         } => return runtime()?.block_on(send(delivery, url, data_dir)),
         Command::Dlq {
             action,
+            queue_url: Some(url),
+            ..
+        } => return runtime()?.block_on(sqs_dlq(action, url)),
+        Command::Dlq {
+            action,
             queue,
             data_dir,
+            queue_url: None,
         } => return runtime()?.block_on(dlq(action, queue, data_dir)),
         _ => {}
     }
@@ -503,6 +514,74 @@ async fn dlq(action: DlqAction, queue: Option<QueueName>, data_dir: PathBuf) -> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `dlq --queue-url`: the same actions on an SQS dead-letter queue.
+async fn sqs_dlq(action: DlqAction, url: String) -> Result<ExitCode> {
+    use aws_config::{BehaviorVersion, Region};
+    use okr_webhooks::queue::sqs_dlq::{LIST_LIMIT, SqsDeadLetterQueue};
+
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    // No region configured: the one in the URL (https://sqs.REGION.amazonaws.com/...).
+    let config = match (config.region(), region_in(&url)) {
+        (None, Some(region)) => config.into_builder().region(Region::new(region)).build(),
+        _ => config,
+    };
+    let queue = SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&config), &url);
+    let name = queue.name().to_owned();
+    let mut out = io::stdout().lock();
+    match action {
+        DlqAction::List => {
+            queue.sources().await?;
+            let depth = queue.depth().await?;
+            let letters = queue.list().await?;
+            writeln!(out, "{name}: {depth} dead letter(s)")?;
+            for letter in &letters {
+                writeln!(
+                    out,
+                    "  {} {} {} received {} times",
+                    letter.message_id, letter.event_id, letter.event_type, letter.receive_count
+                )?;
+            }
+            if letters.len() == LIST_LIMIT {
+                writeln!(out, "  (the first {LIST_LIMIT} shown)")?;
+            }
+        }
+        DlqAction::Show => {
+            queue.sources().await?;
+            for letter in queue.list().await? {
+                writeln!(out, "{}", letter.body)?;
+            }
+        }
+        DlqAction::Redrive => {
+            let done = queue
+                .redrive(std::time::Duration::from_secs(1), |moved| {
+                    let _ = writeln!(io::stderr(), "{name}: moving, {moved} so far");
+                })
+                .await?;
+            let to: Vec<&str> = done
+                .to
+                .iter()
+                .map(|url| url.rsplit('/').next().unwrap_or(url))
+                .collect();
+            writeln!(
+                out,
+                "{name}: moved {} message(s) back to {}",
+                done.moved,
+                to.join(", ")
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The region in an SQS queue URL `https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`.
+fn region_in(url: &str) -> Option<String> {
+    let host = url.split("://").nth(1)?.split('/').next()?;
+    let mut labels = host.split('.');
+    (labels.next()? == "sqs")
+        .then(|| labels.next().map(str::to_owned))
+        .flatten()
 }
 
 /// The signature headers for `body`; Standard Webhooks' id and timestamp default to a

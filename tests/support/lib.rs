@@ -1,9 +1,10 @@
 //! Test support: a moto server (a local AWS API server) for the AWS adapters.
 //!
-//! `tests/run.sh` starts one moto server and exports its URL as `OKR_TEST_MOTO_URL`;
-//! without it each test process starts its own `moto_server` on a free port (install
-//! it with `pip install "moto[server]"`). Tests name their resources uniquely, so they
-//! can share one server.
+//! Each test process starts its own server on a free port: `tests/moto_server.py`,
+//! moto plus the SQS message move tasks it lacks (install moto with
+//! `pip install "moto[server]"`; `tests/run.sh` does). With `OKR_TEST_MOTO_URL` set,
+//! tests use that server instead. Tests name their resources uniquely, so they can
+//! share one server.
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -31,17 +32,18 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("moto_server")
+        let child = Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/moto_server.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start moto_server ({e}): pip install \"moto[server]\" (tests/run.sh does)"));
+            .unwrap_or_else(|e| panic!("cannot start tests/moto_server.py ({e}): pip install \"moto[server]\" (tests/run.sh does)"));
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "moto_server did not start within 30 s"
+                "tests/moto_server.py did not start within 30 s"
             );
             std::thread::sleep(Duration::from_millis(50));
         }

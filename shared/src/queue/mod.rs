@@ -3,6 +3,7 @@
 pub mod memory;
 pub mod sqlite;
 pub mod sqs;
+pub mod sqs_dlq;
 
 use std::fmt;
 
@@ -78,6 +79,21 @@ fn sqs_safe(json: String) -> String {
     } else {
         json
     }
+}
+
+/// A message moved to a dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The message id.
+    pub message_id: String,
+    /// `Event::id`.
+    pub event_id: String,
+    /// `Event::event_type`.
+    pub event_type: String,
+    /// How often it was received before it was moved.
+    pub receive_count: u32,
+    /// The event's JSON.
+    pub body: String,
 }
 
 /// What a queue says about an accepted message.

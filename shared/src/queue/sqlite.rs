@@ -20,25 +20,10 @@ use aws_lambda_events::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use rusqlite::{Connection, params};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::{Consumer, EventQueue, QueueError, QueueMessage, Sent};
+use super::{Consumer, DeadLetter, EventQueue, QueueError, QueueMessage, Sent};
 
 /// Sends waiting to be committed together, at most.
 const GROUP: usize = 512;
-
-/// A message moved to a dead-letter queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// The message id.
-    pub message_id: String,
-    /// `Event::id`.
-    pub event_id: String,
-    /// `Event::event_type`.
-    pub event_type: String,
-    /// How often it was received before it was moved.
-    pub receive_count: u32,
-    /// The event's JSON.
-    pub body: String,
-}
 
 struct Pending {
     consumer: Consumer,
