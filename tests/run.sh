@@ -26,6 +26,35 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 export AWS_EC2_METADATA_DISABLED=true
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 
+# The AWS SAM CLI (it brings cfn-lint) and cargo-lambda, which `sam build` calls, for
+# the template checks: in their own virtual environment, as the SAM CLI pins its own
+# boto3.
+tools="${OKR_WEBHOOKS_TOOLS:-$HOME/.cache/okr-webhooks/tools}"
+if [ ! -x "$tools/bin/pip" ]; then
+  if ! python3 -m venv "$tools" 2>/dev/null; then
+    rm -rf "$tools"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$tools"
+  fi
+fi
+"$tools/bin/pip" install --quiet --disable-pip-version-check 'aws-sam-cli==1.170.0' 'cargo-lambda==1.9.2'
+export PATH="$tools/bin:$PATH" SAM_CLI_TELEMETRY=0
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cfn-lint template.yaml
+sam validate --lint
 cargo nextest run --workspace --locked --no-fail-fast
+
+# Every function builds the way `sam deploy` ships it (release, provided.al2023). These
+# machines cannot build arm64, the template's default, so this builds x86_64.
+sam build --parameter-overrides Architecture=x86_64
+for function in IngestFunction WarehouseSinkFunction SlackNotifierFunction ProgressAlertsFunction; do
+  bootstrap=".aws-sam/build/$function/bootstrap"
+  [ -x "$bootstrap" ] || { echo "sam build made no $bootstrap" >&2; exit 1; }
+  magic=$(od -An -tx1 -N4 "$bootstrap" | tr -d ' \n')
+  machine=$(od -An -tx1 -j18 -N2 "$bootstrap" | tr -d ' \n')
+  [ "$magic$machine" = 7f454c463e00 ] || { echo "$bootstrap is not an x86_64 ELF executable" >&2; exit 1; }
+done
+echo "sam build: all four functions built"

@@ -1,0 +1,597 @@
+//! Reads `template.yaml` and checks what `cfn-lint` and `sam validate` cannot know: that
+//! the template fits this code. Every SQS event source reports batch item failures,
+//! every queue has a dead-letter queue and a long enough visibility timeout, every role
+//! grants only what its function uses, and every environment variable a function reads
+//! is set (and nothing it doesn't read), with values the code accepts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use okr_webhooks::config::{AlertsConfig, Env, IngestConfig, SlackConfig, WarehouseConfig};
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `template.yaml` as JSON, the short forms (`!Ref X`, `!GetAtt A.B`, `!Sub s`) turned
+/// into their long forms (`{"Ref": "X"}`, `{"Fn::GetAtt": ["A", "B"]}`, `{"Fn::Sub": s}`).
+fn template() -> Value {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    to_json(yaml)
+}
+
+fn to_json(yaml: serde_yaml_ng::Value) -> Value {
+    use serde_yaml_ng::Value as Y;
+    match yaml {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => serde_json::to_value(n).unwrap(),
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Y::Mapping(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.as_str().expect("string keys").to_owned(), to_json(v)))
+                .collect(),
+        ),
+        Y::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let tag = tag.trim_start_matches('!');
+            let value = to_json(tagged.value);
+            match (tag, value) {
+                ("Ref", value) => json!({ "Ref": value }),
+                ("Condition", value) => json!({ "Condition": value }),
+                ("GetAtt", Value::String(path)) => {
+                    let (resource, attribute) = path.split_once('.').unwrap();
+                    json!({ "Fn::GetAtt": [resource, attribute] })
+                }
+                (function, value) => json!({ format!("Fn::{function}"): value }),
+            }
+        }
+    }
+}
+
+fn resources(template: &Value) -> &serde_json::Map<String, Value> {
+    template["Resources"].as_object().unwrap()
+}
+
+fn of_type<'t>(template: &'t Value, kind: &str) -> Vec<(&'t str, &'t Value)> {
+    resources(template)
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .map(|(name, r)| (name.as_str(), r))
+        .collect()
+}
+
+/// The logical id a `Ref` or `GetAtt` points to.
+fn target(value: &Value) -> Option<&str> {
+    value["Ref"]
+        .as_str()
+        .or_else(|| value["Fn::GetAtt"][0].as_str())
+}
+
+/// Every resource `value` refers to, through `Ref`, `GetAtt` or `${...}` in a `Sub`.
+fn references(value: &Value, template: &Value, found: &mut BTreeSet<String>) {
+    let mut note = |name: &str| {
+        if resources(template).contains_key(name) {
+            found.insert(name.to_owned());
+        }
+    };
+    match value {
+        Value::Object(map) => {
+            if let Some(name) = target(value) {
+                note(name);
+            } else if let Some(Value::String(text)) = map.get("Fn::Sub") {
+                sub_names(text).iter().for_each(|name| note(name));
+            } else {
+                map.values().for_each(|v| references(v, template, found));
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| references(v, template, found)),
+        _ => {}
+    }
+}
+
+/// The names in `${Name}` and `${Name.Attribute}`, not `${!literal}`.
+fn sub_names(text: &str) -> Vec<String> {
+    text.split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .filter(|name| !name.starts_with('!'))
+        .map(|name| name.split('.').next().unwrap().to_owned())
+        .collect()
+}
+
+/// A value as the function would see it: parameters at their defaults, resources as
+/// stand-in names, `!If` at its "true" branch (every optional destination enabled).
+fn resolve(value: &Value, template: &Value) -> String {
+    let param = |name: &str| -> Option<String> {
+        template["Parameters"]
+            .get(name)
+            .map(|p| match &p["Default"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+    };
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Object(map) if map.contains_key("Ref") => {
+            let name = map["Ref"].as_str().unwrap();
+            param(name).unwrap_or_else(|| format!("stand-in-{name}"))
+        }
+        Value::Object(map) if map.contains_key("Fn::If") => resolve(&map["Fn::If"][1], template),
+        Value::Object(map) if map.contains_key("Fn::Sub") => {
+            let mut text = map["Fn::Sub"].as_str().unwrap().to_owned();
+            for name in sub_names(&text.clone()) {
+                let value = param(&name).unwrap_or_else(|| format!("stand-in-{name}"));
+                text = text.replace(&format!("${{{name}}}"), &value);
+            }
+            text
+        }
+        other => panic!("cannot resolve {other}"),
+    }
+}
+
+struct Function<'t> {
+    name: &'t str,
+    binary: &'t str,
+    properties: &'t Value,
+    environment: BTreeMap<String, String>,
+}
+
+fn functions(template: &Value) -> Vec<Function<'_>> {
+    of_type(template, "AWS::Serverless::Function")
+        .into_iter()
+        .map(|(name, resource)| {
+            let properties = &resource["Properties"];
+            let environment = properties["Environment"]["Variables"]
+                .as_object()
+                .map(|vars| {
+                    vars.iter()
+                        .map(|(k, v)| (k.clone(), resolve(v, template)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Function {
+                name,
+                binary: resource["Metadata"]["BuildProperties"]["Binary"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{name}: no BuildProperties.Binary")),
+                properties,
+                environment,
+            }
+        })
+        .collect()
+}
+
+fn function<'t>(functions: &'t [Function<'t>], binary: &str) -> &'t Function<'t> {
+    functions
+        .iter()
+        .find(|f| f.binary == binary)
+        .unwrap_or_else(|| panic!("no function builds {binary}"))
+}
+
+/// The SQS event sources of `function`: (queue logical id, its properties).
+fn sqs_sources<'t>(function: &Function<'t>) -> Vec<(&'t str, &'t Value)> {
+    function.properties["Events"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, e)| e["Type"] == "SQS")
+        .map(|(_, e)| (target(&e["Properties"]["Queue"]).unwrap(), &e["Properties"]))
+        .collect()
+}
+
+fn number(value: &Value) -> u64 {
+    value
+        .as_u64()
+        .unwrap_or_else(|| panic!("expected a number, got {value}"))
+}
+
+#[test]
+fn four_functions_built_by_cargo_lambda_from_this_workspace() {
+    let template = template();
+    let functions = functions(&template);
+    let mut binaries: Vec<_> = functions.iter().map(|f| f.binary).collect();
+    binaries.sort();
+    assert_eq!(
+        binaries,
+        [
+            "ingest",
+            "progress-alerts",
+            "slack-notifier",
+            "warehouse-sink"
+        ]
+    );
+    for (name, resource) in of_type(&template, "AWS::Serverless::Function") {
+        assert_eq!(
+            resource["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{name}"
+        );
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap();
+        assert!(
+            root()
+                .join("functions")
+                .join(binary)
+                .join("Cargo.toml")
+                .exists(),
+            "{name}: no package functions/{binary}"
+        );
+    }
+    let globals = &template["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"][0]["Ref"], "Architecture");
+    assert_eq!(template["Parameters"]["Architecture"]["Default"], "arm64");
+}
+
+#[test]
+fn every_sqs_event_source_reports_batch_item_failures() {
+    let template = template();
+    let functions = functions(&template);
+    let mut sources = 0;
+    for function in &functions {
+        for (queue, properties) in sqs_sources(function) {
+            sources += 1;
+            assert_eq!(
+                properties["FunctionResponseTypes"],
+                json!(["ReportBatchItemFailures"]),
+                "{}: the event source of {queue}",
+                function.name
+            );
+        }
+    }
+    assert_eq!(sources, 3, "one event source per consumer queue");
+    assert!(
+        of_type(&template, "AWS::Lambda::EventSourceMapping").is_empty(),
+        "event sources are declared on the functions"
+    );
+}
+
+#[test]
+fn every_queue_has_its_own_dead_letter_queue_keeping_14_days() {
+    let template = template();
+    let queues = of_type(&template, "AWS::SQS::Queue");
+    let mut dead_letter_queues = BTreeSet::new();
+    for (name, queue) in &queues {
+        let redrive = &queue["Properties"]["RedrivePolicy"];
+        if redrive.is_null() {
+            continue;
+        }
+        assert_eq!(number(&redrive["maxReceiveCount"]), 5, "{name}");
+        let dlq = target(&redrive["deadLetterTargetArn"]).unwrap();
+        assert!(
+            dead_letter_queues.insert(dlq.to_owned()),
+            "{dlq} is the dead-letter queue of two queues"
+        );
+    }
+    assert_eq!(dead_letter_queues.len(), 3);
+    for (name, queue) in &queues {
+        let properties = &queue["Properties"];
+        let is_dlq = dead_letter_queues.contains(*name);
+        assert!(
+            is_dlq || !properties["RedrivePolicy"].is_null(),
+            "{name} has no dead-letter queue and is none"
+        );
+        // A standard queue's message expires by its first enqueue time: both keep 14 days.
+        assert_eq!(
+            number(&properties["MessageRetentionPeriod"]),
+            14 * 24 * 3600,
+            "{name}"
+        );
+        // The largest event ingest accepts must fit a message.
+        assert!(
+            number(&properties["MaximumMessageSize"])
+                >= 2 * okr_webhooks::config::MAX_BODY_BYTES_LIMIT as u64,
+            "{name}"
+        );
+        assert_eq!(properties["SqsManagedSseEnabled"], true, "{name}");
+    }
+    // Consumers read the source queues, never a dead-letter queue.
+    for function in functions(&template) {
+        for (queue, _) in sqs_sources(&function) {
+            assert!(!dead_letter_queues.contains(queue), "{queue}");
+        }
+    }
+}
+
+#[test]
+fn visibility_timeouts_are_six_times_the_consumer_timeout_and_its_window() {
+    let template = template();
+    for function in functions(&template) {
+        let timeout = number(&function.properties["Timeout"]);
+        for (queue, properties) in sqs_sources(&function) {
+            let window = properties["MaximumBatchingWindowInSeconds"]
+                .as_u64()
+                .unwrap_or(0);
+            let visibility =
+                number(&resources(&template)[queue]["Properties"]["VisibilityTimeout"]);
+            assert!(
+                visibility >= 6 * timeout + window,
+                "{queue}: visibility {visibility} s < 6 x {timeout} s + {window} s ({})",
+                function.name
+            );
+            let batch = number(&properties["BatchSize"]);
+            assert!(
+                batch <= 10 || window > 0,
+                "{queue}: batches over 10 need a window"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_role_grants_only_what_its_function_uses() {
+    let template = template();
+    for function in functions(&template) {
+        assert!(
+            function.properties["Policies"].is_null(),
+            "{}: permissions belong in its own role",
+            function.name
+        );
+        let role = target(&function.properties["Role"])
+            .unwrap_or_else(|| panic!("{}: no Role of its own", function.name));
+        let role_resource = &resources(&template)[role];
+        assert_eq!(role_resource["Type"], "AWS::IAM::Role");
+        assert!(role_resource["Properties"]["ManagedPolicyArns"].is_null());
+
+        // What the function touches: its environment, event sources and log group.
+        let mut uses = BTreeSet::new();
+        references(&function.properties["Environment"], &template, &mut uses);
+        references(&function.properties["Events"], &template, &mut uses);
+        references(&function.properties["LoggingConfig"], &template, &mut uses);
+        uses.remove("WebhooksApi");
+
+        let mut grants = BTreeSet::new();
+        for policy in role_resource["Properties"]["Policies"].as_array().unwrap() {
+            for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+                assert_eq!(statement["Effect"], "Allow");
+                for action in one_or_many(&statement["Action"]) {
+                    let action = action.as_str().unwrap();
+                    assert!(!action.contains('*'), "{role}: wildcard action {action}");
+                }
+                for resource in one_or_many(&statement["Resource"]) {
+                    assert_ne!(resource, &json!("*"), "{role}: Resource \"*\"");
+                    let mut named = BTreeSet::new();
+                    references(resource, &template, &mut named);
+                    assert!(
+                        !named.is_empty(),
+                        "{role}: {resource} is not a resource of this stack"
+                    );
+                    grants.extend(named);
+                }
+            }
+        }
+        assert_eq!(
+            grants, uses,
+            "{role} must grant exactly the resources {} uses",
+            function.name
+        );
+    }
+}
+
+fn one_or_many(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    }
+}
+
+/// The variables each function reads: its configuration read through a recording
+/// lookup fed with the template's values.
+fn read_with(
+    environment: &BTreeMap<String, String>,
+    read: impl FnOnce(&Env<&dyn Fn(&str) -> Option<String>>),
+) -> BTreeSet<String> {
+    let looked_up = std::cell::RefCell::new(BTreeSet::new());
+    let lookup = |name: &str| {
+        looked_up.borrow_mut().insert(name.to_owned());
+        environment.get(name).cloned()
+    };
+    read(&Env(&lookup));
+    looked_up.into_inner()
+}
+
+#[test]
+fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
+    let template = template();
+    let functions = functions(&template);
+
+    let ingest = function(&functions, "ingest");
+    let read = read_with(&ingest.environment, |env| {
+        let config = IngestConfig::from_env(env).unwrap();
+        assert_eq!(
+            config.max_body_bytes,
+            okr_webhooks::config::DEFAULT_MAX_BODY_BYTES
+        );
+        assert_eq!(config.secret_id, "stand-in-SigningSecret");
+    });
+    assert_eq!(read, ingest.environment.keys().cloned().collect());
+
+    let warehouse = function(&functions, "warehouse-sink");
+    let read = read_with(&warehouse.environment, |env| {
+        let config = WarehouseConfig::from_env(env).unwrap();
+        assert_eq!(
+            config.url,
+            okr_webhooks::warehouse::WarehouseUrl::S3 {
+                bucket: "stand-in-WarehouseBucket".into(),
+                prefix: String::new()
+            }
+        );
+    });
+    assert_eq!(read, warehouse.environment.keys().cloned().collect());
+
+    let slack = function(&functions, "slack-notifier");
+    let read = read_with(&slack.environment, |env| {
+        let config = SlackConfig::from_env(env).unwrap();
+        assert_eq!(
+            config.digest_threshold,
+            okr_webhooks::slack::DEFAULT_DIGEST_THRESHOLD
+        );
+    });
+    assert_eq!(read, slack.environment.keys().cloned().collect());
+    assert_eq!(
+        slack.environment["SLACK_NOTIFY_TYPES"],
+        okr_webhooks::routing::DEFAULT_NOTIFY_TYPES,
+        "the template's default routing is the code's"
+    );
+    assert_eq!(
+        slack.environment["SLACK_NOTIFY_TYPES"], ingest.environment["SLACK_NOTIFY_TYPES"],
+        "ingest and the notifier route the same types"
+    );
+
+    let alerts = function(&functions, "progress-alerts");
+    let read = read_with(&alerts.environment, |env| {
+        let config = AlertsConfig::from_env(env).unwrap();
+        let defaults = AlertsConfig::from_env(&Env(|name: &str| match name {
+            "ALERTS_SLACK_WEBHOOK_SECRET_ID" | "IDEMPOTENCY_TABLE" => Some("x".to_owned()),
+            _ => None,
+        }))
+        .unwrap();
+        assert_eq!(config.thresholds, defaults.thresholds);
+        assert_eq!(config.window, defaults.window);
+        assert_eq!(config.pagerduty_events_url, defaults.pagerduty_events_url);
+        assert!(config.slack_webhook_secret_id.is_some());
+        assert!(config.pagerduty_routing_key_secret_id.is_some());
+    });
+    assert_eq!(read, alerts.environment.keys().cloned().collect());
+
+    // Logs: JSON at the chosen level (AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_LOG_LEVEL).
+    for function in &functions {
+        let logging = &function.properties["LoggingConfig"];
+        assert_eq!(logging["LogFormat"], "JSON", "{}", function.name);
+        assert_eq!(logging["ApplicationLogLevel"]["Ref"], "LogLevel");
+    }
+}
+
+#[test]
+fn one_route_payload_urls_for_every_source_and_a_ttl_table() {
+    let template = template();
+    let ingest = of_type(&template, "AWS::Serverless::Function")
+        .into_iter()
+        .find(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"] == "ingest")
+        .unwrap()
+        .1;
+    let events: Vec<_> = ingest["Properties"]["Events"]
+        .as_object()
+        .unwrap()
+        .values()
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["Type"], "HttpApi");
+    assert_eq!(events[0]["Properties"]["Path"], "/webhooks/{source}");
+
+    let outputs: Vec<String> = template["Outputs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|o| o["Value"]["Fn::Sub"].as_str().map(str::to_owned))
+        .collect();
+    for source in okr_webhooks::Source::ALL {
+        let suffix = format!("/webhooks/{source}");
+        assert!(
+            outputs
+                .iter()
+                .any(|o| o.starts_with("https://${WebhooksApi}") && o.ends_with(&suffix)),
+            "no payload URL output for {source}"
+        );
+    }
+
+    let (_, table) = of_type(&template, "AWS::DynamoDB::Table")[0];
+    let table = &table["Properties"];
+    assert_eq!(
+        table["KeySchema"],
+        json!([{"AttributeName": "id", "KeyType": "HASH"}])
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"],
+        json!({"AttributeName": "expires_at", "Enabled": true})
+    );
+}
+
+#[test]
+fn alarms_watch_every_dead_letter_queue_and_ingest() {
+    let template = template();
+    let alarms = of_type(&template, "AWS::CloudWatch::Alarm");
+    let watched: BTreeSet<&str> = alarms
+        .iter()
+        .filter(|(_, a)| a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible")
+        .filter_map(|(_, a)| target(&a["Properties"]["Dimensions"][0]["Value"]))
+        .collect();
+    let dead_letter_queues: BTreeSet<&str> = of_type(&template, "AWS::SQS::Queue")
+        .iter()
+        .filter_map(|(_, q)| target(&q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]))
+        .collect();
+    assert_eq!(watched, dead_letter_queues);
+    let ingest_metric = |namespace: &str, metric: &str| {
+        alarms.iter().any(|(_, a)| {
+            a["Properties"]["Namespace"] == namespace && a["Properties"]["MetricName"] == metric
+        })
+    };
+    assert!(ingest_metric("AWS/Lambda", "Errors"));
+    assert!(ingest_metric(
+        okr_webhooks::metrics::NAMESPACE,
+        "Unavailable"
+    ));
+    for (name, alarm) in &alarms {
+        assert!(
+            !alarm["Properties"]["AlarmActions"].is_null(),
+            "{name} notifies nobody"
+        );
+    }
+}
+
+#[test]
+fn the_warehouse_bucket_is_encrypted_private_and_queried_where_the_sink_writes() {
+    let template = template();
+    let (_, bucket) = of_type(&template, "AWS::S3::Bucket")[0];
+    let bucket = &bucket["Properties"];
+    assert!(!bucket["BucketEncryption"].is_null());
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(bucket["PublicAccessBlockConfiguration"][setting], true);
+    }
+    let (_, table) = of_type(&template, "AWS::Glue::Table")[0];
+    let input = &table["Properties"]["TableInput"];
+    assert_eq!(input["Parameters"]["projection.enabled"], "true");
+    let location = input["StorageDescriptor"]["Location"]["Fn::Sub"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        location,
+        format!(
+            "s3://${{WarehouseBucket}}/{}/",
+            okr_webhooks::warehouse::LAYOUT_PREFIX
+        )
+    );
+}
+
+#[test]
+fn secrets_start_without_real_values_and_the_signing_secret_accepts_nothing() {
+    let template = template();
+    let secrets = of_type(&template, "AWS::SecretsManager::Secret");
+    assert_eq!(secrets.len(), 4, "signing, Slack, alerts Slack, PagerDuty");
+    for (name, secret) in &secrets {
+        assert!(
+            secret["Properties"]["GenerateSecretString"].is_null(),
+            "{name}"
+        );
+        match secret["Properties"]["SecretString"].as_str() {
+            None => {}
+            Some(document) => {
+                // Only the signing secret has a value: no source configured yet.
+                let parsed = okr_webhooks::secrets::SigningSecrets::parse(document).unwrap();
+                for source in okr_webhooks::Source::ALL {
+                    assert!(parsed.for_source(source).is_empty(), "{name}: {source}");
+                }
+            }
+        }
+    }
+}
