@@ -39,7 +39,10 @@ if [ ! -x "$tools/bin/pip" ]; then
   fi
 fi
 "$tools/bin/pip" install --quiet --disable-pip-version-check 'aws-sam-cli==1.170.0' 'cargo-lambda==1.9.2'
-export PATH="$tools/bin:$PATH" SAM_CLI_TELEMETRY=0
+# Only these commands on PATH: the environment's own python3 lacks the tests' packages.
+mkdir -p "$tools/commands"
+for command in sam cfn-lint cargo-lambda; do ln -sf "$tools/bin/$command" "$tools/commands/$command"; done
+export PATH="$tools/commands:$PATH" SAM_CLI_TELEMETRY=0
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
