@@ -11,8 +11,10 @@ this adds both with AWS's documented behaviour, for the tests and for local use:
   queue; without DestinationArn the messages go back to the queue they came from (here:
   the one queue whose redrive policy names the dead-letter queue). Every visible message
   moves, as a new message, so its receive count starts again.
-- ListMessageMoveTasks(SourceArn): newest task first. AWS moves in the background, so a
-  task is first reported RUNNING, then COMPLETED with ApproximateNumberOfMessagesMoved.
+- ListMessageMoveTasks(SourceArn): newest task first. AWS lists a new task after a
+  moment and moves in the background: here a task is missing from the first listing
+  after its start, reported RUNNING in the next, then COMPLETED with
+  ApproximateNumberOfMessagesMoved.
 """
 import sys
 import time
@@ -65,6 +67,7 @@ def start_message_move_task(self):
         "ApproximateNumberOfMessagesMoved": len(moving),
         "ApproximateNumberOfMessagesToMove": len(moving),
         "StartedTimestamp": int(time.time() * 1000),
+        "_unlisted": True,
     }
     if destination_arn:
         task["DestinationArn"] = destination_arn
@@ -76,7 +79,11 @@ def list_message_move_tasks(self):
     source_arn = self._get_param("SourceArn")
     _queue_by_arn(self.sqs_backend, source_arn)
     results = []
-    for task in _tasks.get(source_arn, [])[: int(self._get_param("MaxResults") or 1)]:
+    for task in _tasks.get(source_arn, []):
+        if task.pop("_unlisted", False):  # not listed yet
+            continue
+        if len(results) == int(self._get_param("MaxResults") or 1):
+            break
         results.append(dict(task))
         if task["Status"] == "RUNNING":  # reported once as running, then done
             task["Status"] = "COMPLETED"

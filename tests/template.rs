@@ -346,12 +346,14 @@ fn every_role_grants_only_what_its_function_uses() {
         uses.remove("WebhooksApi");
 
         let mut grants = BTreeSet::new();
+        let mut actions = BTreeSet::new();
         for policy in role_resource["Properties"]["Policies"].as_array().unwrap() {
             for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
                 assert_eq!(statement["Effect"], "Allow");
                 for action in one_or_many(&statement["Action"]) {
                     let action = action.as_str().unwrap();
                     assert!(!action.contains('*'), "{role}: wildcard action {action}");
+                    actions.insert(action);
                 }
                 for resource in one_or_many(&statement["Resource"]) {
                     assert_ne!(resource, &json!("*"), "{role}: Resource \"*\"");
@@ -370,6 +372,36 @@ fn every_role_grants_only_what_its_function_uses() {
             "{role} must grant exactly the resources {} uses",
             function.name
         );
+        // And only the calls its adapters make.
+        let logs = ["logs:CreateLogStream", "logs:PutLogEvents"];
+        let consume = [
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+        ];
+        let idempotency = [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        ];
+        let secret = ["secretsmanager:GetSecretValue"];
+        let expected: BTreeSet<&str> = match function.binary {
+            "ingest" => [
+                &logs[..],
+                &secret,
+                &["sqs:SendMessage", "sqs:GetQueueAttributes"],
+            ]
+            .concat(),
+            "warehouse-sink" => [&logs[..], &consume, &["s3:PutObject"]].concat(),
+            "slack-notifier" | "progress-alerts" => {
+                [&logs[..], &consume, &secret, &idempotency].concat()
+            }
+            other => panic!("no expected actions for {other}"),
+        }
+        .into_iter()
+        .collect();
+        assert_eq!(actions, expected, "{role}");
     }
 }
 
@@ -536,6 +568,16 @@ fn alarms_watch_every_dead_letter_queue_and_ingest() {
         okr_webhooks::metrics::NAMESPACE,
         "Unavailable"
     ));
+    let unavailable = alarms
+        .iter()
+        .find(|(_, a)| a["Properties"]["MetricName"] == "Unavailable")
+        .unwrap()
+        .1;
+    // The metric's [Service] dimension set, as ingest writes it.
+    assert_eq!(
+        unavailable["Properties"]["Dimensions"],
+        json!([{"Name": "Service", "Value": "ingest"}])
+    );
     for (name, alarm) in &alarms {
         assert!(
             !alarm["Properties"]["AlarmActions"].is_null(),
@@ -561,15 +603,41 @@ fn the_warehouse_bucket_is_encrypted_private_and_queried_where_the_sink_writes()
     let (_, table) = of_type(&template, "AWS::Glue::Table")[0];
     let input = &table["Properties"]["TableInput"];
     assert_eq!(input["Parameters"]["projection.enabled"], "true");
+    // The sink writes WAREHOUSE_URL/LAYOUT_PREFIX/date=.../ with WAREHOUSE_URL the bucket.
+    let layout = okr_webhooks::warehouse::LAYOUT_PREFIX;
     let location = input["StorageDescriptor"]["Location"]["Fn::Sub"]
         .as_str()
         .unwrap();
+    assert_eq!(location, format!("s3://${{WarehouseBucket}}/{layout}/"));
     assert_eq!(
-        location,
-        format!(
-            "s3://${{WarehouseBucket}}/{}/",
-            okr_webhooks::warehouse::LAYOUT_PREFIX
-        )
+        input["Parameters"]["storage.location.template"]["Fn::Sub"],
+        format!("s3://${{WarehouseBucket}}/{layout}/date=${{!date}}/")
+    );
+    assert_eq!(
+        input["PartitionKeys"],
+        json!([{"Name": "date", "Type": "string"}])
+    );
+    let sink = of_type(&template, "AWS::Serverless::Function")
+        .into_iter()
+        .find(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"] == "warehouse-sink")
+        .unwrap()
+        .1;
+    assert_eq!(
+        sink["Properties"]["Environment"]["Variables"]["WAREHOUSE_URL"]["Fn::Sub"],
+        "s3://${WarehouseBucket}"
+    );
+    let role = target(&sink["Properties"]["Role"]).unwrap();
+    let statements =
+        &resources(&template)[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    let put = statements
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Action"] == "s3:PutObject")
+        .unwrap();
+    assert_eq!(
+        put["Resource"]["Fn::Sub"],
+        format!("${{WarehouseBucket.Arn}}/{layout}/*")
     );
 }
 

@@ -521,12 +521,12 @@ async fn sqs_dlq(action: DlqAction, url: String) -> Result<ExitCode> {
     use aws_config::{BehaviorVersion, Region};
     use okr_webhooks::queue::sqs_dlq::{LIST_LIMIT, SqsDeadLetterQueue};
 
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    // No region configured: the one in the URL (https://sqs.REGION.amazonaws.com/...).
-    let config = match (config.region(), region_in(&url)) {
-        (None, Some(region)) => config.into_builder().region(Region::new(region)).build(),
-        _ => config,
-    };
+    // The queue's own region (https://sqs.REGION.amazonaws.com/...), else the configured one.
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = region_in(&url) {
+        loader = loader.region(Region::new(region));
+    }
+    let config = loader.load().await;
     let queue = SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&config), &url);
     let name = queue.name().to_owned();
     let mut out = io::stdout().lock();
@@ -534,7 +534,7 @@ async fn sqs_dlq(action: DlqAction, url: String) -> Result<ExitCode> {
         DlqAction::List => {
             queue.sources().await?;
             let depth = queue.depth().await?;
-            let letters = queue.list().await?;
+            let letters = queue.list(depth).await?;
             writeln!(out, "{name}: {depth} dead letter(s)")?;
             for letter in &letters {
                 writeln!(
@@ -549,7 +549,7 @@ async fn sqs_dlq(action: DlqAction, url: String) -> Result<ExitCode> {
         }
         DlqAction::Show => {
             queue.sources().await?;
-            for letter in queue.list().await? {
+            for letter in queue.list(queue.depth().await?).await? {
                 writeln!(out, "{}", letter.body)?;
             }
         }

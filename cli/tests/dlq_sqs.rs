@@ -201,6 +201,33 @@ async fn list_show_and_redrive_an_sqs_dead_letter_queue() {
         .collect();
     back.sort();
     assert_eq!(back, ids, "the same events are back on their queue");
+    for message in &received {
+        sqs.delete_message()
+            .queue_url(&queue)
+            .receipt_handle(message.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // A second redrive reports its own task, not the finished one SQS still lists.
+    let message = QueueMessage::from_event(&events[0]).unwrap();
+    sender.send(Consumer::Slack, &message).await.unwrap();
+    for _ in 0..6 {
+        sqs.receive_message()
+            .queue_url(&queue)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(depth(&sqs, &dlq).await, 1);
+    okr_webhooks(&moto)
+        .args(["dlq", "redrive", "--queue-url", &dlq])
+        .assert()
+        .success()
+        .stdout(format!("{dlq_name}: moved 1 message(s) back to {name}\n"));
+    assert_eq!(depth(&sqs, &queue).await, 1);
 }
 
 #[test]

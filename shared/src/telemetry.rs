@@ -47,14 +47,16 @@ pub fn init() {
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
         .with_target(false)
-        .without_time()
         .with_env_filter(filter(
             level.as_deref().or(directives.as_deref()),
             directives.as_deref(),
         ));
     if json {
+        // Lambda filters JSON lines by their `level` only when they carry an RFC 3339
+        // `timestamp`; without one every line counts as INFO.
         builder.json().init()
     } else {
-        builder.init()
+        // Lambda stamps text lines itself.
+        builder.without_time().init()
     }
 }

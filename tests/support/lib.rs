@@ -32,7 +32,7 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("python3")
+        let mut child = Command::new("python3")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/moto_server.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -41,6 +41,11 @@ impl Moto {
             .unwrap_or_else(|e| panic!("cannot start tests/moto_server.py ({e}): pip install \"moto[server]\" (tests/run.sh does)"));
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "tests/moto_server.py exited ({status}): pip install \"moto[server]\" (tests/run.sh does)"
+                );
+            }
             assert!(
                 Instant::now() < deadline,
                 "tests/moto_server.py did not start within 30 s"

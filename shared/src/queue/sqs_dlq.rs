@@ -7,16 +7,24 @@ use std::time::Duration;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::SdkError;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, ListMessageMoveTasksResultEntry,
+    MessageSystemAttributeName, QueueAttributeName,
+};
 
 use super::DeadLetter;
 
 /// At most this many messages are listed (a dead-letter queue keeps 14 days of them).
 pub const LIST_LIMIT: usize = 100;
 
-/// How long a listed message stays hidden if this process dies before making it
-/// visible again.
-const PEEK_VISIBILITY_SECS: i32 = 30;
+/// How long a listed message stays hidden while the listing goes on (and if this
+/// process dies before making it visible again). Longer than a whole listing, so no
+/// message is seen twice.
+const PEEK_VISIBILITY_SECS: i32 = 120;
+
+/// Long polling for the listing: a short poll samples only some SQS servers and can
+/// answer "empty" while messages wait.
+const PEEK_WAIT_SECS: i32 = 2;
 
 /// Something SQS refused or that cannot be done.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +43,11 @@ pub enum DeadLetterError {
         "{0} is not the dead-letter queue of any queue: give the dead-letter queue's URL (the template's *DeadLetterQueueUrl outputs)"
     )]
     NotADeadLetterQueue(String),
+    /// Listed messages SQS would not make visible again at once.
+    #[error(
+        "{0} listed message(s) could not be made visible again; they reappear within {PEEK_VISIBILITY_SECS} s"
+    )]
+    StillHidden(usize),
     /// The move task stopped without moving everything.
     #[error("the move task ended {status}{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
     MoveTask {
@@ -122,13 +135,14 @@ impl SqsDeadLetterQueue {
             + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
     }
 
-    /// Up to [`LIST_LIMIT`] messages, left in the queue: each is received, then made
-    /// visible again at once. SQS cannot peek, so a look is a receive: `receive_count`
-    /// leaves out this look but counts earlier ones.
-    pub async fn list(&self) -> Result<Vec<DeadLetter>, DeadLetterError> {
+    /// Up to [`LIST_LIMIT`] of the `expected` messages, left in the queue: each is
+    /// received, then made visible again at once. SQS cannot peek, so a look is a
+    /// receive: `receive_count` leaves out this look but counts earlier ones.
+    pub async fn list(&self, expected: u64) -> Result<Vec<DeadLetter>, DeadLetterError> {
         let mut letters: Vec<DeadLetter> = Vec::new();
         let mut handles = Vec::new();
-        let result = self.peek(&mut letters, &mut handles).await;
+        let wanted = (expected as usize).min(LIST_LIMIT);
+        let result = self.peek(wanted, &mut letters, &mut handles).await;
         // Whatever happened, show the messages again.
         let shown = self.show_again(&handles).await;
         result.and(shown).map(|()| letters)
@@ -136,16 +150,18 @@ impl SqsDeadLetterQueue {
 
     async fn peek(
         &self,
+        wanted: usize,
         letters: &mut Vec<DeadLetter>,
         handles: &mut Vec<String>,
     ) -> Result<(), DeadLetterError> {
-        while letters.len() < LIST_LIMIT {
+        while letters.len() < wanted {
             let received = self
                 .client
                 .receive_message()
                 .queue_url(&self.url)
-                .max_number_of_messages((LIST_LIMIT - letters.len()).min(10) as i32)
+                .max_number_of_messages((wanted - letters.len()).min(10) as i32)
                 .visibility_timeout(PEEK_VISIBILITY_SECS)
+                .wait_time_seconds(PEEK_WAIT_SECS)
                 .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
                 .message_attribute_names("All")
                 .send()
@@ -158,6 +174,12 @@ impl SqsDeadLetterQueue {
             for message in messages {
                 if let Some(handle) = message.receipt_handle.clone() {
                     handles.push(handle);
+                }
+                if letters
+                    .iter()
+                    .any(|l| Some(&l.message_id) == message.message_id.as_ref())
+                {
+                    continue;
                 }
                 let attribute = |name: &str| {
                     message
@@ -184,31 +206,47 @@ impl SqsDeadLetterQueue {
         Ok(())
     }
 
+    /// Make the listed messages visible again: every chunk is tried, and entries SQS
+    /// refuses are reported (they reappear by themselves after the peek timeout).
     async fn show_again(&self, handles: &[String]) -> Result<(), DeadLetterError> {
+        let mut first_error = None;
+        let mut refused = 0;
         for chunk in handles.chunks(10) {
-            let mut request = self
-                .client
-                .change_message_visibility_batch()
-                .queue_url(&self.url);
-            for (i, handle) in chunk.iter().enumerate() {
-                request = request.entries(
-                    aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(handle)
-                        .visibility_timeout(0)
-                        .build()
-                        .map_err(|e| DeadLetterError::Sqs {
-                            action: "ChangeMessageVisibilityBatch",
-                            source: e.into(),
-                        })?,
-                );
+            let entries = chunk.iter().enumerate().map(|(i, handle)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .build()
+            });
+            let entries: Result<Vec<_>, _> = entries.collect();
+            let sent = match entries {
+                Ok(entries) => self
+                    .client
+                    .change_message_visibility_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(sqs("ChangeMessageVisibilityBatch")),
+                Err(error) => Err(DeadLetterError::Sqs {
+                    action: "ChangeMessageVisibilityBatch",
+                    source: error.into(),
+                }),
+            };
+            match sent {
+                Ok(output) => refused += output.failed.len(),
+                Err(error) => {
+                    refused += chunk.len();
+                    first_error.get_or_insert(error);
+                }
             }
-            request
-                .send()
-                .await
-                .map_err(sqs("ChangeMessageVisibilityBatch"))?;
         }
-        Ok(())
+        match (first_error, refused) {
+            (Some(error), _) => Err(error),
+            (None, 0) => Ok(()),
+            (None, refused) => Err(DeadLetterError::StillHidden(refused)),
+        }
     }
 
     /// Move every message back to the queue it came from, and wait until SQS says the
@@ -230,6 +268,8 @@ impl SqsDeadLetterQueue {
             .attributes
             .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
             .unwrap_or_default();
+        // The newest task before ours: a listing that still shows it is not about ours.
+        let before = self.newest_task(&arn).await?.map(|t| t.started_timestamp);
         let handle = self
             .client
             .start_message_move_task()
@@ -238,36 +278,57 @@ impl SqsDeadLetterQueue {
             .await
             .map_err(sqs("StartMessageMoveTask"))?
             .task_handle;
+        let mut unseen_polls = 0;
         loop {
-            let tasks = self
-                .client
-                .list_message_move_tasks()
-                .source_arn(&arn)
-                .max_results(1)
-                .send()
-                .await
-                .map_err(sqs("ListMessageMoveTasks"))?
-                .results
-                .unwrap_or_default();
-            // The newest task is ours: SQS runs one at a time per dead-letter queue.
-            let Some(task) = tasks.into_iter().next() else {
-                return Err(DeadLetterError::MoveTask {
-                    status: "unknown".into(),
-                    reason: Some(format!("SQS lists no task {}", handle.unwrap_or_default())),
-                });
-            };
-            let moved = task.approximate_number_of_messages_moved.max(0) as u64;
-            match task.status.as_deref() {
-                Some("COMPLETED") => return Ok(Redriven { moved, to }),
-                Some("RUNNING") | Some("CANCELLING") => progress(moved),
-                other => {
-                    return Err(DeadLetterError::MoveTask {
-                        status: other.unwrap_or("unknown").to_owned(),
-                        reason: task.failure_reason,
-                    });
+            // SQS runs one task at a time per dead-letter queue, so the newest task is
+            // ours once it is newer than `before` (completed tasks lose their handle).
+            let task = self.newest_task(&arn).await?.filter(|task| {
+                (handle.is_some() && task.task_handle == handle)
+                    || Some(task.started_timestamp) > before
+            });
+            match task {
+                None => {
+                    unseen_polls += 1;
+                    if unseen_polls > 30 {
+                        return Err(DeadLetterError::MoveTask {
+                            status: "unknown".into(),
+                            reason: Some("SQS does not list the task it started".into()),
+                        });
+                    }
+                }
+                Some(task) => {
+                    let moved = task.approximate_number_of_messages_moved.max(0) as u64;
+                    match task.status.as_deref() {
+                        Some("COMPLETED") => return Ok(Redriven { moved, to }),
+                        Some("RUNNING") | Some("CANCELLING") => progress(moved),
+                        other => {
+                            return Err(DeadLetterError::MoveTask {
+                                status: other.unwrap_or("unknown").to_owned(),
+                                reason: task.failure_reason,
+                            });
+                        }
+                    }
                 }
             }
             tokio::time::sleep(poll).await;
         }
+    }
+
+    async fn newest_task(
+        &self,
+        arn: &str,
+    ) -> Result<Option<ListMessageMoveTasksResultEntry>, DeadLetterError> {
+        Ok(self
+            .client
+            .list_message_move_tasks()
+            .source_arn(arn)
+            .max_results(1)
+            .send()
+            .await
+            .map_err(sqs("ListMessageMoveTasks"))?
+            .results
+            .unwrap_or_default()
+            .into_iter()
+            .next())
     }
 }
