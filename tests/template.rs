@@ -502,12 +502,8 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
 #[test]
 fn one_route_payload_urls_for_every_source_and_a_ttl_table() {
     let template = template();
-    let ingest = of_type(&template, "AWS::Serverless::Function")
-        .into_iter()
-        .find(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"] == "ingest")
-        .unwrap()
-        .1;
-    let events: Vec<_> = ingest["Properties"]["Events"]
+    let functions = functions(&template);
+    let events: Vec<_> = function(&functions, "ingest").properties["Events"]
         .as_object()
         .unwrap()
         .values()
@@ -617,16 +613,13 @@ fn the_warehouse_bucket_is_encrypted_private_and_queried_where_the_sink_writes()
         input["PartitionKeys"],
         json!([{"Name": "date", "Type": "string"}])
     );
-    let sink = of_type(&template, "AWS::Serverless::Function")
-        .into_iter()
-        .find(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"] == "warehouse-sink")
-        .unwrap()
-        .1;
+    let functions = functions(&template);
+    let sink = function(&functions, "warehouse-sink").properties;
     assert_eq!(
-        sink["Properties"]["Environment"]["Variables"]["WAREHOUSE_URL"]["Fn::Sub"],
+        sink["Environment"]["Variables"]["WAREHOUSE_URL"]["Fn::Sub"],
         "s3://${WarehouseBucket}"
     );
-    let role = target(&sink["Properties"]["Role"]).unwrap();
+    let role = target(&sink["Role"]).unwrap();
     let statements =
         &resources(&template)[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
     let put = statements

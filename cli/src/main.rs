@@ -519,7 +519,7 @@ async fn dlq(action: DlqAction, queue: Option<QueueName>, data_dir: PathBuf) -> 
 /// `dlq --queue-url`: the same actions on an SQS dead-letter queue.
 async fn sqs_dlq(action: DlqAction, url: String) -> Result<ExitCode> {
     use aws_config::{BehaviorVersion, Region};
-    use okr_webhooks::queue::sqs_dlq::{LIST_LIMIT, SqsDeadLetterQueue};
+    use okr_webhooks::queue::sqs_dlq::{LIST_LIMIT, SqsDeadLetterQueue, queue_name};
 
     // The queue's own region (https://sqs.REGION.amazonaws.com/...), else the configured one.
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
@@ -559,11 +559,7 @@ async fn sqs_dlq(action: DlqAction, url: String) -> Result<ExitCode> {
                     let _ = writeln!(io::stderr(), "{name}: moving, {moved} so far");
                 })
                 .await?;
-            let to: Vec<&str> = done
-                .to
-                .iter()
-                .map(|url| url.rsplit('/').next().unwrap_or(url))
-                .collect();
+            let to: Vec<&str> = done.to.iter().map(|url| queue_name(url)).collect();
             writeln!(
                 out,
                 "{name}: moved {} message(s) back to {}",

@@ -53,6 +53,20 @@ async fn depth(sqs: &Client, url: &str) -> usize {
         .unwrap()
 }
 
+/// Receive what `queue` holds five times without deleting it, as a failing consumer
+/// does; the next receive moves it to the dead-letter queue (`maxReceiveCount` 5).
+async fn fail_five_times(sqs: &Client, queue: &str) {
+    for _ in 0..6 {
+        sqs.receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn list_show_and_redrive_an_sqs_dead_letter_queue() {
     let moto = Moto::start();
@@ -107,15 +121,7 @@ async fn list_show_and_redrive_an_sqs_dead_letter_queue() {
         let message = QueueMessage::from_event(event).unwrap();
         sender.send(Consumer::Slack, &message).await.unwrap();
     }
-    for _ in 0..6 {
-        sqs.receive_message()
-            .queue_url(&queue)
-            .max_number_of_messages(10)
-            .visibility_timeout(0)
-            .send()
-            .await
-            .unwrap();
-    }
+    fail_five_times(&sqs, &queue).await;
     assert_eq!(depth(&sqs, &queue).await, 0);
     assert_eq!(depth(&sqs, &dlq).await, 2);
 
@@ -213,14 +219,7 @@ async fn list_show_and_redrive_an_sqs_dead_letter_queue() {
     // A second redrive reports its own task, not the finished one SQS still lists.
     let message = QueueMessage::from_event(&events[0]).unwrap();
     sender.send(Consumer::Slack, &message).await.unwrap();
-    for _ in 0..6 {
-        sqs.receive_message()
-            .queue_url(&queue)
-            .visibility_timeout(0)
-            .send()
-            .await
-            .unwrap();
-    }
+    fail_five_times(&sqs, &queue).await;
     assert_eq!(depth(&sqs, &dlq).await, 1);
     okr_webhooks(&moto)
         .args(["dlq", "redrive", "--queue-url", &dlq])

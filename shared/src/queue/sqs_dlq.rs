@@ -67,6 +67,11 @@ fn sqs<E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
+/// A queue's name: the last segment of its URL.
+pub fn queue_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
 /// What a finished redrive moved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redriven {
@@ -92,9 +97,9 @@ impl SqsDeadLetterQueue {
         }
     }
 
-    /// The queue's name (the last segment of its URL).
+    /// The queue's name.
     pub fn name(&self) -> &str {
-        self.url.rsplit('/').next().unwrap_or(&self.url)
+        queue_name(&self.url)
     }
 
     /// The URLs of the queues that dead-letter into this one; an error if none do.
