@@ -26,9 +26,11 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 export AWS_EC2_METADATA_DISABLED=true
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 
-# The AWS SAM CLI (it brings cfn-lint) and cargo-lambda, which `sam build` calls, for
+# The AWS SAM CLI (it brings cfn-lint), cargo-lambda, which `sam build` calls, and Zig,
+# which cargo-lambda links with (it targets Lambda's glibc, and arm64 from any host), for
 # the template checks: in their own virtual environment, as the SAM CLI pins its own
-# boto3.
+# boto3. Zig comes as PyPI's `ziglang` wheel, pinned here (cargo-lambda itself asks for
+# any version).
 tools="${OKR_WEBHOOKS_TOOLS:-$HOME/.cache/okr-webhooks/tools}"
 if [ ! -x "$tools/bin/pip" ]; then
   if ! python3 -m venv "$tools" 2>/dev/null; then
@@ -38,10 +40,13 @@ if [ ! -x "$tools/bin/pip" ]; then
     python3 -m venv "$tools"
   fi
 fi
-"$tools/bin/pip" install --quiet --disable-pip-version-check 'aws-sam-cli==1.170.0' 'cargo-lambda==1.9.2'
+"$tools/bin/pip" install --quiet --disable-pip-version-check \
+  'aws-sam-cli==1.170.0' 'cargo-lambda==1.9.2' 'ziglang==0.13.0'
 # Only these commands on PATH: the environment's own python3 lacks the tests' packages.
 mkdir -p "$tools/commands"
 for command in sam cfn-lint cargo-lambda; do ln -sf "$tools/bin/$command" "$tools/commands/$command"; done
+zig=$("$tools/bin/python" -c 'import os, ziglang; print(os.path.join(os.path.dirname(ziglang.__file__), "zig"))')
+ln -sf "$zig" "$tools/commands/zig"
 export PATH="$tools/commands:$PATH" SAM_CLI_TELEMETRY=0
 
 cargo fmt --all -- --check
