@@ -258,6 +258,20 @@ fn normalize_prints_a_schema_v1_event() {
             .is_valid(&event)
     );
 
+    // A Peoplelogic body without an event name, from standard input: the objective
+    // itself, read by its shape.
+    let output = okr_webhooks()
+        .args(["normalize", "--source", "peoplelogic"])
+        .write_stdin(
+            r#"{"id":"o1","title":"Ship v2","status":{"previous":"ON_TRACK","current":"COMPLETED"}}"#,
+        )
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let event: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(event["type"], "objective.completed");
+    assert_eq!(event["entity"]["name"], "Ship v2");
+
     // Standard Webhooks: the id comes from webhook-id.
     let id_of = |webhook_id: &str| {
         let output = okr_webhooks()

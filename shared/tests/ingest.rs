@@ -517,3 +517,56 @@ async fn characters_sqs_refuses_are_escaped_and_decode_to_the_same_event() {
         Some("odd \u{fffe}\u{ffff} name")
     );
 }
+
+#[tokio::test]
+async fn a_body_no_consumer_could_read_is_refused_and_the_deepest_accepted_one_reads_everywhere() {
+    // A PERSCOM body whose `data` nests arrays: `levels` deep in all.
+    let nested = |levels: usize| {
+        format!(
+            r#"{{"event": "user.created", "data": {}1{}}}"#,
+            "[".repeat(levels - 1),
+            "]".repeat(levels - 1)
+        )
+    };
+    let signed = |body: &str| {
+        let mut event = sample("perscom.json");
+        event.body = Some(body.to_owned());
+        for (name, value) in okr_webhooks::sign(
+            Source::Perscom,
+            &"perscom-test-secret".into(),
+            body.as_bytes(),
+            "",
+            0,
+        )
+        .unwrap()
+        {
+            event.headers.insert(name, value.parse().unwrap());
+        }
+        event
+    };
+    let h = harness(test_secrets());
+    // 127 levels: serde_json reads the body, but not the event that carries it one
+    // level down, so no consumer could; and one level over the limit.
+    for levels in [127, okr_webhooks::normalize::MAX_DEPTH + 1] {
+        let (status, body, _) = h.send(signed(&nested(levels))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{levels}: {body}");
+        assert_eq!(body["error"], "invalid_body");
+        assert_eq!(
+            body["message"],
+            "body nests arrays and objects more than 100 levels deep"
+        );
+        assert!(h.queue.is_empty());
+    }
+    // At the limit: accepted, and every queued copy decodes the way the consumers
+    // decode their records.
+    let (status, _, _) = h
+        .send(signed(&nested(okr_webhooks::normalize::MAX_DEPTH)))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let messages = h.queue.messages(Consumer::Warehouse);
+    assert_eq!(messages.len(), 1);
+    let mut record = aws_lambda_events::sqs::SqsMessage::default();
+    record.body = Some(messages[0].body.clone());
+    let event = okr_webhooks::batch::decode(&record).unwrap();
+    assert_eq!(event.event_type, "user.created");
+}

@@ -312,6 +312,102 @@ fn peoplelogic_change_types_and_entities() {
 }
 
 #[test]
+fn peoplelogic_bodies_without_an_event_name_are_read_by_their_shape() {
+    // The Peoplelogic document's scenario: a webhook on `objective.patch` with
+    // `ifUpdates: ["status"]`, whose receiver reads `id` and `status.current`.
+    let completed = normalized(
+        Source::Peoplelogic,
+        br#"{"id":"o1","title":"Ship v2","status":{"previous":"ON_TRACK","current":"COMPLETED"}}"#,
+    );
+    assert_eq!(completed.event_type, "objective.completed");
+    assert_eq!(completed.provider_event, "objective.patch");
+    assert_eq!(completed.entity, entity("objective", "o1", Some("Ship v2")));
+    assert_eq!(
+        completed.status,
+        text_change(Some("ON_TRACK"), Some("COMPLETED"))
+    );
+    assert_valid(&completed);
+
+    // A key result's progress, paired values, `name` for its name.
+    let paired = normalized(
+        Source::Peoplelogic,
+        br#"{"id":"k1","parentId":"o1","name":"Reach 500 teams","startingValue":100,"targetValue":500,"currentValue":{"previous":220,"current":340}}"#,
+    );
+    assert_eq!(paired.event_type, "key_result.progress_updated");
+    assert_eq!(
+        paired.entity,
+        entity("key_result", "k1", Some("Reach 500 teams"))
+    );
+    assert_eq!(
+        paired.progress,
+        Some(Change {
+            previous: Some(30.0),
+            current: Some(60.0)
+        })
+    );
+    assert_valid(&paired);
+
+    // Plain values: the value is what changed.
+    let plain = normalized(
+        Source::Peoplelogic,
+        br#"{"id":"k2","parentId":"o1","title":"Cut onboarding","startingValue":60,"targetValue":10,"currentValue":35}"#,
+    );
+    assert_eq!(plain.event_type, "key_result.progress_updated");
+    assert_eq!(
+        plain.progress,
+        Some(Change {
+            previous: None,
+            current: Some(50.0)
+        })
+    );
+    assert_valid(&plain);
+
+    let cases = [
+        // A plain update of an objective, and of a key result whose value stayed.
+        (
+            json!({"id": "o2", "title": {"previous": "a", "current": "b"}}),
+            "objective.updated",
+            "objective.patch",
+        ),
+        (
+            json!({"id": "k3", "parentId": "o1", "targetValue": 10, "currentValue": {"previous": 8, "current": 8}}),
+            "key_result.updated",
+            "objective.patch",
+        ),
+        // A plain status, sent because it changed.
+        (
+            json!({"id": "o3", "status": "COMPLETED"}),
+            "objective.completed",
+            "objective.patch",
+        ),
+        // A null parentId is an objective; the entity may sit under `entity`.
+        (
+            json!({"entity": {"id": "o4", "parentId": null, "status": {"previous": "AT_RISK", "current": "ON_TRACK"}}}),
+            "objective.updated",
+            "objective.patch",
+        ),
+        // The body's `entityType` names the kind.
+        (
+            json!({"entityType": "idp", "id": "i1", "status": "COMPLETED"}),
+            "idp.completed",
+            "idp.patch",
+        ),
+        // An event name in the body still wins.
+        (
+            json!({"eventType": "objective.post", "id": "o5", "status": "COMPLETED"}),
+            "objective.created",
+            "objective.post",
+        ),
+    ];
+    for (body, event_type, provider_event) in cases {
+        let event = normalized(Source::Peoplelogic, body.to_string().as_bytes());
+        assert_eq!(event.event_type, event_type, "{body}");
+        assert_eq!(event.provider_event, provider_event, "{body}");
+        assert_valid(&event);
+    }
+}
+
+#[test]
 fn peoplelogic_progress_edge_cases() {
     let progress =
         |body: Value| normalized(Source::Peoplelogic, body.to_string().as_bytes()).progress;
@@ -462,9 +558,10 @@ fn unknown_events_still_normalize_with_the_provider_name_kept() {
             json!({"eventType": "objective.archive", "id": "o"}),
             "objective.archive",
         ),
+        // No event name and no id: not an entity either.
         (
             Source::Peoplelogic,
-            json!({"id": "o", "status": "COMPLETED"}),
+            json!({"status": "COMPLETED"}),
             "unknown",
         ),
         (Source::Standard, json!({}), "unknown"),
@@ -488,6 +585,18 @@ fn only_a_body_that_is_not_a_json_object_is_an_error() {
     assert_eq!(error(b"null"), NormalizeError::NotObject("null"));
     assert_eq!(error(b"\xff\xfe{}"), NormalizeError::NotUtf8);
     assert!(matches!(error(b""), NormalizeError::NotJson(_)));
+    // Nested deeper than an event can carry: a body 100 levels deep is fine, 101 not.
+    let nested = |levels: usize| format!("{}1{}", "{\"a\":".repeat(levels), "}".repeat(levels));
+    assert!(
+        normalize(
+            Source::Perscom,
+            &HeaderMap::new(),
+            nested(100).as_bytes(),
+            RECEIVED
+        )
+        .is_ok()
+    );
+    assert_eq!(error(nested(101).as_bytes()), NormalizeError::TooDeep);
     assert_eq!(
         error(b"{\"a\": }"),
         NormalizeError::NotJson("line 1 column 7".into())

@@ -31,7 +31,15 @@ pub enum NormalizeError {
     /// The body is JSON but not an object.
     #[error("body is a JSON {0}, not an object")]
     NotObject(&'static str),
+    /// The body nests arrays and objects deeper than [`MAX_DEPTH`].
+    #[error("body nests arrays and objects more than {MAX_DEPTH} levels deep")]
+    TooDeep,
 }
+
+/// The deepest nesting of arrays and objects a body may have. The event carries the body
+/// one level down, and every consumer must be able to read the event back (serde_json
+/// stops at 128 levels), so ingest refuses what no consumer could decode.
+pub const MAX_DEPTH: usize = 100;
 
 /// Normalize one verified delivery. `received_at` is the arrival time (the clock is
 /// passed in); `headers` supply the Standard Webhooks delivery id.
@@ -48,6 +56,9 @@ pub fn normalize(
     let Value::Object(object) = &payload else {
         return Err(NormalizeError::NotObject(json_kind(&payload)));
     };
+    if deeper_than(&payload, MAX_DEPTH) {
+        return Err(NormalizeError::TooDeep);
+    }
     let parts = match source {
         Source::Peoplelogic => peoplelogic::parts(object),
         Source::Peopleforce => peopleforce::parts(object),
@@ -151,6 +162,18 @@ fn snake_case(text: &str) -> String {
         }
     }
     out
+}
+
+/// Whether `value` nests arrays and objects more than `levels` deep (an object of
+/// scalars is one level).
+fn deeper_than(value: &Value, levels: usize) -> bool {
+    // Only called with `levels` >= 1: a container at `levels` 0 is already too deep.
+    let deeper = |child: &Value| deeper_than(child, levels - 1);
+    match value {
+        Value::Array(items) => levels == 0 || items.iter().any(deeper),
+        Value::Object(fields) => levels == 0 || fields.values().any(deeper),
+        _ => false,
+    }
 }
 
 fn json_kind(value: &Value) -> &'static str {

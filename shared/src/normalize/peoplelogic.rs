@@ -1,8 +1,9 @@
 //! Peoplelogic: events `<entity>.<post|patch|delete>` about OKRs, IDPs, meetings...
 //!
 //! The event name comes from `eventType` (or `event`, `type`, or `entityType` with
-//! `changeType`); the entity is the body itself or its `entity` / `data` object. Fields
-//! come plain or as `{previous, current}` pairs. A key result is an objective with a
+//! `changeType`); a body without one is read as a patch of its entity, the way the
+//! Peoplelogic document's own receiver reads it. The entity is the body itself or its
+//! `entity` / `data` object. Fields come plain or as `{previous, current}` pairs. A key result is an objective with a
 //! `parentId`; its progress is (current - starting) / (target - starting) x 100.
 
 use serde_json::{Map, Value};
@@ -17,7 +18,7 @@ pub(super) fn parts(body: &Map<String, Value>) -> Parts {
         .iter()
         .find_map(|key| body.get(*key).and_then(Value::as_object))
         .unwrap_or(body);
-    let provider_event = first_text(body, &["eventType", "event", "type"]).or_else(|| {
+    let named = first_text(body, &["eventType", "event", "type"]).or_else(|| {
         let entity_type = first_text(body, &["entityType"])?;
         let change_type = first_text(body, &["changeType"])?;
         Some(format!(
@@ -25,13 +26,22 @@ pub(super) fn parts(body: &Map<String, Value>) -> Parts {
             change_type.to_ascii_lowercase()
         ))
     });
+    let entity_id = first_text(entity, &["id", "entityId"]);
+    // A body without an event name is the entity a one-event subscription sends (the
+    // Peoplelogic document's receiver reads `id` and `status.current` from it): a patch
+    // of an `entityType` (default objective), as long as it has an id.
+    let provider_event = named.or_else(|| {
+        entity_id.as_ref()?;
+        let entity_type = first_text(body, &["entityType"]).unwrap_or_else(|| "objective".into());
+        Some(format!("{entity_type}.patch"))
+    });
 
     let status = Field::read(entity, "status");
     let current_value = Field::read(entity, "currentValue");
     let is_key_result = Field::read(entity, "parentId").is_some_and(|f| f.current.is_some());
-    let mut parts = Parts {
+    let parts = Parts {
         provider_event: provider_event.clone(),
-        entity_id: first_text(entity, &["id", "entityId"]),
+        entity_id,
         entity_name: first_text(entity, &["title", "name"]),
         occurred_at: first_time(
             entity,
@@ -80,8 +90,7 @@ pub(super) fn parts(body: &Map<String, Value>) -> Parts {
         }
         _ => return parts,
     };
-    parts = parts.typed(&kind, action);
-    parts
+    parts.typed(&kind, action)
 }
 
 /// Key-result progress from `startingValue`, `currentValue` and `targetValue` (each
