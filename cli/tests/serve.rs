@@ -285,14 +285,115 @@ async fn signed_samples_reach_every_destination_and_bad_deliveries_leave_no_trac
         texts.contains(&"Objective Launch the self-serve onboarding flow completed".to_owned()),
         "{texts:?}"
     );
+    // A key result at risk: PagerDuty and the alerts channel hear of it.
+    let (status, _) = deliver(
+        &server.base,
+        &secrets,
+        Source::Peoplelogic,
+        "peoplelogic",
+        &sample("peoplelogic/key_result_progress_plain.json"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
     eventually("PagerDuty", async || {
         !bodies(&stand_ins.pagerduty).await.is_empty()
     })
     .await;
+    let pagerduty = bodies(&stand_ins.pagerduty).await;
+    assert_eq!(pagerduty[0]["event_action"], "trigger");
+    assert_eq!(
+        pagerduty[0]["dedup_key"],
+        "peoplelogic:b3c2d1e0-1111-4a2b-8c3d-000000000042:at_risk"
+    );
     eventually("the alerts channel", async || {
         !bodies(&stand_ins.alerts).await.is_empty()
     })
     .await;
+    assert_eq!(
+        bodies(&stand_ins.alerts).await[0]["text"],
+        "KR Cut onboarding time to 10 minutes is at risk"
+    );
+}
+
+#[tokio::test]
+async fn peoplelogic_entity_bodies_reach_slack_and_a_drop_after_a_rise_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let stand_ins = stand_ins(200).await;
+    let server = start(dir.path(), &stand_ins).await;
+    let secrets = secrets(dir.path());
+    let send = async |body: &str| {
+        let (status, answer) = deliver(
+            &server.base,
+            &secrets,
+            Source::Peoplelogic,
+            "peoplelogic",
+            body.as_bytes(),
+            None,
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+    };
+    // The Peoplelogic document's delivery: the objective alone, no event name.
+    send(r#"{"id":"o1","title":"Ship v2","status":{"previous":"ON_TRACK","current":"COMPLETED"}}"#)
+        .await;
+    // A key result half way through its quarter rises 30% -> 60%, then an hour later
+    // falls to 0%. Sent as entities too.
+    let key_result = |at: &str, previous: u32, current: u32| {
+        format!(
+            r#"{{"id":"kr-teams","parentId":"o1","title":"Weekly active teams","startingValue":0,"targetValue":100,"currentValue":{{"previous":{previous},"current":{current}}},"updatedAt":"{at}","startDate":"2025-04-01","dueDate":"2025-06-30"}}"#
+        )
+    };
+    send(&key_result("2025-05-16T00:00:00Z", 30, 60)).await;
+    send(&key_result("2025-05-16T01:00:00Z", 60, 0)).await;
+
+    eventually("the completion in Slack", async || {
+        bodies(&stand_ins.slack)
+            .await
+            .iter()
+            .any(|b| b["text"] == "Objective Ship v2 completed")
+    })
+    .await;
+    let triggered = async || {
+        let mut keys: Vec<String> = bodies(&stand_ins.pagerduty)
+            .await
+            .iter()
+            .filter(|b| b["event_action"] == "trigger")
+            .map(|b| b["dedup_key"].as_str().unwrap().to_owned())
+            .collect();
+        keys.sort();
+        keys
+    };
+    eventually("the pages", async || triggered().await.len() >= 3).await;
+    assert_eq!(
+        triggered().await,
+        [
+            "peoplelogic:kr-teams:behind_pace",
+            "peoplelogic:kr-teams:dropped",
+            "peoplelogic:kr-teams:low",
+        ]
+    );
+    // Nothing was open when the objective completed or the key result rose: no resolve.
+    assert!(
+        bodies(&stand_ins.pagerduty)
+            .await
+            .iter()
+            .all(|b| b["event_action"] == "trigger"),
+        "{:?}",
+        bodies(&stand_ins.pagerduty).await
+    );
+    let alerts: Vec<String> = bodies(&stand_ins.alerts)
+        .await
+        .iter()
+        .map(|b| b["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        alerts.contains(
+            &"KR Weekly active teams is behind pace: 0% done with 50% of the period gone"
+                .to_owned()
+        ),
+        "{alerts:?}"
+    );
 }
 
 #[tokio::test]

@@ -198,7 +198,7 @@ pub struct AlertsConfig {
     pub idempotency_table: String,
     /// `ALERT_PACE_TOLERANCE`, `ALERT_LOW_THRESHOLD`, `ALERT_LOW_AFTER`, `ALERT_DROP_POINTS`.
     pub thresholds: crate::alerts::rules::Thresholds,
-    /// `ALERT_WINDOW_HOURS` (default 24).
+    /// `ALERT_WINDOW_HOURS` (default 24): how often an alert that stays open is sent again.
     pub window: Duration,
     /// `SECRET_CACHE_TTL_SECONDS` (default 300).
     pub secret_cache_ttl: Duration,

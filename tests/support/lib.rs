@@ -163,6 +163,60 @@ pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::Idempot
     store.release(&sent, &token).await.unwrap();
     proceed(store.begin(&sent, t0 + secs(2), hold).await.unwrap());
 
+    // State records: absent, created once, replaced only from the version read, and
+    // absent again once expired (then anyone may create it anew).
+    let state = unique("alert-state");
+    assert_eq!(store.load_state(&state, t0).await.unwrap(), None);
+    assert!(
+        store
+            .save_state(&state, None, "one", t0, keep)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .save_state(&state, None, "rival", t0, keep)
+            .await
+            .unwrap()
+    );
+    let read = store.load_state(&state, t0).await.unwrap().unwrap();
+    assert_eq!(read.value, "one");
+    assert!(
+        store
+            .save_state(&state, Some(read.version), "two", t0 + secs(1), keep)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .save_state(&state, Some(read.version), "stale", t0 + secs(2), keep)
+            .await
+            .unwrap()
+    );
+    let read = store
+        .load_state(&state, t0 + secs(3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.value, "two");
+    let later = t0 + secs(1) + keep;
+    assert_eq!(store.load_state(&state, later).await.unwrap(), None);
+    assert!(
+        store
+            .save_state(&state, None, "anew", later, keep)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .load_state(&state, later)
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        "anew"
+    );
+
     // Truly concurrent claims: exactly one proceeds.
     for _ in 0..5 {
         let raced = unique("evt");
@@ -172,5 +226,18 @@ pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::Idempot
             .filter(|c| matches!(c, Claim::Proceed(_)))
             .count();
         assert_eq!(proceeded, 1);
+        // And concurrent first writes of a state record: exactly one is stored.
+        let raced = unique("alert-state");
+        let (a, b) = tokio::join!(
+            store.save_state(&raced, None, "a", t0, keep),
+            store.save_state(&raced, None, "b", t0, keep)
+        );
+        assert_eq!(
+            [a.unwrap(), b.unwrap()]
+                .iter()
+                .filter(|saved| **saved)
+                .count(),
+            1
+        );
     }
 }

@@ -1,22 +1,31 @@
 //! Progress alerts: behind-pace, low, dropped and at-risk key results, to a Slack alerts
-//! channel and/or PagerDuty, once per key result and rule within a window.
+//! channel and/or PagerDuty.
 //!
-//! Every send is guarded by its own idempotency record, so a redelivered event, a
-//! retried batch or a burst of updates never alerts twice:
-//! - a trigger by `alert:<destination>:<source>:<entity id>:<rule>`, kept for the window
-//!   (default 24 hours): one alert per key result and rule in that time; and by
-//!   `alert:<destination>:event:<event id>:<rule>`, kept for the dedup window, so a
-//!   redriven event never alerts again;
-//! - a resolve by `resolve:<destination>:event:<event id>:<rule>`; a resolve also marks
-//!   the trigger's window key done, so an older update arriving late cannot reopen it.
+//! Each destination keeps, per key result, the state of every rule's alert (open or
+//! closed, since when, by which event, when last sent) in a state record of the
+//! idempotency store (`alert-state:<destination>:<source>:<entity id>`). An update is
+//! judged against it:
+//! - a rule that holds and has no open alert opens one (trigger); one that holds while its
+//!   alert is open is not sent again until `window` has passed since it was last sent
+//!   (by the updates' own times);
+//! - a rule the update shows clear resolves its open alert, and only an open one: a
+//!   completed key result resolves what is open, nothing else;
+//! - an update older than the newest one applied for that key result changes nothing
+//!   (SQS does not keep order).
+//!
+//! Every send is also claimed per event (`alert:` or `resolve:<destination>:event:<event
+//! id>:<rule>`, kept for the dedup window), so a send that happened before a failure or a
+//! crash is not repeated when the record is retried or redriven.
 
 pub mod pagerduty;
 pub mod rules;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -45,11 +54,16 @@ impl Send {
     }
 }
 
-/// Default `ALERT_WINDOW_HOURS`: one alert per key result and rule per day.
+/// Default `ALERT_WINDOW_HOURS`: an open alert is sent again at most once a day.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// How long a key result's alert state is kept after its last update.
+pub const STATE_KEEP: Duration = Duration::from_secs(400 * 24 * 3600);
 /// Records of a batch are handled one at a time, so updates of one key result cannot
 /// race each other's triggers and resolves.
 const CONCURRENCY: usize = 1;
+/// Reads of a key result's state before giving up on a concurrent writer (the record
+/// then fails and SQS retries it).
+const STATE_ATTEMPTS: usize = 3;
 
 /// Where alerts go; either may be absent, not both.
 pub struct Destinations {
@@ -59,9 +73,103 @@ pub struct Destinations {
     pub pagerduty: Option<Arc<dyn PagerDuty>>,
 }
 
+/// One destination, with its own alert state.
+enum Destination {
+    Slack(Arc<dyn SlackPoster>),
+    PagerDuty(Arc<dyn PagerDuty>),
+}
+
+impl Destination {
+    fn name(&self) -> &'static str {
+        match self {
+            Destination::Slack(_) => "slack",
+            Destination::PagerDuty(_) => "pagerduty",
+        }
+    }
+}
+
+/// A key result's alerts at one destination, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct AlertState {
+    /// The `occurred_at` of the newest update applied.
+    #[serde(with = "time::serde::rfc3339::option")]
+    as_of: Option<OffsetDateTime>,
+    /// Every rule that has had an alert, open or closed.
+    rules: BTreeMap<Rule, RuleState>,
+}
+
+/// One rule's alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RuleState {
+    open: bool,
+    /// When it opened or closed (the update's `occurred_at`).
+    #[serde(with = "time::serde::rfc3339")]
+    since: OffsetDateTime,
+    /// The event that opened or closed it.
+    event_id: String,
+    /// When the trigger was last sent (the update's `occurred_at`).
+    #[serde(with = "time::serde::rfc3339")]
+    alerted_at: OffsetDateTime,
+}
+
+impl AlertState {
+    /// What `event`, judged as `assessment`, opens and resolves, and the state after
+    /// it; `None` when an update newer than it was applied already.
+    fn apply(
+        &self,
+        event: &Event,
+        assessment: &Assessment,
+        window: Duration,
+    ) -> Option<(Vec<(Rule, Action)>, AlertState)> {
+        let at = event.occurred_at;
+        if self.as_of.is_some_and(|as_of| at < as_of) {
+            return None;
+        }
+        let mut next = AlertState {
+            as_of: Some(at),
+            rules: self.rules.clone(),
+        };
+        let mut changes = Vec::new();
+        for rule in Rule::ALL {
+            let open = self.rules.get(&rule).filter(|state| state.open);
+            if assessment.holding.contains(&rule) {
+                let opened = match open {
+                    None => RuleState {
+                        open: true,
+                        since: at,
+                        event_id: event.id.clone(),
+                        alerted_at: at,
+                    },
+                    Some(state) if at - state.alerted_at >= window => RuleState {
+                        alerted_at: at,
+                        ..state.clone()
+                    },
+                    Some(_) => continue,
+                };
+                changes.push((rule, Action::Trigger));
+                next.rules.insert(rule, opened);
+            } else if let Some(state) = open
+                && assessment.clear.contains(&rule)
+            {
+                changes.push((rule, Action::Resolve));
+                next.rules.insert(
+                    rule,
+                    RuleState {
+                        open: false,
+                        since: at,
+                        event_id: event.id.clone(),
+                        alerted_at: state.alerted_at,
+                    },
+                );
+            }
+        }
+        Some((changes, next))
+    }
+}
+
 /// The alerts consumer.
 pub struct ProgressAlerts {
-    destinations: Destinations,
+    destinations: Vec<Destination>,
     idempotency: Arc<dyn IdempotencyStore>,
     thresholds: Thresholds,
     window: Duration,
@@ -75,8 +183,13 @@ impl ProgressAlerts {
         thresholds: Thresholds,
         window: Duration,
     ) -> Self {
+        let Destinations { slack, pagerduty } = destinations;
         ProgressAlerts {
-            destinations,
+            destinations: slack
+                .map(Destination::Slack)
+                .into_iter()
+                .chain(pagerduty.map(Destination::PagerDuty))
+                .collect(),
             idempotency,
             thresholds,
             window,
@@ -96,7 +209,7 @@ impl ProgressAlerts {
         if !matches!(event.entity.kind.as_str(), "key_result" | "objective") {
             return Ok(());
         }
-        let Some(entity_id) = event.entity.id.clone() else {
+        let Some(entity_id) = event.entity.id.as_deref() else {
             // No id, no dedup key: one key result's alert would suppress or resolve
             // another's. Nothing can be alerted on it; acknowledged on purpose.
             tracing::warn!(event_id = %event.id, outcome = "no_entity_id", "a key result without an id cannot be alerted on");
@@ -104,179 +217,142 @@ impl ProgressAlerts {
         };
         let entity = format!("{}:{entity_id}", event.source);
         let assessment = assess(&event, &self.thresholds);
-        for rule in &assessment.holding {
-            self.trigger(&event, &entity, *rule, &assessment, deadline)
-                .await?;
-        }
-        let resolved = if assessment.completed {
-            Rule::ALL.to_vec()
-        } else {
-            assessment.recovered.clone()
-        };
-        for rule in resolved {
-            self.resolve(&event, &entity, rule, &assessment, deadline)
+        for destination in &self.destinations {
+            self.apply(destination, &event, &entity, &assessment, deadline)
                 .await?;
         }
         Ok(())
     }
 
-    async fn trigger(
+    /// Judge `event` against `destination`'s alert state for the key result, send what
+    /// opens or resolves, then store the new state unless another update changed it
+    /// meanwhile (then judge again: the sends already made are not repeated).
+    async fn apply(
         &self,
+        destination: &Destination,
         event: &Event,
         entity: &str,
-        rule: Rule,
         assessment: &Assessment,
         deadline: Instant,
     ) -> Result<(), RecordError> {
-        for (destination, send) in self.sends(event, rule, Action::Trigger, assessment) {
-            // Once per event (a redrive days later must not alert again) and once per
-            // key result and rule within the window.
-            let keys = [
-                (
-                    format!("alert:{destination}:event:{}:{rule}", event.id),
-                    DEFAULT_DEDUP_WINDOW,
-                ),
-                (format!("alert:{destination}:{entity}:{rule}"), self.window),
-            ];
-            self.once(&keys, deadline, event, rule, send).await?;
-        }
-        Ok(())
-    }
-
-    async fn resolve(
-        &self,
-        event: &Event,
-        entity: &str,
-        rule: Rule,
-        assessment: &Assessment,
-        deadline: Instant,
-    ) -> Result<(), RecordError> {
-        for (destination, send) in self.sends(event, rule, Action::Resolve, assessment) {
-            let keys = [(
-                format!("resolve:{destination}:event:{}:{rule}", event.id),
-                DEFAULT_DEDUP_WINDOW,
-            )];
-            self.once(&keys, deadline, event, rule, send).await?;
-            // An older trigger arriving after this resolve (out of order, or redelivered)
-            // must not reopen the alert within the window.
-            let window_key = format!("alert:{destination}:{entity}:{rule}");
-            if let Err(error) = self
-                .idempotency
-                .complete(&window_key, OffsetDateTime::now_utc(), self.window)
-                .await
-            {
-                tracing::error!(key = %window_key, error = %crate::error_chain(&error), "could not record the resolve");
+        let key = format!("alert-state:{}:{entity}", destination.name());
+        for _ in 0..STATE_ATTEMPTS {
+            let now = OffsetDateTime::now_utc();
+            let stored = self.idempotency.load_state(&key, now).await?;
+            let state: AlertState = match &stored {
+                Some(stored) => serde_json::from_str(&stored.value)?,
+                None => AlertState::default(),
+            };
+            let Some((changes, next)) = state.apply(event, assessment, self.window) else {
+                tracing::info!(event_id = %event.id, destination = destination.name(), outcome = "late", "older than the newest update applied; no alert changes");
+                return Ok(());
+            };
+            for (rule, action) in changes {
+                if let Some(send) = self.send_for(destination, event, rule, action, assessment) {
+                    let prefix = match action {
+                        Action::Trigger => "alert",
+                        Action::Resolve => "resolve",
+                    };
+                    let claim =
+                        format!("{prefix}:{}:event:{}:{rule}", destination.name(), event.id);
+                    self.once(&claim, deadline, event, rule, send).await?;
+                }
             }
+            if next == state {
+                return Ok(());
+            }
+            let value = serde_json::to_string(&next)?;
+            let expected = stored.map(|stored| stored.version);
+            if self
+                .idempotency
+                .save_state(&key, expected, &value, now, STATE_KEEP)
+                .await?
+            {
+                return Ok(());
+            }
+            tracing::info!(event_id = %event.id, destination = destination.name(), "the key result's alert state changed meanwhile; judging again");
         }
-        Ok(())
+        Err("the key result's alert state kept changing; retry later".into())
     }
 
-    /// What to send where for `rule`: Slack hears of triggers and recoveries (a
-    /// completion it hears from the notifier, and a drop "recovers" on any rise, which is
-    /// not news); PagerDuty gets every trigger and resolve.
-    fn sends(
+    /// What to send to `destination` for `rule`: Slack hears of triggers and of
+    /// recoveries (a completion it hears from the notifier, and a drop is over when
+    /// progress rises again, which is not news); PagerDuty of every trigger and resolve.
+    fn send_for(
         &self,
+        destination: &Destination,
         event: &Event,
         rule: Rule,
         action: Action,
         assessment: &Assessment,
-    ) -> Vec<(&'static str, Send)> {
-        let mut sends = Vec::new();
-        if let Some(slack) = &self.destinations.slack {
-            let message = match action {
-                Action::Trigger => Some(trigger_message(event, rule, &self.thresholds)),
-                Action::Resolve if !assessment.completed && rule != Rule::Dropped => {
-                    Some(recovered_message(event, rule))
-                }
-                Action::Resolve => None,
-            };
-            if let Some(message) = message {
-                sends.push(("slack", Send::Slack(Arc::clone(slack), message)));
+    ) -> Option<Send> {
+        match destination {
+            Destination::Slack(slack) => {
+                let message = match action {
+                    Action::Trigger => trigger_message(event, rule, &self.thresholds),
+                    Action::Resolve if !assessment.completed && rule != Rule::Dropped => {
+                        recovered_message(event, rule)
+                    }
+                    Action::Resolve => return None,
+                };
+                Some(Send::Slack(Arc::clone(slack), message))
             }
+            Destination::PagerDuty(pagerduty) => Some(Send::PagerDuty(
+                Arc::clone(pagerduty),
+                self.alert(event, rule, action, assessment),
+            )),
         }
-        if let Some(pagerduty) = &self.destinations.pagerduty {
-            sends.push((
-                "pagerduty",
-                Send::PagerDuty(
-                    Arc::clone(pagerduty),
-                    self.alert(event, rule, action, assessment),
-                ),
-            ));
-        }
-        sends
     }
 
-    /// Send once: claim every key (all must be free), send, and remember each for its
-    /// time. A key already completed means the send was done (or suppressed): the others
-    /// are marked done too. A key another delivery holds, or a failed send, releases the
-    /// claims and fails the record, so SQS retries it (a refusal eventually reaches the
-    /// dead-letter queue).
+    /// Send once per `key`: claim it, send, and remember it for the dedup window. A key
+    /// already completed means the send was done: nothing to do. A key another delivery
+    /// holds, or a failed send, fails the record, so SQS retries it (a refusal eventually
+    /// reaches the dead-letter queue).
     async fn once(
         &self,
-        keys: &[(String, Duration)],
+        key: &str,
         deadline: Instant,
         event: &Event,
         rule: Rule,
         send: Send,
     ) -> Result<(), RecordError> {
-        let now = OffsetDateTime::now_utc();
         let hold = deadline.saturating_duration_since(Instant::now()) + POST_BUDGET;
-        let mut claimed = Vec::new();
-        let mut outcome: Option<Result<(), RecordError>> = None;
-        for (key, keep) in keys {
-            match self.idempotency.begin(key, now, hold).await {
-                Ok(Claim::Proceed(token)) => claimed.push((key, *keep, token)),
-                Ok(Claim::Completed) => {
-                    tracing::info!(event_id = %event.id, rule = %rule, key = %key, outcome = "suppressed", "already sent");
-                    outcome = Some(Ok(()));
-                    break;
-                }
-                Ok(Claim::InProgress) => {
-                    outcome = Some(Err("another delivery holds this alert; retry later".into()));
-                    break;
-                }
-                Err(error) => {
-                    outcome = Some(Err(Box::new(error)));
-                    break;
-                }
+        let token = match self
+            .idempotency
+            .begin(key, OffsetDateTime::now_utc(), hold)
+            .await?
+        {
+            Claim::Proceed(token) => token,
+            Claim::Completed => {
+                tracing::info!(event_id = %event.id, rule = %rule, key = %key, outcome = "suppressed", "already sent");
+                return Ok(());
             }
-        }
-        let outcome = match outcome {
-            Some(decided) => decided,
-            None => {
-                for (key, _, token) in &claimed {
-                    if let Err(error) = self.idempotency.sending(key, token).await {
-                        tracing::error!(key = %key, error = %crate::error_chain(&error), "could not mark the alert as sending");
-                    }
-                }
-                match deliver(deadline, || send.send()).await {
-                    Ok(()) => {
-                        tracing::info!(event_id = %event.id, rule = %rule, outcome = "sent", "alert sent");
-                        Ok(())
-                    }
-                    Err(error) => {
-                        if matches!(error, PostError::Permanent { .. }) {
-                            tracing::error!(event_id = %event.id, rule = %rule, error = %error, outcome = "refused", "alert refused; it will reach the dead-letter queue");
-                        }
-                        Err(Box::new(error) as RecordError)
-                    }
-                }
+            Claim::InProgress => {
+                return Err("another delivery holds this alert; retry later".into());
             }
         };
-        for (key, keep, token) in claimed {
-            let settled = match &outcome {
-                Ok(()) => {
-                    self.idempotency
-                        .complete(key, OffsetDateTime::now_utc(), keep)
-                        .await
-                }
-                Err(_) => self.idempotency.release(key, &token).await,
-            };
-            if let Err(error) = settled {
-                tracing::error!(key = %key, error = %crate::error_chain(&error), "could not settle the claim");
-            }
+        if let Err(error) = self.idempotency.sending(key, &token).await {
+            tracing::error!(key = %key, error = %crate::error_chain(&error), "could not mark the alert as sending");
         }
-        outcome
+        let outcome = deliver(deadline, || send.send()).await;
+        let settled = match &outcome {
+            Ok(()) => {
+                tracing::info!(event_id = %event.id, rule = %rule, outcome = "sent", "alert sent");
+                self.idempotency
+                    .complete(key, OffsetDateTime::now_utc(), DEFAULT_DEDUP_WINDOW)
+                    .await
+            }
+            Err(error) => {
+                if matches!(error, PostError::Permanent { .. }) {
+                    tracing::error!(event_id = %event.id, rule = %rule, error = %error, outcome = "refused", "alert refused; it will reach the dead-letter queue");
+                }
+                self.idempotency.release(key, &token).await
+            }
+        };
+        if let Err(error) = settled {
+            tracing::error!(key = %key, error = %crate::error_chain(&error), "could not settle the claim");
+        }
+        outcome.map_err(|error| Box::new(error) as RecordError)
     }
 
     fn alert(&self, event: &Event, rule: Rule, action: Action, assessment: &Assessment) -> Alert {

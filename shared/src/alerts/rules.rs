@@ -1,6 +1,6 @@
-//! The progress rules: which hold for a key result after an update, and which held
-//! before it (from the event's own `previous` values), so an alert can start and
-//! resolve without stored state.
+//! The progress rules: which hold for a key result after an update, and which the
+//! update shows do not hold. Whether an alert opens or resolves is decided against the
+//! alerts' stored state (see `alerts`), not here.
 
 use std::fmt;
 
@@ -12,7 +12,10 @@ use time::{Date, OffsetDateTime, PrimitiveDateTime};
 use crate::event::Event;
 
 /// One rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// Progress below the elapsed share of the period, minus a tolerance.
     BehindPace,
@@ -123,14 +126,15 @@ fn date_value(value: &Value) -> Option<OffsetDateTime> {
     })
 }
 
-/// What an update means for the rules.
+/// What an update tells of the rules.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Assessment {
     /// Rules that hold now.
     pub holding: Vec<Rule>,
-    /// Rules that held before this update and no longer do.
-    pub recovered: Vec<Rule>,
-    /// The key result is completed (or deleted): every rule resolves.
+    /// Rules the update shows do not hold (an open alert on them resolves). A rule the
+    /// update cannot judge (no progress, no period, no status) is in neither list.
+    pub clear: Vec<Rule>,
+    /// The key result is completed (or deleted): every open alert resolves.
     pub completed: bool,
 }
 
@@ -147,47 +151,36 @@ pub fn assess(event: &Event, thresholds: &Thresholds) -> Assessment {
     if completed {
         return Assessment {
             holding: Vec::new(),
-            recovered: Vec::new(),
+            clear: Rule::ALL.to_vec(),
             completed: true,
         };
     }
     let period = period_of(event);
-    let at = event.occurred_at;
     let current = progress.and_then(|p| p.current);
     let previous = progress.and_then(|p| p.previous);
+    let status = status.and_then(|s| s.current.as_deref());
     let holding = holds(
         current,
         previous,
-        status.and_then(|s| s.current.as_deref()),
+        status,
         period,
-        at,
+        event.occurred_at,
         thresholds,
     );
-    // Before the update: the previous values, at the same moment (a rule that held only
-    // because time passed has not "recovered").
-    let before = holds(
-        previous,
-        None,
-        status.and_then(|s| s.previous.as_deref()),
-        period,
-        at,
-        thresholds,
-    );
-    let mut recovered: Vec<Rule> = before
+    let judged = |rule: &Rule| match rule {
+        Rule::BehindPace => current.is_some() && period.is_some(),
+        Rule::Low => current.is_some(),
+        // A drop is over when progress rises again, not when it merely stops falling.
+        Rule::Dropped => matches!((previous, current), (Some(p), Some(c)) if c > p),
+        Rule::AtRisk => status.is_some(),
+    };
+    let clear = Rule::ALL
         .into_iter()
-        .filter(|rule| !holding.contains(rule))
+        .filter(|rule| judged(rule) && !holding.contains(rule))
         .collect();
-    // A drop resolves when a later update raises progress again.
-    if matches!((previous, current), (Some(p), Some(c)) if c > p)
-        && !holding.contains(&Rule::Dropped)
-    {
-        recovered.push(Rule::Dropped);
-    }
-    recovered.sort();
-    recovered.dedup();
     Assessment {
         holding,
-        recovered,
+        clear,
         completed: false,
     }
 }

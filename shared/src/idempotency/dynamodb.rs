@@ -2,8 +2,10 @@
 //! table's TTL attribute `expires_at` removes old records.
 //!
 //! Table: partition key `id` (string); attributes `status`, `expires_at` (Unix seconds,
-//! the TTL attribute) and `token` (who holds an in-progress claim).
+//! the TTL attribute) and `token` (who holds an in-progress claim). State records share
+//! the table, with `version` (a number) and `value` (a string) instead of `status`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,7 +15,7 @@ use time::OffsetDateTime;
 
 use super::{
     COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, SENDING,
-    claim_of, expiry,
+    Versioned, claim_of, expiry,
 };
 
 /// Records in the table `table`.
@@ -32,7 +34,12 @@ impl DynamoDbIdempotencyStore {
         }
     }
 
-    async fn status(&self, key: &str, now: i64) -> Result<Option<String>, IdempotencyError> {
+    /// The item at `key`, if it has not expired by `now`.
+    async fn live_item(
+        &self,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, IdempotencyError> {
         let item = self
             .client
             .get_item()
@@ -43,15 +50,19 @@ impl DynamoDbIdempotencyStore {
             .await
             .map_err(wrap)?
             .item;
-        Ok(item.and_then(|item| {
-            let live = item
-                .get("expires_at")
+        Ok(item.filter(|item| {
+            item.get("expires_at")
                 .and_then(|v| v.as_n().ok())
                 .and_then(|n| n.parse::<i64>().ok())
-                .is_some_and(|expires| expires > now);
-            let status = item.get("status").and_then(|v| v.as_s().ok()).cloned();
-            status.filter(|_| live)
+                .is_some_and(|expires| expires > now)
         }))
+    }
+
+    async fn status(&self, key: &str, now: i64) -> Result<Option<String>, IdempotencyError> {
+        Ok(self
+            .live_item(key, now)
+            .await?
+            .and_then(|item| item.get("status").and_then(|v| v.as_s().ok()).cloned()))
     }
 }
 
@@ -179,6 +190,79 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
                 Ok(())
+            }
+            Err(error) => Err(wrap(error)),
+        }
+    }
+
+    async fn load_state(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Versioned>, IdempotencyError> {
+        let Some(item) = self.live_item(key, now.unix_timestamp()).await? else {
+            return Ok(None);
+        };
+        let version = item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok());
+        let value = item.get("value").and_then(|v| v.as_s().ok());
+        match (version, value) {
+            (Some(version), Some(value)) => Ok(Some(Versioned {
+                version,
+                value: value.clone(),
+            })),
+            _ => Err(IdempotencyError(
+                format!("the item {key} is not a state record").into(),
+            )),
+        }
+    }
+
+    async fn save_state(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &str,
+        now: OffsetDateTime,
+        keep: Duration,
+    ) -> Result<bool, IdempotencyError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", AttributeValue::S(key.to_owned()))
+            .item(
+                "version",
+                AttributeValue::N(expected.map_or(1, |v| v + 1).to_string()),
+            )
+            .item("value", AttributeValue::S(value.to_owned()))
+            .item(
+                "expires_at",
+                AttributeValue::N(expiry(now, keep).to_string()),
+            );
+        let put = match expected {
+            None => put
+                .condition_expression("attribute_not_exists(#id) OR #expires <= :now")
+                .expression_attribute_names("#id", "id")
+                .expression_attribute_names("#expires", "expires_at")
+                .expression_attribute_values(
+                    ":now",
+                    AttributeValue::N(now.unix_timestamp().to_string()),
+                ),
+            Some(version) => put
+                .condition_expression("#version = :version")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":version", AttributeValue::N(version.to_string())),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
             }
             Err(error) => Err(wrap(error)),
         }

@@ -9,15 +9,24 @@ use time::OffsetDateTime;
 
 use super::{
     COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, SENDING,
-    claim_of, expiry,
+    Versioned, claim_of, expiry,
 };
 
 /// One record: status, expiry (Unix seconds), and the token of an in-progress claim.
 type Record = (&'static str, i64, Option<ClaimToken>);
 
-/// Records by key.
+/// Records by key, and state records by key (version, value, expiry).
 #[derive(Debug, Default)]
-pub struct MemoryIdempotencyStore(Mutex<HashMap<String, Record>>);
+pub struct MemoryIdempotencyStore {
+    records: Mutex<HashMap<String, Record>>,
+    states: Mutex<HashMap<String, (u64, String, i64)>>,
+}
+
+impl MemoryIdempotencyStore {
+    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 #[async_trait]
 impl IdempotencyStore for MemoryIdempotencyStore {
@@ -27,7 +36,7 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         now: OffsetDateTime,
         hold: Duration,
     ) -> Result<Claim, IdempotencyError> {
-        let mut records = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut records = self.records();
         match records.get(key) {
             Some((status, expires, _)) if *expires > now.unix_timestamp() => Ok(claim_of(status)),
             _ => {
@@ -47,15 +56,13 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         now: OffsetDateTime,
         keep: Duration,
     ) -> Result<(), IdempotencyError> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.records()
             .insert(key.to_owned(), (COMPLETED, expiry(now, keep), None));
         Ok(())
     }
 
     async fn sending(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
-        let mut records = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut records = self.records();
         if let Some(record) = records
             .get_mut(key)
             .filter(|(_, _, held)| held.as_ref() == Some(token))
@@ -66,12 +73,52 @@ impl IdempotencyStore for MemoryIdempotencyStore {
     }
 
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
-        let mut records = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut records = self.records();
         if records.get(key).is_some_and(|(status, _, held)| {
             (*status == IN_PROGRESS || *status == SENDING) && held.as_ref() == Some(token)
         }) {
             records.remove(key);
         }
         Ok(())
+    }
+
+    async fn load_state(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Versioned>, IdempotencyError> {
+        let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(states
+            .get(key)
+            .filter(|(_, _, expires)| *expires > now.unix_timestamp())
+            .map(|(version, value, _)| Versioned {
+                version: *version,
+                value: value.clone(),
+            }))
+    }
+
+    async fn save_state(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &str,
+        now: OffsetDateTime,
+        keep: Duration,
+    ) -> Result<bool, IdempotencyError> {
+        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        let record = states.get(key);
+        let unchanged = match expected {
+            None => record.is_none_or(|(_, _, expires)| *expires <= now.unix_timestamp()),
+            Some(expected) => record.is_some_and(|(version, _, _)| *version == expected),
+        };
+        if !unchanged {
+            return Ok(false);
+        }
+        let version = expected.map_or(1, |v| v + 1);
+        states.insert(
+            key.to_owned(),
+            (version, value.to_owned(), expiry(now, keep)),
+        );
+        Ok(true)
     }
 }

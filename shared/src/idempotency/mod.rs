@@ -5,6 +5,11 @@
 //! A claim is `IN_PROGRESS` until `hold` runs out (so a crashed holder does not block the
 //! event forever); a completed record is kept for `keep` (the dedup window). Expired
 //! records count as absent, whether or not the store has deleted them yet.
+//!
+//! The same stores keep small versioned **state records** (the progress alerts' open and
+//! closed alerts per key result): read with [`IdempotencyStore::load_state`], replaced
+//! with [`IdempotencyStore::save_state`] only if nobody changed them since (optimistic
+//! concurrency), and kept for a time like the other records.
 
 pub mod dynamodb;
 pub mod memory;
@@ -38,6 +43,16 @@ impl ClaimToken {
     }
 }
 
+/// A state record as read, with the version a [`IdempotencyStore::save_state`] must
+/// name to replace it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// Counts the writes: 1 for the first.
+    pub version: u64,
+    /// What the owner stored (JSON, for the alerts).
+    pub value: String,
+}
+
 /// The store could not answer.
 #[derive(Debug, thiserror::Error)]
 #[error("the idempotency store failed")]
@@ -67,6 +82,25 @@ pub trait IdempotencyStore: Send + Sync {
     /// Drop the in-progress claim `token` on `key` after the work failed, so a retry
     /// proceeds. A completed record, or another holder's claim, stays.
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError>;
+    /// The live state record at `key`, if any (an expired one counts as absent). State
+    /// records may share one key space with claims (DynamoDB): give them their own
+    /// prefix.
+    async fn load_state(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Versioned>, IdempotencyError>;
+    /// Store `value` at `key` until `now + keep`, if the record is still at `expected`
+    /// (`None`: there is no live record). Returns false, having written nothing, when
+    /// another writer got there first: read again and redo the decision.
+    async fn save_state(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &str,
+        now: OffsetDateTime,
+        keep: Duration,
+    ) -> Result<bool, IdempotencyError>;
 }
 
 pub(crate) const IN_PROGRESS: &str = "IN_PROGRESS";

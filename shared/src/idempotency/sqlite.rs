@@ -10,10 +10,11 @@ use time::OffsetDateTime;
 
 use super::{
     COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, SENDING,
-    claim_of, expiry,
+    Versioned, claim_of, expiry,
 };
 
-/// One table, `idempotency(key, status, expires_at, token)`, in a WAL-mode database.
+/// Two tables in a WAL-mode database: `idempotency(key, status, expires_at, token)` and
+/// the state records, `state(key, version, value, expires_at)`.
 #[derive(Clone)]
 pub struct SqliteIdempotencyStore {
     connection: Arc<Mutex<Connection>>,
@@ -32,6 +33,12 @@ impl SqliteIdempotencyStore {
                      status TEXT NOT NULL,
                      expires_at INTEGER NOT NULL,
                      token TEXT
+                 );
+                 CREATE TABLE IF NOT EXISTS state (
+                     key TEXT PRIMARY KEY,
+                     version INTEGER NOT NULL,
+                     value TEXT NOT NULL,
+                     expires_at INTEGER NOT NULL
                  );",
             )
             .map_err(wrap)?;
@@ -161,6 +168,62 @@ impl IdempotencyStore for SqliteIdempotencyStore {
                 params![key, IN_PROGRESS, SENDING, token],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn load_state(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Versioned>, IdempotencyError> {
+        let (key, now) = (key.to_owned(), now.unix_timestamp());
+        self.with(move |connection| {
+            connection
+                .query_row(
+                    "SELECT version, value FROM state WHERE key = ?1 AND expires_at > ?2",
+                    params![key, now],
+                    |row| {
+                        Ok(Versioned {
+                            version: row.get::<_, i64>(0)?.try_into().unwrap_or_default(),
+                            value: row.get(1)?,
+                        })
+                    },
+                )
+                .optional()
+        })
+        .await
+    }
+
+    async fn save_state(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &str,
+        now: OffsetDateTime,
+        keep: Duration,
+    ) -> Result<bool, IdempotencyError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        let (now, until) = (now.unix_timestamp(), expiry(now, keep));
+        let expected = expected.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+        self.with(move |connection| {
+            let written = match expected {
+                // No live record: insert, or take over an expired one.
+                None => connection.execute(
+                    "INSERT INTO state (key, version, value, expires_at) VALUES (?1, 1, ?2, ?3)
+                     ON CONFLICT (key) DO UPDATE SET version = 1, value = excluded.value,
+                         expires_at = excluded.expires_at
+                     WHERE state.expires_at <= ?4",
+                    params![key, value, until, now],
+                )?,
+                Some(expected) => connection.execute(
+                    "UPDATE state SET version = version + 1, value = ?1, expires_at = ?2
+                     WHERE key = ?3 AND version = ?4",
+                    params![value, until, key, expected],
+                )?,
+            };
+            connection.execute("DELETE FROM state WHERE expires_at <= ?1", params![now])?;
+            Ok(written == 1)
         })
         .await
     }
