@@ -771,3 +771,205 @@ async fn key_results_without_an_id_are_not_alerted_and_deleted_ones_resolve() {
         "{assessment:?}"
     );
 }
+
+#[tokio::test]
+async fn an_update_of_a_key_result_another_invocation_is_judging_waits_its_turn() {
+    use okr_webhooks::idempotency::Claim;
+    let s = stack(true, true).await;
+    let store = Arc::new(MemoryIdempotencyStore::default());
+    let alerts = alerts_with(
+        Some(&s.slack),
+        Some(&s.pagerduty),
+        DEFAULT_WINDOW,
+        store.clone(),
+    );
+    // Another invocation is judging an update of kr-1 right now.
+    let Claim::Proceed(token) = store
+        .begin(
+            "alert-lock:peoplelogic:kr-1",
+            time::OffsetDateTime::now_utc(),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("the lock should be free")
+    };
+    let behind = kr("2025-05-16T00:00:00Z", None, 40.0, "AT_RISK");
+    let response = alerts
+        .handle(
+            batch_of(&[&behind]),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1, "retried later");
+    assert!(received(&s.pagerduty).await.is_empty());
+    assert!(received(&s.slack).await.is_empty());
+    // Its turn comes: the retry alerts once.
+    store
+        .release("alert-lock:peoplelogic:kr-1", &token)
+        .await
+        .unwrap();
+    handled(&alerts, &[&behind]).await;
+    assert_eq!(
+        pagerduty_since(&s.pagerduty, 0).await,
+        pairs(&[("trigger", "at_risk")])
+    );
+    assert_eq!(received(&s.slack).await.len(), 1);
+}
+
+#[tokio::test]
+async fn updates_in_the_same_second_apply_in_turn_and_a_redelivery_of_either_changes_nothing() {
+    for (store_name, store, _dir) in stores() {
+        let s = stack(false, true).await;
+        let alerts = alerts_with(None, Some(&s.pagerduty), DEFAULT_WINDOW, store);
+        let at_risk = kr("2025-05-16T00:00:00Z", None, 40.0, "AT_RISK");
+        let on_track = kr("2025-05-16T00:00:00Z", None, 41.0, "ON_TRACK");
+        handled(&alerts, &[&at_risk]).await;
+        handled(&alerts, &[&on_track]).await;
+        // The first delivered again (alone): applied already, it does not reopen.
+        handled(&alerts, &[&at_risk]).await;
+        assert_eq!(
+            pagerduty_since(&s.pagerduty, 0).await,
+            pairs(&[("trigger", "at_risk"), ("resolve", "at_risk")]),
+            "{store_name}"
+        );
+        // The state says closed, as PagerDuty does: the next relapse pages.
+        handled(
+            &alerts,
+            &[&kr("2025-05-16T01:00:00Z", None, 42.0, "AT_RISK")],
+        )
+        .await;
+        assert_eq!(
+            pagerduty_since(&s.pagerduty, 2).await,
+            pairs(&[("trigger", "at_risk")]),
+            "{store_name}"
+        );
+    }
+}
+
+/// A memory store whose first state write loses to another writer.
+#[derive(Default)]
+struct LosesFirstStateWrite {
+    inner: MemoryIdempotencyStore,
+    lost: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl IdempotencyStore for LosesFirstStateWrite {
+    async fn begin(
+        &self,
+        key: &str,
+        now: time::OffsetDateTime,
+        hold: Duration,
+    ) -> Result<okr_webhooks::idempotency::Claim, okr_webhooks::idempotency::IdempotencyError> {
+        self.inner.begin(key, now, hold).await
+    }
+    async fn complete(
+        &self,
+        key: &str,
+        now: time::OffsetDateTime,
+        keep: Duration,
+    ) -> Result<(), okr_webhooks::idempotency::IdempotencyError> {
+        self.inner.complete(key, now, keep).await
+    }
+    async fn sending(
+        &self,
+        key: &str,
+        token: &okr_webhooks::idempotency::ClaimToken,
+    ) -> Result<(), okr_webhooks::idempotency::IdempotencyError> {
+        self.inner.sending(key, token).await
+    }
+    async fn release(
+        &self,
+        key: &str,
+        token: &okr_webhooks::idempotency::ClaimToken,
+    ) -> Result<(), okr_webhooks::idempotency::IdempotencyError> {
+        self.inner.release(key, token).await
+    }
+    async fn load_state(
+        &self,
+        key: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<
+        Option<okr_webhooks::idempotency::Versioned>,
+        okr_webhooks::idempotency::IdempotencyError,
+    > {
+        self.inner.load_state(key, now).await
+    }
+    async fn save_state(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &str,
+        now: time::OffsetDateTime,
+        keep: Duration,
+    ) -> Result<bool, okr_webhooks::idempotency::IdempotencyError> {
+        if !self.lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(false);
+        }
+        self.inner.save_state(key, expected, value, now, keep).await
+    }
+}
+
+#[tokio::test]
+async fn a_state_write_that_loses_a_race_judges_again_without_sending_twice() {
+    let s = stack(false, true).await;
+    let alerts = alerts_with(
+        None,
+        Some(&s.pagerduty),
+        DEFAULT_WINDOW,
+        Arc::new(LosesFirstStateWrite::default()),
+    );
+    handled(
+        &alerts,
+        &[&kr("2025-05-16T00:00:00Z", None, 40.0, "AT_RISK")],
+    )
+    .await;
+    assert_eq!(
+        pagerduty_since(&s.pagerduty, 0).await,
+        pairs(&[("trigger", "at_risk")])
+    );
+    // The state was stored on the second try: the recovery resolves it.
+    handled(
+        &alerts,
+        &[&kr("2025-05-16T01:00:00Z", None, 41.0, "ON_TRACK")],
+    )
+    .await;
+    assert_eq!(
+        pagerduty_since(&s.pagerduty, 0).await,
+        pairs(&[("trigger", "at_risk"), ("resolve", "at_risk")])
+    );
+}
+
+#[tokio::test]
+async fn a_refusing_slack_channel_does_not_keep_pagerduty_from_paging() {
+    let slack = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(403).set_body_string("invalid_token"))
+        .mount(&slack)
+        .await;
+    let pagerduty = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&pagerduty)
+        .await;
+    let alerts = alerts_to(Some(&slack), Some(&pagerduty), DEFAULT_WINDOW);
+    let response = alerts
+        .handle(
+            batch_of(&[&kr("2025-05-16T00:00:00Z", None, 40.0, "AT_RISK")]),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        response.batch_item_failures.len(),
+        1,
+        "Slack's refusal fails the record"
+    );
+    assert_eq!(
+        pagerduty_since(&pagerduty, 0).await,
+        pairs(&[("trigger", "at_risk")])
+    );
+}

@@ -392,6 +392,12 @@ fn peoplelogic_bodies_without_an_event_name_are_read_by_their_shape() {
             "idp.completed",
             "idp.patch",
         ),
+        // An objective's own `type` is not an event name.
+        (
+            json!({"id": "o6", "type": "TEAM", "status": "COMPLETED"}),
+            "objective.completed",
+            "objective.patch",
+        ),
         // An event name in the body still wins.
         (
             json!({"eventType": "objective.post", "id": "o5", "status": "COMPLETED"}),

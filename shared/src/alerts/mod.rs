@@ -10,12 +10,14 @@
 //!   (by the updates' own times);
 //! - a rule the update shows clear resolves its open alert, and only an open one: a
 //!   completed key result resolves what is open, nothing else;
-//! - an update older than the newest one applied for that key result changes nothing
-//!   (SQS does not keep order).
+//! - an update older than the newest one applied for that key result, or one applied
+//!   already, changes nothing (SQS does not keep order, and delivers twice).
 //!
 //! Every send is also claimed per event (`alert:` or `resolve:<destination>:event:<event
 //! id>:<rule>`, kept for the dedup window), so a send that happened before a failure or a
-//! crash is not repeated when the record is retried or redriven.
+//! crash is not repeated when the record is retried or redriven. One update of a key
+//! result is judged at a time (a claim on `alert-lock:<source>:<entity id>`); the state
+//! is also written only over the version read, should that claim lapse.
 
 pub mod pagerduty;
 pub mod rules;
@@ -94,6 +96,10 @@ struct AlertState {
     /// The `occurred_at` of the newest update applied.
     #[serde(with = "time::serde::rfc3339::option")]
     as_of: Option<OffsetDateTime>,
+    /// The events applied that happened at `as_of` (updates may share a second): one
+    /// of them delivered again is not applied twice.
+    #[serde(default)]
+    as_of_events: Vec<String>,
     /// Every rule that has had an alert, open or closed.
     rules: BTreeMap<Rule, RuleState>,
 }
@@ -114,7 +120,7 @@ struct RuleState {
 
 impl AlertState {
     /// What `event`, judged as `assessment`, opens and resolves, and the state after
-    /// it; `None` when an update newer than it was applied already.
+    /// it; `None` when it was applied already, or an update newer than it was.
     fn apply(
         &self,
         event: &Event,
@@ -122,11 +128,21 @@ impl AlertState {
         window: Duration,
     ) -> Option<(Vec<(Rule, Action)>, AlertState)> {
         let at = event.occurred_at;
-        if self.as_of.is_some_and(|as_of| at < as_of) {
-            return None;
-        }
+        let as_of_events = match self.as_of {
+            Some(as_of) if at < as_of => return None,
+            Some(as_of) if at == as_of => {
+                if self.as_of_events.contains(&event.id) {
+                    return None;
+                }
+                let mut events = self.as_of_events.clone();
+                events.push(event.id.clone());
+                events
+            }
+            _ => vec![event.id.clone()],
+        };
         let mut next = AlertState {
             as_of: Some(at),
+            as_of_events,
             rules: self.rules.clone(),
         };
         let mut changes = Vec::new();
@@ -148,9 +164,8 @@ impl AlertState {
                 };
                 changes.push((rule, Action::Trigger));
                 next.rules.insert(rule, opened);
-            } else if let Some(state) = open
-                && assessment.clear.contains(&rule)
-            {
+            } else if assessment.clear.contains(&rule) {
+                let Some(state) = open else { continue };
                 changes.push((rule, Action::Resolve));
                 next.rules.insert(
                     rule,
@@ -217,11 +232,36 @@ impl ProgressAlerts {
         };
         let entity = format!("{}:{entity_id}", event.source);
         let assessment = assess(&event, &self.thresholds);
+        // One update of a key result at a time: two invocations judging it from the same
+        // state would both send what opens. The other one's record fails and is retried.
+        let lock = format!("alert-lock:{entity}");
+        let token = match self
+            .idempotency
+            .begin(&lock, OffsetDateTime::now_utc(), hold(deadline))
+            .await?
+        {
+            Claim::Proceed(token) => token,
+            Claim::InProgress | Claim::Completed => {
+                return Err(
+                    "another update of this key result is being handled; retry later".into(),
+                );
+            }
+        };
+        // Every destination is tried, so one that fails (a revoked Slack webhook) does not
+        // keep the others from alerting; the first failure fails the record.
+        let mut outcome = Ok(());
         for destination in &self.destinations {
-            self.apply(destination, &event, &entity, &assessment, deadline)
-                .await?;
+            let applied = self
+                .apply(destination, &event, &entity, &assessment, deadline)
+                .await;
+            if outcome.is_ok() {
+                outcome = applied;
+            }
         }
-        Ok(())
+        if let Err(error) = self.idempotency.release(&lock, &token).await {
+            tracing::error!(key = %lock, error = %crate::error_chain(&error), "could not release the key result; it frees itself when the claim lapses");
+        }
+        outcome
     }
 
     /// Judge `event` against `destination`'s alert state for the key result, send what
@@ -244,7 +284,7 @@ impl ProgressAlerts {
                 None => AlertState::default(),
             };
             let Some((changes, next)) = state.apply(event, assessment, self.window) else {
-                tracing::info!(event_id = %event.id, destination = destination.name(), outcome = "late", "older than the newest update applied; no alert changes");
+                tracing::info!(event_id = %event.id, destination = destination.name(), outcome = "late", "applied already, or older than the newest update applied; no alert changes");
                 return Ok(());
             };
             for (rule, action) in changes {
@@ -316,10 +356,9 @@ impl ProgressAlerts {
         rule: Rule,
         send: Send,
     ) -> Result<(), RecordError> {
-        let hold = deadline.saturating_duration_since(Instant::now()) + POST_BUDGET;
         let token = match self
             .idempotency
-            .begin(key, OffsetDateTime::now_utc(), hold)
+            .begin(key, OffsetDateTime::now_utc(), hold(deadline))
             .await?
         {
             Claim::Proceed(token) => token,
@@ -382,6 +421,12 @@ impl ProgressAlerts {
             }),
         }
     }
+}
+
+/// How long a claim taken now holds: past the invocation's deadline by a little, so a
+/// crash frees it soon after.
+fn hold(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now()) + POST_BUDGET
 }
 
 fn label(event: &Event) -> &'static str {

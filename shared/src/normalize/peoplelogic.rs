@@ -18,14 +18,18 @@ pub(super) fn parts(body: &Map<String, Value>) -> Parts {
         .iter()
         .find_map(|key| body.get(*key).and_then(Value::as_object))
         .unwrap_or(body);
-    let named = first_text(body, &["eventType", "event", "type"]).or_else(|| {
-        let entity_type = first_text(body, &["entityType"])?;
-        let change_type = first_text(body, &["changeType"])?;
-        Some(format!(
-            "{entity_type}.{}",
-            change_type.to_ascii_lowercase()
-        ))
-    });
+    // `type` is an event name only in the form `<entity>.<change>`: an objective's own
+    // `type` ("TEAM") is not one.
+    let named = first_text(body, &["eventType", "event"])
+        .or_else(|| first_text(body, &["type"]).filter(|name| name.contains('.')))
+        .or_else(|| {
+            let entity_type = first_text(body, &["entityType"])?;
+            let change_type = first_text(body, &["changeType"])?;
+            Some(format!(
+                "{entity_type}.{}",
+                change_type.to_ascii_lowercase()
+            ))
+        });
     let entity_id = first_text(entity, &["id", "entityId"]);
     // A body without an event name is the entity a one-event subscription sends (the
     // Peoplelogic document's receiver reads `id` and `status.current` from it): a patch
