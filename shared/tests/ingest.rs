@@ -490,10 +490,9 @@ async fn an_event_over_the_queue_message_limit_is_413_not_an_endless_503() {
     assert!(queue.is_empty());
 }
 
-#[tokio::test]
-async fn characters_sqs_refuses_are_escaped_and_decode_to_the_same_event() {
-    let h = harness(test_secrets());
-    let body = "{\"event\": \"user.created\", \"data\": {\"id\": 1, \"name\": \"odd \u{fffe}\u{ffff} name\"}}";
+/// The PERSCOM sample request with `body` in place of its own, signed with the test
+/// secret.
+fn signed_perscom(body: &str) -> ApiGatewayV2httpRequest {
     let mut event = sample("perscom.json");
     event.body = Some(body.to_owned());
     for (name, value) in okr_webhooks::sign(
@@ -507,7 +506,14 @@ async fn characters_sqs_refuses_are_escaped_and_decode_to_the_same_event() {
     {
         event.headers.insert(name, value.parse().unwrap());
     }
-    assert_eq!(h.send(event).await.0, StatusCode::ACCEPTED);
+    event
+}
+
+#[tokio::test]
+async fn characters_sqs_refuses_are_escaped_and_decode_to_the_same_event() {
+    let h = harness(test_secrets());
+    let body = "{\"event\": \"user.created\", \"data\": {\"id\": 1, \"name\": \"odd \u{fffe}\u{ffff} name\"}}";
+    assert_eq!(h.send(signed_perscom(body)).await.0, StatusCode::ACCEPTED);
     let message = &h.queue.messages(Consumer::Warehouse)[0];
     assert!(!message.body.contains(['\u{fffe}', '\u{ffff}']));
     assert!(message.body.contains("\\ufffe\\uffff"));
@@ -528,27 +534,11 @@ async fn a_body_no_consumer_could_read_is_refused_and_the_deepest_accepted_one_r
             "]".repeat(levels - 1)
         )
     };
-    let signed = |body: &str| {
-        let mut event = sample("perscom.json");
-        event.body = Some(body.to_owned());
-        for (name, value) in okr_webhooks::sign(
-            Source::Perscom,
-            &"perscom-test-secret".into(),
-            body.as_bytes(),
-            "",
-            0,
-        )
-        .unwrap()
-        {
-            event.headers.insert(name, value.parse().unwrap());
-        }
-        event
-    };
     let h = harness(test_secrets());
     // 127 levels: serde_json reads the body, but not the event that carries it one
     // level down, so no consumer could; and one level over the limit.
     for levels in [127, okr_webhooks::normalize::MAX_DEPTH + 1] {
-        let (status, body, _) = h.send(signed(&nested(levels))).await;
+        let (status, body, _) = h.send(signed_perscom(&nested(levels))).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{levels}: {body}");
         assert_eq!(body["error"], "invalid_body");
         assert_eq!(
@@ -560,7 +550,7 @@ async fn a_body_no_consumer_could_read_is_refused_and_the_deepest_accepted_one_r
     // At the limit: accepted, and every queued copy decodes the way the consumers
     // decode their records.
     let (status, _, _) = h
-        .send(signed(&nested(okr_webhooks::normalize::MAX_DEPTH)))
+        .send(signed_perscom(&nested(okr_webhooks::normalize::MAX_DEPTH)))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let messages = h.queue.messages(Consumer::Warehouse);
