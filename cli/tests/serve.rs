@@ -559,3 +559,75 @@ async fn a_failing_destination_fills_the_dead_letter_queue_and_redrive_delivers(
     );
     assert_eq!(dlq("list"), "slack: 0 dead letter(s)\n");
 }
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let stand_ins = stand_ins(200).await;
+    let first = start(dir.path(), &stand_ins).await;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut second = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("the second server kept running on the same data directory");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    second
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    let error = stderr.lines().last().unwrap();
+    assert_eq!(
+        error,
+        format!(
+            "error: the data directory {} is in use by another `okr-webhooks serve` (pid {}): stop it, or give this one its own --data-dir",
+            dir.path().display(),
+            first.child.id()
+        )
+    );
+    // The first is undisturbed: a delivery is posted once.
+    let (status, _) = deliver(
+        &first.base,
+        &secrets(dir.path()),
+        Source::Peopleforce,
+        "peopleforce",
+        &sample("peopleforce/employee_create.json"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    eventually("the post", async || {
+        !bodies(&stand_ins.slack).await.is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(bodies(&stand_ins.slack).await.len(), 1);
+    // Once the first has gone, however it went, the directory is free again.
+    drop(first);
+    let _restarted = start(dir.path(), &stand_ins).await;
+}

@@ -3,7 +3,7 @@
 //! dead-letter queues, and the same consumer handlers.
 //!
 //! The data directory holds `secrets.json` (the signing secrets), `queues.sqlite`,
-//! `idempotency.sqlite` and `warehouse/`.
+//! `idempotency.sqlite`, `warehouse/` and `serve.lock` (one server per directory).
 
 pub mod consumer;
 pub mod print;
@@ -100,6 +100,52 @@ pub enum LocalError {
     /// A configured URL or key is not usable.
     #[error("{0}")]
     Config(String),
+    /// Another `serve` holds the data directory.
+    #[error(
+        "the data directory {dir} is in use by another `okr-webhooks serve`{}: stop it, or give this one its own --data-dir",
+        holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    InUse {
+        /// The data directory.
+        dir: String,
+        /// The holder's process id, when its lock file says.
+        holder: Option<u32>,
+    },
+}
+
+/// Hold `<data-dir>/serve.lock` for the life of the process: a second server on the
+/// same directory would take the first one's in-flight messages and claims for a
+/// crash's leftovers. The operating system releases the lock when the process ends,
+/// however it ends; the file holds the holder's pid, for the error message.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, LocalError> {
+    use std::io::{Read, Seek, Write};
+    let path = data_dir.join("serve.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io("cannot open the lock file", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => {
+            let written = file
+                .set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| writeln!(file, "{}", std::process::id()));
+            written.map_err(|e| io("cannot write the lock file", &path, e))?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            Err(LocalError::InUse {
+                dir: data_dir.display().to_string(),
+                holder: holder.trim().parse().ok(),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(io("cannot lock the data directory", &path, e)),
+    }
 }
 
 fn io(
@@ -127,6 +173,7 @@ pub async fn serve(
     let paths = Paths::new(data_dir);
     std::fs::create_dir_all(data_dir)
         .map_err(|e| io("cannot create the data directory", data_dir, e))?;
+    let _lock = lock_data_dir(data_dir)?;
     let (secrets, created) = FileSecretStore::open_or_create(&paths.secrets)
         .map_err(|e| io("cannot create the secrets file", &paths.secrets, e))?;
     announce(format!(

@@ -45,14 +45,14 @@ pub fn event_message(event: &Event) -> SlackMessage {
         context.push(when);
     }
     let mut section = format!("{} {}", line.emoji, escape(&line.text));
-    if let Some(current) = event.progress.as_ref().and_then(|p| p.current) {
-        if event.event_type.starts_with("key_result.") {
-            section.push_str(&format!(
-                "\n`{}` {}%",
-                progress_bar(current),
-                percent(current)
-            ));
-        }
+    if let Some(current) = event.progress.as_ref().and_then(|p| p.current)
+        && event.event_type.starts_with("key_result.")
+    {
+        section.push_str(&format!(
+            "\n`{}` {}%",
+            progress_bar(current),
+            percent(current)
+        ));
     }
     SlackMessage {
         text: truncate(&escape(&line.text), MAX_TEXT),
