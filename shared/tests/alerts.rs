@@ -13,7 +13,7 @@ use okr_webhooks::idempotency::IdempotencyStore;
 use okr_webhooks::idempotency::memory::MemoryIdempotencyStore;
 use okr_webhooks::idempotency::sqlite::SqliteIdempotencyStore;
 use okr_webhooks::secrets::{SecretCache, StaticSecret};
-use okr_webhooks::slack::webhook::{SlackPoster, WebhookPoster, WebhookUrl};
+use okr_webhooks::slack::webhook::{SlackPoster, WebhookPoster, WebhookUrl, http_client};
 use okr_webhooks::{Event, Source, normalize};
 use serde_json::{Value, json};
 use time::macros::datetime;
@@ -200,10 +200,7 @@ fn alerts_with(
     window: Duration,
     store: Arc<dyn IdempotencyStore>,
 ) -> ProgressAlerts {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let http = http_client(false).unwrap();
     let slack = slack.map(|server| -> Arc<dyn SlackPoster> {
         let url = WebhookUrl::new(&format!("{}/alerts-channel", server.uri())).unwrap();
         Arc::new(WebhookPoster::new(
@@ -972,4 +969,57 @@ async fn a_refusing_slack_channel_does_not_keep_pagerduty_from_paging() {
         pagerduty_since(&pagerduty, 0).await,
         pairs(&[("trigger", "at_risk")])
     );
+}
+
+#[tokio::test]
+async fn no_alert_follows_a_redirect_and_the_lambdas_post_only_over_https() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&elsewhere)
+        .await;
+    // Stand-ins that send every request elsewhere: the routing key must not follow.
+    let redirecting = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("location", format!("{}/v2/enqueue", elsewhere.uri())),
+        )
+        .mount(&redirecting)
+        .await;
+    let alerts = alerts_to(Some(&redirecting), Some(&redirecting), DEFAULT_WINDOW);
+    let response = alerts
+        .handle(
+            batch_of(&[&kr("2025-05-16T00:00:00Z", None, 40.0, "AT_RISK")]),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1, "a 307 is a refusal");
+    assert_eq!(
+        received(&redirecting).await.len(),
+        2,
+        "Slack and PagerDuty tried once each"
+    );
+    assert!(
+        received(&elsewhere).await.is_empty(),
+        "nothing followed the redirect"
+    );
+
+    // The Lambdas' client refuses plain http: nothing leaves the process.
+    let key = RoutingKey::new("R0UT1NGKEY0000000000000000000000").unwrap();
+    let pagerduty = PagerDutyClient::new(
+        http_client(true).unwrap(),
+        format!("{}/v2/enqueue", elsewhere.uri()),
+        SecretCache::new(Arc::new(StaticSecret(key)), Duration::from_secs(60)),
+    );
+    let alert = okr_webhooks::alerts::pagerduty::Alert {
+        action: okr_webhooks::alerts::pagerduty::Action::Trigger,
+        dedup_key: "peoplelogic:kr-1:at_risk".into(),
+        summary: "KR Activation is at risk".into(),
+        source: "okr-webhooks/peoplelogic".into(),
+        details: json!({"rule": "at_risk"}),
+    };
+    assert!(pagerduty.send(&alert).await.is_err());
+    assert!(received(&elsewhere).await.is_empty());
 }

@@ -14,7 +14,7 @@ use okr_webhooks::slack::SlackNotifier;
 use okr_webhooks::slack::message::{
     MAX_BLOCKS, MAX_HEADER, MAX_TEXT, digest_message, event_message,
 };
-use okr_webhooks::slack::webhook::{WebhookPoster, WebhookUrl};
+use okr_webhooks::slack::webhook::{WebhookPoster, WebhookUrl, http_client};
 use okr_webhooks::{Event, Source, normalize};
 use serde_json::{Value, json};
 use time::macros::datetime;
@@ -57,10 +57,7 @@ async fn slack() -> Slack {
     let server = MockServer::start().await;
     let url = WebhookUrl::new(&format!("{}/services/T000/B000/XXXX", server.uri())).unwrap();
     let poster = WebhookPoster::new(
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap(),
+        http_client(false).unwrap(),
         SecretCache::new(Arc::new(StaticSecret(url)), Duration::from_secs(300)),
     );
     let notifier = SlackNotifier::new(

@@ -3,7 +3,6 @@
 //! `okr_webhooks::alerts`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::sqs::SqsEvent;
@@ -14,7 +13,7 @@ use okr_webhooks::config::{AlertsConfig, process_env};
 use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use okr_webhooks::secrets::SecretCache;
 use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
-use okr_webhooks::slack::webhook::{SlackPoster, WebhookPoster};
+use okr_webhooks::slack::webhook::{SlackPoster, WebhookPoster, http_client};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -22,9 +21,7 @@ async fn main() -> Result<(), Error> {
     let config = AlertsConfig::from_env(&process_env())?;
     let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
+    let http = http_client(true)?;
     let slack = config
         .slack_webhook_secret_id
         .as_ref()

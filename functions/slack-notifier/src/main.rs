@@ -2,7 +2,6 @@
 //! Wiring only; the logic is `okr_webhooks::slack`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::sqs::SqsEvent;
@@ -12,7 +11,7 @@ use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use okr_webhooks::secrets::SecretCache;
 use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
 use okr_webhooks::slack::SlackNotifier;
-use okr_webhooks::slack::webhook::{WebhookPoster, WebhookUrl};
+use okr_webhooks::slack::webhook::{WebhookPoster, WebhookUrl, http_client};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -25,9 +24,7 @@ async fn main() -> Result<(), Error> {
     );
     let url: SecretCache<WebhookUrl> =
         SecretCache::new(Arc::new(url_store), config.secret_cache_ttl);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
+    let http = http_client(true)?;
     let notifier = SlackNotifier::new(
         Arc::new(WebhookPoster::new(http, url)),
         Arc::new(DynamoDbIdempotencyStore::new(

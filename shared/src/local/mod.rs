@@ -35,7 +35,7 @@ use crate::queue::Consumer;
 use crate::queue::sqlite::SqliteQueue;
 use crate::routing::NotifyRules;
 use crate::secrets::{SecretCache, StaticSecret};
-use crate::slack::webhook::{SlackPoster, WebhookPoster, WebhookUrl};
+use crate::slack::webhook::{SlackPoster, WebhookPoster, WebhookUrl, http_client};
 use crate::slack::{DEFAULT_DIGEST_THRESHOLD, SlackNotifier};
 use crate::warehouse::WarehouseSink;
 use crate::warehouse::local::LocalSink;
@@ -223,10 +223,7 @@ pub async fn serve(
         Arc::new(NoMetrics),
     ));
 
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| LocalError::Config(e.to_string()))?;
+    let http = http_client(false).map_err(|e| LocalError::Config(e.to_string()))?;
     let slack_poster = |url: &Option<String>,
                         label: &'static str|
      -> Result<Arc<dyn SlackPoster>, LocalError> {

@@ -97,6 +97,18 @@ impl WebhookPoster {
     }
 }
 
+/// The HTTP client for Slack and PagerDuty: a 5 s timeout, and no redirects, since a
+/// redirect would carry the message (and PagerDuty's routing key) to a host nobody
+/// configured; a 3xx is a refusal like any other. `https_only` for the Lambda functions;
+/// `serve` also posts to plain `http://` stand-ins on the local machine.
+pub fn http_client(https_only: bool) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .https_only(https_only)
+        .build()
+}
+
 /// Send a JSON request to Slack or PagerDuty and sort the answer: 2xx is done; 429 is
 /// rate limiting (with `Retry-After`); 5xx, a timeout or a network error is transient;
 /// any other status is a refusal, with the service's short reason (Slack's error code,
