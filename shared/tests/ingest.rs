@@ -176,13 +176,16 @@ async fn error_answers_say_what_is_wrong() {
     );
     assert_eq!(response.headers["allow"], "POST");
 
-    let (_, body, _) = h.send(sample("missing-header.json")).await;
-    assert_eq!(
-        body,
-        serde_json::json!({"error": "invalid_signature", "message": "missing header Signature"})
-    );
-    let (_, body, _) = h.send(sample("tampered-body.json")).await;
-    assert_eq!(body["message"], "signature does not match");
+    // Whoever is knocking learns only that the signature failed; the reason goes to
+    // the log.
+    for name in ["missing-header.json", "tampered-body.json"] {
+        let (_, body, _) = h.send(sample(name)).await;
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "invalid_signature", "message": "the signature could not be verified"}),
+            "{name}"
+        );
+    }
     let (_, body, _) = h.send(sample("invalid-base64.json")).await;
     assert_eq!(
         body["message"],
@@ -336,10 +339,91 @@ async fn a_source_without_a_secret_accepts_nothing() {
         Source::Perscom,
         "perscom-test-secret",
     )]));
+    let logs = CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
     let (status, body, _) = h.send(sample("peopleforce.json")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(body["message"], "no secret is configured for this source");
+    // Nothing about the configuration in the answer; the operator reads it in the log.
+    assert_eq!(
+        body,
+        serde_json::json!({"error": "invalid_signature", "message": "the signature could not be verified"})
+    );
     assert!(h.queue.is_empty());
+    let logged = logs.text();
+    assert!(
+        logged.contains("ERROR") && logged.contains("no secret is configured for this source"),
+        "{logged}"
+    );
+}
+
+/// Log lines written while its subscriber is the default, as plain text.
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
+    fn lines_with(&self, text: &str) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|line| line.contains(text))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_forgeries_logs_its_reason_once_a_minute_per_source_and_reason() {
+    let h = harness(test_secrets());
+    let logs = CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
+    for _ in 0..50 {
+        h.send(sample("tampered-body.json")).await;
+    }
+    h.send(sample("missing-header.json")).await;
+    let lines = logs.lines_with("signature not verified");
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].contains("reason=\"wrong_signature\"") && lines[0].contains("held_back=0"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("reason=\"missing_header\""),
+        "{}",
+        lines[1]
+    );
+    // A minute later the next one is logged, with the count held back.
+    tokio::time::advance(okr_webhooks::ingest::SIGNATURE_LOG_INTERVAL).await;
+    h.send(sample("tampered-body.json")).await;
+    let lines = logs.lines_with("wrong_signature");
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines[1].contains("held_back=49"), "{}", lines[1]);
+    // Never the body or a secret.
+    for secret in ["perscom-test-secret", "pf-test-secret", "Vacation"] {
+        assert!(!logs.text().contains(secret));
+    }
 }
 
 #[tokio::test]

@@ -8,13 +8,16 @@
 
 pub mod apigw;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::json;
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
 use crate::event::Event;
 use crate::metrics::{IngestRecord, MetricsSink};
@@ -64,6 +67,50 @@ pub struct Ingest {
     rules: NotifyRules,
     max_body_bytes: usize,
     metrics: Arc<dyn MetricsSink>,
+    signature_log: LogLimiter,
+}
+
+/// How often the reason for failed signatures is logged, per source and reason.
+pub const SIGNATURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A source and a reason for failing.
+type LogKey = (Source, &'static str);
+
+/// Lets one log line through per key and interval, and counts the ones it holds back:
+/// when it last let one through, and how many since.
+#[derive(Debug)]
+struct LogLimiter {
+    interval: Duration,
+    seen: Mutex<HashMap<LogKey, (Instant, u64)>>,
+}
+
+impl LogLimiter {
+    fn new(interval: Duration) -> Self {
+        LogLimiter {
+            interval,
+            seen: Mutex::default(),
+        }
+    }
+
+    /// `Some(held back since the last line)` when a line may be logged now.
+    fn allow(&self, key: LogKey) -> Option<u64> {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        match seen.get_mut(&key) {
+            Some((last, held)) if now.duration_since(*last) < self.interval => {
+                *held += 1;
+                None
+            }
+            Some((last, held)) => {
+                *last = now;
+                Some(std::mem::take(held))
+            }
+            None => {
+                seen.insert(key, (now, 0));
+                Some(0)
+            }
+        }
+    }
 }
 
 /// Why a delivery was not accepted.
@@ -75,7 +122,7 @@ enum Rejection {
     EventTooLarge,
     InvalidBase64,
     InvalidBody(NormalizeError),
-    Signature(VerifyError),
+    Signature,
     SecretsUnavailable,
     EnqueueFailed { failures: usize },
 }
@@ -87,7 +134,7 @@ impl Rejection {
             Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::TooLarge | Rejection::EventTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::InvalidBase64 | Rejection::InvalidBody(_) => StatusCode::BAD_REQUEST,
-            Rejection::Signature(_) => StatusCode::UNAUTHORIZED,
+            Rejection::Signature => StatusCode::UNAUTHORIZED,
             Rejection::SecretsUnavailable | Rejection::EnqueueFailed { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -101,7 +148,7 @@ impl Rejection {
             Rejection::MethodNotAllowed { .. } => "method_not_allowed",
             Rejection::TooLarge | Rejection::EventTooLarge => "body_too_large",
             Rejection::InvalidBase64 | Rejection::InvalidBody(_) => "invalid_body",
-            Rejection::Signature(_) => "invalid_signature",
+            Rejection::Signature => "invalid_signature",
             Rejection::SecretsUnavailable => "secrets_unavailable",
             Rejection::EnqueueFailed { .. } => "enqueue_failed",
         }
@@ -132,7 +179,9 @@ impl Rejection {
                 "the body is marked base64-encoded but is not valid base64".into()
             }
             Rejection::InvalidBody(error) => error.to_string(),
-            Rejection::Signature(error) => error.to_string(),
+            // The reason (which header, no secret configured) is for the operator's
+            // log, not for whoever is knocking.
+            Rejection::Signature => "the signature could not be verified".into(),
             Rejection::SecretsUnavailable => {
                 "the signing secrets are unavailable; retry later".into()
             }
@@ -162,6 +211,7 @@ impl Ingest {
             rules,
             max_body_bytes,
             metrics,
+            signature_log: LogLimiter::new(SIGNATURE_LOG_INTERVAL),
         }
     }
 
@@ -321,15 +371,21 @@ impl Ingest {
         Ok(Accepted { event, duplicate })
     }
 
+    /// Log why a signature failed, at most once a minute per source and reason (a flood
+    /// of forgeries cannot fill the log), with the count held back since.
     fn signature_rejected(&self, source: Source, error: VerifyError) -> Rejection {
-        if matches!(
-            error,
-            VerifyError::NoSecret | VerifyError::UnusableSecret(_)
-        ) {
-            // Not the sender's fault: the operator must set the secret.
-            tracing::error!(source = %source, error = %error, "signing secret missing or unusable");
+        if let Some(held_back) = self.signature_log.allow((source, error.kind())) {
+            if matches!(
+                error,
+                VerifyError::NoSecret | VerifyError::UnusableSecret(_)
+            ) {
+                // Not the sender's fault: the operator must set the secret.
+                tracing::error!(source = %source, reason = error.kind(), detail = %error, held_back, "signing secret missing or unusable");
+            } else {
+                tracing::warn!(source = %source, reason = error.kind(), detail = %error, held_back, "signature not verified");
+            }
         }
-        Rejection::Signature(error)
+        Rejection::Signature
     }
 
     /// The body bytes to verify: base64-decoded when API Gateway encoded them (checked

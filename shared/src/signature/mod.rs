@@ -85,6 +85,20 @@ pub enum VerifyError {
     NoSecret,
 }
 
+impl VerifyError {
+    /// A stable name for the kind of failure, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VerifyError::MissingHeader(_) => "missing_header",
+            VerifyError::MalformedHeader { .. } => "malformed_header",
+            VerifyError::WrongSignature => "wrong_signature",
+            VerifyError::TimestampOutOfTolerance { .. } => "timestamp_out_of_tolerance",
+            VerifyError::UnusableSecret(_) => "unusable_secret",
+            VerifyError::NoSecret => "no_secret",
+        }
+    }
+}
+
 /// Check that `body`, received with `headers`, was signed by `source` with one of
 /// `secrets`. `now` is the clock for the Standard Webhooks timestamp check.
 pub fn verify(
