@@ -14,6 +14,8 @@ missing=()
 command -v ruby >/dev/null || missing+=(ruby)
 command -v php >/dev/null || missing+=(php-cli)
 command -v java >/dev/null || missing+=(default-jre-headless)
+# strace: the durability test watches `serve` sync its warehouse directories.
+command -v strace >/dev/null || missing+=(strace)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}" >&2
   as_root apt-get update -qq

@@ -631,3 +631,94 @@ async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
     drop(first);
     let _restarted = start(dir.path(), &stand_ins).await;
 }
+
+#[tokio::test]
+async fn a_warehouse_object_and_its_new_partition_are_synced_to_disk() {
+    // `serve` under strace, which records every fsync with the path of its descriptor.
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("fsync.trace");
+    let data_dir = dir.path().join("data");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("strace")
+        .args(["-f", "-y", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&trace)
+        .args([
+            BIN,
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strace (tests/run.sh installs it)");
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    eventually("serve under strace", async || {
+        reqwest::get(format!("{}/healthz", server.base))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let (status, _) = deliver(
+        &server.base,
+        &secrets(&data_dir),
+        Source::Peopleforce,
+        "peopleforce",
+        &sample("peopleforce/employee_create.json"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let data = data_dir.clone();
+    eventually("the warehouse object", async || {
+        !warehouse(&data).is_empty()
+    })
+    .await;
+    // Stop `serve` itself (strace, killed, would leave it running detached); strace
+    // then writes out the trace and exits.
+    let mut server = server;
+    let strace = server.child.id();
+    let serve = std::fs::read_to_string(format!("/proc/{strace}/task/{strace}/children")).unwrap();
+    let serve = serve
+        .split_whitespace()
+        .next()
+        .expect("serve runs under strace");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", serve])
+            .status()
+            .unwrap()
+            .success()
+    );
+    server.child.wait().unwrap();
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let synced: Vec<&str> = trace
+        .lines()
+        .filter(|line| line.contains("fsync(") || line.contains("fdatasync("))
+        .filter_map(|line| line.split('<').nth(1)?.split('>').next())
+        .collect();
+    let root = data_dir.join("warehouse/events/v1");
+    let partition = std::fs::read_dir(&root)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for directory in [&partition, &root] {
+        let directory = directory.canonicalize().unwrap();
+        assert!(
+            synced.contains(&directory.to_str().unwrap()),
+            "{} was not synced: {synced:#?}",
+            directory.display()
+        );
+    }
+}
