@@ -182,3 +182,40 @@ async fn a_commit_wakes_the_consumer_and_concurrent_sends_all_land() {
     );
     assert_eq!(queue.depth(Consumer::Warehouse).await.unwrap().0, 500);
 }
+
+#[tokio::test]
+async fn accepted_event_ids_are_forgotten_after_their_time_a_bounded_number_per_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = SqliteQueue::open(&dir.path().join("queues.sqlite")).unwrap();
+    for n in 0..3 {
+        queue.send(Consumer::Slack, &message(n)).await.unwrap();
+    }
+    // Within their time nothing is forgotten: a retry is still a duplicate.
+    assert_eq!(
+        queue
+            .forget_accepted(Duration::from_secs(3600), 10)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        queue
+            .send(Consumer::Slack, &message(0))
+            .await
+            .unwrap()
+            .duplicate
+    );
+    // Past it, at most `limit` a pass, oldest first.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let older_than = Duration::from_millis(10);
+    assert_eq!(queue.forget_accepted(older_than, 2).await.unwrap(), 2);
+    assert_eq!(queue.forget_accepted(older_than, 2).await.unwrap(), 1);
+    assert_eq!(queue.forget_accepted(older_than, 2).await.unwrap(), 0);
+    assert!(
+        !queue
+            .send(Consumer::Slack, &message(0))
+            .await
+            .unwrap()
+            .duplicate
+    );
+}

@@ -302,6 +302,8 @@ pub async fn serve(
         })
         .collect();
 
+    let forgetting = tokio::spawn(forget_old_acceptances(queue.clone(), stopped.clone()));
+
     let router = Router::new()
         .route(
             "/healthz",
@@ -322,7 +324,39 @@ pub async fn serve(
     for consumer in consumers {
         let _ = consumer.await;
     }
+    let _ = forgetting.await;
     served.map_err(|e| io("the server failed", data_dir, e))
+}
+
+/// Accepted event ids forgotten per pass, and how often a pass runs.
+const FORGET_BATCH: usize = 1000;
+const FORGET_EVERY: Duration = Duration::from_secs(60);
+
+/// Forget the accepted event ids older than the consumers' dedup window (15 days) in the
+/// background, a bounded number a minute, until `stop` turns true.
+async fn forget_old_acceptances(queue: Arc<SqliteQueue>, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(FORGET_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match queue
+            .forget_accepted(crate::slack::DEFAULT_DEDUP_WINDOW, FORGET_BATCH)
+            .await
+        {
+            Ok(0) => {}
+            Ok(forgotten) => {
+                tracing::info!(
+                    forgotten,
+                    "forgot accepted event ids older than the dedup window"
+                )
+            }
+            Err(error) => {
+                tracing::warn!(error = %crate::error_chain(&error), "could not forget old accepted event ids")
+            }
+        }
+    }
 }
 
 async fn webhook(

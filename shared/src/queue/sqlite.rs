@@ -3,7 +3,8 @@
 //! receive count per message, as SQS has.
 //!
 //! An event id already accepted on a queue is not queued again (`Sent::duplicate`): a
-//! provider's retry of an accepted delivery is acknowledged and dropped.
+//! provider's retry of an accepted delivery is acknowledged and dropped. The ids are
+//! forgotten after a while (`forget_accepted`).
 //!
 //! Sends go through one writer thread that commits whatever is waiting in one
 //! transaction (group commit), so many concurrent deliveries share one fsync; a send
@@ -62,7 +63,8 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
              event_id TEXT NOT NULL,
              accepted_at INTEGER NOT NULL,
              PRIMARY KEY (queue, event_id)
-         );",
+         );
+         CREATE INDEX IF NOT EXISTS accepted_age ON accepted (accepted_at);",
     )?;
     Ok(connection)
 }
@@ -126,6 +128,27 @@ impl SqliteQueue {
             connection.execute(
                 "UPDATE messages SET visible_at = ?1 WHERE dead_at IS NULL AND visible_at > ?1",
                 params![now],
+            )
+        })
+        .await
+    }
+
+    /// Forget at most `limit` accepted event ids older than `older_than`, oldest first,
+    /// so the duplicate check does not grow forever (a retry after that long is queued
+    /// again, and the consumers' own dedup window still drops it). Returns how many.
+    pub async fn forget_accepted(
+        &self,
+        older_than: Duration,
+        limit: usize,
+    ) -> Result<usize, QueueError> {
+        let age = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(Consumer::Warehouse, move |connection| {
+            connection.execute(
+                "DELETE FROM accepted WHERE rowid IN (
+                     SELECT rowid FROM accepted WHERE accepted_at < ?1
+                     ORDER BY accepted_at LIMIT ?2)",
+                params![now_ms().saturating_sub(age), limit],
             )
         })
         .await
