@@ -86,7 +86,7 @@ async fn sqlite_after_a_crash_drops_unstarted_claims_and_presumes_sending_ones_d
             .recover_after_crash(std::time::Duration::from_secs(3600))
             .await
             .unwrap(),
-        (1, 1)
+        (1, vec!["in-flight".to_owned()])
     );
     assert!(matches!(
         store.begin("not-started", now, hold).await.unwrap(),

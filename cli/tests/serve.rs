@@ -722,3 +722,80 @@ async fn a_warehouse_object_and_its_new_partition_are_synced_to_disk() {
         );
     }
 }
+
+#[tokio::test]
+async fn after_a_crash_serve_names_the_posts_it_presumes_sent() {
+    use okr_webhooks::idempotency::sqlite::SqliteIdempotencyStore;
+    use okr_webhooks::idempotency::{Claim, IdempotencyStore};
+    // What a `kill -9` in the middle of a Slack post leaves: a claim marked sending.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteIdempotencyStore::open(&dir.path().join("idempotency.sqlite")).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let Claim::Proceed(token) = store
+            .begin(
+                "slack:evt_0123456789abcdef0123456789abcdef",
+                now,
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("a new store holds no claim")
+        };
+        store
+            .sending("slack:evt_0123456789abcdef0123456789abcdef", &token)
+            .await
+            .unwrap();
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.starts_with("warehouse:")) {
+        seen.push(
+            received
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("serve said only {seen:#?}")),
+        );
+    }
+    assert!(
+        seen.contains(&"the last run stopped with 0 post(s) not started (they will be sent) and 1 in flight (presumed sent, so none goes out twice)".to_owned()),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.contains(&"presumed sent: slack:evt_0123456789abcdef0123456789abcdef (check the channel; the event is in the warehouse)".to_owned()),
+        "{seen:#?}"
+    );
+}

@@ -51,19 +51,26 @@ impl SqliteIdempotencyStore {
     /// directory: claims whose side effect had not started are dropped (their messages
     /// must not wait out the hold and exhaust their receives); claims that were sending
     /// are presumed done, since their post may have reached Slack, so it is not posted
-    /// twice (at most once for the one post a crash interrupts). Returns (dropped,
-    /// presumed done).
+    /// twice (at most once for the one post a crash interrupts). Returns how many were
+    /// dropped, and the keys presumed done (`slack:<event id>`, `alert:...`: ids, never
+    /// content), for the operator to check.
     pub async fn recover_after_crash(
         &self,
         keep: Duration,
-    ) -> Result<(usize, usize), IdempotencyError> {
+    ) -> Result<(usize, Vec<String>), IdempotencyError> {
         let until = expiry(OffsetDateTime::now_utc(), keep);
         self.with(move |connection| {
-            let dropped = connection.execute("DELETE FROM idempotency WHERE status = ?1", params![IN_PROGRESS])?;
-            let presumed = connection.execute(
+            let transaction = connection.unchecked_transaction()?;
+            let dropped = transaction.execute("DELETE FROM idempotency WHERE status = ?1", params![IN_PROGRESS])?;
+            let presumed = transaction
+                .prepare("SELECT key FROM idempotency WHERE status = ?1 ORDER BY key")?
+                .query_map(params![SENDING], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            transaction.execute(
                 "UPDATE idempotency SET status = ?1, expires_at = ?2, token = NULL WHERE status = ?3",
                 params![COMPLETED, until, SENDING],
             )?;
+            transaction.commit()?;
             Ok((dropped, presumed))
         })
         .await

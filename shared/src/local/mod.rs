@@ -206,9 +206,16 @@ pub async fn serve(
         .recover_after_crash(crate::slack::DEFAULT_DEDUP_WINDOW)
         .await
         .map_err(|e| io("cannot open the idempotency store", &paths.idempotency, e))?;
-    if dropped + presumed > 0 {
+    if dropped + presumed.len() > 0 {
         announce(format!(
-            "the last run stopped with {dropped} post(s) not started (they will be sent) and {presumed} in flight (presumed sent, so none goes out twice)"
+            "the last run stopped with {dropped} post(s) not started (they will be sent) and {} in flight (presumed sent, so none goes out twice)",
+            presumed.len()
+        ));
+    }
+    for key in &presumed {
+        // `slack:<event id>` or `alert:<destination>:event:<event id>:<rule>`: ids only.
+        announce(format!(
+            "presumed sent: {key} (check the channel; the event is in the warehouse)"
         ));
     }
     let rules = NotifyRules::parse(
