@@ -583,6 +583,93 @@ fn alarms_watch_every_dead_letter_queue_and_ingest() {
 }
 
 #[test]
+fn alarms_watch_every_function_every_queue_age_and_every_source_signatures() {
+    let template = template();
+    let alarms = of_type(&template, "AWS::CloudWatch::Alarm");
+    let watched = |namespace: &str, metric: &str| -> BTreeSet<&str> {
+        alarms
+            .iter()
+            .filter(|(_, a)| {
+                a["Properties"]["Namespace"] == namespace && a["Properties"]["MetricName"] == metric
+            })
+            .filter_map(|(_, a)| target(&a["Properties"]["Dimensions"][0]["Value"]))
+            .collect()
+    };
+    // Errors of every function, the consumers included.
+    let functions: BTreeSet<&str> = of_type(&template, "AWS::Serverless::Function")
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    assert_eq!(watched("AWS/Lambda", "Errors"), functions);
+    // The age of the oldest message in every consumer queue.
+    let consumer_queues: BTreeSet<&str> = of_type(&template, "AWS::SQS::Queue")
+        .iter()
+        .filter(|(_, q)| !q["Properties"]["RedrivePolicy"].is_null())
+        .map(|(name, _)| *name)
+        .collect();
+    assert_eq!(consumer_queues.len(), 3);
+    assert_eq!(
+        watched("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+        consumer_queues
+    );
+    // Per source: signatures failing while nothing is accepted, on the metrics and
+    // dimensions ingest writes.
+    for source in okr_webhooks::Source::ALL {
+        let record = okr_webhooks::metrics::IngestRecord {
+            source: Some(source),
+            reason: "invalid_signature",
+            status: 401,
+            enqueue_failures: 0,
+        };
+        let line: Value = serde_json::from_str(&okr_webhooks::metrics::emf_line(
+            &record,
+            time::OffsetDateTime::UNIX_EPOCH,
+        ))
+        .unwrap();
+        let directive = &line["_aws"]["CloudWatchMetrics"][1];
+        assert_eq!(directive["Dimensions"], json!([["Service", "Source"]]));
+        let dimensions = json!([
+            {"Name": "Service", "Value": line["Service"]},
+            {"Name": "Source", "Value": source.as_str()},
+        ]);
+        let (name, alarm) = alarms
+            .iter()
+            .find(|(_, a)| {
+                a["Properties"]["Metrics"]
+                    .as_array()
+                    .is_some_and(|queries| {
+                        queries
+                            .iter()
+                            .any(|q| q["MetricStat"]["Metric"]["Dimensions"] == dimensions)
+                    })
+            })
+            .unwrap_or_else(|| panic!("no signature alarm for {source}"));
+        let queries = alarm["Properties"]["Metrics"].as_array().unwrap();
+        let metrics: BTreeSet<&str> = queries
+            .iter()
+            .filter(|q| q["MetricStat"]["Metric"]["Dimensions"] == dimensions)
+            .map(|q| q["MetricStat"]["Metric"]["MetricName"].as_str().unwrap())
+            .collect();
+        let written: BTreeSet<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(metrics, written, "{name}");
+        assert_eq!(
+            queries
+                .iter()
+                .filter(|q| q["ReturnData"] == true)
+                .map(|q| q["Expression"].as_str().unwrap())
+                .collect::<Vec<_>>(),
+            ["IF(FILL(invalid, 0) >= 5 AND FILL(accepted, 0) == 0, 1, 0)"],
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn the_warehouse_bucket_is_encrypted_private_and_queried_where_the_sink_writes() {
     let template = template();
     let (_, bucket) = of_type(&template, "AWS::S3::Bucket")[0];

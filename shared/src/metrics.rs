@@ -32,7 +32,10 @@ pub trait MetricsSink: Send + Sync {
 }
 
 /// The EMF line for `record`: metrics Received, Accepted, Rejected (4xx), Unavailable
-/// (503) and EnqueueFailures, by Service and by Service and Reason.
+/// (503) and EnqueueFailures, by Service and by Service and Reason; and, when the route
+/// named a source, Accepted and InvalidSignature by Service and Source (a provider whose
+/// every delivery fails its signature check, say after a secret rotation, raises an
+/// alarm).
 pub fn emf_line(record: &IngestRecord, at: OffsetDateTime) -> String {
     let rejected = (400..500).contains(&record.status);
     let unavailable = record.status >= 500;
@@ -44,16 +47,26 @@ pub fn emf_line(record: &IngestRecord, at: OffsetDateTime) -> String {
         "EnqueueFailures",
     ]
     .map(|name| json!({"Name": name, "Unit": "Count"}));
+    let mut directives = vec![json!({
+        "Namespace": NAMESPACE,
+        "Dimensions": [["Service"], ["Service", "Reason"]],
+        "Metrics": metrics,
+    })];
+    if record.source.is_some() {
+        let by_source =
+            ["Accepted", "InvalidSignature"].map(|name| json!({"Name": name, "Unit": "Count"}));
+        directives.push(json!({
+            "Namespace": NAMESPACE,
+            "Dimensions": [["Service", "Source"]],
+            "Metrics": by_source,
+        }));
+    }
     let mut line = Map::new();
     line.insert(
         "_aws".into(),
         json!({
             "Timestamp": at.unix_timestamp_nanos() / 1_000_000,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [["Service"], ["Service", "Reason"]],
-                "Metrics": metrics,
-            }],
+            "CloudWatchMetrics": directives,
         }),
     );
     line.insert("Service".into(), "ingest".into());
@@ -67,6 +80,10 @@ pub fn emf_line(record: &IngestRecord, at: OffsetDateTime) -> String {
         u8::from(record.reason == "accepted").into(),
     );
     line.insert("Rejected".into(), u8::from(rejected).into());
+    line.insert(
+        "InvalidSignature".into(),
+        u8::from(record.reason == "invalid_signature").into(),
+    );
     line.insert("Unavailable".into(), u8::from(unavailable).into());
     line.insert("EnqueueFailures".into(), record.enqueue_failures.into());
     Value::Object(line).to_string()

@@ -491,6 +491,59 @@ async fn metrics_count_each_request_by_reason() {
     );
     assert_eq!(line["Reason"], "invalid_signature");
     assert_eq!(line["Source"], "peopleforce");
+    // By source too, for the alarm on a provider whose signatures all fail.
+    assert_eq!(
+        line["_aws"]["CloudWatchMetrics"][1]["Dimensions"],
+        serde_json::json!([["Service", "Source"]])
+    );
+    assert_eq!(line["InvalidSignature"], 1);
+    let accepted: Value =
+        serde_json::from_str(&okr_webhooks::metrics::emf_line(&records[0], now())).unwrap();
+    assert_eq!(
+        (
+            accepted["Accepted"].clone(),
+            accepted["InvalidSignature"].clone()
+        ),
+        (1.into(), 0.into())
+    );
+    // No source, no per-source metric (a dimension without a value).
+    let unknown: Value =
+        serde_json::from_str(&okr_webhooks::metrics::emf_line(&records[3], now())).unwrap();
+    assert_eq!(
+        unknown["_aws"]["CloudWatchMetrics"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_verified_delivery_that_is_refused_has_its_own_code_and_an_error_log() {
+    let h = harness(test_secrets());
+    let logs = CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
+    // Signed, but not JSON: the provider's own body, refused.
+    let (status, body, _) = h.send(sample("signed-not-json.json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_payload");
+    // Not verified: base64 that does not decode keeps the generic code.
+    let (status, body, _) = h.send(sample("invalid-base64.json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_body");
+    let errors = logs.lines_with("a verified delivery was refused");
+    assert_eq!(errors.len(), 1, "{}", logs.text());
+    assert!(
+        errors[0].contains("ERROR") && errors[0].contains("outcome=\"invalid_payload\""),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        !logs.text().contains("this is not JSON"),
+        "the body is never logged"
+    );
+    let reasons: Vec<&str> = h.metrics.records().iter().map(|r| r.reason).collect();
+    assert_eq!(reasons, ["invalid_payload", "invalid_body"]);
 }
 
 #[tokio::test]
@@ -567,6 +620,11 @@ async fn an_event_over_the_queue_message_limit_is_413_not_an_endless_503() {
     let response = ingest.handle(request, now()).await;
     assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(
+        response.body.contains("\"error\":\"event_too_large\""),
+        "{}",
+        response.body
+    );
+    assert!(
         response.body.contains("queue message limit"),
         "{}",
         response.body
@@ -624,7 +682,7 @@ async fn a_body_no_consumer_could_read_is_refused_and_the_deepest_accepted_one_r
     for levels in [127, okr_webhooks::normalize::MAX_DEPTH + 1] {
         let (status, body, _) = h.send(signed_perscom(&nested(levels))).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{levels}: {body}");
-        assert_eq!(body["error"], "invalid_body");
+        assert_eq!(body["error"], "invalid_payload");
         assert_eq!(
             body["message"],
             "body nests arrays and objects more than 100 levels deep"

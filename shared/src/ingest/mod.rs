@@ -146,8 +146,11 @@ impl Rejection {
         match self {
             Rejection::UnknownSource => "unknown_source",
             Rejection::MethodNotAllowed { .. } => "method_not_allowed",
-            Rejection::TooLarge | Rejection::EventTooLarge => "body_too_large",
-            Rejection::InvalidBase64 | Rejection::InvalidBody(_) => "invalid_body",
+            Rejection::TooLarge => "body_too_large",
+            Rejection::InvalidBase64 => "invalid_body",
+            // Verified, so a genuine provider sent it: their own codes, for the alarms.
+            Rejection::EventTooLarge => "event_too_large",
+            Rejection::InvalidBody(_) => "invalid_payload",
             Rejection::Signature => "invalid_signature",
             Rejection::SecretsUnavailable => "secrets_unavailable",
             Rejection::EnqueueFailed { .. } => "enqueue_failed",
@@ -255,6 +258,19 @@ impl Ingest {
                         outcome = rejection.code(),
                         status = status.as_u16(),
                         "webhook not accepted"
+                    );
+                } else if matches!(
+                    rejection,
+                    Rejection::EventTooLarge | Rejection::InvalidBody(_)
+                ) {
+                    // Signed with our secret, yet refused: the provider will not get it
+                    // through by retrying, and the event is lost unless someone acts.
+                    tracing::error!(
+                        source = source_name,
+                        outcome = rejection.code(),
+                        status = status.as_u16(),
+                        detail = %rejection.message(self.max_body_bytes),
+                        "a verified delivery was refused"
                     );
                 } else {
                     tracing::info!(
