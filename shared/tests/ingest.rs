@@ -102,7 +102,8 @@ async fn every_sample_gets_the_status_the_readme_lists() {
             &[Warehouse, Slack, Alerts],
         ),
         ("peopleforce.json", 202, &[Warehouse, Slack]),
-        ("peopleforce-base64.json", 202, &[Warehouse, Slack]),
+        // A termination: no Slack rule by default.
+        ("peopleforce-base64.json", 202, &[Warehouse]),
         ("perscom.json", 202, &[Warehouse]),
         ("standard.json", 202, &[Warehouse, Slack, Alerts]),
         ("tampered-body.json", 401, &[]),
@@ -701,4 +702,42 @@ async fn a_body_no_consumer_could_read_is_refused_and_the_deepest_accepted_one_r
     record.body = Some(messages[0].body.clone());
     let event = okr_webhooks::batch::decode(&record).unwrap();
     assert_eq!(event.event_type, "user.created");
+}
+
+#[tokio::test]
+async fn the_slack_queue_gets_the_hire_without_personal_data_and_the_warehouse_keeps_it() {
+    let h = harness(test_secrets());
+    assert_eq!(
+        h.send(sample("peopleforce.json")).await.0,
+        StatusCode::ACCEPTED
+    );
+    let slack = &h.queue.messages(Consumer::Slack)[0].body;
+    let warehouse = &h.queue.messages(Consumer::Warehouse)[0].body;
+    for personal in [
+        "date_of_birth",
+        "1978-08-31",
+        "personal_email",
+        "johnny.d.private@example.org",
+        "mobile_number",
+        "+380501234567",
+    ] {
+        assert!(
+            !slack.contains(personal),
+            "{personal} reached the Slack queue"
+        );
+        assert!(
+            warehouse.contains(personal),
+            "{personal} missing from the warehouse"
+        );
+    }
+    // The same event otherwise: one id, and what the message needs.
+    let (slack, warehouse): (Event, Event) = (
+        serde_json::from_str(slack).unwrap(),
+        serde_json::from_str(warehouse).unwrap(),
+    );
+    assert_eq!(slack.id, warehouse.id);
+    assert_eq!(
+        okr_webhooks::slack::message::event_message(&slack).text,
+        "John Doe joined IT as Senior Developer"
+    );
 }

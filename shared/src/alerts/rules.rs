@@ -92,21 +92,33 @@ impl Period {
     }
 }
 
+/// Where in the payload a period may be: the entity itself, or its `entity` / `data`.
+pub const PERIOD_OBJECTS: [&str; 2] = ["entity", "data"];
+/// The fields that may hold a period's first day.
+pub const PERIOD_STARTS: [&str; 3] = ["startDate", "start_date", "periodStart"];
+/// The fields that may hold a period's due date.
+pub const PERIOD_ENDS: [&str; 5] = ["dueDate", "due_date", "endDate", "end_date", "periodEnd"];
+/// A field holding `{start, end}`.
+pub const PERIOD_NESTED: &str = "period";
+
 /// The period the provider sends with a key result: `startDate`/`dueDate` (Peoplelogic),
 /// `period: {start, end}` or `start_date`/`due_date` (Standard Webhooks and others).
 pub fn period_of(event: &Event) -> Option<Period> {
     let payload = &event.payload;
-    let objects = [payload.get("entity"), payload.get("data"), Some(payload)];
-    for object in objects.into_iter().flatten() {
+    let objects = PERIOD_OBJECTS
+        .map(|key| payload.get(key))
+        .into_iter()
+        .chain([Some(payload)]);
+    for object in objects.flatten() {
         let field = |keys: &[&str]| {
             keys.iter()
                 .find_map(|k| object.get(*k).and_then(date_value))
         };
-        let nested = object.get("period");
-        let start = field(&["startDate", "start_date", "periodStart"])
+        let nested = object.get(PERIOD_NESTED);
+        let start = field(&PERIOD_STARTS)
             .or_else(|| nested.and_then(|p| p.get("start")).and_then(date_value));
-        let end = field(&["dueDate", "due_date", "endDate", "end_date", "periodEnd"])
-            .or_else(|| nested.and_then(|p| p.get("end")).and_then(date_value));
+        let end =
+            field(&PERIOD_ENDS).or_else(|| nested.and_then(|p| p.get("end")).and_then(date_value));
         if let (Some(start), Some(end)) = (start, end) {
             return (end > start).then_some(Period { start, end });
         }

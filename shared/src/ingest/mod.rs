@@ -22,8 +22,8 @@ use tokio::time::Instant;
 use crate::event::Event;
 use crate::metrics::{IngestRecord, MetricsSink};
 use crate::normalize::{NormalizeError, normalize};
-use crate::queue::{EventQueue, QueueMessage};
-use crate::routing::{NotifyRules, route};
+use crate::queue::{Consumer, EventQueue, QueueMessage};
+use crate::routing::{NotifyRules, notification_view, route};
 use crate::secrets::SecretCache;
 use crate::signature::{VerifyError, verify};
 use crate::source::Source;
@@ -361,9 +361,24 @@ impl Ingest {
             return Err(Rejection::EventTooLarge);
         }
         let consumers = route(&event, &self.rules);
-        let sends = consumers
-            .iter()
-            .map(|consumer| self.queue.send(*consumer, &message));
+        // Slack and the alerts get the event without the personal data they do not use.
+        let notification = if consumers.iter().any(|c| *c != Consumer::Warehouse) {
+            Some(
+                QueueMessage::from_event(&notification_view(&event)).map_err(|error| {
+                    tracing::error!(error = %error, "could not encode the event");
+                    Rejection::EnqueueFailed { failures: 1 }
+                })?,
+            )
+        } else {
+            None
+        };
+        let sends = consumers.iter().map(|consumer| {
+            let message = match (consumer, &notification) {
+                (Consumer::Warehouse, _) | (_, None) => &message,
+                (_, Some(notification)) => notification,
+            };
+            self.queue.send(*consumer, message)
+        });
         let results = futures::future::join_all(sends).await;
         let mut failures = 0;
         let mut duplicate = true;

@@ -110,6 +110,18 @@ pub fn digest_message(events: &[Event]) -> SlackMessage {
     }
 }
 
+/// The `data` objects whose `name` messages read (`data.department.name`, ...).
+pub const NAMED_OBJECTS: [&str; 6] = [
+    "user",
+    "department",
+    "position",
+    "award",
+    "rank",
+    "qualification",
+];
+/// The `data` field telling a PERSCOM rank record's kind (1: demotion).
+pub const RECORD_TYPE: &str = "type";
+
 fn line(event: &Event) -> Line {
     let title = || {
         event
@@ -119,6 +131,7 @@ fn line(event: &Event) -> Line {
             .unwrap_or_else(|| "(untitled)".to_owned())
     };
     let payload_name = |object: &str| {
+        debug_assert!(NAMED_OBJECTS.contains(&object));
         event
             .payload
             .pointer(&format!("/data/{object}/name"))
@@ -186,7 +199,7 @@ fn line(event: &Event) -> Line {
             None => (":medal:", format!("{} received an award", member())),
         },
         "rank_record.created" => {
-            let demoted = event.payload.pointer("/data/type").and_then(Value::as_i64) == Some(1);
+            let demoted = event.payload["data"][RECORD_TYPE].as_i64() == Some(1);
             let verb = if demoted { "demoted" } else { "promoted" };
             match payload_name("rank") {
                 Some(rank) => (
