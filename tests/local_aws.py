@@ -62,6 +62,8 @@ env = {
     "SIGNING_SECRET_ID": secret_name,
     "SLACK_WEBHOOK_SECRET_ID": "okr-webhooks/slack-webhook",
     "IDEMPOTENCY_TABLE": "okr-webhooks-idempotency",
+    # The queues below keep SQS's default visibility timeout.
+    "QUEUE_VISIBILITY_TIMEOUT_SECONDS": "30",
     "ALERTS_SLACK_WEBHOOK_SECRET_ID": "okr-webhooks/alerts-slack-webhook",
     "PAGERDUTY_ROUTING_KEY_SECRET_ID": "okr-webhooks/pagerduty-routing-key",
     "PAGERDUTY_EVENTS_URL": f"{standin}/v2/enqueue",

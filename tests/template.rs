@@ -319,6 +319,12 @@ fn visibility_timeouts_are_six_times_the_consumer_timeout_and_its_window() {
                 batch <= 10 || window > 0,
                 "{queue}: batches over 10 need a window"
             );
+            // A consumer that holds claims holds them as long as its queue hides a
+            // message: it is told the same visibility timeout.
+            let told = &function.properties["Environment"]["Variables"]["QUEUE_VISIBILITY_TIMEOUT_SECONDS"];
+            if !told.is_null() {
+                assert_eq!(number(told), visibility, "{}", function.name);
+            }
         }
     }
 }
@@ -480,6 +486,7 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
         let config = AlertsConfig::from_env(env).unwrap();
         let defaults = AlertsConfig::from_env(&Env(|name: &str| match name {
             "ALERTS_SLACK_WEBHOOK_SECRET_ID" | "IDEMPOTENCY_TABLE" => Some("x".to_owned()),
+            "QUEUE_VISIBILITY_TIMEOUT_SECONDS" => Some("185".to_owned()),
             _ => None,
         }))
         .unwrap();

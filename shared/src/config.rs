@@ -16,6 +16,26 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 /// event carries the body and the fields taken from it.
 pub const MAX_BODY_BYTES_LIMIT: usize = 512 * 1024;
 
+/// AWS SDK timeouts for a function's clients: connect within 1 s, each attempt within
+/// `attempt`, the whole call with its retries within `operation`, so a hung AWS call ends
+/// inside the invocation instead of running into the function's timeout.
+pub fn aws_timeouts(
+    attempt: Duration,
+    operation: Duration,
+) -> aws_sdk_sqs::config::timeout::TimeoutConfig {
+    aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(operation)
+        .build()
+}
+
+/// The consumers' clients (DynamoDB, Secrets Manager): each call ends within 5 s, well
+/// inside the 30 s and 60 s the consumer functions have.
+pub fn consumer_aws_timeouts() -> aws_sdk_sqs::config::timeout::TimeoutConfig {
+    aws_timeouts(Duration::from_secs(2), Duration::from_secs(5))
+}
+
 /// A variable that is missing or cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -165,6 +185,9 @@ pub struct SlackConfig {
     pub digest_threshold: usize,
     /// `SECRET_CACHE_TTL_SECONDS` (default 300).
     pub secret_cache_ttl: Duration,
+    /// `QUEUE_VISIBILITY_TIMEOUT_SECONDS`: the Slack queue's visibility timeout, the
+    /// least time a claim is held.
+    pub visibility_timeout: Duration,
 }
 
 impl SlackConfig {
@@ -181,8 +204,30 @@ impl SlackConfig {
                 "a number of events from 1 to 1000",
             )? as usize,
             secret_cache_ttl: secret_cache_ttl(env)?,
+            visibility_timeout: visibility_timeout(env)?,
         })
     }
+}
+
+fn visibility_timeout<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Duration, ConfigError> {
+    let expected = "a number of seconds from 0 to 43200 (the queue's visibility timeout)";
+    let seconds: u64 = env
+        .required("QUEUE_VISIBILITY_TIMEOUT_SECONDS")?
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::Invalid {
+            name: "QUEUE_VISIBILITY_TIMEOUT_SECONDS",
+            expected,
+        })?;
+    if seconds > 43_200 {
+        return Err(ConfigError::Invalid {
+            name: "QUEUE_VISIBILITY_TIMEOUT_SECONDS",
+            expected,
+        });
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 /// The progress alerts' configuration.
@@ -202,6 +247,9 @@ pub struct AlertsConfig {
     pub window: Duration,
     /// `SECRET_CACHE_TTL_SECONDS` (default 300).
     pub secret_cache_ttl: Duration,
+    /// `QUEUE_VISIBILITY_TIMEOUT_SECONDS`: the alerts queue's visibility timeout, the
+    /// least time a claim is held.
+    pub visibility_timeout: Duration,
 }
 
 impl AlertsConfig {
@@ -248,6 +296,7 @@ impl AlertsConfig {
                 )?,
             ),
             secret_cache_ttl: secret_cache_ttl(env)?,
+            visibility_timeout: visibility_timeout(env)?,
         })
     }
 }

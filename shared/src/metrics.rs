@@ -29,6 +29,27 @@ pub struct IngestRecord {
 pub trait MetricsSink: Send + Sync {
     /// Record one request.
     fn ingest(&self, record: &IngestRecord);
+    /// Count one occurrence of `metric` for `service` (a consumer's `SendsNotRecorded`).
+    fn count(&self, service: &'static str, metric: &'static str);
+}
+
+/// The EMF line counting one `metric` for `service`, by Service.
+pub fn count_line(service: &str, metric: &str, at: OffsetDateTime) -> String {
+    let mut line = Map::new();
+    line.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": at.unix_timestamp_nanos() / 1_000_000,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Service"]],
+                "Metrics": [{"Name": metric, "Unit": "Count"}],
+            }],
+        }),
+    );
+    line.insert("Service".into(), service.into());
+    line.insert(metric.into(), 1.into());
+    Value::Object(line).to_string()
 }
 
 /// The EMF line for `record`: metrics Received, Accepted, Rejected (4xx), Unavailable
@@ -99,25 +120,51 @@ impl MetricsSink for EmfStdout {
         // A closed stdout must not fail the request.
         let _ = writeln!(std::io::stdout().lock(), "{line}");
     }
+
+    fn count(&self, service: &'static str, metric: &'static str) {
+        let line = count_line(service, metric, OffsetDateTime::now_utc());
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
 }
 
-/// Keeps records in memory, for tests.
+/// Keeps records and counts in memory, for tests.
 #[derive(Debug, Default)]
-pub struct MemoryMetrics(Mutex<Vec<IngestRecord>>);
+pub struct MemoryMetrics {
+    records: Mutex<Vec<IngestRecord>>,
+    counts: Mutex<Vec<(&'static str, &'static str)>>,
+}
 
 impl MemoryMetrics {
     /// Every record so far.
     pub fn records(&self) -> Vec<IngestRecord> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Every (service, metric) counted so far.
+    pub fn counts(&self) -> Vec<(&'static str, &'static str)> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
 impl MetricsSink for MemoryMetrics {
     fn ingest(&self, record: &IngestRecord) {
-        self.0
+        self.records
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(record.clone());
+    }
+
+    fn count(&self, service: &'static str, metric: &'static str) {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((service, metric));
     }
 }
 
@@ -127,4 +174,6 @@ pub struct NoMetrics;
 
 impl MetricsSink for NoMetrics {
     fn ingest(&self, _record: &IngestRecord) {}
+
+    fn count(&self, _service: &'static str, _metric: &'static str) {}
 }

@@ -846,15 +846,17 @@ async fn updates_in_the_same_second_apply_in_turn_and_a_redelivery_of_either_cha
     }
 }
 
-/// A memory store whose first state write loses to another writer.
+/// A memory store with faults: its first state write loses to another writer (unless
+/// `lost` starts true), and, with `fail_completes`, it cannot mark sends done.
 #[derive(Default)]
-struct LosesFirstStateWrite {
+struct Faulty {
     inner: MemoryIdempotencyStore,
     lost: std::sync::atomic::AtomicBool,
+    fail_completes: bool,
 }
 
 #[async_trait::async_trait]
-impl IdempotencyStore for LosesFirstStateWrite {
+impl IdempotencyStore for Faulty {
     async fn begin(
         &self,
         key: &str,
@@ -869,6 +871,11 @@ impl IdempotencyStore for LosesFirstStateWrite {
         now: time::OffsetDateTime,
         keep: Duration,
     ) -> Result<(), okr_webhooks::idempotency::IdempotencyError> {
+        if self.fail_completes {
+            return Err(okr_webhooks::idempotency::IdempotencyError(
+                "the table is unavailable".into(),
+            ));
+        }
         self.inner.complete(key, now, keep).await
     }
     async fn sending(
@@ -917,7 +924,7 @@ async fn a_state_write_that_loses_a_race_judges_again_without_sending_twice() {
         None,
         Some(&s.pagerduty),
         DEFAULT_WINDOW,
-        Arc::new(LosesFirstStateWrite::default()),
+        Arc::new(Faulty::default()),
     );
     handled(
         &alerts,
@@ -1022,4 +1029,38 @@ async fn no_alert_follows_a_redirect_and_the_lambdas_post_only_over_https() {
     };
     assert!(pagerduty.send(&alert).await.is_err());
     assert!(received(&elsewhere).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_alert_sent_but_not_recorded_is_acknowledged_counted_and_not_sent_again() {
+    let s = stack(false, true).await;
+    let metrics = Arc::new(okr_webhooks::metrics::MemoryMetrics::default());
+    let alerts = alerts_with(
+        None,
+        Some(&s.pagerduty),
+        DEFAULT_WINDOW,
+        Arc::new(Faulty {
+            lost: true.into(),
+            fail_completes: true,
+            ..Faulty::default()
+        }),
+    )
+    .with_claim_hold(Duration::from_secs(185))
+    .with_metrics(metrics.clone());
+    let at_risk = kr("2025-05-16T00:00:00Z", None, 40.0, "AT_RISK");
+    // Sent; marking it done fails: acknowledged (failing it would page again), counted.
+    handled(&alerts, &[&at_risk]).await;
+    assert_eq!(
+        metrics.counts(),
+        [(
+            "progress-alerts",
+            okr_webhooks::idempotency::SENDS_NOT_RECORDED
+        )]
+    );
+    // Delivered again: no second page.
+    handled(&alerts, &[&at_risk]).await;
+    assert_eq!(
+        pagerduty_since(&s.pagerduty, 0).await,
+        pairs(&[("trigger", "at_risk")])
+    );
 }

@@ -92,13 +92,28 @@ fn consumers_read_their_variables() {
     let slack = [
         ("SLACK_WEBHOOK_SECRET_ID", "okr/slack"),
         ("IDEMPOTENCY_TABLE", "okr-idempotency"),
+        ("QUEUE_VISIBILITY_TIMEOUT_SECONDS", "370"),
     ];
     let config = SlackConfig::from_env(&env(&slack)).unwrap();
     assert_eq!(config.digest_threshold, 5);
+    assert_eq!(config.visibility_timeout.as_secs(), 370);
     assert_eq!(
         SlackConfig::from_env(&env(&slack[1..])).unwrap_err(),
         ConfigError::Missing("SLACK_WEBHOOK_SECRET_ID")
     );
+    assert_eq!(
+        SlackConfig::from_env(&env(&slack[..2])).unwrap_err(),
+        ConfigError::Missing("QUEUE_VISIBILITY_TIMEOUT_SECONDS")
+    );
+    let mut too_long = slack;
+    too_long[2].1 = "43201";
+    assert!(matches!(
+        SlackConfig::from_env(&env(&too_long)),
+        Err(ConfigError::Invalid {
+            name: "QUEUE_VISIBILITY_TIMEOUT_SECONDS",
+            ..
+        })
+    ));
 }
 
 #[derive(Clone, Default)]
@@ -141,15 +156,18 @@ fn trace_logging_never_lets_the_runtime_log_raw_events() {
 #[test]
 fn alerts_need_a_destination_and_read_their_thresholds() {
     let table = ("IDEMPOTENCY_TABLE", "okr-idempotency");
+    let visibility = ("QUEUE_VISIBILITY_TIMEOUT_SECONDS", "185");
     assert_eq!(
         AlertsConfig::from_env(&env(&[table])).unwrap_err(),
         ConfigError::Missing("ALERTS_SLACK_WEBHOOK_SECRET_ID or PAGERDUTY_ROUTING_KEY_SECRET_ID")
     );
     let config = AlertsConfig::from_env(&env(&[
         table,
+        visibility,
         ("PAGERDUTY_ROUTING_KEY_SECRET_ID", "okr/pd"),
     ]))
     .unwrap();
+    assert_eq!(config.visibility_timeout.as_secs(), 185);
     assert_eq!(
         config.pagerduty_events_url,
         "https://events.pagerduty.com/v2/enqueue"
@@ -158,6 +176,7 @@ fn alerts_need_a_destination_and_read_their_thresholds() {
     assert_eq!(config.thresholds.low_threshold, 30.0);
     let config = AlertsConfig::from_env(&env(&[
         table,
+        visibility,
         ("ALERTS_SLACK_WEBHOOK_SECRET_ID", "okr/alerts"),
         ("ALERT_LOW_THRESHOLD", "40"),
         ("ALERT_WINDOW_HOURS", "6"),
@@ -170,6 +189,7 @@ fn alerts_need_a_destination_and_read_their_thresholds() {
     assert!(matches!(
         AlertsConfig::from_env(&env(&[
             table,
+            visibility,
             ("PAGERDUTY_ROUTING_KEY_SECRET_ID", "k"),
             ("ALERT_DROP_POINTS", "150")
         ])),

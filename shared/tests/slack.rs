@@ -476,3 +476,145 @@ async fn events_without_a_rule_are_acknowledged_without_a_post() {
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(slack.posted().await.len(), 4);
 }
+
+/// DynamoDB, as far as the idempotency store uses it, for one table in memory; it can
+/// hang on the put that marks a post done (`complete`: the put without a condition).
+#[derive(Default)]
+struct FakeDynamoDb {
+    items: std::sync::Mutex<std::collections::HashMap<String, Value>>,
+    hang_completes: bool,
+}
+
+impl wiremock::Respond for FakeDynamoDb {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let ok = |body: Value| {
+            ResponseTemplate::new(200).set_body_raw(body.to_string(), "application/x-amz-json-1.0")
+        };
+        let number = |value: &Value| value["N"].as_str().unwrap().parse::<i64>().unwrap();
+        let target = request
+            .headers
+            .get("x-amz-target")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        let mut items = self.items.lock().unwrap();
+        match target.rsplit('.').next().unwrap() {
+            "PutItem" => {
+                let item = body["Item"].clone();
+                let id = item["id"]["S"].as_str().unwrap().to_owned();
+                if body.get("ConditionExpression").is_some() {
+                    // A claim: only over an absent or expired record.
+                    let now = number(&body["ExpressionAttributeValues"][":now"]);
+                    if items
+                        .get(&id)
+                        .is_some_and(|old| number(&old["expires_at"]) > now)
+                    {
+                        return ResponseTemplate::new(400).set_body_raw(
+                            json!({"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException", "message": "The conditional request failed"}).to_string(),
+                            "application/x-amz-json-1.0",
+                        );
+                    }
+                } else if self.hang_completes {
+                    return ok(json!({})).set_delay(Duration::from_secs(120));
+                }
+                items.insert(id, item);
+                ok(json!({}))
+            }
+            "UpdateItem" => {
+                let id = body["Key"]["id"]["S"].as_str().unwrap();
+                if let Some(item) = items.get_mut(id) {
+                    item["status"] = json!({"S": "SENDING"});
+                }
+                ok(json!({}))
+            }
+            "DeleteItem" => {
+                items.remove(body["Key"]["id"]["S"].as_str().unwrap());
+                ok(json!({}))
+            }
+            "GetItem" => match items.get(body["Key"]["id"]["S"].as_str().unwrap()) {
+                Some(item) => ok(json!({ "Item": item })),
+                None => ok(json!({})),
+            },
+            other => panic!("unexpected DynamoDB call {other}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_hung_store_after_a_post_ends_inside_the_invocation_and_the_event_is_posted_once() {
+    use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
+    use okr_webhooks::metrics::MemoryMetrics;
+    let dynamodb = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(FakeDynamoDb {
+            hang_completes: true,
+            ..FakeDynamoDb::default()
+        })
+        .mount(&dynamodb)
+        .await;
+    // The client the Lambda builds: the consumers' timeouts.
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .endpoint_url(dynamodb.uri())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .timeout_config(okr_webhooks::config::consumer_aws_timeouts())
+        .build();
+    let store = DynamoDbIdempotencyStore::new(aws_sdk_dynamodb::Client::from_conf(config), "t");
+    let slack = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(respond(200))
+        .mount(&slack)
+        .await;
+    let url = WebhookUrl::new(&format!("{}/services/T000/B000/XXXX", slack.uri())).unwrap();
+    let metrics = Arc::new(MemoryMetrics::default());
+    let notifier = SlackNotifier::new(
+        Arc::new(WebhookPoster::new(
+            http_client(false).unwrap(),
+            SecretCache::new(Arc::new(StaticSecret(url)), Duration::from_secs(300)),
+        )),
+        Arc::new(store),
+        NotifyRules::default(),
+        5,
+    )
+    // The Slack queue's visibility timeout in the template.
+    .with_claim_hold(Duration::from_secs(370))
+    .with_metrics(metrics.clone());
+
+    // An invocation with 13 s left: the post goes out, then marking it done hangs.
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(13);
+    let response = notifier
+        .handle(sample("employee_created.json"), deadline)
+        .await
+        .unwrap();
+    assert!(
+        Instant::now() < deadline,
+        "the invocation ran past its deadline"
+    );
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "posted, so acknowledged: failing it would post again"
+    );
+    assert_eq!(
+        metrics.counts(),
+        [(
+            "slack-notifier",
+            okr_webhooks::idempotency::SENDS_NOT_RECORDED
+        )]
+    );
+    // Another delivery of the event after the invocation's end, while SQS would still
+    // hide the first message: the claim still holds, so it is not posted again.
+    tokio::time::sleep_until(deadline + Duration::from_secs(1)).await;
+    let mut again = sample("employee_created.json");
+    again.records[0].message_id = Some("a-second-delivery".into());
+    let response = notifier
+        .handle(again, Instant::now() + Duration::from_secs(13))
+        .await
+        .unwrap();
+    assert_eq!(failed(&response), ["a-second-delivery"], "retried later");
+    assert_eq!(slack.received_requests().await.unwrap().len(), 1);
+}

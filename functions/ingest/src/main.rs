@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use aws_config::timeout::TimeoutConfig;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_http::{Error, LambdaEvent, service_fn};
-use okr_webhooks::config::{IngestConfig, process_env};
+use okr_webhooks::config::{IngestConfig, aws_timeouts, process_env};
 use okr_webhooks::ingest::{Ingest, apigw};
 use okr_webhooks::metrics::EmfStdout;
 use okr_webhooks::queue::sqs::SqsQueue;
@@ -23,11 +22,7 @@ async fn main() -> Result<(), Error> {
     let config = IngestConfig::from_env(&process_env())?;
 
     // Providers give up after a few seconds (PERSCOM: 3 s), so AWS calls must too.
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .operation_attempt_timeout(Duration::from_millis(1500))
-        .operation_timeout(Duration::from_millis(2500))
-        .build();
+    let timeouts = aws_timeouts(Duration::from_millis(1500), Duration::from_millis(2500));
     let aws = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts)
         .load()

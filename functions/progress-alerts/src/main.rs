@@ -9,8 +9,9 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use okr_webhooks::alerts::pagerduty::{PagerDuty, PagerDutyClient};
 use okr_webhooks::alerts::{Destinations, ProgressAlerts};
-use okr_webhooks::config::{AlertsConfig, process_env};
+use okr_webhooks::config::{AlertsConfig, consumer_aws_timeouts, process_env};
 use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
+use okr_webhooks::metrics::EmfStdout;
 use okr_webhooks::secrets::SecretCache;
 use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
 use okr_webhooks::slack::webhook::{SlackPoster, WebhookPoster, http_client};
@@ -19,7 +20,10 @@ use okr_webhooks::slack::webhook::{SlackPoster, WebhookPoster, http_client};
 async fn main() -> Result<(), Error> {
     okr_webhooks::telemetry::init();
     let config = AlertsConfig::from_env(&process_env())?;
-    let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let aws = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(consumer_aws_timeouts())
+        .load()
+        .await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     let http = http_client(true)?;
     let slack = config
@@ -55,7 +59,9 @@ async fn main() -> Result<(), Error> {
         )),
         config.thresholds,
         config.window,
-    );
+    )
+    .with_claim_hold(config.visibility_timeout)
+    .with_metrics(Arc::new(EmfStdout));
 
     let alerts = &alerts;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

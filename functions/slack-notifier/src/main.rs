@@ -6,8 +6,9 @@ use std::sync::Arc;
 use aws_config::BehaviorVersion;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use okr_webhooks::config::{SlackConfig, process_env};
+use okr_webhooks::config::{SlackConfig, consumer_aws_timeouts, process_env};
 use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
+use okr_webhooks::metrics::EmfStdout;
 use okr_webhooks::secrets::SecretCache;
 use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
 use okr_webhooks::slack::SlackNotifier;
@@ -17,7 +18,10 @@ use okr_webhooks::slack::webhook::{WebhookPoster, WebhookUrl, http_client};
 async fn main() -> Result<(), Error> {
     okr_webhooks::telemetry::init();
     let config = SlackConfig::from_env(&process_env())?;
-    let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let aws = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(consumer_aws_timeouts())
+        .load()
+        .await;
     let url_store = SecretsManagerStore::new(
         aws_sdk_secretsmanager::Client::new(&aws),
         &config.webhook_secret_id,
@@ -33,7 +37,9 @@ async fn main() -> Result<(), Error> {
         )),
         config.notify,
         config.digest_threshold,
-    );
+    )
+    .with_claim_hold(config.visibility_timeout)
+    .with_metrics(Arc::new(EmfStdout));
 
     let notifier = &notifier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

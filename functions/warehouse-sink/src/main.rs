@@ -2,11 +2,12 @@
 //! (or a local directory). Wiring only; the logic is `okr_webhooks::warehouse`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use okr_webhooks::config::{WarehouseConfig, process_env};
+use okr_webhooks::config::{WarehouseConfig, aws_timeouts, process_env};
 use okr_webhooks::warehouse::local::LocalSink;
 use okr_webhooks::warehouse::s3::S3Sink;
 use okr_webhooks::warehouse::{ObjectSink, WarehouseSink, WarehouseUrl};
@@ -17,7 +18,15 @@ async fn main() -> Result<(), Error> {
     let config = WarehouseConfig::from_env(&process_env())?;
     let sink: Arc<dyn ObjectSink> = match config.url {
         WarehouseUrl::S3 { bucket, prefix } => {
-            let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+            // An object of a batch can be megabytes: longer attempts than the other
+            // consumers', still well inside the 60 s function timeout.
+            let aws = aws_config::defaults(BehaviorVersion::latest())
+                .timeout_config(aws_timeouts(
+                    Duration::from_secs(20),
+                    Duration::from_secs(40),
+                ))
+                .load()
+                .await;
             Arc::new(S3Sink::new(S3Sink::client(&aws), bucket, prefix))
         }
         WarehouseUrl::Local(path) => Arc::new(LocalSink::new(path)),

@@ -34,7 +34,8 @@ use tokio::time::Instant;
 
 use crate::batch::{RecordError, UnreportableFailure, for_each_event};
 use crate::event::Event;
-use crate::idempotency::{Claim, IdempotencyStore};
+use crate::idempotency::{Claim, IdempotencyStore, record_done};
+use crate::metrics::{MetricsSink, NoMetrics};
 use crate::slack::message::{MAX_TEXT, SlackMessage, escape, percent, truncate};
 use crate::slack::webhook::{PostError, SlackPoster};
 use crate::slack::{DEFAULT_DEDUP_WINDOW, POST_BUDGET, deliver};
@@ -188,7 +189,12 @@ pub struct ProgressAlerts {
     idempotency: Arc<dyn IdempotencyStore>,
     thresholds: Thresholds,
     window: Duration,
+    min_hold: Duration,
+    metrics: Arc<dyn MetricsSink>,
 }
+
+/// The alerts' name in metrics.
+const SERVICE: &str = "progress-alerts";
 
 impl ProgressAlerts {
     /// The consumer over its ports.
@@ -208,7 +214,21 @@ impl ProgressAlerts {
             idempotency,
             thresholds,
             window,
+            min_hold: Duration::ZERO,
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Hold every send's claim at least `hold`: the queue's visibility timeout.
+    pub fn with_claim_hold(mut self, hold: Duration) -> Self {
+        self.min_hold = hold;
+        self
+    }
+
+    /// Count what must be looked at (`SendsNotRecorded`) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Handle one SQS batch; `deadline` is when the invocation must have answered.
@@ -356,9 +376,15 @@ impl ProgressAlerts {
         rule: Rule,
         send: Send,
     ) -> Result<(), RecordError> {
+        // Held at least as long as the queue hides the message, so no other delivery of
+        // the event can send it meanwhile.
         let token = match self
             .idempotency
-            .begin(key, OffsetDateTime::now_utc(), hold(deadline))
+            .begin(
+                key,
+                OffsetDateTime::now_utc(),
+                hold(deadline).max(self.min_hold),
+            )
             .await?
         {
             Claim::Proceed(token) => token,
@@ -374,22 +400,29 @@ impl ProgressAlerts {
             tracing::error!(key = %key, error = %crate::error_chain(&error), "could not mark the alert as sending");
         }
         let outcome = deliver(deadline, || send.send()).await;
-        let settled = match &outcome {
+        match &outcome {
             Ok(()) => {
                 tracing::info!(event_id = %event.id, rule = %rule, outcome = "sent", "alert sent");
-                self.idempotency
-                    .complete(key, OffsetDateTime::now_utc(), DEFAULT_DEDUP_WINDOW)
-                    .await
+                // Sent: acknowledged whether or not the record is written.
+                record_done(
+                    self.idempotency.as_ref(),
+                    key,
+                    DEFAULT_DEDUP_WINDOW,
+                    deadline,
+                    self.metrics.as_ref(),
+                    SERVICE,
+                    &event.id,
+                )
+                .await;
             }
             Err(error) => {
                 if matches!(error, PostError::Permanent { .. }) {
                     tracing::error!(event_id = %event.id, rule = %rule, error = %error, outcome = "refused", "alert refused; it will reach the dead-letter queue");
                 }
-                self.idempotency.release(key, &token).await
+                if let Err(error) = self.idempotency.release(key, &token).await {
+                    tracing::error!(key = %key, error = %crate::error_chain(&error), "could not release the claim");
+                }
             }
-        };
-        if let Err(error) = settled {
-            tracing::error!(key = %key, error = %crate::error_chain(&error), "could not settle the claim");
         }
         outcome.map_err(|error| Box::new(error) as RecordError)
     }

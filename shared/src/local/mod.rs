@@ -270,25 +270,31 @@ pub async fn serve(
         ),
         (
             Consumer::Slack,
-            Arc::new(SlackNotifier::new(
-                slack_poster(&outbound.slack_webhook_url, "slack")?,
-                idempotency.clone(),
-                rules,
-                DEFAULT_DIGEST_THRESHOLD,
-            )),
+            Arc::new(
+                SlackNotifier::new(
+                    slack_poster(&outbound.slack_webhook_url, "slack")?,
+                    idempotency.clone(),
+                    rules,
+                    DEFAULT_DIGEST_THRESHOLD,
+                )
+                .with_claim_hold(consumer::VISIBILITY),
+            ),
             10,
         ),
         (
             Consumer::Alerts,
-            Arc::new(ProgressAlerts::new(
-                Destinations {
-                    slack: Some(slack_poster(&outbound.alerts_slack_webhook_url, "alerts")?),
-                    pagerduty: Some(pagerduty),
-                },
-                idempotency,
-                Thresholds::default(),
-                DEFAULT_WINDOW,
-            )),
+            Arc::new(
+                ProgressAlerts::new(
+                    Destinations {
+                        slack: Some(slack_poster(&outbound.alerts_slack_webhook_url, "alerts")?),
+                        pagerduty: Some(pagerduty),
+                    },
+                    idempotency,
+                    Thresholds::default(),
+                    DEFAULT_WINDOW,
+                )
+                .with_claim_hold(consumer::VISIBILITY),
+            ),
             10,
         ),
     ];

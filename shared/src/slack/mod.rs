@@ -13,7 +13,8 @@ use tokio::time::Instant;
 
 use crate::batch::{BatchReport, UnreportableFailure, decode};
 use crate::event::Event;
-use crate::idempotency::{Claim, ClaimToken, IdempotencyStore};
+use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, record_done};
+use crate::metrics::{MetricsSink, NoMetrics};
 use crate::routing::NotifyRules;
 use message::{SlackMessage, digest_message, event_message};
 use webhook::{PostError, SlackPoster};
@@ -41,7 +42,15 @@ pub struct SlackNotifier {
     digest_threshold: usize,
     dedup_window: Duration,
     min_interval: Duration,
+    min_hold: Duration,
+    metrics: Arc<dyn MetricsSink>,
 }
+
+/// The notifier's name in metrics.
+const SERVICE: &str = "slack-notifier";
+
+/// A record whose event this invocation claimed: its message id, the event, the claim.
+type Claimed = (Option<String>, Event, ClaimToken);
 
 impl SlackNotifier {
     /// A notifier posting through `poster`, remembering posts in `idempotency`.
@@ -58,7 +67,22 @@ impl SlackNotifier {
             digest_threshold,
             dedup_window: DEFAULT_DEDUP_WINDOW,
             min_interval: MIN_INTERVAL,
+            min_hold: Duration::ZERO,
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Hold every claim at least `hold`: the queue's visibility timeout, so no other
+    /// delivery of an event can post it while SQS still hides the message.
+    pub fn with_claim_hold(mut self, hold: Duration) -> Self {
+        self.min_hold = hold;
+        self
+    }
+
+    /// Count what must be looked at (`SendsNotRecorded`) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Change the pause between two posts of one batch (tests).
@@ -76,9 +100,10 @@ impl SlackNotifier {
         let batch_size = batch.records.len();
         let mut report = BatchReport::default();
         let now = OffsetDateTime::now_utc();
-        // A claim outlives this invocation a little, so a crash frees it soon after.
-        let hold = deadline.saturating_duration_since(Instant::now()) + POST_BUDGET;
-        let mut claimed: Vec<(Option<String>, Event, ClaimToken)> = Vec::new();
+        // A claim outlives this invocation, and the message's invisibility.
+        let hold =
+            (deadline.saturating_duration_since(Instant::now()) + POST_BUDGET).max(self.min_hold);
+        let mut claimed: Vec<Claimed> = Vec::new();
         for record in batch.records {
             let message_id = record.message_id.clone();
             let event = match decode(&record) {
@@ -115,33 +140,20 @@ impl SlackNotifier {
                 claimed.iter().map(|(_, e, t)| (e, t)).collect();
             self.mark_sending(&sending).await;
             let posted = self.post(&digest_message(&events), deadline).await;
-            for (message_id, event, token) in &claimed {
-                self.settle(
-                    event,
-                    message_id.as_deref(),
-                    token,
-                    &posted,
-                    "digest",
-                    &mut report,
-                )
-                .await;
+            for entry in &claimed {
+                self.settle(entry, &posted, "digest", deadline, &mut report)
+                    .await;
             }
         } else {
-            for (index, (message_id, event, token)) in claimed.iter().enumerate() {
+            for (index, entry) in claimed.iter().enumerate() {
                 if index > 0 {
                     tokio::time::sleep(self.min_interval).await;
                 }
+                let (_, event, token) = entry;
                 self.mark_sending(&[(event, token)]).await;
                 let posted = self.post(&event_message(event), deadline).await;
-                self.settle(
-                    event,
-                    message_id.as_deref(),
-                    token,
-                    &posted,
-                    "message",
-                    &mut report,
-                )
-                .await;
+                self.settle(entry, &posted, "message", deadline, &mut report)
+                    .await;
             }
         }
         report.into_response(batch_size)
@@ -165,25 +177,27 @@ impl SlackNotifier {
     /// Record the outcome of a post for one event: completed, or released and failed.
     async fn settle(
         &self,
-        event: &Event,
-        message_id: Option<&str>,
-        token: &ClaimToken,
+        (message_id, event, token): &Claimed,
         posted: &Result<(), PostError>,
         kind: &str,
+        deadline: Instant,
         report: &mut BatchReport,
     ) {
         let key = claim_key(event);
         match posted {
             Ok(()) => {
                 tracing::info!(event_id = %event.id, r#type = %event.event_type, outcome = "posted", kind, "posted to Slack");
-                if let Err(error) = self
-                    .idempotency
-                    .complete(&key, OffsetDateTime::now_utc(), self.dedup_window)
-                    .await
-                {
-                    // Posted: acknowledging is right; the claim lapses after its hold.
-                    tracing::error!(event_id = %event.id, error = %crate::error_chain(&error), "could not record the post");
-                }
+                // Posted: acknowledged whether or not the record is written.
+                record_done(
+                    self.idempotency.as_ref(),
+                    &key,
+                    self.dedup_window,
+                    deadline,
+                    self.metrics.as_ref(),
+                    SERVICE,
+                    &event.id,
+                )
+                .await;
             }
             Err(error) => {
                 match error {
@@ -197,7 +211,7 @@ impl SlackNotifier {
                 if let Err(release) = self.idempotency.release(&key, token).await {
                     tracing::error!(event_id = %event.id, error = %crate::error_chain(&release), "could not release the claim");
                 }
-                report.fail(message_id);
+                report.fail(message_id.as_deref());
             }
         }
     }
