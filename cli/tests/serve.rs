@@ -59,22 +59,43 @@ async fn stand_ins(slack_status: u16) -> StandIns {
     }
 }
 
-async fn start(data_dir: &Path, stand_ins: &StandIns) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
+/// A port nothing listens on.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let child = Command::new(BIN)
+        .port()
+}
+
+/// `okr-webhooks serve` on `port` over `data_dir` (through `program` first, if given:
+/// strace), its output discarded unless the caller pipes it.
+fn serve_command(program: Option<&[&str]>, port: u16, data_dir: &Path) -> Command {
+    let mut command = match program {
+        Some([program, args @ ..]) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(BIN);
+            command
+        }
+        _ => Command::new(BIN),
+    };
+    command
         .args([
             "serve",
             "--addr",
             &format!("127.0.0.1:{port}"),
-            "--retry-base-ms",
-            "50",
             "--data-dir",
         ])
         .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+async fn start(data_dir: &Path, stand_ins: &StandIns) -> Server {
+    let port = free_port();
+    let child = serve_command(None, port, data_dir)
+        .args(["--retry-base-ms", "50"])
         .args([
             "--slack-webhook-url",
             &format!("{}/slack", stand_ins.slack.uri()),
@@ -91,8 +112,6 @@ async fn start(data_dir: &Path, stand_ins: &StandIns) -> Server {
             "--pagerduty-events-url",
             &format!("{}/v2/enqueue", stand_ins.pagerduty.uri()),
         ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let server = Server {
@@ -565,20 +584,7 @@ async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let stand_ins = stand_ins(200).await;
     let first = start(dir.path(), &stand_ins).await;
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut second = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::null())
+    let mut second = serve_command(None, free_port(), dir.path())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -638,24 +644,19 @@ async fn a_warehouse_object_and_its_new_partition_are_synced_to_disk() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("fsync.trace");
     let data_dir = dir.path().join("data");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("strace")
-        .args(["-f", "-y", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
-        .arg(&trace)
-        .args([
-            BIN,
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&data_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let port = free_port();
+    let trace_file = trace.to_str().unwrap();
+    let strace = [
+        "strace",
+        "-f",
+        "-y",
+        "-qq",
+        "-e",
+        "trace=fsync,fdatasync",
+        "-o",
+        trace_file,
+    ];
+    let child = serve_command(Some(&strace), port, &data_dir)
         .spawn()
         .expect("strace (tests/run.sh installs it)");
     let server = Server {
@@ -748,20 +749,8 @@ async fn after_a_crash_serve_names_the_posts_it_presumes_sent() {
             .await
             .unwrap();
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::null())
+    let port = free_port();
+    let mut child = serve_command(None, port, dir.path())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
