@@ -80,7 +80,7 @@ async fn sqlite_after_a_crash_drops_unstarted_claims_and_presumes_sending_ones_d
     let Claim::Proceed(token) = store.begin("in-flight", now, hold).await.unwrap() else {
         panic!()
     };
-    store.sending("in-flight", &token).await.unwrap();
+    store.sending("in-flight", &token, now, hold).await.unwrap();
     assert_eq!(
         store
             .recover_after_crash(std::time::Duration::from_secs(3600))

@@ -745,7 +745,12 @@ async fn after_a_crash_serve_names_the_posts_it_presumes_sent() {
             panic!("a new store holds no claim")
         };
         store
-            .sending("slack:evt_0123456789abcdef0123456789abcdef", &token)
+            .sending(
+                "slack:evt_0123456789abcdef0123456789abcdef",
+                &token,
+                now,
+                Duration::from_secs(60),
+            )
             .await
             .unwrap();
     }

@@ -30,10 +30,15 @@ pub fn aws_timeouts(
         .build()
 }
 
-/// The consumers' clients (DynamoDB, Secrets Manager): each call ends within 5 s, well
-/// inside the 30 s and 60 s the consumer functions have.
+/// The longest one AWS call of a consumer (DynamoDB, Secrets Manager) may take, retries
+/// included: the consumers keep this much of their time for each store call they must
+/// still make after a send.
+pub const CONSUMER_AWS_CALL: Duration = Duration::from_secs(5);
+
+/// The consumers' clients: each call ends within [`CONSUMER_AWS_CALL`], well inside the
+/// 30 s and 60 s the consumer functions have.
 pub fn consumer_aws_timeouts() -> aws_sdk_sqs::config::timeout::TimeoutConfig {
-    aws_timeouts(Duration::from_secs(2), Duration::from_secs(5))
+    aws_timeouts(Duration::from_secs(2), CONSUMER_AWS_CALL)
 }
 
 /// A variable that is missing or cannot be read.

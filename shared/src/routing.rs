@@ -80,11 +80,21 @@ pub fn notification_view(event: &Event) -> Event {
         status: event.status.clone(),
         progress: event.progress.clone(),
         changed_fields: event.changed_fields.clone(),
-        payload: notification_payload(&event.payload),
+        payload: notification_payload(&event.payload, has_period(event)),
     }
 }
 
-fn notification_payload(payload: &Value) -> Value {
+/// Only key results and objectives have a period the alerts read; an HR record's dates
+/// under the same names stay in the warehouse.
+fn has_period(event: &Event) -> bool {
+    matches!(event.entity.kind.as_str(), "key_result" | "objective")
+}
+
+fn notification_payload(payload: &Value, with_period: bool) -> Value {
+    let period_fields = |object: &Value| match with_period {
+        true => period_fields(object),
+        false => Map::new(),
+    };
     let mut kept = period_fields(payload);
     if let Some(data_value) = payload.get("data")
         && let Some(data) = data_value.as_object()

@@ -882,8 +882,10 @@ impl IdempotencyStore for Faulty {
         &self,
         key: &str,
         token: &okr_webhooks::idempotency::ClaimToken,
+        now: time::OffsetDateTime,
+        hold: Duration,
     ) -> Result<(), okr_webhooks::idempotency::IdempotencyError> {
-        self.inner.sending(key, token).await
+        self.inner.sending(key, token, now, hold).await
     }
     async fn release(
         &self,

@@ -140,6 +140,18 @@ fn the_peopleforce_hire_reaches_slack_without_birth_date_personal_email_or_phone
 }
 
 #[test]
+fn an_hr_records_dates_stay_in_the_warehouse() {
+    let leave = normalized(
+        Source::Peopleforce,
+        json!({"action": "leave_request_create", "data": {"id": 7, "start_date": "2026-12-01", "end_date": "2026-12-24", "department": {"name": "IT"}}}).to_string().as_bytes(),
+    );
+    assert_eq!(
+        notification_view(&leave).payload,
+        json!({"data": {"department": {"name": "IT"}}})
+    );
+}
+
+#[test]
 fn terminations_are_not_posted_by_default_and_can_be_turned_on() {
     assert!(!NotifyRules::default().matches("employee.terminated"));
     assert!(NotifyRules::default().matches("employee.created"));

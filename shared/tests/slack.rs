@@ -522,9 +522,11 @@ impl wiremock::Respond for FakeDynamoDb {
                 ok(json!({}))
             }
             "UpdateItem" => {
+                // `sending`: the status, and the longer hold.
                 let id = body["Key"]["id"]["S"].as_str().unwrap();
                 if let Some(item) = items.get_mut(id) {
                     item["status"] = json!({"S": "SENDING"});
+                    item["expires_at"] = body["ExpressionAttributeValues"][":until"].clone();
                 }
                 ok(json!({}))
             }
@@ -617,4 +619,38 @@ async fn a_hung_store_after_a_post_ends_inside_the_invocation_and_the_event_is_p
         .unwrap();
     assert_eq!(failed(&response), ["a-second-delivery"], "retried later");
     assert_eq!(slack.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn no_post_starts_without_time_to_mark_send_and_record_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(respond(200))
+        .mount(&server)
+        .await;
+    let url = WebhookUrl::new(&format!("{}/services/T000/B000/XXXX", server.uri())).unwrap();
+    let notifier = SlackNotifier::new(
+        Arc::new(WebhookPoster::new(
+            http_client(false).unwrap(),
+            SecretCache::new(Arc::new(StaticSecret(url)), Duration::from_secs(300)),
+        )),
+        Arc::new(MemoryIdempotencyStore::default()),
+        NotifyRules::default(),
+        5,
+    );
+    // Three events posted a second apart, with 11 s left: the first has time for the
+    // store's two calls (5 s each at most) around its post; the second would not, so it
+    // and the third are left for SQS's retry instead of running past the deadline.
+    let mut batch = sample("digest.json");
+    batch.records.truncate(3);
+    let ids: Vec<String> = batch
+        .records
+        .iter()
+        .map(|r| r.message_id.clone().unwrap())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(11);
+    let response = notifier.handle(batch, deadline).await.unwrap();
+    assert!(Instant::now() < deadline);
+    assert_eq!(failed(&response), [ids[1].as_str(), ids[2].as_str()]);
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }

@@ -152,16 +152,34 @@ pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::Idempot
     store.release(&failed, &token).await.unwrap();
     proceed(store.begin(&failed, t0 + secs(1), hold).await.unwrap());
 
-    // A claim that is sending still counts as in progress; released, it proceeds.
+    // A claim that is sending still counts as in progress, held from then on for the
+    // longer hold it is given; released, it proceeds.
     let sent = unique("evt");
     let token = proceed(store.begin(&sent, t0, hold).await.unwrap());
-    store.sending(&sent, &token).await.unwrap();
+    store
+        .sending(&sent, &token, t0 + secs(1), secs(600))
+        .await
+        .unwrap();
     assert_eq!(
         store.begin(&sent, t0 + secs(1), hold).await.unwrap(),
         Claim::InProgress
     );
+    assert_eq!(
+        store.begin(&sent, t0 + secs(300), hold).await.unwrap(),
+        Claim::InProgress,
+        "held past its first hold"
+    );
     store.release(&sent, &token).await.unwrap();
-    proceed(store.begin(&sent, t0 + secs(2), hold).await.unwrap());
+    proceed(store.begin(&sent, t0 + secs(302), hold).await.unwrap());
+    // Someone else's token marks nothing: the lapsed claim stays lapsed.
+    let lapsed = unique("evt");
+    proceed(store.begin(&lapsed, t0, hold).await.unwrap());
+    let stranger = proceed(store.begin(&unique("evt"), t0, hold).await.unwrap());
+    store
+        .sending(&lapsed, &stranger, t0 + secs(1), secs(600))
+        .await
+        .unwrap();
+    proceed(store.begin(&lapsed, t0 + secs(61), hold).await.unwrap());
 
     // State records: absent, created once, replaced only from the version read, and
     // absent again once expired (then anyone may create it anew).

@@ -33,6 +33,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::batch::{RecordError, UnreportableFailure, for_each_event};
+use crate::config::CONSUMER_AWS_CALL;
 use crate::event::Event;
 use crate::idempotency::{Claim, IdempotencyStore, record_done};
 use crate::metrics::{MetricsSink, NoMetrics};
@@ -269,10 +270,15 @@ impl ProgressAlerts {
         };
         // Every destination is tried, so one that fails (a revoked Slack webhook) does not
         // keep the others from alerting; the first failure fails the record.
+        // The sends end early enough to leave time for the state write and the lock's
+        // release, each a store call, even when the store hangs.
+        let sends_deadline = deadline
+            .checked_sub(2 * CONSUMER_AWS_CALL)
+            .unwrap_or(deadline);
         let mut outcome = Ok(());
         for destination in &self.destinations {
             let applied = self
-                .apply(destination, &event, &entity, &assessment, deadline)
+                .apply(destination, &event, &entity, &assessment, sends_deadline)
                 .await;
             if outcome.is_ok() {
                 outcome = applied;
@@ -285,8 +291,10 @@ impl ProgressAlerts {
     }
 
     /// Judge `event` against `destination`'s alert state for the key result, send what
-    /// opens or resolves, then store the new state unless another update changed it
-    /// meanwhile (then judge again: the sends already made are not repeated).
+    /// opens or resolves (by `deadline`), then store the new state unless another update
+    /// changed it meanwhile (then judge again: the sends already made are not repeated).
+    /// A state that cannot be stored fails the record: its retry finds each send made
+    /// (claimed per event) and stores the state then.
     async fn apply(
         &self,
         destination: &Destination,
@@ -376,15 +384,9 @@ impl ProgressAlerts {
         rule: Rule,
         send: Send,
     ) -> Result<(), RecordError> {
-        // Held at least as long as the queue hides the message, so no other delivery of
-        // the event can send it meanwhile.
         let token = match self
             .idempotency
-            .begin(
-                key,
-                OffsetDateTime::now_utc(),
-                hold(deadline).max(self.min_hold),
-            )
+            .begin(key, OffsetDateTime::now_utc(), hold(deadline))
             .await?
         {
             Claim::Proceed(token) => token,
@@ -396,7 +398,15 @@ impl ProgressAlerts {
                 return Err("another delivery holds this alert; retry later".into());
             }
         };
-        if let Err(error) = self.idempotency.sending(key, &token).await {
+        // From here the alert may go out: held at least as long as the queue hides the
+        // message, so no other delivery of the event can send it meanwhile.
+        let sending = self.idempotency.sending(
+            key,
+            &token,
+            OffsetDateTime::now_utc(),
+            hold(deadline).max(self.min_hold),
+        );
+        if let Err(error) = sending.await {
             tracing::error!(key = %key, error = %crate::error_chain(&error), "could not mark the alert as sending");
         }
         let outcome = deliver(deadline, || send.send()).await;

@@ -137,18 +137,28 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .map_err(wrap)
     }
 
-    async fn sending(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
+    async fn sending(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<(), IdempotencyError> {
+        // Callers hold a sending claim at least as long as they claimed it, so setting
+        // the expiry never shortens it (an update expression has no max).
         let updated = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("id", AttributeValue::S(key.to_owned()))
-            .update_expression("SET #status = :sending")
+            .update_expression("SET #status = :sending, #expires = :until")
             .condition_expression("#token = :token")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#token", "token")
+            .expression_attribute_names("#expires", "expires_at")
             .expression_attribute_values(":sending", AttributeValue::S(SENDING.to_owned()))
             .expression_attribute_values(":token", AttributeValue::S(token.0.clone()))
+            .expression_attribute_values(":until", AttributeValue::N(expiry(now, hold).to_string()))
             .send()
             .await;
         match updated {

@@ -61,13 +61,20 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         Ok(())
     }
 
-    async fn sending(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
+    async fn sending(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<(), IdempotencyError> {
         let mut records = self.records();
         if let Some(record) = records
             .get_mut(key)
             .filter(|(_, _, held)| held.as_ref() == Some(token))
         {
             record.0 = SENDING;
+            record.1 = record.1.max(expiry(now, hold));
         }
         Ok(())
     }

@@ -75,10 +75,18 @@ pub trait IdempotencyStore: Send + Sync {
         now: OffsetDateTime,
         keep: Duration,
     ) -> Result<(), IdempotencyError>;
-    /// Mark the claim `token` on `key` as sending: the side effect starts now, so after
-    /// a crash nobody can tell whether it happened. Until it lapses it counts as in
-    /// progress; local mode's restart presumes it done (see `sqlite`).
-    async fn sending(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError>;
+    /// Mark the claim `token` on `key` as sending, held until `now + hold`: the side
+    /// effect starts now, so after a crash nobody can tell whether it happened. Until it
+    /// lapses it counts as in progress; local mode's restart presumes it done (see
+    /// `sqlite`). A claim is taken with a short hold (a retry need not wait long for a
+    /// side effect that never started) and held longer here, once it may have happened.
+    async fn sending(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<(), IdempotencyError>;
     /// Drop the in-progress claim `token` on `key` after the work failed, so a retry
     /// proceeds. A completed record, or another holder's claim, stays.
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError>;

@@ -155,12 +155,19 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         .await
     }
 
-    async fn sending(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
-        let (key, token) = (key.to_owned(), token.0.clone());
+    async fn sending(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<(), IdempotencyError> {
+        let (key, token, until) = (key.to_owned(), token.0.clone(), expiry(now, hold));
         self.with(move |connection| {
             connection.execute(
-                "UPDATE idempotency SET status = ?1 WHERE key = ?2 AND token = ?3",
-                params![SENDING, key, token],
+                "UPDATE idempotency SET status = ?1, expires_at = MAX(expires_at, ?4)
+                 WHERE key = ?2 AND token = ?3",
+                params![SENDING, key, token, until],
             )?;
             Ok(())
         })

@@ -341,12 +341,12 @@ pub async fn serve(
     served.map_err(|e| io("the server failed", data_dir, e))
 }
 
-/// Accepted event ids forgotten per pass, and how often a pass runs.
+/// Accepted event ids forgotten per batch, and how often a pass runs.
 const FORGET_BATCH: usize = 1000;
 const FORGET_EVERY: Duration = Duration::from_secs(60);
 
 /// Forget the accepted event ids older than the consumers' dedup window (15 days) in the
-/// background, a bounded number a minute, until `stop` turns true.
+/// background, once a minute, in bounded batches, until `stop` turns true.
 async fn forget_old_acceptances(queue: Arc<SqliteQueue>, mut stop: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(FORGET_EVERY);
     loop {
@@ -354,20 +354,32 @@ async fn forget_old_acceptances(queue: Arc<SqliteQueue>, mut stop: watch::Receiv
             _ = every.tick() => {}
             _ = stop.changed() => return,
         }
-        match queue
-            .forget_accepted(crate::slack::DEFAULT_DEDUP_WINDOW, FORGET_BATCH)
-            .await
-        {
-            Ok(0) => {}
-            Ok(forgotten) => {
-                tracing::info!(
-                    forgotten,
-                    "forgot accepted event ids older than the dedup window"
-                )
+        // Batch after batch until the old ones are gone, yielding in between, so the
+        // queue's writers wait for one batch at most.
+        let mut forgotten = 0;
+        loop {
+            match queue
+                .forget_accepted(crate::slack::DEFAULT_DEDUP_WINDOW, FORGET_BATCH)
+                .await
+            {
+                Ok(n) => {
+                    forgotten += n;
+                    if n < FORGET_BATCH || *stop.borrow() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %crate::error_chain(&error), "could not forget old accepted event ids");
+                    break;
+                }
             }
-            Err(error) => {
-                tracing::warn!(error = %crate::error_chain(&error), "could not forget old accepted event ids")
-            }
+        }
+        if forgotten > 0 {
+            tracing::info!(
+                forgotten,
+                "forgot accepted event ids older than the dedup window"
+            );
         }
     }
 }

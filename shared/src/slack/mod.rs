@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::batch::{BatchReport, UnreportableFailure, decode};
+use crate::config::CONSUMER_AWS_CALL;
 use crate::event::Event;
 use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, record_done};
 use crate::metrics::{MetricsSink, NoMetrics};
@@ -100,9 +101,9 @@ impl SlackNotifier {
         let batch_size = batch.records.len();
         let mut report = BatchReport::default();
         let now = OffsetDateTime::now_utc();
-        // A claim outlives this invocation, and the message's invisibility.
-        let hold =
-            (deadline.saturating_duration_since(Instant::now()) + POST_BUDGET).max(self.min_hold);
+        // A claim outlives this invocation a little, so a crash frees it soon after; once
+        // its post starts it is held longer (`mark_sending`).
+        let hold = deadline.saturating_duration_since(Instant::now()) + POST_BUDGET;
         let mut claimed: Vec<Claimed> = Vec::new();
         for record in batch.records {
             let message_id = record.message_id.clone();
@@ -138,7 +139,7 @@ impl SlackNotifier {
             let events: Vec<Event> = claimed.iter().map(|(_, e, _)| e.clone()).collect();
             let sending: Vec<(&Event, &ClaimToken)> =
                 claimed.iter().map(|(_, e, t)| (e, t)).collect();
-            self.mark_sending(&sending).await;
+            self.mark_sending(&sending, deadline).await;
             let posted = self.post(&digest_message(&events), deadline).await;
             for entry in &claimed {
                 self.settle(entry, &posted, "digest", deadline, &mut report)
@@ -146,11 +147,24 @@ impl SlackNotifier {
             }
         } else {
             for (index, entry) in claimed.iter().enumerate() {
-                if index > 0 {
-                    tokio::time::sleep(self.min_interval).await;
+                let pause = if index > 0 {
+                    self.min_interval
+                } else {
+                    Duration::ZERO
+                };
+                // Room for the pause, marking, the post and recording it: else the rest
+                // wait for SQS's retry (their claims lapse right after this invocation).
+                let needed = pause + 2 * CONSUMER_AWS_CALL + MIN_POST_TIME + POST_BUDGET;
+                if deadline.saturating_duration_since(Instant::now()) < needed {
+                    for (message_id, event, _) in &claimed[index..] {
+                        tracing::info!(event_id = %event.id, outcome = "retry", "no time left in this invocation; SQS will retry");
+                        report.fail(message_id.as_deref());
+                    }
+                    break;
                 }
+                tokio::time::sleep(pause).await;
                 let (_, event, token) = entry;
-                self.mark_sending(&[(event, token)]).await;
+                self.mark_sending(&[(event, token)], deadline).await;
                 let posted = self.post(&event_message(event), deadline).await;
                 self.settle(entry, &posted, "message", deadline, &mut report)
                     .await;
@@ -159,14 +173,27 @@ impl SlackNotifier {
         report.into_response(batch_size)
     }
 
-    /// Record that these events' post starts now (see `IdempotencyStore::sending`). A
-    /// failure to record is logged: the claim then stays in progress, which only means a
-    /// crash right now would post it again.
-    async fn mark_sending(&self, claims: &[(&Event, &ClaimToken)]) {
+    /// Record that these events' post starts now (see `IdempotencyStore::sending`),
+    /// held from now on at least as long as SQS hides the message. A failure to record
+    /// is logged: the claim then stays in progress with its short hold, which only means
+    /// a crash right now would post it again.
+    async fn mark_sending(&self, claims: &[(&Event, &ClaimToken)], deadline: Instant) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let hold = (left + POST_BUDGET).max(self.min_hold);
+        let now = OffsetDateTime::now_utc();
         for (event, token) in claims {
-            if let Err(error) = self.idempotency.sending(&claim_key(event), token).await {
-                tracing::error!(event_id = %event.id, error = %crate::error_chain(&error), "could not mark the post as sending");
-            }
+            let marked = tokio::time::timeout(
+                left.saturating_sub(POST_BUDGET),
+                self.idempotency
+                    .sending(&claim_key(event), token, now, hold),
+            )
+            .await;
+            let error = match marked {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => crate::error_chain(&error),
+                Err(_) => "no answer before the deadline".to_owned(),
+            };
+            tracing::error!(event_id = %event.id, error, "could not mark the post as sending");
         }
     }
 
@@ -208,8 +235,15 @@ impl SlackNotifier {
                         tracing::warn!(event_id = %event.id, error = %error, outcome = "retry", "post failed; SQS will retry")
                     }
                 }
-                if let Err(release) = self.idempotency.release(&key, token).await {
-                    tracing::error!(event_id = %event.id, error = %crate::error_chain(&release), "could not release the claim");
+                let left = deadline.saturating_duration_since(Instant::now() + POST_BUDGET);
+                match tokio::time::timeout(left, self.idempotency.release(&key, token)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(release)) => {
+                        tracing::error!(event_id = %event.id, error = %crate::error_chain(&release), "could not release the claim; it lapses by itself");
+                    }
+                    Err(_) => {
+                        tracing::error!(event_id = %event.id, "no time to release the claim; it lapses by itself");
+                    }
                 }
                 report.fail(message_id.as_deref());
             }
