@@ -9,6 +9,9 @@ use http::HeaderMap;
 use okr_webhooks::alerts::pagerduty::{PagerDuty, PagerDutyClient, RoutingKey};
 use okr_webhooks::alerts::rules::{Rule, Thresholds, assess};
 use okr_webhooks::alerts::{DEFAULT_WINDOW, Destinations, ProgressAlerts};
+mod common;
+
+use common::Faulty;
 use okr_webhooks::idempotency::IdempotencyStore;
 use okr_webhooks::idempotency::memory::MemoryIdempotencyStore;
 use okr_webhooks::idempotency::sqlite::SqliteIdempotencyStore;
@@ -846,79 +849,6 @@ async fn updates_in_the_same_second_apply_in_turn_and_a_redelivery_of_either_cha
     }
 }
 
-/// A memory store with faults: its first state write loses to another writer (unless
-/// `lost` starts true), and, with `fail_completes`, it cannot mark sends done.
-#[derive(Default)]
-struct Faulty {
-    inner: MemoryIdempotencyStore,
-    lost: std::sync::atomic::AtomicBool,
-    fail_completes: bool,
-}
-
-#[async_trait::async_trait]
-impl IdempotencyStore for Faulty {
-    async fn begin(
-        &self,
-        key: &str,
-        now: time::OffsetDateTime,
-        hold: Duration,
-    ) -> Result<okr_webhooks::idempotency::Claim, okr_webhooks::idempotency::IdempotencyError> {
-        self.inner.begin(key, now, hold).await
-    }
-    async fn complete(
-        &self,
-        key: &str,
-        now: time::OffsetDateTime,
-        keep: Duration,
-    ) -> Result<(), okr_webhooks::idempotency::IdempotencyError> {
-        if self.fail_completes {
-            return Err(okr_webhooks::idempotency::IdempotencyError(
-                "the table is unavailable".into(),
-            ));
-        }
-        self.inner.complete(key, now, keep).await
-    }
-    async fn sending(
-        &self,
-        key: &str,
-        token: &okr_webhooks::idempotency::ClaimToken,
-        now: time::OffsetDateTime,
-        hold: Duration,
-    ) -> Result<(), okr_webhooks::idempotency::IdempotencyError> {
-        self.inner.sending(key, token, now, hold).await
-    }
-    async fn release(
-        &self,
-        key: &str,
-        token: &okr_webhooks::idempotency::ClaimToken,
-    ) -> Result<(), okr_webhooks::idempotency::IdempotencyError> {
-        self.inner.release(key, token).await
-    }
-    async fn load_state(
-        &self,
-        key: &str,
-        now: time::OffsetDateTime,
-    ) -> Result<
-        Option<okr_webhooks::idempotency::Versioned>,
-        okr_webhooks::idempotency::IdempotencyError,
-    > {
-        self.inner.load_state(key, now).await
-    }
-    async fn save_state(
-        &self,
-        key: &str,
-        expected: Option<u64>,
-        value: &str,
-        now: time::OffsetDateTime,
-        keep: Duration,
-    ) -> Result<bool, okr_webhooks::idempotency::IdempotencyError> {
-        if !self.lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Ok(false);
-        }
-        self.inner.save_state(key, expected, value, now, keep).await
-    }
-}
-
 #[tokio::test]
 async fn a_state_write_that_loses_a_race_judges_again_without_sending_twice() {
     let s = stack(false, true).await;
@@ -1065,4 +995,29 @@ async fn an_alert_sent_but_not_recorded_is_acknowledged_counted_and_not_sent_aga
         pagerduty_since(&s.pagerduty, 0).await,
         pairs(&[("trigger", "at_risk")])
     );
+}
+
+#[tokio::test]
+async fn an_alert_whose_claim_cannot_be_marked_sending_is_not_sent_now() {
+    let s = stack(true, true).await;
+    let alerts = alerts_with(
+        Some(&s.slack),
+        Some(&s.pagerduty),
+        DEFAULT_WINDOW,
+        Arc::new(Faulty {
+            lost: true.into(),
+            fail_sending: true,
+            ..Faulty::default()
+        }),
+    );
+    let response = alerts
+        .handle(
+            batch_of(&[&kr("2025-05-16T00:00:00Z", None, 40.0, "AT_RISK")]),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1, "retried later");
+    assert!(received(&s.pagerduty).await.is_empty());
+    assert!(received(&s.slack).await.is_empty());
 }

@@ -2,6 +2,8 @@
 //! the exact messages, no personal fields, rate limits, failures, one post per event,
 //! and digests within Block Kit's limits.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -653,4 +655,70 @@ async fn no_post_starts_without_time_to_mark_send_and_record_it() {
     assert!(Instant::now() < deadline);
     assert_eq!(failed(&response), [ids[1].as_str(), ids[2].as_str()]);
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_post_whose_claim_cannot_be_marked_sending_waits_and_a_digest_needs_time_too() {
+    use okr_webhooks::idempotency::{Claim, IdempotencyStore};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(respond(200))
+        .mount(&server)
+        .await;
+    let url = WebhookUrl::new(&format!("{}/services/T000/B000/XXXX", server.uri())).unwrap();
+    let notifier = |store: Arc<dyn IdempotencyStore>| {
+        SlackNotifier::new(
+            Arc::new(WebhookPoster::new(
+                http_client(false).unwrap(),
+                SecretCache::new(
+                    Arc::new(StaticSecret(url.clone())),
+                    Duration::from_secs(300),
+                ),
+            )),
+            store,
+            NotifyRules::default(),
+            5,
+        )
+        .with_min_interval(Duration::ZERO)
+    };
+    // The store cannot mark the post as started: posted now, it would not stay protected
+    // after this invocation, so it is not posted; its claim is released for the retry.
+    let store = Arc::new(common::Faulty {
+        fail_sending: true,
+        ..common::Faulty::default()
+    });
+    let batch = sample("employee_created.json");
+    let id = batch.records[0].message_id.clone().unwrap();
+    let event: Event = serde_json::from_str(batch.records[0].body.as_deref().unwrap()).unwrap();
+    let response = notifier(store.clone())
+        .handle(batch, Instant::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(failed(&response), [id.as_str()]);
+    assert!(server.received_requests().await.unwrap().is_empty());
+    assert!(matches!(
+        store
+            .inner
+            .begin(
+                &format!("slack:{}", event.id),
+                time::OffsetDateTime::now_utc(),
+                Duration::from_secs(1)
+            )
+            .await
+            .unwrap(),
+        Claim::Proceed(_)
+    ));
+
+    // A digest of twelve with less time left than the store's calls around a post may
+    // take: nothing is posted, every record waits for the retry.
+    let store = Arc::new(MemoryIdempotencyStore::default());
+    let response = notifier(store)
+        .handle(
+            sample("digest.json"),
+            Instant::now() + Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 12);
+    assert!(server.received_requests().await.unwrap().is_empty());
 }

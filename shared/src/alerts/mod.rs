@@ -277,15 +277,20 @@ impl ProgressAlerts {
             .unwrap_or(deadline);
         let mut outcome = Ok(());
         for destination in &self.destinations {
-            let applied = self
-                .apply(destination, &event, &entity, &assessment, sends_deadline)
-                .await;
+            let applied = if Instant::now() < sends_deadline {
+                self.apply(destination, &event, &entity, &assessment, sends_deadline)
+                    .await
+            } else {
+                Err("no time left in this invocation; retry later".into())
+            };
             if outcome.is_ok() {
                 outcome = applied;
             }
         }
-        if let Err(error) = self.idempotency.release(&lock, &token).await {
-            tracing::error!(key = %lock, error = %crate::error_chain(&error), "could not release the key result; it frees itself when the claim lapses");
+        let left = deadline.saturating_duration_since(Instant::now() + POST_BUDGET);
+        let released = tokio::time::timeout(left, self.idempotency.release(&lock, &token)).await;
+        if !matches!(released, Ok(Ok(()))) {
+            tracing::error!(key = %lock, "could not release the key result; it frees itself when the claim lapses");
         }
         outcome
     }
@@ -407,7 +412,12 @@ impl ProgressAlerts {
             hold(deadline).max(self.min_hold),
         );
         if let Err(error) = sending.await {
-            tracing::error!(key = %key, error = %crate::error_chain(&error), "could not mark the alert as sending");
+            // Sent now, it would not stay protected after this invocation: retry later.
+            tracing::error!(key = %key, error = %crate::error_chain(&error), "could not mark the alert as sending; not sending it now");
+            if let Err(error) = self.idempotency.release(key, &token).await {
+                tracing::error!(key = %key, error = %crate::error_chain(&error), "could not release the claim; it lapses by itself");
+            }
+            return Err(Box::new(error));
         }
         let outcome = deliver(deadline, || send.send()).await;
         match &outcome {

@@ -136,15 +136,8 @@ impl SlackNotifier {
         }
 
         if claimed.len() > self.digest_threshold {
-            let events: Vec<Event> = claimed.iter().map(|(_, e, _)| e.clone()).collect();
-            let sending: Vec<(&Event, &ClaimToken)> =
-                claimed.iter().map(|(_, e, t)| (e, t)).collect();
-            self.mark_sending(&sending, deadline).await;
-            let posted = self.post(&digest_message(&events), deadline).await;
-            for entry in &claimed {
-                self.settle(entry, &posted, "digest", deadline, &mut report)
-                    .await;
-            }
+            self.post_group(&claimed, Duration::ZERO, deadline, &mut report)
+                .await;
         } else {
             for (index, entry) in claimed.iter().enumerate() {
                 let pause = if index > 0 {
@@ -152,49 +145,97 @@ impl SlackNotifier {
                 } else {
                     Duration::ZERO
                 };
-                // Room for the pause, marking, the post and recording it: else the rest
-                // wait for SQS's retry (their claims lapse right after this invocation).
-                let needed = pause + 2 * CONSUMER_AWS_CALL + MIN_POST_TIME + POST_BUDGET;
-                if deadline.saturating_duration_since(Instant::now()) < needed {
-                    for (message_id, event, _) in &claimed[index..] {
-                        tracing::info!(event_id = %event.id, outcome = "retry", "no time left in this invocation; SQS will retry");
-                        report.fail(message_id.as_deref());
-                    }
+                let group = std::slice::from_ref(entry);
+                if !self.post_group(group, pause, deadline, &mut report).await {
+                    self.give_back(&claimed[index + 1..], deadline, &mut report)
+                        .await;
                     break;
                 }
-                tokio::time::sleep(pause).await;
-                let (_, event, token) = entry;
-                self.mark_sending(&[(event, token)], deadline).await;
-                let posted = self.post(&event_message(event), deadline).await;
-                self.settle(entry, &posted, "message", deadline, &mut report)
-                    .await;
             }
         }
         report.into_response(batch_size)
     }
 
+    /// After `pause`, post one group: one event's message, or a digest of more. Each claim
+    /// is marked sending, the post made, and each outcome settled. Without time for all
+    /// that (the store's calls around the post included) before `deadline`, nothing is
+    /// posted and the group is given back for SQS's retry, and false says so; a claim
+    /// that cannot be marked gives the group back too, since its post would not stay
+    /// protected after this invocation.
+    async fn post_group(
+        &self,
+        group: &[Claimed],
+        pause: Duration,
+        deadline: Instant,
+        report: &mut BatchReport,
+    ) -> bool {
+        let needed = pause + 2 * CONSUMER_AWS_CALL + MIN_POST_TIME + POST_BUDGET;
+        if deadline.saturating_duration_since(Instant::now()) < needed {
+            self.give_back(group, deadline, report).await;
+            return false;
+        }
+        tokio::time::sleep(pause).await;
+        if !self.mark_sending(group, deadline).await {
+            self.give_back(group, deadline, report).await;
+            return true;
+        }
+        let (message, kind) = match group {
+            [(_, event, _)] => (event_message(event), "message"),
+            _ => {
+                let events: Vec<Event> = group.iter().map(|(_, e, _)| e.clone()).collect();
+                (digest_message(&events), "digest")
+            }
+        };
+        let posted = self.post(&message, deadline).await;
+        for entry in group {
+            self.settle(entry, &posted, kind, deadline, report).await;
+        }
+        true
+    }
+
+    /// Release these claims (as far as the time allows: else they lapse by themselves)
+    /// and fail their records, for SQS's retry.
+    async fn give_back(&self, group: &[Claimed], deadline: Instant, report: &mut BatchReport) {
+        for (message_id, event, token) in group {
+            tracing::info!(event_id = %event.id, outcome = "retry", "not posted in this invocation; SQS will retry");
+            self.release(event, token, deadline).await;
+            report.fail(message_id.as_deref());
+        }
+    }
+
+    /// Drop the claim on `event`, within the time left before `deadline`.
+    async fn release(&self, event: &Event, token: &ClaimToken, deadline: Instant) {
+        let left = deadline.saturating_duration_since(Instant::now() + POST_BUDGET);
+        let key = claim_key(event);
+        let released = self.idempotency.release(&key, token);
+        let error = match tokio::time::timeout(left, released).await {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => crate::error_chain(&error),
+            Err(_) => "no answer before the deadline".to_owned(),
+        };
+        tracing::error!(event_id = %event.id, error, "could not release the claim; it lapses by itself");
+    }
+
     /// Record that these events' post starts now (see `IdempotencyStore::sending`),
-    /// held from now on at least as long as SQS hides the message. A failure to record
-    /// is logged: the claim then stays in progress with its short hold, which only means
-    /// a crash right now would post it again.
-    async fn mark_sending(&self, claims: &[(&Event, &ClaimToken)], deadline: Instant) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let hold = (left + POST_BUDGET).max(self.min_hold);
-        let now = OffsetDateTime::now_utc();
-        for (event, token) in claims {
-            let marked = tokio::time::timeout(
-                left.saturating_sub(POST_BUDGET),
-                self.idempotency
-                    .sending(&claim_key(event), token, now, hold),
-            )
-            .await;
-            let error = match marked {
+    /// held from now on at least as long as SQS hides the message. False, after logging
+    /// why, when one cannot be marked within the time left.
+    async fn mark_sending(&self, group: &[Claimed], deadline: Instant) -> bool {
+        for (_, event, token) in group {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let hold = (left + POST_BUDGET).max(self.min_hold);
+            let key = claim_key(event);
+            let marked = self
+                .idempotency
+                .sending(&key, token, OffsetDateTime::now_utc(), hold);
+            let error = match tokio::time::timeout(left.saturating_sub(POST_BUDGET), marked).await {
                 Ok(Ok(())) => continue,
                 Ok(Err(error)) => crate::error_chain(&error),
                 Err(_) => "no answer before the deadline".to_owned(),
             };
-            tracing::error!(event_id = %event.id, error, "could not mark the post as sending");
+            tracing::error!(event_id = %event.id, error, "could not mark the post as sending; not posting it now");
+            return false;
         }
+        true
     }
 
     async fn post(&self, message: &SlackMessage, deadline: Instant) -> Result<(), PostError> {
@@ -235,16 +276,7 @@ impl SlackNotifier {
                         tracing::warn!(event_id = %event.id, error = %error, outcome = "retry", "post failed; SQS will retry")
                     }
                 }
-                let left = deadline.saturating_duration_since(Instant::now() + POST_BUDGET);
-                match tokio::time::timeout(left, self.idempotency.release(&key, token)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(release)) => {
-                        tracing::error!(event_id = %event.id, error = %crate::error_chain(&release), "could not release the claim; it lapses by itself");
-                    }
-                    Err(_) => {
-                        tracing::error!(event_id = %event.id, "no time to release the claim; it lapses by itself");
-                    }
-                }
+                self.release(event, token, deadline).await;
                 report.fail(message_id.as_deref());
             }
         }

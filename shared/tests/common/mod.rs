@@ -1,0 +1,81 @@
+//! Test doubles shared by the consumer tests.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use okr_webhooks::idempotency::memory::MemoryIdempotencyStore;
+use okr_webhooks::idempotency::{Claim, ClaimToken, IdempotencyError, IdempotencyStore, Versioned};
+use time::OffsetDateTime;
+
+/// A memory store with faults: its first state write loses to another writer (unless
+/// `lost` starts true); with `fail_completes` it cannot mark sends done, with
+/// `fail_sending` it cannot mark them started.
+#[derive(Default)]
+pub struct Faulty {
+    pub inner: MemoryIdempotencyStore,
+    pub lost: AtomicBool,
+    pub fail_completes: bool,
+    pub fail_sending: bool,
+}
+
+fn unavailable() -> IdempotencyError {
+    IdempotencyError("the table is unavailable".into())
+}
+
+#[async_trait::async_trait]
+impl IdempotencyStore for Faulty {
+    async fn begin(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<Claim, IdempotencyError> {
+        self.inner.begin(key, now, hold).await
+    }
+    async fn complete(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        keep: Duration,
+    ) -> Result<(), IdempotencyError> {
+        if self.fail_completes {
+            return Err(unavailable());
+        }
+        self.inner.complete(key, now, keep).await
+    }
+    async fn sending(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<(), IdempotencyError> {
+        if self.fail_sending {
+            return Err(unavailable());
+        }
+        self.inner.sending(key, token, now, hold).await
+    }
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
+        self.inner.release(key, token).await
+    }
+    async fn load_state(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Versioned>, IdempotencyError> {
+        self.inner.load_state(key, now).await
+    }
+    async fn save_state(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &str,
+        now: OffsetDateTime,
+        keep: Duration,
+    ) -> Result<bool, IdempotencyError> {
+        if !self.lost.swap(true, Ordering::SeqCst) {
+            return Ok(false);
+        }
+        self.inner.save_state(key, expected, value, now, keep).await
+    }
+}
