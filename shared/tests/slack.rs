@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use http::HeaderMap;
+use okr_webhooks::idempotency::IdempotencyStore;
 use okr_webhooks::idempotency::memory::MemoryIdempotencyStore;
 use okr_webhooks::routing::NotifyRules;
 use okr_webhooks::secrets::{SecretCache, StaticSecret};
@@ -57,19 +58,29 @@ struct Slack {
 
 async fn slack() -> Slack {
     let server = MockServer::start().await;
+    let notifier = notifier_to(&server, Arc::new(MemoryIdempotencyStore::default()))
+        .with_min_interval(Duration::ZERO);
+    Slack { server, notifier }
+}
+
+/// The notifier posting to a stand-in for the incoming webhook, with `store`.
+fn notifier_to(server: &MockServer, store: Arc<dyn IdempotencyStore>) -> SlackNotifier {
     let url = WebhookUrl::new(&format!("{}/services/T000/B000/XXXX", server.uri())).unwrap();
     let poster = WebhookPoster::new(
         http_client(false).unwrap(),
         SecretCache::new(Arc::new(StaticSecret(url)), Duration::from_secs(300)),
     );
-    let notifier = SlackNotifier::new(
-        Arc::new(poster),
-        Arc::new(MemoryIdempotencyStore::default()),
-        NotifyRules::default(),
-        5,
-    )
-    .with_min_interval(Duration::ZERO);
-    Slack { server, notifier }
+    SlackNotifier::new(Arc::new(poster), store, NotifyRules::default(), 5)
+}
+
+/// A stand-in for the incoming webhook that takes every post.
+async fn accepting_slack() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(respond(200))
+        .mount(&server)
+        .await;
+    server
 }
 
 fn respond(server_status: u16) -> ResponseTemplate {
@@ -568,25 +579,12 @@ async fn a_hung_store_after_a_post_ends_inside_the_invocation_and_the_event_is_p
         .timeout_config(okr_webhooks::config::consumer_aws_timeouts())
         .build();
     let store = DynamoDbIdempotencyStore::new(aws_sdk_dynamodb::Client::from_conf(config), "t");
-    let slack = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(respond(200))
-        .mount(&slack)
-        .await;
-    let url = WebhookUrl::new(&format!("{}/services/T000/B000/XXXX", slack.uri())).unwrap();
+    let slack = accepting_slack().await;
     let metrics = Arc::new(MemoryMetrics::default());
-    let notifier = SlackNotifier::new(
-        Arc::new(WebhookPoster::new(
-            http_client(false).unwrap(),
-            SecretCache::new(Arc::new(StaticSecret(url)), Duration::from_secs(300)),
-        )),
-        Arc::new(store),
-        NotifyRules::default(),
-        5,
-    )
-    // The Slack queue's visibility timeout in the template.
-    .with_claim_hold(Duration::from_secs(370))
-    .with_metrics(metrics.clone());
+    let notifier = notifier_to(&slack, Arc::new(store))
+        // The Slack queue's visibility timeout in the template.
+        .with_claim_hold(Duration::from_secs(370))
+        .with_metrics(metrics.clone());
 
     // An invocation with 13 s left: the post goes out, then marking it done hangs.
     let started = Instant::now();
@@ -625,21 +623,8 @@ async fn a_hung_store_after_a_post_ends_inside_the_invocation_and_the_event_is_p
 
 #[tokio::test]
 async fn no_post_starts_without_time_to_mark_send_and_record_it() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(respond(200))
-        .mount(&server)
-        .await;
-    let url = WebhookUrl::new(&format!("{}/services/T000/B000/XXXX", server.uri())).unwrap();
-    let notifier = SlackNotifier::new(
-        Arc::new(WebhookPoster::new(
-            http_client(false).unwrap(),
-            SecretCache::new(Arc::new(StaticSecret(url)), Duration::from_secs(300)),
-        )),
-        Arc::new(MemoryIdempotencyStore::default()),
-        NotifyRules::default(),
-        5,
-    );
+    let server = accepting_slack().await;
+    let notifier = notifier_to(&server, Arc::new(MemoryIdempotencyStore::default()));
     // Three events posted a second apart, with 11 s left: the first has time for the
     // store's two calls (5 s each at most) around its post; the second would not, so it
     // and the third are left for SQS's retry instead of running past the deadline.
@@ -659,27 +644,10 @@ async fn no_post_starts_without_time_to_mark_send_and_record_it() {
 
 #[tokio::test]
 async fn a_post_whose_claim_cannot_be_marked_sending_waits_and_a_digest_needs_time_too() {
-    use okr_webhooks::idempotency::{Claim, IdempotencyStore};
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(respond(200))
-        .mount(&server)
-        .await;
-    let url = WebhookUrl::new(&format!("{}/services/T000/B000/XXXX", server.uri())).unwrap();
+    use okr_webhooks::idempotency::Claim;
+    let server = accepting_slack().await;
     let notifier = |store: Arc<dyn IdempotencyStore>| {
-        SlackNotifier::new(
-            Arc::new(WebhookPoster::new(
-                http_client(false).unwrap(),
-                SecretCache::new(
-                    Arc::new(StaticSecret(url.clone())),
-                    Duration::from_secs(300),
-                ),
-            )),
-            store,
-            NotifyRules::default(),
-            5,
-        )
-        .with_min_interval(Duration::ZERO)
+        notifier_to(&server, store).with_min_interval(Duration::ZERO)
     };
     // The store cannot mark the post as started: posted now, it would not stay protected
     // after this invocation, so it is not posted; its claim is released for the retry.
