@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command (README "Tests"): installs what the tests need from the package
+# The test command (README "Tests", details in docs/testing.md): installs what the tests need from the package
 # registries, then checks formatting and lints and runs every test. Nothing is skipped:
 # a test that needs a tool fails when the tool is missing, so this script installs it.
 set -euo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the API Gateway request events in this folder from events/bodies/, signed
-# with the test secrets in events/secrets.json (README, "Test secrets").
+# with the test secrets in events/secrets.json (docs/ingest.md, "Sample events and test secrets").
 #   usage: events/ingest/generate.sh [path/to/okr-webhooks]
 # The Standard Webhooks sample is signed at STANDARD_TIMESTAMP (default 2026-01-01), and
 # ingest rejects timestamps over 5 minutes old: to invoke it for real, make a fresh one:

@@ -36,12 +36,15 @@ pub enum DecodeError {
 }
 
 /// The event a record carries, decoded on its own: one bad body fails only its record.
+/// An event from an older ingest gets the fields it lacks ([`crate::normalize::fill_in`]).
 pub fn decode(message: &SqsMessage) -> Result<Event, DecodeError> {
     let body = message.body.as_deref().ok_or(DecodeError::NoBody)?;
-    serde_json::from_str(body).map_err(|e| DecodeError::NotAnEvent {
+    let mut event = serde_json::from_str(body).map_err(|e| DecodeError::NotAnEvent {
         line: e.line(),
         column: e.column(),
-    })
+    })?;
+    crate::normalize::fill_in(&mut event);
+    Ok(event)
 }
 
 /// Collects the failures of one batch.

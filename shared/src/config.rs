@@ -284,7 +284,7 @@ impl AlertsConfig {
             slack_webhook_secret_id,
             pagerduty_routing_key_secret_id,
             pagerduty_events_url: optional("PAGERDUTY_EVENTS_URL")
-                .unwrap_or_else(|| crate::alerts::pagerduty::EVENTS_URL.to_owned()),
+                .unwrap_or_else(|| crate::outbound::pagerduty::EVENTS_URL.to_owned()),
             idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
             thresholds: crate::alerts::rules::Thresholds {
                 pace_tolerance: points("ALERT_PACE_TOLERANCE", defaults.pace_tolerance)?,

@@ -43,6 +43,12 @@ pub struct Event {
     pub progress: Option<Change<f64>>,
     /// Fields the provider reports as changed.
     pub changed_fields: Vec<String>,
+    /// A key result's or objective's period, when the provider sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
+    /// The names an HR record refers to, when the provider sends them.
+    #[serde(default, skip_serializing_if = "Related::is_empty")]
+    pub related: Related,
     /// The provider's JSON body, unchanged.
     pub payload: Value,
 }
@@ -74,6 +80,82 @@ pub struct Change<T> {
     pub previous: Option<T>,
     /// After, when known.
     pub current: Option<T>,
+}
+
+/// A key result's or objective's period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Period {
+    /// The first day.
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+    /// The due date; after `start`.
+    #[serde(with = "time::serde::rfc3339")]
+    pub due: OffsetDateTime,
+}
+
+impl Period {
+    /// The share of the period elapsed at `at`, in percent, 0 to 100.
+    pub fn elapsed(&self, at: OffsetDateTime) -> f64 {
+        let total = (self.due - self.start).as_seconds_f64();
+        if total <= 0.0 {
+            return 100.0;
+        }
+        ((at - self.start).as_seconds_f64() / total * 100.0).clamp(0.0, 100.0)
+    }
+}
+
+/// The names of what an HR record refers to: messages show them. Only names, never the
+/// rest of those records (birth dates, personal emails stay in `payload`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Related {
+    /// The member a record is about (PERSCOM's `data.user`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// A person's department.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    /// A person's position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
+    /// The award of an award record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub award: Option<String>,
+    /// The rank of a rank record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<String>,
+    /// The qualification of a qualification record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qualification: Option<String>,
+    /// Whether a rank record promotes or demotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank_change: Option<RankChange>,
+}
+
+impl Related {
+    /// Whether it names nothing (then the event leaves it out).
+    pub fn is_empty(&self) -> bool {
+        self == &Related::default()
+    }
+}
+
+/// The direction of a rank record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RankChange {
+    /// Up a rank (PERSCOM's record type 0).
+    Promotion,
+    /// Down a rank (PERSCOM's record type 1).
+    Demotion,
+}
+
+/// `60.0` -> `60`, `33.333` -> `33.3`: a percentage as messages show it.
+pub fn percent(value: f64) -> String {
+    let rounded = (value * 10.0).round() / 10.0;
+    if rounded.fract() == 0.0 {
+        format!("{rounded:.0}")
+    } else {
+        format!("{rounded:.1}")
+    }
 }
 
 /// `time` in UTC, when that is a time RFC 3339 can write (years 0 to 9999);

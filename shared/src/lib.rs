@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod local;
 pub mod metrics;
 pub mod normalize;
+pub mod outbound;
 pub mod queue;
 pub mod routing;
 pub mod secret;

@@ -6,17 +6,18 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use http::HeaderMap;
-use okr_webhooks::alerts::pagerduty::{PagerDuty, PagerDutyClient, RoutingKey};
 use okr_webhooks::alerts::rules::{Rule, Thresholds, assess};
 use okr_webhooks::alerts::{DEFAULT_WINDOW, Destinations, ProgressAlerts};
+use okr_webhooks::outbound::pagerduty::{PagerDuty, PagerDutyClient, RoutingKey};
 mod common;
 
 use common::Faulty;
 use okr_webhooks::idempotency::IdempotencyStore;
 use okr_webhooks::idempotency::memory::MemoryIdempotencyStore;
 use okr_webhooks::idempotency::sqlite::SqliteIdempotencyStore;
+use okr_webhooks::outbound::http::http_client;
+use okr_webhooks::outbound::slack::{SlackPoster, WebhookPoster, WebhookUrl};
 use okr_webhooks::secrets::{SecretCache, StaticSecret};
-use okr_webhooks::slack::webhook::{SlackPoster, WebhookPoster, WebhookUrl, http_client};
 use okr_webhooks::{Event, Source, normalize};
 use serde_json::{Value, json};
 use time::macros::datetime;
@@ -952,8 +953,8 @@ async fn no_alert_follows_a_redirect_and_the_lambdas_post_only_over_https() {
         format!("{}/v2/enqueue", elsewhere.uri()),
         SecretCache::new(Arc::new(StaticSecret(key)), Duration::from_secs(60)),
     );
-    let alert = okr_webhooks::alerts::pagerduty::Alert {
-        action: okr_webhooks::alerts::pagerduty::Action::Trigger,
+    let alert = okr_webhooks::outbound::pagerduty::Alert {
+        action: okr_webhooks::outbound::pagerduty::Action::Trigger,
         dedup_key: "peoplelogic:kr-1:at_risk".into(),
         summary: "KR Activation is at risk".into(),
         source: "okr-webhooks/peoplelogic".into(),
@@ -986,7 +987,7 @@ async fn an_alert_sent_but_not_recorded_is_acknowledged_counted_and_not_sent_aga
         metrics.counts(),
         [(
             "progress-alerts",
-            okr_webhooks::idempotency::SENDS_NOT_RECORDED
+            okr_webhooks::idempotency::guard::SENDS_NOT_RECORDED
         )]
     );
     // Delivered again: no second page.
@@ -1020,4 +1021,49 @@ async fn an_alert_whose_claim_cannot_be_marked_sending_is_not_sent_now() {
     assert_eq!(response.batch_item_failures.len(), 1, "retried later");
     assert!(received(&s.pagerduty).await.is_empty());
     assert!(received(&s.slack).await.is_empty());
+}
+
+/// Log lines written while the test runs on this thread.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_pagerduty_outage_is_logged_as_pagerdutys() {
+    let pagerduty = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("upstream connect error"))
+        .mount(&pagerduty)
+        .await;
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let alerts = alerts_to(None, Some(&pagerduty), DEFAULT_WINDOW);
+    let response = alerts
+        .handle(
+            sample("behind_pace.json"),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("PagerDuty is unavailable: HTTP 503 upstream connect error"),
+        "{logs}"
+    );
+    assert!(!logs.contains("Slack"), "{logs}");
 }

@@ -11,13 +11,13 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use http::HeaderMap;
 use okr_webhooks::idempotency::IdempotencyStore;
 use okr_webhooks::idempotency::memory::MemoryIdempotencyStore;
+use okr_webhooks::outbound::http::http_client;
+use okr_webhooks::outbound::slack::{MAX_BLOCKS, MAX_HEADER, MAX_TEXT};
+use okr_webhooks::outbound::slack::{WebhookPoster, WebhookUrl};
 use okr_webhooks::routing::NotifyRules;
 use okr_webhooks::secrets::{SecretCache, StaticSecret};
 use okr_webhooks::slack::SlackNotifier;
-use okr_webhooks::slack::message::{
-    MAX_BLOCKS, MAX_HEADER, MAX_TEXT, digest_message, event_message,
-};
-use okr_webhooks::slack::webhook::{WebhookPoster, WebhookUrl, http_client};
+use okr_webhooks::slack::message::{digest_message, event_message};
 use okr_webhooks::{Event, Source, normalize};
 use serde_json::{Value, json};
 use time::macros::datetime;
@@ -605,7 +605,7 @@ async fn a_hung_store_after_a_post_ends_inside_the_invocation_and_the_event_is_p
         metrics.counts(),
         [(
             "slack-notifier",
-            okr_webhooks::idempotency::SENDS_NOT_RECORDED
+            okr_webhooks::idempotency::guard::SENDS_NOT_RECORDED
         )]
     );
     // Another delivery of the event after the invocation's end, while SQS would still

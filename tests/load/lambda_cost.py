@@ -8,7 +8,7 @@ usage: python3 tests/load/lambda_cost.py BOOTSTRAP EVENT.json COUNT ENV_FILE
   BOOTSTRAP  e.g. .aws-sam/build/IngestFunction/bootstrap (sam build)
   ENV_FILE   KEY=VALUE lines, e.g. from tests/local_aws.py (moto and a stand-in)
 
-The figures feed the README's cost estimate ("Deploy"). AWS services here are moto on
+The figures feed the cost estimate in docs/aws.md. AWS services here are moto on
 127.0.0.1, so a call costs what moto takes to answer, not what SQS in a region does.
 """
 import http.server

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Load test of `okr-webhooks serve` on loopback (README, "Local mode: performance").
+"""Load test of `okr-webhooks serve` on loopback (docs/local.md, "Performance").
 
 usage: python3 tests/load/load.py PATH/TO/okr-webhooks [SECONDS] [CONNECTIONS]
 

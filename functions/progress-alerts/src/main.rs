@@ -7,14 +7,15 @@ use std::sync::Arc;
 use aws_config::BehaviorVersion;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use okr_webhooks::alerts::pagerduty::{PagerDuty, PagerDutyClient};
 use okr_webhooks::alerts::{Destinations, ProgressAlerts};
 use okr_webhooks::config::{AlertsConfig, consumer_aws_timeouts, process_env};
 use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use okr_webhooks::metrics::EmfStdout;
+use okr_webhooks::outbound::http::http_client;
+use okr_webhooks::outbound::pagerduty::{PagerDuty, PagerDutyClient};
+use okr_webhooks::outbound::slack::{SlackPoster, WebhookPoster};
 use okr_webhooks::secrets::SecretCache;
 use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
-use okr_webhooks::slack::webhook::{SlackPoster, WebhookPoster, http_client};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -9,10 +9,11 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use okr_webhooks::config::{SlackConfig, consumer_aws_timeouts, process_env};
 use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use okr_webhooks::metrics::EmfStdout;
+use okr_webhooks::outbound::http::http_client;
+use okr_webhooks::outbound::slack::{WebhookPoster, WebhookUrl};
 use okr_webhooks::secrets::SecretCache;
 use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
 use okr_webhooks::slack::SlackNotifier;
-use okr_webhooks::slack::webhook::{WebhookPoster, WebhookUrl, http_client};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -4,12 +4,9 @@
 
 use std::fmt;
 
-use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
-use time::{Date, OffsetDateTime, PrimitiveDateTime};
+use time::OffsetDateTime;
 
-use crate::event::Event;
+use crate::event::{Event, Period};
 
 /// One rule.
 #[derive(
@@ -72,72 +69,6 @@ impl Default for Thresholds {
     }
 }
 
-/// A key result's period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Period {
-    /// The first day.
-    pub start: OffsetDateTime,
-    /// The due date.
-    pub end: OffsetDateTime,
-}
-
-impl Period {
-    /// The share of the period elapsed at `at`, in percent, 0 to 100.
-    pub fn elapsed(&self, at: OffsetDateTime) -> f64 {
-        let total = (self.end - self.start).as_seconds_f64();
-        if total <= 0.0 {
-            return 100.0;
-        }
-        ((at - self.start).as_seconds_f64() / total * 100.0).clamp(0.0, 100.0)
-    }
-}
-
-/// Where in the payload a period may be: the entity itself, or its `entity` / `data`.
-pub const PERIOD_OBJECTS: [&str; 2] = ["entity", "data"];
-/// The fields that may hold a period's first day.
-pub const PERIOD_STARTS: [&str; 3] = ["startDate", "start_date", "periodStart"];
-/// The fields that may hold a period's due date.
-pub const PERIOD_ENDS: [&str; 5] = ["dueDate", "due_date", "endDate", "end_date", "periodEnd"];
-/// A field holding `{start, end}`.
-pub const PERIOD_NESTED: &str = "period";
-
-/// The period the provider sends with a key result: `startDate`/`dueDate` (Peoplelogic),
-/// `period: {start, end}` or `start_date`/`due_date` (Standard Webhooks and others).
-pub fn period_of(event: &Event) -> Option<Period> {
-    let payload = &event.payload;
-    let objects = PERIOD_OBJECTS
-        .map(|key| payload.get(key))
-        .into_iter()
-        .chain([Some(payload)]);
-    for object in objects.flatten() {
-        let field = |keys: &[&str]| {
-            keys.iter()
-                .find_map(|k| object.get(*k).and_then(date_value))
-        };
-        let nested = object.get(PERIOD_NESTED);
-        let start = field(&PERIOD_STARTS)
-            .or_else(|| nested.and_then(|p| p.get("start")).and_then(date_value));
-        let end =
-            field(&PERIOD_ENDS).or_else(|| nested.and_then(|p| p.get("end")).and_then(date_value));
-        if let (Some(start), Some(end)) = (start, end) {
-            return (end > start).then_some(Period { start, end });
-        }
-    }
-    None
-}
-
-fn date_value(value: &Value) -> Option<OffsetDateTime> {
-    let value = match value {
-        Value::Object(pair) => pair.get("current")?,
-        other => other,
-    };
-    let text = value.as_str()?;
-    OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
-        let day = Date::parse(text, format_description!("[year]-[month]-[day]")).ok()?;
-        Some(PrimitiveDateTime::new(day, time::Time::MIDNIGHT).assume_utc())
-    })
-}
-
 /// What an update tells of the rules.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Assessment {
@@ -167,7 +98,7 @@ pub fn assess(event: &Event, thresholds: &Thresholds) -> Assessment {
             completed: true,
         };
     }
-    let period = period_of(event);
+    let period = event.period;
     let current = progress.and_then(|p| p.current);
     let previous = progress.and_then(|p| p.previous);
     let status = status.and_then(|s| s.current.as_deref());

@@ -12,6 +12,7 @@
 //! concurrency), and kept for a time like the other records.
 
 pub mod dynamodb;
+pub mod guard;
 pub mod memory;
 pub mod sqlite;
 
@@ -109,49 +110,6 @@ pub trait IdempotencyStore: Send + Sync {
         now: OffsetDateTime,
         keep: Duration,
     ) -> Result<bool, IdempotencyError>;
-}
-
-/// The metric a consumer counts when a side effect happened but could not be recorded.
-pub const SENDS_NOT_RECORDED: &str = "SendsNotRecorded";
-
-/// After a side effect succeeded, mark `key` completed for `keep`: tried twice, each
-/// within the time left before `deadline`. If the store still fails, the side effect
-/// must not be repeated, so the caller acknowledges the record anyway: the failure is
-/// logged with `event_id` and counted as [`SENDS_NOT_RECORDED`] for `service`, and the
-/// claim (held at least as long as the queue hides the message) keeps protecting the
-/// event meanwhile.
-pub async fn record_done(
-    store: &dyn IdempotencyStore,
-    key: &str,
-    keep: Duration,
-    deadline: tokio::time::Instant,
-    metrics: &dyn crate::metrics::MetricsSink,
-    service: &'static str,
-    event_id: &str,
-) {
-    const MARGIN: Duration = Duration::from_millis(200);
-    let mut failure = None;
-    for _ in 0..2 {
-        let Some(left) = deadline.checked_duration_since(tokio::time::Instant::now() + MARGIN)
-        else {
-            break;
-        };
-        match tokio::time::timeout(left, store.complete(key, OffsetDateTime::now_utc(), keep)).await
-        {
-            Ok(Ok(())) => return,
-            Ok(Err(error)) => failure = Some(crate::error_chain(&error)),
-            Err(_) => failure = Some("no answer before the deadline".to_owned()),
-        }
-    }
-    let error = failure.unwrap_or_else(|| "no time left to record it".to_owned());
-    tracing::error!(
-        event_id,
-        key,
-        error,
-        service,
-        "sent, but could not record it; its claim keeps protecting it"
-    );
-    metrics.count(service, SENDS_NOT_RECORDED);
 }
 
 pub(crate) const IN_PROGRESS: &str = "IN_PROGRESS";

@@ -4,16 +4,16 @@ use std::io::Write;
 
 use async_trait::async_trait;
 
-use crate::alerts::pagerduty::{Alert, PagerDuty};
-use crate::slack::message::SlackMessage;
-use crate::slack::webhook::{PostError, SlackPoster};
+use crate::outbound::DeliveryError;
+use crate::outbound::pagerduty::{Alert, PagerDuty};
+use crate::outbound::slack::{SlackMessage, SlackPoster};
 
 /// Prints each message's text on stdout, with a label.
 pub struct Printer(pub &'static str);
 
 #[async_trait]
 impl SlackPoster for Printer {
-    async fn post(&self, message: &SlackMessage) -> Result<(), PostError> {
+    async fn post(&self, message: &SlackMessage) -> Result<(), DeliveryError> {
         let _ = writeln!(std::io::stdout().lock(), "[{}] {}", self.0, message.text);
         Ok(())
     }
@@ -21,7 +21,7 @@ impl SlackPoster for Printer {
 
 #[async_trait]
 impl PagerDuty for Printer {
-    async fn send(&self, alert: &Alert) -> Result<(), PostError> {
+    async fn send(&self, alert: &Alert) -> Result<(), DeliveryError> {
         let action = serde_json::to_value(alert.action)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))

@@ -4,6 +4,7 @@
 //! recognize still normalizes, with the type [`UNKNOWN_TYPE`] and the provider's own
 //! name kept, so nothing is dropped.
 
+mod context;
 mod peopleforce;
 mod peoplelogic;
 mod perscom;
@@ -74,14 +75,18 @@ pub fn normalize(
     };
     // The clock is ours; a time RFC 3339 cannot write in UTC (year 10000) is a bug.
     let received_at = crate::event::utc(received_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let event_type = parts.event_type.unwrap_or_else(|| UNKNOWN_TYPE.to_owned());
+    let entity_kind = parts.entity_kind.unwrap_or_else(|| "unknown".to_owned());
     Ok(Event {
         schema: SCHEMA_V1.to_owned(),
         id: event_id(source, delivery_id.unwrap_or(body)),
         source,
-        event_type: parts.event_type.unwrap_or_else(|| UNKNOWN_TYPE.to_owned()),
+        period: context::period(&payload, &entity_kind),
+        related: context::related(&payload, &event_type),
+        event_type,
         provider_event: parts.provider_event.unwrap_or_else(|| "unknown".to_owned()),
         entity: Entity {
-            kind: parts.entity_kind.unwrap_or_else(|| "unknown".to_owned()),
+            kind: entity_kind,
             id: parts.entity_id,
             name: parts.entity_name,
         },
@@ -93,6 +98,18 @@ pub fn normalize(
         changed_fields: parts.changed_fields,
         payload,
     })
+}
+
+/// Fill in what an event normalized by an older version (before `period` and
+/// `related`) leaves out, from the payload it carries, so events still queued across an
+/// upgrade read the same to the consumers. An event that has them is left as it is.
+pub fn fill_in(event: &mut Event) {
+    if event.period.is_none() {
+        event.period = context::period(&event.payload, &event.entity.kind);
+    }
+    if event.related.is_empty() {
+        event.related = context::related(&event.payload, &event.event_type);
+    }
 }
 
 /// The deterministic event id: `evt_` and the first 128 bits of

@@ -2,29 +2,12 @@
 //! non-personal fields (titles, names, department, position, rank and award names),
 //! never from the rest of the payload, and within Block Kit's limits.
 
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use time::macros::format_description;
 
-use crate::event::Event;
+use crate::event::{Event, RankChange, percent};
+use crate::outbound::slack::{MAX_BLOCKS, MAX_HEADER, MAX_TEXT, SlackMessage, escape, truncate};
 use crate::source::Source;
-
-/// Block Kit: at most 50 blocks per message.
-pub const MAX_BLOCKS: usize = 50;
-/// Block Kit: at most 3,000 characters in a section or context text.
-pub const MAX_TEXT: usize = 3000;
-/// Block Kit: at most 150 characters in a header.
-pub const MAX_HEADER: usize = 150;
-
-/// One incoming-webhook message.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SlackMessage {
-    /// The fallback text (notifications, screen readers), escaped like the blocks:
-    /// Slack reads it as mrkdwn too.
-    pub text: String,
-    /// The Block Kit blocks.
-    pub blocks: Vec<Value>,
-}
 
 /// The one-line summary of an event, plain text.
 struct Line {
@@ -110,18 +93,6 @@ pub fn digest_message(events: &[Event]) -> SlackMessage {
     }
 }
 
-/// The `data` objects whose `name` messages read (`data.department.name`, ...).
-pub const NAMED_OBJECTS: [&str; 6] = [
-    "user",
-    "department",
-    "position",
-    "award",
-    "rank",
-    "qualification",
-];
-/// The `data` field telling a PERSCOM rank record's kind (1: demotion).
-pub const RECORD_TYPE: &str = "type";
-
 fn line(event: &Event) -> Line {
     let title = || {
         event
@@ -130,14 +101,7 @@ fn line(event: &Event) -> Line {
             .clone()
             .unwrap_or_else(|| "(untitled)".to_owned())
     };
-    let payload_name = |object: &str| {
-        debug_assert!(NAMED_OBJECTS.contains(&object));
-        event
-            .payload
-            .pointer(&format!("/data/{object}/name"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
+    let related = &event.related;
     let person = || {
         event
             .entity
@@ -145,7 +109,12 @@ fn line(event: &Event) -> Line {
             .clone()
             .unwrap_or_else(|| "Someone".to_owned())
     };
-    let member = || payload_name("user").unwrap_or_else(|| "Someone".to_owned());
+    let member = || {
+        related
+            .member
+            .clone()
+            .unwrap_or_else(|| "Someone".to_owned())
+    };
     let (emoji, text) = match event.event_type.as_str() {
         "objective.completed" => (
             ":white_check_mark:",
@@ -177,7 +146,7 @@ fn line(event: &Event) -> Line {
             )
         }
         "employee.created" => {
-            let text = match (payload_name("department"), payload_name("position")) {
+            let text = match (related.department.clone(), related.position.clone()) {
                 (Some(department), Some(position)) => {
                     format!("{} joined {department} as {position}", person())
                 }
@@ -187,11 +156,11 @@ fn line(event: &Event) -> Line {
             };
             (":wave:", text)
         }
-        "employee.terminated" => match payload_name("department") {
+        "employee.terminated" => match related.department.clone() {
             Some(department) => (":door:", format!("{} left {department}", person())),
             None => (":door:", format!("{} left", person())),
         },
-        "award_record.created" => match payload_name("award") {
+        "award_record.created" => match related.award.clone() {
             Some(award) => (
                 ":medal:",
                 format!("{} received the {award} award", member()),
@@ -199,9 +168,9 @@ fn line(event: &Event) -> Line {
             None => (":medal:", format!("{} received an award", member())),
         },
         "rank_record.created" => {
-            let demoted = event.payload["data"][RECORD_TYPE].as_i64() == Some(1);
+            let demoted = related.rank_change == Some(RankChange::Demotion);
             let verb = if demoted { "demoted" } else { "promoted" };
-            match payload_name("rank") {
+            match related.rank.clone() {
                 Some(rank) => (
                     ":military_medal:",
                     format!("{} was {verb} to {rank}", member()),
@@ -209,7 +178,7 @@ fn line(event: &Event) -> Line {
                 None => (":military_medal:", format!("{} was {verb}", member())),
             }
         }
-        "qualification_record.created" => match payload_name("qualification") {
+        "qualification_record.created" => match related.qualification.clone() {
             Some(q) => (
                 ":mortar_board:",
                 format!("{} earned the {q} qualification", member()),
@@ -246,36 +215,8 @@ fn source_name(source: Source) -> &'static str {
     }
 }
 
-/// `60.0` -> `60`, `33.333` -> `33.3`.
-pub(crate) fn percent(value: f64) -> String {
-    let rounded = (value * 10.0).round() / 10.0;
-    if rounded.fract() == 0.0 {
-        format!("{rounded:.0}")
-    } else {
-        format!("{rounded:.1}")
-    }
-}
-
 /// Ten cells, filled in proportion, clamped to 0..100 %.
 fn progress_bar(value: f64) -> String {
     let filled = (value.clamp(0.0, 100.0) / 10.0).round() as usize;
     format!("{}{}", "█".repeat(filled), "░".repeat(10 - filled))
-}
-
-/// Slack mrkdwn control characters in provider text would make links and mentions
-/// (`<!channel>`): escape them.
-pub(crate) fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// At most `max` characters, with an ellipsis when cut.
-pub(crate) fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }

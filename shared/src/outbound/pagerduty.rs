@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::http::send_json;
+use super::{DeliveryError, Service};
 use crate::secrets::{FromSecret, SecretCache, SecretsError};
-use crate::slack::webhook::{PostError, send_json};
 
 /// The Events API v2 endpoint.
 pub const EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -98,7 +99,7 @@ impl Alert {
 #[async_trait]
 pub trait PagerDuty: Send + Sync {
     /// Send one event.
-    async fn send(&self, alert: &Alert) -> Result<(), PostError>;
+    async fn send(&self, alert: &Alert) -> Result<(), DeliveryError>;
 }
 
 /// The Events API over HTTP.
@@ -125,12 +126,16 @@ impl PagerDutyClient {
 
 #[async_trait]
 impl PagerDuty for PagerDutyClient {
-    async fn send(&self, alert: &Alert) -> Result<(), PostError> {
+    async fn send(&self, alert: &Alert) -> Result<(), DeliveryError> {
         let key = self
             .routing_key
             .current()
             .await
-            .map_err(|e| PostError::Transient(e.to_string()))?;
-        send_json(self.client.post(&self.url).json(&alert.body(&key))).await
+            .map_err(|e| DeliveryError::unavailable(Service::PagerDuty, e))?;
+        send_json(
+            Service::PagerDuty,
+            self.client.post(&self.url).json(&alert.body(&key)),
+        )
+        .await
     }
 }

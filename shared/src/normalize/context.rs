@@ -1,0 +1,89 @@
+//! What messages and rules need from a body besides the entity: a key result's period,
+//! and the names an HR record refers to. Read the same way for every source.
+
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime};
+
+use crate::event::{Period, RankChange, Related};
+
+/// Where in the body a period may be: the entity itself, or its `entity` / `data`.
+const PERIOD_OBJECTS: [&str; 2] = ["entity", "data"];
+/// The fields that may hold a period's first day.
+const PERIOD_STARTS: [&str; 3] = ["startDate", "start_date", "periodStart"];
+/// The fields that may hold a period's due date.
+const PERIOD_ENDS: [&str; 5] = ["dueDate", "due_date", "endDate", "end_date", "periodEnd"];
+/// A field holding `{start, end}`.
+const PERIOD_NESTED: &str = "period";
+
+/// The period sent with a key result or objective (`entity_kind`): `startDate`/`dueDate`
+/// (Peoplelogic), `period: {start, end}` or `start_date`/`due_date` (Standard Webhooks
+/// and others), in the body, its `entity` or its `data`. An HR record's dates under the
+/// same names are not a period.
+pub(super) fn period(body: &Value, entity_kind: &str) -> Option<Period> {
+    if !matches!(entity_kind, "key_result" | "objective") {
+        return None;
+    }
+    let objects = PERIOD_OBJECTS
+        .map(|key| body.get(key))
+        .into_iter()
+        .chain([Some(body)]);
+    for object in objects.flatten() {
+        let field = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| object.get(*k).and_then(date_value))
+        };
+        let nested = object.get(PERIOD_NESTED);
+        let start = field(&PERIOD_STARTS)
+            .or_else(|| nested.and_then(|p| p.get("start")).and_then(date_value));
+        let due =
+            field(&PERIOD_ENDS).or_else(|| nested.and_then(|p| p.get("end")).and_then(date_value));
+        if let (Some(start), Some(due)) = (start, due) {
+            return (due > start).then_some(Period { start, due });
+        }
+    }
+    None
+}
+
+/// An RFC 3339 time or a date (midnight UTC), plain or as a `{previous, current}` pair.
+fn date_value(value: &Value) -> Option<OffsetDateTime> {
+    let value = match value {
+        Value::Object(pair) => pair.get("current")?,
+        other => other,
+    };
+    let text = value.as_str()?;
+    let time = OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
+        let day = Date::parse(text, format_description!("[year]-[month]-[day]")).ok()?;
+        Some(PrimitiveDateTime::new(day, time::Time::MIDNIGHT).assume_utc())
+    })?;
+    crate::event::utc(time)
+}
+
+/// The names under `data` (`data.department.name`, `data.user.name`, ...), and a rank
+/// record's direction (PERSCOM's `data.type`: 1 demotes, another number promotes).
+pub(super) fn related(body: &Value, event_type: &str) -> Related {
+    let data = &body["data"];
+    let name = |object: &str| {
+        data.get(object)?
+            .get("name")?
+            .as_str()
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+    };
+    let rank_change = match data.get("type").and_then(Value::as_i64) {
+        _ if !event_type.starts_with("rank_record.") => None,
+        Some(1) => Some(RankChange::Demotion),
+        Some(_) => Some(RankChange::Promotion),
+        None => None,
+    };
+    Related {
+        member: name("user"),
+        department: name("department"),
+        position: name("position"),
+        award: name("award"),
+        rank: name("rank"),
+        qualification: name("qualification"),
+        rank_change,
+    }
+}

@@ -1,0 +1,140 @@
+//! Sending to the outside world: one error type that says which service failed and
+//! why (keeping the cause), one HTTP answer classifier ([`http::send_json`]), one
+//! deadline-bound delivery loop ([`deliver`]), and the adapters: Slack incoming
+//! webhooks ([`slack`]) and PagerDuty's Events API ([`pagerduty`]).
+//!
+//! The consumers decide what to send; whether a send happens once is the idempotency
+//! guard's job (`idempotency::guard`). Nothing here reads an event.
+
+pub mod http;
+pub mod pagerduty;
+pub mod slack;
+
+use std::fmt;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// A service messages go to, named in errors and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// A Slack incoming webhook (the notifier's, or the alerts channel's).
+    Slack,
+    /// PagerDuty's Events API v2.
+    PagerDuty,
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Service::Slack => "Slack",
+            Service::PagerDuty => "PagerDuty",
+        })
+    }
+}
+
+/// Any error, as the cause of a [`DeliveryError`].
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a send did not go through. No text carries a webhook URL or a routing key.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// 429: the service asks to wait.
+    #[error("rate limited by {service}")]
+    RateLimited {
+        /// Who answered.
+        service: Service,
+        /// `Retry-After`, when sent.
+        retry_after: Option<Duration>,
+    },
+    /// A 408 or 5xx answer, a timeout, a network error, or a credential that could not be
+    /// read: worth retrying later.
+    #[error("{service} is unavailable")]
+    Unavailable {
+        /// Who failed.
+        service: Service,
+        /// What happened.
+        #[source]
+        cause: Cause,
+    },
+    /// The service refused the message or the credential (Slack's `invalid_blocks`,
+    /// `no_service`, PagerDuty's `Invalid routing key`, ...): retrying will not help.
+    #[error("{service} refused it: {status} {reason}")]
+    Refused {
+        /// Who refused.
+        service: Service,
+        /// The HTTP status.
+        status: u16,
+        /// The service's short reason.
+        reason: String,
+    },
+}
+
+impl DeliveryError {
+    /// `service` is unavailable because of `cause` (any error or message).
+    pub fn unavailable(service: Service, cause: impl Into<Cause>) -> Self {
+        DeliveryError::Unavailable {
+            service,
+            cause: cause.into(),
+        }
+    }
+
+    /// Whether retrying cannot help.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, DeliveryError::Refused { .. })
+    }
+}
+
+/// Time kept back before a deadline to record outcomes and answer; a send is cut short
+/// there, and none starts with less than this (plus [`MIN_SEND_TIME`]) left.
+pub const SEND_BUDGET: Duration = Duration::from_millis(500);
+/// The least time worth starting a send with.
+pub const MIN_SEND_TIME: Duration = Duration::from_millis(300);
+/// Slack allows about one message per second per webhook; also the shortest wait after
+/// a 429.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// A 429 asking to wait longer than this fails the send, for the queue to retry later.
+pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(15);
+
+/// Run `attempt` (one send to `service`), ending before `deadline` so a timeout never
+/// strands a claim, and waiting out a 429 whose `Retry-After` is short and fits the time
+/// left.
+pub async fn deliver<F, Fut>(
+    service: Service,
+    deadline: Instant,
+    attempt: F,
+) -> Result<(), DeliveryError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), DeliveryError>>,
+{
+    loop {
+        let Some(left) = deadline
+            .checked_duration_since(Instant::now() + SEND_BUDGET)
+            .filter(|left| *left >= MIN_SEND_TIME)
+        else {
+            return Err(DeliveryError::unavailable(
+                service,
+                "no time left in this invocation",
+            ));
+        };
+        let outcome = tokio::time::timeout(left, attempt())
+            .await
+            .unwrap_or_else(|_| Err(DeliveryError::unavailable(service, "timed out")));
+        match outcome {
+            Err(DeliveryError::RateLimited { retry_after, .. }) => {
+                // Never busy-loop on `Retry-After: 0`.
+                let wait = retry_after.unwrap_or(MIN_INTERVAL).max(MIN_INTERVAL);
+                if wait > MAX_RATE_LIMIT_WAIT || Instant::now() + wait + SEND_BUDGET > deadline {
+                    return Err(DeliveryError::RateLimited {
+                        service,
+                        retry_after,
+                    });
+                }
+                tracing::info!(%service, wait_ms = wait.as_millis() as u64, "rate limited; waiting");
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
+        }
+    }
+}
