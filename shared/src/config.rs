@@ -4,10 +4,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::queue::sqs::QueueUrls;
-use crate::routing::{DEFAULT_NOTIFY_TYPES, NotifyRules};
+use crate::routing::{Consumer, DEFAULT_NOTIFY_TYPES, NotifyRules};
 use crate::slack::DEFAULT_DIGEST_THRESHOLD;
 use crate::warehouse::WarehouseUrl;
+
+/// Default `PAGERDUTY_EVENTS_URL`: the Events API v2 endpoint.
+pub const DEFAULT_PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
 /// Default `MAX_BODY_BYTES`: 256 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
@@ -39,6 +41,28 @@ pub const CONSUMER_AWS_CALL: Duration = Duration::from_secs(5);
 /// 30 s and 60 s the consumer functions have.
 pub fn consumer_aws_timeouts() -> aws_sdk_sqs::config::timeout::TimeoutConfig {
     aws_timeouts(Duration::from_secs(2), CONSUMER_AWS_CALL)
+}
+
+/// The queue URL of each consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueUrls {
+    /// `WAREHOUSE_QUEUE_URL`.
+    pub warehouse: String,
+    /// `SLACK_QUEUE_URL`.
+    pub slack: String,
+    /// `ALERTS_QUEUE_URL`.
+    pub alerts: String,
+}
+
+impl QueueUrls {
+    /// The URL of `consumer`'s queue.
+    pub fn get(&self, consumer: Consumer) -> &str {
+        match consumer {
+            Consumer::Warehouse => &self.warehouse,
+            Consumer::Slack => &self.slack,
+            Consumer::Alerts => &self.alerts,
+        }
+    }
 }
 
 /// A variable that is missing or cannot be read.
@@ -284,7 +308,7 @@ impl AlertsConfig {
             slack_webhook_secret_id,
             pagerduty_routing_key_secret_id,
             pagerduty_events_url: optional("PAGERDUTY_EVENTS_URL")
-                .unwrap_or_else(|| crate::outbound::pagerduty::EVENTS_URL.to_owned()),
+                .unwrap_or_else(|| DEFAULT_PAGERDUTY_EVENTS_URL.to_owned()),
             idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
             thresholds: crate::alerts::rules::Thresholds {
                 pace_tolerance: points("ALERT_PACE_TOLERANCE", defaults.pace_tolerance)?,

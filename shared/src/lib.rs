@@ -18,7 +18,6 @@ pub mod normalize;
 pub mod outbound;
 pub mod queue;
 pub mod routing;
-pub mod secret;
 pub mod secrets;
 pub mod signature;
 pub mod slack;
@@ -28,7 +27,7 @@ pub mod warehouse;
 
 pub use event::{Event, SCHEMA_V1};
 pub use normalize::{NormalizeError, normalize};
-pub use secret::SigningSecret;
+pub use secrets::SigningSecret;
 pub use signature::{VerifyError, sign, verify};
 pub use source::Source;
 

@@ -1,10 +1,42 @@
 //! Which consumer queues an event goes to, and what of it each one gets.
 
+use std::fmt;
+
 use serde_json::{Map, Value};
 use wildmatch::WildMatch;
 
 use crate::event::Event;
-use crate::queue::Consumer;
+
+/// A consumer with its own queue (and its own dead-letter queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Consumer {
+    /// Every event, into the data warehouse.
+    Warehouse,
+    /// Events with a notification rule, to Slack.
+    Slack,
+    /// Events that carry progress or status, to the progress alerts.
+    Alerts,
+}
+
+impl Consumer {
+    /// Every consumer.
+    pub const ALL: [Consumer; 3] = [Consumer::Warehouse, Consumer::Slack, Consumer::Alerts];
+
+    /// The consumer's name in configuration, logs and the `dlq` command.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consumer::Warehouse => "warehouse",
+            Consumer::Slack => "slack",
+            Consumer::Alerts => "alerts",
+        }
+    }
+}
+
+impl fmt::Display for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The event types that notify Slack by default. `employee.terminated` is not one: a
 /// termination announced in a channel is an HR decision; add it to `SLACK_NOTIFY_TYPES`

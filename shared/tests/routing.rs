@@ -119,7 +119,9 @@ fn the_peopleforce_hire_reaches_slack_without_birth_date_personal_email_or_phone
     ))
     .unwrap();
     let event = normalized(Source::Peopleforce, &body);
-    assert!(route(&event, &NotifyRules::default()).contains(&okr_webhooks::queue::Consumer::Slack));
+    assert!(
+        route(&event, &NotifyRules::default()).contains(&okr_webhooks::routing::Consumer::Slack)
+    );
     let view = serde_json::to_string(&notification_view(&event)).unwrap();
     for personal in [
         "date_of_birth",

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use okr_webhooks::queue::sqlite::SqliteQueue;
-use okr_webhooks::queue::{Consumer, EventQueue, QueueMessage};
+use okr_webhooks::queue::{EventQueue, QueueMessage};
+use okr_webhooks::routing::Consumer;
 
 fn message(n: usize) -> QueueMessage {
     QueueMessage {

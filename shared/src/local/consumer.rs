@@ -12,8 +12,8 @@ use tokio::time::Instant;
 
 use crate::alerts::ProgressAlerts;
 use crate::batch::UnreportableFailure;
-use crate::queue::Consumer;
 use crate::queue::sqlite::SqliteQueue;
+use crate::routing::Consumer;
 use crate::slack::SlackNotifier;
 use crate::warehouse::WarehouseSink;
 

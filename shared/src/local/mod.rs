@@ -31,10 +31,10 @@ use crate::idempotency::sqlite::SqliteIdempotencyStore;
 use crate::ingest::{Ingest, IngestRequest, IngestResponse};
 use crate::metrics::NoMetrics;
 use crate::outbound::http::http_client;
-use crate::outbound::pagerduty::{EVENTS_URL, PagerDuty, PagerDutyClient, RoutingKey};
+use crate::outbound::pagerduty::{PagerDuty, PagerDutyClient, RoutingKey};
 use crate::outbound::slack::{SlackPoster, WebhookPoster, WebhookUrl};
-use crate::queue::Consumer;
 use crate::queue::sqlite::SqliteQueue;
+use crate::routing::Consumer;
 use crate::routing::NotifyRules;
 use crate::secrets::{SecretCache, StaticSecret};
 use crate::slack::{DEFAULT_DIGEST_THRESHOLD, SlackNotifier};
@@ -252,7 +252,7 @@ pub async fn serve(
             let url = outbound
                 .pagerduty_events_url
                 .clone()
-                .unwrap_or_else(|| EVENTS_URL.to_owned());
+                .unwrap_or_else(|| crate::config::DEFAULT_PAGERDUTY_EVENTS_URL.to_owned());
             Arc::new(PagerDutyClient::new(
                 http.clone(),
                 url,

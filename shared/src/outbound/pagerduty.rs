@@ -11,9 +11,6 @@ use super::http::send_json;
 use super::{DeliveryError, Service};
 use crate::secrets::{FromSecret, SecretCache, SecretsError};
 
-/// The Events API v2 endpoint.
-pub const EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
-
 /// An integration's routing key. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RoutingKey(String);
@@ -110,7 +107,7 @@ pub struct PagerDutyClient {
 }
 
 impl PagerDutyClient {
-    /// A client posting to `url` (normally [`EVENTS_URL`]) with the key `routing_key` caches.
+    /// A client posting to `url` (normally `config::DEFAULT_PAGERDUTY_EVENTS_URL`) with the key `routing_key` caches.
     pub fn new(
         client: reqwest::Client,
         url: impl Into<String>,

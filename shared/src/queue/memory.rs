@@ -6,7 +6,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Consumer, EventQueue, QueueError, QueueMessage, Sent};
+use super::{EventQueue, QueueError, QueueMessage, Sent};
+use crate::routing::Consumer;
 
 /// Messages kept in memory, per consumer.
 #[derive(Default)]

@@ -5,42 +5,10 @@ pub mod sqlite;
 pub mod sqs;
 pub mod sqs_dlq;
 
-use std::fmt;
-
 use async_trait::async_trait;
 
 use crate::event::Event;
-
-/// A consumer with its own queue (and its own dead-letter queue).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Consumer {
-    /// Every event, into the data warehouse.
-    Warehouse,
-    /// Events with a notification rule, to Slack.
-    Slack,
-    /// Events that carry progress or status, to the progress alerts.
-    Alerts,
-}
-
-impl Consumer {
-    /// Every consumer.
-    pub const ALL: [Consumer; 3] = [Consumer::Warehouse, Consumer::Slack, Consumer::Alerts];
-
-    /// The consumer's name in configuration, logs and the `dlq` command.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Consumer::Warehouse => "warehouse",
-            Consumer::Slack => "slack",
-            Consumer::Alerts => "alerts",
-        }
-    }
-}
-
-impl fmt::Display for Consumer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::routing::Consumer;
 
 /// One normalized event as it travels on a queue: the event's JSON as the body, and
 /// its id, source and type as attributes so consumers and operators can filter without

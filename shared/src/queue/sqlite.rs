@@ -21,7 +21,8 @@ use aws_lambda_events::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use rusqlite::{Connection, params};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::{Consumer, DeadLetter, EventQueue, QueueError, QueueMessage, Sent};
+use super::{DeadLetter, EventQueue, QueueError, QueueMessage, Sent};
+use crate::routing::Consumer;
 
 /// Sends waiting to be committed together, at most.
 const GROUP: usize = 512;

@@ -4,29 +4,9 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 
-use super::{Consumer, EventQueue, QueueError, QueueMessage, Sent};
-
-/// The queue URL of each consumer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueUrls {
-    /// `WAREHOUSE_QUEUE_URL`.
-    pub warehouse: String,
-    /// `SLACK_QUEUE_URL`.
-    pub slack: String,
-    /// `ALERTS_QUEUE_URL`.
-    pub alerts: String,
-}
-
-impl QueueUrls {
-    /// The URL of `consumer`'s queue.
-    pub fn get(&self, consumer: Consumer) -> &str {
-        match consumer {
-            Consumer::Warehouse => &self.warehouse,
-            Consumer::Slack => &self.slack,
-            Consumer::Alerts => &self.alerts,
-        }
-    }
-}
+use super::{EventQueue, QueueError, QueueMessage, Sent};
+use crate::config::QueueUrls;
+use crate::routing::Consumer;
 
 /// Sends events to SQS.
 #[derive(Debug, Clone)]

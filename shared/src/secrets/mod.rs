@@ -1,90 +1,24 @@
-//! Signing secrets: the one JSON secret (DESIGN.md, "Secrets"), the port that fetches
-//! it, and the cache that keeps Secrets Manager calls few.
+//! Secrets: the signing secrets (the one JSON secret, DESIGN.md "Secrets"), the port
+//! that fetches a secret, and the cache that keeps Secrets Manager calls few.
 
 pub mod memory;
 pub mod secrets_manager;
+mod signing;
 
-use std::collections::BTreeMap;
-use std::str::FromStr;
+pub use signing::{SigningSecret, SigningSecrets};
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-
-use crate::secret::SigningSecret;
-use crate::source::Source;
 
 /// How long fetched secrets are used before they are fetched again.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
 /// After a failed verification the secrets are refetched at most this often, so a
 /// flood of forged requests costs at most one Secrets Manager call per interval.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
-
-/// Every source's signing secrets. `Debug` shows sources and counts, never values.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SigningSecrets(BTreeMap<Source, Vec<SigningSecret>>);
-
-impl SigningSecrets {
-    /// Parse the secret document:
-    /// `{"peoplelogic": "YWJj...", "peopleforce": ["new", "old"], ...}`. A value is a
-    /// string or a list of strings (rotation). Names that are not a source are ignored
-    /// with a warning, so a typo leaves that source without a secret (it then accepts
-    /// nothing) rather than taking every source down.
-    pub fn parse(document: &str) -> Result<Self, SecretsError> {
-        let Ok(Value::Object(entries)) = serde_json::from_str::<Value>(document) else {
-            return Err(SecretsError::Invalid(
-                "the secret is not a JSON object".into(),
-            ));
-        };
-        let mut secrets = BTreeMap::new();
-        for (name, value) in entries {
-            let Ok(source) = Source::from_str(&name) else {
-                tracing::warn!(name = %name, "ignoring a signing secret for an unknown source");
-                continue;
-            };
-            let values = match value {
-                Value::String(one) => vec![one],
-                Value::Array(many) => many
-                    .into_iter()
-                    .map(|v| match v {
-                        Value::String(s) => Ok(s),
-                        _ => Err(()),
-                    })
-                    .collect::<Result<Vec<_>, ()>>()
-                    .map_err(|()| {
-                        SecretsError::Invalid(format!("{source}: a list must hold only strings"))
-                    })?,
-                _ => {
-                    return Err(SecretsError::Invalid(format!(
-                        "{source}: expected a string or a list of strings"
-                    )));
-                }
-            };
-            secrets.insert(source, values.into_iter().map(SigningSecret::new).collect());
-        }
-        Ok(SigningSecrets(secrets))
-    }
-
-    /// Secrets given directly (tests, local mode).
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (Source, &'a str)>) -> Self {
-        let mut secrets: BTreeMap<Source, Vec<SigningSecret>> = BTreeMap::new();
-        for (source, value) in pairs {
-            secrets
-                .entry(source)
-                .or_default()
-                .push(SigningSecret::new(value));
-        }
-        SigningSecrets(secrets)
-    }
-
-    /// The secrets of `source`; empty when it has none (it then accepts nothing).
-    pub fn for_source(&self, source: Source) -> &[SigningSecret] {
-        self.0.get(&source).map(Vec::as_slice).unwrap_or_default()
-    }
-}
 
 /// Why secrets could not be had. The texts never carry a secret value.
 #[derive(Debug, thiserror::Error)]
@@ -101,12 +35,6 @@ pub enum SecretsError {
 pub trait FromSecret: Sized {
     /// Parse the secret's text. Errors must not quote it.
     fn from_secret(text: &str) -> Result<Self, SecretsError>;
-}
-
-impl FromSecret for SigningSecrets {
-    fn from_secret(text: &str) -> Result<Self, SecretsError> {
-        SigningSecrets::parse(text)
-    }
 }
 
 /// Where a secret comes from: Secrets Manager in AWS, a file locally, memory in tests.

@@ -12,7 +12,7 @@ use super::{
     PEOPLEFORCE_HEADER, PEOPLEFORCE_PREFIX, PEOPLELOGIC_HEADER, PERSCOM_HEADER,
     STANDARD_SECRET_PREFIX, VerifyError, key_bytes, verify_with_keys,
 };
-use crate::secret::SigningSecret;
+use crate::secrets::SigningSecret;
 use crate::source::Source;
 
 /// One possible reason for a failure.

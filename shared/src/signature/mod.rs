@@ -18,7 +18,7 @@ use http::HeaderMap;
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-use crate::secret::SigningSecret;
+use crate::secrets::SigningSecret;
 use crate::source::Source;
 
 type HmacSha256 = Hmac<Sha256>;
