@@ -566,7 +566,7 @@ async fn a_failing_destination_fills_the_dead_letter_queue_and_redrive_delivers(
         .await;
     assert_eq!(
         dlq("redrive"),
-        "slack: moved 1 message(s) back to the queue\n"
+        "slack: moved 1 message(s) back to the slack queue\n"
     );
     eventually("the redriven post", async || {
         bodies(&stand_ins.slack).await.len() == 1
@@ -792,4 +792,43 @@ async fn after_a_crash_serve_names_the_posts_it_presumes_sent() {
         seen.contains(&"presumed sent: slack:evt_0123456789abcdef0123456789abcdef (check the channel; the event is in the warehouse)".to_owned()),
         "{seen:#?}"
     );
+}
+
+/// What `serve` answers a raw HTTP/1.1 request with these framing headers and body bytes.
+fn raw_answer(base: &str, framing: &str, body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST /webhooks/perscom HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n{framing}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let _ = stream.write_all(body);
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+#[tokio::test]
+async fn a_body_that_cannot_be_read_is_a_400_and_an_oversized_one_a_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let stand_ins = stand_ins(200).await;
+    let server = start(dir.path(), &stand_ins).await;
+    let base = server.base.clone();
+    let (broken, oversized) = tokio::task::spawn_blocking(move || {
+        // A chunk size that is not hexadecimal: the body breaks off mid-way.
+        let broken = b"5\r\n{\"a\":\r\nzz\r\n";
+        let broken = raw_answer(&base, "Transfer-Encoding: chunked", broken);
+        let big = vec![b' '; 300 * 1024];
+        let length = format!("Content-Length: {}", big.len());
+        (broken, raw_answer(&base, &length, &big))
+    })
+    .await
+    .unwrap();
+    assert!(broken.starts_with("HTTP/1.1 400"), "{broken}");
+    assert!(broken.contains(r#""error":"unreadable_body""#), "{broken}");
+    assert!(oversized.starts_with("HTTP/1.1 413"), "{oversized}");
 }

@@ -150,7 +150,8 @@ pub struct RecordContext {
     pub receive_count: u32,
 }
 
-fn receive_count(message: &SqsMessage) -> u32 {
+/// SQS's `ApproximateReceiveCount` of `message`: 1 on the first delivery (and when absent).
+pub fn receive_count(message: &SqsMessage) -> u32 {
     message
         .attributes
         .get("ApproximateReceiveCount")

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use okr_webhooks::queue::sqlite::SqliteQueue;
-use okr_webhooks::queue::{EventQueue, QueueMessage};
+use okr_webhooks::queue::dead_letters::DeadLetters;
+use okr_webhooks::queue::sqlite::{LocalDeadLetters, SqliteQueue};
+use okr_webhooks::queue::{EventQueue, QueueMessage, ReceiveQueue};
 use okr_webhooks::routing::Consumer;
 
 fn message(n: usize) -> QueueMessage {
@@ -110,7 +111,8 @@ async fn received_messages_hide_until_deleted_or_their_timeout() {
 #[tokio::test]
 async fn failures_retry_then_reach_the_dead_letter_queue_and_redrive_brings_them_back() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = SqliteQueue::open(&dir.path().join("q.sqlite")).unwrap();
+    let queue = Arc::new(SqliteQueue::open(&dir.path().join("q.sqlite")).unwrap());
+    let dead_letters = LocalDeadLetters::new(queue.clone(), Consumer::Slack);
     queue.send(Consumer::Slack, &message(7)).await.unwrap();
     for receive in 1..=3 {
         let batch = queue
@@ -132,7 +134,9 @@ async fn failures_retry_then_reach_the_dead_letter_queue_and_redrive_brings_them
             .records
             .is_empty()
     );
-    let dead = queue.dead_letters(Consumer::Slack).await.unwrap();
+    let listing = dead_letters.list().await.unwrap();
+    assert_eq!(listing.total, 1);
+    let dead = listing.letters;
     assert_eq!(dead.len(), 1);
     assert_eq!(
         (dead[0].event_id.as_str(), dead[0].receive_count),
@@ -140,20 +144,17 @@ async fn failures_retry_then_reach_the_dead_letter_queue_and_redrive_brings_them
     );
     assert_eq!(queue.depth(Consumer::Slack).await.unwrap(), (0, 1));
 
-    assert_eq!(queue.redrive(Consumer::Slack).await.unwrap(), 1);
+    let redriven = dead_letters.redrive(&|_| {}).await.unwrap();
+    assert_eq!(redriven.moved, 1);
+    assert_eq!(redriven.to, ["the slack queue"]);
     let batch = queue
         .receive(Consumer::Slack, 10, Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(batch.records.len(), 1);
     assert_eq!(batch.records[0].attributes["ApproximateReceiveCount"], "1");
-    assert!(
-        queue
-            .dead_letters(Consumer::Slack)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let listing = dead_letters.list().await.unwrap();
+    assert_eq!((listing.total, listing.letters.len()), (0, 0));
 }
 
 #[tokio::test]

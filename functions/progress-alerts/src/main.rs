@@ -3,6 +3,7 @@
 //! `okr_webhooks::alerts`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::sqs::SqsEvent;
@@ -12,8 +13,6 @@ use okr_webhooks::config::{AlertsConfig, consumer_aws_timeouts, process_env};
 use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use okr_webhooks::metrics::EmfStdout;
 use okr_webhooks::outbound::http::http_client;
-use okr_webhooks::outbound::pagerduty::{PagerDuty, PagerDutyClient};
-use okr_webhooks::outbound::slack::{SlackPoster, WebhookPoster};
 use okr_webhooks::secrets::SecretCache;
 use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
 
@@ -26,43 +25,29 @@ async fn main() -> Result<(), Error> {
         .load()
         .await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    let http = http_client(true)?;
-    let slack = config
-        .slack_webhook_secret_id
-        .as_ref()
-        .map(|id| -> Arc<dyn SlackPoster> {
-            let url = SecretCache::new(
-                Arc::new(SecretsManagerStore::new(secrets.clone(), id)),
-                config.secret_cache_ttl,
-            );
-            Arc::new(WebhookPoster::new(http.clone(), url))
-        });
-    let pagerduty =
-        config
-            .pagerduty_routing_key_secret_id
-            .as_ref()
-            .map(|id| -> Arc<dyn PagerDuty> {
-                let key = SecretCache::new(
-                    Arc::new(SecretsManagerStore::new(secrets.clone(), id)),
-                    config.secret_cache_ttl,
-                );
-                Arc::new(PagerDutyClient::new(
-                    http.clone(),
-                    &config.pagerduty_events_url,
-                    key,
-                ))
-            });
-    let alerts = ProgressAlerts::new(
-        Destinations { slack, pagerduty },
-        Arc::new(DynamoDbIdempotencyStore::new(
-            aws_sdk_dynamodb::Client::new(&aws),
-            &config.idempotency_table,
-        )),
-        config.thresholds,
-        config.window,
-    )
-    .with_claim_hold(config.visibility_timeout)
-    .with_metrics(Arc::new(EmfStdout));
+    let ttl = config.secret_cache_ttl;
+    let slack = config.slack_webhook_secret_id.as_ref();
+    let pagerduty = config.pagerduty_routing_key_secret_id.as_ref();
+    let destinations = Destinations::over_http(
+        &http_client(true)?,
+        slack.map(|id| cached(&secrets, id, ttl)),
+        pagerduty.map(|id| {
+            (
+                config.pagerduty_events_url.clone(),
+                cached(&secrets, id, ttl),
+            )
+        }),
+    );
+    let store = DynamoDbIdempotencyStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        &config.idempotency_table,
+    );
+    let alerts = ProgressAlerts::configured(
+        destinations,
+        Arc::new(store),
+        &config.settings(),
+        Arc::new(EmfStdout),
+    );
 
     let alerts = &alerts;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
@@ -70,4 +55,12 @@ async fn main() -> Result<(), Error> {
         Ok::<_, Error>(alerts.handle(event.payload, deadline).await?)
     }))
     .await
+}
+
+/// The secret `id` in Secrets Manager, cached for `ttl`.
+fn cached<T>(client: &aws_sdk_secretsmanager::Client, id: &str, ttl: Duration) -> SecretCache<T>
+where
+    T: okr_webhooks::secrets::FromSecret + PartialEq + Send + Sync + 'static,
+{
+    SecretCache::new(Arc::new(SecretsManagerStore::new(client.clone(), id)), ttl)
 }

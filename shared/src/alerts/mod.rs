@@ -37,9 +37,10 @@ use crate::event::Event;
 use crate::idempotency::guard::{Claimed, Guard, Ran, short_hold};
 use crate::idempotency::{Claim, IdempotencyStore};
 use crate::metrics::{MetricsSink, NoMetrics};
-use crate::outbound::pagerduty::{Action, PagerDuty};
-use crate::outbound::slack::SlackPoster;
+use crate::outbound::pagerduty::{Action, PagerDuty, PagerDutyClient, RoutingKey};
+use crate::outbound::slack::{SlackPoster, WebhookPoster, WebhookUrl};
 use crate::outbound::{DeliveryError, SEND_BUDGET, Service, deliver};
+use crate::secrets::SecretCache;
 use messages::{pagerduty_alert, recovered_message, trigger_message};
 use rules::{Assessment, Rule, Thresholds, assess};
 use state::AlertState;
@@ -66,6 +67,38 @@ pub struct Destinations {
     pub slack: Option<Arc<dyn SlackPoster>>,
     /// PagerDuty Events API v2.
     pub pagerduty: Option<Arc<dyn PagerDuty>>,
+}
+
+impl Destinations {
+    /// The alerts channel's incoming webhook and PagerDuty's Events API (at
+    /// `pagerduty.0`), over `http`, with their credentials from secret caches; either may
+    /// be absent.
+    pub fn over_http(
+        http: &reqwest::Client,
+        slack: Option<SecretCache<WebhookUrl>>,
+        pagerduty: Option<(String, SecretCache<RoutingKey>)>,
+    ) -> Self {
+        Destinations {
+            slack: slack.map(|url| -> Arc<dyn SlackPoster> {
+                Arc::new(WebhookPoster::new(http.clone(), url))
+            }),
+            pagerduty: pagerduty.map(|(url, key)| -> Arc<dyn PagerDuty> {
+                Arc::new(PagerDutyClient::new(http.clone(), url, key))
+            }),
+        }
+    }
+}
+
+/// The consumer's settings besides its ports: from the environment in the Lambda
+/// (`config::AlertsConfig::settings`), the defaults in `serve`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlertSettings {
+    /// The rules' thresholds.
+    pub thresholds: Thresholds,
+    /// How often an alert that stays open is sent again.
+    pub window: Duration,
+    /// The least time a started send's claim is held: the queue's visibility timeout.
+    pub claim_hold: Duration,
 }
 
 /// One destination, with its own alert state.
@@ -129,6 +162,23 @@ impl ProgressAlerts {
             thresholds,
             window,
         }
+    }
+
+    /// The consumer as the Lambda and `serve` both build it.
+    pub fn configured(
+        destinations: Destinations,
+        idempotency: Arc<dyn IdempotencyStore>,
+        settings: &AlertSettings,
+        metrics: Arc<dyn MetricsSink>,
+    ) -> Self {
+        ProgressAlerts::new(
+            destinations,
+            idempotency,
+            settings.thresholds,
+            settings.window,
+        )
+        .with_claim_hold(settings.claim_hold)
+        .with_metrics(metrics)
     }
 
     /// Hold every send's claim at least `hold` once it starts: the queue's visibility

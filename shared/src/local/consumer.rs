@@ -11,10 +11,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::alerts::ProgressAlerts;
-use crate::batch::UnreportableFailure;
+use crate::batch::{UnreportableFailure, receive_count};
+use crate::queue::ReceiveQueue;
 use crate::queue::sqlite::SqliteQueue;
 use crate::routing::Consumer;
-use crate::slack::SlackNotifier;
+use crate::slack::{DEFAULT_DEDUP_WINDOW, SlackNotifier};
 use crate::warehouse::WarehouseSink;
 
 /// Receives before a message moves to the dead-letter queue (as `maxReceiveCount`).
@@ -76,17 +77,14 @@ pub fn backoff(base: Duration, receive_count: u32) -> Duration {
 /// Feed `consumer`'s queue to `handler` until `stop` turns true; the batch in hand is
 /// finished first. Wakes as soon as a send commits.
 pub async fn run(
-    queue: Arc<SqliteQueue>,
+    queue: Arc<dyn ReceiveQueue>,
     consumer: Consumer,
     handler: Arc<dyn BatchHandler>,
     batch_size: usize,
     retry_base: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    loop {
-        if *stop.borrow() {
-            return;
-        }
+    while !*stop.borrow() {
         let batch = match queue.receive(consumer, batch_size, VISIBILITY).await {
             Ok(batch) => batch,
             Err(error) => {
@@ -102,45 +100,99 @@ pub async fn run(
             }
             continue;
         }
-        let records: Vec<(String, u32)> = batch
-            .records
-            .iter()
-            .filter_map(|r| {
-                let count = r
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1);
-                r.message_id.clone().map(|id| (id, count))
-            })
-            .collect();
-        let deadline = Instant::now() + VISIBILITY - Duration::from_secs(5);
-        let failed: Vec<String> = match handler.handle(batch, deadline).await {
-            Ok(response) => response
-                .batch_item_failures
-                .into_iter()
-                .map(|f| f.item_identifier)
-                .collect(),
-            Err(error) => {
-                tracing::error!(queue = %consumer, error = %error, "batch failed");
-                records.iter().map(|(id, _)| id.clone()).collect()
-            }
-        };
-        let done: Vec<String> = records
-            .iter()
-            .filter(|(id, _)| !failed.contains(id))
-            .map(|(id, _)| id.clone())
-            .collect();
-        if let Err(error) = queue.delete(consumer, done).await {
-            tracing::error!(queue = %consumer, error = %crate::error_chain(&error), "delete failed; the batch will be seen again");
+        handle_batch(
+            queue.as_ref(),
+            consumer,
+            handler.as_ref(),
+            batch,
+            retry_base,
+        )
+        .await;
+    }
+}
+
+/// Hand one batch to `handler`, as Lambda would: delete what succeeded, and schedule the
+/// failures' retries (or move them to the dead-letter queue).
+async fn handle_batch(
+    queue: &dyn ReceiveQueue,
+    consumer: Consumer,
+    handler: &dyn BatchHandler,
+    batch: SqsEvent,
+    retry_base: Duration,
+) {
+    let records: Vec<(String, u32)> = batch
+        .records
+        .iter()
+        .filter_map(|r| Some((r.message_id.clone()?, receive_count(r))))
+        .collect();
+    let deadline = Instant::now() + VISIBILITY - Duration::from_secs(5);
+    let failed: Vec<String> = match handler.handle(batch, deadline).await {
+        Ok(response) => response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect(),
+        Err(error) => {
+            tracing::error!(queue = %consumer, error = %error, "batch failed");
+            records.iter().map(|(id, _)| id.clone()).collect()
         }
-        for (id, count) in records.into_iter().filter(|(id, _)| failed.contains(id)) {
-            if let Err(error) = queue
-                .retry_later(consumer, id, backoff(retry_base, count), MAX_RECEIVE_COUNT)
+    };
+    let (retries, done): (Vec<_>, Vec<_>) =
+        records.into_iter().partition(|(id, _)| failed.contains(id));
+    let done = done.into_iter().map(|(id, _)| id).collect();
+    if let Err(error) = queue.delete(consumer, done).await {
+        tracing::error!(queue = %consumer, error = %crate::error_chain(&error), "delete failed; the batch will be seen again");
+    }
+    for (id, count) in retries {
+        let backoff = backoff(retry_base, count);
+        if let Err(error) = queue
+            .retry_later(consumer, id, backoff, MAX_RECEIVE_COUNT)
+            .await
+        {
+            tracing::error!(queue = %consumer, error = %crate::error_chain(&error), "could not schedule a retry");
+        }
+    }
+}
+
+/// Accepted event ids forgotten per batch, and how often a pass runs.
+const FORGET_BATCH: usize = 1000;
+const FORGET_EVERY: Duration = Duration::from_secs(60);
+
+/// Forget the accepted event ids older than the consumers' dedup window (15 days) in the
+/// background, once a minute, in bounded batches, until `stop` turns true.
+pub async fn forget_old_acceptances(queue: Arc<SqliteQueue>, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(FORGET_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.changed() => return,
+        }
+        // Batch after batch until the old ones are gone, yielding in between, so the
+        // queue's writers wait for one batch at most.
+        let mut forgotten = 0;
+        loop {
+            match queue
+                .forget_accepted(DEFAULT_DEDUP_WINDOW, FORGET_BATCH)
                 .await
             {
-                tracing::error!(queue = %consumer, error = %crate::error_chain(&error), "could not schedule a retry");
+                Ok(n) => {
+                    forgotten += n;
+                    if n < FORGET_BATCH || *stop.borrow() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %crate::error_chain(&error), "could not forget old accepted event ids");
+                    break;
+                }
             }
+        }
+        if forgotten > 0 {
+            tracing::info!(
+                forgotten,
+                "forgot accepted event ids older than the dedup window"
+            );
         }
     }
 }

@@ -1,11 +1,15 @@
 //! The event queue port: one queue per consumer (DESIGN.md, "Data flow").
 
+pub mod dead_letters;
 pub mod memory;
 pub mod sqlite;
 pub mod sqs;
 pub mod sqs_dlq;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
+use aws_lambda_events::sqs::SqsEvent;
 
 use crate::event::Event;
 use crate::routing::Consumer;
@@ -49,21 +53,6 @@ fn sqs_safe(json: String) -> String {
     }
 }
 
-/// A message moved to a dead-letter queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// The message id.
-    pub message_id: String,
-    /// `Event::id`.
-    pub event_id: String,
-    /// `Event::event_type`.
-    pub event_type: String,
-    /// How often it was received before it was moved.
-    pub receive_count: u32,
-    /// The event's JSON.
-    pub body: String,
-}
-
 /// What a queue says about an accepted message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sent {
@@ -88,4 +77,32 @@ pub struct QueueError {
 pub trait EventQueue: Send + Sync {
     /// Store `message` on `consumer`'s queue.
     async fn send(&self, consumer: Consumer, message: &QueueMessage) -> Result<Sent, QueueError>;
+}
+
+/// The receive side of the queues, as SQS's event source mapping works it for a Lambda
+/// function: local mode's consumer loops use it (`local::consumer`).
+#[async_trait]
+pub trait ReceiveQueue: Send + Sync {
+    /// Up to `max` visible messages of `consumer`, hidden for `visibility`, as an SQS
+    /// batch (with `ApproximateReceiveCount`).
+    async fn receive(
+        &self,
+        consumer: Consumer,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<SqsEvent, QueueError>;
+    /// Wait until something may be ready on `consumer`'s queue: true when woken by a send
+    /// (or a redrive), false when `timeout` passed first.
+    async fn wait(&self, consumer: Consumer, timeout: Duration) -> bool;
+    /// Delete processed messages.
+    async fn delete(&self, consumer: Consumer, message_ids: Vec<String>) -> Result<(), QueueError>;
+    /// A failed message: visible again after `backoff`, or moved to the dead-letter queue
+    /// once it has been received `max_receive_count` times.
+    async fn retry_later(
+        &self,
+        consumer: Consumer,
+        message_id: String,
+        backoff: Duration,
+        max_receive_count: u32,
+    ) -> Result<(), QueueError>;
 }

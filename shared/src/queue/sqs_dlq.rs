@@ -12,10 +12,11 @@ use aws_sdk_sqs::types::{
     MessageSystemAttributeName, QueueAttributeName,
 };
 
-use super::DeadLetter;
+use async_trait::async_trait;
 
-/// At most this many messages are listed (a dead-letter queue keeps 14 days of them).
-pub const LIST_LIMIT: usize = 100;
+use super::dead_letters::{
+    DeadLetter, DeadLetterError, DeadLetters, LIST_LIMIT, Listing, Redriven,
+};
 
 /// How long a listed message stays hidden while the listing goes on (and if this
 /// process dies before making it visible again). Longer than a whole listing, so no
@@ -26,42 +27,10 @@ const PEEK_VISIBILITY_SECS: i32 = 120;
 /// answer "empty" while messages wait.
 const PEEK_WAIT_SECS: i32 = 2;
 
-/// Something SQS refused or that cannot be done.
-#[derive(Debug, thiserror::Error)]
-pub enum DeadLetterError {
-    /// A request to SQS failed.
-    #[error("{action} failed")]
-    Sqs {
-        /// The request.
-        action: &'static str,
-        /// Why.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// The URL names a queue no queue dead-letters into.
-    #[error(
-        "{0} is not the dead-letter queue of any queue: give the dead-letter queue's URL (the template's *DeadLetterQueueUrl outputs)"
-    )]
-    NotADeadLetterQueue(String),
-    /// Listed messages SQS would not make visible again at once.
-    #[error(
-        "{0} listed message(s) could not be made visible again; they reappear within {PEEK_VISIBILITY_SECS} s"
-    )]
-    StillHidden(usize),
-    /// The move task stopped without moving everything.
-    #[error("the move task ended {status}{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
-    MoveTask {
-        /// `FAILED` or `CANCELLED`.
-        status: String,
-        /// SQS's `FailureReason`.
-        reason: Option<String>,
-    },
-}
-
 fn sqs<E: std::error::Error + Send + Sync + 'static>(
     action: &'static str,
 ) -> impl FnOnce(SdkError<E, HttpResponse>) -> DeadLetterError {
-    move |error| DeadLetterError::Sqs {
+    move |error| DeadLetterError::Failed {
         action,
         source: Box::new(error),
     }
@@ -70,15 +39,6 @@ fn sqs<E: std::error::Error + Send + Sync + 'static>(
 /// A queue's name: the last segment of its URL.
 pub fn queue_name(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
-}
-
-/// What a finished redrive moved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Redriven {
-    /// Messages moved.
-    pub moved: u64,
-    /// The queue(s) they went back to.
-    pub to: Vec<String>,
 }
 
 /// The dead-letter queue at `url`.
@@ -97,13 +57,8 @@ impl SqsDeadLetterQueue {
         }
     }
 
-    /// The queue's name.
-    pub fn name(&self) -> &str {
-        queue_name(&self.url)
-    }
-
     /// The URLs of the queues that dead-letter into this one; an error if none do.
-    pub async fn sources(&self) -> Result<Vec<String>, DeadLetterError> {
+    async fn sources(&self) -> Result<Vec<String>, DeadLetterError> {
         let sources = self
             .client
             .list_dead_letter_source_queues()
@@ -119,7 +74,7 @@ impl SqsDeadLetterQueue {
     }
 
     /// The approximate number of messages waiting (visible or not).
-    pub async fn depth(&self) -> Result<u64, DeadLetterError> {
+    async fn depth(&self) -> Result<u64, DeadLetterError> {
         let attributes = self
             .client
             .get_queue_attributes()
@@ -143,7 +98,7 @@ impl SqsDeadLetterQueue {
     /// Up to [`LIST_LIMIT`] of the `expected` messages, left in the queue: each is
     /// received, then made visible again at once. SQS cannot peek, so a look is a
     /// receive: `receive_count` leaves out this look but counts earlier ones.
-    pub async fn list(&self, expected: u64) -> Result<Vec<DeadLetter>, DeadLetterError> {
+    async fn peek_up_to(&self, expected: u64) -> Result<Vec<DeadLetter>, DeadLetterError> {
         let mut letters: Vec<DeadLetter> = Vec::new();
         let mut handles = Vec::new();
         let wanted = (expected as usize).min(LIST_LIMIT);
@@ -234,7 +189,7 @@ impl SqsDeadLetterQueue {
                     .send()
                     .await
                     .map_err(sqs("ChangeMessageVisibilityBatch")),
-                Err(error) => Err(DeadLetterError::Sqs {
+                Err(error) => Err(DeadLetterError::Failed {
                     action: "ChangeMessageVisibilityBatch",
                     source: error.into(),
                 }),
@@ -250,16 +205,19 @@ impl SqsDeadLetterQueue {
         match (first_error, refused) {
             (Some(error), _) => Err(error),
             (None, 0) => Ok(()),
-            (None, refused) => Err(DeadLetterError::StillHidden(refused)),
+            (None, refused) => Err(DeadLetterError::StillHidden {
+                count: refused,
+                seconds: PEEK_VISIBILITY_SECS,
+            }),
         }
     }
 
     /// Move every message back to the queue it came from, and wait until SQS says the
     /// move is done; `progress` is told the count moved so far while it runs.
-    pub async fn redrive(
+    async fn move_back(
         &self,
         poll: Duration,
-        mut progress: impl FnMut(u64),
+        progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<Redriven, DeadLetterError> {
         let to = self.sources().await?;
         let arn = self
@@ -304,7 +262,10 @@ impl SqsDeadLetterQueue {
                 Some(task) => {
                     let moved = task.approximate_number_of_messages_moved.max(0) as u64;
                     match task.status.as_deref() {
-                        Some("COMPLETED") => return Ok(Redriven { moved, to }),
+                        Some("COMPLETED") => {
+                            let to = to.iter().map(|url| queue_name(url).to_owned()).collect();
+                            return Ok(Redriven { moved, to });
+                        }
                         Some("RUNNING") | Some("CANCELLING") => progress(moved),
                         other => {
                             return Err(DeadLetterError::MoveTask {
@@ -335,5 +296,26 @@ impl SqsDeadLetterQueue {
             .unwrap_or_default()
             .into_iter()
             .next())
+    }
+}
+
+#[async_trait]
+impl DeadLetters for SqsDeadLetterQueue {
+    fn name(&self) -> &str {
+        queue_name(&self.url)
+    }
+
+    async fn list(&self) -> Result<Listing, DeadLetterError> {
+        self.sources().await?;
+        let total = self.depth().await?;
+        let letters = self.peek_up_to(total).await?;
+        Ok(Listing { total, letters })
+    }
+
+    async fn redrive(
+        &self,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<Redriven, DeadLetterError> {
+        self.move_back(Duration::from_secs(1), progress).await
     }
 }

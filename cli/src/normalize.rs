@@ -1,0 +1,34 @@
+//! `okr-webhooks normalize`: the normalized event (schema v1) for a body.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use http::{HeaderName, HeaderValue};
+use time::OffsetDateTime;
+
+use crate::delivery::{BodyArgs, header_map, parse_header, parse_time};
+
+#[derive(Debug, Args)]
+pub struct NormalizeArgs {
+    #[command(flatten)]
+    delivery: BodyArgs,
+    /// A request header as `Name: value` (Standard Webhooks' webhook-id gives the event id).
+    #[arg(long = "header", short = 'H', value_parser = parse_header)]
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The receive time, RFC 3339 (default: now).
+    #[arg(long, value_parser = parse_time)]
+    received_at: Option<OffsetDateTime>,
+}
+
+pub fn run(args: NormalizeArgs) -> Result<ExitCode> {
+    let body = args.delivery.read_body()?;
+    let received_at = args.received_at.unwrap_or_else(OffsetDateTime::now_utc);
+    let headers = header_map(args.headers);
+    let event = okr_webhooks::normalize(args.delivery.source, &headers, &body, received_at)?;
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &event)?;
+    writeln!(out)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,90 @@
+//! `okr-webhooks serve`: the whole pipeline on this machine, until Ctrl-C or SIGTERM.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use okr_webhooks::config::{LocalConfig, LocalDestinations, process_env};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
+    /// Secrets, queues, idempotency records and the warehouse live here.
+    #[arg(long, default_value = ".okr-webhooks")]
+    data_dir: PathBuf,
+    /// The Slack notifier's incoming webhook (default: print the messages).
+    #[arg(long, env = "OKR_SLACK_WEBHOOK_URL", hide_env_values = true)]
+    slack_webhook_url: Option<String>,
+    /// The alerts channel's incoming webhook (default: print the alerts).
+    #[arg(long, env = "OKR_ALERTS_SLACK_WEBHOOK_URL", hide_env_values = true)]
+    alerts_slack_webhook_url: Option<String>,
+    /// A PagerDuty Events API v2 routing key (default: print the events).
+    #[arg(long, env = "OKR_PAGERDUTY_ROUTING_KEY", hide_env_values = true)]
+    pagerduty_routing_key: Option<String>,
+    /// The PagerDuty Events API URL.
+    #[arg(long, env = "PAGERDUTY_EVENTS_URL")]
+    pagerduty_events_url: Option<String>,
+    /// The first retry back-off of a failed message, in milliseconds (doubles each time).
+    #[arg(long, default_value_t = 1000, hide = true)]
+    retry_base_ms: u64,
+}
+
+pub async fn run(args: ServeArgs) -> Result<ExitCode> {
+    let destinations = LocalDestinations {
+        slack_webhook_url: args.slack_webhook_url,
+        alerts_slack_webhook_url: args.alerts_slack_webhook_url,
+        pagerduty_routing_key: args.pagerduty_routing_key,
+        pagerduty_events_url: args.pagerduty_events_url,
+    };
+    let retry_base = Duration::from_millis(args.retry_base_ms);
+    let config = LocalConfig::new(destinations, retry_base, &process_env())?;
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(okr_webhooks::telemetry::filter(
+            Some("info"),
+            std::env::var("RUST_LOG").ok().as_deref(),
+        ))
+        .init();
+    let addr = args.addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    announce(format!(
+        "listening on http://{addr} (POST /webhooks/{{source}}, GET /healthz)"
+    ));
+    okr_webhooks::local::serve(&args.data_dir, listener, config, shutdown(), announce).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A line for the person running it, on stderr.
+fn announce(line: String) {
+    let _ = writeln!(io::stderr(), "{line}");
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).ok();
+        let term = async {
+            match terminate.as_mut() {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! { _ = interrupt => {}, _ = term => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    announce("stopping: finishing the requests and batches in flight".to_owned());
+}

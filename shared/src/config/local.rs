@@ -1,0 +1,53 @@
+//! `okr-webhooks serve`'s configuration.
+
+use std::time::Duration;
+
+use super::{ConfigError, DEFAULT_PAGERDUTY_EVENTS_URL, Env, notify_rules};
+use crate::routing::NotifyRules;
+
+/// Where `serve` sends; what is not set is printed instead.
+#[derive(Debug, Clone, Default)]
+pub struct LocalDestinations {
+    /// `--slack-webhook-url` / `OKR_SLACK_WEBHOOK_URL`: the notifier's incoming webhook.
+    pub slack_webhook_url: Option<String>,
+    /// `--alerts-slack-webhook-url` / `OKR_ALERTS_SLACK_WEBHOOK_URL`: the alerts channel's.
+    pub alerts_slack_webhook_url: Option<String>,
+    /// `--pagerduty-routing-key` / `OKR_PAGERDUTY_ROUTING_KEY`.
+    pub pagerduty_routing_key: Option<String>,
+    /// `--pagerduty-events-url` / `PAGERDUTY_EVENTS_URL`.
+    pub pagerduty_events_url: Option<String>,
+}
+
+/// `serve`'s configuration, read once at start.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// Where Slack messages and alerts go (each printed when not set).
+    pub destinations: LocalDestinations,
+    /// The PagerDuty Events API endpoint (default the Events API v2).
+    pub pagerduty_events_url: String,
+    /// `SLACK_NOTIFY_TYPES`, as for ingest.
+    pub notify: NotifyRules,
+    /// The first retry back-off of a failed message (doubling each time).
+    pub retry_base: Duration,
+}
+
+impl LocalConfig {
+    /// `serve`'s options (`destinations`, `retry_base`), and the environment for the rest.
+    pub fn new<F: Fn(&str) -> Option<String>>(
+        destinations: LocalDestinations,
+        retry_base: Duration,
+        env: &Env<F>,
+    ) -> Result<Self, ConfigError> {
+        let pagerduty_events_url = destinations
+            .pagerduty_events_url
+            .clone()
+            .filter(|url| !url.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_PAGERDUTY_EVENTS_URL.to_owned());
+        Ok(LocalConfig {
+            destinations,
+            pagerduty_events_url,
+            notify: notify_rules(env),
+            retry_base,
+        })
+    }
+}

@@ -1,0 +1,174 @@
+//! Configuration from environment variables, read once at start. A missing or invalid
+//! variable stops start-up with its name.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::routing::{Consumer, DEFAULT_NOTIFY_TYPES, NotifyRules};
+
+mod functions;
+mod local;
+
+pub use functions::{AlertsConfig, IngestConfig, SlackConfig, WarehouseConfig};
+pub use local::{LocalConfig, LocalDestinations};
+
+/// Default `PAGERDUTY_EVENTS_URL`: the Events API v2 endpoint.
+pub const DEFAULT_PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// Default `MAX_BODY_BYTES`: 256 KiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The largest `MAX_BODY_BYTES`: half the 1 MiB SQS message, since the normalized
+/// event carries the body and the fields taken from it.
+pub const MAX_BODY_BYTES_LIMIT: usize = 512 * 1024;
+
+/// AWS SDK timeouts for a function's clients: connect within 1 s, each attempt within
+/// `attempt`, the whole call with its retries within `operation`, so a hung AWS call ends
+/// inside the invocation instead of running into the function's timeout.
+pub fn aws_timeouts(
+    attempt: Duration,
+    operation: Duration,
+) -> aws_sdk_sqs::config::timeout::TimeoutConfig {
+    aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(operation)
+        .build()
+}
+
+/// The longest one AWS call of a consumer (DynamoDB, Secrets Manager) may take, retries
+/// included: the consumers keep this much of their time for each store call they must
+/// still make after a send.
+pub const CONSUMER_AWS_CALL: Duration = Duration::from_secs(5);
+
+/// The consumers' clients: each call ends within [`CONSUMER_AWS_CALL`], well inside the
+/// 30 s and 60 s the consumer functions have.
+pub fn consumer_aws_timeouts() -> aws_sdk_sqs::config::timeout::TimeoutConfig {
+    aws_timeouts(Duration::from_secs(2), CONSUMER_AWS_CALL)
+}
+
+/// The queue URL of each consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueUrls {
+    /// `WAREHOUSE_QUEUE_URL`.
+    pub warehouse: String,
+    /// `SLACK_QUEUE_URL`.
+    pub slack: String,
+    /// `ALERTS_QUEUE_URL`.
+    pub alerts: String,
+}
+
+impl QueueUrls {
+    /// The URL of `consumer`'s queue.
+    pub fn get(&self, consumer: Consumer) -> &str {
+        match consumer {
+            Consumer::Warehouse => &self.warehouse,
+            Consumer::Slack => &self.slack,
+            Consumer::Alerts => &self.alerts,
+        }
+    }
+}
+
+/// A variable that is missing or cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Required and not set (or empty).
+    #[error("missing environment variable {0}")]
+    Missing(&'static str),
+    /// Set, but not in the expected form.
+    #[error("environment variable {name} is invalid: expected {expected}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What it should hold.
+        expected: &'static str,
+    },
+}
+
+/// Reads variables through `lookup` (the process environment, or a map in tests).
+pub struct Env<F>(pub F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// A required variable.
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        (self.0)(name)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(ConfigError::Missing(name))
+    }
+
+    /// An optional number in `range`, or `default`.
+    pub fn number_in(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+        expected: &'static str,
+    ) -> Result<u64, ConfigError> {
+        let value = self.parsed_or(name, default, expected)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::Invalid { name, expected })
+        }
+    }
+
+    /// An optional variable parsed as `T`, or `default`.
+    pub fn parsed_or<T: FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+        expected: &'static str,
+    ) -> Result<T, ConfigError> {
+        match (self.0)(name).filter(|v| !v.trim().is_empty()) {
+            None => Ok(default),
+            Some(value) => value
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::Invalid { name, expected }),
+        }
+    }
+}
+
+/// The process environment.
+pub fn process_env() -> Env<impl Fn(&str) -> Option<String>> {
+    Env(|name: &str| std::env::var(name).ok())
+}
+
+/// `SLACK_NOTIFY_TYPES` (default [`DEFAULT_NOTIFY_TYPES`]).
+pub(crate) fn notify_rules<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> NotifyRules {
+    NotifyRules::parse(
+        &(env.0)("SLACK_NOTIFY_TYPES").unwrap_or_else(|| DEFAULT_NOTIFY_TYPES.to_owned()),
+    )
+}
+/// `SECRET_CACHE_TTL_SECONDS` (default 300).
+pub(crate) fn secret_cache_ttl<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(env.number_in(
+        "SECRET_CACHE_TTL_SECONDS",
+        300,
+        1..=86_400,
+        "a number of seconds from 1 to 86400",
+    )?))
+}
+/// `QUEUE_VISIBILITY_TIMEOUT_SECONDS`: required, 0 to 43200.
+pub(crate) fn visibility_timeout<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Duration, ConfigError> {
+    let expected = "a number of seconds from 0 to 43200 (the queue's visibility timeout)";
+    let seconds: u64 = env
+        .required("QUEUE_VISIBILITY_TIMEOUT_SECONDS")?
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::Invalid {
+            name: "QUEUE_VISIBILITY_TIMEOUT_SECONDS",
+            expected,
+        })?;
+    if seconds > 43_200 {
+        return Err(ConfigError::Invalid {
+            name: "QUEUE_VISIBILITY_TIMEOUT_SECONDS",
+            expected,
+        });
+    }
+    Ok(Duration::from_secs(seconds))
+}

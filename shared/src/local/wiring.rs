@@ -1,0 +1,108 @@
+//! The consumers of `serve`: the Lambda functions' handlers over the data directory's
+//! stores, with Slack, the alerts channel and PagerDuty as configured (printed when not).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::consumer::{BatchHandler, VISIBILITY};
+use super::print::Printer;
+use super::stores::Stores;
+use super::{LocalError, Paths};
+use crate::alerts::rules::Thresholds;
+use crate::alerts::{AlertSettings, DEFAULT_WINDOW, Destinations, ProgressAlerts};
+use crate::config::LocalConfig;
+use crate::metrics::NoMetrics;
+use crate::outbound::http::http_client;
+use crate::outbound::pagerduty::RoutingKey;
+use crate::outbound::slack::{SlackPoster, WebhookPoster, WebhookUrl};
+use crate::routing::Consumer;
+use crate::secrets::{FromSecret, SecretCache, StaticSecret};
+use crate::slack::{DEFAULT_DIGEST_THRESHOLD, SlackNotifier};
+use crate::warehouse::WarehouseSink;
+use crate::warehouse::local::LocalSink;
+
+/// Batch sizes, as the template's event source mappings have them: the warehouse
+/// writes one object per batch, so larger batches mean fewer files (the template's 100
+/// plus its batching window; locally a burst arrives at once, so up to 500); Slack and
+/// the alerts handle their records one after another within one invocation's time, and
+/// SQS allows at most 10 in a batch without a batching window.
+const WAREHOUSE_BATCH: usize = 500;
+const SLACK_BATCH: usize = 10;
+const ALERTS_BATCH: usize = 10;
+
+/// A consumer, its handler, and how many messages it takes at once.
+pub(super) type ConsumerSpec = (Consumer, Arc<dyn BatchHandler>, usize);
+
+/// The three consumers over `stores`.
+pub(super) fn consumers(
+    config: &LocalConfig,
+    stores: &Stores,
+    paths: &Paths,
+) -> Result<Vec<ConsumerSpec>, LocalError> {
+    let http = http_client(false).map_err(|e| LocalError::Config(e.to_string()))?;
+    let urls = &config.destinations;
+    let warehouse = WarehouseSink::new(Arc::new(LocalSink::new(&paths.warehouse)));
+    let notifier = SlackNotifier::new(
+        slack_poster(&http, urls.slack_webhook_url.as_deref(), "slack")?,
+        stores.idempotency.clone(),
+        config.notify.clone(),
+        DEFAULT_DIGEST_THRESHOLD,
+    )
+    .with_claim_hold(VISIBILITY);
+    let pagerduty = match urls.pagerduty_routing_key.as_deref() {
+        Some(key) => Some((
+            config.pagerduty_events_url.clone(),
+            fixed::<RoutingKey>(key)?,
+        )),
+        None => None,
+    };
+    let mut destinations = Destinations::over_http(&http, None, pagerduty);
+    destinations.slack = Some(slack_poster(
+        &http,
+        urls.alerts_slack_webhook_url.as_deref(),
+        "alerts",
+    )?);
+    destinations
+        .pagerduty
+        .get_or_insert_with(|| Arc::new(Printer("pagerduty")));
+    let settings = AlertSettings {
+        thresholds: Thresholds::default(),
+        window: DEFAULT_WINDOW,
+        claim_hold: VISIBILITY,
+    };
+    let alerts = ProgressAlerts::configured(
+        destinations,
+        stores.idempotency.clone(),
+        &settings,
+        Arc::new(NoMetrics),
+    );
+    Ok(vec![
+        (Consumer::Warehouse, Arc::new(warehouse), WAREHOUSE_BATCH),
+        (Consumer::Slack, Arc::new(notifier), SLACK_BATCH),
+        (Consumer::Alerts, Arc::new(alerts), ALERTS_BATCH),
+    ])
+}
+
+/// Posts to `url`, or prints with `label` when there is none.
+fn slack_poster(
+    http: &reqwest::Client,
+    url: Option<&str>,
+    label: &'static str,
+) -> Result<Arc<dyn SlackPoster>, LocalError> {
+    Ok(match url {
+        Some(url) => Arc::new(WebhookPoster::new(http.clone(), fixed::<WebhookUrl>(url)?)),
+        None => Arc::new(Printer(label)),
+    })
+}
+
+/// A credential given on the command line, as a secret cache that never changes.
+fn fixed<T>(text: &str) -> Result<SecretCache<T>, LocalError>
+where
+    T: FromSecret + Clone + PartialEq + Send + Sync + 'static,
+{
+    let value = T::from_secret(text).map_err(|e| LocalError::Config(e.to_string()))?;
+    Ok(SecretCache::new(
+        Arc::new(StaticSecret(value)),
+        Duration::from_secs(3600),
+    ))
+}

@@ -1,0 +1,135 @@
+//! The receive side of the SQLite queues, with SQS's semantics: a visibility timeout,
+//! a receive count, and the dead-letter queue after the maximum receive count.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
+use rusqlite::params;
+
+use super::{SqliteQueue, now_ms};
+use crate::queue::{QueueError, ReceiveQueue};
+use crate::routing::Consumer;
+
+#[async_trait]
+impl ReceiveQueue for SqliteQueue {
+    /// Wait until something is committed to `consumer`'s queue: true when woken by a
+    /// commit (or a redrive), false when `timeout` passed first.
+    async fn wait(&self, consumer: Consumer, timeout: Duration) -> bool {
+        match self.wake.get(&consumer) {
+            Some(notify) => tokio::time::timeout(timeout, notify.notified())
+                .await
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    /// Up to `max` visible messages of `consumer`, hidden for `visibility`, as an SQS batch.
+    async fn receive(
+        &self,
+        consumer: Consumer,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<SqsEvent, QueueError> {
+        let hide_until = now_ms() + visibility.as_millis() as i64;
+        let rows = self
+            .with(consumer, move |connection| {
+                let now = now_ms();
+                let mut statement = connection.prepare(
+                    "UPDATE messages SET receive_count = receive_count + 1, visible_at = ?1
+                     WHERE seq IN (SELECT seq FROM messages
+                                   WHERE queue = ?2 AND dead_at IS NULL AND visible_at <= ?3
+                                   ORDER BY seq LIMIT ?4)
+                     RETURNING message_id, event_id, source, type, body, receive_count, seq",
+                )?;
+                let rows = statement
+                    .query_map(
+                        params![hide_until, consumer.as_str(), now, max as i64],
+                        |row| {
+                            Ok((
+                                row.get::<_, String>(0)?,
+                                row.get::<_, String>(1)?,
+                                row.get::<_, String>(2)?,
+                                row.get::<_, String>(3)?,
+                                row.get::<_, String>(4)?,
+                                row.get::<_, i64>(5)?,
+                                row.get::<_, i64>(6)?,
+                            ))
+                        },
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await?;
+        let mut rows = rows;
+        rows.sort_by_key(|row| row.6);
+        let mut event = SqsEvent::default();
+        event.records = rows
+            .into_iter()
+            .map(
+                |(message_id, event_id, source, event_type, body, count, seq)| {
+                    let mut message = SqsMessage::default();
+                    message.message_id = Some(message_id);
+                    message.receipt_handle = Some(seq.to_string());
+                    message.body = Some(body);
+                    message
+                        .attributes
+                        .insert("ApproximateReceiveCount".into(), count.to_string());
+                    for (name, value) in [
+                        ("event_id", event_id),
+                        ("source", source),
+                        ("type", event_type),
+                    ] {
+                        let mut attribute = SqsMessageAttribute::default();
+                        attribute.string_value = Some(value);
+                        attribute.data_type = Some("String".into());
+                        message.message_attributes.insert(name.into(), attribute);
+                    }
+                    message.event_source = Some("okr-webhooks:sqlite".into());
+                    message
+                },
+            )
+            .collect();
+        Ok(event)
+    }
+
+    /// Delete processed messages.
+    async fn delete(&self, consumer: Consumer, message_ids: Vec<String>) -> Result<(), QueueError> {
+        self.with(consumer, move |connection| {
+            let transaction = connection.transaction()?;
+            for id in &message_ids {
+                transaction.execute("DELETE FROM messages WHERE message_id = ?1", params![id])?;
+            }
+            transaction.commit()
+        })
+        .await
+    }
+
+    /// A failed message: visible again after `backoff`, or moved to the dead-letter queue
+    /// once it has been received `max_receive_count` times.
+    async fn retry_later(
+        &self,
+        consumer: Consumer,
+        message_id: String,
+        backoff: Duration,
+        max_receive_count: u32,
+    ) -> Result<(), QueueError> {
+        let visible_at = now_ms() + backoff.as_millis() as i64;
+        self.with(consumer, move |connection| {
+            connection.execute(
+                "UPDATE messages SET
+                     dead_at = CASE WHEN receive_count >= ?2 THEN ?3 ELSE NULL END,
+                     visible_at = ?4
+                 WHERE message_id = ?1",
+                params![
+                    message_id,
+                    i64::from(max_receive_count),
+                    now_ms(),
+                    visible_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
