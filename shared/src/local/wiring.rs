@@ -21,11 +21,12 @@ use crate::slack::{DEFAULT_DIGEST_THRESHOLD, SlackNotifier};
 use crate::warehouse::WarehouseSink;
 use crate::warehouse::local::LocalSink;
 
-/// Batch sizes, as the template's event source mappings have them: the warehouse
-/// writes one object per batch, so larger batches mean fewer files (the template's 100
-/// plus its batching window; locally a burst arrives at once, so up to 500); Slack and
-/// the alerts handle their records one after another within one invocation's time, and
-/// SQS allows at most 10 in a batch without a batching window.
+/// Batch sizes. The warehouse writes one object per batch, so bigger batches mean fewer
+/// files: the template takes 100 with a 30 s batching window; locally there is no window
+/// (a consumer takes what is waiting as soon as a send commits), so up to 500 at once
+/// keeps a burst in few objects. Slack and the alerts take 10, as in the template: their
+/// records are sent one after another (Slack about one a second), so a batch must fit
+/// the time one invocation (here, one visibility timeout) has.
 const WAREHOUSE_BATCH: usize = 500;
 const SLACK_BATCH: usize = 10;
 const ALERTS_BATCH: usize = 10;
