@@ -20,6 +20,7 @@
 //! `alert-lock:<source>:<entity id>`); the state is also written only over the version
 //! read, should that claim lapse.
 
+mod destinations;
 pub mod messages;
 pub mod rules;
 mod state;
@@ -37,10 +38,10 @@ use crate::event::Event;
 use crate::idempotency::guard::{Claimed, Guard, Ran, short_hold};
 use crate::idempotency::{Claim, IdempotencyStore};
 use crate::metrics::{MetricsSink, NoMetrics};
-use crate::outbound::pagerduty::{Action, PagerDuty, PagerDutyClient, RoutingKey};
-use crate::outbound::slack::{SlackPoster, WebhookPoster, WebhookUrl};
-use crate::outbound::{DeliveryError, SEND_BUDGET, Service, deliver};
-use crate::secrets::SecretCache;
+use crate::outbound::SEND_BUDGET;
+use crate::outbound::pagerduty::Action;
+pub use destinations::Destinations;
+use destinations::{Destination, Send};
 use messages::{pagerduty_alert, recovered_message, trigger_message};
 use rules::{Assessment, Rule, Thresholds, assess};
 use state::AlertState;
@@ -61,34 +62,6 @@ const STATE_ATTEMPTS: usize = 3;
 /// The alerts' name in metrics.
 const SERVICE: &str = "progress-alerts";
 
-/// Where alerts go; either may be absent, not both.
-pub struct Destinations {
-    /// The Slack alerts channel.
-    pub slack: Option<Arc<dyn SlackPoster>>,
-    /// PagerDuty Events API v2.
-    pub pagerduty: Option<Arc<dyn PagerDuty>>,
-}
-
-impl Destinations {
-    /// The alerts channel's incoming webhook and PagerDuty's Events API (at
-    /// `pagerduty.0`), over `http`, with their credentials from secret caches; either may
-    /// be absent.
-    pub fn over_http(
-        http: &reqwest::Client,
-        slack: Option<SecretCache<WebhookUrl>>,
-        pagerduty: Option<(String, SecretCache<RoutingKey>)>,
-    ) -> Self {
-        Destinations {
-            slack: slack.map(|url| -> Arc<dyn SlackPoster> {
-                Arc::new(WebhookPoster::new(http.clone(), url))
-            }),
-            pagerduty: pagerduty.map(|(url, key)| -> Arc<dyn PagerDuty> {
-                Arc::new(PagerDutyClient::new(http.clone(), url, key))
-            }),
-        }
-    }
-}
-
 /// The consumer's settings besides its ports: from the environment in the Lambda
 /// (`config::AlertsConfig::settings`), the defaults in `serve`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,40 +72,6 @@ pub struct AlertSettings {
     pub window: Duration,
     /// The least time a started send's claim is held: the queue's visibility timeout.
     pub claim_hold: Duration,
-}
-
-/// One destination, with its own alert state.
-enum Destination {
-    Slack(Arc<dyn SlackPoster>),
-    PagerDuty(Arc<dyn PagerDuty>),
-}
-
-impl Destination {
-    fn name(&self) -> &'static str {
-        match self {
-            Destination::Slack(_) => "slack",
-            Destination::PagerDuty(_) => "pagerduty",
-        }
-    }
-}
-
-/// One send to one destination.
-enum Send {
-    Slack(Arc<dyn SlackPoster>, crate::outbound::slack::SlackMessage),
-    PagerDuty(Arc<dyn PagerDuty>, crate::outbound::pagerduty::Alert),
-}
-
-impl Send {
-    async fn deliver(&self, deadline: Instant) -> Result<(), DeliveryError> {
-        match self {
-            Send::Slack(poster, message) => {
-                deliver(Service::Slack, deadline, || poster.post(message)).await
-            }
-            Send::PagerDuty(client, alert) => {
-                deliver(Service::PagerDuty, deadline, || client.send(alert)).await
-            }
-        }
-    }
 }
 
 /// The alerts consumer.

@@ -7,27 +7,27 @@
 //! routing table picks has stored the event.
 
 pub mod apigw;
+mod rejection;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::json;
 use time::OffsetDateTime;
-use tokio::time::Instant;
 
 use crate::event::Event;
 use crate::metrics::{IngestRecord, MetricsSink};
-use crate::normalize::{NormalizeError, normalize};
+use crate::normalize::normalize;
 use crate::queue::{EventQueue, QueueMessage};
 use crate::routing::Consumer;
 use crate::routing::{NotifyRules, notification_view, route};
 use crate::secrets::SecretCache;
 use crate::signature::{VerifyError, verify};
 use crate::source::Source;
+pub use rejection::SIGNATURE_LOG_INTERVAL;
+use rejection::{LogLimiter, Rejection};
 
 /// The largest queue message: SQS's limit (1 MiB), less room for the attributes.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024 - 4 * 1024;
@@ -71,129 +71,6 @@ pub struct Ingest {
     signature_log: LogLimiter,
 }
 
-/// How often the reason for failed signatures is logged, per source and reason.
-pub const SIGNATURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
-
-/// A source and a reason for failing.
-type LogKey = (Source, &'static str);
-
-/// Lets one log line through per key and interval, and counts the ones it holds back:
-/// when it last let one through, and how many since.
-#[derive(Debug)]
-struct LogLimiter {
-    interval: Duration,
-    seen: Mutex<HashMap<LogKey, (Instant, u64)>>,
-}
-
-impl LogLimiter {
-    fn new(interval: Duration) -> Self {
-        LogLimiter {
-            interval,
-            seen: Mutex::default(),
-        }
-    }
-
-    /// `Some(held back since the last line)` when a line may be logged now.
-    fn allow(&self, key: LogKey) -> Option<u64> {
-        let now = Instant::now();
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        match seen.get_mut(&key) {
-            Some((last, held)) if now.duration_since(*last) < self.interval => {
-                *held += 1;
-                None
-            }
-            Some((last, held)) => {
-                *last = now;
-                Some(std::mem::take(held))
-            }
-            None => {
-                seen.insert(key, (now, 0));
-                Some(0)
-            }
-        }
-    }
-}
-
-/// Why a delivery was not accepted.
-#[derive(Debug)]
-enum Rejection {
-    UnknownSource,
-    MethodNotAllowed { perscom_get: bool },
-    TooLarge,
-    EventTooLarge,
-    InvalidBase64,
-    InvalidBody(NormalizeError),
-    Signature,
-    SecretsUnavailable,
-    EnqueueFailed { failures: usize },
-}
-
-impl Rejection {
-    fn status(&self) -> StatusCode {
-        match self {
-            Rejection::UnknownSource => StatusCode::NOT_FOUND,
-            Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Rejection::TooLarge | Rejection::EventTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Rejection::InvalidBase64 | Rejection::InvalidBody(_) => StatusCode::BAD_REQUEST,
-            Rejection::Signature => StatusCode::UNAUTHORIZED,
-            Rejection::SecretsUnavailable | Rejection::EnqueueFailed { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        }
-    }
-
-    /// The stable error code in the JSON body and the metrics.
-    fn code(&self) -> &'static str {
-        match self {
-            Rejection::UnknownSource => "unknown_source",
-            Rejection::MethodNotAllowed { .. } => "method_not_allowed",
-            Rejection::TooLarge => "body_too_large",
-            Rejection::InvalidBase64 => "invalid_body",
-            // Verified, so a genuine provider sent it: their own codes, for the alarms.
-            Rejection::EventTooLarge => "event_too_large",
-            Rejection::InvalidBody(_) => "invalid_payload",
-            Rejection::Signature => "invalid_signature",
-            Rejection::SecretsUnavailable => "secrets_unavailable",
-            Rejection::EnqueueFailed { .. } => "enqueue_failed",
-        }
-    }
-
-    /// A message for the sender: fixed texts and our own error texts, never a secret,
-    /// the body, or an upstream error.
-    fn message(&self, max_body_bytes: usize) -> String {
-        match self {
-            Rejection::UnknownSource => format!(
-                "unknown source: POST to /webhooks/{{{}}}",
-                Source::ALL.map(Source::as_str).join("|")
-            ),
-            Rejection::MethodNotAllowed { perscom_get: true } => "PERSCOM GET deliveries carry \
-                the payload in the query string and cannot be verified: choose POST as the \
-                webhook's method in PERSCOM"
-                .into(),
-            Rejection::MethodNotAllowed { perscom_get: false } => {
-                "webhooks are delivered with POST".into()
-            }
-            Rejection::TooLarge => format!("the body is over the {max_body_bytes}-byte limit"),
-            Rejection::EventTooLarge => {
-                format!(
-                    "the normalized event is over the {MAX_MESSAGE_BYTES}-byte queue message limit"
-                )
-            }
-            Rejection::InvalidBase64 => {
-                "the body is marked base64-encoded but is not valid base64".into()
-            }
-            Rejection::InvalidBody(error) => error.to_string(),
-            // The reason (which header, no secret configured) is for the operator's
-            // log, not for whoever is knocking.
-            Rejection::Signature => "the signature could not be verified".into(),
-            Rejection::SecretsUnavailable => {
-                "the signing secrets are unavailable; retry later".into()
-            }
-            Rejection::EnqueueFailed { .. } => "the event could not be queued; retry later".into(),
-        }
-    }
-}
-
 /// A delivery that was verified and stored on every queue it routes to.
 struct Accepted {
     event: Event,
@@ -230,8 +107,7 @@ impl Ingest {
     /// Answer one delivery. `now` is the clock for timestamps and `received_at`.
     pub async fn handle(&self, request: IngestRequest, now: OffsetDateTime) -> IngestResponse {
         let source = request.source.parse::<Source>().ok();
-        let outcome = self.accept(request, now).await;
-        let (response, record) = match &outcome {
+        let (response, record) = match self.accept(request, now).await {
             Ok(accepted) => {
                 tracing::info!(
                     event_id = %accepted.event.id,
@@ -251,62 +127,14 @@ impl Ingest {
                 (respond(StatusCode::ACCEPTED, body.to_string()), record)
             }
             Err(rejection) => {
-                let status = rejection.status();
-                let source_name = source.map(Source::as_str).unwrap_or("unknown");
-                if status.is_server_error() {
-                    tracing::error!(
-                        source = source_name,
-                        outcome = rejection.code(),
-                        status = status.as_u16(),
-                        "webhook not accepted"
-                    );
-                } else if matches!(
-                    rejection,
-                    Rejection::EventTooLarge | Rejection::InvalidBody(_)
-                ) {
-                    // Signed with our secret, yet refused: the provider will not get it
-                    // through by retrying, and the event is lost unless someone acts.
-                    tracing::error!(
-                        source = source_name,
-                        outcome = rejection.code(),
-                        status = status.as_u16(),
-                        detail = %rejection.message(self.max_body_bytes),
-                        "a verified delivery was refused"
-                    );
-                } else {
-                    tracing::info!(
-                        source = source_name,
-                        outcome = rejection.code(),
-                        status = status.as_u16(),
-                        "webhook rejected"
-                    );
-                }
-                let body = json!({"error": rejection.code(), "message": rejection.message(self.max_body_bytes)});
-                let mut response = respond(status, body.to_string());
-                match rejection {
-                    Rejection::SecretsUnavailable | Rejection::EnqueueFailed { .. } => {
-                        response
-                            .headers
-                            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-                    }
-                    Rejection::MethodNotAllowed { .. } => {
-                        response
-                            .headers
-                            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-                    }
-                    _ => {}
-                }
-                let enqueue_failures = match rejection {
-                    Rejection::EnqueueFailed { failures } => *failures,
-                    _ => 0,
-                };
+                rejection.log(source, self.max_body_bytes);
                 let record = IngestRecord {
                     source,
                     reason: rejection.code(),
-                    status: status.as_u16(),
-                    enqueue_failures,
+                    status: rejection.status().as_u16(),
+                    enqueue_failures: rejection.enqueue_failures(),
                 };
-                (response, record)
+                (rejection.response(self.max_body_bytes), record)
             }
         };
         self.metrics.ingest(&record);
@@ -329,49 +157,55 @@ impl Ingest {
         }
         let body = self.decoded_body(request.body, request.body_is_base64)?;
         let headers = request.headers;
+        self.verified(source, &headers, &body, now).await?;
+        let event = normalize(source, &headers, &body, now).map_err(Rejection::InvalidBody)?;
+        let duplicate = self.enqueue(&event).await?;
+        Ok(Accepted { event, duplicate })
+    }
 
+    /// Check the signature against the source's secrets, and once more against fresh
+    /// ones when a new secret may have been rotated in (rate limited).
+    async fn verified(
+        &self,
+        source: Source,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<(), Rejection> {
         let secrets = self.secrets.current().await.map_err(|error| {
             tracing::error!(error = %crate::error_chain(&error), "signing secrets unavailable");
             Rejection::SecretsUnavailable
         })?;
-        if let Err(error) = verify(source, secrets.for_source(source), &headers, &body, now) {
-            let secret_related = matches!(
-                error,
-                VerifyError::WrongSignature
-                    | VerifyError::NoSecret
-                    | VerifyError::UnusableSecret(_)
-            );
-            // A new secret may have been rotated in: look once more (rate limited).
-            let refreshed = match secret_related {
-                true => self.secrets.refresh_after_failure().await,
-                false => None,
-            };
-            let second_try = match refreshed {
-                Some(fresh) => verify(source, fresh.for_source(source), &headers, &body, now),
-                None => Err(error),
-            };
-            second_try.map_err(|error| self.signature_rejected(source, error))?;
-        }
+        let Err(error) = verify(source, secrets.for_source(source), headers, body, now) else {
+            return Ok(());
+        };
+        let secret_related = matches!(
+            error,
+            VerifyError::WrongSignature | VerifyError::NoSecret | VerifyError::UnusableSecret(_)
+        );
+        let refreshed = match secret_related {
+            true => self.secrets.refresh_after_failure().await,
+            false => None,
+        };
+        let second_try = match refreshed {
+            Some(fresh) => verify(source, fresh.for_source(source), headers, body, now),
+            None => Err(error),
+        };
+        second_try.map_err(|error| self.signature_rejected(source, error))
+    }
 
-        let event = normalize(source, &headers, &body, now).map_err(Rejection::InvalidBody)?;
-        let message = QueueMessage::from_event(&event).map_err(|error| {
-            tracing::error!(error = %error, "could not encode the event");
-            Rejection::EnqueueFailed { failures: 1 }
-        })?;
+    /// Store `event` on every queue it routes to, all at once; true when every queue
+    /// already held it (a provider's retry). Slack and the alerts get the event without
+    /// the personal data they do not use.
+    async fn enqueue(&self, event: &Event) -> Result<bool, Rejection> {
+        let message = encoded(event)?;
         if message.body.len() > MAX_MESSAGE_BYTES {
             return Err(Rejection::EventTooLarge);
         }
-        let consumers = route(&event, &self.rules);
-        // Slack and the alerts get the event without the personal data they do not use.
-        let notification = if consumers.iter().any(|c| *c != Consumer::Warehouse) {
-            Some(
-                QueueMessage::from_event(&notification_view(&event)).map_err(|error| {
-                    tracing::error!(error = %error, "could not encode the event");
-                    Rejection::EnqueueFailed { failures: 1 }
-                })?,
-            )
-        } else {
-            None
+        let consumers = route(event, &self.rules);
+        let notification = match consumers.iter().any(|c| *c != Consumer::Warehouse) {
+            true => Some(encoded(&notification_view(event))?),
+            false => None,
         };
         let sends = consumers.iter().map(|consumer| {
             let message = match (consumer, &notification) {
@@ -380,10 +214,9 @@ impl Ingest {
             };
             self.queue.send(*consumer, message)
         });
-        let results = futures::future::join_all(sends).await;
         let mut failures = 0;
         let mut duplicate = true;
-        for result in results {
+        for result in futures::future::join_all(sends).await {
             match result {
                 Ok(sent) => duplicate &= sent.duplicate,
                 Err(error) => {
@@ -397,10 +230,10 @@ impl Ingest {
                 }
             }
         }
-        if failures > 0 {
-            return Err(Rejection::EnqueueFailed { failures });
+        match failures {
+            0 => Ok(duplicate),
+            failures => Err(Rejection::EnqueueFailed { failures }),
         }
-        Ok(Accepted { event, duplicate })
     }
 
     /// Log why a signature failed, at most once a minute per source and reason (a flood
@@ -439,6 +272,14 @@ impl Ingest {
         }
         Ok(body)
     }
+}
+
+/// The queue message for `event`.
+fn encoded(event: &Event) -> Result<QueueMessage, Rejection> {
+    QueueMessage::from_event(event).map_err(|error| {
+        tracing::error!(error = %error, "could not encode the event");
+        Rejection::EnqueueFailed { failures: 1 }
+    })
 }
 
 fn respond(status: StatusCode, body: String) -> IngestResponse {

@@ -18,31 +18,8 @@ pub(super) fn parts(body: &Map<String, Value>) -> Parts {
         .iter()
         .find_map(|key| body.get(*key).and_then(Value::as_object))
         .unwrap_or(body);
-    // `type` is an event name only in the form `<entity>.<change>`: an objective's own
-    // `type` ("TEAM") is not one.
-    let named = first_text(body, &["eventType", "event"])
-        .or_else(|| first_text(body, &["type"]).filter(|name| name.contains('.')))
-        .or_else(|| {
-            let entity_type = first_text(body, &["entityType"])?;
-            let change_type = first_text(body, &["changeType"])?;
-            Some(format!(
-                "{entity_type}.{}",
-                change_type.to_ascii_lowercase()
-            ))
-        });
     let entity_id = first_text(entity, &["id", "entityId"]);
-    // A body without an event name is the entity a one-event subscription sends (the
-    // Peoplelogic document's receiver reads `id` and `status.current` from it): a patch
-    // of an `entityType` (default objective), as long as it has an id.
-    let provider_event = named.or_else(|| {
-        entity_id.as_ref()?;
-        let entity_type = first_text(body, &["entityType"]).unwrap_or_else(|| "objective".into());
-        Some(format!("{entity_type}.patch"))
-    });
-
-    let status = Field::read(entity, "status");
-    let current_value = Field::read(entity, "currentValue");
-    let is_key_result = Field::read(entity, "parentId").is_some_and(|f| f.current.is_some());
+    let provider_event = event_name(body, entity_id.is_some());
     let parts = Parts {
         provider_event: provider_event.clone(),
         entity_id,
@@ -54,7 +31,7 @@ pub(super) fn parts(body: &Map<String, Value>) -> Parts {
         actor: ["updatedBy", "modifiedBy", "lastUpdatedBy", "user", "owner"]
             .iter()
             .find_map(|key| super::current(entity, key).and_then(actor)),
-        status: status.map(|field| field.text_change()),
+        status: Field::read(entity, "status").map(|field| field.text_change()),
         progress: progress(entity),
         changed_fields: entity
             .iter()
@@ -65,12 +42,48 @@ pub(super) fn parts(body: &Map<String, Value>) -> Parts {
             .collect(),
         ..Parts::default()
     };
+    match provider_event.as_deref().and_then(|e| e.rsplit_once('.')) {
+        Some((entity_type, change)) => match kind_and_action(entity, entity_type, change) {
+            Some((kind, action)) => parts.typed(&kind, action),
+            None => parts,
+        },
+        None => parts,
+    }
+}
 
-    let Some((entity_type, change)) = provider_event.as_deref().and_then(|e| e.rsplit_once('.'))
-    else {
-        return parts;
-    };
+/// The event's name: `eventType` or `event`, a dotted `type` (an objective's own `type`,
+/// "TEAM", is not one), or `entityType` + `changeType`. A body without one is the entity
+/// a one-event subscription sends (the Peoplelogic document's receiver reads `id` and
+/// `status.current` from it): a patch of its `entityType` (default objective), as long
+/// as it has an id.
+fn event_name(body: &Map<String, Value>, has_id: bool) -> Option<String> {
+    let named = first_text(body, &["eventType", "event"])
+        .or_else(|| first_text(body, &["type"]).filter(|name| name.contains('.')))
+        .or_else(|| {
+            let entity_type = first_text(body, &["entityType"])?;
+            let change_type = first_text(body, &["changeType"])?;
+            Some(format!(
+                "{entity_type}.{}",
+                change_type.to_ascii_lowercase()
+            ))
+        });
+    named.or_else(|| {
+        has_id.then_some(())?;
+        let entity_type = first_text(body, &["entityType"]).unwrap_or_else(|| "objective".into());
+        Some(format!("{entity_type}.patch"))
+    })
+}
+
+/// The entity kind (an objective with a `parentId` is a key result) and the action: a
+/// post is created, a delete deleted, a patch completed when its status becomes
+/// COMPLETED, progress_updated when a key result's `currentValue` changed, else updated.
+fn kind_and_action(
+    entity: &Map<String, Value>,
+    entity_type: &str,
+    change: &str,
+) -> Option<(String, &'static str)> {
     let mut kind = snake_case(entity_type);
+    let is_key_result = Field::read(entity, "parentId").is_some_and(|f| f.current.is_some());
     if kind == "objective" && is_key_result {
         kind = "key_result".to_owned();
     }
@@ -78,23 +91,24 @@ pub(super) fn parts(body: &Map<String, Value>) -> Parts {
         "post" => "created",
         "delete" => "deleted",
         "patch" => {
-            let completed = status.is_some_and(|field| {
+            let completed = Field::read(entity, "status").is_some_and(|field| {
                 field.changed()
                     && field
                         .current_text()
                         .is_some_and(|s| s.eq_ignore_ascii_case(COMPLETED))
             });
+            let moved = Field::read(entity, "currentValue").is_some_and(|f| f.changed());
             if completed {
                 "completed"
-            } else if kind == "key_result" && current_value.is_some_and(|f| f.changed()) {
+            } else if kind == "key_result" && moved {
                 "progress_updated"
             } else {
                 "updated"
             }
         }
-        _ => return parts,
+        _ => return None,
     };
-    parts.typed(&kind, action)
+    Some((kind, action))
 }
 
 /// Key-result progress from `startingValue`, `currentValue` and `targetValue` (each

@@ -250,29 +250,17 @@ impl SqsDeadLetterQueue {
                     || Some(task.started_timestamp) > before
             });
             match task {
-                None => {
-                    unseen_polls += 1;
-                    if unseen_polls > 30 {
-                        return Err(DeadLetterError::MoveTask {
-                            status: "unknown".into(),
-                            reason: Some("SQS does not list the task it started".into()),
-                        });
-                    }
+                None if unseen_polls >= 30 => {
+                    return Err(DeadLetterError::MoveTask {
+                        status: "unknown".into(),
+                        reason: Some("SQS does not list the task it started".into()),
+                    });
                 }
+                None => unseen_polls += 1,
                 Some(task) => {
-                    let moved = task.approximate_number_of_messages_moved.max(0) as u64;
-                    match task.status.as_deref() {
-                        Some("COMPLETED") => {
-                            let to = to.iter().map(|url| queue_name(url).to_owned()).collect();
-                            return Ok(Redriven { moved, to });
-                        }
-                        Some("RUNNING") | Some("CANCELLING") => progress(moved),
-                        other => {
-                            return Err(DeadLetterError::MoveTask {
-                                status: other.unwrap_or("unknown").to_owned(),
-                                reason: task.failure_reason,
-                            });
-                        }
+                    if let Some(moved) = finished(task, progress)? {
+                        let to = to.iter().map(|url| queue_name(url).to_owned()).collect();
+                        return Ok(Redriven { moved, to });
                     }
                 }
             }
@@ -317,5 +305,25 @@ impl DeadLetters for SqsDeadLetterQueue {
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<Redriven, DeadLetterError> {
         self.move_back(Duration::from_secs(1), progress).await
+    }
+}
+
+/// How many a completed task moved; `None` (after telling `progress`) while it runs; an
+/// error when it failed or was cancelled.
+fn finished(
+    task: ListMessageMoveTasksResultEntry,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<Option<u64>, DeadLetterError> {
+    let moved = task.approximate_number_of_messages_moved.max(0) as u64;
+    match task.status.as_deref() {
+        Some("COMPLETED") => Ok(Some(moved)),
+        Some("RUNNING") | Some("CANCELLING") => {
+            progress(moved);
+            Ok(None)
+        }
+        other => Err(DeadLetterError::MoveTask {
+            status: other.unwrap_or("unknown").to_owned(),
+            reason: task.failure_reason,
+        }),
     }
 }

@@ -87,11 +87,19 @@ fn wrong_signature(
         .filter_map(|secret| key_bytes(source, secret).ok())
         .collect();
     let signed = |keys: &[Vec<u8>], body: &[u8]| verify_with_keys(source, keys, headers, body, now);
-    let mut causes = Vec::new();
+    let mut causes = body_causes(&keys, body, &signed);
+    causes.extend(secret_causes(source, secrets, body, &signed));
+    causes
+}
 
-    // The body.
+/// Whether these keys sign this body, for the delivery's headers.
+type Signed<'a> = &'a dyn Fn(&[Vec<u8>], &[u8]) -> bool;
+
+/// What was done to the body after signing, as far as trying can tell.
+fn body_causes(keys: &[Vec<u8>], body: &[u8], signed: Signed<'_>) -> Vec<Cause> {
+    let mut causes = Vec::new();
     let trimmed = body.trim_ascii();
-    if trimmed.len() != body.len() && signed(&keys, trimmed) {
+    if trimmed.len() != body.len() && signed(keys, trimmed) {
         causes.push(Cause::confirmed(
             "the body has leading or trailing whitespace (often a final newline added by an \
              editor or `echo`) that was not signed: use the bytes exactly as received",
@@ -101,7 +109,7 @@ fn wrong_signature(
         let unix: Vec<u8> = String::from_utf8_lossy(body)
             .replace("\r\n", "\n")
             .into_bytes();
-        if signed(&keys, &unix) {
+        if signed(keys, &unix) {
             causes.push(Cause::confirmed(
                 "the body's line endings were changed from \\n to \\r\\n after signing",
             ));
@@ -116,7 +124,7 @@ fn wrong_signature(
         if reserialized
             .iter()
             .flatten()
-            .any(|copy| copy != body && copy != trimmed && signed(&keys, copy))
+            .any(|copy| copy != body && copy != trimmed && signed(keys, copy))
         {
             causes.push(Cause::confirmed(
                 "the JSON body was re-serialized (spacing or indentation changed) after signing: \
@@ -128,8 +136,17 @@ fn wrong_signature(
         "the body was changed after signing: re-serialized JSON, whitespace or line endings, or \
          character escaping; a signature covers the exact bytes",
     ));
+    causes
+}
 
-    // The secret.
+/// What is wrong with the secret, as far as trying can tell.
+fn secret_causes(
+    source: Source,
+    secrets: &[SigningSecret],
+    body: &[u8],
+    signed: Signed<'_>,
+) -> Vec<Cause> {
+    let mut causes = Vec::new();
     let trimmed_keys: Vec<Vec<u8>> = secrets
         .iter()
         .filter(|secret| secret.expose().trim() != secret.expose())

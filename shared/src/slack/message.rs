@@ -94,100 +94,14 @@ pub fn digest_message(events: &[Event]) -> SlackMessage {
 }
 
 fn line(event: &Event) -> Line {
-    let title = || {
-        event
-            .entity
-            .name
-            .clone()
-            .unwrap_or_else(|| "(untitled)".to_owned())
-    };
-    let related = &event.related;
-    let person = || {
-        event
-            .entity
-            .name
-            .clone()
-            .unwrap_or_else(|| "Someone".to_owned())
-    };
-    let member = || {
-        related
-            .member
-            .clone()
-            .unwrap_or_else(|| "Someone".to_owned())
-    };
     let (emoji, text) = match event.event_type.as_str() {
-        "objective.completed" => (
-            ":white_check_mark:",
-            format!("Objective {} completed", title()),
-        ),
-        "key_result.completed" => (":white_check_mark:", format!("KR {} completed", title())),
-        "key_result.progress_updated" => {
-            let progress = event.progress.as_ref();
-            let current = progress.and_then(|p| p.current);
-            let previous = progress.and_then(|p| p.previous);
-            let mut text = match current {
-                Some(current) => format!("KR {} updated to {}%", title(), percent(current)),
-                None => format!("KR {} updated", title()),
-            };
-            if let Some(previous) = previous {
-                text.push_str(&format!(" (from {}%)", percent(previous)));
-            }
-            if let Some(actor) = actor_name(event) {
-                text.push_str(&format!(" by {actor}"));
-            }
-            let falling = matches!((previous, current), (Some(p), Some(c)) if c < p);
-            (
-                if falling {
-                    ":chart_with_downwards_trend:"
-                } else {
-                    ":chart_with_upwards_trend:"
-                },
-                text,
-            )
+        "objective.completed" | "key_result.completed" | "key_result.progress_updated" => {
+            okr_line(event)
         }
-        "employee.created" => {
-            let text = match (related.department.clone(), related.position.clone()) {
-                (Some(department), Some(position)) => {
-                    format!("{} joined {department} as {position}", person())
-                }
-                (Some(department), None) => format!("{} joined {department}", person()),
-                (None, Some(position)) => format!("{} joined as {position}", person()),
-                (None, None) => format!("{} joined", person()),
-            };
-            (":wave:", text)
+        "employee.created" | "employee.terminated" => employee_line(event),
+        "award_record.created" | "rank_record.created" | "qualification_record.created" => {
+            record_line(event)
         }
-        "employee.terminated" => match related.department.clone() {
-            Some(department) => (":door:", format!("{} left {department}", person())),
-            None => (":door:", format!("{} left", person())),
-        },
-        "award_record.created" => match related.award.clone() {
-            Some(award) => (
-                ":medal:",
-                format!("{} received the {award} award", member()),
-            ),
-            None => (":medal:", format!("{} received an award", member())),
-        },
-        "rank_record.created" => {
-            let demoted = related.rank_change == Some(RankChange::Demotion);
-            let verb = if demoted { "demoted" } else { "promoted" };
-            match related.rank.clone() {
-                Some(rank) => (
-                    ":military_medal:",
-                    format!("{} was {verb} to {rank}", member()),
-                ),
-                None => (":military_medal:", format!("{} was {verb}", member())),
-            }
-        }
-        "qualification_record.created" => match related.qualification.clone() {
-            Some(q) => (
-                ":mortar_board:",
-                format!("{} earned the {q} qualification", member()),
-            ),
-            None => (
-                ":mortar_board:",
-                format!("{} earned a qualification", member()),
-            ),
-        },
         other => {
             let (kind, action) = other.split_once('.').unwrap_or((other, "received"));
             let kind = kind.replace('_', " ");
@@ -200,6 +114,89 @@ fn line(event: &Event) -> Line {
         }
     };
     Line { emoji, text }
+}
+
+/// `name`, or `fallback` when there is none.
+fn or(name: &Option<String>, fallback: &str) -> String {
+    name.clone().unwrap_or_else(|| fallback.to_owned())
+}
+
+/// An objective or key result completed, or a key result's progress.
+fn okr_line(event: &Event) -> (&'static str, String) {
+    let title = or(&event.entity.name, "(untitled)");
+    match event.event_type.as_str() {
+        "objective.completed" => (":white_check_mark:", format!("Objective {title} completed")),
+        "key_result.completed" => (":white_check_mark:", format!("KR {title} completed")),
+        _ => {
+            let progress = event.progress.as_ref();
+            let current = progress.and_then(|p| p.current);
+            let previous = progress.and_then(|p| p.previous);
+            let mut text = match current {
+                Some(current) => format!("KR {title} updated to {}%", percent(current)),
+                None => format!("KR {title} updated"),
+            };
+            if let Some(previous) = previous {
+                text.push_str(&format!(" (from {}%)", percent(previous)));
+            }
+            if let Some(actor) = actor_name(event) {
+                text.push_str(&format!(" by {actor}"));
+            }
+            let falling = matches!((previous, current), (Some(p), Some(c)) if c < p);
+            let emoji = match falling {
+                true => ":chart_with_downwards_trend:",
+                false => ":chart_with_upwards_trend:",
+            };
+            (emoji, text)
+        }
+    }
+}
+
+/// Someone joined or left.
+fn employee_line(event: &Event) -> (&'static str, String) {
+    let person = or(&event.entity.name, "Someone");
+    let related = &event.related;
+    if event.event_type == "employee.terminated" {
+        return match &related.department {
+            Some(department) => (":door:", format!("{person} left {department}")),
+            None => (":door:", format!("{person} left")),
+        };
+    }
+    let text = match (&related.department, &related.position) {
+        (Some(department), Some(position)) => {
+            format!("{person} joined {department} as {position}")
+        }
+        (Some(department), None) => format!("{person} joined {department}"),
+        (None, Some(position)) => format!("{person} joined as {position}"),
+        (None, None) => format!("{person} joined"),
+    };
+    (":wave:", text)
+}
+
+/// A member's award, rank or qualification record.
+fn record_line(event: &Event) -> (&'static str, String) {
+    let related = &event.related;
+    let member = or(&related.member, "Someone");
+    match event.event_type.as_str() {
+        "award_record.created" => match &related.award {
+            Some(award) => (":medal:", format!("{member} received the {award} award")),
+            None => (":medal:", format!("{member} received an award")),
+        },
+        "rank_record.created" => {
+            let demoted = related.rank_change == Some(RankChange::Demotion);
+            let verb = if demoted { "demoted" } else { "promoted" };
+            match &related.rank {
+                Some(rank) => (":military_medal:", format!("{member} was {verb} to {rank}")),
+                None => (":military_medal:", format!("{member} was {verb}")),
+            }
+        }
+        _ => match &related.qualification {
+            Some(q) => (
+                ":mortar_board:",
+                format!("{member} earned the {q} qualification"),
+            ),
+            None => (":mortar_board:", format!("{member} earned a qualification")),
+        },
+    }
 }
 
 fn actor_name(event: &Event) -> Option<&str> {

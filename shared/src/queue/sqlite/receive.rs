@@ -64,32 +64,7 @@ impl ReceiveQueue for SqliteQueue {
         let mut rows = rows;
         rows.sort_by_key(|row| row.6);
         let mut event = SqsEvent::default();
-        event.records = rows
-            .into_iter()
-            .map(
-                |(message_id, event_id, source, event_type, body, count, seq)| {
-                    let mut message = SqsMessage::default();
-                    message.message_id = Some(message_id);
-                    message.receipt_handle = Some(seq.to_string());
-                    message.body = Some(body);
-                    message
-                        .attributes
-                        .insert("ApproximateReceiveCount".into(), count.to_string());
-                    for (name, value) in [
-                        ("event_id", event_id),
-                        ("source", source),
-                        ("type", event_type),
-                    ] {
-                        let mut attribute = SqsMessageAttribute::default();
-                        attribute.string_value = Some(value);
-                        attribute.data_type = Some("String".into());
-                        message.message_attributes.insert(name.into(), attribute);
-                    }
-                    message.event_source = Some("okr-webhooks:sqlite".into());
-                    message
-                },
-            )
-            .collect();
+        event.records = rows.into_iter().map(sqs_message).collect();
         Ok(event)
     }
 
@@ -133,3 +108,30 @@ impl ReceiveQueue for SqliteQueue {
         .await
     }
 }
+
+/// One received row (`message_id, event_id, source, type, body, receive_count, seq`) as
+/// SQS would deliver it to a Lambda function.
+fn sqs_message((message_id, event_id, source, event_type, body, count, seq): Row) -> SqsMessage {
+    let mut message = SqsMessage::default();
+    message.message_id = Some(message_id);
+    message.receipt_handle = Some(seq.to_string());
+    message.body = Some(body);
+    message
+        .attributes
+        .insert("ApproximateReceiveCount".into(), count.to_string());
+    for (name, value) in [
+        ("event_id", event_id),
+        ("source", source),
+        ("type", event_type),
+    ] {
+        let mut attribute = SqsMessageAttribute::default();
+        attribute.string_value = Some(value);
+        attribute.data_type = Some("String".into());
+        message.message_attributes.insert(name.into(), attribute);
+    }
+    message.event_source = Some("okr-webhooks:sqlite".into());
+    message
+}
+
+/// A received row.
+type Row = (String, String, String, String, String, i64, i64);
