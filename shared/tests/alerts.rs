@@ -978,8 +978,7 @@ async fn an_alert_sent_but_not_recorded_is_acknowledged_counted_and_not_sent_aga
             ..Faulty::default()
         }),
     )
-    .with_claim_hold(Duration::from_secs(185))
-    .with_metrics(metrics.clone());
+    .guarded(Duration::from_secs(185), metrics.clone());
     let at_risk = kr("2025-05-16T00:00:00Z", None, 40.0, "AT_RISK");
     // Sent; marking it done fails: acknowledged (failing it would page again), counted.
     handled(&alerts, &[&at_risk]).await;

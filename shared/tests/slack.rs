@@ -583,8 +583,7 @@ async fn a_hung_store_after_a_post_ends_inside_the_invocation_and_the_event_is_p
     let metrics = Arc::new(MemoryMetrics::default());
     let notifier = notifier_to(&slack, Arc::new(store))
         // The Slack queue's visibility timeout in the template.
-        .with_claim_hold(Duration::from_secs(370))
-        .with_metrics(metrics.clone());
+        .guarded(Duration::from_secs(370), metrics.clone());
 
     // An invocation with 13 s left: the post goes out, then marking it done hangs.
     let started = Instant::now();

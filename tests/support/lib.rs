@@ -94,7 +94,7 @@ pub fn unique(prefix: &str) -> String {
 
 /// The behaviour every idempotency store must have; each adapter's test runs it.
 pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::IdempotencyStore) {
-    use okr_webhooks::idempotency::{Claim, ClaimToken};
+    use okr_webhooks::idempotency::{Claim, ClaimToken, StateWrite};
     use time::macros::datetime;
 
     let t0 = datetime!(2026-11-20 09:00 UTC);
@@ -187,13 +187,25 @@ pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::Idempot
     assert_eq!(store.load_state(&state, t0).await.unwrap(), None);
     assert!(
         store
-            .save_state(&state, None, "one", t0, keep)
+            .save_state(&StateWrite {
+                key: &state,
+                expected: None,
+                value: "one",
+                now: t0,
+                keep
+            })
             .await
             .unwrap()
     );
     assert!(
         !store
-            .save_state(&state, None, "rival", t0, keep)
+            .save_state(&StateWrite {
+                key: &state,
+                expected: None,
+                value: "rival",
+                now: t0,
+                keep
+            })
             .await
             .unwrap()
     );
@@ -201,13 +213,25 @@ pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::Idempot
     assert_eq!(read.value, "one");
     assert!(
         store
-            .save_state(&state, Some(read.version), "two", t0 + secs(1), keep)
+            .save_state(&StateWrite {
+                key: &state,
+                expected: Some(read.version),
+                value: "two",
+                now: t0 + secs(1),
+                keep
+            })
             .await
             .unwrap()
     );
     assert!(
         !store
-            .save_state(&state, Some(read.version), "stale", t0 + secs(2), keep)
+            .save_state(&StateWrite {
+                key: &state,
+                expected: Some(read.version),
+                value: "stale",
+                now: t0 + secs(2),
+                keep
+            })
             .await
             .unwrap()
     );
@@ -221,7 +245,13 @@ pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::Idempot
     assert_eq!(store.load_state(&state, later).await.unwrap(), None);
     assert!(
         store
-            .save_state(&state, None, "anew", later, keep)
+            .save_state(&StateWrite {
+                key: &state,
+                expected: None,
+                value: "anew",
+                now: later,
+                keep
+            })
             .await
             .unwrap()
     );
@@ -246,10 +276,15 @@ pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::Idempot
         assert_eq!(proceeded, 1);
         // And concurrent first writes of a state record: exactly one is stored.
         let raced = unique("alert-state");
-        let (a, b) = tokio::join!(
-            store.save_state(&raced, None, "a", t0, keep),
-            store.save_state(&raced, None, "b", t0, keep)
-        );
+        let write = |value| StateWrite {
+            key: &raced,
+            expected: None,
+            value,
+            now: t0,
+            keep,
+        };
+        let (first, second) = (write("a"), write("b"));
+        let (a, b) = tokio::join!(store.save_state(&first), store.save_state(&second));
         assert_eq!(
             [a.unwrap(), b.unwrap()]
                 .iter()

@@ -39,8 +39,7 @@ async fn main() -> Result<(), Error> {
         config.notify,
         config.digest_threshold,
     )
-    .with_claim_hold(config.visibility_timeout)
-    .with_metrics(Arc::new(EmfStdout));
+    .guarded(config.visibility_timeout, Arc::new(EmfStdout));
 
     let notifier = &notifier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

@@ -36,7 +36,7 @@ use crate::batch::{RecordError, UnreportableFailure, for_each_event};
 use crate::config::CONSUMER_AWS_CALL;
 use crate::event::Event;
 use crate::idempotency::guard::{Claimed, Guard, Ran, short_hold};
-use crate::idempotency::{Claim, IdempotencyStore};
+use crate::idempotency::{Claim, IdempotencyStore, StateWrite};
 use crate::metrics::{MetricsSink, NoMetrics};
 use crate::outbound::SEND_BUDGET;
 use crate::outbound::pagerduty::Action;
@@ -116,20 +116,14 @@ impl ProgressAlerts {
             settings.thresholds,
             settings.window,
         )
-        .with_claim_hold(settings.claim_hold)
-        .with_metrics(metrics)
+        .guarded(settings.claim_hold, metrics)
     }
 
-    /// Hold every send's claim at least `hold` once it starts: the queue's visibility
-    /// timeout.
-    pub fn with_claim_hold(mut self, hold: Duration) -> Self {
-        self.guard = self.guard.with_min_hold(hold);
-        self
-    }
-
-    /// Count what must be looked at (`SendsNotRecorded`) in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSink>) -> Self {
-        self.guard = self.guard.with_metrics(metrics);
+    /// Hold a started alert's claim at least `hold` (the queue's visibility timeout, so
+    /// no other delivery can repeat it while SQS hides the message), and count what must
+    /// be looked at (`SendsNotRecorded`) in `metrics`.
+    pub fn guarded(mut self, hold: Duration, metrics: Arc<dyn MetricsSink>) -> Self {
+        self.guard = self.guard.with_min_hold(hold).with_metrics(metrics);
         self
     }
 
@@ -240,7 +234,13 @@ impl ProgressAlerts {
             let expected = stored.map(|stored| stored.version);
             if self
                 .store()
-                .save_state(&key, expected, &value, now, STATE_KEEP)
+                .save_state(&StateWrite {
+                    key: &key,
+                    expected,
+                    value: &value,
+                    now,
+                    keep: STATE_KEEP,
+                })
                 .await?
             {
                 return Ok(());

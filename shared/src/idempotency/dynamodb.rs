@@ -10,12 +10,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
 use super::{
     COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, SENDING,
-    Versioned, claim_of, expiry,
+    StateWrite, Versioned, claim_of, expiry,
 };
 
 /// Records in the table `table`.
@@ -63,6 +68,21 @@ impl DynamoDbIdempotencyStore {
             .live_item(key, now)
             .await?
             .and_then(|item| item.get("status").and_then(|v| v.as_s().ok()).cloned()))
+    }
+}
+
+/// Whether a conditional write happened: false when its condition did not hold.
+fn written<O, E>(
+    result: Result<O, SdkError<E, HttpResponse>>,
+    condition_failed: fn(&E) -> bool,
+) -> Result<bool, IdempotencyError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(error) if error.as_service_error().is_some_and(condition_failed) => Ok(false),
+        Err(error) => Err(wrap(error)),
     }
 }
 
@@ -161,18 +181,12 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .expression_attribute_values(":until", AttributeValue::N(expiry(now, hold).to_string()))
             .send()
             .await;
-        match updated {
-            Ok(_) => Ok(()),
-            // The claim lapsed and someone else holds it: nothing to mark.
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(wrap(error)),
-        }
+        // Not written: the claim lapsed and someone else holds it; nothing to mark.
+        written(
+            updated,
+            UpdateItemError::is_conditional_check_failed_exception,
+        )
+        .map(|_| ())
     }
 
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
@@ -191,18 +205,12 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .expression_attribute_values(":sending", AttributeValue::S(SENDING.to_owned()))
             .send()
             .await;
-        match deleted {
-            Ok(_) => Ok(()),
-            // Completed, gone, or someone else's claim: nothing to release.
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(wrap(error)),
-        }
+        // Not deleted: completed, gone, or someone else's claim; nothing to release.
+        written(
+            deleted,
+            DeleteItemError::is_conditional_check_failed_exception,
+        )
+        .map(|_| ())
     }
 
     async fn load_state(
@@ -229,52 +237,38 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         }
     }
 
-    async fn save_state(
-        &self,
-        key: &str,
-        expected: Option<u64>,
-        value: &str,
-        now: OffsetDateTime,
-        keep: Duration,
-    ) -> Result<bool, IdempotencyError> {
+    async fn save_state(&self, write: &StateWrite<'_>) -> Result<bool, IdempotencyError> {
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("id", AttributeValue::S(key.to_owned()))
+            .item("id", AttributeValue::S(write.key.to_owned()))
             .item(
                 "version",
-                AttributeValue::N(expected.map_or(1, |v| v + 1).to_string()),
+                AttributeValue::N(write.expected.map_or(1, |v| v + 1).to_string()),
             )
-            .item("value", AttributeValue::S(value.to_owned()))
+            .item("value", AttributeValue::S(write.value.to_owned()))
             .item(
                 "expires_at",
-                AttributeValue::N(expiry(now, keep).to_string()),
+                AttributeValue::N(expiry(write.now, write.keep).to_string()),
             );
-        let put = match expected {
+        let put = match write.expected {
             None => put
                 .condition_expression("attribute_not_exists(#id) OR #expires <= :now")
                 .expression_attribute_names("#id", "id")
                 .expression_attribute_names("#expires", "expires_at")
                 .expression_attribute_values(
                     ":now",
-                    AttributeValue::N(now.unix_timestamp().to_string()),
+                    AttributeValue::N(write.now.unix_timestamp().to_string()),
                 ),
             Some(version) => put
                 .condition_expression("#version = :version")
                 .expression_attribute_names("#version", "version")
                 .expression_attribute_values(":version", AttributeValue::N(version.to_string())),
         };
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(wrap(error)),
-        }
+        written(
+            put.send().await,
+            PutItemError::is_conditional_check_failed_exception,
+        )
     }
 }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::{
     COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, SENDING,
-    Versioned, claim_of, expiry,
+    StateWrite, Versioned, claim_of, expiry,
 };
 
 /// One record: status, expiry (Unix seconds), and the token of an in-progress claim.
@@ -104,27 +104,24 @@ impl IdempotencyStore for MemoryIdempotencyStore {
             }))
     }
 
-    async fn save_state(
-        &self,
-        key: &str,
-        expected: Option<u64>,
-        value: &str,
-        now: OffsetDateTime,
-        keep: Duration,
-    ) -> Result<bool, IdempotencyError> {
+    async fn save_state(&self, write: &StateWrite<'_>) -> Result<bool, IdempotencyError> {
         let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        let record = states.get(key);
-        let unchanged = match expected {
-            None => record.is_none_or(|(_, _, expires)| *expires <= now.unix_timestamp()),
+        let record = states.get(write.key);
+        let unchanged = match write.expected {
+            None => record.is_none_or(|(_, _, expires)| *expires <= write.now.unix_timestamp()),
             Some(expected) => record.is_some_and(|(version, _, _)| *version == expected),
         };
         if !unchanged {
             return Ok(false);
         }
-        let version = expected.map_or(1, |v| v + 1);
+        let version = write.expected.map_or(1, |v| v + 1);
         states.insert(
-            key.to_owned(),
-            (version, value.to_owned(), expiry(now, keep)),
+            write.key.to_owned(),
+            (
+                version,
+                write.value.to_owned(),
+                expiry(write.now, write.keep),
+            ),
         );
         Ok(true)
     }

@@ -54,6 +54,21 @@ pub struct Versioned {
     pub value: String,
 }
 
+/// A state record to write (see [`IdempotencyStore::save_state`]).
+#[derive(Debug, Clone, Copy)]
+pub struct StateWrite<'a> {
+    /// The record's key.
+    pub key: &'a str,
+    /// The version read (`None`: there was no live record).
+    pub expected: Option<u64>,
+    /// The new value.
+    pub value: &'a str,
+    /// The time of the write.
+    pub now: OffsetDateTime,
+    /// How long the record is kept.
+    pub keep: Duration,
+}
+
 /// The store could not answer.
 #[derive(Debug, thiserror::Error)]
 #[error("the idempotency store failed")]
@@ -99,17 +114,10 @@ pub trait IdempotencyStore: Send + Sync {
         key: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Versioned>, IdempotencyError>;
-    /// Store `value` at `key` until `now + keep`, if the record is still at `expected`
-    /// (`None`: there is no live record). Returns false, having written nothing, when
-    /// another writer got there first: read again and redo the decision.
-    async fn save_state(
-        &self,
-        key: &str,
-        expected: Option<u64>,
-        value: &str,
-        now: OffsetDateTime,
-        keep: Duration,
-    ) -> Result<bool, IdempotencyError>;
+    /// Store the write's `value` at its `key` until `now + keep`, if the record is still
+    /// at `expected` (`None`: there is no live record). Returns false, having written
+    /// nothing, when another writer got there first: read again and redo the decision.
+    async fn save_state(&self, write: &StateWrite<'_>) -> Result<bool, IdempotencyError>;
 }
 
 pub(crate) const IN_PROGRESS: &str = "IN_PROGRESS";

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::{
     COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, SENDING,
-    Versioned, claim_of, expiry,
+    StateWrite, Versioned, claim_of, expiry,
 };
 
 /// Two tables in a WAL-mode database: `idempotency(key, status, expires_at, token)` and
@@ -209,17 +209,10 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         .await
     }
 
-    async fn save_state(
-        &self,
-        key: &str,
-        expected: Option<u64>,
-        value: &str,
-        now: OffsetDateTime,
-        keep: Duration,
-    ) -> Result<bool, IdempotencyError> {
-        let (key, value) = (key.to_owned(), value.to_owned());
-        let (now, until) = (now.unix_timestamp(), expiry(now, keep));
-        let expected = expected.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+    async fn save_state(&self, write: &StateWrite<'_>) -> Result<bool, IdempotencyError> {
+        let (key, value) = (write.key.to_owned(), write.value.to_owned());
+        let (now, until) = (write.now.unix_timestamp(), expiry(write.now, write.keep));
+        let expected = write.expected.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
         self.with(move |connection| {
             let written = match expected {
                 // No live record: insert, or take over an expired one.

@@ -49,7 +49,7 @@ pub(super) fn consumers(
         config.notify.clone(),
         DEFAULT_DIGEST_THRESHOLD,
     )
-    .with_claim_hold(VISIBILITY);
+    .guarded(VISIBILITY, Arc::new(NoMetrics));
     let pagerduty = match urls.pagerduty_routing_key.as_deref() {
         Some(key) => Some((
             config.pagerduty_events_url.clone(),

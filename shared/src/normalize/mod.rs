@@ -261,6 +261,12 @@ impl<'a> Field<'a> {
     }
 }
 
+/// The object at `key` (the provider's `data`, `meta`, ...), or an empty one.
+fn object<'a>(body: &'a Map<String, Value>, key: &str) -> &'a Map<String, Value> {
+    static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+    body.get(key).and_then(Value::as_object).unwrap_or(&EMPTY)
+}
+
 /// The current value of `key`, plain or paired.
 fn current<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     Field::read(object, key).and_then(|field| field.current)

@@ -25,19 +25,12 @@ const VERBS: [(&str, &str); 12] = [
 ];
 
 pub(super) fn parts(body: &Map<String, Value>) -> Parts {
-    let empty = Map::new();
-    let data = body
-        .get("data")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
+    let data = super::object(body, "data");
     let attributes = data
         .get("attributes")
         .and_then(Value::as_object)
         .unwrap_or(data);
-    let meta = data
-        .get("meta")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
+    let meta = super::object(data, "meta");
     let action = first_text(body, &["action", "event", "topic"]);
 
     let full_name = match (

@@ -25,11 +25,7 @@ const ENTITIES: [(&str, &str); 10] = [
 const ACTIONS: [&str; 3] = ["created", "updated", "deleted"];
 
 pub(super) fn parts(body: &Map<String, Value>) -> Parts {
-    let empty = Map::new();
-    let data = body
-        .get("data")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
+    let data = super::object(body, "data");
     let event = first_text(body, &["event"]);
     let related_name = [
         "rank",

@@ -6,11 +6,7 @@ use serde_json::{Map, Value};
 use super::{Field, Parts, actor, first_text, first_time, is_name};
 
 pub(super) fn parts(body: &Map<String, Value>) -> Parts {
-    let empty = Map::new();
-    let data = body
-        .get("data")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
+    let data = super::object(body, "data");
     let event_type = first_text(body, &["type"]);
     let mut parts = Parts {
         provider_event: event_type.clone(),

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::secrets::SecretCache;
+
 /// A service messages go to, named in errors and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -83,6 +85,21 @@ impl DeliveryError {
     pub fn is_refusal(&self) -> bool {
         matches!(self, DeliveryError::Refused { .. })
     }
+}
+
+/// The current credential (a webhook URL, a routing key) from its secret cache; a
+/// secret that cannot be read leaves `service` unavailable for now.
+pub async fn credential<T>(
+    cache: &SecretCache<T>,
+    service: Service,
+) -> Result<std::sync::Arc<T>, DeliveryError>
+where
+    T: PartialEq + Send + Sync,
+{
+    cache
+        .current()
+        .await
+        .map_err(|e| DeliveryError::unavailable(service, e))
 }
 
 /// Time kept back before a deadline to record outcomes and answer; a send is cut short

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::http::send_json;
-use super::{DeliveryError, Service};
+use super::{DeliveryError, Service, credential};
 use crate::secrets::{FromSecret, SecretCache, SecretsError};
 
 /// An integration's routing key. `Debug` never shows it.
@@ -124,11 +124,7 @@ impl PagerDutyClient {
 #[async_trait]
 impl PagerDuty for PagerDutyClient {
     async fn send(&self, alert: &Alert) -> Result<(), DeliveryError> {
-        let key = self
-            .routing_key
-            .current()
-            .await
-            .map_err(|e| DeliveryError::unavailable(Service::PagerDuty, e))?;
+        let key = credential(&self.routing_key, Service::PagerDuty).await?;
         send_json(
             Service::PagerDuty,
             self.client.post(&self.url).json(&alert.body(&key)),

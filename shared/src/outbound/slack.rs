@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::http::send_json;
-use super::{DeliveryError, Service};
+use super::{DeliveryError, Service, credential};
 use crate::secrets::{FromSecret, SecretCache, SecretsError};
 
 /// Block Kit: at most 50 blocks per message.
@@ -114,11 +114,7 @@ impl WebhookPoster {
 #[async_trait]
 impl SlackPoster for WebhookPoster {
     async fn post(&self, message: &SlackMessage) -> Result<(), DeliveryError> {
-        let url = self
-            .url
-            .current()
-            .await
-            .map_err(|e| DeliveryError::unavailable(Service::Slack, e))?;
+        let url = credential(&self.url, Service::Slack).await?;
         match self.post_to(&url, message).await {
             // The webhook may have been replaced: look once more (rate limited).
             Err(

@@ -258,6 +258,14 @@ fn reserialize<F: Formatter>(value: &serde_json::Value, formatter: F) -> Option<
     Some(out)
 }
 
+/// `, ` before every item but the first.
+fn comma<W: ?Sized + io::Write>(writer: &mut W, first: bool) -> io::Result<()> {
+    match first {
+        true => Ok(()),
+        false => writer.write_all(b", "),
+    }
+}
+
 /// JSON spaced as Python's `json.dumps` writes it by default: `{"a": 1, "b": [1, 2]}`.
 struct PythonFormatter;
 
@@ -267,11 +275,7 @@ impl Formatter for PythonFormatter {
         writer: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        comma(writer, first)
     }
 
     fn begin_object_key<W: ?Sized + io::Write>(
@@ -279,11 +283,7 @@ impl Formatter for PythonFormatter {
         writer: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        comma(writer, first)
     }
 
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {

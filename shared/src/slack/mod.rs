@@ -62,17 +62,11 @@ impl SlackNotifier {
         }
     }
 
-    /// Hold every claim at least `hold` once its post starts: the queue's visibility
-    /// timeout, so no other delivery of an event can post it while SQS still hides the
-    /// message.
-    pub fn with_claim_hold(mut self, hold: Duration) -> Self {
-        self.guard = self.guard.with_min_hold(hold);
-        self
-    }
-
-    /// Count what must be looked at (`SendsNotRecorded`) in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSink>) -> Self {
-        self.guard = self.guard.with_metrics(metrics);
+    /// Hold a started post's claim at least `hold` (the queue's visibility timeout, so
+    /// no other delivery can repeat it while SQS hides the message), and count what must
+    /// be looked at (`SendsNotRecorded`) in `metrics`.
+    pub fn guarded(mut self, hold: Duration, metrics: Arc<dyn MetricsSink>) -> Self {
+        self.guard = self.guard.with_min_hold(hold).with_metrics(metrics);
         self
     }
 

@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use okr_webhooks::idempotency::memory::MemoryIdempotencyStore;
-use okr_webhooks::idempotency::{Claim, ClaimToken, IdempotencyError, IdempotencyStore, Versioned};
+use okr_webhooks::idempotency::{
+    Claim, ClaimToken, IdempotencyError, IdempotencyStore, StateWrite, Versioned,
+};
 use time::OffsetDateTime;
 
 /// A memory store with faults: its first state write loses to another writer (unless
@@ -65,17 +67,10 @@ impl IdempotencyStore for Faulty {
     ) -> Result<Option<Versioned>, IdempotencyError> {
         self.inner.load_state(key, now).await
     }
-    async fn save_state(
-        &self,
-        key: &str,
-        expected: Option<u64>,
-        value: &str,
-        now: OffsetDateTime,
-        keep: Duration,
-    ) -> Result<bool, IdempotencyError> {
+    async fn save_state(&self, write: &StateWrite<'_>) -> Result<bool, IdempotencyError> {
         if !self.lost.swap(true, Ordering::SeqCst) {
             return Ok(false);
         }
-        self.inner.save_state(key, expected, value, now, keep).await
+        self.inner.save_state(write).await
     }
 }
