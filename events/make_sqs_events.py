@@ -17,9 +17,9 @@ RECEIVED_AT = "2026-11-20T09:30:00Z"
 NAMESPACE = uuid.UUID("6f1d7c2e-4b0a-4c1e-9a57-0d7f3b1e2c44")
 
 
-def normalized(source, body, received_at=RECEIVED_AT, text=None):
-    """Normalize events/bodies/<source>/<body>, or `text` when given."""
-    args = [TOOL, "normalize", "--source", source, "--received-at", received_at]
+def normalized(source, body, queue, received_at=RECEIVED_AT, text=None):
+    """Normalize events/bodies/<source>/<body>, or `text` when given, as `queue` gets it."""
+    args = [TOOL, "normalize", "--source", source, "--received-at", received_at, "--queue", queue]
     if text is None:
         args.append(str(EVENTS / "bodies" / source / body))
     out = subprocess.run(args, input=text, check=True, capture_output=True, text=True)
@@ -52,10 +52,7 @@ def record(queue, name, body_text, event=None, receive_count=1):
 
 
 def event_record(queue, source, body, text=None, **kwargs):
-    event = normalized(source, body, text=text)
-    if queue in ("slack", "alerts"):
-        # What ingest sends these queues: the event without the provider's payload.
-        event["payload"] = {}
+    event = normalized(source, body, queue, text=text)
     return record(queue, f"{source}/{body}", json.dumps(event, separators=(",", ":")), event, **kwargs)
 
 

@@ -492,7 +492,7 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
         let config = AlertsConfig::from_env(env).unwrap();
         let defaults = AlertsConfig::from_env(&Env(|name: &str| match name {
             "ALERTS_SLACK_WEBHOOK_SECRET_ID" | "IDEMPOTENCY_TABLE" => Some("x".to_owned()),
-            "QUEUE_VISIBILITY_TIMEOUT_SECONDS" => Some("185".to_owned()),
+            "QUEUE_VISIBILITY_TIMEOUT_SECONDS" => Some("365".to_owned()),
             _ => None,
         }))
         .unwrap();

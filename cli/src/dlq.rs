@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use okr_webhooks::queue::dead_letters::{DeadLetters, LIST_LIMIT};
+use okr_webhooks::queue::dead_letters::{DeadLetters, Listing};
 use okr_webhooks::queue::sqlite::{LocalDeadLetters, SqliteQueue};
 use okr_webhooks::queue::sqs_dlq::SqsDeadLetterQueue;
 use okr_webhooks::routing::Consumer;
+
+use crate::QueueName;
 
 #[derive(Debug, Args)]
 pub struct DlqArgs {
@@ -34,23 +36,6 @@ enum Action {
     List,
     Show,
     Redrive,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum QueueName {
-    Slack,
-    Warehouse,
-    Alerts,
-}
-
-impl From<QueueName> for Consumer {
-    fn from(name: QueueName) -> Self {
-        match name {
-            QueueName::Slack => Consumer::Slack,
-            QueueName::Warehouse => Consumer::Warehouse,
-            QueueName::Alerts => Consumer::Alerts,
-        }
-    }
 }
 
 pub async fn run(args: DlqArgs) -> Result<ExitCode> {
@@ -116,18 +101,28 @@ async fn list(queue: &dyn DeadLetters) -> Result<()> {
             letter.message_id, letter.event_id, letter.event_type, letter.receive_count
         )?;
     }
-    if (listing.letters.len() as u64) < listing.total && listing.letters.len() == LIST_LIMIT {
-        writeln!(out, "  (the first {LIST_LIMIT} shown)")?;
+    if let Some(note) = partial(&listing) {
+        writeln!(out, "  {note}")?;
     }
     Ok(())
 }
 
 async fn show(queue: &dyn DeadLetters) -> Result<()> {
+    let listing = queue.list().await?;
     let mut out = io::stdout().lock();
-    for letter in queue.list().await?.letters {
+    for letter in &listing.letters {
         writeln!(out, "{}", letter.body)?;
     }
+    if let Some(note) = partial(&listing) {
+        writeln!(io::stderr(), "{}: {note}", queue.name())?;
+    }
     Ok(())
+}
+
+/// `(the first N shown)`, when the listing holds fewer than the queue.
+fn partial(listing: &Listing) -> Option<String> {
+    let shown = listing.letters.len();
+    ((shown as u64) < listing.total).then(|| format!("(the first {shown} shown)"))
 }
 
 async fn redrive(queue: &dyn DeadLetters) -> Result<()> {

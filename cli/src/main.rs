@@ -46,6 +46,25 @@ enum Command {
     ApigwRequest(apigw_request::ApigwRequestArgs),
 }
 
+/// A consumer's queue, named on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum QueueName {
+    Slack,
+    Warehouse,
+    Alerts,
+}
+
+impl From<QueueName> for okr_webhooks::routing::Consumer {
+    fn from(name: QueueName) -> Self {
+        use okr_webhooks::routing::Consumer;
+        match name {
+            QueueName::Slack => Consumer::Slack,
+            QueueName::Warehouse => Consumer::Warehouse,
+            QueueName::Alerts => Consumer::Alerts,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -8,6 +8,9 @@ use clap::Args;
 use http::{HeaderName, HeaderValue};
 use time::OffsetDateTime;
 
+use okr_webhooks::routing::{Consumer, notification_view};
+
+use crate::QueueName;
 use crate::delivery::{BodyArgs, header_map, parse_header, parse_time};
 
 #[derive(Debug, Args)]
@@ -20,13 +23,23 @@ pub struct NormalizeArgs {
     /// The receive time, RFC 3339 (default: now).
     #[arg(long, value_parser = parse_time)]
     received_at: Option<OffsetDateTime>,
+    /// Print the event as this queue gets it (the Slack and alerts queues get the
+    /// payload cut down to names and the period); default: the whole event.
+    #[arg(long)]
+    queue: Option<QueueName>,
 }
 
 pub fn run(args: NormalizeArgs) -> Result<ExitCode> {
     let body = args.delivery.read_body()?;
     let received_at = args.received_at.unwrap_or_else(OffsetDateTime::now_utc);
     let headers = header_map(args.headers);
-    let event = okr_webhooks::normalize(args.delivery.source, &headers, &body, received_at)?;
+    let mut event = okr_webhooks::normalize(args.delivery.source, &headers, &body, received_at)?;
+    if args
+        .queue
+        .is_some_and(|queue| Consumer::from(queue) != Consumer::Warehouse)
+    {
+        event = notification_view(&event);
+    }
     let mut out = io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &event)?;
     writeln!(out)?;

@@ -2,7 +2,6 @@
 
 use std::fmt;
 
-use serde_json::{Map, Value};
 use wildmatch::WildMatch;
 
 use crate::event::Event;
@@ -91,13 +90,15 @@ pub fn route(event: &Event, rules: &NotifyRules) -> Vec<Consumer> {
     consumers
 }
 
-/// The event as the Slack and alerts queues (and their dead-letter queues) get it:
-/// without the provider's payload. Their messages and rules read only the event's own
-/// fields (names, period, progress, status); birth dates, personal emails, phones and
-/// the rest of the body stay in the warehouse only.
+/// The event as the Slack and alerts queues (and their dead-letter queues) get it: with
+/// the provider's payload cut down to the names and the period
+/// ([`crate::normalize::notification_payload`]). Their messages and rules read only the
+/// event's own fields (`related`, `period`, progress, status); the cut-down payload is
+/// for consumers of the previous version during an upgrade. Birth dates, personal
+/// emails, phones and the rest of the body stay in the warehouse only.
 pub fn notification_view(event: &Event) -> Event {
     Event {
-        payload: Value::Object(Map::new()),
+        payload: crate::normalize::notification_payload(event),
         ..event.clone()
     }
 }

@@ -1066,3 +1066,32 @@ async fn a_pagerduty_outage_is_logged_as_pagerdutys() {
     );
     assert!(!logs.contains("Slack"), "{logs}");
 }
+
+/// A send starts only with time for its own two store calls and the state write and
+/// lock release after it (5 s each at most) before the deadline: about 21 s.
+#[tokio::test]
+async fn a_send_starts_only_with_time_for_the_store_calls_around_it() {
+    let s = stack(true, true).await;
+    let late = s
+        .alerts
+        .handle(
+            sample("behind_pace.json"),
+            Instant::now() + Duration::from_secs(15),
+        )
+        .await
+        .unwrap();
+    assert_eq!(late.batch_item_failures.len(), 1, "no time: retried later");
+    assert!(received(&s.slack).await.is_empty());
+    assert!(received(&s.pagerduty).await.is_empty());
+    let in_time = s
+        .alerts
+        .handle(
+            sample("behind_pace.json"),
+            Instant::now() + Duration::from_secs(22),
+        )
+        .await
+        .unwrap();
+    assert!(in_time.batch_item_failures.is_empty());
+    assert_eq!(received(&s.slack).await.len(), 1);
+    assert_eq!(received(&s.pagerduty).await.len(), 1);
+}

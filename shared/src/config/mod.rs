@@ -42,7 +42,7 @@ pub fn aws_timeouts(
 pub const CONSUMER_AWS_CALL: Duration = Duration::from_secs(5);
 
 /// The consumers' clients: each call ends within [`CONSUMER_AWS_CALL`], well inside the
-/// 30 s and 60 s the consumer functions have.
+/// 60 s the consumer functions have.
 pub fn consumer_aws_timeouts() -> aws_sdk_sqs::config::timeout::TimeoutConfig {
     aws_timeouts(Duration::from_secs(2), CONSUMER_AWS_CALL)
 }

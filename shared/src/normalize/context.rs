@@ -1,12 +1,12 @@
 //! What messages and rules need from a body besides the entity: a key result's period,
 //! and the names an HR record refers to. Read the same way for every source.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
-use crate::event::{Period, RankChange, Related};
+use crate::event::{Event, Period, RankChange, Related};
 
 /// Where in the body a period may be: the entity itself, or its `entity` / `data`.
 const PERIOD_OBJECTS: [&str; 2] = ["entity", "data"];
@@ -60,18 +60,77 @@ fn date_value(value: &Value) -> Option<OffsetDateTime> {
     crate::event::utc(time)
 }
 
+/// The objects under `data` whose `name` [`related`] reads.
+const NAMED_OBJECTS: [&str; 6] = [
+    "user",
+    "department",
+    "position",
+    "award",
+    "rank",
+    "qualification",
+];
+/// The `data` field telling a PERSCOM rank record's kind.
+const RECORD_TYPE: &str = "type";
+
+/// The payload cut down to what [`period`] and [`related`] read: the names under `data`,
+/// a rank record's kind, and a key result's or objective's period fields. The Slack and
+/// alerts queues get this instead of the whole body, so a consumer of the previous
+/// version (which read these from the payload) reads the same during an upgrade or a
+/// rollback; birth dates, personal emails, phones and the rest never reach them.
+pub fn notification_payload(event: &Event) -> Value {
+    let payload = &event.payload;
+    let with_period = matches!(event.entity.kind.as_str(), "key_result" | "objective");
+    let period_fields = |object: &Value| match with_period {
+        true => period_fields(object),
+        false => Map::new(),
+    };
+    let mut kept = period_fields(payload);
+    if let Some(data) = payload.get("data").and_then(Value::as_object) {
+        let mut data_kept = period_fields(&payload["data"]);
+        for key in NAMED_OBJECTS {
+            if let Some(name) = data.get(key).and_then(|object| object.get("name")) {
+                data_kept.insert(key.to_owned(), serde_json::json!({ "name": name }));
+            }
+        }
+        if let Some(kind) = data.get(RECORD_TYPE).filter(|kind| kind.is_number()) {
+            data_kept.insert(RECORD_TYPE.to_owned(), kind.clone());
+        }
+        if !data_kept.is_empty() {
+            kept.insert("data".to_owned(), Value::Object(data_kept));
+        }
+    }
+    for key in PERIOD_OBJECTS.iter().filter(|key| **key != "data") {
+        let period = payload.get(*key).map(period_fields).unwrap_or_default();
+        if !period.is_empty() {
+            kept.insert((*key).to_owned(), Value::Object(period));
+        }
+    }
+    Value::Object(kept)
+}
+
+/// The period fields of `object`, as they are.
+fn period_fields(object: &Value) -> Map<String, Value> {
+    PERIOD_STARTS
+        .iter()
+        .chain(&PERIOD_ENDS)
+        .chain(&[PERIOD_NESTED])
+        .filter_map(|key| Some(((*key).to_owned(), object.get(*key)?.clone())))
+        .collect()
+}
+
 /// The names under `data` (`data.department.name`, `data.user.name`, ...), and a rank
 /// record's direction (PERSCOM's `data.type`: 1 demotes, another number promotes).
 pub(super) fn related(body: &Value, event_type: &str) -> Related {
     let data = &body["data"];
     let name = |object: &str| {
+        debug_assert!(NAMED_OBJECTS.contains(&object));
         data.get(object)?
             .get("name")?
             .as_str()
             .filter(|name| !name.is_empty())
             .map(str::to_owned)
     };
-    let rank_change = match data.get("type").and_then(Value::as_i64) {
+    let rank_change = match data.get(RECORD_TYPE).and_then(Value::as_i64) {
         _ if !event_type.starts_with("rank_record.") => None,
         Some(1) => Some(RankChange::Demotion),
         Some(_) => Some(RankChange::Promotion),

@@ -5,6 +5,8 @@
 //! name kept, so nothing is dropped.
 
 mod context;
+
+pub use context::notification_payload;
 mod peopleforce;
 mod peoplelogic;
 mod perscom;

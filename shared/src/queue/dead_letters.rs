@@ -4,7 +4,8 @@
 
 use async_trait::async_trait;
 
-/// At most this many messages are listed (an SQS dead-letter queue keeps 14 days).
+/// At most this many messages of an SQS dead-letter queue are listed (it keeps 14 days
+/// of them, and each look is a receive); a local one lists them all.
 pub const LIST_LIMIT: usize = 100;
 
 /// A message moved to a dead-letter queue.
@@ -27,7 +28,7 @@ pub struct DeadLetter {
 pub struct Listing {
     /// How many messages it holds (approximate on SQS).
     pub total: u64,
-    /// Up to [`LIST_LIMIT`] of them, oldest first where the queue can tell.
+    /// Them, or on SQS up to [`LIST_LIMIT`] of them; oldest first where the queue can tell.
     pub letters: Vec<DeadLetter>,
 }
 
@@ -82,7 +83,8 @@ pub enum DeadLetterError {
 pub trait DeadLetters: Send + Sync {
     /// Its name in output: the consumer's name locally, the queue's name on SQS.
     fn name(&self) -> &str;
-    /// How many messages it holds, and up to [`LIST_LIMIT`] of them, left in the queue.
+    /// How many messages it holds, and them (on SQS up to [`LIST_LIMIT`]), left in the
+    /// queue.
     async fn list(&self) -> Result<Listing, DeadLetterError>;
     /// Move every message back to the queue it came from; `progress` hears the count
     /// moved so far while a long move runs.

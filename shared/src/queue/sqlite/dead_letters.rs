@@ -7,9 +7,7 @@ use rusqlite::params;
 
 use super::{SqliteQueue, now_ms};
 use crate::queue::QueueError;
-use crate::queue::dead_letters::{
-    DeadLetter, DeadLetterError, DeadLetters, LIST_LIMIT, Listing, Redriven,
-};
+use crate::queue::dead_letters::{DeadLetter, DeadLetterError, DeadLetters, Listing, Redriven};
 use crate::routing::Consumer;
 
 /// One consumer's dead-letter queue in `serve`'s data directory.
@@ -39,13 +37,12 @@ impl DeadLetters for LocalDeadLetters {
     }
 
     async fn list(&self) -> Result<Listing, DeadLetterError> {
-        let mut letters = self
+        let letters = self
             .queue
             .dead_letters(self.consumer)
             .await
             .map_err(failed("reading the dead letters"))?;
         let total = letters.len() as u64;
-        letters.truncate(LIST_LIMIT);
         Ok(Listing { total, letters })
     }
 
