@@ -664,22 +664,27 @@ async fn a_failing_destination_fails_the_record_and_the_retry_does_not_repeat_th
 
 #[tokio::test]
 async fn a_refusal_from_pagerduty_fails_the_record_toward_the_dead_letter_queue() {
+    let answer = ResponseTemplate::new(400)
+        .set_body_json(json!({"status": "invalid event", "message": "Event object is invalid"}));
+    let response = behind_pace_to_pagerduty_answering(answer).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+}
+
+/// The behind-pace sample, alerted to a PagerDuty stand-in that gives `answer`.
+async fn behind_pace_to_pagerduty_answering(answer: ResponseTemplate) -> SqsBatchResponse {
     let pagerduty = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(
-            json!({"status": "invalid event", "message": "Event object is invalid"}),
-        ))
+        .respond_with(answer)
         .mount(&pagerduty)
         .await;
     let alerts = alerts_to(None, Some(&pagerduty), DEFAULT_WINDOW);
-    let response = alerts
+    alerts
         .handle(
             sample("behind_pace.json"),
             Instant::now() + Duration::from_secs(60),
         )
         .await
-        .unwrap();
-    assert_eq!(response.batch_item_failures.len(), 1);
+        .unwrap()
 }
 
 #[tokio::test]
@@ -1038,11 +1043,6 @@ impl std::io::Write for Logs {
 
 #[tokio::test]
 async fn a_pagerduty_outage_is_logged_as_pagerdutys() {
-    let pagerduty = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).set_body_string("upstream connect error"))
-        .mount(&pagerduty)
-        .await;
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -1050,14 +1050,8 @@ async fn a_pagerduty_outage_is_logged_as_pagerdutys() {
         .with_ansi(false)
         .finish();
     let _logging = tracing::subscriber::set_default(subscriber);
-    let alerts = alerts_to(None, Some(&pagerduty), DEFAULT_WINDOW);
-    let response = alerts
-        .handle(
-            sample("behind_pace.json"),
-            Instant::now() + Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
+    let answer = ResponseTemplate::new(503).set_body_string("upstream connect error");
+    let response = behind_pace_to_pagerduty_answering(answer).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(
