@@ -261,7 +261,11 @@ fn every_queue_has_its_own_dead_letter_queue_keeping_14_days() {
         if redrive.is_null() {
             continue;
         }
-        assert_eq!(number(&redrive["maxReceiveCount"]), 5, "{name}");
+        assert_eq!(
+            number(&redrive["maxReceiveCount"]),
+            u64::from(okr_webhooks::retry::MAX_RECEIVE_COUNT),
+            "{name}: the retry schedule is planned for this many receives"
+        );
         let dlq = target(&redrive["deadLetterTargetArn"]).unwrap();
         assert!(
             dead_letter_queues.insert(dlq.to_owned()),
@@ -386,10 +390,12 @@ fn every_role_grants_only_what_its_function_uses() {
         );
         // And only the calls its adapters make.
         let logs = ["logs:CreateLogStream", "logs:PutLogEvents"];
+        // ChangeMessageVisibility: a consumer sets when its failed records come back.
         let consume = [
             "sqs:ReceiveMessage",
             "sqs:DeleteMessage",
             "sqs:GetQueueAttributes",
+            "sqs:ChangeMessageVisibility",
         ];
         let idempotency = [
             "dynamodb:GetItem",

@@ -30,8 +30,9 @@ pub struct ServeArgs {
     /// The PagerDuty Events API URL.
     #[arg(long, env = "PAGERDUTY_EVENTS_URL")]
     pagerduty_events_url: Option<String>,
-    /// The first retry back-off of a failed message, in milliseconds (doubles each time).
-    #[arg(long, default_value_t = 1000, hide = true)]
+    /// The first retry wait of a failed message, in milliseconds (the rest of the
+    /// schedule scales with it; tests shorten it).
+    #[arg(long, default_value_t = 30_000, hide = true)]
     retry_base_ms: u64,
 }
 

@@ -514,15 +514,11 @@ async fn kill_9_loses_no_acknowledged_event_and_posts_nothing_twice() {
     }
 }
 
-#[tokio::test]
-async fn a_failing_destination_fills_the_dead_letter_queue_and_redrive_delivers() {
-    let dir = tempfile::tempdir().unwrap();
-    let stand_ins = stand_ins(500).await;
-    let server = start(dir.path(), &stand_ins).await;
-    let secrets = secrets(dir.path());
+/// The PeopleForce hire, delivered to `server`.
+async fn deliver_the_hire(server: &Server, data_dir: &Path) {
     let (status, _) = deliver(
         &server.base,
-        &secrets,
+        &secrets(data_dir),
         Source::Peopleforce,
         "peopleforce",
         &sample("peopleforce/employee_create.json"),
@@ -530,40 +526,58 @@ async fn a_failing_destination_fills_the_dead_letter_queue_and_redrive_delivers(
     )
     .await;
     assert_eq!(status, 202);
+}
 
-    let data_dir = dir.path().to_owned();
-    let dlq = |action: &str| {
-        let output = Command::new(BIN)
-            .args(["dlq", action, "--queue", "slack", "--data-dir"])
-            .arg(&data_dir)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    };
+/// `okr-webhooks dlq <action> --queue slack` on `data_dir`: its output.
+fn slack_dlq(data_dir: &Path, action: &str) -> String {
+    let output = Command::new(BIN)
+        .args(["dlq", action, "--queue", "slack", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Slack's stand-in accepts from now on.
+async fn recover(slack: &MockServer) {
+    slack.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(slack)
+        .await;
+}
+
+#[tokio::test]
+async fn a_refusing_destination_fills_the_dead_letter_queue_in_moments_and_redrive_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    // 404 no_service: a refusal, retried every 10 s (here 16 ms) until the 25th receive.
+    let stand_ins = stand_ins(404).await;
+    let server = start(dir.path(), &stand_ins).await;
+    deliver_the_hire(&server, dir.path()).await;
+    let dlq = |action: &str| slack_dlq(dir.path(), action);
     eventually("the dead-letter queue", async || {
         dlq("list").starts_with("slack: 1 dead letter(s)")
     })
     .await;
     assert!(
-        dlq("list").contains("employee.created received 5 times"),
+        dlq("list").contains("employee.created received 25 times"),
         "{}",
         dlq("list")
     );
-    // Five tries reached the failing Slack.
-    assert_eq!(bodies(&stand_ins.slack).await.len(), 5);
+    assert_eq!(
+        bodies(&stand_ins.slack).await.len(),
+        25,
+        "every receive tried"
+    );
     assert!(dlq("show").contains("\"type\":\"employee.created\""));
 
-    // Slack recovers; redrive delivers it.
-    stand_ins.slack.reset().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
-        .mount(&stand_ins.slack)
-        .await;
+    // Slack is fixed; redrive delivers it.
+    recover(&stand_ins.slack).await;
     assert_eq!(
         dlq("redrive"),
         "slack: moved 1 message(s) back to the slack queue\n"
@@ -577,6 +591,29 @@ async fn a_failing_destination_fills_the_dead_letter_queue_and_redrive_delivers(
         "John Doe joined IT as Senior Developer"
     );
     assert_eq!(dlq("list"), "slack: 0 dead letter(s)\n");
+}
+
+#[tokio::test]
+async fn an_outage_of_a_simulated_hour_loses_nothing_to_the_dead_letter_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    // 503: unavailable. The retries wait 30 s doubling to 2 h; this server runs that
+    // schedule 600 times faster (50 ms first), so 6 s here is an hour.
+    let stand_ins = stand_ins(503).await;
+    let server = start(dir.path(), &stand_ins).await;
+    deliver_the_hire(&server, dir.path()).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let tries = bodies(&stand_ins.slack).await.len();
+    assert!((4..=9).contains(&tries), "tried {tries} times in the hour");
+    assert_eq!(slack_dlq(dir.path(), "list"), "slack: 0 dead letter(s)\n");
+
+    recover(&stand_ins.slack).await;
+    eventually("the post after the outage", async || {
+        bodies(&stand_ins.slack).await.len() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(bodies(&stand_ins.slack).await.len(), 1, "posted once");
+    assert_eq!(slack_dlq(dir.path(), "list"), "slack: 0 dead letter(s)\n");
 }
 
 #[tokio::test]

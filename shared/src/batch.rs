@@ -2,6 +2,7 @@
 //! as a batch item failure, so SQS retries it and, after `maxReceiveCount`, moves it to
 //! the dead-letter queue. No record is ever skipped and acknowledged.
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -9,6 +10,8 @@ use futures::StreamExt;
 use tracing::Instrument;
 
 use crate::event::Event;
+use crate::outbound::DeliveryError;
+use crate::retry::{Failure, Retries};
 
 /// What went wrong with one record; logged, never returned to SQS.
 pub type RecordError = Box<dyn std::error::Error + Send + Sync>;
@@ -47,41 +50,84 @@ pub fn decode(message: &SqsMessage) -> Result<Event, DecodeError> {
     Ok(event)
 }
 
-/// Collects the failures of one batch.
-#[derive(Debug, Default)]
+/// Collects the failures of one batch, and sets when each is seen again.
+#[derive(Debug)]
 pub struct BatchReport {
-    failures: Vec<String>,
+    batch_size: usize,
+    /// Each record's receipt handle and receive count, by message id.
+    records: HashMap<String, (Option<String>, u32)>,
+    failures: Vec<(String, Failure)>,
     unreportable: usize,
 }
 
 impl BatchReport {
-    /// Record that the message `message_id` failed.
-    pub fn fail(&mut self, message_id: Option<&str>) {
+    /// A report on `batch`.
+    pub fn new(batch: &SqsEvent) -> Self {
+        BatchReport {
+            batch_size: batch.records.len(),
+            records: batch
+                .records
+                .iter()
+                .filter_map(|r| {
+                    let id = r.message_id.clone()?;
+                    Some((id, (r.receipt_handle.clone(), receive_count(r))))
+                })
+                .collect(),
+            failures: Vec::new(),
+            unreportable: 0,
+        }
+    }
+
+    /// Record that the message `message_id` failed, and how.
+    pub fn fail(&mut self, message_id: Option<&str>, failure: Failure) {
         match message_id {
-            Some(id) => self.failures.push(id.to_owned()),
+            Some(id) => self.failures.push((id.to_owned(), failure)),
             None => self.unreportable += 1,
         }
     }
 
     /// The ids reported so far.
-    pub fn failures(&self) -> &[String] {
-        &self.failures
+    pub fn failures(&self) -> Vec<&str> {
+        self.failures.iter().map(|(id, _)| id.as_str()).collect()
     }
 
-    /// The response for SQS, or an error (the whole batch retried) when a failed record
-    /// has no id to report it by.
-    pub fn into_response(self, batch_size: usize) -> Result<SqsBatchResponse, UnreportableFailure> {
+    /// Hide each failed record for its wait (see [`Retries`]), then answer
+    /// SQS: the failures, or an error (the whole batch retried) when a failed record has
+    /// no id to report it by. A wait that cannot be set is logged: the record then comes
+    /// back after the queue's visibility timeout.
+    pub async fn finish(self, retries: &Retries) -> Result<SqsBatchResponse, UnreportableFailure> {
         if self.unreportable > 0 {
             return Err(UnreportableFailure(self.unreportable));
         }
-        if batch_size > 0 && self.failures.len() == batch_size {
-            tracing::error!(records = batch_size, "every record of the batch failed");
+        if self.batch_size > 0 && self.failures.len() == self.batch_size {
+            tracing::error!(
+                records = self.batch_size,
+                "every record of the batch failed"
+            );
         }
+        // All at once: each call is bounded by its client's timeouts.
+        let deferrals = self.failures.iter().filter_map(|(id, failure)| {
+            let (Some(receipt), count) = self.records.get(id)? else {
+                return None;
+            };
+            let delay = retries.schedule.delay(*failure, *count, rand::random());
+            Some(async move {
+                match retries.defer.defer(receipt, delay).await {
+                    Ok(()) => {
+                        tracing::info!(message_id = %id, ?failure, receive_count = count, delay_s = delay.as_secs(), "record deferred")
+                    }
+                    Err(error) => {
+                        tracing::warn!(message_id = %id, error = %crate::error_chain(error.as_ref()), "could not defer the record; it returns after the visibility timeout")
+                    }
+                }
+            })
+        });
+        futures::future::join_all(deferrals).await;
         let mut response = SqsBatchResponse::default();
         response.batch_item_failures = self
             .failures
             .into_iter()
-            .map(|id| {
+            .map(|(id, _)| {
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = id;
                 failure
@@ -92,55 +138,59 @@ impl BatchReport {
 }
 
 /// Run `handler` on every record's event, at most `concurrency` at a time, each in a
-/// span keyed by its message id. Records that do not decode, and records whose handler
-/// fails, are reported as failures.
-pub async fn for_each_event<F, Fut>(
-    event: SqsEvent,
-    concurrency: usize,
-    handler: F,
-) -> Result<SqsBatchResponse, UnreportableFailure>
+/// span keyed by its message id. Records that do not decode (refused: waiting will not
+/// help), and records whose handler fails (refused when a destination refused them, else
+/// transient), are reported as failures; finish the report to answer SQS.
+pub async fn for_each_event<F, Fut>(event: SqsEvent, concurrency: usize, handler: F) -> BatchReport
 where
     F: Fn(Event, RecordContext) -> Fut,
     Fut: Future<Output = Result<(), RecordError>>,
 {
-    let batch_size = event.records.len();
+    let mut report = BatchReport::new(&event);
     let handler = &handler;
-    let outcomes: Vec<(Option<String>, bool)> = futures::stream::iter(event.records)
+    let outcomes: Vec<(Option<String>, Option<Failure>)> = futures::stream::iter(event.records)
         .map(|message| {
             let message_id = message.message_id.clone();
             let span = tracing::info_span!("record", message_id = message_id.as_deref().unwrap_or("none"));
             let context = RecordContext { receive_count: receive_count(&message) };
             let work = async move {
-                let ok = match decode(&message) {
+                let failure = match decode(&message) {
                     Ok(event) => {
                         let event_id = event.id.clone();
                         match handler(event, context).await {
-                            Ok(()) => true,
+                            Ok(()) => None,
                             Err(error) => {
                                 tracing::warn!(event_id = %event_id, error = %error, "record failed");
-                                false
+                                Some(failure_of(error.as_ref()))
                             }
                         }
                     }
                     Err(error) => {
                         tracing::error!(error = %error, "record is not an event");
-                        false
+                        Some(Failure::Refused)
                     }
                 };
-                (message_id, ok)
+                (message_id, failure)
             };
             work.instrument(span)
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    let mut report = BatchReport::default();
-    for (message_id, ok) in outcomes {
-        if !ok {
-            report.fail(message_id.as_deref());
+    for (message_id, failure) in outcomes {
+        if let Some(failure) = failure {
+            report.fail(message_id.as_deref(), failure);
         }
     }
-    report.into_response(batch_size)
+    report
+}
+
+/// A destination's refusal will not pass by waiting; anything else may.
+pub fn failure_of(error: &(dyn std::error::Error + 'static)) -> Failure {
+    match error.downcast_ref::<DeliveryError>() {
+        Some(error) if error.is_refusal() => Failure::Refused,
+        _ => Failure::Transient,
+    }
 }
 
 /// What a handler may want to know about its record.

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod outbound;
 pub mod queue;
+pub mod retry;
 pub mod routing;
 pub mod secrets;
 pub mod signature;

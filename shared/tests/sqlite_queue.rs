@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use okr_webhooks::queue::dead_letters::DeadLetters;
 use okr_webhooks::queue::sqlite::{LocalDeadLetters, SqliteQueue};
-use okr_webhooks::queue::{EventQueue, QueueMessage, ReceiveQueue};
+use okr_webhooks::queue::{Defer, EventQueue, QueueMessage, ReceiveQueue};
 use okr_webhooks::routing::Consumer;
 
 fn message(n: usize) -> QueueMessage {
@@ -121,10 +121,10 @@ async fn failures_retry_then_reach_the_dead_letter_queue_and_redrive_brings_them
             .unwrap();
         assert_eq!(batch.records.len(), 1, "receive {receive}");
         let id = batch.records[0].message_id.clone().unwrap();
-        queue
-            .retry_later(Consumer::Slack, id, Duration::ZERO, 3)
-            .await
-            .unwrap();
+        let receipt = batch.records[0].receipt_handle.clone().unwrap();
+        // Failed, and deferred by no time: seen again at once.
+        queue.defer(&receipt, Duration::ZERO).await.unwrap();
+        queue.failed(Consumer::Slack, id, 3).await.unwrap();
     }
     assert!(
         queue
@@ -220,4 +220,36 @@ async fn accepted_event_ids_are_forgotten_after_their_time_a_bounded_number_per_
             .unwrap()
             .duplicate
     );
+}
+
+#[tokio::test]
+async fn a_failed_message_returns_when_its_deferral_ends_or_else_after_its_visibility() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = SqliteQueue::open(&dir.path().join("q.sqlite")).unwrap();
+    queue.send(Consumer::Alerts, &message(1)).await.unwrap();
+    queue.send(Consumer::Alerts, &message(2)).await.unwrap();
+    let visibility = Duration::from_millis(300);
+    let batch = queue
+        .receive(Consumer::Alerts, 10, visibility)
+        .await
+        .unwrap();
+    assert_eq!(batch.records.len(), 2);
+    // The first is deferred for a long time, the second not at all: after the
+    // visibility timeout only the second is back.
+    let receipt = batch.records[0].receipt_handle.clone().unwrap();
+    queue
+        .defer(&receipt, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    for record in &batch.records {
+        let id = record.message_id.clone().unwrap();
+        queue.failed(Consumer::Alerts, id, 25).await.unwrap();
+    }
+    tokio::time::sleep(visibility + Duration::from_millis(100)).await;
+    let again = queue
+        .receive(Consumer::Alerts, 10, visibility)
+        .await
+        .unwrap();
+    assert_eq!(again.records.len(), 1);
+    assert_eq!(again.records[0].message_id, batch.records[1].message_id);
 }

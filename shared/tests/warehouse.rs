@@ -11,6 +11,7 @@ use flate2::read::GzDecoder;
 use http::HeaderMap;
 use okr_webhooks::batch::for_each_event;
 use okr_webhooks::event::JSON_SCHEMA_V1;
+use okr_webhooks::retry::Retries;
 use okr_webhooks::warehouse::local::LocalSink;
 use okr_webhooks::warehouse::memory::MemorySink;
 use okr_webhooks::warehouse::{WarehouseSink, WarehouseUrl, object_key};
@@ -299,6 +300,8 @@ async fn for_each_event_reports_exactly_the_failed_records_and_bounds_concurrenc
             }
         }
     })
+    .await
+    .finish(&Retries::default())
     .await
     .unwrap();
     assert_eq!(failures(&response), ["m-empty", "m-no-body", "m5"]);

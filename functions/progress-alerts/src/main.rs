@@ -13,6 +13,7 @@ use okr_webhooks::config::{AlertsConfig, consumer_aws_timeouts, process_env};
 use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use okr_webhooks::metrics::EmfStdout;
 use okr_webhooks::outbound::http::http_client;
+use okr_webhooks::queue::sqs::SqsDefer;
 use okr_webhooks::secrets::SecretCache;
 use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
 
@@ -47,7 +48,11 @@ async fn main() -> Result<(), Error> {
         Arc::new(store),
         &config.settings(),
         Arc::new(EmfStdout),
-    );
+    )
+    .retrying(SqsDefer::retries(
+        aws_sdk_sqs::Client::new(&aws),
+        config.queue_url.as_deref(),
+    ));
 
     let alerts = &alerts;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

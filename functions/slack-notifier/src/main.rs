@@ -11,6 +11,7 @@ use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use okr_webhooks::metrics::EmfStdout;
 use okr_webhooks::outbound::http::http_client;
 use okr_webhooks::outbound::slack::{WebhookPoster, WebhookUrl};
+use okr_webhooks::queue::sqs::SqsDefer;
 use okr_webhooks::secrets::SecretCache;
 use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
 use okr_webhooks::slack::SlackNotifier;
@@ -39,7 +40,11 @@ async fn main() -> Result<(), Error> {
         config.notify,
         config.digest_threshold,
     )
-    .guarded(config.visibility_timeout, Arc::new(EmfStdout));
+    .guarded(config.visibility_timeout, Arc::new(EmfStdout))
+    .retrying(SqsDefer::retries(
+        aws_sdk_sqs::Client::new(&aws),
+        config.queue_url.as_deref(),
+    ));
 
     let notifier = &notifier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

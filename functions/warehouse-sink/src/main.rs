@@ -7,7 +7,8 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use okr_webhooks::config::{WarehouseConfig, aws_timeouts, process_env};
+use okr_webhooks::config::{WarehouseConfig, aws_timeouts, consumer_aws_timeouts, process_env};
+use okr_webhooks::queue::sqs::SqsDefer;
 use okr_webhooks::warehouse::local::LocalSink;
 use okr_webhooks::warehouse::s3::S3Sink;
 use okr_webhooks::warehouse::{ObjectSink, WarehouseSink, WarehouseUrl};
@@ -16,22 +17,29 @@ use okr_webhooks::warehouse::{ObjectSink, WarehouseSink, WarehouseUrl};
 async fn main() -> Result<(), Error> {
     okr_webhooks::telemetry::init();
     let config = WarehouseConfig::from_env(&process_env())?;
+    // An object of a batch can be megabytes: longer attempts than the other consumers',
+    // still well inside the 60 s function timeout.
+    let aws = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(aws_timeouts(
+            Duration::from_secs(20),
+            Duration::from_secs(40),
+        ))
+        .load()
+        .await;
     let sink: Arc<dyn ObjectSink> = match config.url {
         WarehouseUrl::S3 { bucket, prefix } => {
-            // An object of a batch can be megabytes: longer attempts than the other
-            // consumers', still well inside the 60 s function timeout.
-            let aws = aws_config::defaults(BehaviorVersion::latest())
-                .timeout_config(aws_timeouts(
-                    Duration::from_secs(20),
-                    Duration::from_secs(40),
-                ))
-                .load()
-                .await;
             Arc::new(S3Sink::new(S3Sink::client(&aws), bucket, prefix))
         }
         WarehouseUrl::Local(path) => Arc::new(LocalSink::new(path)),
     };
-    let warehouse = WarehouseSink::new(sink);
+    // Deferring a record is a small call: the other consumers' shorter timeouts.
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&aws)
+            .timeout_config(consumer_aws_timeouts())
+            .build(),
+    );
+    let warehouse =
+        WarehouseSink::new(sink).retrying(SqsDefer::retries(sqs, config.queue_url.as_deref()));
 
     let warehouse = &warehouse;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

@@ -40,6 +40,7 @@ use crate::idempotency::{Claim, IdempotencyStore, StateWrite};
 use crate::metrics::{MetricsSink, NoMetrics};
 use crate::outbound::SEND_BUDGET;
 use crate::outbound::pagerduty::Action;
+use crate::retry::Retries;
 pub use destinations::Destinations;
 use destinations::{Destination, Send};
 use messages::{pagerduty_alert, recovered_message, trigger_message};
@@ -80,6 +81,7 @@ pub struct ProgressAlerts {
     guard: Guard,
     thresholds: Thresholds,
     window: Duration,
+    retries: Retries,
 }
 
 impl ProgressAlerts {
@@ -100,6 +102,7 @@ impl ProgressAlerts {
             guard: Guard::new(idempotency, DEDUP_WINDOW, SERVICE, Arc::new(NoMetrics)),
             thresholds,
             window,
+            retries: Retries::default(),
         }
     }
 
@@ -127,6 +130,12 @@ impl ProgressAlerts {
         self
     }
 
+    /// Set when failed records are seen again.
+    pub fn retrying(mut self, retries: Retries) -> Self {
+        self.retries = retries;
+        self
+    }
+
     fn store(&self) -> &dyn IdempotencyStore {
         self.guard.store().as_ref()
     }
@@ -137,7 +146,10 @@ impl ProgressAlerts {
         batch: SqsEvent,
         deadline: Instant,
     ) -> Result<SqsBatchResponse, UnreportableFailure> {
-        for_each_event(batch, CONCURRENCY, |event, _| self.process(event, deadline)).await
+        for_each_event(batch, CONCURRENCY, |event, _| self.process(event, deadline))
+            .await
+            .finish(&self.retries)
+            .await
     }
 
     async fn process(&self, event: Event, deadline: Instant) -> Result<(), RecordError> {

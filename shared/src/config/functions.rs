@@ -52,6 +52,8 @@ impl IngestConfig {
 pub struct WarehouseConfig {
     /// `WAREHOUSE_URL`: `s3://bucket/prefix` or a local directory.
     pub url: WarehouseUrl,
+    /// `QUEUE_URL`, as for the Slack notifier.
+    pub queue_url: Option<String>,
 }
 
 impl WarehouseConfig {
@@ -62,7 +64,10 @@ impl WarehouseConfig {
             name: "WAREHOUSE_URL",
             expected,
         })?;
-        Ok(WarehouseConfig { url })
+        Ok(WarehouseConfig {
+            url,
+            queue_url: super::optional(env, "QUEUE_URL"),
+        })
     }
 }
 
@@ -75,6 +80,10 @@ pub struct SlackConfig {
     pub idempotency_table: String,
     /// `SLACK_NOTIFY_TYPES`, as for ingest.
     pub notify: NotifyRules,
+    /// `QUEUE_URL`: the function's own queue, so a failed record waits its turn in the
+    /// retry schedule (`ChangeMessageVisibility`); without it a failed record comes back
+    /// after the visibility timeout.
+    pub queue_url: Option<String>,
     /// `SLACK_DIGEST_THRESHOLD` (default 5): more notable events in a batch make a digest.
     pub digest_threshold: usize,
     /// `SECRET_CACHE_TTL_SECONDS` (default 300).
@@ -91,6 +100,7 @@ impl SlackConfig {
             webhook_secret_id: env.required("SLACK_WEBHOOK_SECRET_ID")?,
             idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
             notify: notify_rules(env),
+            queue_url: super::optional(env, "QUEUE_URL"),
             digest_threshold: env.number_in(
                 "SLACK_DIGEST_THRESHOLD",
                 DEFAULT_DIGEST_THRESHOLD as u64,
@@ -114,6 +124,8 @@ pub struct AlertsConfig {
     pub pagerduty_events_url: String,
     /// `IDEMPOTENCY_TABLE`.
     pub idempotency_table: String,
+    /// `QUEUE_URL`, as for the Slack notifier.
+    pub queue_url: Option<String>,
     /// `ALERT_PACE_TOLERANCE`, `ALERT_LOW_THRESHOLD`, `ALERT_LOW_AFTER`, `ALERT_DROP_POINTS`.
     pub thresholds: crate::alerts::rules::Thresholds,
     /// `ALERT_WINDOW_HOURS` (default 24): how often an alert that stays open is sent again.
@@ -163,6 +175,7 @@ impl AlertsConfig {
             pagerduty_events_url: optional("PAGERDUTY_EVENTS_URL")
                 .unwrap_or_else(|| DEFAULT_PAGERDUTY_EVENTS_URL.to_owned()),
             idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
+            queue_url: optional("QUEUE_URL"),
             thresholds: crate::alerts::rules::Thresholds {
                 pace_tolerance: points("ALERT_PACE_TOLERANCE", defaults.pace_tolerance)?,
                 low_threshold: points("ALERT_LOW_THRESHOLD", defaults.low_threshold)?,

@@ -27,7 +27,7 @@ pub struct LocalConfig {
     pub pagerduty_events_url: String,
     /// `SLACK_NOTIFY_TYPES`, as for ingest.
     pub notify: NotifyRules,
-    /// The first retry back-off of a failed message (doubling each time).
+    /// The first retry wait of a failed record (`retry::Schedule::starting_at`).
     pub retry_base: Duration,
 }
 

@@ -134,6 +134,14 @@ pub fn process_env() -> Env<impl Fn(&str) -> Option<String>> {
     Env(|name: &str| std::env::var(name).ok())
 }
 
+/// An optional variable; blank counts as unset.
+pub(crate) fn optional<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+) -> Option<String> {
+    (env.0)(name).filter(|v| !v.trim().is_empty())
+}
+
 /// `SLACK_NOTIFY_TYPES` (default [`DEFAULT_NOTIFY_TYPES`]).
 pub(crate) fn notify_rules<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> NotifyRules {
     NotifyRules::parse(

@@ -1,6 +1,7 @@
 //! The consumer loops of local mode: the Lambda handlers, fed SQS batches from the
-//! SQLite queues, with SQS's semantics: batch item failures come back after a back-off,
-//! and after the maximum receive count go to the dead-letter queue.
+//! SQLite queues, with SQS's semantics: a failed record comes back when its visibility
+//! ends (the wait its consumer set, see `retry`), and after the maximum receive count
+//! goes to the dead-letter queue.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,12 +15,11 @@ use crate::alerts::ProgressAlerts;
 use crate::batch::{UnreportableFailure, receive_count};
 use crate::queue::ReceiveQueue;
 use crate::queue::sqlite::SqliteQueue;
+use crate::retry::MAX_RECEIVE_COUNT;
 use crate::routing::Consumer;
 use crate::slack::{DEFAULT_DEDUP_WINDOW, SlackNotifier};
 use crate::warehouse::WarehouseSink;
 
-/// Receives before a message moves to the dead-letter queue (as `maxReceiveCount`).
-pub const MAX_RECEIVE_COUNT: u32 = 5;
 /// How long a received batch stays hidden (as the visibility timeout).
 pub const VISIBILITY: Duration = Duration::from_secs(60);
 
@@ -67,13 +67,6 @@ impl BatchHandler for ProgressAlerts {
     }
 }
 
-/// The back-off before a failed message is seen again: `base` (1 s in `serve`) after the
-/// first receive, doubling each time, at most 60 times `base`.
-pub fn backoff(base: Duration, receive_count: u32) -> Duration {
-    base.saturating_mul(1 << receive_count.saturating_sub(1).min(6))
-        .min(base.saturating_mul(60))
-}
-
 /// Feed `consumer`'s queue to `handler` until `stop` turns true; the batch in hand is
 /// finished first. Wakes as soon as a send commits.
 pub async fn run(
@@ -81,7 +74,6 @@ pub async fn run(
     consumer: Consumer,
     handler: Arc<dyn BatchHandler>,
     batch_size: usize,
-    retry_base: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
@@ -100,25 +92,17 @@ pub async fn run(
             }
             continue;
         }
-        handle_batch(
-            queue.as_ref(),
-            consumer,
-            handler.as_ref(),
-            batch,
-            retry_base,
-        )
-        .await;
+        handle_batch(queue.as_ref(), consumer, handler.as_ref(), batch).await;
     }
 }
 
-/// Hand one batch to `handler`, as Lambda would: delete what succeeded, and schedule the
-/// failures' retries (or move them to the dead-letter queue).
+/// Hand one batch to `handler`, as Lambda would: delete what succeeded, and leave the
+/// failures for their retry (or move them to the dead-letter queue).
 async fn handle_batch(
     queue: &dyn ReceiveQueue,
     consumer: Consumer,
     handler: &dyn BatchHandler,
     batch: SqsEvent,
-    retry_base: Duration,
 ) {
     let records: Vec<(String, u32)> = batch
         .records
@@ -143,12 +127,8 @@ async fn handle_batch(
     if let Err(error) = queue.delete(consumer, done).await {
         tracing::error!(queue = %consumer, error = %crate::error_chain(&error), "delete failed; the batch will be seen again");
     }
-    for (id, count) in retries {
-        let backoff = backoff(retry_base, count);
-        if let Err(error) = queue
-            .retry_later(consumer, id, backoff, MAX_RECEIVE_COUNT)
-            .await
-        {
+    for (id, _) in retries {
+        if let Err(error) = queue.failed(consumer, id, MAX_RECEIVE_COUNT).await {
             tracing::error!(queue = %consumer, error = %crate::error_chain(&error), "could not schedule a retry");
         }
     }

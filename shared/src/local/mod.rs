@@ -127,7 +127,6 @@ pub async fn serve(
                 consumer,
                 handler,
                 batch_size,
-                config.retry_base,
                 stopped.clone(),
             ))
         })

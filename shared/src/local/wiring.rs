@@ -15,6 +15,7 @@ use crate::metrics::NoMetrics;
 use crate::outbound::http::http_client;
 use crate::outbound::pagerduty::RoutingKey;
 use crate::outbound::slack::{SlackPoster, WebhookPoster, WebhookUrl};
+use crate::retry::{Retries, Schedule};
 use crate::routing::Consumer;
 use crate::secrets::{FromSecret, SecretCache, StaticSecret};
 use crate::slack::{DEFAULT_DIGEST_THRESHOLD, SlackNotifier};
@@ -42,14 +43,20 @@ pub(super) fn consumers(
 ) -> Result<Vec<ConsumerSpec>, LocalError> {
     let http = http_client(false).map_err(|e| LocalError::Config(e.to_string()))?;
     let urls = &config.destinations;
-    let warehouse = WarehouseSink::new(Arc::new(LocalSink::new(&paths.warehouse)));
+    let retries = Retries {
+        defer: stores.queue.clone(),
+        schedule: Schedule::starting_at(config.retry_base),
+    };
+    let warehouse =
+        WarehouseSink::new(Arc::new(LocalSink::new(&paths.warehouse))).retrying(retries.clone());
     let notifier = SlackNotifier::new(
         slack_poster(&http, urls.slack_webhook_url.as_deref(), "slack")?,
         stores.idempotency.clone(),
         config.notify.clone(),
         DEFAULT_DIGEST_THRESHOLD,
     )
-    .guarded(VISIBILITY, Arc::new(NoMetrics));
+    .guarded(VISIBILITY, Arc::new(NoMetrics))
+    .retrying(retries.clone());
     let pagerduty = match urls.pagerduty_routing_key.as_deref() {
         Some(key) => Some((
             config.pagerduty_events_url.clone(),
@@ -76,7 +83,8 @@ pub(super) fn consumers(
         stores.idempotency.clone(),
         &settings,
         Arc::new(NoMetrics),
-    );
+    )
+    .retrying(retries);
     Ok(vec![
         (Consumer::Warehouse, Arc::new(warehouse), WAREHOUSE_BATCH),
         (Consumer::Slack, Arc::new(notifier), SLACK_BATCH),

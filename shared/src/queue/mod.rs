@@ -96,13 +96,34 @@ pub trait ReceiveQueue: Send + Sync {
     async fn wait(&self, consumer: Consumer, timeout: Duration) -> bool;
     /// Delete processed messages.
     async fn delete(&self, consumer: Consumer, message_ids: Vec<String>) -> Result<(), QueueError>;
-    /// A failed message: visible again after `backoff`, or moved to the dead-letter queue
-    /// once it has been received `max_receive_count` times.
-    async fn retry_later(
+    /// A failed message: moved to the dead-letter queue once it has been received
+    /// `max_receive_count` times; else it is seen again when its visibility ends (the
+    /// visibility timeout, or the wait a consumer set with [`Defer`]), as on SQS.
+    async fn failed(
         &self,
         consumer: Consumer,
         message_id: String,
-        backoff: Duration,
         max_receive_count: u32,
     ) -> Result<(), QueueError>;
+}
+
+/// Why a record could not be deferred.
+pub type DeferError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Hides a received message for a while: how a consumer sets when a failed record is
+/// seen again (SQS's `ChangeMessageVisibility`).
+#[async_trait]
+pub trait Defer: Send + Sync {
+    /// Keep the message received with `receipt_handle` hidden for `delay` from now.
+    async fn defer(&self, receipt_handle: &str, delay: Duration) -> Result<(), DeferError>;
+}
+
+/// Defers nothing: a failed record comes back after the queue's visibility timeout.
+pub struct NoDefer;
+
+#[async_trait]
+impl Defer for NoDefer {
+    async fn defer(&self, _receipt_handle: &str, _delay: Duration) -> Result<(), DeferError> {
+        Ok(())
+    }
 }

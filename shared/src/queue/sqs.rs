@@ -1,11 +1,14 @@
 //! The event queues on Amazon SQS: one standard queue per consumer.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 
-use super::{EventQueue, QueueError, QueueMessage, Sent};
+use super::{Defer, DeferError, EventQueue, QueueError, QueueMessage, Sent};
 use crate::config::QueueUrls;
+use crate::retry::{Retries, Schedule};
 use crate::routing::Consumer;
 
 /// Sends events to SQS.
@@ -78,3 +81,52 @@ impl EventQueue for SqsQueue {
         Ok(Sent { duplicate: false })
     }
 }
+
+/// Sets when a failed record of the queue at `queue_url` is seen again
+/// (`ChangeMessageVisibility`, at most SQS's 12 hours).
+#[derive(Debug, Clone)]
+pub struct SqsDefer {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsDefer {
+    /// Deferring messages of the queue at `queue_url` through `client`.
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        SqsDefer {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    /// A consumer function's retries: the default schedule through its queue at
+    /// `queue_url` (`QUEUE_URL`), or none without one.
+    pub fn retries(client: Client, queue_url: Option<&str>) -> Retries {
+        match queue_url {
+            Some(url) => Retries {
+                defer: std::sync::Arc::new(SqsDefer::new(client, url)),
+                schedule: Schedule::default(),
+            },
+            None => Retries::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl Defer for SqsDefer {
+    async fn defer(&self, receipt_handle: &str, delay: Duration) -> Result<(), DeferError> {
+        // Whole seconds, rounded up: never back sooner than scheduled.
+        let seconds = (delay.as_secs_f64().ceil() as u64).min(MAX_VISIBILITY_SECS) as i32;
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await?;
+        Ok(())
+    }
+}
+
+/// SQS's longest visibility timeout: 12 hours.
+const MAX_VISIBILITY_SECS: u64 = 12 * 3600;

@@ -16,6 +16,7 @@ use crate::idempotency::guard::{Claimed, Guard, Held, Ran};
 use crate::metrics::{MetricsSink, NoMetrics};
 use crate::outbound::slack::{SlackMessage, SlackPoster};
 use crate::outbound::{DeliveryError, MIN_INTERVAL, Service, deliver};
+use crate::retry::{Failure, Retries};
 use crate::routing::NotifyRules;
 use message::{digest_message, event_message};
 
@@ -32,6 +33,7 @@ pub struct SlackNotifier {
     rules: NotifyRules,
     digest_threshold: usize,
     min_interval: Duration,
+    retries: Retries,
 }
 
 /// The notifier's name in metrics.
@@ -59,6 +61,7 @@ impl SlackNotifier {
             rules,
             digest_threshold,
             min_interval: MIN_INTERVAL,
+            retries: Retries::default(),
         }
     }
 
@@ -67,6 +70,12 @@ impl SlackNotifier {
     /// be looked at (`SendsNotRecorded`) in `metrics`.
     pub fn guarded(mut self, hold: Duration, metrics: Arc<dyn MetricsSink>) -> Self {
         self.guard = self.guard.with_min_hold(hold).with_metrics(metrics);
+        self
+    }
+
+    /// Set when failed records are seen again.
+    pub fn retrying(mut self, retries: Retries) -> Self {
+        self.retries = retries;
         self
     }
 
@@ -84,8 +93,7 @@ impl SlackNotifier {
         batch: SqsEvent,
         deadline: Instant,
     ) -> Result<SqsBatchResponse, UnreportableFailure> {
-        let batch_size = batch.records.len();
-        let mut report = BatchReport::default();
+        let mut report = BatchReport::new(&batch);
         let mut claimed: Vec<Entry> = Vec::new();
         for record in batch.records {
             let message_id = record.message_id.clone();
@@ -93,7 +101,7 @@ impl SlackNotifier {
                 Ok(event) => event,
                 Err(error) => {
                     tracing::error!(message_id = ?message_id, error = %error, "record is not an event");
-                    report.fail(message_id.as_deref());
+                    report.fail(message_id.as_deref(), Failure::Refused);
                     continue;
                 }
             };
@@ -112,9 +120,9 @@ impl SlackNotifier {
                 }
                 Claimed::Busy => {
                     tracing::info!(event_id = %event.id, outcome = "in_progress", "another delivery is posting it; retry later");
-                    report.fail(message_id.as_deref());
+                    report.fail(message_id.as_deref(), Failure::Transient);
                 }
-                Claimed::Failed(_) => report.fail(message_id.as_deref()),
+                Claimed::Failed(_) => report.fail(message_id.as_deref(), Failure::Transient),
             }
         }
         if claimed.len() > self.digest_threshold {
@@ -135,7 +143,7 @@ impl SlackNotifier {
                 pause = self.min_interval;
             }
         }
-        report.into_response(batch_size)
+        report.finish(&self.retries).await
     }
 
     /// After `pause`, post one group (one event's message, or a digest of more) through
@@ -163,6 +171,10 @@ impl SlackNotifier {
             .guard
             .run(&claims, pause, deadline, || self.post(&message, deadline))
             .await;
+        let failure = match &ran {
+            Ran::Failed(error) if error.is_refusal() => Failure::Refused,
+            _ => Failure::Transient,
+        };
         for (message_id, event) in &records {
             match &ran {
                 Ran::Done => {
@@ -179,7 +191,7 @@ impl SlackNotifier {
                     tracing::info!(event_id = %event.id, outcome = "retry", "not posted in this invocation; SQS will retry")
                 }
             }
-            report.fail(message_id.as_deref());
+            report.fail(message_id.as_deref(), failure);
         }
         !matches!(ran, Ran::NoTime)
     }
@@ -191,7 +203,7 @@ impl SlackNotifier {
             self.guard
                 .release(std::slice::from_ref(held), deadline)
                 .await;
-            report.fail(message_id.as_deref());
+            report.fail(message_id.as_deref(), Failure::Transient);
         }
     }
 

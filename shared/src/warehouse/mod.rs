@@ -28,6 +28,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::batch::{BatchReport, UnreportableFailure, decode};
 use crate::event::Event;
+use crate::retry::{Failure, Retries};
 
 /// The prefix of every object, with the schema version.
 pub const LAYOUT_PREFIX: &str = "events/v1";
@@ -166,44 +167,53 @@ pub fn object_key(date: Date, first_received: OffsetDateTime, message_ids: &[Str
 /// The warehouse sink handler.
 pub struct WarehouseSink {
     sink: Arc<dyn ObjectSink>,
+    retries: Retries,
 }
 
 impl WarehouseSink {
     /// A sink writing through `sink`.
     pub fn new(sink: Arc<dyn ObjectSink>) -> Self {
-        WarehouseSink { sink }
+        WarehouseSink {
+            sink,
+            retries: Retries::default(),
+        }
+    }
+
+    /// Set when failed records are seen again.
+    pub fn retrying(mut self, retries: Retries) -> Self {
+        self.retries = retries;
+        self
     }
 
     /// Write one SQS batch. A record that does not decode fails alone; a failed write
     /// fails every record of that object; the others are acknowledged once written.
     pub async fn handle(&self, batch: SqsEvent) -> Result<SqsBatchResponse, UnreportableFailure> {
-        let batch_size = batch.records.len();
-        let mut report = BatchReport::default();
+        let mut report = BatchReport::new(&batch);
         let mut partitions: BTreeMap<Date, Partition> = BTreeMap::new();
         // Records are consumed one by one: each body is dropped once it is compressed.
         for message in batch.records {
             let Some(message_id) = message.message_id.clone() else {
                 // Cannot be acknowledged individually, so it must not be either.
-                report.fail(None);
+                report.fail(None, Failure::Refused);
                 continue;
             };
             let event = match decode(&message) {
                 Ok(event) => event,
                 Err(error) => {
                     tracing::error!(message_id = %message_id, error = %error, "record is not an event");
-                    report.fail(Some(&message_id));
+                    report.fail(Some(&message_id), Failure::Refused);
                     continue;
                 }
             };
             let Some(received) = crate::event::utc(event.received_at) else {
                 tracing::error!(message_id = %message_id, "received_at is out of range");
-                report.fail(Some(&message_id));
+                report.fail(Some(&message_id), Failure::Refused);
                 continue;
             };
             let partition = partitions.entry(received.date()).or_default();
             if let Err(error) = partition.ndjson.push(&event) {
                 tracing::error!(message_id = %message_id, error = %error, "could not encode the event");
-                report.fail(Some(&message_id));
+                report.fail(Some(&message_id), Failure::Refused);
                 continue;
             }
             partition.message_ids.push(message_id);
@@ -230,10 +240,10 @@ impl WarehouseSink {
         for (written, message_ids) in futures::future::join_all(writes).await {
             if !written {
                 for id in &message_ids {
-                    report.fail(Some(id));
+                    report.fail(Some(id), Failure::Transient);
                 }
             }
         }
-        report.into_response(batch_size)
+        report.finish(&self.retries).await
     }
 }

@@ -8,7 +8,7 @@ use aws_lambda_events::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use rusqlite::params;
 
 use super::{SqliteQueue, now_ms};
-use crate::queue::{QueueError, ReceiveQueue};
+use crate::queue::{Defer, DeferError, QueueError, ReceiveQueue};
 use crate::routing::Consumer;
 
 #[async_trait]
@@ -82,26 +82,16 @@ impl ReceiveQueue for SqliteQueue {
 
     /// A failed message: visible again after `backoff`, or moved to the dead-letter queue
     /// once it has been received `max_receive_count` times.
-    async fn retry_later(
+    async fn failed(
         &self,
         consumer: Consumer,
         message_id: String,
-        backoff: Duration,
         max_receive_count: u32,
     ) -> Result<(), QueueError> {
-        let visible_at = now_ms() + backoff.as_millis() as i64;
         self.with(consumer, move |connection| {
             connection.execute(
-                "UPDATE messages SET
-                     dead_at = CASE WHEN receive_count >= ?2 THEN ?3 ELSE NULL END,
-                     visible_at = ?4
-                 WHERE message_id = ?1",
-                params![
-                    message_id,
-                    i64::from(max_receive_count),
-                    now_ms(),
-                    visible_at
-                ],
+                "UPDATE messages SET dead_at = ?3 WHERE message_id = ?1 AND receive_count >= ?2",
+                params![message_id, i64::from(max_receive_count), now_ms()],
             )?;
             Ok(())
         })
@@ -135,3 +125,22 @@ fn sqs_message((message_id, event_id, source, event_type, body, count, seq): Row
 
 /// A received row.
 type Row = (String, String, String, String, String, i64, i64);
+
+/// The receipt handle of a local message is its sequence number.
+#[async_trait]
+impl Defer for SqliteQueue {
+    async fn defer(&self, receipt_handle: &str, delay: Duration) -> Result<(), DeferError> {
+        let seq: i64 = receipt_handle.parse()?;
+        let visible_at =
+            now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+        self.with(Consumer::Warehouse, move |connection| {
+            connection.execute(
+                "UPDATE messages SET visible_at = ?2 WHERE seq = ?1 AND dead_at IS NULL",
+                params![seq, visible_at],
+            )?;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+}
