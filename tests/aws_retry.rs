@@ -43,7 +43,7 @@ async fn receive(sqs: &SqsClient, url: &str, wait: i32) -> Option<SqsEvent> {
 async fn fail(batch: &SqsEvent, failure: Failure, retries: &Retries) {
     let mut report = BatchReport::new(batch);
     report.fail(batch.records[0].message_id.as_deref(), failure);
-    let response = report.finish(retries).await.unwrap();
+    let response = report.finish(retries, None).await.unwrap();
     assert_eq!(response.batch_item_failures.len(), 1);
 }
 
@@ -107,11 +107,15 @@ async fn a_transient_failure_hides_the_record_for_its_receive_counts_wait() {
         .expect("back after the doubled wait");
     assert!(failed_at.elapsed() >= Duration::from_millis(3200));
 
-    // A refusal waits a third of the first wait.
+    // A refusal waits twice the first wait, without jitter: 4 s.
     let failed_at = Instant::now();
     fail(&third, Failure::Refused, &retries).await;
-    receive(&sqs, &url, 3)
+    assert!(
+        receive(&sqs, &url, 3).await.is_none(),
+        "hidden for its wait"
+    );
+    receive(&sqs, &url, 5)
         .await
-        .expect("back after the short wait");
-    assert!(failed_at.elapsed() < Duration::from_secs(3));
+        .expect("back after the refusal's wait");
+    assert!(failed_at.elapsed() >= Duration::from_secs(4));
 }

@@ -95,7 +95,14 @@ impl BatchReport {
     /// SQS: the failures, or an error (the whole batch retried) when a failed record has
     /// no id to report it by. A wait that cannot be set is logged: the record then comes
     /// back after the queue's visibility timeout.
-    pub async fn finish(self, retries: &Retries) -> Result<SqsBatchResponse, UnreportableFailure> {
+    ///
+    /// The waits are set within the time left before `deadline` (the invocation's, when
+    /// the handler has one); those not set by then come back after the visibility timeout.
+    pub async fn finish(
+        self,
+        retries: &Retries,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<SqsBatchResponse, UnreportableFailure> {
         if self.unreportable > 0 {
             return Err(UnreportableFailure(self.unreportable));
         }
@@ -105,7 +112,23 @@ impl BatchReport {
                 "every record of the batch failed"
             );
         }
-        // All at once: each call is bounded by its client's timeouts.
+        self.defer_failures(retries, deadline).await;
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = self
+            .failures
+            .into_iter()
+            .map(|(id, _)| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failure
+            })
+            .collect();
+        Ok(response)
+    }
+
+    /// Set each failure's wait, all at once (each call bounded by its client's
+    /// timeouts), within the time left before `deadline`.
+    async fn defer_failures(&self, retries: &Retries, deadline: Option<tokio::time::Instant>) {
         let deferrals = self.failures.iter().filter_map(|(id, failure)| {
             let (Some(receipt), count) = self.records.get(id)? else {
                 return None;
@@ -122,18 +145,24 @@ impl BatchReport {
                 }
             })
         });
-        futures::future::join_all(deferrals).await;
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = self
-            .failures
-            .into_iter()
-            .map(|(id, _)| {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                failure
-            })
-            .collect();
-        Ok(response)
+        let deferrals = futures::future::join_all(deferrals);
+        let left = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+        match left {
+            Some(left) => {
+                let margin = std::time::Duration::from_millis(100);
+                if tokio::time::timeout(left.saturating_sub(margin), deferrals)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        "no time left to defer every failed record; the rest return after the visibility timeout"
+                    );
+                }
+            }
+            None => {
+                deferrals.await;
+            }
+        }
     }
 }
 

@@ -8,7 +8,9 @@
 //! then 2 h. With `maxReceiveCount` 25 the queue gives up after the 25th receive, so the
 //! 24 waits before it add up to 127.5 min + 16 x 2 h = 34.1 h, and at least 27.3 h with
 //! the jitter at its lowest: an outage of 24 hours loses nothing to a dead-letter queue.
-//! A refusal waits 10 s, so its 25 receives take about 4 minutes.
+//! A refusal waits 1 min, so its 25 receives take about 25 minutes: long enough for a
+//! credential being rotated (a webhook URL, a routing key) to be read again, far shorter
+//! than the outage schedule.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +47,7 @@ impl Default for Schedule {
         Schedule {
             first: Duration::from_secs(30),
             longest: Duration::from_secs(2 * 3600),
-            refused: Duration::from_secs(10),
+            refused: Duration::from_secs(60),
         }
     }
 }
@@ -56,7 +58,7 @@ impl Schedule {
         Schedule {
             first,
             longest: first.saturating_mul(240),
-            refused: first / 3,
+            refused: first.saturating_mul(2),
         }
     }
 

@@ -301,7 +301,7 @@ async fn for_each_event_reports_exactly_the_failed_records_and_bounds_concurrenc
         }
     })
     .await
-    .finish(&Retries::default())
+    .finish(&Retries::default(), None)
     .await
     .unwrap();
     assert_eq!(failures(&response), ["m-empty", "m-no-body", "m5"]);

@@ -32,7 +32,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::batch::{RecordError, UnreportableFailure, for_each_event};
+use crate::batch::{RecordError, UnreportableFailure, failure_of, for_each_event};
 use crate::config::CONSUMER_AWS_CALL;
 use crate::event::Event;
 use crate::idempotency::guard::{Claimed, Guard, Ran, short_hold};
@@ -40,12 +40,17 @@ use crate::idempotency::{Claim, IdempotencyStore, StateWrite};
 use crate::metrics::{MetricsSink, NoMetrics};
 use crate::outbound::SEND_BUDGET;
 use crate::outbound::pagerduty::Action;
-use crate::retry::Retries;
+use crate::retry::{Failure, Retries};
 pub use destinations::Destinations;
 use destinations::{Destination, Send};
 use messages::{pagerduty_alert, recovered_message, trigger_message};
 use rules::{Assessment, Rule, Thresholds, assess};
 use state::AlertState;
+
+/// Whether `outcome` failed because a destination refused.
+fn refused(outcome: &Result<(), RecordError>) -> bool {
+    matches!(outcome, Err(error) if failure_of(error.as_ref()) == Failure::Refused)
+}
 
 /// Default `ALERT_WINDOW_HOURS`: an open alert is sent again at most once a day.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -148,7 +153,7 @@ impl ProgressAlerts {
     ) -> Result<SqsBatchResponse, UnreportableFailure> {
         for_each_event(batch, CONCURRENCY, |event, _| self.process(event, deadline))
             .await
-            .finish(&self.retries)
+            .finish(&self.retries, Some(deadline))
             .await
     }
 
@@ -191,7 +196,9 @@ impl ProgressAlerts {
             } else {
                 Err("no time left in this invocation; retry later".into())
             };
-            if outcome.is_ok() {
+            // The record's failure is a refusal only if no destination failed otherwise:
+            // one that is down must have its retries.
+            if outcome.is_ok() || (refused(&outcome) && applied.is_err() && !refused(&applied)) {
                 outcome = applied;
             }
         }

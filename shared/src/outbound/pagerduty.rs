@@ -121,14 +121,26 @@ impl PagerDutyClient {
     }
 }
 
+impl PagerDutyClient {
+    async fn send_with(&self, key: &RoutingKey, alert: &Alert) -> Result<(), DeliveryError> {
+        let body = alert.body(key);
+        send_json(Service::PagerDuty, self.client.post(&self.url).json(&body)).await
+    }
+}
+
 #[async_trait]
 impl PagerDuty for PagerDutyClient {
     async fn send(&self, alert: &Alert) -> Result<(), DeliveryError> {
         let key = credential(&self.routing_key, Service::PagerDuty).await?;
-        send_json(
-            Service::PagerDuty,
-            self.client.post(&self.url).json(&alert.body(&key)),
-        )
-        .await
+        match self.send_with(&key, alert).await {
+            // The key may have been rotated: look once more (rate limited).
+            Err(error @ DeliveryError::Refused { .. }) => {
+                match self.routing_key.refresh_after_failure().await {
+                    Some(fresh) if fresh != key => self.send_with(&fresh, alert).await,
+                    _ => Err(error),
+                }
+            }
+            other => other,
+        }
     }
 }

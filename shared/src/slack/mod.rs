@@ -143,7 +143,7 @@ impl SlackNotifier {
                 pause = self.min_interval;
             }
         }
-        report.finish(&self.retries).await
+        report.finish(&self.retries, Some(deadline)).await
     }
 
     /// After `pause`, post one group (one event's message, or a digest of more) through

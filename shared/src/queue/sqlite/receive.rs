@@ -16,6 +16,21 @@ impl ReceiveQueue for SqliteQueue {
     /// Wait until something is committed to `consumer`'s queue: true when woken by a
     /// commit (or a redrive), false when `timeout` passed first.
     async fn wait(&self, consumer: Consumer, timeout: Duration) -> bool {
+        // A deferred message is due when its wait ends: wake for it then, not later.
+        let next = self
+            .with(consumer, move |connection| {
+                connection.query_row(
+                    "SELECT MIN(visible_at) FROM messages WHERE queue = ?1 AND dead_at IS NULL",
+                    params![consumer.as_str()],
+                    |row| row.get::<_, Option<i64>>(0),
+                )
+            })
+            .await
+            .ok()
+            .flatten();
+        let until_next =
+            next.map(|at| Duration::from_millis(at.saturating_sub(now_ms()).max(0) as u64));
+        let timeout = until_next.map_or(timeout, |until| until.min(timeout));
         match self.wake.get(&consumer) {
             Some(notify) => tokio::time::timeout(timeout, notify.notified())
                 .await
