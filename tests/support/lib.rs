@@ -184,57 +184,23 @@ pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::Idempot
     // State records: absent, created once, replaced only from the version read, and
     // absent again once expired (then anyone may create it anew).
     let state = unique("alert-state");
+    let save = |expected: Option<u64>, value: &'static str, now| {
+        let write = StateWrite {
+            key: &state,
+            expected,
+            value,
+            now,
+            keep,
+        };
+        async move { store.save_state(&write).await.unwrap() }
+    };
     assert_eq!(store.load_state(&state, t0).await.unwrap(), None);
-    assert!(
-        store
-            .save_state(&StateWrite {
-                key: &state,
-                expected: None,
-                value: "one",
-                now: t0,
-                keep
-            })
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .save_state(&StateWrite {
-                key: &state,
-                expected: None,
-                value: "rival",
-                now: t0,
-                keep
-            })
-            .await
-            .unwrap()
-    );
+    assert!(save(None, "one", t0).await);
+    assert!(!save(None, "rival", t0).await);
     let read = store.load_state(&state, t0).await.unwrap().unwrap();
     assert_eq!(read.value, "one");
-    assert!(
-        store
-            .save_state(&StateWrite {
-                key: &state,
-                expected: Some(read.version),
-                value: "two",
-                now: t0 + secs(1),
-                keep
-            })
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .save_state(&StateWrite {
-                key: &state,
-                expected: Some(read.version),
-                value: "stale",
-                now: t0 + secs(2),
-                keep
-            })
-            .await
-            .unwrap()
-    );
+    assert!(save(Some(read.version), "two", t0 + secs(1)).await);
+    assert!(!save(Some(read.version), "stale", t0 + secs(2)).await);
     let read = store
         .load_state(&state, t0 + secs(3))
         .await
@@ -243,18 +209,7 @@ pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::Idempot
     assert_eq!(read.value, "two");
     let later = t0 + secs(1) + keep;
     assert_eq!(store.load_state(&state, later).await.unwrap(), None);
-    assert!(
-        store
-            .save_state(&StateWrite {
-                key: &state,
-                expected: None,
-                value: "anew",
-                now: later,
-                keep
-            })
-            .await
-            .unwrap()
-    );
+    assert!(save(None, "anew", later).await);
     assert_eq!(
         store
             .load_state(&state, later)
