@@ -86,11 +86,6 @@ impl BatchReport {
         }
     }
 
-    /// The ids reported so far.
-    pub fn failures(&self) -> Vec<&str> {
-        self.failures.iter().map(|(id, _)| id.as_str()).collect()
-    }
-
     /// Hide each failed record for its wait (see [`Retries`]), then answer
     /// SQS: the failures, or an error (the whole batch retried) when a failed record has
     /// no id to report it by. A wait that cannot be set is logged: the record then comes

@@ -47,13 +47,6 @@ pub struct Held {
     event_id: String,
 }
 
-impl Held {
-    /// The key claimed.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-}
-
 /// What [`Guard::run`] did.
 #[derive(Debug)]
 pub enum Ran<E> {

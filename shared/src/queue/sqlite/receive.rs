@@ -148,6 +148,8 @@ impl Defer for SqliteQueue {
         let seq: i64 = receipt_handle.parse()?;
         let visible_at =
             now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+        // The receipt names the message, not its queue: the error is the store's own,
+        // without a queue name that could be wrong.
         self.with(Consumer::Warehouse, move |connection| {
             connection.execute(
                 "UPDATE messages SET visible_at = ?2 WHERE seq = ?1 AND dead_at IS NULL",
@@ -155,7 +157,7 @@ impl Defer for SqliteQueue {
             )?;
             Ok(())
         })
-        .await?;
-        Ok(())
+        .await
+        .map_err(|error| error.source)
     }
 }
