@@ -411,7 +411,14 @@ fn every_role_grants_only_what_its_function_uses() {
                 &["sqs:SendMessage", "sqs:GetQueueAttributes"],
             ]
             .concat(),
-            "warehouse-sink" => [&logs[..], &consume, &["s3:PutObject"]].concat(),
+            // GetItem/PutItem: its circuit breaker's item (checked below).
+            "warehouse-sink" => [
+                &logs[..],
+                &consume,
+                &["s3:PutObject"],
+                &["dynamodb:GetItem", "dynamodb:PutItem"],
+            ]
+            .concat(),
             "slack-notifier" | "progress-alerts" => {
                 [&logs[..], &consume, &secret, &idempotency].concat()
             }
@@ -421,6 +428,79 @@ fn every_role_grants_only_what_its_function_uses() {
         .collect();
         assert_eq!(actions, expected, "{role}");
     }
+}
+
+#[test]
+fn the_warehouse_sink_reaches_only_its_breakers_item_in_the_idempotency_table() {
+    let template = template();
+    let role = &resources(&template)["WarehouseSinkRole"];
+    let statements: Vec<&Value> = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            one_or_many(&s["Action"])
+                .iter()
+                .any(|a| a.as_str().unwrap().starts_with("dynamodb:"))
+        })
+        .collect();
+    assert_eq!(statements.len(), 1);
+    assert_eq!(target(&statements[0]["Resource"]), Some("IdempotencyTable"));
+    let key = format!("breaker:{}", okr_webhooks::breaker::WAREHOUSE);
+    assert_eq!(
+        statements[0]["Condition"],
+        json!({"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [key]}})
+    );
+}
+
+#[test]
+fn a_breaker_open_over_15_minutes_raises_an_alarm_for_every_destination() {
+    let template = template();
+    let alarm = &resources(&template)["BreakerOpenAlarm"]["Properties"];
+    // The metric and dimension the consumers write.
+    let record = okr_webhooks::metrics::BreakerRecord {
+        destination: okr_webhooks::breaker::SLACK,
+        open_for: Some(std::time::Duration::from_secs(901)),
+        deferred: 3,
+    };
+    let line: Value = serde_json::from_str(&okr_webhooks::metrics::breaker_line(
+        "slack-notifier",
+        &record,
+        time::OffsetDateTime::UNIX_EPOCH,
+    ))
+    .unwrap();
+    assert_eq!(line["BreakerOpenSeconds"], 901);
+    assert_eq!(line["DeferredRecords"], 3);
+    assert_eq!(line["BreakerOpen"], 1);
+    let directive = &line["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Dimensions"], json!([["Destination"]]));
+    let queries = alarm["Metrics"].as_array().unwrap();
+    let watched: BTreeSet<&str> = queries
+        .iter()
+        .filter(|q| !q["MetricStat"].is_null())
+        .map(|q| {
+            let metric = &q["MetricStat"]["Metric"];
+            assert_eq!(metric["Namespace"], okr_webhooks::metrics::NAMESPACE);
+            assert_eq!(metric["MetricName"], "BreakerOpenSeconds");
+            assert_eq!(q["MetricStat"]["Stat"], "Maximum");
+            assert_eq!(metric["Dimensions"][0]["Name"], "Destination");
+            metric["Dimensions"][0]["Value"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        watched,
+        okr_webhooks::breaker::DESTINATIONS.into_iter().collect()
+    );
+    let returned: Vec<&Value> = queries.iter().filter(|q| q["ReturnData"] == true).collect();
+    assert_eq!(returned.len(), 1);
+    assert!(
+        returned[0]["Expression"]
+            .as_str()
+            .unwrap()
+            .starts_with("MAX([")
+    );
+    assert_eq!(alarm["Threshold"], 900);
+    assert_eq!(alarm["ComparisonOperator"], "GreaterThanOrEqualToThreshold");
 }
 
 fn one_or_many(value: &Value) -> Vec<&Value> {
@@ -464,6 +544,10 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
     let warehouse = function(&functions, "warehouse-sink");
     let read = read_with(&warehouse.environment, |env| {
         let config = WarehouseConfig::from_env(env).unwrap();
+        assert_eq!(
+            config.idempotency_table.as_deref(),
+            Some("stand-in-IdempotencyTable")
+        );
         assert_eq!(
             config.url,
             okr_webhooks::warehouse::WarehouseUrl::S3 {

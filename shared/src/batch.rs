@@ -16,11 +16,22 @@ use crate::retry::{Failure, Retries};
 /// What went wrong with one record; logged, never returned to SQS.
 pub type RecordError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A record that cannot be reported as a batch item failure failed: the whole batch
-/// must be retried rather than acknowledged.
+/// Why a batch fails as a whole rather than by its items.
 #[derive(Debug, thiserror::Error)]
-#[error("{0} failed record(s) carry no message id; failing the whole batch so none is lost")]
-pub struct UnreportableFailure(pub usize);
+pub enum BatchFailure {
+    /// A record that cannot be reported as a batch item failure failed: the whole batch
+    /// must be retried rather than acknowledged.
+    #[error("{0} failed record(s) carry no message id; failing the whole batch so none is lost")]
+    Unreportable(usize),
+    /// Every record failed because its destination is down. With
+    /// `ReportBatchItemFailures` Lambda does not slow its polling for item failures; a
+    /// failed invocation makes it back off (fewer concurrent batches) until one succeeds.
+    /// The records were deferred by the retry schedule first.
+    #[error(
+        "every record of the batch ({0}) failed because its destination is down; failing the invocation so Lambda backs off"
+    )]
+    DestinationDown(usize),
+}
 
 /// Why a record's body is not an event.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +97,11 @@ impl BatchReport {
         }
     }
 
+    /// How many records failed as `failure` so far.
+    pub fn count(&self, failure: Failure) -> usize {
+        self.failures.iter().filter(|(_, f)| *f == failure).count()
+    }
+
     /// Hide each failed record for its wait (see [`Retries`]), then answer
     /// SQS: the failures, or an error (the whole batch retried) when a failed record has
     /// no id to report it by. A wait that cannot be set is logged: the record then comes
@@ -97,17 +113,21 @@ impl BatchReport {
         self,
         retries: &Retries,
         deadline: Option<tokio::time::Instant>,
-    ) -> Result<SqsBatchResponse, UnreportableFailure> {
+    ) -> Result<SqsBatchResponse, BatchFailure> {
         if self.unreportable > 0 {
-            return Err(UnreportableFailure(self.unreportable));
+            return Err(BatchFailure::Unreportable(self.unreportable));
         }
-        if self.batch_size > 0 && self.failures.len() == self.batch_size {
+        let all_failed = self.batch_size > 0 && self.failures.len() == self.batch_size;
+        self.defer_failures(retries, deadline).await;
+        if all_failed && self.failures.iter().all(|(_, f)| *f == Failure::Down) {
+            return Err(BatchFailure::DestinationDown(self.batch_size));
+        }
+        if all_failed {
             tracing::error!(
                 records = self.batch_size,
                 "every record of the batch failed"
             );
         }
-        self.defer_failures(retries, deadline).await;
         let mut response = SqsBatchResponse::default();
         response.batch_item_failures = self
             .failures
@@ -209,10 +229,12 @@ where
     report
 }
 
-/// A destination's refusal will not pass by waiting; anything else may.
+/// A destination's refusal will not pass by waiting; a destination that is down may
+/// take long; anything else may pass soon.
 pub fn failure_of(error: &(dyn std::error::Error + 'static)) -> Failure {
     match error.downcast_ref::<DeliveryError>() {
         Some(error) if error.is_refusal() => Failure::Refused,
+        Some(error) if error.is_outage() => Failure::Down,
         _ => Failure::Transient,
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod alerts;
 pub mod batch;
+pub mod breaker;
 pub mod config;
 pub mod event;
 pub mod idempotency;

@@ -31,6 +31,53 @@ pub trait MetricsSink: Send + Sync {
     fn ingest(&self, record: &IngestRecord);
     /// Count one occurrence of `metric` for `service` (a consumer's `SendsNotRecorded`).
     fn count(&self, service: &'static str, metric: &'static str);
+    /// Record what one of `service`'s batches saw of a destination's circuit breaker.
+    fn breaker(&self, service: &'static str, record: &BreakerRecord);
+}
+
+/// What one consumer batch saw of a destination's circuit breaker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerRecord {
+    /// The destination (`slack`, `alerts-slack`, `pagerduty`, `warehouse`).
+    pub destination: &'static str,
+    /// How long it has been open; `None` while closed.
+    pub open_for: Option<std::time::Duration>,
+    /// Records that failed at once because it was open.
+    pub deferred: usize,
+}
+
+/// The EMF line for `record`, by Destination: `BreakerOpen` (1 while open, else 0),
+/// `BreakerOpenSeconds` (how long it has been open: the alarm's metric) and
+/// `DeferredRecords`.
+pub fn breaker_line(service: &str, record: &BreakerRecord, at: OffsetDateTime) -> String {
+    let mut line = Map::new();
+    line.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": at.unix_timestamp_nanos() / 1_000_000,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Destination"]],
+                "Metrics": [
+                    {"Name": "BreakerOpen", "Unit": "Count"},
+                    {"Name": "BreakerOpenSeconds", "Unit": "Seconds"},
+                    {"Name": "DeferredRecords", "Unit": "Count"},
+                ],
+            }],
+        }),
+    );
+    line.insert("Service".into(), service.into());
+    line.insert("Destination".into(), record.destination.into());
+    line.insert(
+        "BreakerOpen".into(),
+        u8::from(record.open_for.is_some()).into(),
+    );
+    line.insert(
+        "BreakerOpenSeconds".into(),
+        record.open_for.unwrap_or_default().as_secs().into(),
+    );
+    line.insert("DeferredRecords".into(), record.deferred.into());
+    Value::Object(line).to_string()
 }
 
 /// The EMF line counting one `metric` for `service`, by Service.
@@ -125,6 +172,11 @@ impl MetricsSink for EmfStdout {
         let line = count_line(service, metric, OffsetDateTime::now_utc());
         let _ = writeln!(std::io::stdout().lock(), "{line}");
     }
+
+    fn breaker(&self, service: &'static str, record: &BreakerRecord) {
+        let line = breaker_line(service, record, OffsetDateTime::now_utc());
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
 }
 
 /// Keeps records and counts in memory, for tests.
@@ -132,6 +184,7 @@ impl MetricsSink for EmfStdout {
 pub struct MemoryMetrics {
     records: Mutex<Vec<IngestRecord>>,
     counts: Mutex<Vec<(&'static str, &'static str)>>,
+    breakers: Mutex<Vec<BreakerRecord>>,
 }
 
 impl MemoryMetrics {
@@ -146,6 +199,14 @@ impl MemoryMetrics {
     /// Every (service, metric) counted so far.
     pub fn counts(&self) -> Vec<(&'static str, &'static str)> {
         self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Every breaker record so far.
+    pub fn breakers(&self) -> Vec<BreakerRecord> {
+        self.breakers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -166,6 +227,13 @@ impl MetricsSink for MemoryMetrics {
             .unwrap_or_else(|e| e.into_inner())
             .push((service, metric));
     }
+
+    fn breaker(&self, _service: &'static str, record: &BreakerRecord) {
+        self.breakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record.clone());
+    }
 }
 
 /// Drops every record (local mode, where CloudWatch does not read stdout).
@@ -176,4 +244,6 @@ impl MetricsSink for NoMetrics {
     fn ingest(&self, _record: &IngestRecord) {}
 
     fn count(&self, _service: &'static str, _metric: &'static str) {}
+
+    fn breaker(&self, _service: &'static str, _record: &BreakerRecord) {}
 }

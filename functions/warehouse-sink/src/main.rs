@@ -7,7 +7,12 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use okr_webhooks::breaker::BreakerConfig;
 use okr_webhooks::config::{WarehouseConfig, aws_timeouts, consumer_aws_timeouts, process_env};
+use okr_webhooks::idempotency::IdempotencyStore;
+use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
+use okr_webhooks::idempotency::memory::MemoryIdempotencyStore;
+use okr_webhooks::metrics::EmfStdout;
 use okr_webhooks::queue::sqs::SqsDefer;
 use okr_webhooks::warehouse::local::LocalSink;
 use okr_webhooks::warehouse::s3::S3Sink;
@@ -38,8 +43,26 @@ async fn main() -> Result<(), Error> {
             .timeout_config(consumer_aws_timeouts())
             .build(),
     );
-    let warehouse =
-        WarehouseSink::new(sink).retrying(SqsDefer::retries(sqs, config.queue_url.as_deref()));
+    // The circuit breaker's state, shared by every instance through the idempotency
+    // table (small calls, like deferring).
+    let breaker_store: Arc<dyn IdempotencyStore> = match &config.idempotency_table {
+        Some(table) => Arc::new(DynamoDbIdempotencyStore::new(
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&aws)
+                    .timeout_config(consumer_aws_timeouts())
+                    .build(),
+            ),
+            table,
+        )),
+        None => Arc::new(MemoryIdempotencyStore::default()),
+    };
+    let warehouse = WarehouseSink::new(sink)
+        .breaking(
+            &BreakerConfig::default(),
+            breaker_store,
+            Arc::new(EmfStdout),
+        )
+        .retrying(SqsDefer::retries(sqs, config.queue_url.as_deref()));
 
     let warehouse = &warehouse;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

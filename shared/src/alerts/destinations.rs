@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use crate::breaker::{ALERTS_SLACK, Breaker, BreakerConfig, PAGERDUTY};
+use crate::idempotency::IdempotencyStore;
 use crate::outbound::pagerduty::{Alert, PagerDuty, PagerDutyClient, RoutingKey};
 use crate::outbound::slack::{SlackMessage, SlackPoster, WebhookPoster, WebhookUrl};
 use crate::outbound::{DeliveryError, Service, deliver};
@@ -38,17 +40,43 @@ impl Destinations {
     }
 }
 
-/// One destination, with its own alert state.
-pub(super) enum Destination {
+impl Destinations {
+    /// Each destination with its circuit breaker, made by `config` over `store`.
+    pub(super) fn with_breakers(
+        self,
+        config: &BreakerConfig,
+        store: &Arc<dyn IdempotencyStore>,
+    ) -> Vec<Destination> {
+        let slack = self.slack.map(|poster| Destination {
+            to: To::Slack(poster),
+            breaker: config.breaker(ALERTS_SLACK, Arc::clone(store)),
+        });
+        let pagerduty = self.pagerduty.map(|client| Destination {
+            to: To::PagerDuty(client),
+            breaker: config.breaker(PAGERDUTY, Arc::clone(store)),
+        });
+        slack.into_iter().chain(pagerduty).collect()
+    }
+}
+
+/// One destination, with its own alert state and circuit breaker.
+pub(super) struct Destination {
+    pub(super) to: To,
+    pub(super) breaker: Arc<Breaker>,
+}
+
+/// Where a destination's sends go.
+pub(super) enum To {
     Slack(Arc<dyn SlackPoster>),
     PagerDuty(Arc<dyn PagerDuty>),
 }
 
 impl Destination {
+    /// Its name in the alert state's keys.
     pub(super) fn name(&self) -> &'static str {
-        match self {
-            Destination::Slack(_) => "slack",
-            Destination::PagerDuty(_) => "pagerduty",
+        match self.to {
+            To::Slack(_) => "slack",
+            To::PagerDuty(_) => "pagerduty",
         }
     }
 }
@@ -60,13 +88,28 @@ pub(super) enum Send {
 }
 
 impl Send {
-    pub(super) async fn deliver(&self, deadline: Instant) -> Result<(), DeliveryError> {
+    /// Send it through the destination's `breaker`.
+    pub(super) async fn deliver(
+        &self,
+        breaker: &Breaker,
+        deadline: Instant,
+    ) -> Result<(), DeliveryError> {
         match self {
             Send::Slack(poster, message) => {
-                deliver(Service::Slack, deadline, || poster.post(message)).await
+                let service = Service::Slack;
+                breaker
+                    .call(service, || {
+                        deliver(service, deadline, || poster.post(message))
+                    })
+                    .await
             }
             Send::PagerDuty(client, alert) => {
-                deliver(Service::PagerDuty, deadline, || client.send(alert)).await
+                let service = Service::PagerDuty;
+                breaker
+                    .call(service, || {
+                        deliver(service, deadline, || client.send(alert))
+                    })
+                    .await
             }
         }
     }

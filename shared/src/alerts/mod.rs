@@ -32,7 +32,8 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::batch::{RecordError, UnreportableFailure, failure_of, for_each_event};
+use crate::batch::{BatchFailure, RecordError, failure_of, for_each_event};
+use crate::breaker::{Breaker, BreakerConfig};
 use crate::config::CONSUMER_AWS_CALL;
 use crate::event::Event;
 use crate::idempotency::guard::{Claimed, Guard, Ran, short_hold};
@@ -42,7 +43,7 @@ use crate::outbound::SEND_BUDGET;
 use crate::outbound::pagerduty::Action;
 use crate::retry::{Failure, Retries};
 pub use destinations::Destinations;
-use destinations::{Destination, Send};
+use destinations::{Destination, Send, To};
 use messages::{pagerduty_alert, recovered_message, trigger_message};
 use rules::{Assessment, Rule, Thresholds, assess};
 use state::AlertState;
@@ -87,6 +88,7 @@ pub struct ProgressAlerts {
     thresholds: Thresholds,
     window: Duration,
     retries: Retries,
+    metrics: Arc<dyn MetricsSink>,
 }
 
 impl ProgressAlerts {
@@ -97,18 +99,32 @@ impl ProgressAlerts {
         thresholds: Thresholds,
         window: Duration,
     ) -> Self {
-        let Destinations { slack, pagerduty } = destinations;
         ProgressAlerts {
-            destinations: slack
-                .map(Destination::Slack)
-                .into_iter()
-                .chain(pagerduty.map(Destination::PagerDuty))
-                .collect(),
+            destinations: destinations.with_breakers(&BreakerConfig::default(), &idempotency),
             guard: Guard::new(idempotency, DEDUP_WINDOW, SERVICE, Arc::new(NoMetrics)),
             thresholds,
             window,
             retries: Retries::default(),
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Make its destinations' circuit breakers by `config` (their state in the
+    /// idempotency store).
+    pub fn breaking(mut self, config: &BreakerConfig) -> Self {
+        for destination in &mut self.destinations {
+            let name = destination.breaker.destination();
+            destination.breaker = config.breaker(name, self.guard.store().clone());
+        }
+        self
+    }
+
+    /// Its destinations' circuit breakers.
+    pub fn breakers(&self) -> Vec<Arc<Breaker>> {
+        self.destinations
+            .iter()
+            .map(|d| Arc::clone(&d.breaker))
+            .collect()
     }
 
     /// The consumer as the Lambda and `serve` both build it.
@@ -131,7 +147,8 @@ impl ProgressAlerts {
     /// no other delivery can repeat it while SQS hides the message), and count what must
     /// be looked at (`SendsNotRecorded`) in `metrics`.
     pub fn guarded(mut self, hold: Duration, metrics: Arc<dyn MetricsSink>) -> Self {
-        self.guard = self.guard.with_min_hold(hold).with_metrics(metrics);
+        self.guard = self.guard.with_min_hold(hold).with_metrics(metrics.clone());
+        self.metrics = metrics;
         self
     }
 
@@ -150,11 +167,21 @@ impl ProgressAlerts {
         &self,
         batch: SqsEvent,
         deadline: Instant,
-    ) -> Result<SqsBatchResponse, UnreportableFailure> {
-        for_each_event(batch, CONCURRENCY, |event, _| self.process(event, deadline))
-            .await
-            .finish(&self.retries, Some(deadline))
-            .await
+    ) -> Result<SqsBatchResponse, BatchFailure> {
+        let report =
+            for_each_event(batch, CONCURRENCY, |event, _| self.process(event, deadline)).await;
+        // Records that failed while a destination's breaker was open were deferred for it.
+        let down = report.count(Failure::Down);
+        for destination in &self.destinations {
+            let breaker = &destination.breaker;
+            let deferred = if breaker.status().state == "closed" {
+                0
+            } else {
+                down
+            };
+            self.metrics.breaker(SERVICE, &breaker.metric(deferred));
+        }
+        report.finish(&self.retries, Some(deadline)).await
     }
 
     async fn process(&self, event: Event, deadline: Instant) -> Result<(), RecordError> {
@@ -243,7 +270,8 @@ impl ProgressAlerts {
                     };
                     let claim =
                         format!("{prefix}:{}:event:{}:{rule}", destination.name(), event.id);
-                    self.once(claim, deadline, event, rule, send).await?;
+                    self.once(claim, deadline, event, rule, (&destination.breaker, send))
+                        .await?;
                 }
             }
             if next == state {
@@ -280,8 +308,8 @@ impl ProgressAlerts {
         action: Action,
         assessment: &Assessment,
     ) -> Option<Send> {
-        match destination {
-            Destination::Slack(slack) => {
+        match &destination.to {
+            To::Slack(slack) => {
                 let message = match action {
                     Action::Trigger => trigger_message(event, rule, &self.thresholds),
                     Action::Resolve if !assessment.completed && rule != Rule::Dropped => {
@@ -291,7 +319,7 @@ impl ProgressAlerts {
                 };
                 Some(Send::Slack(Arc::clone(slack), message))
             }
-            Destination::PagerDuty(pagerduty) => Some(Send::PagerDuty(
+            To::PagerDuty(pagerduty) => Some(Send::PagerDuty(
                 Arc::clone(pagerduty),
                 pagerduty_alert(event, rule, action, assessment, &self.thresholds),
             )),
@@ -308,7 +336,7 @@ impl ProgressAlerts {
         deadline: Instant,
         event: &Event,
         rule: Rule,
-        send: Send,
+        (breaker, send): (&Breaker, Send),
     ) -> Result<(), RecordError> {
         let held = match self.guard.claim(key, &event.id, deadline).await {
             Claimed::Held(held) => held,
@@ -322,7 +350,9 @@ impl ProgressAlerts {
         let claims = [held];
         let ran = self
             .guard
-            .run(&claims, Duration::ZERO, deadline, || send.deliver(deadline))
+            .run(&claims, Duration::ZERO, deadline, || {
+                send.deliver(breaker, deadline)
+            })
             .await;
         match ran {
             Ran::Done => {

@@ -54,6 +54,9 @@ pub struct WarehouseConfig {
     pub url: WarehouseUrl,
     /// `QUEUE_URL`, as for the Slack notifier.
     pub queue_url: Option<String>,
+    /// `IDEMPOTENCY_TABLE` (optional): the DynamoDB table holding the circuit breaker's
+    /// state, shared by every instance; without it each instance keeps its own.
+    pub idempotency_table: Option<String>,
 }
 
 impl WarehouseConfig {
@@ -67,6 +70,7 @@ impl WarehouseConfig {
         Ok(WarehouseConfig {
             url,
             queue_url: super::optional(env, "QUEUE_URL"),
+            idempotency_table: super::optional(env, "IDEMPOTENCY_TABLE"),
         })
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::alerts::ProgressAlerts;
-use crate::batch::{UnreportableFailure, receive_count};
+use crate::batch::{BatchFailure, receive_count};
 use crate::queue::ReceiveQueue;
 use crate::queue::sqlite::SqliteQueue;
 use crate::retry::MAX_RECEIVE_COUNT;
@@ -31,7 +31,7 @@ pub trait BatchHandler: Send + Sync {
         &self,
         batch: SqsEvent,
         deadline: Instant,
-    ) -> Result<SqsBatchResponse, UnreportableFailure>;
+    ) -> Result<SqsBatchResponse, BatchFailure>;
 }
 
 #[async_trait]
@@ -40,7 +40,7 @@ impl BatchHandler for WarehouseSink {
         &self,
         batch: SqsEvent,
         _deadline: Instant,
-    ) -> Result<SqsBatchResponse, UnreportableFailure> {
+    ) -> Result<SqsBatchResponse, BatchFailure> {
         WarehouseSink::handle(self, batch).await
     }
 }
@@ -51,7 +51,7 @@ impl BatchHandler for SlackNotifier {
         &self,
         batch: SqsEvent,
         deadline: Instant,
-    ) -> Result<SqsBatchResponse, UnreportableFailure> {
+    ) -> Result<SqsBatchResponse, BatchFailure> {
         SlackNotifier::handle(self, batch, deadline).await
     }
 }
@@ -62,7 +62,7 @@ impl BatchHandler for ProgressAlerts {
         &self,
         batch: SqsEvent,
         deadline: Instant,
-    ) -> Result<SqsBatchResponse, UnreportableFailure> {
+    ) -> Result<SqsBatchResponse, BatchFailure> {
         ProgressAlerts::handle(self, batch, deadline).await
     }
 }
@@ -117,7 +117,14 @@ async fn handle_batch(
             .map(|f| f.item_identifier)
             .collect(),
         Err(error) => {
-            tracing::error!(queue = %consumer, error = %error, "batch failed");
+            match error {
+                BatchFailure::DestinationDown(_) => {
+                    tracing::warn!(queue = %consumer, error = %error, "batch deferred")
+                }
+                BatchFailure::Unreportable(_) => {
+                    tracing::error!(queue = %consumer, error = %error, "batch failed")
+                }
+            }
             records.iter().map(|(id, _)| id.clone()).collect()
         }
     };

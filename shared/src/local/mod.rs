@@ -6,6 +6,7 @@
 //! `idempotency.sqlite`, `warehouse/` and `serve.lock` (one server per directory).
 
 pub mod consumer;
+mod health;
 mod lock;
 pub mod print;
 mod router;
@@ -108,7 +109,11 @@ pub async fn serve(
         .map_err(|e| io("cannot create the data directory", data_dir, e))?;
     let _lock = lock::lock_data_dir(data_dir)?;
     let stores = stores::open(&paths, &announce).await?;
-    let consumers = wiring::consumers(&config, &stores, &paths)?;
+    let (consumers, breakers) = wiring::consumers(&config, &stores, &paths)?;
+    let health = Arc::new(health::Health {
+        queue: stores.queue.clone(),
+        breakers,
+    });
     announce(format!("warehouse: {}", paths.warehouse.display()));
     let ingest = Arc::new(Ingest::new(
         SecretCache::new(Arc::new(stores.secrets), Duration::from_secs(5)),
@@ -135,7 +140,7 @@ pub async fn serve(
         stores.queue.clone(),
         stopped,
     )));
-    let served = axum::serve(listener, router::router(ingest))
+    let served = axum::serve(listener, router::router(ingest, health))
         .with_graceful_shutdown(shutdown)
         .await;
     // The server has finished its requests: let the consumers finish their batches.

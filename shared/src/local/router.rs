@@ -12,15 +12,19 @@ use axum::routing::{any, get};
 use http_body_util::LengthLimitError;
 use time::OffsetDateTime;
 
+use super::health::Health;
 use crate::config::DEFAULT_MAX_BODY_BYTES;
 use crate::ingest::{Ingest, IngestRequest, IngestResponse};
 
 /// `POST /webhooks/{source}`, `GET /healthz`, and a JSON 404 for the rest.
-pub(super) fn router(ingest: Arc<Ingest>) -> Router {
+pub(super) fn router(ingest: Arc<Ingest>, health: Arc<Health>) -> Router {
     Router::new()
         .route(
             "/healthz",
-            get(|| async { json_response(StatusCode::OK, r#"{"status":"ok"}"#.into()) }),
+            get(move || async move {
+                let (status, body) = health.check().await;
+                json_response(status, body)
+            }),
         )
         .route("/webhooks/{source}", any(webhook))
         .fallback(|| async {

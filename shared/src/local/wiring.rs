@@ -10,6 +10,7 @@ use super::stores::Stores;
 use super::{LocalError, Paths};
 use crate::alerts::rules::Thresholds;
 use crate::alerts::{AlertSettings, DEFAULT_WINDOW, Destinations, ProgressAlerts};
+use crate::breaker::{Breaker, BreakerConfig, BreakerSettings, SystemClock};
 use crate::config::LocalConfig;
 use crate::metrics::NoMetrics;
 use crate::outbound::http::http_client;
@@ -35,20 +36,26 @@ const ALERTS_BATCH: usize = 10;
 /// A consumer, its handler, and how many messages it takes at once.
 pub(super) type ConsumerSpec = (Consumer, Arc<dyn BatchHandler>, usize);
 
-/// The three consumers over `stores`.
+/// The three consumers over `stores`, and their destinations' circuit breakers.
 pub(super) fn consumers(
     config: &LocalConfig,
     stores: &Stores,
     paths: &Paths,
-) -> Result<Vec<ConsumerSpec>, LocalError> {
+) -> Result<(Vec<ConsumerSpec>, Vec<Arc<Breaker>>), LocalError> {
     let http = http_client(false).map_err(|e| LocalError::Config(e.to_string()))?;
     let urls = &config.destinations;
+    // The retry schedule and the breakers' probes scale with `--retry-base-ms`.
     let retries = Retries {
         defer: stores.queue.clone(),
         schedule: Schedule::starting_at(config.retry_base),
     };
-    let warehouse =
-        WarehouseSink::new(Arc::new(LocalSink::new(&paths.warehouse))).retrying(retries.clone());
+    let breaking = BreakerConfig {
+        settings: BreakerSettings::scaled(config.retry_base),
+        clock: Arc::new(SystemClock),
+    };
+    let warehouse = WarehouseSink::new(Arc::new(LocalSink::new(&paths.warehouse)))
+        .breaking(&breaking, stores.idempotency.clone(), Arc::new(NoMetrics))
+        .retrying(retries.clone());
     let notifier = SlackNotifier::new(
         slack_poster(&http, urls.slack_webhook_url.as_deref(), "slack")?,
         stores.idempotency.clone(),
@@ -56,6 +63,7 @@ pub(super) fn consumers(
         DEFAULT_DIGEST_THRESHOLD,
     )
     .guarded(VISIBILITY, Arc::new(NoMetrics))
+    .breaking(&breaking)
     .retrying(retries.clone());
     let pagerduty = match urls.pagerduty_routing_key.as_deref() {
         Some(key) => Some((
@@ -84,12 +92,18 @@ pub(super) fn consumers(
         &settings,
         Arc::new(NoMetrics),
     )
+    .breaking(&breaking)
     .retrying(retries);
-    Ok(vec![
+    let breakers = [warehouse.breaker().clone(), notifier.breaker().clone()]
+        .into_iter()
+        .chain(alerts.breakers())
+        .collect();
+    let consumers: Vec<ConsumerSpec> = vec![
         (Consumer::Warehouse, Arc::new(warehouse), WAREHOUSE_BATCH),
         (Consumer::Slack, Arc::new(notifier), SLACK_BATCH),
         (Consumer::Alerts, Arc::new(alerts), ALERTS_BATCH),
-    ])
+    ];
+    Ok((consumers, breakers))
 }
 
 /// Posts to `url`, or prints with `label` when there is none.

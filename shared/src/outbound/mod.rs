@@ -85,7 +85,32 @@ impl DeliveryError {
     pub fn is_refusal(&self) -> bool {
         matches!(self, DeliveryError::Refused { .. })
     }
+
+    /// Whether the service answered (a refusal, a 429): it is up.
+    pub fn is_answer(&self) -> bool {
+        matches!(
+            self,
+            DeliveryError::Refused { .. } | DeliveryError::RateLimited { .. }
+        )
+    }
+
+    /// Whether the service is down: it did not answer, gave a 408 or 5xx, its credential
+    /// could not be read, or its circuit breaker is open. Not when the send never
+    /// started for want of time.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, DeliveryError::Unavailable { cause, .. } if !cause.is::<NoTimeLeft>())
+    }
+
+    /// Whether it was not sent because the service's circuit breaker is open.
+    pub fn is_held_back(&self) -> bool {
+        matches!(self, DeliveryError::Unavailable { cause, .. } if cause.is::<crate::breaker::BreakerOpen>())
+    }
 }
+
+/// A send not started: too little of the invocation's time was left.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("no time left in this invocation")]
+pub struct NoTimeLeft;
 
 /// The current credential (a webhook URL, a routing key) from its secret cache; a
 /// secret that cannot be read leaves `service` unavailable for now.
@@ -130,10 +155,7 @@ where
             .checked_duration_since(Instant::now() + SEND_BUDGET)
             .filter(|left| *left >= MIN_SEND_TIME)
         else {
-            return Err(DeliveryError::unavailable(
-                service,
-                "no time left in this invocation",
-            ));
+            return Err(DeliveryError::unavailable(service, NoTimeLeft));
         };
         let outcome = tokio::time::timeout(left, attempt())
             .await

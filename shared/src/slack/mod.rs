@@ -9,7 +9,8 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use tokio::time::Instant;
 
-use crate::batch::{BatchReport, UnreportableFailure, decode};
+use crate::batch::{BatchFailure, BatchReport, decode, failure_of};
+use crate::breaker::{Breaker, BreakerConfig};
 use crate::event::Event;
 use crate::idempotency::IdempotencyStore;
 use crate::idempotency::guard::{Claimed, Guard, Held, Ran};
@@ -34,10 +35,14 @@ pub struct SlackNotifier {
     digest_threshold: usize,
     min_interval: Duration,
     retries: Retries,
+    breaker: Arc<Breaker>,
+    metrics: Arc<dyn MetricsSink>,
 }
 
 /// The notifier's name in metrics.
 const SERVICE: &str = "slack-notifier";
+/// Its destination's name, in its circuit breaker.
+const DESTINATION: &str = crate::breaker::SLACK;
 
 /// A record whose event this invocation claimed: its message id, the event, the claim.
 type Entry = (Option<String>, Event, Held);
@@ -52,6 +57,7 @@ impl SlackNotifier {
     ) -> Self {
         SlackNotifier {
             poster,
+            breaker: BreakerConfig::default().breaker(DESTINATION, idempotency.clone()),
             guard: Guard::new(
                 idempotency,
                 DEFAULT_DEDUP_WINDOW,
@@ -62,14 +68,27 @@ impl SlackNotifier {
             digest_threshold,
             min_interval: MIN_INTERVAL,
             retries: Retries::default(),
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Make its circuit breaker by `config` (its state in the idempotency store).
+    pub fn breaking(mut self, config: &BreakerConfig) -> Self {
+        self.breaker = config.breaker(DESTINATION, self.guard.store().clone());
+        self
+    }
+
+    /// Its circuit breaker.
+    pub fn breaker(&self) -> &Arc<Breaker> {
+        &self.breaker
     }
 
     /// Hold a started post's claim at least `hold` (the queue's visibility timeout, so
     /// no other delivery can repeat it while SQS hides the message), and count what must
     /// be looked at (`SendsNotRecorded`) in `metrics`.
     pub fn guarded(mut self, hold: Duration, metrics: Arc<dyn MetricsSink>) -> Self {
-        self.guard = self.guard.with_min_hold(hold).with_metrics(metrics);
+        self.guard = self.guard.with_min_hold(hold).with_metrics(metrics.clone());
+        self.metrics = metrics;
         self
     }
 
@@ -87,28 +106,83 @@ impl SlackNotifier {
 
     /// Handle one SQS batch; `deadline` is when the invocation must have answered.
     /// The notable events are claimed first; more than the digest threshold of them go
-    /// out as one digest, fewer one message each, a second apart.
+    /// out as one digest, fewer one message each, a second apart. While Slack's circuit
+    /// breaker is open nothing is claimed or posted: the records wait their turn.
     pub async fn handle(
         &self,
         batch: SqsEvent,
         deadline: Instant,
-    ) -> Result<SqsBatchResponse, UnreportableFailure> {
+    ) -> Result<SqsBatchResponse, BatchFailure> {
         let mut report = BatchReport::new(&batch);
-        let mut claimed: Vec<Entry> = Vec::new();
+        let notable = self.notable(batch, &mut report);
+        if notable.is_empty() {
+            return report.finish(&self.retries, Some(deadline)).await;
+        }
+        let mut deferred = 0;
+        if let Some(open) = self.breaker.holding().await {
+            for (message_id, event) in &notable {
+                tracing::info!(event_id = %event.id, open_for_s = open.open_for.as_secs(), outcome = "deferred", "Slack's circuit breaker is open; not posting now");
+                report.fail(message_id.as_deref(), Failure::Down);
+            }
+            deferred = notable.len();
+        } else {
+            let claimed = self.claim(notable, deadline, &mut report).await;
+            let groups: Vec<Vec<Entry>> = if claimed.len() > self.digest_threshold {
+                vec![claimed]
+            } else {
+                claimed.into_iter().map(|entry| vec![entry]).collect()
+            };
+            let mut groups = groups.into_iter();
+            let mut pause = Duration::ZERO;
+            while let Some(group) = groups.next() {
+                let posted = self.post_group(group, pause, deadline, &mut report).await;
+                deferred += posted.held_back;
+                if let Some(failure) = posted.stop {
+                    // No time left, or Slack is down: the rest wait for a retry too.
+                    let rest: Vec<Entry> = groups.flatten().collect();
+                    self.give_back(&rest, failure, deadline, &mut report).await;
+                    break;
+                }
+                pause = self.min_interval;
+            }
+        }
+        self.metrics
+            .breaker(SERVICE, &self.breaker.metric(deferred));
+        report.finish(&self.retries, Some(deadline)).await
+    }
+
+    /// The records of `batch` that notify: decoded, and matching the rules. A record
+    /// that is not an event fails as refused.
+    fn notable(&self, batch: SqsEvent, report: &mut BatchReport) -> Vec<(Option<String>, Event)> {
+        let mut notable = Vec::new();
         for record in batch.records {
             let message_id = record.message_id.clone();
-            let event = match decode(&record) {
-                Ok(event) => event,
+            match decode(&record) {
+                Ok(event) if self.rules.matches(&event.event_type) => {
+                    notable.push((message_id, event));
+                }
+                Ok(event) => {
+                    tracing::info!(event_id = %event.id, r#type = %event.event_type, outcome = "no_rule", "nothing to post");
+                }
                 Err(error) => {
                     tracing::error!(message_id = ?message_id, error = %error, "record is not an event");
                     report.fail(message_id.as_deref(), Failure::Refused);
-                    continue;
                 }
-            };
-            if !self.rules.matches(&event.event_type) {
-                tracing::info!(event_id = %event.id, r#type = %event.event_type, outcome = "no_rule", "nothing to post");
-                continue;
             }
+        }
+        notable
+    }
+
+    /// Claim each notable event; those posted before are done, those another delivery
+    /// holds (or the store could not claim) fail for a retry.
+    async fn claim(
+        &self,
+        notable: Vec<(Option<String>, Event)>,
+        deadline: Instant,
+        report: &mut BatchReport,
+    ) -> Vec<Entry> {
+        let mut claimed = Vec::new();
+        for (message_id, event) in notable {
             match self
                 .guard
                 .claim(claim_key(&event), &event.id, deadline)
@@ -125,37 +199,18 @@ impl SlackNotifier {
                 Claimed::Failed(_) => report.fail(message_id.as_deref(), Failure::Transient),
             }
         }
-        if claimed.len() > self.digest_threshold {
-            self.post_group(claimed, Duration::ZERO, deadline, &mut report)
-                .await;
-        } else {
-            let mut entries = claimed.into_iter();
-            let mut pause = Duration::ZERO;
-            while let Some(entry) = entries.next() {
-                if !self
-                    .post_group(vec![entry], pause, deadline, &mut report)
-                    .await
-                {
-                    let rest: Vec<Entry> = entries.collect();
-                    self.give_back(&rest, deadline, &mut report).await;
-                    break;
-                }
-                pause = self.min_interval;
-            }
-        }
-        report.finish(&self.retries, Some(deadline)).await
+        claimed
     }
 
     /// After `pause`, post one group (one event's message, or a digest of more) through
-    /// the guard, and settle each record. False when there was no time left for it: the
-    /// group was given back, and so should the rest be.
+    /// the guard and the breaker, and settle each record.
     async fn post_group(
         &self,
         group: Vec<Entry>,
         pause: Duration,
         deadline: Instant,
         report: &mut BatchReport,
-    ) -> bool {
+    ) -> Posted {
         let (message, kind) = match group.as_slice() {
             [(_, event, _)] => (event_message(event), "message"),
             _ => {
@@ -172,8 +227,9 @@ impl SlackNotifier {
             .run(&claims, pause, deadline, || self.post(&message, deadline))
             .await;
         let failure = match &ran {
-            Ran::Failed(error) if error.is_refusal() => Failure::Refused,
-            _ => Failure::Transient,
+            Ran::Done => None,
+            Ran::Failed(error) => Some(failure_of(error)),
+            Ran::NoTime | Ran::NotMarked => Some(Failure::Transient),
         };
         for (message_id, event) in &records {
             match &ran {
@@ -191,25 +247,55 @@ impl SlackNotifier {
                     tracing::info!(event_id = %event.id, outcome = "retry", "not posted in this invocation; SQS will retry")
                 }
             }
-            report.fail(message_id.as_deref(), failure);
+            if let Some(failure) = failure {
+                report.fail(message_id.as_deref(), failure);
+            }
         }
-        !matches!(ran, Ran::NoTime)
+        Posted {
+            held_back: match &ran {
+                Ran::Failed(error) if error.is_held_back() => records.len(),
+                _ => 0,
+            },
+            stop: match ran {
+                Ran::NoTime => Some(Failure::Transient),
+                Ran::Failed(error) if error.is_outage() => Some(Failure::Down),
+                _ => None,
+            },
+        }
     }
 
-    /// Release these claims and fail their records, for SQS's retry.
-    async fn give_back(&self, entries: &[Entry], deadline: Instant, report: &mut BatchReport) {
+    /// Release these claims and fail their records as `failure`, for SQS's retry.
+    async fn give_back(
+        &self,
+        entries: &[Entry],
+        failure: Failure,
+        deadline: Instant,
+        report: &mut BatchReport,
+    ) {
         for (message_id, event, held) in entries {
             tracing::info!(event_id = %event.id, outcome = "retry", "not posted in this invocation; SQS will retry");
             self.guard
                 .release(std::slice::from_ref(held), deadline)
                 .await;
-            report.fail(message_id.as_deref(), Failure::Transient);
+            report.fail(message_id.as_deref(), failure);
         }
     }
 
     async fn post(&self, message: &SlackMessage, deadline: Instant) -> Result<(), DeliveryError> {
-        deliver(Service::Slack, deadline, || self.poster.post(message)).await
+        self.breaker
+            .call(Service::Slack, || {
+                deliver(Service::Slack, deadline, || self.poster.post(message))
+            })
+            .await
     }
+}
+
+/// What posting one group came to, for the rest of the batch.
+struct Posted {
+    /// Records not posted because the breaker was open.
+    held_back: usize,
+    /// Why the rest of the batch is not posted now, if it is not.
+    stop: Option<Failure>,
 }
 
 fn claim_key(event: &Event) -> String {

@@ -26,8 +26,12 @@ use sha2::{Digest, Sha256};
 use time::format_description::well_known::Iso8601;
 use time::{Date, OffsetDateTime};
 
-use crate::batch::{BatchReport, UnreportableFailure, decode};
+use crate::batch::{BatchFailure, BatchReport, decode};
+use crate::breaker::{Breaker, BreakerConfig};
 use crate::event::Event;
+use crate::idempotency::IdempotencyStore;
+use crate::idempotency::memory::MemoryIdempotencyStore;
+use crate::metrics::{MetricsSink, NoMetrics};
 use crate::retry::{Failure, Retries};
 
 /// The prefix of every object, with the schema version.
@@ -168,15 +172,44 @@ pub fn object_key(date: Date, first_received: OffsetDateTime, message_ids: &[Str
 pub struct WarehouseSink {
     sink: Arc<dyn ObjectSink>,
     retries: Retries,
+    breaker: Arc<Breaker>,
+    metrics: Arc<dyn MetricsSink>,
 }
 
+/// The sink's name in metrics.
+const SERVICE: &str = "warehouse-sink";
+/// Its destination's name, in its circuit breaker.
+const DESTINATION: &str = crate::breaker::WAREHOUSE;
+
 impl WarehouseSink {
-    /// A sink writing through `sink`.
+    /// A sink writing through `sink`, with a circuit breaker of its own (see
+    /// [`WarehouseSink::breaking`] to share it).
     pub fn new(sink: Arc<dyn ObjectSink>) -> Self {
+        let store = Arc::new(MemoryIdempotencyStore::default());
         WarehouseSink {
             sink,
             retries: Retries::default(),
+            breaker: BreakerConfig::default().breaker(DESTINATION, store),
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Make its circuit breaker by `config`, its state shared through `store`, and
+    /// record what each batch saw of it in `metrics`.
+    pub fn breaking(
+        mut self,
+        config: &BreakerConfig,
+        store: Arc<dyn IdempotencyStore>,
+        metrics: Arc<dyn MetricsSink>,
+    ) -> Self {
+        self.breaker = config.breaker(DESTINATION, store);
+        self.metrics = metrics;
+        self
+    }
+
+    /// Its circuit breaker.
+    pub fn breaker(&self) -> &Arc<Breaker> {
+        &self.breaker
     }
 
     /// Set when failed records are seen again.
@@ -187,7 +220,7 @@ impl WarehouseSink {
 
     /// Write one SQS batch. A record that does not decode fails alone; a failed write
     /// fails every record of that object; the others are acknowledged once written.
-    pub async fn handle(&self, batch: SqsEvent) -> Result<SqsBatchResponse, UnreportableFailure> {
+    pub async fn handle(&self, batch: SqsEvent) -> Result<SqsBatchResponse, BatchFailure> {
         let mut report = BatchReport::new(&batch);
         let mut partitions: BTreeMap<Date, Partition> = BTreeMap::new();
         // Records are consumed one by one: each body is dropped once it is compressed.
@@ -224,27 +257,76 @@ impl WarehouseSink {
             );
         }
 
-        let writes = partitions.into_iter().map(|(date, partition)| async move {
-            let key = object_key(date, partition.first_received.unwrap_or(OffsetDateTime::UNIX_EPOCH), &partition.message_ids);
-            let lines = partition.ndjson.lines();
-            let result = match partition.ndjson.finish() {
-                Ok(body) => self.sink.put(&key, body).await,
-                Err(error) => Err(SinkError { key: key.clone(), source: Box::new(error) }),
-            };
-            match &result {
-                Ok(()) => tracing::info!(key = %key, events = lines, "warehouse object written"),
-                Err(error) => tracing::error!(key = %key, events = lines, error = %crate::error_chain(error), "warehouse write failed"),
+        if partitions.is_empty() {
+            return report.finish(&self.retries, None).await;
+        }
+        let mut deferred = 0;
+        if let Some(open) = self.breaker.holding().await {
+            // The bucket is down: nothing is written; each record waits its turn.
+            tracing::info!(
+                open_for_s = open.open_for.as_secs(),
+                outcome = "deferred",
+                "the warehouse's circuit breaker is open; not writing now"
+            );
+            for id in partitions.values().flat_map(|p| &p.message_ids) {
+                report.fail(Some(id), Failure::Down);
+                deferred += 1;
             }
-            (result.is_ok(), partition.message_ids)
-        });
-        for (written, message_ids) in futures::future::join_all(writes).await {
-            if !written {
-                for id in &message_ids {
-                    report.fail(Some(id), Failure::Transient);
+        } else {
+            let writes = partitions
+                .into_iter()
+                .map(|(date, partition)| self.write(date, partition));
+            for (written, message_ids) in futures::future::join_all(writes).await {
+                if let Err(error) = written {
+                    if error.source.is::<crate::breaker::BreakerOpen>() {
+                        deferred += message_ids.len();
+                    }
+                    for id in &message_ids {
+                        report.fail(Some(id), Failure::Down);
+                    }
                 }
             }
         }
+        self.metrics
+            .breaker(SERVICE, &self.breaker.metric(deferred));
         // No deadline: the write ends within 40 s of 60, each deferral within 5 s.
         report.finish(&self.retries, None).await
+    }
+
+    /// Write one partition's object through the breaker; its message ids either way.
+    async fn write(
+        &self,
+        date: Date,
+        partition: Partition,
+    ) -> (Result<(), SinkError>, Vec<String>) {
+        let first = partition
+            .first_received
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let key = object_key(date, first, &partition.message_ids);
+        let lines = partition.ndjson.lines();
+        let result = match partition.ndjson.finish() {
+            Ok(body) => match self.breaker.admit().await {
+                Ok(permit) => {
+                    let put = self.sink.put(&key, body).await;
+                    self.breaker.record(permit, put.is_ok()).await;
+                    put
+                }
+                Err(open) => Err(SinkError {
+                    key: key.clone(),
+                    source: Box::new(open),
+                }),
+            },
+            Err(error) => Err(SinkError {
+                key: key.clone(),
+                source: Box::new(error),
+            }),
+        };
+        match &result {
+            Ok(()) => tracing::info!(key = %key, events = lines, "warehouse object written"),
+            Err(error) => {
+                tracing::error!(key = %key, events = lines, error = %crate::error_chain(error), "warehouse write failed")
+            }
+        }
+        (result, partition.message_ids)
     }
 }

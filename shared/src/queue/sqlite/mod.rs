@@ -44,9 +44,12 @@ pub struct SqliteQueue {
     wake: Arc<HashMap<Consumer, Notify>>,
 }
 
+/// How long a statement waits for another writer's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn open(path: &Path) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
-    connection.busy_timeout(Duration::from_secs(10))?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
     connection.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
@@ -155,6 +158,22 @@ impl SqliteQueue {
                      ORDER BY accepted_at LIMIT ?2)",
                 params![now_ms().saturating_sub(age), limit],
             )
+        })
+        .await
+    }
+
+    /// Whether the queues can take a send now: the writer is running, and the
+    /// database's write lock can be taken (within `wait`, should another process hold
+    /// it) on a file that can be written. Nothing is written.
+    pub async fn check_writable(&self, wait: Duration) -> Result<(), QueueError> {
+        if self.writer.is_closed() {
+            return Err(failed(Consumer::Warehouse, "the queue writer stopped"));
+        }
+        self.with(Consumer::Warehouse, move |connection| {
+            connection.busy_timeout(wait)?;
+            let locked = connection.execute_batch("BEGIN IMMEDIATE; ROLLBACK;");
+            connection.busy_timeout(BUSY_TIMEOUT)?;
+            locked
         })
         .await
     }
