@@ -622,6 +622,134 @@ async fn an_outage_of_a_simulated_hour_loses_nothing_to_the_dead_letter_queue() 
     assert_eq!(slack_dlq(dir.path(), "list"), "slack: 0 dead letter(s)\n");
 }
 
+/// `GET /healthz`: its status code and body.
+async fn health(server: &Server) -> (u16, Value) {
+    let response = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// The state of `destination`'s breaker in a `/healthz` body.
+fn breaker_state<'h>(health: &'h Value, destination: &str) -> &'h str {
+    health["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["destination"] == destination)
+        .unwrap_or_else(|| panic!("no {destination} in {health}"))["state"]
+        .as_str()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn through_an_outage_the_breaker_opens_healthz_says_so_and_every_event_is_posted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let stand_ins = stand_ins(503).await;
+    let server = start(dir.path(), &stand_ins).await;
+    let (status, body) = health(&server).await;
+    assert_eq!((status, &body["status"]), (200, &"ok".into()), "{body}");
+    assert_eq!(breaker_state(&body, "slack"), "closed");
+    let samples = [
+        (Source::Peoplelogic, "peoplelogic/objective_completed.json"),
+        (Source::Peoplelogic, "peoplelogic/key_result_progress.json"),
+        (
+            Source::Peoplelogic,
+            "peoplelogic/key_result_progress_plain.json",
+        ),
+        (Source::Peopleforce, "peopleforce/employee_create.json"),
+        (Source::Perscom, "perscom/awardrecord_created.json"),
+    ];
+    for (source, path) in samples {
+        let body = sample(path);
+        let route = source.as_str();
+        let (status, _) = deliver(
+            &server.base,
+            &secrets(dir.path()),
+            source,
+            route,
+            &body,
+            None,
+        )
+        .await;
+        assert_eq!(status, 202, "{path}");
+        // One by one, so each is its own batch and its own failure.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // A simulated hour (6 s at this server's pace).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (status, body) = health(&server).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &"degraded".into()),
+        "{body}"
+    );
+    assert_ne!(breaker_state(&body, "slack"), "closed", "{body}");
+    assert_eq!(body["queues"]["writable"], true);
+    assert_eq!(slack_dlq(dir.path(), "list"), "slack: 0 dead letter(s)\n");
+
+    let before = recover(&stand_ins.slack).await;
+    eventually("every post after the outage", async || {
+        bodies(&stand_ins.slack).await.len() >= before + 1
+            && posted_texts(&bodies(&stand_ins.slack).await[before..]).len() == samples.len()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = bodies(&stand_ins.slack).await;
+    let texts = posted_texts(&after[before..]);
+    assert_eq!(texts.len(), samples.len(), "{texts:?}");
+    assert!(texts.values().all(|n| *n == 1), "each once: {texts:?}");
+    assert_eq!(slack_dlq(dir.path(), "list"), "slack: 0 dead letter(s)\n");
+    eventually("the breaker to close", async || {
+        breaker_state(&health(&server).await.1, "slack") == "closed"
+    })
+    .await;
+    assert_eq!(health(&server).await.1["status"], "ok");
+}
+
+/// How often each event's line appears in these posts (a message, or a digest's line).
+fn posted_texts(posts: &[Value]) -> std::collections::BTreeMap<String, usize> {
+    let lines = [
+        "Objective Launch the self-serve onboarding flow completed",
+        "KR Reach 500 weekly active teams updated to 60% (from 30%) by Sam Okafor",
+        "KR Cut onboarding time to 10 minutes updated to 50%",
+        "John Doe joined IT as Senior Developer",
+        "received the Meritorious Service Medal award",
+    ];
+    let mut seen = std::collections::BTreeMap::new();
+    for post in posts {
+        let blocks = post["blocks"].to_string();
+        for line in lines {
+            if blocks.contains(line) {
+                *seen.entry(line.to_owned()).or_insert(0) += 1;
+            }
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn healthz_is_503_while_the_queues_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let stand_ins = stand_ins(200).await;
+    let server = start(dir.path(), &stand_ins).await;
+    // Another process holds the queues' write lock.
+    let other = rusqlite::Connection::open(dir.path().join("queues.sqlite")).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let (status, body) = health(&server).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["queues"]["writable"], false);
+    assert!(
+        body["queues"]["error"].as_str().unwrap().contains("locked"),
+        "{body}"
+    );
+    other.execute_batch("ROLLBACK").unwrap();
+    let (status, body) = health(&server).await;
+    assert_eq!((status, &body["status"]), (200, &"ok".into()), "{body}");
+}
+
 #[tokio::test]
 async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
