@@ -50,38 +50,25 @@ pub struct BreakerRecord {
 /// `BreakerOpenSeconds` (how long it has been open: the alarm's metric) and
 /// `DeferredRecords`.
 pub fn breaker_line(service: &str, record: &BreakerRecord, at: OffsetDateTime) -> String {
-    let mut line = Map::new();
-    line.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": at.unix_timestamp_nanos() / 1_000_000,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [["Destination"]],
-                "Metrics": [
-                    {"Name": "BreakerOpen", "Unit": "Count"},
-                    {"Name": "BreakerOpenSeconds", "Unit": "Seconds"},
-                    {"Name": "DeferredRecords", "Unit": "Count"},
-                ],
-            }],
-        }),
-    );
+    let metrics = json!([
+        {"Name": "BreakerOpen", "Unit": "Count"},
+        {"Name": "BreakerOpenSeconds", "Unit": "Seconds"},
+        {"Name": "DeferredRecords", "Unit": "Count"},
+    ]);
+    let mut line = emf(at, json!([["Destination"]]), metrics);
     line.insert("Service".into(), service.into());
     line.insert("Destination".into(), record.destination.into());
-    line.insert(
-        "BreakerOpen".into(),
-        u8::from(record.open_for.is_some()).into(),
-    );
-    line.insert(
-        "BreakerOpenSeconds".into(),
-        record.open_for.unwrap_or_default().as_secs().into(),
-    );
+    let open_for = record.open_for;
+    line.insert("BreakerOpen".into(), u8::from(open_for.is_some()).into());
+    let seconds = open_for.unwrap_or_default().as_secs();
+    line.insert("BreakerOpenSeconds".into(), seconds.into());
     line.insert("DeferredRecords".into(), record.deferred.into());
     Value::Object(line).to_string()
 }
 
-/// The EMF line counting one `metric` for `service`, by Service.
-pub fn count_line(service: &str, metric: &str, at: OffsetDateTime) -> String {
+/// An EMF line's start: its `_aws` metadata with one directive of `metrics` by
+/// `dimensions`.
+fn emf(at: OffsetDateTime, dimensions: Value, metrics: Value) -> Map<String, Value> {
     let mut line = Map::new();
     line.insert(
         "_aws".into(),
@@ -89,11 +76,18 @@ pub fn count_line(service: &str, metric: &str, at: OffsetDateTime) -> String {
             "Timestamp": at.unix_timestamp_nanos() / 1_000_000,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["Service"]],
-                "Metrics": [{"Name": metric, "Unit": "Count"}],
+                "Dimensions": dimensions,
+                "Metrics": metrics,
             }],
         }),
     );
+    line
+}
+
+/// The EMF line counting one `metric` for `service`, by Service.
+pub fn count_line(service: &str, metric: &str, at: OffsetDateTime) -> String {
+    let metrics = json!([{"Name": metric, "Unit": "Count"}]);
+    let mut line = emf(at, json!([["Service"]]), metrics);
     line.insert("Service".into(), service.into());
     line.insert(metric.into(), 1.into());
     Value::Object(line).to_string()

@@ -5,9 +5,12 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use super::messages::{pagerduty_alert, recovered_message, trigger_message};
+use super::rules::{Assessment, Rule, Thresholds};
 use crate::breaker::{ALERTS_SLACK, Breaker, BreakerConfig, PAGERDUTY};
+use crate::event::Event;
 use crate::idempotency::IdempotencyStore;
-use crate::outbound::pagerduty::{Alert, PagerDuty, PagerDutyClient, RoutingKey};
+use crate::outbound::pagerduty::{Action, Alert, PagerDuty, PagerDutyClient, RoutingKey};
 use crate::outbound::slack::{SlackMessage, SlackPoster, WebhookPoster, WebhookUrl};
 use crate::outbound::{DeliveryError, Service, deliver};
 use crate::secrets::SecretCache;
@@ -77,6 +80,35 @@ impl Destination {
         match self.to {
             To::Slack(_) => "slack",
             To::PagerDuty(_) => "pagerduty",
+        }
+    }
+
+    /// What to send here for `rule`: Slack hears of triggers and of recoveries (a
+    /// completion it hears from the notifier, and a drop is over when progress rises
+    /// again, which is not news); PagerDuty of every trigger and resolve.
+    pub(super) fn send_for(
+        &self,
+        event: &Event,
+        rule: Rule,
+        action: Action,
+        assessment: &Assessment,
+        thresholds: &Thresholds,
+    ) -> Option<Send> {
+        match &self.to {
+            To::Slack(slack) => {
+                let message = match action {
+                    Action::Trigger => trigger_message(event, rule, thresholds),
+                    Action::Resolve if !assessment.completed && rule != Rule::Dropped => {
+                        recovered_message(event, rule)
+                    }
+                    Action::Resolve => return None,
+                };
+                Some(Send::Slack(Arc::clone(slack), message))
+            }
+            To::PagerDuty(pagerduty) => Some(Send::PagerDuty(
+                Arc::clone(pagerduty),
+                pagerduty_alert(event, rule, action, assessment, thresholds),
+            )),
         }
     }
 }

@@ -43,8 +43,7 @@ use crate::outbound::SEND_BUDGET;
 use crate::outbound::pagerduty::Action;
 use crate::retry::{Failure, Retries};
 pub use destinations::Destinations;
-use destinations::{Destination, Send, To};
-use messages::{pagerduty_alert, recovered_message, trigger_message};
+use destinations::{Destination, Send};
 use rules::{Assessment, Rule, Thresholds, assess};
 use state::AlertState;
 
@@ -263,7 +262,9 @@ impl ProgressAlerts {
                 return Ok(());
             };
             for (rule, action) in changes {
-                if let Some(send) = self.send_for(destination, event, rule, action, assessment) {
+                if let Some(send) =
+                    destination.send_for(event, rule, action, assessment, &self.thresholds)
+                {
                     let prefix = match action {
                         Action::Trigger => "alert",
                         Action::Resolve => "resolve",
@@ -295,35 +296,6 @@ impl ProgressAlerts {
             tracing::info!(event_id = %event.id, destination = destination.name(), "the key result's alert state changed meanwhile; judging again");
         }
         Err("the key result's alert state kept changing; retry later".into())
-    }
-
-    /// What to send to `destination` for `rule`: Slack hears of triggers and of
-    /// recoveries (a completion it hears from the notifier, and a drop is over when
-    /// progress rises again, which is not news); PagerDuty of every trigger and resolve.
-    fn send_for(
-        &self,
-        destination: &Destination,
-        event: &Event,
-        rule: Rule,
-        action: Action,
-        assessment: &Assessment,
-    ) -> Option<Send> {
-        match &destination.to {
-            To::Slack(slack) => {
-                let message = match action {
-                    Action::Trigger => trigger_message(event, rule, &self.thresholds),
-                    Action::Resolve if !assessment.completed && rule != Rule::Dropped => {
-                        recovered_message(event, rule)
-                    }
-                    Action::Resolve => return None,
-                };
-                Some(Send::Slack(Arc::clone(slack), message))
-            }
-            To::PagerDuty(pagerduty) => Some(Send::PagerDuty(
-                Arc::clone(pagerduty),
-                pagerduty_alert(event, rule, action, assessment, &self.thresholds),
-            )),
-        }
     }
 
     /// Send once per `key`, through the guard. A key done before means the send was

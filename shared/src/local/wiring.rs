@@ -65,6 +65,29 @@ pub(super) fn consumers(
     .guarded(VISIBILITY, Arc::new(NoMetrics))
     .breaking(&breaking)
     .retrying(retries.clone());
+    let alerts = alerts(config, stores, &http)?
+        .breaking(&breaking)
+        .retrying(retries);
+    let breakers = [warehouse.breaker().clone(), notifier.breaker().clone()]
+        .into_iter()
+        .chain(alerts.breakers())
+        .collect();
+    let consumers: Vec<ConsumerSpec> = vec![
+        (Consumer::Warehouse, Arc::new(warehouse), WAREHOUSE_BATCH),
+        (Consumer::Slack, Arc::new(notifier), SLACK_BATCH),
+        (Consumer::Alerts, Arc::new(alerts), ALERTS_BATCH),
+    ];
+    Ok((consumers, breakers))
+}
+
+/// The progress alerts, to the alerts channel and PagerDuty as configured (each printed
+/// when not), built by the function the Lambda uses.
+fn alerts(
+    config: &LocalConfig,
+    stores: &Stores,
+    http: &reqwest::Client,
+) -> Result<ProgressAlerts, LocalError> {
+    let urls = &config.destinations;
     let pagerduty = match urls.pagerduty_routing_key.as_deref() {
         Some(key) => Some((
             config.pagerduty_events_url.clone(),
@@ -72,9 +95,9 @@ pub(super) fn consumers(
         )),
         None => None,
     };
-    let mut destinations = Destinations::over_http(&http, None, pagerduty);
+    let mut destinations = Destinations::over_http(http, None, pagerduty);
     destinations.slack = Some(slack_poster(
-        &http,
+        http,
         urls.alerts_slack_webhook_url.as_deref(),
         "alerts",
     )?);
@@ -86,24 +109,12 @@ pub(super) fn consumers(
         window: DEFAULT_WINDOW,
         claim_hold: VISIBILITY,
     };
-    let alerts = ProgressAlerts::configured(
+    Ok(ProgressAlerts::configured(
         destinations,
         stores.idempotency.clone(),
         &settings,
         Arc::new(NoMetrics),
-    )
-    .breaking(&breaking)
-    .retrying(retries);
-    let breakers = [warehouse.breaker().clone(), notifier.breaker().clone()]
-        .into_iter()
-        .chain(alerts.breakers())
-        .collect();
-    let consumers: Vec<ConsumerSpec> = vec![
-        (Consumer::Warehouse, Arc::new(warehouse), WAREHOUSE_BATCH),
-        (Consumer::Slack, Arc::new(notifier), SLACK_BATCH),
-        (Consumer::Alerts, Arc::new(alerts), ALERTS_BATCH),
-    ];
-    Ok((consumers, breakers))
+    ))
 }
 
 /// Posts to `url`, or prints with `label` when there is none.

@@ -260,6 +260,20 @@ impl WarehouseSink {
         if partitions.is_empty() {
             return report.finish(&self.retries, None).await;
         }
+        let deferred = self.write_all(partitions, &mut report).await;
+        self.metrics
+            .breaker(SERVICE, &self.breaker.metric(deferred));
+        // No deadline: the write ends within 40 s of 60, each deferral within 5 s.
+        report.finish(&self.retries, None).await
+    }
+
+    /// Write each partition's object, unless the breaker holds them all back; fail the
+    /// records of those not written. Returns how many records the breaker held back.
+    async fn write_all(
+        &self,
+        partitions: BTreeMap<Date, Partition>,
+        report: &mut BatchReport,
+    ) -> usize {
         let mut deferred = 0;
         if let Some(open) = self.breaker.holding().await {
             // The bucket is down: nothing is written; each record waits its turn.
@@ -272,25 +286,22 @@ impl WarehouseSink {
                 report.fail(Some(id), Failure::Down);
                 deferred += 1;
             }
-        } else {
-            let writes = partitions
-                .into_iter()
-                .map(|(date, partition)| self.write(date, partition));
-            for (written, message_ids) in futures::future::join_all(writes).await {
-                if let Err(error) = written {
-                    if error.source.is::<crate::breaker::BreakerOpen>() {
-                        deferred += message_ids.len();
-                    }
-                    for id in &message_ids {
-                        report.fail(Some(id), Failure::Down);
-                    }
+            return deferred;
+        }
+        let writes = partitions
+            .into_iter()
+            .map(|(date, partition)| self.write(date, partition));
+        for (written, message_ids) in futures::future::join_all(writes).await {
+            if let Err(error) = written {
+                if error.source.is::<crate::breaker::BreakerOpen>() {
+                    deferred += message_ids.len();
+                }
+                for id in &message_ids {
+                    report.fail(Some(id), Failure::Down);
                 }
             }
         }
-        self.metrics
-            .breaker(SERVICE, &self.breaker.metric(deferred));
-        // No deadline: the write ends within 40 s of 60, each deferral within 5 s.
-        report.finish(&self.retries, None).await
+        deferred
     }
 
     /// Write one partition's object through the breaker; its message ids either way.

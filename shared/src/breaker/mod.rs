@@ -21,100 +21,21 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::idempotency::{IdempotencyStore, StateWrite};
+use crate::idempotency::IdempotencyStore;
 use crate::metrics::BreakerRecord;
 use crate::outbound::{DeliveryError, Service};
 
-/// The destinations with a breaker, by the names their metrics and records carry: the
-/// Slack notifier's webhook, the alerts channel, PagerDuty, the warehouse's bucket.
-pub const DESTINATIONS: [&str; 4] = [SLACK, ALERTS_SLACK, PAGERDUTY, WAREHOUSE];
-/// The Slack notifier's incoming webhook.
-pub const SLACK: &str = "slack";
-/// The progress alerts' Slack channel.
-pub const ALERTS_SLACK: &str = "alerts-slack";
-/// PagerDuty's Events API.
-pub const PAGERDUTY: &str = "pagerduty";
-/// The warehouse's bucket (or directory).
-pub const WAREHOUSE: &str = "warehouse";
+mod settings;
+mod shared;
 
-/// When a breaker opens and probes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakerSettings {
-    /// Consecutive unanswered calls that open it.
-    pub failures_to_open: u32,
-    /// How often an open breaker lets one call through.
-    pub probe_interval: Duration,
-    /// How long an instance trusts its copy of the shared state.
-    pub refresh: Duration,
-}
-
-impl Default for BreakerSettings {
-    /// 5 failures, a probe a minute, the shared state read at most every 10 s.
-    fn default() -> Self {
-        BreakerSettings::scaled(Duration::from_secs(30))
-    }
-}
-
-impl BreakerSettings {
-    /// The default shape for a retry schedule whose first wait is `first_retry` (30 s by
-    /// default; `serve`'s tests shorten it): a probe every two first waits, the copy
-    /// trusted a third of one.
-    pub fn scaled(first_retry: Duration) -> Self {
-        BreakerSettings {
-            failures_to_open: 5,
-            probe_interval: first_retry.saturating_mul(2),
-            refresh: first_retry / 3,
-        }
-    }
-}
-
-/// How long a breaker's shared record is kept after its last change.
-const KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Writes of the shared record before giving up on a concurrent writer (the copy is
-/// then read again on the next call).
-const WRITE_ATTEMPTS: usize = 3;
-
-/// Wall-clock time, for the shared record.
-pub trait Clock: Send + Sync {
-    /// Now.
-    fn now(&self) -> OffsetDateTime;
-}
-
-/// The system's clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
-    }
-}
-
-/// Wall-clock time that moves with tokio's clock, so tests that pause and advance tokio
-/// time move the breakers too.
-#[derive(Debug, Clone, Copy)]
-pub struct TokioClock {
-    wall: OffsetDateTime,
-    start: tokio::time::Instant,
-}
-
-impl Default for TokioClock {
-    fn default() -> Self {
-        TokioClock {
-            wall: OffsetDateTime::now_utc(),
-            start: tokio::time::Instant::now(),
-        }
-    }
-}
-
-impl Clock for TokioClock {
-    fn now(&self) -> OffsetDateTime {
-        self.wall + self.start.elapsed()
-    }
-}
+pub use settings::{
+    ALERTS_SLACK, BreakerSettings, Clock, DESTINATIONS, PAGERDUTY, SLACK, SystemClock, TokioClock,
+    WAREHOUSE,
+};
+use shared::{Known, State, WRITE_ATTEMPTS, millis, since};
 
 /// How the breakers of a consumer are made: settings and a clock.
 #[derive(Clone)]
@@ -147,31 +68,9 @@ impl BreakerConfig {
             store,
             settings: self.settings,
             clock: Arc::clone(&self.clock),
-            copy: Mutex::new(Copy::default()),
+            copy: Mutex::new(Known::default()),
         })
     }
-}
-
-/// The shared record.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct State {
-    /// Consecutive unanswered calls.
-    #[serde(default)]
-    failures: u32,
-    /// When it opened (Unix ms); absent while closed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    opened_at: Option<i64>,
-    /// While open, from when (Unix ms) the next probe may go out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    probe_at: Option<i64>,
-}
-
-/// This instance's copy of the shared record.
-#[derive(Debug, Default)]
-struct Copy {
-    state: State,
-    version: Option<u64>,
-    read_at: Option<OffsetDateTime>,
 }
 
 /// Calls to the destination are held back: its breaker is open.
@@ -216,15 +115,7 @@ pub struct Breaker {
     store: Arc<dyn IdempotencyStore>,
     settings: BreakerSettings,
     clock: Arc<dyn Clock>,
-    copy: Mutex<Copy>,
-}
-
-fn millis(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn since(at_ms: i64, now: OffsetDateTime) -> Duration {
-    Duration::from_millis(millis(now).saturating_sub(at_ms).max(0) as u64)
+    copy: Mutex<Known>,
 }
 
 impl Breaker {
@@ -379,74 +270,7 @@ impl Breaker {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Copy> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Known> {
         self.copy.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The copy of the shared state, read again when older than `refresh`. A store that
-    /// does not answer leaves the copy as it was (and is asked again after `refresh`).
-    async fn current(&self) -> (State, Option<u64>) {
-        let now = self.clock.now();
-        {
-            let copy = self.lock();
-            if copy
-                .read_at
-                .is_some_and(|read| now - read < self.settings.refresh)
-            {
-                return (copy.state, copy.version);
-            }
-        }
-        let loaded = self.store.load_state(&self.key, now).await;
-        let mut copy = self.lock();
-        match loaded {
-            Ok(Some(stored)) => {
-                copy.state = serde_json::from_str(&stored.value).unwrap_or_default();
-                copy.version = Some(stored.version);
-            }
-            Ok(None) => {
-                copy.state = State::default();
-                copy.version = None;
-            }
-            Err(error) => {
-                tracing::warn!(destination = self.destination, error = %crate::error_chain(&error), "could not read the circuit breaker's state; using the last known");
-            }
-        }
-        copy.read_at = Some(now);
-        (copy.state, copy.version)
-    }
-
-    /// Write `next` over `version`; true when written (the copy follows), false when
-    /// another writer came first or the store failed (the copy is then read again).
-    async fn write(&self, version: Option<u64>, next: State, now: OffsetDateTime) -> bool {
-        let value = serde_json::to_string(&next).unwrap_or_default();
-        let written = self
-            .store
-            .save_state(&StateWrite {
-                key: &self.key,
-                expected: version,
-                value: &value,
-                now,
-                keep: KEEP,
-            })
-            .await;
-        let mut copy = self.lock();
-        match written {
-            Ok(true) => {
-                *copy = Copy {
-                    state: next,
-                    version: Some(version.map_or(1, |v| v + 1)),
-                    read_at: Some(now),
-                };
-                true
-            }
-            Ok(false) => {
-                copy.read_at = None;
-                false
-            }
-            Err(error) => {
-                tracing::warn!(destination = self.destination, error = %crate::error_chain(&error), "could not write the circuit breaker's state");
-                false
-            }
-        }
     }
 }
