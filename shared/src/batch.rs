@@ -23,12 +23,12 @@ pub enum BatchFailure {
     /// must be retried rather than acknowledged.
     #[error("{0} failed record(s) carry no message id; failing the whole batch so none is lost")]
     Unreportable(usize),
-    /// Every record failed because its destination is down. With
+    /// Every record was held back by its destination's open circuit breaker. With
     /// `ReportBatchItemFailures` Lambda does not slow its polling for item failures; a
     /// failed invocation makes it back off (fewer concurrent batches) until one succeeds.
     /// The records were deferred by the retry schedule first.
     #[error(
-        "every record of the batch ({0}) failed because its destination is down; failing the invocation so Lambda backs off"
+        "every record of the batch ({0}) was held back by its destination's open circuit breaker; failing the invocation so Lambda backs off"
     )]
     DestinationDown(usize),
 }
@@ -119,7 +119,7 @@ impl BatchReport {
         }
         let all_failed = self.batch_size > 0 && self.failures.len() == self.batch_size;
         self.defer_failures(retries, deadline).await;
-        if all_failed && self.failures.iter().all(|(_, f)| *f == Failure::Down) {
+        if all_failed && self.failures.iter().all(|(_, f)| *f == Failure::HeldBack) {
             return Err(BatchFailure::DestinationDown(self.batch_size));
         }
         if all_failed {
@@ -229,12 +229,12 @@ where
     report
 }
 
-/// A destination's refusal will not pass by waiting; a destination that is down may
-/// take long; anything else may pass soon.
+/// A destination's refusal will not pass by waiting; a send its open breaker held back
+/// is known to wait for the destination; anything else may pass soon.
 pub fn failure_of(error: &(dyn std::error::Error + 'static)) -> Failure {
     match error.downcast_ref::<DeliveryError>() {
         Some(error) if error.is_refusal() => Failure::Refused,
-        Some(error) if error.is_outage() => Failure::Down,
+        Some(error) if error.is_held_back() => Failure::HeldBack,
         _ => Failure::Transient,
     }
 }

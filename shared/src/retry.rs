@@ -23,13 +23,13 @@ pub const MAX_RECEIVE_COUNT: u32 = 25;
 /// Why a record failed, as far as its retry goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// It may work later: a store that did not answer, no time left in the
-    /// invocation, another delivery holding the event, a 429.
+    /// It may work later: a destination unavailable, a store that did not answer, no
+    /// time left in the invocation, another delivery holding the event.
     Transient,
-    /// Its destination is down (unavailable, or held back by its open circuit breaker):
-    /// waits as a transient failure does, and a batch whose every record failed this
-    /// way fails as a whole (see `batch`).
-    Down,
+    /// Held back by its destination's open circuit breaker (the destination is known
+    /// to be down): waits as a transient failure does, and a batch whose every record
+    /// failed this way fails as a whole (see `batch`).
+    HeldBack,
     /// It will not work by waiting: a destination refused it (a 4xx other than 408 and
     /// 429), or the record is not an event.
     Refused,
@@ -72,7 +72,7 @@ impl Schedule {
     pub fn delay(&self, failure: Failure, receive_count: u32, jitter: f64) -> Duration {
         match failure {
             Failure::Refused => self.refused,
-            Failure::Transient | Failure::Down => {
+            Failure::Transient | Failure::HeldBack => {
                 let doublings = receive_count.saturating_sub(1).min(30);
                 let wait = self.first.saturating_mul(1 << doublings).min(self.longest);
                 wait.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0))

@@ -1,7 +1,8 @@
 //! Outages against a simulated SQS queue on tokio's paused clock: a day-long Slack
 //! outage sends nothing to the dead-letter queue and every event once afterwards, with
 //! at most one probe per breaker interval while it lasts; a refusal still reaches the
-//! dead-letter queue, in minutes; instances share their breaker.
+//! dead-letter queue, in minutes; instances share their breaker; a breaker store that
+//! stalls or refuses writes costs no post and leaves no breaker stuck.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -11,17 +12,20 @@ use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use okr_webhooks::Event;
 use okr_webhooks::batch::BatchFailure;
-use okr_webhooks::breaker::{BreakerConfig, BreakerSettings, TokioClock};
-use okr_webhooks::idempotency::IdempotencyStore;
+use okr_webhooks::breaker::{BreakerConfig, BreakerSettings, Outcome, TokioClock};
 use okr_webhooks::idempotency::memory::MemoryIdempotencyStore;
+use okr_webhooks::idempotency::{
+    Claim, ClaimToken, IdempotencyError, IdempotencyStore, StateWrite, Versioned,
+};
 use okr_webhooks::metrics::MemoryMetrics;
 use okr_webhooks::outbound::http::HttpStatus;
 use okr_webhooks::outbound::slack::{SlackMessage, SlackPoster};
-use okr_webhooks::outbound::{DeliveryError, Service};
+use okr_webhooks::outbound::{DeliveryError, NoTimeLeft, Service};
 use okr_webhooks::queue::{Defer, DeferError};
 use okr_webhooks::retry::{MAX_RECEIVE_COUNT, Retries, Schedule};
 use okr_webhooks::routing::NotifyRules;
 use okr_webhooks::slack::SlackNotifier;
+use time::OffsetDateTime;
 use tokio::time::Instant;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -306,6 +310,10 @@ async fn a_day_long_slack_outage_reaches_no_dead_letter_queue_and_posts_everythi
     // Slack, failed them.
     let records = metrics.breakers();
     let deferred: usize = records.iter().map(|r| r.deferred).sum();
+    eprintln!(
+        "{} calls to Slack during the outage; {deferred} records deferred",
+        during.len()
+    );
     assert!(
         deferred > 5 * during.len(),
         "{deferred} deferred, {} calls",
@@ -378,4 +386,168 @@ async fn one_instance_opening_the_shared_breaker_stops_the_others_calls() {
         b.handle(y, Instant::now() + MINUTE)
     );
     assert_eq!(slack.calls().len(), 6, "one probe between them");
+}
+
+/// A memory store whose state records (the breaker's) stall for an hour, or whose state
+/// writes fail; claims work.
+struct StateTrouble {
+    inner: MemoryIdempotencyStore,
+    stall: bool,
+}
+
+fn refused() -> IdempotencyError {
+    IdempotencyError("the table refuses writes".into())
+}
+
+#[async_trait]
+impl IdempotencyStore for StateTrouble {
+    async fn begin(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<Claim, IdempotencyError> {
+        self.inner.begin(key, now, hold).await
+    }
+    async fn complete(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        keep: Duration,
+    ) -> Result<(), IdempotencyError> {
+        self.inner.complete(key, now, keep).await
+    }
+    async fn sending(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<(), IdempotencyError> {
+        self.inner.sending(key, token, now, hold).await
+    }
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
+        self.inner.release(key, token).await
+    }
+    async fn load_state(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Versioned>, IdempotencyError> {
+        if self.stall {
+            tokio::time::sleep(HOUR).await;
+        }
+        self.inner.load_state(key, now).await
+    }
+    async fn save_state(&self, write: &StateWrite<'_>) -> Result<bool, IdempotencyError> {
+        if self.stall {
+            tokio::time::sleep(HOUR).await;
+        }
+        Err(refused())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_breaker_store_neither_delays_the_answer_nor_repeats_a_post() {
+    // Slack fails the first post (the breaker then writes its count), takes the next.
+    let slack = StandIn::down_until(Instant::now() + 30 * Duration::from_secs(1));
+    let store = Arc::new(StateTrouble {
+        inner: MemoryIdempotencyStore::default(),
+        stall: true,
+    });
+    let queue = Arc::new(SimQueue::default());
+    let metrics = Arc::new(MemoryMetrics::default());
+    let notifier = notifier(slack.clone(), store, queue.clone(), metrics.clone());
+    let (id, body) = event(1);
+    queue.send_at(id, body, Instant::now());
+    let batch = queue.receive(10);
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let deadline = Instant::now() + MINUTE;
+        let answer = notifier.handle(batch.clone(), deadline).await.unwrap();
+        assert!(
+            Instant::now() <= deadline,
+            "answered {:?} late",
+            Instant::now() - deadline
+        );
+        failures.push(answer.batch_item_failures.len());
+        tokio::time::advance(MINUTE).await;
+    }
+    // Failed while Slack was down, posted once it was up, then known as posted.
+    assert_eq!(failures, [1, 0, 0]);
+    assert_eq!(slack.calls().len(), 2);
+    assert_eq!(slack.posted.lock().unwrap().len(), 1);
+    assert!(
+        metrics.counts().is_empty(),
+        "the post was recorded: {:?}",
+        metrics.counts()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_breaker_whose_store_refuses_writes_still_opens_probes_and_closes() {
+    let start = Instant::now();
+    let slack = StandIn::down_until(start + HOUR);
+    let store = Arc::new(StateTrouble {
+        inner: MemoryIdempotencyStore::default(),
+        stall: false,
+    });
+    let queue = Arc::new(SimQueue::default());
+    let notifier = notifier(slack.clone(), store, queue.clone(), Default::default());
+    for n in 0..60 {
+        let (id, body) = event(n);
+        queue.send_at(id, body, start + MINUTE * n as u32);
+    }
+    poll_until(&queue, &notifier, start + 4 * HOUR).await;
+    assert_eq!(queue.dead(), Vec::<String>::new());
+    let seen = goals_posted(&slack.posted.lock().unwrap());
+    assert_eq!(seen.len(), 60);
+    assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+    // It opened on this instance's own count: about one call a minute in the hour.
+    let during = slack
+        .calls()
+        .iter()
+        .filter(|at| **at < start + HOUR)
+        .count();
+    assert!(during <= 5 + 61, "{during} calls in the hour");
+}
+
+#[test]
+fn only_a_destination_that_did_not_answer_counts_against_its_breaker() {
+    let status = |status| HttpStatus {
+        status,
+        reason: String::new(),
+    };
+    let cases = [
+        (
+            DeliveryError::unavailable(Service::Slack, status(503)),
+            Outcome::Unanswered,
+        ),
+        (
+            DeliveryError::unavailable(Service::PagerDuty, "connection reset"),
+            Outcome::Unanswered,
+        ),
+        (
+            DeliveryError::Refused {
+                service: Service::Slack,
+                status: 404,
+                reason: "no_service".into(),
+            },
+            Outcome::Answered,
+        ),
+        (
+            DeliveryError::RateLimited {
+                service: Service::Slack,
+                retry_after: None,
+            },
+            Outcome::Answered,
+        ),
+        (
+            DeliveryError::unavailable(Service::Slack, NoTimeLeft),
+            Outcome::NotSent,
+        ),
+    ];
+    for (error, outcome) in cases {
+        assert_eq!(Outcome::of_failure(&error), outcome, "{error}");
+    }
 }

@@ -2,6 +2,7 @@
 //! state, and one send to one of them.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use tokio::time::Instant;
 
@@ -53,10 +54,12 @@ impl Destinations {
         let slack = self.slack.map(|poster| Destination {
             to: To::Slack(poster),
             breaker: config.breaker(ALERTS_SLACK, Arc::clone(store)),
+            held_back: AtomicUsize::new(0),
         });
         let pagerduty = self.pagerduty.map(|client| Destination {
             to: To::PagerDuty(client),
             breaker: config.breaker(PAGERDUTY, Arc::clone(store)),
+            held_back: AtomicUsize::new(0),
         });
         slack.into_iter().chain(pagerduty).collect()
     }
@@ -66,6 +69,8 @@ impl Destinations {
 pub(super) struct Destination {
     pub(super) to: To,
     pub(super) breaker: Arc<Breaker>,
+    /// Sends its breaker held back in the batch at hand (the metric's count).
+    pub(super) held_back: AtomicUsize,
 }
 
 /// Where a destination's sends go.
@@ -80,6 +85,14 @@ impl Destination {
         match self.to {
             To::Slack(_) => "slack",
             To::PagerDuty(_) => "pagerduty",
+        }
+    }
+
+    /// The service it is.
+    pub(super) fn service(&self) -> Service {
+        match self.to {
+            To::Slack(_) => Service::Slack,
+            To::PagerDuty(_) => Service::PagerDuty,
         }
     }
 
@@ -120,28 +133,13 @@ pub(super) enum Send {
 }
 
 impl Send {
-    /// Send it through the destination's `breaker`.
-    pub(super) async fn deliver(
-        &self,
-        breaker: &Breaker,
-        deadline: Instant,
-    ) -> Result<(), DeliveryError> {
+    pub(super) async fn deliver(&self, deadline: Instant) -> Result<(), DeliveryError> {
         match self {
             Send::Slack(poster, message) => {
-                let service = Service::Slack;
-                breaker
-                    .call(service, || {
-                        deliver(service, deadline, || poster.post(message))
-                    })
-                    .await
+                deliver(Service::Slack, deadline, || poster.post(message)).await
             }
             Send::PagerDuty(client, alert) => {
-                let service = Service::PagerDuty;
-                breaker
-                    .call(service, || {
-                        deliver(service, deadline, || client.send(alert))
-                    })
-                    .await
+                deliver(Service::PagerDuty, deadline, || client.send(alert)).await
             }
         }
     }

@@ -26,6 +26,7 @@ pub mod rules;
 mod state;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
@@ -33,12 +34,13 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::batch::{BatchFailure, RecordError, failure_of, for_each_event};
-use crate::breaker::{Breaker, BreakerConfig};
+use crate::breaker::{Breaker, BreakerConfig, Outcome};
 use crate::config::CONSUMER_AWS_CALL;
 use crate::event::Event;
 use crate::idempotency::guard::{Claimed, Guard, Ran, short_hold};
 use crate::idempotency::{Claim, IdempotencyStore, StateWrite};
 use crate::metrics::{MetricsSink, NoMetrics};
+use crate::outbound::DeliveryError;
 use crate::outbound::SEND_BUDGET;
 use crate::outbound::pagerduty::Action;
 use crate::retry::{Failure, Retries};
@@ -169,18 +171,27 @@ impl ProgressAlerts {
     ) -> Result<SqsBatchResponse, BatchFailure> {
         let report =
             for_each_event(batch, CONCURRENCY, |event, _| self.process(event, deadline)).await;
-        // Records that failed while a destination's breaker was open were deferred for it.
-        let down = report.count(Failure::Down);
         for destination in &self.destinations {
-            let breaker = &destination.breaker;
-            let deferred = if breaker.status().state == "closed" {
-                0
-            } else {
-                down
-            };
-            self.metrics.breaker(SERVICE, &breaker.metric(deferred));
+            let deferred = destination.held_back.swap(0, Ordering::Relaxed);
+            let metric = destination.breaker.metric(deferred);
+            self.metrics.breaker(SERVICE, &metric);
         }
         report.finish(&self.retries, Some(deadline)).await
+    }
+
+    /// When every destination's breaker is open, the error holding the record back (no
+    /// store call is worth making for it), counted for each.
+    async fn all_held_back(&self, deadline: Instant) -> Option<DeliveryError> {
+        let mut first = None;
+        for destination in &self.destinations {
+            let open = destination.breaker.holding(Some(deadline)).await?;
+            first.get_or_insert((destination.service(), open));
+        }
+        let (service, open) = first?;
+        for destination in &self.destinations {
+            destination.held_back.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(DeliveryError::unavailable(service, open))
     }
 
     async fn process(&self, event: Event, deadline: Instant) -> Result<(), RecordError> {
@@ -193,6 +204,10 @@ impl ProgressAlerts {
             tracing::warn!(event_id = %event.id, outcome = "no_entity_id", "a key result without an id cannot be alerted on");
             return Ok(());
         };
+        if let Some(held) = self.all_held_back(deadline).await {
+            tracing::info!(event_id = %event.id, outcome = "deferred", "every alert destination's circuit breaker is open; not alerting now");
+            return Err(Box::new(held));
+        }
         let entity = format!("{}:{entity_id}", event.source);
         let assessment = assess(&event, &self.thresholds);
         // One update of a key result at a time: two invocations judging it from the same
@@ -271,7 +286,7 @@ impl ProgressAlerts {
                     };
                     let claim =
                         format!("{prefix}:{}:event:{}:{rule}", destination.name(), event.id);
-                    self.once(claim, deadline, event, rule, (&destination.breaker, send))
+                    self.once(claim, deadline, event, rule, (destination, send))
                         .await?;
                 }
             }
@@ -308,11 +323,26 @@ impl ProgressAlerts {
         deadline: Instant,
         event: &Event,
         rule: Rule,
-        (breaker, send): (&Breaker, Send),
+        (destination, send): (&Destination, Send),
     ) -> Result<(), RecordError> {
+        let breaker = &destination.breaker;
+        let permit = match breaker.admit(Some(deadline)).await {
+            Ok(permit) => permit,
+            Err(open) => {
+                destination.held_back.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(event_id = %event.id, rule = %rule, outcome = "deferred", "the destination's circuit breaker is open; not alerting now");
+                return Err(Box::new(DeliveryError::unavailable(
+                    destination.service(),
+                    open,
+                )));
+            }
+        };
         let held = match self.guard.claim(key, &event.id, deadline).await {
             Claimed::Held(held) => held,
             Claimed::Done => {
+                breaker
+                    .record(permit, Outcome::NotSent, Some(deadline))
+                    .await;
                 tracing::info!(event_id = %event.id, rule = %rule, outcome = "suppressed", "already sent");
                 return Ok(());
             }
@@ -322,10 +352,15 @@ impl ProgressAlerts {
         let claims = [held];
         let ran = self
             .guard
-            .run(&claims, Duration::ZERO, deadline, || {
-                send.deliver(breaker, deadline)
-            })
+            .run(&claims, Duration::ZERO, deadline, || send.deliver(deadline))
             .await;
+        // After the claim is settled, so it never takes its time.
+        let outcome = match &ran {
+            Ran::Done => Outcome::Answered,
+            Ran::Failed(error) => Outcome::of_failure(error),
+            Ran::NoTime | Ran::NotMarked => Outcome::NotSent,
+        };
+        breaker.record(permit, outcome, Some(deadline)).await;
         match ran {
             Ran::Done => {
                 tracing::info!(event_id = %event.id, rule = %rule, outcome = "sent", "alert sent");

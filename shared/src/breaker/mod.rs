@@ -3,9 +3,9 @@
 //! hammered by every record.
 //!
 //! - **Closed:** calls go out. Each call the destination did not answer (a 408 or 5xx, a
-//!   timeout, a network error: [`DeliveryError::is_outage`]) adds to a count of
-//!   consecutive failures; any answer (a success, a refusal, a 429) resets it. At
-//!   `failures_to_open` it **opens**.
+//!   timeout, a network error, an unreadable credential: [`Outcome::Unanswered`]) adds
+//!   to a count of consecutive failures; any answer (a success, a refusal, a 429)
+//!   resets it. At `failures_to_open` it **opens**.
 //! - **Open:** calls fail at once without reaching the destination, and their records
 //!   wait their turn in the retry schedule (`retry`). Once per `probe_interval` one call
 //!   is let through (**half-open**): the first caller to move the next probe time on in
@@ -16,7 +16,9 @@
 //! (DynamoDB on AWS, SQLite in `serve`), written only over the version read, and kept
 //! a week after its last change. Each instance keeps a copy and reads the record again
 //! only when its copy is older than `refresh`: an open breaker costs no store call per
-//! record, and another instance's opening (or closing) is seen within `refresh`.
+//! record, and another instance's opening (or closing) is seen within `refresh`. Store
+//! calls end by the caller's deadline; a store that does not take a write leaves the
+//! instance going by its own copy.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,9 +26,11 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use tokio::time::Instant;
+
 use crate::idempotency::IdempotencyStore;
 use crate::metrics::BreakerRecord;
-use crate::outbound::{DeliveryError, Service};
+use crate::outbound::DeliveryError;
 
 mod settings;
 mod shared;
@@ -35,7 +39,7 @@ pub use settings::{
     ALERTS_SLACK, BreakerSettings, Clock, DESTINATIONS, PAGERDUTY, SLACK, SystemClock, TokioClock,
     WAREHOUSE,
 };
-use shared::{Known, State, WRITE_ATTEMPTS, millis, since};
+use shared::{Known, State, WRITE_ATTEMPTS, Written, millis, since};
 
 /// How the breakers of a consumer are made: settings and a clock.
 #[derive(Clone)]
@@ -92,6 +96,30 @@ pub enum Permit {
     Call,
     /// The breaker is open and this call is its probe.
     Probe,
+}
+
+/// What a call came to, for its breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The destination answered: a success, a refusal, a 429.
+    Answered,
+    /// It did not: a 408 or 5xx, a timeout, a network error, its credential unreadable.
+    Unanswered,
+    /// Nothing was sent (no time left): says nothing about the destination.
+    NotSent,
+}
+
+impl Outcome {
+    /// The outcome of a send that failed with `error`.
+    pub fn of_failure(error: &DeliveryError) -> Self {
+        if error.is_answer() {
+            Outcome::Answered
+        } else if error.is_outage() {
+            Outcome::Unanswered
+        } else {
+            Outcome::NotSent
+        }
+    }
 }
 
 /// A breaker's state as this instance last saw it, for `/healthz`.
@@ -152,10 +180,10 @@ impl Breaker {
     }
 
     /// Whether calls are held back now (open, no probe due), by the copy of the shared
-    /// state (read again when stale). Consumers ask before claiming their records, so
-    /// an open breaker costs them no store call per record.
-    pub async fn holding(&self) -> Option<BreakerOpen> {
-        let (state, _) = self.current().await;
+    /// state (read again when stale, by `by`). Consumers ask before claiming their
+    /// records, so an open breaker costs them no store call per record.
+    pub async fn holding(&self, by: Option<Instant>) -> Option<BreakerOpen> {
+        let (state, _) = self.current(by).await;
         let now = self.clock.now();
         match (state.opened_at, state.probe_at) {
             (Some(opened), Some(probe)) if millis(now) < probe => Some(self.open(opened, now)),
@@ -164,37 +192,50 @@ impl Breaker {
     }
 
     /// Leave to call the destination now: always while closed; while open, only for the
-    /// one probe of the interval, which this call takes in the shared record.
-    pub async fn admit(&self) -> Result<Permit, BreakerOpen> {
-        let (state, version) = self.current().await;
-        let now = self.clock.now();
-        let Some(opened) = state.opened_at else {
-            return Ok(Permit::Call);
-        };
-        if state.probe_at.is_some_and(|probe| millis(now) < probe) {
-            return Err(self.open(opened, now));
+    /// one probe of the interval, which this call takes in the shared record (and alone,
+    /// when the store does not answer: then each instance probes once an interval).
+    /// Every store call ends by `by`.
+    pub async fn admit(&self, by: Option<Instant>) -> Result<Permit, BreakerOpen> {
+        let mut held = None;
+        // Twice: a conflict means another instance probed or closed it meanwhile.
+        for _ in 0..2 {
+            let (state, version) = self.current(by).await;
+            let now = self.clock.now();
+            let Some(opened) = state.opened_at else {
+                return Ok(Permit::Call);
+            };
+            if state.probe_at.is_some_and(|probe| millis(now) < probe) {
+                return Err(self.open(opened, now));
+            }
+            let next = State {
+                probe_at: Some(millis(now + self.settings.probe_interval)),
+                ..state
+            };
+            if self.write(version, next, now, by).await != Written::Conflict {
+                tracing::info!(
+                    destination = self.destination,
+                    "circuit breaker half-open: probing"
+                );
+                return Ok(Permit::Probe);
+            }
+            held = Some(self.open(opened, now));
         }
-        let next = State {
-            probe_at: Some(millis(now + self.settings.probe_interval)),
-            ..state
-        };
-        if self.write(version, next, now).await {
-            tracing::info!(
-                destination = self.destination,
-                "circuit breaker half-open: probing"
-            );
-            Ok(Permit::Probe)
-        } else {
-            // Another instance took this probe (or the store did not answer).
-            Err(self.open(opened, now))
-        }
+        Err(held.unwrap_or(BreakerOpen {
+            destination: self.destination,
+            open_for: Duration::ZERO,
+        }))
     }
 
-    /// What a call admitted with `permit` came to: `answered` unless the destination
-    /// was unavailable.
-    pub async fn record(&self, permit: Permit, answered: bool) {
+    /// What a call admitted with `permit` came to. Store calls end by `by`; consumers
+    /// record after their own records are written, so this never costs them those.
+    pub async fn record(&self, permit: Permit, outcome: Outcome, by: Option<Instant>) {
+        let answered = match outcome {
+            Outcome::Answered => true,
+            Outcome::Unanswered => false,
+            Outcome::NotSent => return,
+        };
         for _ in 0..WRITE_ATTEMPTS {
-            let (state, version) = self.current().await;
+            let (state, version) = self.current(by).await;
             let now = self.clock.now();
             let next = match (answered, state.opened_at) {
                 (true, _) if state == State::default() => return,
@@ -219,48 +260,30 @@ impl Breaker {
                     }
                 }
             };
-            if self.write(version, next, now).await {
-                match (state.opened_at, next.opened_at) {
-                    (Some(opened), None) => {
-                        let open_for_s = since(opened, now).as_secs();
-                        tracing::info!(
-                            destination = self.destination,
-                            open_for_s,
-                            "circuit breaker closed"
-                        );
-                    }
-                    (None, Some(_)) => tracing::warn!(
-                        destination = self.destination,
-                        failures = next.failures,
-                        "circuit breaker opened"
-                    ),
-                    _ => {}
-                }
+            if self.write(version, next, now, by).await != Written::Conflict {
+                self.log_change(state, next, now);
                 return;
             }
         }
     }
 
-    /// Run `call` (one send to `service`) through the breaker: held back with an
-    /// unavailable error while open, and its outcome recorded.
-    pub async fn call<F, Fut>(&self, service: Service, call: F) -> Result<(), DeliveryError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<(), DeliveryError>>,
-    {
-        let permit = self
-            .admit()
-            .await
-            .map_err(|open| DeliveryError::unavailable(service, open))?;
-        let outcome = call().await;
-        match &outcome {
-            Ok(()) => self.record(permit, true).await,
-            Err(error) if error.is_outage() => self.record(permit, false).await,
-            Err(error) if error.is_answer() => self.record(permit, true).await,
-            // Not sent at all (no time left): says nothing about the destination.
-            Err(_) => {}
+    fn log_change(&self, before: State, after: State, now: OffsetDateTime) {
+        match (before.opened_at, after.opened_at) {
+            (Some(opened), None) => {
+                let open_for_s = since(opened, now).as_secs();
+                tracing::info!(
+                    destination = self.destination,
+                    open_for_s,
+                    "circuit breaker closed"
+                );
+            }
+            (None, Some(_)) => tracing::warn!(
+                destination = self.destination,
+                failures = after.failures,
+                "circuit breaker opened"
+            ),
+            _ => {}
         }
-        outcome
     }
 
     fn open(&self, opened_at: i64, now: OffsetDateTime) -> BreakerOpen {

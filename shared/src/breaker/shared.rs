@@ -5,14 +5,20 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use tokio::time::Instant;
+
 use super::Breaker;
+use crate::config::CONSUMER_AWS_CALL;
 use crate::idempotency::StateWrite;
+use crate::outbound::SEND_BUDGET;
 
 /// How long a breaker's shared record is kept after its last change.
 pub(super) const KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Writes of the shared record before giving up on a concurrent writer (the copy is
 /// then read again on the next call).
 pub(super) const WRITE_ATTEMPTS: usize = 3;
+/// The longest one store call of a breaker may take (the consumers' AWS call bound).
+const STORE_CALL: Duration = CONSUMER_AWS_CALL;
 
 /// The shared record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +40,9 @@ pub(super) struct Known {
     pub(super) state: State,
     pub(super) version: Option<u64>,
     pub(super) read_at: Option<OffsetDateTime>,
+    /// The last write reached only this copy: it is not read over until a write reaches
+    /// the store again.
+    pub(super) alone: bool,
 }
 
 pub(super) fn millis(at: OffsetDateTime) -> i64 {
@@ -44,21 +53,52 @@ pub(super) fn since(at_ms: i64, now: OffsetDateTime) -> Duration {
     Duration::from_millis(millis(now).saturating_sub(at_ms).max(0) as u64)
 }
 
+/// What a write of the shared record came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Written {
+    /// Written; the copy follows.
+    Shared,
+    /// The store did not answer in time: the copy took the write alone, so this
+    /// instance goes on by it until the store answers again.
+    Alone,
+    /// Another writer came first: nothing written; read again and decide again.
+    Conflict,
+}
+
 impl Breaker {
-    /// The copy of the shared state, read again when older than `refresh`. A store that
-    /// does not answer leaves the copy as it was (and is asked again after `refresh`).
-    pub(super) async fn current(&self) -> (State, Option<u64>) {
+    /// How long a store call may take before `by` (the invocation's deadline, less the
+    /// time kept to answer), at most [`STORE_CALL`]; `None` when no time is left.
+    fn budget(&self, by: Option<Instant>) -> Option<Duration> {
+        match by {
+            None => Some(STORE_CALL),
+            Some(by) => by
+                .checked_duration_since(Instant::now() + SEND_BUDGET)
+                .map(|left| left.min(STORE_CALL))
+                .filter(|left| !left.is_zero()),
+        }
+    }
+
+    /// The copy of the shared state, read again when older than `refresh` (unless its
+    /// last write reached only the copy). A store that does not answer (in its budget
+    /// before `by`) leaves the copy as it was, until the next `refresh`.
+    pub(super) async fn current(&self, by: Option<Instant>) -> (State, Option<u64>) {
         let now = self.clock.now();
         {
             let copy = self.lock();
-            if copy
+            let fresh = copy
                 .read_at
-                .is_some_and(|read| now - read < self.settings.refresh)
-            {
+                .is_some_and(|read| now - read < self.settings.refresh);
+            if fresh || copy.alone {
                 return (copy.state, copy.version);
             }
         }
-        let loaded = self.store.load_state(&self.key, now).await;
+        let loaded = match self.budget(by) {
+            Some(budget) => tokio::time::timeout(budget, self.store.load_state(&self.key, now))
+                .await
+                .map_err(|_| "no answer in time".to_owned())
+                .and_then(|loaded| loaded.map_err(|e| crate::error_chain(&e))),
+            None => Err("no time left".to_owned()),
+        };
         let mut copy = self.lock();
         match loaded {
             Ok(Some(stored)) => {
@@ -70,32 +110,40 @@ impl Breaker {
                 copy.version = None;
             }
             Err(error) => {
-                tracing::warn!(destination = self.destination, error = %crate::error_chain(&error), "could not read the circuit breaker's state; using the last known");
+                tracing::warn!(
+                    destination = self.destination,
+                    error,
+                    "could not read the circuit breaker's state; going on with the last known"
+                );
             }
         }
         copy.read_at = Some(now);
         (copy.state, copy.version)
     }
 
-    /// Write `next` over `version`; true when written (the copy follows), false when
-    /// another writer came first or the store failed (the copy is then read again).
+    /// Write `next` over `version` (see [`Written`]).
     pub(super) async fn write(
         &self,
         version: Option<u64>,
         next: State,
         now: OffsetDateTime,
-    ) -> bool {
+        by: Option<Instant>,
+    ) -> Written {
         let value = serde_json::to_string(&next).unwrap_or_default();
-        let written = self
-            .store
-            .save_state(&StateWrite {
-                key: &self.key,
-                expected: version,
-                value: &value,
-                now,
-                keep: KEEP,
-            })
-            .await;
+        let write = StateWrite {
+            key: &self.key,
+            expected: version,
+            value: &value,
+            now,
+            keep: KEEP,
+        };
+        let written = match self.budget(by) {
+            Some(budget) => tokio::time::timeout(budget, self.store.save_state(&write))
+                .await
+                .map_err(|_| "no answer in time".to_owned())
+                .and_then(|written| written.map_err(|e| crate::error_chain(&e))),
+            None => Err("no time left".to_owned()),
+        };
         let mut copy = self.lock();
         match written {
             Ok(true) => {
@@ -103,16 +151,25 @@ impl Breaker {
                     state: next,
                     version: Some(version.map_or(1, |v| v + 1)),
                     read_at: Some(now),
+                    alone: false,
                 };
-                true
+                Written::Shared
             }
             Ok(false) => {
                 copy.read_at = None;
-                false
+                copy.alone = false;
+                Written::Conflict
             }
             Err(error) => {
-                tracing::warn!(destination = self.destination, error = %crate::error_chain(&error), "could not write the circuit breaker's state");
-                false
+                tracing::warn!(
+                    destination = self.destination,
+                    error,
+                    "could not write the circuit breaker's state; this instance goes on by its own copy"
+                );
+                copy.state = next;
+                copy.read_at = Some(now);
+                copy.alone = true;
+                Written::Alone
             }
         }
     }

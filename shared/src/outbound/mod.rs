@@ -94,11 +94,12 @@ impl DeliveryError {
         )
     }
 
-    /// Whether the service is down: it did not answer, gave a 408 or 5xx, its credential
-    /// could not be read, or its circuit breaker is open. Not when the send never
-    /// started for want of time.
+    /// Whether the service did not answer: a 408 or 5xx, a timeout, a network error,
+    /// its credential unreadable. Not when the send never started (or was cut) for want
+    /// of time, nor when its circuit breaker held it back.
     pub fn is_outage(&self) -> bool {
-        matches!(self, DeliveryError::Unavailable { cause, .. } if !cause.is::<NoTimeLeft>())
+        matches!(self, DeliveryError::Unavailable { cause, .. }
+            if !cause.is::<NoTimeLeft>() && !cause.is::<crate::breaker::BreakerOpen>())
     }
 
     /// Whether it was not sent because the service's circuit breaker is open.
@@ -159,7 +160,9 @@ where
         };
         let outcome = tokio::time::timeout(left, attempt())
             .await
-            .unwrap_or_else(|_| Err(DeliveryError::unavailable(service, "timed out")));
+            // Cut at the invocation's deadline (the client's own timeout is an error of
+            // the attempt): not the service's fault.
+            .unwrap_or_else(|_| Err(DeliveryError::unavailable(service, NoTimeLeft)));
         match outcome {
             Err(DeliveryError::RateLimited { retry_after, .. }) => {
                 // Never busy-loop on `Retry-After: 0`.

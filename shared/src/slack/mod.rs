@@ -10,7 +10,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use tokio::time::Instant;
 
 use crate::batch::{BatchFailure, BatchReport, decode, failure_of};
-use crate::breaker::{Breaker, BreakerConfig};
+use crate::breaker::{Breaker, BreakerConfig, Outcome};
 use crate::event::Event;
 use crate::idempotency::IdempotencyStore;
 use crate::idempotency::guard::{Claimed, Guard, Held, Ran};
@@ -119,10 +119,10 @@ impl SlackNotifier {
             return report.finish(&self.retries, Some(deadline)).await;
         }
         let mut deferred = 0;
-        if let Some(open) = self.breaker.holding().await {
+        if let Some(open) = self.breaker.holding(Some(deadline)).await {
             for (message_id, event) in &notable {
                 tracing::info!(event_id = %event.id, open_for_s = open.open_for.as_secs(), outcome = "deferred", "Slack's circuit breaker is open; not posting now");
-                report.fail(message_id.as_deref(), Failure::Down);
+                report.fail(message_id.as_deref(), Failure::HeldBack);
             }
             deferred = notable.len();
         } else {
@@ -140,6 +140,9 @@ impl SlackNotifier {
                 if let Some(failure) = posted.stop {
                     // No time left, or Slack is down: the rest wait for a retry too.
                     let rest: Vec<Entry> = groups.flatten().collect();
+                    if failure == Failure::HeldBack {
+                        deferred += rest.len();
+                    }
                     self.give_back(&rest, failure, deadline, &mut report).await;
                     break;
                 }
@@ -222,10 +225,26 @@ impl SlackNotifier {
             .into_iter()
             .map(|(message_id, event, held)| ((message_id, event), held))
             .unzip();
-        let ran = self
-            .guard
-            .run(&claims, pause, deadline, || self.post(&message, deadline))
-            .await;
+        let ran = match self.breaker.admit(Some(deadline)).await {
+            Ok(permit) => {
+                let ran = self
+                    .guard
+                    .run(&claims, pause, deadline, || self.post(&message, deadline))
+                    .await;
+                // After the claims are settled, so it never takes their time.
+                let outcome = match &ran {
+                    Ran::Done => Outcome::Answered,
+                    Ran::Failed(error) => Outcome::of_failure(error),
+                    Ran::NoTime | Ran::NotMarked => Outcome::NotSent,
+                };
+                self.breaker.record(permit, outcome, Some(deadline)).await;
+                ran
+            }
+            Err(open) => {
+                self.guard.release(&claims, deadline).await;
+                Ran::Failed(DeliveryError::unavailable(Service::Slack, open))
+            }
+        };
         let failure = match &ran {
             Ran::Done => None,
             Ran::Failed(error) => Some(failure_of(error)),
@@ -258,7 +277,8 @@ impl SlackNotifier {
             },
             stop: match ran {
                 Ran::NoTime => Some(Failure::Transient),
-                Ran::Failed(error) if error.is_outage() => Some(Failure::Down),
+                Ran::Failed(error) if error.is_held_back() => Some(Failure::HeldBack),
+                Ran::Failed(error) if error.is_outage() => Some(Failure::Transient),
                 _ => None,
             },
         }
@@ -282,11 +302,7 @@ impl SlackNotifier {
     }
 
     async fn post(&self, message: &SlackMessage, deadline: Instant) -> Result<(), DeliveryError> {
-        self.breaker
-            .call(Service::Slack, || {
-                deliver(Service::Slack, deadline, || self.poster.post(message))
-            })
-            .await
+        deliver(Service::Slack, deadline, || self.poster.post(message)).await
     }
 }
 

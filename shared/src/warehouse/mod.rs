@@ -27,7 +27,7 @@ use time::format_description::well_known::Iso8601;
 use time::{Date, OffsetDateTime};
 
 use crate::batch::{BatchFailure, BatchReport, decode};
-use crate::breaker::{Breaker, BreakerConfig};
+use crate::breaker::{Breaker, BreakerConfig, BreakerOpen, Outcome};
 use crate::event::Event;
 use crate::idempotency::IdempotencyStore;
 use crate::idempotency::memory::MemoryIdempotencyStore;
@@ -275,7 +275,7 @@ impl WarehouseSink {
         report: &mut BatchReport,
     ) -> usize {
         let mut deferred = 0;
-        if let Some(open) = self.breaker.holding().await {
+        if let Some(open) = self.breaker.holding(None).await {
             // The bucket is down: nothing is written; each record waits its turn.
             tracing::info!(
                 open_for_s = open.open_for.as_secs(),
@@ -283,7 +283,7 @@ impl WarehouseSink {
                 "the warehouse's circuit breaker is open; not writing now"
             );
             for id in partitions.values().flat_map(|p| &p.message_ids) {
-                report.fail(Some(id), Failure::Down);
+                report.fail(Some(id), Failure::HeldBack);
                 deferred += 1;
             }
             return deferred;
@@ -293,11 +293,14 @@ impl WarehouseSink {
             .map(|(date, partition)| self.write(date, partition));
         for (written, message_ids) in futures::future::join_all(writes).await {
             if let Err(error) = written {
-                if error.source.is::<crate::breaker::BreakerOpen>() {
+                let failure = if error.source.is::<BreakerOpen>() {
                     deferred += message_ids.len();
-                }
+                    Failure::HeldBack
+                } else {
+                    Failure::Transient
+                };
                 for id in &message_ids {
-                    report.fail(Some(id), Failure::Down);
+                    report.fail(Some(id), failure);
                 }
             }
         }
@@ -316,10 +319,15 @@ impl WarehouseSink {
         let key = object_key(date, first, &partition.message_ids);
         let lines = partition.ndjson.lines();
         let result = match partition.ndjson.finish() {
-            Ok(body) => match self.breaker.admit().await {
+            Ok(body) => match self.breaker.admit(None).await {
                 Ok(permit) => {
                     let put = self.sink.put(&key, body).await;
-                    self.breaker.record(permit, put.is_ok()).await;
+                    // Any failed write counts: the sinks do not tell an answer from none.
+                    let outcome = match put {
+                        Ok(()) => Outcome::Answered,
+                        Err(_) => Outcome::Unanswered,
+                    };
+                    self.breaker.record(permit, outcome, None).await;
                     put
                 }
                 Err(open) => Err(SinkError {
@@ -334,6 +342,9 @@ impl WarehouseSink {
         };
         match &result {
             Ok(()) => tracing::info!(key = %key, events = lines, "warehouse object written"),
+            Err(error) if error.source.is::<BreakerOpen>() => {
+                tracing::info!(key = %key, events = lines, outcome = "deferred", "the warehouse's circuit breaker is open; not writing now")
+            }
             Err(error) => {
                 tracing::error!(key = %key, events = lines, error = %crate::error_chain(error), "warehouse write failed")
             }
