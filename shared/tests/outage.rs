@@ -439,7 +439,7 @@ impl IdempotencyStore for StateTrouble {
         }
         self.inner.load_state(key, now).await
     }
-    async fn save_state(&self, write: &StateWrite<'_>) -> Result<bool, IdempotencyError> {
+    async fn save_state(&self, _write: &StateWrite<'_>) -> Result<bool, IdempotencyError> {
         if self.stall {
             tokio::time::sleep(HOUR).await;
         }
