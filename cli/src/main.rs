@@ -1,11 +1,12 @@
 //! `okr-webhooks`: run the whole pipeline on this machine (`serve`), send signed test
-//! deliveries to it, look after its dead letters (and those on SQS), and sign, verify and
-//! normalize deliveries offline. One module per subcommand.
+//! deliveries to it, look after its dead letters (and those on SQS), replay archived
+//! events, and sign, verify and normalize deliveries offline. One module per subcommand.
 
 mod apigw_request;
 mod delivery;
 mod dlq;
 mod normalize;
+mod replay;
 mod send;
 mod serve;
 mod sign;
@@ -18,7 +19,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 /// Receive webhooks from OKR and HR tools: run the pipeline locally, send test
-/// deliveries, manage dead letters, and sign, verify and normalize deliveries.
+/// deliveries, manage dead letters, replay archived events, and sign, verify and
+/// normalize deliveries.
 #[derive(Debug, Parser)]
 #[command(name = "okr-webhooks", version, about)]
 struct Cli {
@@ -35,6 +37,9 @@ enum Command {
     /// The dead-letter queues: list, show or redrive them. Those of `serve` by default;
     /// with --queue-url, one on SQS.
     Dlq(dlq::DlqArgs),
+    /// Re-send archived events (the warehouse) to the consumers, by window and filter:
+    /// only what never went out, or with --force all of it once more. --dry-run first.
+    Replay(replay::ReplayArgs),
     /// Print the signature header line(s) SOURCE would send for the body.
     Sign(sign::SignArgs),
     /// Check a delivery's signature: prints `valid` (exit 0) or the reason (exit 1).
@@ -95,6 +100,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Serve(args) => runtime()?.block_on(serve::run(args)),
         Command::Send(args) => runtime()?.block_on(send::run(args)),
         Command::Dlq(args) => runtime()?.block_on(dlq::run(args)),
+        Command::Replay(args) => runtime()?.block_on(replay::run(args)),
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Normalize(args) => normalize::run(args),

@@ -51,6 +51,32 @@ pub struct Event {
     pub related: Related,
     /// The provider's JSON body, unchanged.
     pub payload: Value,
+    /// Set when a replay re-sent it (see `replay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayMark>,
+}
+
+/// The replay that re-sent an event: by default the consumers' usual idempotency
+/// decides what goes out again (only what never did); `forced`, their keys are scoped
+/// to the replay's name, so it goes out once more, once per name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayMark {
+    /// The replay's name.
+    pub name: String,
+    /// Whether it sends again what was sent.
+    #[serde(default)]
+    pub forced: bool,
+}
+
+impl Event {
+    /// What the consumers' idempotency keys start with: nothing, or `replay:<name>:`
+    /// for a forced replay.
+    pub fn key_scope(&self) -> String {
+        match &self.replay {
+            Some(mark) if mark.forced => format!("replay:{}:", mark.name),
+            _ => String::new(),
+        }
+    }
 }
 
 /// What an event is about.

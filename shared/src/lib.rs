@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod outbound;
 pub mod queue;
+pub mod replay;
 pub mod retry;
 pub mod routing;
 pub mod secrets;

@@ -7,7 +7,10 @@ use wildmatch::WildMatch;
 use crate::event::Event;
 
 /// A consumer with its own queue (and its own dead-letter queue).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Consumer {
     /// Every event, into the data warehouse.
     Warehouse,

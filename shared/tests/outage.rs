@@ -429,6 +429,9 @@ impl IdempotencyStore for StateTrouble {
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
         self.inner.release(key, token).await
     }
+    async fn is_completed(&self, key: &str, now: OffsetDateTime) -> Result<bool, IdempotencyError> {
+        self.inner.is_completed(key, now).await
+    }
     async fn load_state(
         &self,
         key: &str,

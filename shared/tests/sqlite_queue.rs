@@ -12,6 +12,7 @@ use okr_webhooks::routing::Consumer;
 
 fn message(n: usize) -> QueueMessage {
     QueueMessage {
+        replay: None,
         event_id: format!("evt_{n:032x}"),
         source: "perscom".into(),
         event_type: "user.created".into(),

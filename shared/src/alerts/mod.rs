@@ -212,7 +212,8 @@ impl ProgressAlerts {
         let assessment = assess(&event, &self.thresholds);
         // One update of a key result at a time: two invocations judging it from the same
         // state would both send what opens. The other one's record fails and is retried.
-        let lock = format!("alert-lock:{entity}");
+        let scope = event.key_scope();
+        let lock = format!("{scope}alert-lock:{entity}");
         let now = OffsetDateTime::now_utc();
         let token = match self.store().begin(&lock, now, short_hold(deadline)).await? {
             Claim::Proceed(token) => token,
@@ -264,7 +265,8 @@ impl ProgressAlerts {
         assessment: &Assessment,
         deadline: Instant,
     ) -> Result<(), RecordError> {
-        let key = format!("alert-state:{}:{entity}", destination.name());
+        let scope = event.key_scope();
+        let key = format!("{scope}alert-state:{}:{entity}", destination.name());
         for _ in 0..STATE_ATTEMPTS {
             let now = OffsetDateTime::now_utc();
             let stored = self.store().load_state(&key, now).await?;
@@ -284,8 +286,11 @@ impl ProgressAlerts {
                         Action::Trigger => "alert",
                         Action::Resolve => "resolve",
                     };
-                    let claim =
-                        format!("{prefix}:{}:event:{}:{rule}", destination.name(), event.id);
+                    let claim = format!(
+                        "{scope}{prefix}:{}:event:{}:{rule}",
+                        destination.name(),
+                        event.id
+                    );
                     self.once(claim, deadline, event, rule, (destination, send))
                         .await?;
                 }

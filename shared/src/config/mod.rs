@@ -143,7 +143,7 @@ pub(crate) fn optional<F: Fn(&str) -> Option<String>>(
 }
 
 /// `SLACK_NOTIFY_TYPES` (default [`DEFAULT_NOTIFY_TYPES`]).
-pub(crate) fn notify_rules<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> NotifyRules {
+pub fn notify_rules<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> NotifyRules {
     NotifyRules::parse(
         &(env.0)("SLACK_NOTIFY_TYPES").unwrap_or_else(|| DEFAULT_NOTIFY_TYPES.to_owned()),
     )

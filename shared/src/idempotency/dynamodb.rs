@@ -213,6 +213,11 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         .map(|_| ())
     }
 
+    async fn is_completed(&self, key: &str, now: OffsetDateTime) -> Result<bool, IdempotencyError> {
+        let status = self.status(key, now.unix_timestamp()).await?;
+        Ok(status.as_deref() == Some(COMPLETED))
+    }
+
     async fn load_state(
         &self,
         key: &str,

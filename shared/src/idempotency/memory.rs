@@ -50,6 +50,12 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         }
     }
 
+    async fn is_completed(&self, key: &str, now: OffsetDateTime) -> Result<bool, IdempotencyError> {
+        Ok(self.records().get(key).is_some_and(|(status, expires, _)| {
+            *status == COMPLETED && *expires > now.unix_timestamp()
+        }))
+    }
+
     async fn complete(
         &self,
         key: &str,

@@ -106,6 +106,9 @@ pub trait IdempotencyStore: Send + Sync {
     /// Drop the in-progress claim `token` on `key` after the work failed, so a retry
     /// proceeds. A completed record, or another holder's claim, stays.
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError>;
+    /// Whether `key` is completed within its window (a read: nothing is claimed), for a
+    /// replay's estimate of what the consumers will skip.
+    async fn is_completed(&self, key: &str, now: OffsetDateTime) -> Result<bool, IdempotencyError>;
     /// The live state record at `key`, if any (an expired one counts as absent). State
     /// records may share one key space with claims (DynamoDB): give them their own
     /// prefix.

@@ -186,6 +186,21 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         .await
     }
 
+    async fn is_completed(&self, key: &str, now: OffsetDateTime) -> Result<bool, IdempotencyError> {
+        let (key, now) = (key.to_owned(), now.unix_timestamp());
+        self.with(move |connection| {
+            let status: Option<String> = connection
+                .query_row(
+                    "SELECT status FROM idempotency WHERE key = ?1 AND expires_at > ?2",
+                    params![key, now],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(status.as_deref() == Some(COMPLETED))
+        })
+        .await
+    }
+
     async fn load_state(
         &self,
         key: &str,

@@ -99,6 +99,7 @@ pub fn normalize(
         progress: parts.progress,
         changed_fields: parts.changed_fields,
         payload,
+        replay: None,
     })
 }
 

@@ -27,6 +27,8 @@ pub struct QueueMessage {
     pub event_type: String,
     /// The event as JSON.
     pub body: String,
+    /// The replay that re-sent it (`Event::replay`'s name), as the `replay` attribute.
+    pub replay: Option<String>,
 }
 
 impl QueueMessage {
@@ -37,7 +39,35 @@ impl QueueMessage {
             source: event.source.as_str().to_owned(),
             event_type: event.event_type.clone(),
             body: sqs_safe(serde_json::to_string(event)?),
+            replay: event.replay.as_ref().map(|mark| mark.name.clone()),
         })
+    }
+
+    /// The messages of `event` for each of `consumers` (as `routing::route` gives
+    /// them): the whole event for the warehouse, the notification view for the others.
+    pub fn routed(
+        event: &Event,
+        consumers: &[Consumer],
+    ) -> Result<Vec<(Consumer, QueueMessage)>, serde_json::Error> {
+        let mut whole = None;
+        let mut notification = None;
+        let mut messages = Vec::with_capacity(consumers.len());
+        for consumer in consumers {
+            let message = match consumer {
+                Consumer::Warehouse => match &whole {
+                    Some(message) => message,
+                    None => whole.insert(QueueMessage::from_event(event)?),
+                },
+                _ => match &notification {
+                    Some(message) => message,
+                    None => notification.insert(QueueMessage::from_event(
+                        &crate::routing::notification_view(event),
+                    )?),
+                },
+            };
+            messages.push((*consumer, message.clone()));
+        }
+        Ok(messages)
     }
 }
 
@@ -77,6 +107,19 @@ pub struct QueueError {
 pub trait EventQueue: Send + Sync {
     /// Store `message` on `consumer`'s queue.
     async fn send(&self, consumer: Consumer, message: &QueueMessage) -> Result<Sent, QueueError>;
+
+    /// Store every message (a replay's batch), all at once; the first failure is the
+    /// error. Returns how many the queues already held (sent by this replay before an
+    /// interruption; queues that cannot tell say none). Queues that can batch their
+    /// writes do.
+    async fn send_all(&self, messages: &[(Consumer, QueueMessage)]) -> Result<usize, QueueError> {
+        let sends = messages.iter().map(|(c, m)| self.send(*c, m));
+        let mut held = 0;
+        for sent in futures::future::join_all(sends).await {
+            held += usize::from(sent?.duplicate);
+        }
+        Ok(held)
+    }
 }
 
 /// The receive side of the queues, as SQS's event source mapping works it for a Lambda

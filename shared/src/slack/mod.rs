@@ -314,6 +314,7 @@ struct Posted {
     stop: Option<Failure>,
 }
 
-fn claim_key(event: &Event) -> String {
-    format!("slack:{}", event.id)
+/// The notifier's idempotency key for `event` (scoped to a forced replay's name).
+pub fn claim_key(event: &Event) -> String {
+    format!("{}slack:{}", event.key_scope(), event.id)
 }

@@ -134,7 +134,14 @@ impl NdjsonGz {
     }
 }
 
-/// The events of one batch that share a date.
+/// Where a replay's events go: `replays/<name>/events/v1/...`, apart from the table's
+/// partitions, so a replay never doubles its rows.
+pub const REPLAYS_PREFIX: &str = "replays";
+
+/// The replay (if any) and date a batch's events share.
+type Place = (Option<String>, Date);
+
+/// The events of one batch that share a place.
 #[derive(Default)]
 struct Partition {
     ndjson: NdjsonGz,
@@ -222,7 +229,7 @@ impl WarehouseSink {
     /// fails every record of that object; the others are acknowledged once written.
     pub async fn handle(&self, batch: SqsEvent) -> Result<SqsBatchResponse, BatchFailure> {
         let mut report = BatchReport::new(&batch);
-        let mut partitions: BTreeMap<Date, Partition> = BTreeMap::new();
+        let mut partitions: BTreeMap<Place, Partition> = BTreeMap::new();
         // Records are consumed one by one: each body is dropped once it is compressed.
         for message in batch.records {
             let Some(message_id) = message.message_id.clone() else {
@@ -243,7 +250,13 @@ impl WarehouseSink {
                 report.fail(Some(&message_id), Failure::Refused);
                 continue;
             };
-            let partition = partitions.entry(received.date()).or_default();
+            let replay = event.replay.as_ref().map(|mark| mark.name.clone());
+            if let Some(Err(error)) = replay.as_deref().map(crate::replay::check_name) {
+                tracing::error!(message_id = %message_id, error = %error, "the event's replay name cannot name objects");
+                report.fail(Some(&message_id), Failure::Refused);
+                continue;
+            }
+            let partition = partitions.entry((replay, received.date())).or_default();
             if let Err(error) = partition.ndjson.push(&event) {
                 tracing::error!(message_id = %message_id, error = %error, "could not encode the event");
                 report.fail(Some(&message_id), Failure::Refused);
@@ -271,7 +284,7 @@ impl WarehouseSink {
     /// records of those not written. Returns how many records the breaker held back.
     async fn write_all(
         &self,
-        partitions: BTreeMap<Date, Partition>,
+        partitions: BTreeMap<Place, Partition>,
         report: &mut BatchReport,
     ) -> usize {
         let mut deferred = 0;
@@ -290,7 +303,7 @@ impl WarehouseSink {
         }
         let writes = partitions
             .into_iter()
-            .map(|(date, partition)| self.write(date, partition));
+            .map(|(place, partition)| self.write(place, partition));
         for (written, message_ids) in futures::future::join_all(writes).await {
             if let Err(error) = written {
                 let failure = if error.source.is::<BreakerOpen>() {
@@ -310,13 +323,17 @@ impl WarehouseSink {
     /// Write one partition's object through the breaker; its message ids either way.
     async fn write(
         &self,
-        date: Date,
+        (replay, date): Place,
         partition: Partition,
     ) -> (Result<(), SinkError>, Vec<String>) {
         let first = partition
             .first_received
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let key = object_key(date, first, &partition.message_ids);
+        let key = match replay {
+            Some(name) => format!("{REPLAYS_PREFIX}/{name}/{key}"),
+            None => key,
+        };
         let lines = partition.ndjson.lines();
         let result = match partition.ndjson.finish() {
             Ok(body) => match self.breaker.admit(None).await {

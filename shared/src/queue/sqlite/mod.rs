@@ -259,11 +259,17 @@ fn insert_group(connection: &mut Connection, group: &[Pending]) -> rusqlite::Res
     for entry in group {
         let queue = entry.consumer.as_str();
         let message = &entry.message;
+        // A replay's events are accepted once per replay (its name before the id).
+        let accepted = match &message.replay {
+            Some(name) => format!("replay:{name}:{}", message.event_id),
+            None => message.event_id.clone(),
+        };
         let first = transaction.execute(
             "INSERT OR IGNORE INTO accepted (queue, event_id, accepted_at) VALUES (?1, ?2, ?3)",
-            params![queue, message.event_id, now],
+            params![queue, accepted, now],
         )? == 1;
-        // Already accepted on this queue: the provider retried; it is not queued twice.
+        // Already accepted on this queue: the provider retried (or the replay sent it
+        // before an interruption); it is not queued twice.
         if !first {
             duplicates.push(true);
             continue;
