@@ -101,7 +101,7 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 
 pub async fn run(args: ReplayArgs) -> Result<ExitCode> {
     let (plan, checkpoint, resume) = plan(&args)?;
-    let archive = archive(&args).await?;
+    let archive = archive(&plan.archive).await?;
     let rules: NotifyRules = okr_webhooks::config::notify_rules(&process_env());
     let mut display = Display::new(&plan.name);
     let summary = if args.dry_run {
@@ -112,7 +112,7 @@ pub async fn run(args: ReplayArgs) -> Result<ExitCode> {
         })
         .await?
     } else {
-        let queue = queues(&args, &plan).await?;
+        let queue = queues(&args.data_dir, &plan).await?;
         let target = Target::Queues {
             queue: queue.as_ref(),
             checkpoint: &checkpoint,
@@ -201,6 +201,13 @@ fn plan(
         ids: ids(&args.ids)?,
         entity: args.entity.clone(),
     };
+    let archive = match &args.from {
+        Some(from) => from.clone(),
+        None => okr_webhooks::local::Paths::new(&args.data_dir)
+            .warehouse
+            .display()
+            .to_string(),
+    };
     let plan = Plan {
         name,
         selection,
@@ -208,6 +215,8 @@ fn plan(
         all_types: args.all_types,
         force: args.force,
         rate: args.rate,
+        archive,
+        queue_urls: args.queue_urls.clone(),
     };
     Ok((plan, file, None))
 }
@@ -233,14 +242,7 @@ fn ids(values: &[String]) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-async fn archive(args: &ReplayArgs) -> Result<Box<dyn Archive>> {
-    let from = match &args.from {
-        Some(from) => from.clone(),
-        None => okr_webhooks::local::Paths::new(&args.data_dir)
-            .warehouse
-            .display()
-            .to_string(),
-    };
+async fn archive(from: &str) -> Result<Box<dyn Archive>> {
     let url: WarehouseUrl = from
         .parse()
         .map_err(|expected| anyhow::anyhow!("--from {from}: expected {expected}"))?;
@@ -267,11 +269,11 @@ fn done_store(data_dir: &Path) -> Result<Option<Arc<dyn IdempotencyStore>>> {
 }
 
 /// Where the events go: SQS queues given by --queue-url, else the data directory's.
-async fn queues(args: &ReplayArgs, plan: &Plan) -> Result<Box<dyn EventQueue>> {
-    if args.queue_urls.is_empty() {
-        let path = okr_webhooks::local::Paths::new(&args.data_dir).queues;
-        std::fs::create_dir_all(&args.data_dir)
-            .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+async fn queues(data_dir: &Path, plan: &Plan) -> Result<Box<dyn EventQueue>> {
+    if plan.queue_urls.is_empty() {
+        let path = okr_webhooks::local::Paths::new(data_dir).queues;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
         let queue = SqliteQueue::open(&path)
             .with_context(|| format!("cannot open the queues in {}", path.display()))?;
         return Ok(Box::new(queue));
@@ -281,7 +283,7 @@ async fn queues(args: &ReplayArgs, plan: &Plan) -> Result<Box<dyn EventQueue>> {
         slack: String::new(),
         alerts: String::new(),
     };
-    for pair in &args.queue_urls {
+    for pair in &plan.queue_urls {
         let Some((name, url)) = pair.split_once('=') else {
             bail!("--queue-url {pair}: expected CONSUMER=URL, such as slack=https://sqs...");
         };

@@ -52,6 +52,13 @@ pub struct Plan {
     pub force: bool,
     /// At most this many events a second.
     pub rate: Option<f64>,
+    /// Where it reads (a directory or `s3://bucket/prefix`) and the SQS queues it sends
+    /// to (`CONSUMER=URL`; none: `serve`'s), as given, so `--resume` reads and sends the
+    /// same.
+    pub archive: String,
+    /// See `archive`.
+    #[serde(default)]
+    pub queue_urls: Vec<String>,
 }
 
 /// A replay's name: 1 to 64 letters, digits, `.`, `_` or `-`.
