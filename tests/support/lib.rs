@@ -110,13 +110,23 @@ pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::Idempot
 
     // First call proceeds; a second while it runs sees in-progress.
     let key = unique("evt");
+    assert!(!store.is_completed(&key, t0).await.unwrap(), "nothing yet");
     let token = proceed(store.begin(&key, t0, hold).await.unwrap());
     assert_eq!(
         store.begin(&key, t0 + secs(1), hold).await.unwrap(),
         Claim::InProgress
     );
+    assert!(
+        !store.is_completed(&key, t0 + secs(1)).await.unwrap(),
+        "in progress"
+    );
     // Completed: a later call sees completed, and release does not undo it.
     store.complete(&key, t0 + secs(2), keep).await.unwrap();
+    assert!(store.is_completed(&key, t0 + secs(3)).await.unwrap());
+    assert!(
+        !store.is_completed(&key, t0 + secs(3) + keep).await.unwrap(),
+        "not after its window"
+    );
     assert_eq!(
         store.begin(&key, t0 + secs(3600), hold).await.unwrap(),
         Claim::Completed
