@@ -68,14 +68,24 @@ pub struct ReplayMark {
     pub forced: bool,
 }
 
-impl Event {
-    /// What the consumers' idempotency keys start with: nothing, or `replay:<name>:`
-    /// for a forced replay.
+impl ReplayMark {
+    /// What the consumers' idempotency keys start with for the events it marks:
+    /// nothing, or `replay:<name>:` when forced.
     pub fn key_scope(&self) -> String {
-        match &self.replay {
-            Some(mark) if mark.forced => format!("replay:{}:", mark.name),
-            _ => String::new(),
+        match self.forced {
+            true => format!("replay:{}:", self.name),
+            false => String::new(),
         }
+    }
+}
+
+impl Event {
+    /// What the consumers' idempotency keys start with ([`ReplayMark::key_scope`]).
+    pub fn key_scope(&self) -> String {
+        self.replay
+            .as_ref()
+            .map(ReplayMark::key_scope)
+            .unwrap_or_default()
     }
 }
 

@@ -83,11 +83,18 @@ impl Default for NotifyRules {
 /// The queues `event` goes to: the warehouse gets every event; Slack those with a
 /// notification rule; the alerts those that carry progress or status.
 pub fn route(event: &Event, rules: &NotifyRules) -> Vec<Consumer> {
+    let tracked = event.progress.is_some() || event.status.is_some();
+    route_by(&event.event_type, tracked, rules)
+}
+
+/// [`route`] from what it reads: the event's type, and whether it carries progress or
+/// status (`tracked`).
+pub fn route_by(event_type: &str, tracked: bool, rules: &NotifyRules) -> Vec<Consumer> {
     let mut consumers = vec![Consumer::Warehouse];
-    if rules.matches(&event.event_type) {
+    if rules.matches(event_type) {
         consumers.push(Consumer::Slack);
     }
-    if event.progress.is_some() || event.status.is_some() {
+    if tracked {
         consumers.push(Consumer::Alerts);
     }
     consumers

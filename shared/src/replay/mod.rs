@@ -16,7 +16,7 @@ pub mod archive;
 pub mod checkpoint;
 pub mod select;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use crate::event::{Event, ReplayMark};
 use crate::idempotency::IdempotencyStore;
 use crate::queue::{EventQueue, QueueError, QueueMessage};
-use crate::routing::{Consumer, NotifyRules, route};
+use crate::routing::{Consumer, NotifyRules, route_by};
 use archive::{Archive, ArchiveError};
 use checkpoint::{Checkpoint, Position};
 use select::{By, Filter, Head, Selection};
@@ -225,8 +225,6 @@ pub async fn replay(
     resume: Option<&Checkpoint>,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Summary, ReplayError> {
-    let sent_before = resume.map_or(0, |c| c.sent);
-    let resume = resume.and_then(|c| c.at.clone());
     let filter = Filter::new(&plan.selection);
     let (first, last) = filter.dates();
     let mut objects = Vec::new();
@@ -236,183 +234,216 @@ pub async fn replay(
         }
     }
     let every_type = NotifyRules::parse("*");
-    let rules = match plan.all_types {
-        true => &every_type,
-        false => rules,
+    let mut run = Run {
+        plan,
+        rules: if plan.all_types { &every_type } else { rules },
+        filter,
+        target,
+        summary: Summary {
+            objects: objects.len(),
+            ..Summary::default()
+        },
+        seen: Seen::default(),
+        pace: Pace {
+            rate: plan.rate,
+            next: Instant::now(),
+        },
+        pending: Pending::default(),
+        sent_before: resume.map_or(0, |c| c.sent),
+        days: HashMap::new(),
+        day: String::new(),
     };
-    let mut summary = Summary {
-        objects: objects.len(),
-        ..Summary::default()
-    };
-    let mut seen = Seen::default();
-    let mut pace = Pace {
-        rate: plan.rate,
-        next: Instant::now(),
-    };
-    let mut pending = Pending::default();
+    let resume = resume.and_then(|c| c.at.clone());
     for (done, (date, key)) in objects.iter().enumerate() {
-        let skip_lines = match &resume {
+        let skip = match &resume {
             Some(at) if key.as_str() < at.key.as_str() => continue,
             Some(at) if *key == at.key => at.line,
             _ => 0,
         };
-        seen.enter(*date);
-        let text = match gunzip(&archive.get(key).await?) {
-            Ok(text) => text,
-            Err(_) => {
-                summary.bad(key, 0);
-                continue;
-            }
-        };
-        summary.objects_read += 1;
-        for (index, line) in text.lines().enumerate().skip(skip_lines) {
-            let number = index + 1;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let Ok(head) = serde_json::from_str::<Head>(line) else {
-                summary.bad(key, number);
-                continue;
-            };
-            if !filter.matches(&head) {
-                continue;
-            }
-            if !seen.first(&head.id) {
-                summary.copies += 1;
-                continue;
-            }
-            summary.selected += 1;
-            let day = match plan.selection.by {
-                By::ReceivedAt => head.received_at,
-                By::OccurredAt => head.occurred_at,
-            };
-            let day = crate::event::utc(day)
-                .map(|d| d.date().to_string())
-                .unwrap_or_default();
-            *summary
-                .by_day
-                .entry((day, head.source.to_string(), head.event_type.to_string()))
-                .or_insert(0) += 1;
-            let Ok(mut event) = serde_json::from_str::<Event>(line) else {
-                summary.bad(key, number);
-                continue;
-            };
-            event.replay = Some(ReplayMark {
-                name: plan.name.clone(),
-                forced: plan.force,
-            });
-            let consumers: Vec<Consumer> = route(&event, rules)
-                .into_iter()
-                .filter(|c| plan.targets.contains(c))
-                .collect();
-            if consumers.is_empty() {
-                summary.not_routed += 1;
-                continue;
-            }
-            match &target {
-                Target::DryRun(store) => {
-                    summary.sent += 1;
-                    if let Some(store) = store
-                        && consumers.contains(&Consumer::Slack)
-                        && store
-                            .is_completed(
-                                &crate::slack::claim_key(&event),
-                                OffsetDateTime::now_utc(),
-                            )
-                            .await
-                            .unwrap_or(false)
-                    {
-                        summary.already_posted += 1;
-                    }
-                }
-                Target::Queues { .. } => {
-                    let Ok(messages) = QueueMessage::routed(&event, &consumers) else {
-                        summary.bad(key, number);
-                        continue;
-                    };
-                    pending.messages.extend(messages);
-                    pending.events += 1;
-                }
-            }
-            pending.end = Some(Position {
-                key: key.clone(),
-                line: number,
-            });
-            if pending.events >= pace.batch() {
-                flush(
-                    plan,
-                    &target,
-                    &mut pending,
-                    &mut pace,
-                    &mut summary,
-                    sent_before,
-                )
-                .await?;
-            }
-        }
-        pending.end = Some(Position {
-            key: key.clone(),
-            line: usize::MAX,
-        });
-        flush(
-            plan,
-            &target,
-            &mut pending,
-            &mut pace,
-            &mut summary,
-            sent_before,
-        )
-        .await?;
+        run.seen.enter(*date);
+        run.object(key, &archive.get(key).await?, skip).await?;
         progress(Progress {
             done: done + 1,
             objects: objects.len(),
-            sent: summary.sent,
+            sent: run.summary.sent,
         });
     }
-    if let Target::Queues { checkpoint, .. } = &target {
-        let done = Checkpoint {
-            plan: plan.clone(),
-            at: objects.last().map(|(_, key)| Position {
-                key: key.clone(),
-                line: usize::MAX,
-            }),
-            sent: sent_before + summary.sent,
-            finished: true,
-        };
-        checkpoint.save(&done).map_err(ReplayError::Checkpoint)?;
-    }
-    Ok(summary)
+    let end = objects.last().map(|(_, key)| Position {
+        key: key.clone(),
+        line: usize::MAX,
+    });
+    run.finish(end)
 }
 
-/// Send what is pending (after its share of the rate), then save where it ended.
-async fn flush(
-    plan: &Plan,
-    target: &Target<'_>,
-    pending: &mut Pending,
-    pace: &mut Pace,
-    summary: &mut Summary,
+/// One replay's state as it goes.
+struct Run<'r> {
+    plan: &'r Plan,
+    rules: &'r NotifyRules,
+    filter: Filter,
+    target: Target<'r>,
+    summary: Summary,
+    seen: Seen,
+    pace: Pace,
+    pending: Pending,
+    /// Events sent by the runs before a resume.
     sent_before: u64,
-) -> Result<(), ReplayError> {
-    let Target::Queues { queue, checkpoint } = target else {
-        pending.events = 0;
-        return Ok(());
-    };
-    let batch = std::mem::take(pending);
-    if batch.events > 0 {
-        pace.take(batch.events).await;
-        summary.already_queued += queue.send_all(&batch.messages).await? as u64;
-        summary.sent += batch.events as u64;
-    }
-    if let Some(end) = batch.end {
-        let at = Checkpoint {
-            plan: plan.clone(),
-            at: Some(end),
-            sent: sent_before + summary.sent,
-            finished: false,
+    /// Selected events by `day\tsource\ttype`, and the buffer that key is made in.
+    days: HashMap<String, u64>,
+    day: String,
+}
+
+impl Run<'_> {
+    /// Take the events of one object (gzip NDJSON) after its first `skip` lines, and
+    /// send what is pending at its end.
+    async fn object(&mut self, key: &str, gzip: &[u8], skip: usize) -> Result<(), ReplayError> {
+        let Ok(text) = gunzip(gzip) else {
+            self.summary.bad(key, 0);
+            return Ok(());
         };
-        checkpoint.save(&at).map_err(ReplayError::Checkpoint)?;
+        self.summary.objects_read += 1;
+        for (index, line) in text.lines().enumerate().skip(skip) {
+            if !line.trim().is_empty() {
+                self.line(key, index + 1, line).await?;
+            }
+        }
+        self.pending.end = Some(Position {
+            key: key.to_owned(),
+            line: usize::MAX,
+        });
+        self.flush().await
     }
-    Ok(())
+
+    /// Take line `number` of the object `key`, if it is a selected event seen for the
+    /// first time.
+    async fn line(&mut self, key: &str, number: usize, line: &str) -> Result<(), ReplayError> {
+        let Ok(head) = serde_json::from_str::<Head>(line) else {
+            self.summary.bad(key, number);
+            return Ok(());
+        };
+        if !self.filter.matches(&head) {
+            return Ok(());
+        }
+        if !self.seen.first(&head.id) {
+            self.summary.copies += 1;
+            return Ok(());
+        }
+        self.summary.selected += 1;
+        self.count_day(&head);
+        let consumers: Vec<Consumer> = route_by(&head.event_type, head.tracked(), self.rules)
+            .into_iter()
+            .filter(|c| self.plan.targets.contains(c))
+            .collect();
+        if consumers.is_empty() {
+            self.summary.not_routed += 1;
+            return Ok(());
+        }
+        match &self.target {
+            Target::DryRun(store) => {
+                self.summary.sent += 1;
+                if let Some(store) = store
+                    && consumers.contains(&Consumer::Slack)
+                {
+                    let key = crate::slack::key_for(&self.mark().key_scope(), &head.id);
+                    let now = OffsetDateTime::now_utc();
+                    if store.is_completed(&key, now).await.unwrap_or(false) {
+                        self.summary.already_posted += 1;
+                    }
+                }
+                return Ok(());
+            }
+            Target::Queues { .. } => {
+                let Ok(mut event) = serde_json::from_str::<Event>(line) else {
+                    self.summary.bad(key, number);
+                    return Ok(());
+                };
+                event.replay = Some(self.mark());
+                let Ok(messages) = QueueMessage::routed(&event, &consumers) else {
+                    self.summary.bad(key, number);
+                    return Ok(());
+                };
+                self.pending.messages.extend(messages);
+                self.pending.events += 1;
+            }
+        }
+        self.pending.end = Some(Position {
+            key: key.to_owned(),
+            line: number,
+        });
+        if self.pending.events >= self.pace.batch() {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    fn mark(&self) -> ReplayMark {
+        ReplayMark {
+            name: self.plan.name.clone(),
+            forced: self.plan.force,
+        }
+    }
+
+    /// Count a selected event by day (of the window's time), source and type.
+    fn count_day(&mut self, head: &Head<'_>) {
+        use std::fmt::Write as _;
+        let at = match self.plan.selection.by {
+            By::ReceivedAt => head.received_at,
+            By::OccurredAt => head.occurred_at,
+        };
+        self.day.clear();
+        if let Some(at) = crate::event::utc(at) {
+            let _ = write!(self.day, "{}", at.date());
+        }
+        let _ = write!(self.day, "\t{}\t{}", head.source, head.event_type);
+        match self.days.get_mut(self.day.as_str()) {
+            Some(count) => *count += 1,
+            None => {
+                self.days.insert(self.day.clone(), 1);
+            }
+        }
+    }
+
+    /// Send what is pending (after its share of the rate), then save where it ended.
+    async fn flush(&mut self) -> Result<(), ReplayError> {
+        let batch = std::mem::take(&mut self.pending);
+        let Target::Queues { queue, checkpoint } = &self.target else {
+            return Ok(());
+        };
+        if batch.events > 0 {
+            self.pace.take(batch.events).await;
+            self.summary.already_queued += queue.send_all(&batch.messages).await? as u64;
+            self.summary.sent += batch.events as u64;
+        }
+        if let Some(end) = batch.end {
+            let at = self.checkpoint(Some(end), false);
+            checkpoint.save(&at).map_err(ReplayError::Checkpoint)?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&self, at: Option<Position>, finished: bool) -> Checkpoint {
+        Checkpoint {
+            plan: self.plan.clone(),
+            at,
+            sent: self.sent_before + self.summary.sent,
+            finished,
+        }
+    }
+
+    /// The summary, with the checkpoint marked finished at `end`.
+    fn finish(mut self, end: Option<Position>) -> Result<Summary, ReplayError> {
+        if let Target::Queues { checkpoint, .. } = &self.target {
+            let done = self.checkpoint(end, true);
+            checkpoint.save(&done).map_err(ReplayError::Checkpoint)?;
+        }
+        for (key, count) in self.days.drain() {
+            let mut parts = key.splitn(3, '\t').map(str::to_owned);
+            let day = parts.next().unwrap_or_default();
+            let source = parts.next().unwrap_or_default();
+            let event_type = parts.next().unwrap_or_default();
+            self.summary.by_day.insert((day, source, event_type), count);
+        }
+        Ok(self.summary)
+    }
 }
 
 /// An object's text.

@@ -85,6 +85,19 @@ pub struct Head<'a> {
     /// `entity.id`.
     #[serde(borrow, default)]
     pub entity: HeadEntity<'a>,
+    /// `progress`, when not null (not read).
+    #[serde(default)]
+    pub progress: Option<serde::de::IgnoredAny>,
+    /// `status`, when not null (not read).
+    #[serde(default)]
+    pub status: Option<serde::de::IgnoredAny>,
+}
+
+impl Head<'_> {
+    /// Whether the event carries progress or status (the alerts take it).
+    pub fn tracked(&self) -> bool {
+        self.progress.is_some() || self.status.is_some()
+    }
 }
 
 /// The entity's id of a [`Head`].

@@ -316,5 +316,11 @@ struct Posted {
 
 /// The notifier's idempotency key for `event` (scoped to a forced replay's name).
 pub fn claim_key(event: &Event) -> String {
-    format!("{}slack:{}", event.key_scope(), event.id)
+    key_for(&event.key_scope(), &event.id)
+}
+
+/// The notifier's idempotency key for the event `event_id` in `scope`
+/// ([`Event::key_scope`]).
+pub fn key_for(scope: &str, event_id: &str) -> String {
+    format!("{scope}slack:{event_id}")
 }
