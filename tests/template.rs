@@ -818,9 +818,20 @@ fn the_warehouse_bucket_is_encrypted_private_and_queried_where_the_sink_writes()
         .iter()
         .find(|s| s["Action"] == "s3:PutObject")
         .unwrap();
+    // The table's layout, and replays' objects apart from it: nothing else.
+    let prefixes: Vec<&str> = one_or_many(&put["Resource"])
+        .iter()
+        .map(|r| r["Fn::Sub"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        put["Resource"]["Fn::Sub"],
-        format!("${{WarehouseBucket.Arn}}/{layout}/*")
+        prefixes,
+        [
+            format!("${{WarehouseBucket.Arn}}/{layout}/*"),
+            format!(
+                "${{WarehouseBucket.Arn}}/{}/*",
+                okr_webhooks::warehouse::REPLAYS_PREFIX
+            ),
+        ]
     );
 }
 
