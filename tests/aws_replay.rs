@@ -57,6 +57,11 @@ fn event(id: &str, day: u8) -> Event {
     event
 }
 
+/// The `n`th event id of `day` (event ids are `evt_` and 32 hex digits).
+fn id(day: u8, n: u8) -> String {
+    format!("evt_{day:030x}{n:02x}")
+}
+
 fn gzip(events: &[Event]) -> Vec<u8> {
     let mut gz = GzEncoder::new(Vec::new(), Compression::default());
     for event in events {
@@ -80,10 +85,7 @@ async fn a_replay_reads_only_the_window_and_marks_each_message() {
     let bucket = unique("okr-archive");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     for day in [18u8, 19, 20] {
-        let events = [
-            event(&format!("d{day}-a"), day),
-            event(&format!("d{day}-b"), day),
-        ];
+        let events = [event(&id(day, 1), day), event(&id(day, 2), day)];
         s3.put_object()
             .bucket(&bucket)
             .key(format!(
@@ -169,6 +171,11 @@ async fn a_replay_reads_only_the_window_and_marks_each_message() {
         .send()
         .await
         .unwrap();
+    let schema: Value = serde_json::from_str(okr_webhooks::event::JSON_SCHEMA_V1).unwrap();
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
     let mut ids = Vec::new();
     for message in received.messages() {
         let attributes = message.message_attributes().unwrap();
@@ -176,10 +183,11 @@ async fn a_replay_reads_only_the_window_and_marks_each_message() {
         let body: Value = serde_json::from_str(message.body().unwrap()).unwrap();
         assert_eq!(body["replay"]["name"], "backfill-19th");
         assert_eq!(body["replay"]["forced"], false);
+        assert!(validator.is_valid(&body), "{body}");
         ids.push(body["id"].as_str().unwrap().to_owned());
     }
     ids.sort();
-    assert_eq!(ids, ["d19-a", "d19-b"]);
+    assert_eq!(ids, [id(19, 1), id(19, 2)]);
     let saved = checkpoint.load().unwrap().unwrap();
     assert!(saved.finished && saved.sent == 2, "{saved:?}");
 }

@@ -392,7 +392,10 @@ fn report(
         )?;
         if plan.targets.contains(&Consumer::Slack) {
             let skipped = match plan.force {
-                true => "none: --force posts them again".to_owned(),
+                true => format!(
+                    "{} (under this replay's name: the notifier skips them)",
+                    summary.already_posted
+                ),
                 false => format!(
                     "{} (posted already: the notifier skips them)",
                     summary.already_posted

@@ -605,6 +605,44 @@ async fn the_same_event_twice_alerts_once() {
     assert_eq!(received(&s.pagerduty).await.len(), 1);
 }
 
+/// The behind-pace sample as replayed under `name`, forced or not.
+fn replayed(name: &str, forced: bool) -> SqsEvent {
+    let mut batch = sample("behind_pace.json");
+    let mut event: Value = serde_json::from_str(batch.records[0].body.as_deref().unwrap()).unwrap();
+    event["replay"] = json!({"name": name, "forced": forced});
+    batch.records[0].body = Some(event.to_string());
+    batch
+}
+
+#[tokio::test]
+async fn a_replay_alerts_again_only_when_forced_and_once_per_name() {
+    let s = stack(true, true).await;
+    s.handle(sample("behind_pace.json")).await;
+    // Gap-filling: the alert was sent; the replay changes nothing.
+    assert!(
+        s.handle(replayed("fill", false))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(received(&s.pagerduty).await.len(), 1);
+    // Forced: judged from the replay's own state, so it is sent again, once.
+    assert!(
+        s.handle(replayed("again", true))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert!(
+        s.handle(replayed("again", true))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(received(&s.pagerduty).await.len(), 2);
+    assert_eq!(received(&s.slack).await.len(), 2);
+}
+
 #[tokio::test]
 async fn a_second_low_update_within_the_window_alerts_no_more() {
     let s = stack(true, false).await;

@@ -4,8 +4,9 @@
     python3 tests/load/replay_bench.py target/release/okr-webhooks [EVENTS]
 
 It writes an archive of EVENTS normalized events (default 1,000,000: the five events
-of events/warehouse-sink/batch.json with new ids, over ten days, 1,000 to an object) in
-the warehouse's layout, then times, each with its peak memory (VmHWM of the process):
+of events/warehouse-sink/batch.json with new ids and 96 random hex digits each, so gzip
+does no better than on real events, over ten days, 1,000 to an object) in the
+warehouse's layout, then times, each with its peak memory (VmHWM of the process):
 
 1. `replay --dry-run --to warehouse --to slack --to alerts` over all of it;
 2. `replay --to warehouse` into a fresh data directory's queues (one message an event);
@@ -34,6 +35,8 @@ def templates():
         event = json.loads(record["body"])
         event["id"] = "@ID@"
         event["received_at"] = "@AT@"
+        # Random bytes in every line, so gzip compresses it about as it does real ones.
+        event["payload"]["trace"] = "@TRACE@"
         out.append(json.dumps(event, separators=(",", ":")))
     return out
 
@@ -55,7 +58,8 @@ def write_archive(root, events, days=10, per_object=1000):
                 second = (done + i) % 86400
                 at = "%sT%02d:%02d:%02dZ" % (date, second // 3600, second // 60 % 60, second % 60)
                 line = lines[n % len(lines)]
-                body.append(line.replace("@ID@", "evt_%032x" % n).replace("@AT@", at))
+                trace = os.urandom(48).hex()
+                body.append(line.replace("@ID@", "evt_%032x" % n).replace("@AT@", at).replace("@TRACE@", trace))
                 n += 1
             data = ("\n".join(body) + "\n").encode()
             name = os.path.join(directory, "part-%sT000000Z-%06d.ndjson.gz" % (date.replace("-", ""), part))

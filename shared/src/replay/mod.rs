@@ -32,8 +32,9 @@ use archive::{Archive, ArchiveError};
 use checkpoint::{Checkpoint, Position};
 use select::{By, Filter, Head, Selection};
 
-/// Events sent to the queues at once (a local group commit; SQS batches of 10 within).
-const BATCH: usize = 500;
+/// Events sent to the queues at once (one commit of `serve`'s queues; SQS batches of 10
+/// within).
+const BATCH: usize = 2000;
 /// Bad lines listed by place in a summary (the rest are counted).
 const BAD_LINES_LISTED: usize = 20;
 
@@ -250,6 +251,7 @@ pub async fn replay(
         },
         pending: Pending::default(),
         sent_before: resume.map_or(0, |c| c.sent),
+        in_flight: None,
         days: HashMap::new(),
         day: String::new(),
     };
@@ -272,8 +274,12 @@ pub async fn replay(
         key: key.clone(),
         line: usize::MAX,
     });
-    run.finish(end)
+    run.finish(end).await
 }
+
+/// A batch's send to the queues: how many messages they held already.
+type Sending<'r> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, QueueError>> + Send + 'r>>;
 
 /// One replay's state as it goes.
 struct Run<'r> {
@@ -287,6 +293,8 @@ struct Run<'r> {
     pending: Pending,
     /// Events sent by the runs before a resume.
     sent_before: u64,
+    /// The batch the queues are storing: its send, its events, where it ends.
+    in_flight: Option<(Sending<'r>, usize, Option<Position>)>,
     /// Selected events by `day\tsource\ttype`, and the buffer that key is made in.
     days: HashMap<String, u64>,
     day: String,
@@ -402,18 +410,57 @@ impl Run<'_> {
         }
     }
 
-    /// Send what is pending (after its share of the rate), then save where it ended.
+    /// Hand what is pending to the queues (after its share of the rate), and finish the
+    /// batch before it: the queues write one batch while the next is read, and each
+    /// batch's checkpoint is saved once it is stored.
     async fn flush(&mut self) -> Result<(), ReplayError> {
         let batch = std::mem::take(&mut self.pending);
-        let Target::Queues { queue, checkpoint } = &self.target else {
+        let Target::Queues { queue, .. } = self.target else {
             return Ok(());
         };
-        if batch.events > 0 {
-            self.pace.take(batch.events).await;
-            self.summary.already_queued += queue.send_all(&batch.messages).await? as u64;
-            self.summary.sent += batch.events as u64;
+        self.settle().await?;
+        if batch.events == 0 {
+            return self.save(batch.end);
         }
-        if let Some(end) = batch.end {
+        self.pace.take(batch.events).await;
+        let messages = batch.messages;
+        let mut send: Sending<'_> = Box::pin(async move { queue.send_all(&messages).await });
+        // The first poll queues the writes (serve's writer thread takes them from there).
+        match futures::poll!(send.as_mut()) {
+            std::task::Poll::Ready(stored) => self.stored(stored?, batch.events, batch.end),
+            std::task::Poll::Pending => {
+                self.in_flight = Some((send, batch.events, batch.end));
+                Ok(())
+            }
+        }
+    }
+
+    /// Finish the batch in flight, if any.
+    async fn settle(&mut self) -> Result<(), ReplayError> {
+        match self.in_flight.take() {
+            Some((send, events, end)) => {
+                let held = send.await?;
+                self.stored(held, events, end)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// A batch of `events` is stored (`held` of its messages the queues had already):
+    /// count it, and save the checkpoint at its end.
+    fn stored(
+        &mut self,
+        held: usize,
+        events: usize,
+        end: Option<Position>,
+    ) -> Result<(), ReplayError> {
+        self.summary.already_queued += held as u64;
+        self.summary.sent += events as u64;
+        self.save(end)
+    }
+
+    fn save(&self, end: Option<Position>) -> Result<(), ReplayError> {
+        if let (Target::Queues { checkpoint, .. }, Some(end)) = (&self.target, end) {
             let at = self.checkpoint(Some(end), false);
             checkpoint.save(&at).map_err(ReplayError::Checkpoint)?;
         }
@@ -430,7 +477,8 @@ impl Run<'_> {
     }
 
     /// The summary, with the checkpoint marked finished at `end`.
-    fn finish(mut self, end: Option<Position>) -> Result<Summary, ReplayError> {
+    async fn finish(mut self, end: Option<Position>) -> Result<Summary, ReplayError> {
+        self.settle().await?;
         if let Target::Queues { checkpoint, .. } = &self.target {
             let done = self.checkpoint(end, true);
             checkpoint.save(&done).map_err(ReplayError::Checkpoint)?;

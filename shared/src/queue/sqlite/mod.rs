@@ -28,8 +28,9 @@ pub use dead_letters::LocalDeadLetters;
 use super::{EventQueue, QueueError, QueueMessage, Sent};
 use crate::routing::Consumer;
 
-/// Sends waiting to be committed together, at most.
-const GROUP: usize = 512;
+/// Sends waiting to be committed together, at most: a replay's batch (2,000 events) in
+/// one commit; a commit of that many takes milliseconds, so a delivery waits little.
+const GROUP: usize = 2048;
 
 struct Pending {
     consumer: Consumer,
@@ -252,6 +253,18 @@ fn write_loop(
     }
 }
 
+/// A new message's id: `<queue>-<time><sequence><random>` in hex. Ids grow, so the
+/// unique index takes each at its end instead of a random page (a burst of inserts,
+/// a replay, writes a few pages rather than one per message); the random part keeps
+/// the ids of two processes writing at once (a replay beside `serve`) apart.
+fn message_id(queue: &str, now_ms: i64) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let random: [u8; 4] = rand::random();
+    format!("{queue}-{now_ms:011x}{sequence:08x}{}", hex::encode(random))
+}
+
 fn insert_group(connection: &mut Connection, group: &[Pending]) -> rusqlite::Result<Vec<bool>> {
     let transaction = connection.transaction()?;
     let now = now_ms();
@@ -264,21 +277,25 @@ fn insert_group(connection: &mut Connection, group: &[Pending]) -> rusqlite::Res
             Some(name) => format!("replay:{name}:{}", message.event_id),
             None => message.event_id.clone(),
         };
-        let first = transaction.execute(
-            "INSERT OR IGNORE INTO accepted (queue, event_id, accepted_at) VALUES (?1, ?2, ?3)",
-            params![queue, accepted, now],
-        )? == 1;
+        let first = transaction
+            .prepare_cached(
+                "INSERT OR IGNORE INTO accepted (queue, event_id, accepted_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![queue, accepted, now])?
+            == 1;
         // Already accepted on this queue: the provider retried (or the replay sent it
         // before an interruption); it is not queued twice.
         if !first {
             duplicates.push(true);
             continue;
         }
-        let message_id = format!("{}-{}", queue, hex::encode(rand::random::<[u8; 12]>()));
-        transaction.execute(
-            "INSERT INTO messages (queue, message_id, event_id, source, type, body, visible_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
+        let message_id = message_id(queue, now);
+        transaction
+            .prepare_cached(
+                "INSERT INTO messages (queue, message_id, event_id, source, type, body, visible_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
                 queue,
                 message_id,
                 message.event_id,
@@ -286,8 +303,7 @@ fn insert_group(connection: &mut Connection, group: &[Pending]) -> rusqlite::Res
                 message.event_type,
                 message.body,
                 now
-            ],
-        )?;
+            ])?;
         duplicates.push(false);
     }
     transaction.commit()?;
