@@ -71,8 +71,12 @@ pub struct ReplayArgs {
     /// The replay's name (default replay-<UTC time>).
     #[arg(long, conflicts_with = "resume")]
     name: Option<String>,
-    /// Go on with an interrupted replay, after its checkpoint.
-    #[arg(long)]
+    /// Go on with an interrupted replay, after its checkpoint: its archive, selection,
+    /// targets and queues are the checkpoint's (only --rate may change).
+    #[arg(long, conflicts_with_all = [
+        "from", "since", "until", "sources", "types", "ids", "entity", "to",
+        "all_types", "dry_run", "force", "queue_urls",
+    ])]
     resume: Option<String>,
     /// At most this many events a second (`100` or `100/s`; default as fast as it goes).
     #[arg(long, value_parser = parse_rate)]
@@ -105,7 +109,11 @@ pub async fn run(args: ReplayArgs) -> Result<ExitCode> {
     let rules: NotifyRules = okr_webhooks::config::notify_rules(&process_env());
     let mut display = Display::new(&plan.name);
     let summary = if args.dry_run {
-        let store = done_store(&args.data_dir)?;
+        // Locally, serve's records of what Slack got; on AWS they are in DynamoDB.
+        let store = match plan.queue_urls.is_empty() {
+            true => done_store(&args.data_dir)?,
+            false => None,
+        };
         let target = Target::DryRun(store.as_deref());
         replay(&plan, &rules, archive.as_ref(), target, None, &mut |p| {
             display.show(p)
@@ -154,7 +162,9 @@ fn plan(
                 checkpoint.sent
             );
         }
-        return Ok((checkpoint.plan.clone(), file, Some(checkpoint)));
+        let mut plan = checkpoint.plan.clone();
+        plan.rate = args.rate.or(plan.rate);
+        return Ok((plan, file, Some(checkpoint)));
     }
     let name = match &args.name {
         Some(name) => name.clone(),
@@ -391,12 +401,13 @@ fn report(
             summary.objects, summary.selected, summary.copies, summary.not_routed
         )?;
         if plan.targets.contains(&Consumer::Slack) {
-            let skipped = match plan.force {
-                true => format!(
+            let skipped = match (plan.queue_urls.is_empty(), plan.force) {
+                (false, _) => "not counted (the notifier's records are in DynamoDB)".to_owned(),
+                (true, true) => format!(
                     "{} (under this replay's name: the notifier skips them)",
                     summary.already_posted
                 ),
-                false => format!(
+                (true, false) => format!(
                     "{} (posted already: the notifier skips them)",
                     summary.already_posted
                 ),
@@ -429,7 +440,10 @@ fn report(
         writeln!(out, "{} line(s) are not events:", summary.bad_lines)?;
         for (key, line) in &summary.bad_places {
             match line {
-                0 => writeln!(out, "  {key}: not gzip NDJSON")?,
+                0 => writeln!(
+                    out,
+                    "  {key}: its gzip stream breaks (the lines before were taken)"
+                )?,
                 line => writeln!(out, "  {key} line {line}")?,
             }
         }

@@ -228,6 +228,55 @@ fn the_window_and_filters_take_exactly_their_events_once_and_a_corrupt_line_is_n
 }
 
 #[test]
+fn a_bad_byte_costs_only_its_line_and_a_broken_object_keeps_what_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    let at = datetime!(2026-11-21 09:00 UTC);
+    let partition = root.join("events/v1/date=2026-11-21");
+    std::fs::create_dir_all(&partition).unwrap();
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    for line in [
+        line(&event("e7", "o", at)).into_bytes(),
+        b"\xff\xfe not text".to_vec(),
+        line(&event("e8", "o", at)).into_bytes(),
+    ] {
+        gz.write_all(&line).unwrap();
+        gz.write_all(b"\n").unwrap();
+    }
+    std::fs::write(partition.join("part-a.ndjson.gz"), gz.finish().unwrap()).unwrap();
+    // A second object cut short: its first line survives.
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(line(&event("e9", "o", at)).as_bytes())
+        .unwrap();
+    gz.write_all(b"\n").unwrap();
+    gz.flush().unwrap();
+    let mut cut = gz.finish().unwrap();
+    cut.truncate(cut.len() - 6);
+    std::fs::write(partition.join("part-b.ndjson.gz"), cut).unwrap();
+
+    let data = dir.path().join("data");
+    let out = stdout(&replay(&[
+        "--from",
+        root.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--to",
+        "warehouse",
+    ]));
+    assert!(out.contains("2 line(s) are not events"), "{out}");
+    assert!(
+        out.contains("  events/v1/date=2026-11-21/part-a.ndjson.gz line 2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("part-b.ndjson.gz: its gzip stream breaks"),
+        "{out}"
+    );
+    let ids: Vec<String> = queued(&data, "warehouse").into_keys().collect();
+    assert_eq!(ids, ["e7", "e8", "e9"]);
+}
+
+#[test]
 fn a_missing_archive_is_a_one_line_error_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nothing-here");

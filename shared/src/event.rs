@@ -66,6 +66,9 @@ pub struct ReplayMark {
     /// Whether it sends again what was sent.
     #[serde(default)]
     pub forced: bool,
+    /// Whether Slack posts it whatever its type (`--all-types`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_types: bool,
 }
 
 impl ReplayMark {

@@ -161,7 +161,8 @@ impl EventQueue for SqsQueue {
             let mut batch: Vec<&QueueMessage> = Vec::new();
             let mut bytes = 0;
             for message in mine {
-                if batch.len() == BATCH_ENTRIES || bytes + message.body.len() > BATCH_BYTES {
+                let full = batch.len() == BATCH_ENTRIES || bytes + message.body.len() > BATCH_BYTES;
+                if full && !batch.is_empty() {
                     self.send_batch(consumer, &batch).await?;
                     batch.clear();
                     bytes = 0;

@@ -65,13 +65,14 @@ pub struct Plan {
 /// A replay's name: 1 to 64 letters, digits, `.`, `_` or `-`.
 pub fn check_name(name: &str) -> Result<(), String> {
     let fits = (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     match fits {
         true => Ok(()),
         false => Err(format!(
-            "{name:?} is not a replay name: 1 to 64 letters, digits, '.', '_' or '-'"
+            "{name:?} is not a replay name: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )),
     }
 }
@@ -304,15 +305,20 @@ impl Run<'_> {
     /// Take the events of one object (gzip NDJSON) after its first `skip` lines, and
     /// send what is pending at its end.
     async fn object(&mut self, key: &str, gzip: &[u8], skip: usize) -> Result<(), ReplayError> {
-        let Ok(text) = gunzip(gzip) else {
-            self.summary.bad(key, 0);
-            return Ok(());
-        };
+        let (text, whole) = gunzip(gzip);
         self.summary.objects_read += 1;
-        for (index, line) in text.lines().enumerate().skip(skip) {
-            if !line.trim().is_empty() {
-                self.line(key, index + 1, line).await?;
+        // Line by line, each on its own: a bad byte costs only its line.
+        for (index, line) in text.split(|b| *b == b'\n').enumerate().skip(skip) {
+            let number = index + 1;
+            match std::str::from_utf8(line) {
+                Ok(line) if line.trim().is_empty() => {}
+                Ok(line) => self.line(key, number, line).await?,
+                Err(_) => self.summary.bad(key, number),
             }
+        }
+        if !whole {
+            // A broken gzip stream: what decoded before the break was taken.
+            self.summary.bad(key, 0);
         }
         self.pending.end = Some(Position {
             key: key.to_owned(),
@@ -331,6 +337,18 @@ impl Run<'_> {
         if !self.filter.matches(&head) {
             return Ok(());
         }
+        // Sending needs the whole event: a line whose head reads but whose event does not
+        // is bad, and must not make a later good copy count as seen.
+        let event = match &self.target {
+            Target::DryRun(_) => None,
+            Target::Queues { .. } => match serde_json::from_str::<Event>(line) {
+                Ok(event) => Some(event),
+                Err(_) => {
+                    self.summary.bad(key, number);
+                    return Ok(());
+                }
+            },
+        };
         if !self.seen.first(&head.id) {
             self.summary.copies += 1;
             return Ok(());
@@ -345,8 +363,8 @@ impl Run<'_> {
             self.summary.not_routed += 1;
             return Ok(());
         }
-        match &self.target {
-            Target::DryRun(store) => {
+        match (&self.target, event) {
+            (Target::DryRun(store), _) => {
                 self.summary.sent += 1;
                 if let Some(store) = store
                     && consumers.contains(&Consumer::Slack)
@@ -359,11 +377,8 @@ impl Run<'_> {
                 }
                 return Ok(());
             }
-            Target::Queues { .. } => {
-                let Ok(mut event) = serde_json::from_str::<Event>(line) else {
-                    self.summary.bad(key, number);
-                    return Ok(());
-                };
+            (Target::Queues { .. }, None) => return Ok(()),
+            (Target::Queues { .. }, Some(mut event)) => {
                 event.replay = Some(self.mark());
                 let Ok(messages) = QueueMessage::routed(&event, &consumers) else {
                     self.summary.bad(key, number);
@@ -387,6 +402,7 @@ impl Run<'_> {
         ReplayMark {
             name: self.plan.name.clone(),
             forced: self.plan.force,
+            all_types: self.plan.all_types,
         }
     }
 
@@ -495,8 +511,12 @@ impl Run<'_> {
 }
 
 /// An object's text.
-fn gunzip(bytes: &[u8]) -> std::io::Result<String> {
-    let mut text = String::with_capacity(bytes.len() * 4);
-    flate2::read::MultiGzDecoder::new(bytes).read_to_string(&mut text)?;
-    Ok(text)
+/// An object's bytes, and whether its gzip stream ended cleanly (what decoded before a
+/// break is kept).
+fn gunzip(bytes: &[u8]) -> (Vec<u8>, bool) {
+    let mut text = Vec::with_capacity(bytes.len() * 4);
+    let whole = flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_end(&mut text)
+        .is_ok();
+    (text, whole)
 }

@@ -161,7 +161,10 @@ impl SlackNotifier {
         for record in batch.records {
             let message_id = record.message_id.clone();
             match decode(&record) {
-                Ok(event) if self.rules.matches(&event.event_type) => {
+                Ok(event)
+                    if self.rules.matches(&event.event_type)
+                        || event.replay.as_ref().is_some_and(|r| r.all_types) =>
+                {
                     notable.push((message_id, event));
                 }
                 Ok(event) => {
