@@ -4,19 +4,20 @@
 //! dead-letter queue, in minutes; instances share their breaker; a breaker store that
 //! stalls or refuses writes costs no post and leaves no breaker stuck.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use common::Faulty;
 use okr_webhooks::Event;
 use okr_webhooks::batch::BatchFailure;
 use okr_webhooks::breaker::{BreakerConfig, BreakerSettings, Outcome, TokioClock};
+use okr_webhooks::idempotency::IdempotencyStore;
 use okr_webhooks::idempotency::memory::MemoryIdempotencyStore;
-use okr_webhooks::idempotency::{
-    Claim, ClaimToken, IdempotencyError, IdempotencyStore, StateWrite, Versioned,
-};
 use okr_webhooks::metrics::MemoryMetrics;
 use okr_webhooks::outbound::http::HttpStatus;
 use okr_webhooks::outbound::slack::{SlackMessage, SlackPoster};
@@ -25,7 +26,6 @@ use okr_webhooks::queue::{Defer, DeferError};
 use okr_webhooks::retry::{MAX_RECEIVE_COUNT, Retries, Schedule};
 use okr_webhooks::routing::NotifyRules;
 use okr_webhooks::slack::SlackNotifier;
-use time::OffsetDateTime;
 use tokio::time::Instant;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -388,75 +388,14 @@ async fn one_instance_opening_the_shared_breaker_stops_the_others_calls() {
     assert_eq!(slack.calls().len(), 6, "one probe between them");
 }
 
-/// A memory store whose state records (the breaker's) stall for an hour, or whose state
-/// writes fail; claims work.
-struct StateTrouble {
-    inner: MemoryIdempotencyStore,
-    stall: bool,
-}
-
-fn refused() -> IdempotencyError {
-    IdempotencyError("the table refuses writes".into())
-}
-
-#[async_trait]
-impl IdempotencyStore for StateTrouble {
-    async fn begin(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-        hold: Duration,
-    ) -> Result<Claim, IdempotencyError> {
-        self.inner.begin(key, now, hold).await
-    }
-    async fn complete(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-        keep: Duration,
-    ) -> Result<(), IdempotencyError> {
-        self.inner.complete(key, now, keep).await
-    }
-    async fn sending(
-        &self,
-        key: &str,
-        token: &ClaimToken,
-        now: OffsetDateTime,
-        hold: Duration,
-    ) -> Result<(), IdempotencyError> {
-        self.inner.sending(key, token, now, hold).await
-    }
-    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
-        self.inner.release(key, token).await
-    }
-    async fn is_completed(&self, key: &str, now: OffsetDateTime) -> Result<bool, IdempotencyError> {
-        self.inner.is_completed(key, now).await
-    }
-    async fn load_state(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<Versioned>, IdempotencyError> {
-        if self.stall {
-            tokio::time::sleep(HOUR).await;
-        }
-        self.inner.load_state(key, now).await
-    }
-    async fn save_state(&self, _write: &StateWrite<'_>) -> Result<bool, IdempotencyError> {
-        if self.stall {
-            tokio::time::sleep(HOUR).await;
-        }
-        Err(refused())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_stalled_breaker_store_neither_delays_the_answer_nor_repeats_a_post() {
     // Slack fails the first post (the breaker then writes its count), takes the next.
     let slack = StandIn::down_until(Instant::now() + 30 * Duration::from_secs(1));
-    let store = Arc::new(StateTrouble {
-        inner: MemoryIdempotencyStore::default(),
-        stall: true,
+    let store = Arc::new(Faulty {
+        stall_states: true,
+        lost: true.into(),
+        ..Faulty::default()
     });
     let queue = Arc::new(SimQueue::default());
     let metrics = Arc::new(MemoryMetrics::default());
@@ -491,9 +430,9 @@ async fn a_stalled_breaker_store_neither_delays_the_answer_nor_repeats_a_post() 
 async fn a_breaker_whose_store_refuses_writes_still_opens_probes_and_closes() {
     let start = Instant::now();
     let slack = StandIn::down_until(start + HOUR);
-    let store = Arc::new(StateTrouble {
-        inner: MemoryIdempotencyStore::default(),
-        stall: false,
+    let store = Arc::new(Faulty {
+        refuse_state_writes: true,
+        ..Faulty::default()
     });
     let queue = Arc::new(SimQueue::default());
     let notifier = notifier(slack.clone(), store, queue.clone(), Default::default());

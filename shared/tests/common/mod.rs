@@ -11,13 +11,16 @@ use time::OffsetDateTime;
 
 /// A memory store with faults: its first state write loses to another writer (unless
 /// `lost` starts true); with `fail_completes` it cannot mark sends done, with
-/// `fail_sending` it cannot mark them started.
+/// `fail_sending` it cannot mark them started; with `stall_states` its state calls take
+/// an hour, with `refuse_state_writes` every state write fails.
 #[derive(Default)]
 pub struct Faulty {
     pub inner: MemoryIdempotencyStore,
     pub lost: AtomicBool,
     pub fail_completes: bool,
     pub fail_sending: bool,
+    pub stall_states: bool,
+    pub refuse_state_writes: bool,
 }
 
 fn unavailable() -> IdempotencyError {
@@ -68,9 +71,18 @@ impl IdempotencyStore for Faulty {
         key: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Versioned>, IdempotencyError> {
+        if self.stall_states {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
         self.inner.load_state(key, now).await
     }
     async fn save_state(&self, write: &StateWrite<'_>) -> Result<bool, IdempotencyError> {
+        if self.stall_states {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        if self.refuse_state_writes {
+            return Err(unavailable());
+        }
         if !self.lost.swap(true, Ordering::SeqCst) {
             return Ok(false);
         }
