@@ -78,6 +78,19 @@ impl Breaker {
         }
     }
 
+    /// `call`, given at most its budget before `by`; why not, when it did not answer.
+    async fn within<T>(
+        &self,
+        by: Option<Instant>,
+        call: impl std::future::Future<Output = Result<T, crate::idempotency::IdempotencyError>>,
+    ) -> Result<T, String> {
+        let budget = self.budget(by).ok_or_else(|| "no time left".to_owned())?;
+        match tokio::time::timeout(budget, call).await {
+            Ok(answer) => answer.map_err(|e| crate::error_chain(&e)),
+            Err(_) => Err("no answer in time".to_owned()),
+        }
+    }
+
     /// The copy of the shared state, read again when older than `refresh` (unless its
     /// last write reached only the copy). A store that does not answer (in its budget
     /// before `by`) leaves the copy as it was, until the next `refresh`.
@@ -92,13 +105,7 @@ impl Breaker {
                 return (copy.state, copy.version);
             }
         }
-        let loaded = match self.budget(by) {
-            Some(budget) => tokio::time::timeout(budget, self.store.load_state(&self.key, now))
-                .await
-                .map_err(|_| "no answer in time".to_owned())
-                .and_then(|loaded| loaded.map_err(|e| crate::error_chain(&e))),
-            None => Err("no time left".to_owned()),
-        };
+        let loaded = self.within(by, self.store.load_state(&self.key, now)).await;
         let mut copy = self.lock();
         match loaded {
             Ok(Some(stored)) => {
@@ -137,13 +144,7 @@ impl Breaker {
             now,
             keep: KEEP,
         };
-        let written = match self.budget(by) {
-            Some(budget) => tokio::time::timeout(budget, self.store.save_state(&write))
-                .await
-                .map_err(|_| "no answer in time".to_owned())
-                .and_then(|written| written.map_err(|e| crate::error_chain(&e))),
-            None => Err("no time left".to_owned()),
-        };
+        let written = self.within(by, self.store.save_state(&write)).await;
         let mut copy = self.lock();
         match written {
             Ok(true) => {
