@@ -23,6 +23,7 @@
 mod destinations;
 pub mod messages;
 pub mod rules;
+mod send;
 mod state;
 
 use std::sync::Arc;
@@ -34,19 +35,18 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::batch::{BatchFailure, RecordError, failure_of, for_each_event};
-use crate::breaker::{Breaker, BreakerConfig, Outcome};
+use crate::breaker::{Breaker, BreakerConfig};
 use crate::config::CONSUMER_AWS_CALL;
 use crate::event::Event;
-use crate::idempotency::guard::{Claimed, Guard, Ran, short_hold};
+use crate::idempotency::guard::{Guard, short_hold};
 use crate::idempotency::{Claim, IdempotencyStore, StateWrite};
 use crate::metrics::{MetricsSink, NoMetrics};
-use crate::outbound::DeliveryError;
 use crate::outbound::SEND_BUDGET;
 use crate::outbound::pagerduty::Action;
 use crate::retry::{Failure, Retries};
+use destinations::Destination;
 pub use destinations::Destinations;
-use destinations::{Destination, Send};
-use rules::{Assessment, Rule, Thresholds, assess};
+use rules::{Assessment, Thresholds, assess};
 use state::AlertState;
 
 /// Whether `outcome` failed because a destination refused.
@@ -179,21 +179,6 @@ impl ProgressAlerts {
         report.finish(&self.retries, Some(deadline)).await
     }
 
-    /// When every destination's breaker is open, the error holding the record back (no
-    /// store call is worth making for it), counted for each.
-    async fn all_held_back(&self, deadline: Instant) -> Option<DeliveryError> {
-        let mut first = None;
-        for destination in &self.destinations {
-            let open = destination.breaker.holding(Some(deadline)).await?;
-            first.get_or_insert((destination.service(), open));
-        }
-        let (service, open) = first?;
-        for destination in &self.destinations {
-            destination.held_back.fetch_add(1, Ordering::Relaxed);
-        }
-        Some(DeliveryError::unavailable(service, open))
-    }
-
     async fn process(&self, event: Event, deadline: Instant) -> Result<(), RecordError> {
         if !matches!(event.entity.kind.as_str(), "key_result" | "objective") {
             return Ok(());
@@ -316,71 +301,5 @@ impl ProgressAlerts {
             tracing::info!(event_id = %event.id, destination = destination.name(), "the key result's alert state changed meanwhile; judging again");
         }
         Err("the key result's alert state kept changing; retry later".into())
-    }
-
-    /// Send once per `key`, through the guard. A key done before means the send was
-    /// made: nothing to do. A key another delivery holds, or a send that failed or could
-    /// not start, fails the record, so SQS retries it (a refusal eventually reaches the
-    /// dead-letter queue).
-    async fn once(
-        &self,
-        key: String,
-        deadline: Instant,
-        event: &Event,
-        rule: Rule,
-        (destination, send): (&Destination, Send),
-    ) -> Result<(), RecordError> {
-        let breaker = &destination.breaker;
-        let permit = match breaker.admit(Some(deadline)).await {
-            Ok(permit) => permit,
-            Err(open) => {
-                destination.held_back.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(event_id = %event.id, rule = %rule, outcome = "deferred", "the destination's circuit breaker is open; not alerting now");
-                return Err(Box::new(DeliveryError::unavailable(
-                    destination.service(),
-                    open,
-                )));
-            }
-        };
-        let held = match self.guard.claim(key, &event.id, deadline).await {
-            Claimed::Held(held) => held,
-            Claimed::Done => {
-                breaker
-                    .record(permit, Outcome::NotSent, Some(deadline))
-                    .await;
-                tracing::info!(event_id = %event.id, rule = %rule, outcome = "suppressed", "already sent");
-                return Ok(());
-            }
-            Claimed::Busy => return Err("another delivery holds this alert; retry later".into()),
-            Claimed::Failed(error) => return Err(Box::new(error)),
-        };
-        let claims = [held];
-        let ran = self
-            .guard
-            .run(&claims, Duration::ZERO, deadline, || send.deliver(deadline))
-            .await;
-        // After the claim is settled, so it never takes its time.
-        let outcome = match &ran {
-            Ran::Done => Outcome::Answered,
-            Ran::Failed(error) => Outcome::of_failure(error),
-            Ran::NoTime | Ran::NotMarked => Outcome::NotSent,
-        };
-        breaker.record(permit, outcome, Some(deadline)).await;
-        match ran {
-            Ran::Done => {
-                tracing::info!(event_id = %event.id, rule = %rule, outcome = "sent", "alert sent");
-                Ok(())
-            }
-            Ran::Failed(error) => {
-                if error.is_refusal() {
-                    tracing::error!(event_id = %event.id, rule = %rule, error = %crate::error_chain(&error), outcome = "refused", "alert refused; it will reach the dead-letter queue");
-                } else {
-                    tracing::warn!(event_id = %event.id, rule = %rule, error = %crate::error_chain(&error), outcome = "retry", "alert not sent; SQS will retry");
-                }
-                Err(Box::new(error))
-            }
-            Ran::NoTime => Err("no time left in this invocation; retry later".into()),
-            Ran::NotMarked => Err("could not mark the alert as sending; retry later".into()),
-        }
     }
 }

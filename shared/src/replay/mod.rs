@@ -14,23 +14,21 @@
 
 pub mod archive;
 pub mod checkpoint;
+mod keep;
+mod run;
 pub mod select;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Read;
-use std::time::Duration;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use time::{Date, OffsetDateTime};
-use tokio::time::Instant;
 
-use crate::event::{Event, ReplayMark};
 use crate::idempotency::IdempotencyStore;
-use crate::queue::{EventQueue, QueueError, QueueMessage};
-use crate::routing::{Consumer, NotifyRules, route_by};
+use crate::queue::{EventQueue, QueueError};
+use crate::routing::{Consumer, NotifyRules};
 use archive::{Archive, ArchiveError};
 use checkpoint::{Checkpoint, Position};
-use select::{By, Filter, Head, Selection};
+use run::Run;
+use select::{Filter, Selection};
 
 /// Events sent to the queues at once (one commit of `serve`'s queues; SQS batches of 10
 /// within).
@@ -154,68 +152,6 @@ pub struct Progress {
     pub sent: u64,
 }
 
-/// Event ids seen on the partition at hand and the one before: the copies of an event
-/// are in its own partition or the next (a provider's retry around midnight).
-#[derive(Default)]
-struct Seen {
-    date: Option<Date>,
-    today: HashSet<String>,
-    yesterday: HashSet<String>,
-}
-
-impl Seen {
-    fn enter(&mut self, date: Date) {
-        if self.date == Some(date) {
-            return;
-        }
-        let next_day = self.date.and_then(Date::next_day) == Some(date);
-        self.yesterday = match next_day {
-            true => std::mem::take(&mut self.today),
-            false => HashSet::new(),
-        };
-        self.today.clear();
-        self.date = Some(date);
-    }
-
-    /// False when `id` was seen already.
-    fn first(&mut self, id: &str) -> bool {
-        !self.yesterday.contains(id) && self.today.insert(id.to_owned())
-    }
-}
-
-/// Sends at most `rate` events a second, in bursts of a batch.
-struct Pace {
-    rate: Option<f64>,
-    next: Instant,
-}
-
-impl Pace {
-    async fn take(&mut self, events: usize) {
-        let Some(rate) = self.rate.filter(|r| *r > 0.0) else {
-            return;
-        };
-        let now = Instant::now();
-        self.next = self.next.max(now);
-        tokio::time::sleep_until(self.next).await;
-        self.next += Duration::from_secs_f64(events as f64 / rate);
-    }
-
-    fn batch(&self) -> usize {
-        match self.rate {
-            Some(rate) if rate > 0.0 => (rate.ceil() as usize).clamp(1, BATCH),
-            _ => BATCH,
-        }
-    }
-}
-
-/// The messages of one batch, and where in the archive it ends.
-#[derive(Default)]
-struct Pending {
-    messages: Vec<(Consumer, QueueMessage)>,
-    events: usize,
-    end: Option<Position>,
-}
-
 /// Run `plan` over `archive` to `target`, routing as ingest does with `rules` (the Slack
 /// notify list), from after `resume`'s place when given, telling `progress` after each
 /// object.
@@ -236,26 +172,8 @@ pub async fn replay(
         }
     }
     let every_type = NotifyRules::parse("*");
-    let mut run = Run {
-        plan,
-        rules: if plan.all_types { &every_type } else { rules },
-        filter,
-        target,
-        summary: Summary {
-            objects: objects.len(),
-            ..Summary::default()
-        },
-        seen: Seen::default(),
-        pace: Pace {
-            rate: plan.rate,
-            next: Instant::now(),
-        },
-        pending: Pending::default(),
-        sent_before: resume.map_or(0, |c| c.sent),
-        in_flight: None,
-        days: HashMap::new(),
-        day: String::new(),
-    };
+    let rules = if plan.all_types { &every_type } else { rules };
+    let mut run = Run::new(plan, rules, filter, target, objects.len(), resume);
     let resume = resume.and_then(|c| c.at.clone());
     for (done, (date, key)) in objects.iter().enumerate() {
         let skip = match &resume {
@@ -276,247 +194,4 @@ pub async fn replay(
         line: usize::MAX,
     });
     run.finish(end).await
-}
-
-/// A batch's send to the queues: how many messages they held already.
-type Sending<'r> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, QueueError>> + Send + 'r>>;
-
-/// One replay's state as it goes.
-struct Run<'r> {
-    plan: &'r Plan,
-    rules: &'r NotifyRules,
-    filter: Filter,
-    target: Target<'r>,
-    summary: Summary,
-    seen: Seen,
-    pace: Pace,
-    pending: Pending,
-    /// Events sent by the runs before a resume.
-    sent_before: u64,
-    /// The batch the queues are storing: its send, its events, where it ends.
-    in_flight: Option<(Sending<'r>, usize, Option<Position>)>,
-    /// Selected events by `day\tsource\ttype`, and the buffer that key is made in.
-    days: HashMap<String, u64>,
-    day: String,
-}
-
-impl Run<'_> {
-    /// Take the events of one object (gzip NDJSON) after its first `skip` lines, and
-    /// send what is pending at its end.
-    async fn object(&mut self, key: &str, gzip: &[u8], skip: usize) -> Result<(), ReplayError> {
-        let (text, whole) = gunzip(gzip);
-        self.summary.objects_read += 1;
-        // Line by line, each on its own: a bad byte costs only its line.
-        for (index, line) in text.split(|b| *b == b'\n').enumerate().skip(skip) {
-            let number = index + 1;
-            match std::str::from_utf8(line) {
-                Ok(line) if line.trim().is_empty() => {}
-                Ok(line) => self.line(key, number, line).await?,
-                Err(_) => self.summary.bad(key, number),
-            }
-        }
-        if !whole {
-            // A broken gzip stream: what decoded before the break was taken.
-            self.summary.bad(key, 0);
-        }
-        self.pending.end = Some(Position {
-            key: key.to_owned(),
-            line: usize::MAX,
-        });
-        self.flush().await
-    }
-
-    /// Take line `number` of the object `key`, if it is a selected event seen for the
-    /// first time.
-    async fn line(&mut self, key: &str, number: usize, line: &str) -> Result<(), ReplayError> {
-        let Ok(head) = serde_json::from_str::<Head>(line) else {
-            self.summary.bad(key, number);
-            return Ok(());
-        };
-        if !self.filter.matches(&head) {
-            return Ok(());
-        }
-        // Sending needs the whole event: a line whose head reads but whose event does not
-        // is bad, and must not make a later good copy count as seen.
-        let event = match &self.target {
-            Target::DryRun(_) => None,
-            Target::Queues { .. } => match serde_json::from_str::<Event>(line) {
-                Ok(event) => Some(event),
-                Err(_) => {
-                    self.summary.bad(key, number);
-                    return Ok(());
-                }
-            },
-        };
-        if !self.seen.first(&head.id) {
-            self.summary.copies += 1;
-            return Ok(());
-        }
-        self.summary.selected += 1;
-        self.count_day(&head);
-        let consumers: Vec<Consumer> = route_by(&head.event_type, head.tracked(), self.rules)
-            .into_iter()
-            .filter(|c| self.plan.targets.contains(c))
-            .collect();
-        if consumers.is_empty() {
-            self.summary.not_routed += 1;
-            return Ok(());
-        }
-        match (&self.target, event) {
-            (Target::DryRun(store), _) => {
-                self.summary.sent += 1;
-                if let Some(store) = store
-                    && consumers.contains(&Consumer::Slack)
-                {
-                    let key = crate::slack::key_for(&self.mark().key_scope(), &head.id);
-                    let now = OffsetDateTime::now_utc();
-                    if store.is_completed(&key, now).await.unwrap_or(false) {
-                        self.summary.already_posted += 1;
-                    }
-                }
-                return Ok(());
-            }
-            (Target::Queues { .. }, None) => return Ok(()),
-            (Target::Queues { .. }, Some(mut event)) => {
-                event.replay = Some(self.mark());
-                let Ok(messages) = QueueMessage::routed(&event, &consumers) else {
-                    self.summary.bad(key, number);
-                    return Ok(());
-                };
-                self.pending.messages.extend(messages);
-                self.pending.events += 1;
-            }
-        }
-        self.pending.end = Some(Position {
-            key: key.to_owned(),
-            line: number,
-        });
-        if self.pending.events >= self.pace.batch() {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    fn mark(&self) -> ReplayMark {
-        ReplayMark {
-            name: self.plan.name.clone(),
-            forced: self.plan.force,
-            all_types: self.plan.all_types,
-        }
-    }
-
-    /// Count a selected event by day (of the window's time), source and type.
-    fn count_day(&mut self, head: &Head<'_>) {
-        use std::fmt::Write as _;
-        let at = match self.plan.selection.by {
-            By::ReceivedAt => head.received_at,
-            By::OccurredAt => head.occurred_at,
-        };
-        self.day.clear();
-        if let Some(at) = crate::event::utc(at) {
-            let _ = write!(self.day, "{}", at.date());
-        }
-        let _ = write!(self.day, "\t{}\t{}", head.source, head.event_type);
-        match self.days.get_mut(self.day.as_str()) {
-            Some(count) => *count += 1,
-            None => {
-                self.days.insert(self.day.clone(), 1);
-            }
-        }
-    }
-
-    /// Hand what is pending to the queues (after its share of the rate), and finish the
-    /// batch before it: the queues write one batch while the next is read, and each
-    /// batch's checkpoint is saved once it is stored.
-    async fn flush(&mut self) -> Result<(), ReplayError> {
-        let batch = std::mem::take(&mut self.pending);
-        let Target::Queues { queue, .. } = self.target else {
-            return Ok(());
-        };
-        self.settle().await?;
-        if batch.events == 0 {
-            return self.save(batch.end);
-        }
-        self.pace.take(batch.events).await;
-        let messages = batch.messages;
-        let mut send: Sending<'_> = Box::pin(async move { queue.send_all(&messages).await });
-        // The first poll queues the writes (serve's writer thread takes them from there).
-        match futures::poll!(send.as_mut()) {
-            std::task::Poll::Ready(stored) => self.stored(stored?, batch.events, batch.end),
-            std::task::Poll::Pending => {
-                self.in_flight = Some((send, batch.events, batch.end));
-                Ok(())
-            }
-        }
-    }
-
-    /// Finish the batch in flight, if any.
-    async fn settle(&mut self) -> Result<(), ReplayError> {
-        match self.in_flight.take() {
-            Some((send, events, end)) => {
-                let held = send.await?;
-                self.stored(held, events, end)
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// A batch of `events` is stored (`held` of its messages the queues had already):
-    /// count it, and save the checkpoint at its end.
-    fn stored(
-        &mut self,
-        held: usize,
-        events: usize,
-        end: Option<Position>,
-    ) -> Result<(), ReplayError> {
-        self.summary.already_queued += held as u64;
-        self.summary.sent += events as u64;
-        self.save(end)
-    }
-
-    fn save(&self, end: Option<Position>) -> Result<(), ReplayError> {
-        if let (Target::Queues { checkpoint, .. }, Some(end)) = (&self.target, end) {
-            let at = self.checkpoint(Some(end), false);
-            checkpoint.save(&at).map_err(ReplayError::Checkpoint)?;
-        }
-        Ok(())
-    }
-
-    fn checkpoint(&self, at: Option<Position>, finished: bool) -> Checkpoint {
-        Checkpoint {
-            plan: self.plan.clone(),
-            at,
-            sent: self.sent_before + self.summary.sent,
-            finished,
-        }
-    }
-
-    /// The summary, with the checkpoint marked finished at `end`.
-    async fn finish(mut self, end: Option<Position>) -> Result<Summary, ReplayError> {
-        self.settle().await?;
-        if let Target::Queues { checkpoint, .. } = &self.target {
-            let done = self.checkpoint(end, true);
-            checkpoint.save(&done).map_err(ReplayError::Checkpoint)?;
-        }
-        for (key, count) in self.days.drain() {
-            let mut parts = key.splitn(3, '\t').map(str::to_owned);
-            let day = parts.next().unwrap_or_default();
-            let source = parts.next().unwrap_or_default();
-            let event_type = parts.next().unwrap_or_default();
-            self.summary.by_day.insert((day, source, event_type), count);
-        }
-        Ok(self.summary)
-    }
-}
-
-/// An object's text.
-/// An object's bytes, and whether its gzip stream ended cleanly (what decoded before a
-/// break is kept).
-fn gunzip(bytes: &[u8]) -> (Vec<u8>, bool) {
-    let mut text = Vec::with_capacity(bytes.len() * 4);
-    let whole = flate2::read::MultiGzDecoder::new(bytes)
-        .read_to_end(&mut text)
-        .is_ok();
-    (text, whole)
 }

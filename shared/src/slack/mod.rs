@@ -228,26 +228,9 @@ impl SlackNotifier {
             .into_iter()
             .map(|(message_id, event, held)| ((message_id, event), held))
             .unzip();
-        let ran = match self.breaker.admit(Some(deadline)).await {
-            Ok(permit) => {
-                let ran = self
-                    .guard
-                    .run(&claims, pause, deadline, || self.post(&message, deadline))
-                    .await;
-                // After the claims are settled, so it never takes their time.
-                let outcome = match &ran {
-                    Ran::Done => Outcome::Answered,
-                    Ran::Failed(error) => Outcome::of_failure(error),
-                    Ran::NoTime | Ran::NotMarked => Outcome::NotSent,
-                };
-                self.breaker.record(permit, outcome, Some(deadline)).await;
-                ran
-            }
-            Err(open) => {
-                self.guard.release(&claims, deadline).await;
-                Ran::Failed(DeliveryError::unavailable(Service::Slack, open))
-            }
-        };
+        let ran = self
+            .post_through_breaker(&claims, &message, pause, deadline)
+            .await;
         let failure = match &ran {
             Ran::Done => None,
             Ran::Failed(error) => Some(failure_of(error)),
@@ -284,6 +267,37 @@ impl SlackNotifier {
                 Ran::Failed(error) if error.is_outage() => Some(Failure::Transient),
                 _ => None,
             },
+        }
+    }
+
+    /// Post `message` for `claims` through the guard, if Slack's breaker lets it, and
+    /// tell the breaker what came of it (after the claims are settled, so that never
+    /// takes their time).
+    async fn post_through_breaker(
+        &self,
+        claims: &[Held],
+        message: &SlackMessage,
+        pause: Duration,
+        deadline: Instant,
+    ) -> Ran<DeliveryError> {
+        match self.breaker.admit(Some(deadline)).await {
+            Ok(permit) => {
+                let ran = self
+                    .guard
+                    .run(claims, pause, deadline, || self.post(message, deadline))
+                    .await;
+                let outcome = match &ran {
+                    Ran::Done => Outcome::Answered,
+                    Ran::Failed(error) => Outcome::of_failure(error),
+                    Ran::NoTime | Ran::NotMarked => Outcome::NotSent,
+                };
+                self.breaker.record(permit, outcome, Some(deadline)).await;
+                ran
+            }
+            Err(open) => {
+                self.guard.release(claims, deadline).await;
+                Ran::Failed(DeliveryError::unavailable(Service::Slack, open))
+            }
         }
     }
 

@@ -10,25 +10,24 @@
 
 pub mod local;
 pub mod memory;
+mod ndjson;
 pub mod s3;
+mod url;
+
+pub use ndjson::NdjsonGz;
+pub use url::WarehouseUrl;
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
-use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Iso8601;
 use time::{Date, OffsetDateTime};
 
 use crate::batch::{BatchFailure, BatchReport, decode};
 use crate::breaker::{Breaker, BreakerConfig, BreakerOpen, Outcome};
-use crate::event::Event;
 use crate::idempotency::IdempotencyStore;
 use crate::idempotency::memory::MemoryIdempotencyStore;
 use crate::metrics::{MetricsSink, NoMetrics};
@@ -53,85 +52,6 @@ pub struct SinkError {
     /// Why.
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
-}
-
-/// `WAREHOUSE_URL`: `s3://bucket/prefix` or a local directory (a path or `file://` URL).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WarehouseUrl {
-    /// An S3 bucket and key prefix (may be empty).
-    S3 {
-        /// The bucket.
-        bucket: String,
-        /// The key prefix, without slashes at either end.
-        prefix: String,
-    },
-    /// A local directory.
-    Local(PathBuf),
-}
-
-impl FromStr for WarehouseUrl {
-    type Err = &'static str;
-
-    fn from_str(url: &str) -> Result<Self, Self::Err> {
-        let url = url.trim();
-        if let Some(rest) = url.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err("s3://bucket/prefix with a bucket name");
-            }
-            return Ok(WarehouseUrl::S3 {
-                bucket: bucket.to_owned(),
-                prefix: prefix.trim_matches('/').to_owned(),
-            });
-        }
-        let path = url.strip_prefix("file://").unwrap_or(url);
-        if path.is_empty() || url.contains("://") && !url.starts_with("file://") {
-            return Err("s3://bucket/prefix or a local directory");
-        }
-        Ok(WarehouseUrl::Local(PathBuf::from(path)))
-    }
-}
-
-/// Events encoded as gzip NDJSON, one line each, compressed as they arrive so memory
-/// holds only the compressed bytes.
-pub struct NdjsonGz {
-    encoder: GzEncoder<Vec<u8>>,
-    /// One line, serialized whole before it is compressed: the compressor gets one
-    /// write per event instead of one per JSON token.
-    line: Vec<u8>,
-    lines: usize,
-}
-
-impl Default for NdjsonGz {
-    fn default() -> Self {
-        NdjsonGz {
-            encoder: GzEncoder::new(Vec::new(), Compression::default()),
-            line: Vec::with_capacity(4096),
-            lines: 0,
-        }
-    }
-}
-
-impl NdjsonGz {
-    /// Append one event as one line.
-    pub fn push(&mut self, event: &Event) -> io::Result<()> {
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, event)?;
-        self.line.push(b'\n');
-        self.encoder.write_all(&self.line)?;
-        self.lines += 1;
-        Ok(())
-    }
-
-    /// How many events were pushed.
-    pub fn lines(&self) -> usize {
-        self.lines
-    }
-
-    /// The complete gzip stream.
-    pub fn finish(self) -> io::Result<Vec<u8>> {
-        self.encoder.finish()
-    }
 }
 
 /// Where a replay's events go: `replays/<name>/events/v1/...`, apart from the table's

@@ -1,15 +1,12 @@
 //! `okr-webhooks replay`: re-send archived events (the warehouse) to the consumers'
 //! queues, `serve`'s or SQS's, by window and filter, at a set rate, resumable.
 
-use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use okr_webhooks::config::{QueueUrls, process_env};
 use okr_webhooks::idempotency::IdempotencyStore;
 use okr_webhooks::idempotency::sqlite::SqliteIdempotencyStore;
@@ -17,13 +14,16 @@ use okr_webhooks::queue::EventQueue;
 use okr_webhooks::queue::sqlite::SqliteQueue;
 use okr_webhooks::queue::sqs::SqsQueue;
 use okr_webhooks::replay::archive::{Archive, LocalArchive, S3Archive};
-use okr_webhooks::replay::checkpoint::CheckpointFile;
+use okr_webhooks::replay::checkpoint::{Checkpoint, CheckpointFile};
 use okr_webhooks::replay::select::{By, Selection, parse_time};
-use okr_webhooks::replay::{Plan, Progress, Summary, Target, check_name, replay};
+use okr_webhooks::replay::{Plan, Target, check_name, replay};
 use okr_webhooks::routing::{Consumer, NotifyRules};
 use okr_webhooks::warehouse::WarehouseUrl;
 
 use crate::QueueName;
+use output::{Display, report};
+
+mod output;
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -136,35 +136,13 @@ pub async fn run(args: ReplayArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A replay's plan, its checkpoint file, and (resuming) its checkpoint.
+type Planned = (Plan, CheckpointFile, Option<Checkpoint>);
+
 /// The plan: from the arguments, or from the checkpoint of the replay to resume.
-fn plan(
-    args: &ReplayArgs,
-) -> Result<(
-    Plan,
-    CheckpointFile,
-    Option<okr_webhooks::replay::checkpoint::Checkpoint>,
-)> {
+fn plan(args: &ReplayArgs) -> Result<Planned> {
     if let Some(name) = &args.resume {
-        check_name(name).map_err(anyhow::Error::msg)?;
-        let file = CheckpointFile::new(&args.data_dir, name);
-        let Some(checkpoint) = file
-            .load()
-            .with_context(|| format!("cannot read {}", file.path().display()))?
-        else {
-            bail!(
-                "no replay named {name} in {}",
-                args.data_dir.join("replays").display()
-            );
-        };
-        if checkpoint.finished {
-            bail!(
-                "the replay {name} has finished (it sent {} events); start a new one",
-                checkpoint.sent
-            );
-        }
-        let mut plan = checkpoint.plan.clone();
-        plan.rate = args.rate.or(plan.rate);
-        return Ok((plan, file, Some(checkpoint)));
+        return resumed(args, name);
     }
     let name = match &args.name {
         Some(name) => name.clone(),
@@ -177,9 +155,7 @@ fn plan(
     check_name(&name).map_err(anyhow::Error::msg)?;
     let file = CheckpointFile::new(&args.data_dir, &name);
     if !args.dry_run
-        && let Some(previous) = file
-            .load()
-            .with_context(|| format!("cannot read {}", file.path().display()))?
+        && let Some(previous) = load(&file)?
         && !previous.finished
     {
         bail!(
@@ -189,28 +165,6 @@ fn plan(
     let mut targets: Vec<Consumer> = args.to.iter().map(|t| Consumer::from(*t)).collect();
     targets.sort();
     targets.dedup();
-    let selection = Selection {
-        since: args
-            .since
-            .as_deref()
-            .map(|t| parse_time(t, false))
-            .transpose()
-            .map_err(anyhow::Error::msg)?,
-        until: args
-            .until
-            .as_deref()
-            .map(|t| parse_time(t, true))
-            .transpose()
-            .map_err(anyhow::Error::msg)?,
-        by: match args.by {
-            ByName::ReceivedAt => By::ReceivedAt,
-            ByName::OccurredAt => By::OccurredAt,
-        },
-        sources: args.sources.clone(),
-        types: args.types.clone(),
-        ids: ids(&args.ids)?,
-        entity: args.entity.clone(),
-    };
     let archive = match &args.from {
         Some(from) => from.clone(),
         None => okr_webhooks::local::Paths::new(&args.data_dir)
@@ -220,7 +174,7 @@ fn plan(
     };
     let plan = Plan {
         name,
-        selection,
+        selection: selection(args)?,
         targets,
         all_types: args.all_types,
         force: args.force,
@@ -229,6 +183,54 @@ fn plan(
         queue_urls: args.queue_urls.clone(),
     };
     Ok((plan, file, None))
+}
+
+/// The plan of the interrupted replay `name`, with `--rate` if given.
+fn resumed(args: &ReplayArgs, name: &str) -> Result<Planned> {
+    check_name(name).map_err(anyhow::Error::msg)?;
+    let file = CheckpointFile::new(&args.data_dir, name);
+    let Some(checkpoint) = load(&file)? else {
+        bail!(
+            "no replay named {name} in {}",
+            args.data_dir.join("replays").display()
+        );
+    };
+    if checkpoint.finished {
+        bail!(
+            "the replay {name} has finished (it sent {} events); start a new one",
+            checkpoint.sent
+        );
+    }
+    let mut plan = checkpoint.plan.clone();
+    plan.rate = args.rate.or(plan.rate);
+    Ok((plan, file, Some(checkpoint)))
+}
+
+fn load(file: &CheckpointFile) -> Result<Option<Checkpoint>> {
+    file.load()
+        .with_context(|| format!("cannot read {}", file.path().display()))
+}
+
+/// The window and filters of the arguments.
+fn selection(args: &ReplayArgs) -> Result<Selection> {
+    let time = |text: &Option<String>, end_of_day| {
+        text.as_deref()
+            .map(|t| parse_time(t, end_of_day))
+            .transpose()
+            .map_err(anyhow::Error::msg)
+    };
+    Ok(Selection {
+        since: time(&args.since, false)?,
+        until: time(&args.until, true)?,
+        by: match args.by {
+            ByName::ReceivedAt => By::ReceivedAt,
+            ByName::OccurredAt => By::OccurredAt,
+        },
+        sources: args.sources.clone(),
+        types: args.types.clone(),
+        ids: ids(&args.ids)?,
+        entity: args.entity.clone(),
+    })
 }
 
 /// `--id` values, with `@FILE`s read (one id per line; blanks and `#` comments skipped).
@@ -314,139 +316,4 @@ async fn queues(data_dir: &Path, plan: &Plan) -> Result<Box<dyn EventQueue>> {
         aws_sdk_sqs::Client::new(&config),
         urls,
     )))
-}
-
-/// Progress on stderr: a bar (objects, with the rate and an ETA) on a terminal, a line
-/// every 5 s otherwise.
-struct Display {
-    name: String,
-    bar: Option<ProgressBar>,
-    started: Instant,
-    last: Instant,
-}
-
-impl Display {
-    fn new(name: &str) -> Self {
-        let bar = io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(0);
-            let style = ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} objects, {msg}, ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("#>-");
-            bar.set_style(style);
-            bar.set_prefix(name.to_owned());
-            bar
-        });
-        Display {
-            name: name.to_owned(),
-            bar,
-            started: Instant::now(),
-            last: Instant::now(),
-        }
-    }
-
-    fn show(&mut self, progress: Progress) {
-        let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = progress.sent as f64 / elapsed;
-        match &self.bar {
-            Some(bar) => {
-                bar.set_length(progress.objects as u64);
-                bar.set_position(progress.done as u64);
-                bar.set_message(format!("{} events, {rate:.0}/s", progress.sent));
-            }
-            None if self.last.elapsed() >= Duration::from_secs(5) => {
-                self.last = Instant::now();
-                let left = progress.objects.saturating_sub(progress.done);
-                let eta = elapsed / progress.done.max(1) as f64 * left as f64;
-                let _ = writeln!(
-                    io::stderr(),
-                    "{}: {} events, {rate:.0}/s, {}/{} objects, ETA {eta:.0} s",
-                    self.name,
-                    progress.sent,
-                    progress.done,
-                    progress.objects
-                );
-            }
-            None => {}
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-/// What it came to, on stdout.
-fn report(
-    plan: &Plan,
-    summary: &Summary,
-    dry_run: bool,
-    checkpoint: &CheckpointFile,
-) -> Result<()> {
-    let mut out = io::stdout().lock();
-    let targets: Vec<&str> = plan.targets.iter().map(|t| t.as_str()).collect();
-    let to = targets.join(", ");
-    if dry_run {
-        writeln!(
-            out,
-            "dry run of {}: would send {} event(s) to {to}",
-            plan.name, summary.sent
-        )?;
-        writeln!(
-            out,
-            "  {} object(s) in the window, {} event(s) selected, {} copies, {} for none of {to}",
-            summary.objects, summary.selected, summary.copies, summary.not_routed
-        )?;
-        if plan.targets.contains(&Consumer::Slack) {
-            let skipped = match (plan.queue_urls.is_empty(), plan.force) {
-                (false, _) => "not counted (the notifier's records are in DynamoDB)".to_owned(),
-                (true, true) => format!(
-                    "{} (under this replay's name: the notifier skips them)",
-                    summary.already_posted
-                ),
-                (true, false) => format!(
-                    "{} (posted already: the notifier skips them)",
-                    summary.already_posted
-                ),
-            };
-            writeln!(out, "  already posted to Slack: {skipped}")?;
-        }
-        writeln!(
-            out,
-            "  day         source       type                              events"
-        )?;
-        for ((day, source, event_type), count) in &summary.by_day {
-            writeln!(out, "  {day:<11} {source:<12} {event_type:<33} {count}")?;
-        }
-    } else {
-        writeln!(
-            out,
-            "replay {}: sent {} event(s) to {to} ({} selected, {} copies skipped, {} for none of them)",
-            plan.name, summary.sent, summary.selected, summary.copies, summary.not_routed
-        )?;
-        if summary.already_queued > 0 {
-            writeln!(
-                out,
-                "  {} message(s) were queued by this replay before and are not queued again",
-                summary.already_queued
-            )?;
-        }
-        writeln!(out, "  checkpoint: {}", checkpoint.path().display())?;
-    }
-    if summary.bad_lines > 0 {
-        writeln!(out, "{} line(s) are not events:", summary.bad_lines)?;
-        for (key, line) in &summary.bad_places {
-            match line {
-                0 => writeln!(
-                    out,
-                    "  {key}: its gzip stream breaks (the lines before were taken)"
-                )?,
-                line => writeln!(out, "  {key} line {line}")?,
-            }
-        }
-    }
-    Ok(())
 }
