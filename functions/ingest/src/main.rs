@@ -27,20 +27,26 @@ async fn main() -> Result<(), Error> {
         .timeout_config(timeouts)
         .load()
         .await;
-    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), config.queue_urls.clone());
-    if let Err(error) = queue.warm_up().await {
-        tracing::warn!(error = %okr_webhooks::error_chain(&error), "could not reach a queue during start-up");
-    }
+    let queue = Arc::new(SqsQueue::new(
+        aws_sdk_sqs::Client::new(&aws),
+        config.queue_urls.clone(),
+    ));
     let store =
         SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws), &config.secret_id);
     let ingest = Ingest::new(
         SecretCache::new(Arc::new(store), config.secret_cache_ttl),
-        Arc::new(queue),
+        queue.clone(),
         config.notify,
         config.max_body_bytes,
         Arc::new(EmfStdout),
     );
-    ingest.warm_up().await;
+    // The queue checks and the secrets fetch open their connections side by side: start-up
+    // takes the slower of the round trips, not their sum. Either may fail; the first
+    // delivery tries again.
+    let (queues, ()) = tokio::join!(queue.warm_up(), ingest.warm_up());
+    if let Err(error) = queues {
+        tracing::warn!(error = %okr_webhooks::error_chain(&error), "could not reach a queue during start-up");
+    }
 
     let ingest = &ingest;
     lambda_http::lambda_runtime::run(service_fn(
