@@ -38,7 +38,7 @@ pub fn run(args: NormalizeArgs) -> Result<ExitCode> {
         .queue
         .is_some_and(|queue| Consumer::from(queue) != Consumer::Warehouse)
     {
-        event = notification_view(&event);
+        event = notification_view(&event)?;
     }
     let mut out = io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &event)?;

@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
+
+use crate::normalize::Json;
 
 use crate::source::Source;
 
@@ -50,10 +53,59 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Related::is_empty")]
     pub related: Related,
     /// The provider's JSON body, unchanged.
-    pub payload: Value,
+    pub payload: Payload,
     /// Set when a replay re-sent it (see `replay`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplayMark>,
+}
+
+/// The provider's JSON body as it was sent: carried as its text, never rebuilt, so the
+/// event is encoded in one pass and the body reaches the warehouse byte for byte (line
+/// breaks and tabs between its tokens aside, which NDJSON cannot carry).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(Box<RawValue>);
+
+impl Payload {
+    /// The body's JSON text, checked. Line breaks and tabs can only stand between tokens
+    /// in JSON (inside strings they are escaped), so they become spaces and the value is
+    /// the same.
+    pub fn from_body(text: &str) -> Result<Payload, serde_json::Error> {
+        let text = text.trim_matches([' ', '\t', '\n', '\r']);
+        let text = match text.contains(['\t', '\n', '\r']) {
+            true => text.replace(['\t', '\n', '\r'], " "),
+            false => text.to_owned(),
+        };
+        RawValue::from_string(text).map(Payload)
+    }
+
+    /// A payload holding `value`.
+    pub fn from_value(value: &Value) -> Result<Payload, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Payload)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The body read in place, for the few fields a reader needs.
+    pub fn read(&self) -> Result<Json<'_>, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// The body as a `serde_json::Value`.
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+}
+
+impl PartialEq for Payload {
+    /// The same JSON value (the same text, or the same once read: spacing aside).
+    fn eq(&self, other: &Payload) -> bool {
+        self.get() == other.get()
+            || matches!((self.to_value(), other.to_value()), (Ok(a), Ok(b)) if a == b)
+    }
 }
 
 /// The replay that re-sent an event: by default the consumers' usual idempotency

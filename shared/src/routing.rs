@@ -106,9 +106,9 @@ pub fn route_by(event_type: &str, tracked: bool, rules: &NotifyRules) -> Vec<Con
 /// event's own fields (`related`, `period`, progress, status); the cut-down payload is
 /// for consumers of the previous version during an upgrade. Birth dates, personal
 /// emails, phones and the rest of the body stay in the warehouse only.
-pub fn notification_view(event: &Event) -> Event {
-    Event {
-        payload: crate::normalize::notification_payload(event),
+pub fn notification_view(event: &Event) -> Result<Event, serde_json::Error> {
+    Ok(Event {
+        payload: crate::normalize::notification_payload(event)?,
         ..event.clone()
-    }
+    })
 }

@@ -699,7 +699,7 @@ async fn a_body_no_consumer_could_read_is_refused_and_the_deepest_accepted_one_r
     let messages = h.queue.messages(Consumer::Warehouse);
     assert_eq!(messages.len(), 1);
     let mut record = aws_lambda_events::sqs::SqsMessage::default();
-    record.body = Some(messages[0].body.clone());
+    record.body = Some(messages[0].body.to_string());
     let event = okr_webhooks::batch::decode(&record).unwrap();
     assert_eq!(event.event_type, "user.created");
 }

@@ -16,7 +16,7 @@ fn message(n: usize) -> QueueMessage {
         event_id: format!("evt_{n:032x}"),
         source: "perscom".into(),
         event_type: "user.created".into(),
-        body: format!("{{\"n\": {n}}}"),
+        body: format!("{{\"n\": {n}}}").into(),
     }
 }
 

@@ -21,8 +21,7 @@ use crate::event::Event;
 use crate::metrics::{IngestRecord, MetricsSink};
 use crate::normalize::normalize;
 use crate::queue::{EventQueue, QueueMessage};
-use crate::routing::Consumer;
-use crate::routing::{NotifyRules, notification_view, route};
+use crate::routing::{NotifyRules, route};
 use crate::secrets::SecretCache;
 use crate::signature::{VerifyError, verify};
 use crate::source::Source;
@@ -198,22 +197,21 @@ impl Ingest {
     /// already held it (a provider's retry). Slack and the alerts get the event without
     /// the personal data they do not use.
     async fn enqueue(&self, event: &Event) -> Result<bool, Rejection> {
-        let message = encoded(event)?;
-        if message.body.len() > MAX_MESSAGE_BYTES {
+        let messages =
+            QueueMessage::routed(event, &route(event, &self.rules)).map_err(|error| {
+                tracing::error!(error = %error, "could not encode the event");
+                Rejection::EnqueueFailed { failures: 1 }
+            })?;
+        // The whole event is the largest of its messages.
+        if messages
+            .iter()
+            .any(|(_, m)| m.body.len() > MAX_MESSAGE_BYTES)
+        {
             return Err(Rejection::EventTooLarge);
         }
-        let consumers = route(event, &self.rules);
-        let notification = match consumers.iter().any(|c| *c != Consumer::Warehouse) {
-            true => Some(encoded(&notification_view(event))?),
-            false => None,
-        };
-        let sends = consumers.iter().map(|consumer| {
-            let message = match (consumer, &notification) {
-                (Consumer::Warehouse, _) | (_, None) => &message,
-                (_, Some(notification)) => notification,
-            };
-            self.queue.send(*consumer, message)
-        });
+        let sends = messages
+            .iter()
+            .map(|(consumer, message)| self.queue.send(*consumer, message));
         let mut failures = 0;
         let mut duplicate = true;
         for result in futures::future::join_all(sends).await {
@@ -272,14 +270,6 @@ impl Ingest {
         }
         Ok(body)
     }
-}
-
-/// The queue message for `event`.
-fn encoded(event: &Event) -> Result<QueueMessage, Rejection> {
-    QueueMessage::from_event(event).map_err(|error| {
-        tracing::error!(error = %error, "could not encode the event");
-        Rejection::EnqueueFailed { failures: 1 }
-    })
 }
 
 fn respond(status: StatusCode, body: String) -> IngestResponse {

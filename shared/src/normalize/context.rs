@@ -2,11 +2,13 @@
 //! and the names an HR record refers to. Read the same way for every source.
 
 use serde_json::{Map, Value};
+
+use super::Json;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
-use crate::event::{Event, Period, RankChange, Related};
+use crate::event::{Event, Payload, Period, RankChange, Related};
 
 /// Where in the body a period may be: the entity itself, or its `entity` / `data`.
 const PERIOD_OBJECTS: [&str; 2] = ["entity", "data"];
@@ -21,7 +23,7 @@ const PERIOD_NESTED: &str = "period";
 /// (Peoplelogic), `period: {start, end}` or `start_date`/`due_date` (Standard Webhooks
 /// and others), in the body, its `entity` or its `data`. An HR record's dates under the
 /// same names are not a period.
-pub(super) fn period(body: &Value, entity_kind: &str) -> Option<Period> {
+pub(super) fn period(body: &Json<'_>, entity_kind: &str) -> Option<Period> {
     if !matches!(entity_kind, "key_result" | "objective") {
         return None;
     }
@@ -30,10 +32,7 @@ pub(super) fn period(body: &Value, entity_kind: &str) -> Option<Period> {
         .into_iter()
         .chain([Some(body)]);
     for object in objects.flatten() {
-        let field = |keys: &[&str]| {
-            keys.iter()
-                .find_map(|k| object.get(*k).and_then(date_value))
-        };
+        let field = |keys: &[&str]| keys.iter().find_map(|k| object.get(k).and_then(date_value));
         let nested = object.get(PERIOD_NESTED);
         let start = field(&PERIOD_STARTS)
             .or_else(|| nested.and_then(|p| p.get("start")).and_then(date_value));
@@ -47,9 +46,9 @@ pub(super) fn period(body: &Value, entity_kind: &str) -> Option<Period> {
 }
 
 /// An RFC 3339 time or a date (midnight UTC), plain or as a `{previous, current}` pair.
-fn date_value(value: &Value) -> Option<OffsetDateTime> {
+fn date_value(value: &Json<'_>) -> Option<OffsetDateTime> {
     let value = match value {
-        Value::Object(pair) => pair.get("current")?,
+        Json::Object(pair) => pair.get("current")?,
         other => other,
     };
     let text = value.as_str()?;
@@ -77,50 +76,54 @@ const RECORD_TYPE: &str = "type";
 /// alerts queues get this instead of the whole body, so a consumer of the previous
 /// version (which read these from the payload) reads the same during an upgrade or a
 /// rollback; birth dates, personal emails, phones and the rest never reach them.
-pub fn notification_payload(event: &Event) -> Value {
-    let payload = &event.payload;
+pub fn notification_payload(event: &Event) -> Result<Payload, serde_json::Error> {
+    let payload = event.payload.read()?;
+    let payload = &payload;
     let with_period = matches!(event.entity.kind.as_str(), "key_result" | "objective");
-    let period_fields = |object: &Value| match with_period {
+    let period_fields = |object: &Json<'_>| match with_period {
         true => period_fields(object),
         false => Map::new(),
     };
     let mut kept = period_fields(payload);
-    if let Some(data) = payload.get("data").and_then(Value::as_object) {
+    if let Some(data) = payload.get("data").and_then(Json::as_object) {
         let mut data_kept = period_fields(&payload["data"]);
         for key in NAMED_OBJECTS {
             if let Some(name) = data.get(key).and_then(|object| object.get("name")) {
-                data_kept.insert(key.to_owned(), serde_json::json!({ "name": name }));
+                data_kept.insert(
+                    key.to_owned(),
+                    serde_json::json!({ "name": name.to_value() }),
+                );
             }
         }
         if let Some(kind) = data.get(RECORD_TYPE).filter(|kind| kind.is_number()) {
-            data_kept.insert(RECORD_TYPE.to_owned(), kind.clone());
+            data_kept.insert(RECORD_TYPE.to_owned(), kind.to_value());
         }
         if !data_kept.is_empty() {
             kept.insert("data".to_owned(), Value::Object(data_kept));
         }
     }
     for key in PERIOD_OBJECTS.iter().filter(|key| **key != "data") {
-        let period = payload.get(*key).map(period_fields).unwrap_or_default();
+        let period = payload.get(key).map(period_fields).unwrap_or_default();
         if !period.is_empty() {
             kept.insert((*key).to_owned(), Value::Object(period));
         }
     }
-    Value::Object(kept)
+    Payload::from_value(&Value::Object(kept))
 }
 
 /// The period fields of `object`, as they are.
-fn period_fields(object: &Value) -> Map<String, Value> {
+fn period_fields(object: &Json<'_>) -> Map<String, Value> {
     PERIOD_STARTS
         .iter()
         .chain(&PERIOD_ENDS)
         .chain(&[PERIOD_NESTED])
-        .filter_map(|key| Some(((*key).to_owned(), object.get(*key)?.clone())))
+        .filter_map(|key| Some(((*key).to_owned(), object.get(key)?.to_value())))
         .collect()
 }
 
 /// The names under `data` (`data.department.name`, `data.user.name`, ...), and a rank
 /// record's direction (PERSCOM's `data.type`: 1 demotes, another number promotes).
-pub(super) fn related(body: &Value, event_type: &str) -> Related {
+pub(super) fn related(body: &Json<'_>, event_type: &str) -> Related {
     let data = &body["data"];
     let name = |object: &str| {
         debug_assert!(NAMED_OBJECTS.contains(&object));
@@ -130,7 +133,7 @@ pub(super) fn related(body: &Value, event_type: &str) -> Related {
             .filter(|name| !name.is_empty())
             .map(str::to_owned)
     };
-    let rank_change = match data.get(RECORD_TYPE).and_then(Value::as_i64) {
+    let rank_change = match data.get(RECORD_TYPE).and_then(Json::as_i64) {
         _ if !event_type.starts_with("rank_record.") => None,
         Some(1) => Some(RankChange::Demotion),
         Some(_) => Some(RankChange::Promotion),

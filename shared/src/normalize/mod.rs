@@ -5,20 +5,21 @@
 //! name kept, so nothing is dropped.
 
 mod context;
+mod json;
 
 pub use context::notification_payload;
+pub use json::{Json, Object};
 mod peopleforce;
 mod peoplelogic;
 mod perscom;
 mod standard;
 
 use http::HeaderMap;
-use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::event::{Actor, Change, Entity, Event, SCHEMA_V1, UNKNOWN_TYPE};
+use crate::event::{Actor, Change, Entity, Event, Payload, SCHEMA_V1, UNKNOWN_TYPE};
 use crate::signature::STANDARD_ID_HEADER;
 use crate::source::Source;
 
@@ -53,13 +54,14 @@ pub fn normalize(
     received_at: OffsetDateTime,
 ) -> Result<Event, NormalizeError> {
     let text = std::str::from_utf8(body).map_err(|_| NormalizeError::NotUtf8)?;
-    let payload: Value = serde_json::from_str(text).map_err(|error| {
+    let not_json = |error: serde_json::Error| {
         NormalizeError::NotJson(format!("line {} column {}", error.line(), error.column()))
-    })?;
-    let Value::Object(object) = &payload else {
-        return Err(NormalizeError::NotObject(json_kind(&payload)));
     };
-    if deeper_than(&payload, MAX_DEPTH) {
+    let read: Json<'_> = serde_json::from_str(text).map_err(not_json)?;
+    let Json::Object(object) = &read else {
+        return Err(NormalizeError::NotObject(read.kind()));
+    };
+    if read.deeper_than(MAX_DEPTH) {
         return Err(NormalizeError::TooDeep);
     }
     let parts = match source {
@@ -83,8 +85,8 @@ pub fn normalize(
         schema: SCHEMA_V1.to_owned(),
         id: event_id(source, delivery_id.unwrap_or(body)),
         source,
-        period: context::period(&payload, &entity_kind),
-        related: context::related(&payload, &event_type),
+        period: context::period(&read, &entity_kind),
+        related: context::related(&read, &event_type),
         event_type,
         provider_event: parts.provider_event.unwrap_or_else(|| "unknown".to_owned()),
         entity: Entity {
@@ -98,7 +100,7 @@ pub fn normalize(
         status: parts.status,
         progress: parts.progress,
         changed_fields: parts.changed_fields,
-        payload,
+        payload: Payload::from_body(text).map_err(not_json)?,
         replay: None,
     })
 }
@@ -107,11 +109,18 @@ pub fn normalize(
 /// `related`) leaves out, from the payload it carries, so events still queued across an
 /// upgrade read the same to the consumers. An event that has them is left as it is.
 pub fn fill_in(event: &mut Event) {
-    if event.period.is_none() {
-        event.period = context::period(&event.payload, &event.entity.kind);
+    if event.period.is_some() && !event.related.is_empty() {
+        return;
     }
+    let Ok(body) = event.payload.read() else {
+        return;
+    };
+    let period = context::period(&body, &event.entity.kind);
+    let related = context::related(&body, &event.event_type);
+    drop(body);
+    event.period = event.period.or(period);
     if event.related.is_empty() {
-        event.related = context::related(&event.payload, &event.event_type);
+        event.related = related;
     }
 }
 
@@ -184,44 +193,24 @@ fn snake_case(text: &str) -> String {
     out
 }
 
-/// Whether `value` nests arrays and objects more than `levels` deep (an object of
-/// scalars is one level).
-fn deeper_than(value: &Value, levels: usize) -> bool {
-    // Only called with `levels` >= 1: a container at `levels` 0 is already too deep.
-    let deeper = |child: &Value| deeper_than(child, levels - 1);
-    match value {
-        Value::Array(items) => levels == 0 || items.iter().any(deeper),
-        Value::Object(fields) => levels == 0 || fields.values().any(deeper),
-        _ => false,
-    }
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 /// A field that may come plain (`"status": "DONE"`) or as a change
 /// (`"status": {"previous": "ON_TRACK", "current": "DONE"}`).
 #[derive(Debug, Clone, Copy)]
 struct Field<'a> {
-    previous: Option<&'a Value>,
-    current: Option<&'a Value>,
+    previous: Option<&'a Json<'a>>,
+    current: Option<&'a Json<'a>>,
     /// Whether it came as a `{previous, current}` pair.
     paired: bool,
 }
 
 impl<'a> Field<'a> {
-    fn read(object: &'a Map<String, Value>, key: &str) -> Option<Field<'a>> {
-        let value = object.get(key)?;
+    fn read(object: &'a Object<'a>, key: &str) -> Option<Field<'a>> {
+        Field::of(object.get(key)?)
+    }
+
+    fn of(value: &'a Json<'a>) -> Option<Field<'a>> {
         match value {
-            Value::Object(pair)
+            Json::Object(pair)
                 if !pair.is_empty() && pair.keys().all(|k| k == "previous" || k == "current") =>
             {
                 Some(Field {
@@ -230,7 +219,7 @@ impl<'a> Field<'a> {
                     paired: true,
                 })
             }
-            Value::Null => None,
+            Json::Null => None,
             plain => Some(Field {
                 previous: None,
                 current: Some(plain),
@@ -265,48 +254,63 @@ impl<'a> Field<'a> {
 }
 
 /// The object at `key` (the provider's `data`, `meta`, ...), or an empty one.
-fn object<'a>(body: &'a Map<String, Value>, key: &str) -> &'a Map<String, Value> {
-    static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
-    body.get(key).and_then(Value::as_object).unwrap_or(&EMPTY)
+fn object<'a>(body: &'a Object<'a>, key: &str) -> &'a Object<'a> {
+    static EMPTY: Object<'static> = Object::new();
+    body.get(key).and_then(Json::as_object).unwrap_or(&EMPTY)
+}
+
+/// The fields of `object` sent as a `{previous, current}` pair whose values differ,
+/// each once (a key sent twice counts with its last value).
+fn changed_pairs(object: &Object<'_>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut changed: Vec<String> = object
+        .iter()
+        .rev()
+        .filter(|(key, _)| seen.insert(*key))
+        .filter(|(_, value)| Field::of(value).is_some_and(|f| f.paired && f.changed()))
+        .map(|(key, _)| key.to_owned())
+        .collect();
+    changed.reverse();
+    changed
 }
 
 /// The current value of `key`, plain or paired.
-fn current<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+fn current<'a>(object: &'a Object<'a>, key: &str) -> Option<&'a Json<'a>> {
     Field::read(object, key).and_then(|field| field.current)
 }
 
 /// The first of `keys` that holds text (a string or number).
-fn first_text(object: &Map<String, Value>, keys: &[&str]) -> Option<String> {
+fn first_text(object: &Object<'_>, keys: &[&str]) -> Option<String> {
     keys.iter()
         .find_map(|key| current(object, key).and_then(text))
 }
 
 /// The first of `keys` that holds an RFC 3339 time, in UTC.
-fn first_time(object: &Map<String, Value>, keys: &[&str]) -> Option<OffsetDateTime> {
+fn first_time(object: &Object<'_>, keys: &[&str]) -> Option<OffsetDateTime> {
     keys.iter()
         .find_map(|key| current(object, key).and_then(timestamp))
 }
 
 /// Strings as they are, numbers as written; nothing else is text.
-fn text(value: &Value) -> Option<String> {
+fn text(value: &Json<'_>) -> Option<String> {
     match value {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Json::String(s) if !s.is_empty() => Some(s.as_ref().to_owned()),
+        Json::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
 
 /// Numbers, and strings that hold one (`"42.5"`).
-fn number(value: &Value) -> Option<f64> {
+fn number(value: &Json<'_>) -> Option<f64> {
     match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => s.trim().parse().ok(),
         _ => None,
     }
     .filter(|n: &f64| n.is_finite())
 }
 
-fn timestamp(value: &Value) -> Option<OffsetDateTime> {
+fn timestamp(value: &Json<'_>) -> Option<OffsetDateTime> {
     let text = value.as_str()?;
     let parsed = OffsetDateTime::parse(text, &Rfc3339)
         .ok()
@@ -319,9 +323,9 @@ fn timestamp(value: &Value) -> Option<OffsetDateTime> {
 
 /// An object's `id` and display name: `{id, name | full_name | displayName | title}`,
 /// or a plain string or number taken as the id.
-fn actor(value: &Value) -> Option<Actor> {
+fn actor(value: &Json<'_>) -> Option<Actor> {
     let actor = match value {
-        Value::Object(object) => Actor {
+        Json::Object(object) => Actor {
             id: first_text(object, &["id"]),
             name: first_text(
                 object,

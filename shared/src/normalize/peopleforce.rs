@@ -3,9 +3,7 @@
 //! Topics are `<entity>_<verb>`; the verb becomes the past tense
 //! (`leave_request_approve` -> `leave_request.approved`).
 
-use serde_json::{Map, Value};
-
-use super::{Parts, first_text, first_time};
+use super::{Json, Object, Parts, first_text, first_time};
 use crate::event::Change;
 
 /// Topic verbs and the action each becomes.
@@ -24,11 +22,11 @@ const VERBS: [(&str, &str); 12] = [
     ("complete", "completed"),
 ];
 
-pub(super) fn parts(body: &Map<String, Value>) -> Parts {
+pub(super) fn parts(body: &Object<'_>) -> Parts {
     let data = super::object(body, "data");
     let attributes = data
         .get("attributes")
-        .and_then(Value::as_object)
+        .and_then(Json::as_object)
         .unwrap_or(data);
     let meta = super::object(data, "meta");
     let action = first_text(body, &["action", "event", "topic"]);
@@ -52,8 +50,8 @@ pub(super) fn parts(body: &Map<String, Value>) -> Parts {
         }),
         changed_fields: body
             .get("changes")
-            .and_then(Value::as_object)
-            .map(|changes| changes.keys().cloned().collect())
+            .and_then(Json::as_object)
+            .map(|changes| changes.keys().map(str::to_owned).collect())
             .unwrap_or_default(),
         ..Parts::default()
     };

@@ -6,17 +6,15 @@
 //! `entity` / `data` object. Fields come plain or as `{previous, current}` pairs. A key result is an objective with a
 //! `parentId`; its progress is (current - starting) / (target - starting) x 100.
 
-use serde_json::{Map, Value};
-
-use super::{Field, Parts, actor, first_text, first_time, percent, snake_case};
+use super::{Field, Json, Object, Parts, actor, first_text, first_time, percent, snake_case};
 use crate::event::Change;
 
 const COMPLETED: &str = "COMPLETED";
 
-pub(super) fn parts(body: &Map<String, Value>) -> Parts {
+pub(super) fn parts(body: &Object<'_>) -> Parts {
     let entity = ["entity", "data"]
         .iter()
-        .find_map(|key| body.get(*key).and_then(Value::as_object))
+        .find_map(|key| body.get(key).and_then(Json::as_object))
         .unwrap_or(body);
     let entity_id = first_text(entity, &["id", "entityId"]);
     let provider_event = event_name(body, entity_id.is_some());
@@ -33,13 +31,7 @@ pub(super) fn parts(body: &Map<String, Value>) -> Parts {
             .find_map(|key| super::current(entity, key).and_then(actor)),
         status: Field::read(entity, "status").map(|field| field.text_change()),
         progress: progress(entity),
-        changed_fields: entity
-            .iter()
-            .filter(|(key, _)| {
-                Field::read(entity, key).is_some_and(|field| field.paired && field.changed())
-            })
-            .map(|(key, _)| key.clone())
-            .collect(),
+        changed_fields: super::changed_pairs(entity),
         ..Parts::default()
     };
     match provider_event.as_deref().and_then(|e| e.rsplit_once('.')) {
@@ -56,7 +48,7 @@ pub(super) fn parts(body: &Map<String, Value>) -> Parts {
 /// a one-event subscription sends (the Peoplelogic document's receiver reads `id` and
 /// `status.current` from it): a patch of its `entityType` (default objective), as long
 /// as it has an id.
-fn event_name(body: &Map<String, Value>, has_id: bool) -> Option<String> {
+fn event_name(body: &Object<'_>, has_id: bool) -> Option<String> {
     let named = first_text(body, &["eventType", "event"])
         .or_else(|| first_text(body, &["type"]).filter(|name| name.contains('.')))
         .or_else(|| {
@@ -78,7 +70,7 @@ fn event_name(body: &Map<String, Value>, has_id: bool) -> Option<String> {
 /// post is created, a delete deleted, a patch completed when its status becomes
 /// COMPLETED, progress_updated when a key result's `currentValue` changed, else updated.
 fn kind_and_action(
-    entity: &Map<String, Value>,
+    entity: &Object<'_>,
     entity_type: &str,
     change: &str,
 ) -> Option<(String, &'static str)> {
@@ -113,7 +105,7 @@ fn kind_and_action(
 
 /// Key-result progress from `startingValue`, `currentValue` and `targetValue` (each
 /// plain or paired; a missing start counts as 0), else a `progress` field in percent.
-fn progress(entity: &Map<String, Value>) -> Option<Change<f64>> {
+fn progress(entity: &Object<'_>) -> Option<Change<f64>> {
     let current = Field::read(entity, "currentValue").map(|f| f.number_change());
     let target = Field::read(entity, "targetValue").map(|f| f.number_change());
     if let (Some(current), Some(target)) = (current, target) {

@@ -3,9 +3,7 @@
 //! `rankrecord.updated`. Bodies come from PHP's `json_encode` (`\/`, `\uXXXX`), which
 //! is plain JSON to serde.
 
-use serde_json::{Map, Value};
-
-use super::{Parts, actor, first_text, first_time};
+use super::{Json, Object, Parts, actor, first_text, first_time};
 use crate::event::Change;
 
 /// PERSCOM's resource names and the entity kinds they become.
@@ -24,7 +22,7 @@ const ENTITIES: [(&str, &str); 10] = [
 
 const ACTIONS: [&str; 3] = ["created", "updated", "deleted"];
 
-pub(super) fn parts(body: &Map<String, Value>) -> Parts {
+pub(super) fn parts(body: &Object<'_>) -> Parts {
     let data = super::object(body, "data");
     let event = first_text(body, &["event"]);
     let related_name = [
@@ -36,7 +34,7 @@ pub(super) fn parts(body: &Map<String, Value>) -> Parts {
         "status",
     ]
     .iter()
-    .find_map(|key| data.get(*key).and_then(Value::as_object))
+    .find_map(|key| data.get(key).and_then(Json::as_object))
     .and_then(|related| first_text(related, &["name"]));
     let parts = Parts {
         provider_event: event.clone(),
@@ -52,7 +50,7 @@ pub(super) fn parts(body: &Map<String, Value>) -> Parts {
         status: data
             .get("status")
             .and_then(|status| match status {
-                Value::Object(object) => first_text(object, &["name"]),
+                Json::Object(object) => first_text(object, &["name"]),
                 other => super::text(other),
             })
             .map(|current| Change {
@@ -60,8 +58,8 @@ pub(super) fn parts(body: &Map<String, Value>) -> Parts {
                 current: Some(current),
             }),
         changed_fields: match body.get("changes") {
-            Some(Value::Object(changes)) => changes.keys().cloned().collect(),
-            Some(Value::Array(keys)) => keys.iter().filter_map(super::text).collect(),
+            Some(Json::Object(changes)) => changes.keys().map(str::to_owned).collect(),
+            Some(Json::Array(keys)) => keys.iter().filter_map(super::text).collect(),
             _ => Vec::new(),
         },
         ..Parts::default()

@@ -1,11 +1,9 @@
 //! Standard Webhooks: `{type, timestamp, data}`; the type is already
 //! `<entity>.<action>` in most senders' vocabulary and is kept as sent.
 
-use serde_json::{Map, Value};
+use super::{Field, Object, Parts, actor, first_text, first_time, is_name};
 
-use super::{Field, Parts, actor, first_text, first_time, is_name};
-
-pub(super) fn parts(body: &Map<String, Value>) -> Parts {
+pub(super) fn parts(body: &Object<'_>) -> Parts {
     let data = super::object(body, "data");
     let event_type = first_text(body, &["type"]);
     let mut parts = Parts {
@@ -16,11 +14,7 @@ pub(super) fn parts(body: &Map<String, Value>) -> Parts {
         actor: data.get("actor").and_then(actor),
         status: Field::read(data, "status").map(|f| f.text_change()),
         progress: Field::read(data, "progress").map(|f| f.number_change()),
-        changed_fields: data
-            .iter()
-            .filter(|(key, _)| Field::read(data, key).is_some_and(|f| f.paired && f.changed()))
-            .map(|(key, _)| key.clone())
-            .collect(),
+        changed_fields: super::changed_pairs(data),
         ..Parts::default()
     };
     if let Some(event_type) =

@@ -6,6 +6,7 @@ pub mod sqlite;
 pub mod sqs;
 pub mod sqs_dlq;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,8 +26,8 @@ pub struct QueueMessage {
     pub source: String,
     /// `Event::event_type`.
     pub event_type: String,
-    /// The event as JSON.
-    pub body: String,
+    /// The event as JSON, encoded once and shared by the queues that get the same one.
+    pub body: Arc<str>,
     /// The replay that re-sent it (`Event::replay`'s name), as the `replay` attribute.
     pub replay: Option<String>,
 }
@@ -38,7 +39,7 @@ impl QueueMessage {
             event_id: event.id.clone(),
             source: event.source.as_str().to_owned(),
             event_type: event.event_type.clone(),
-            body: sqs_safe(serde_json::to_string(event)?),
+            body: sqs_safe(serde_json::to_string(event)?).into(),
             replay: event.replay.as_ref().map(|mark| mark.name.clone()),
         })
     }
@@ -61,7 +62,7 @@ impl QueueMessage {
                 _ => match &notification {
                     Some(message) => message,
                     None => notification.insert(QueueMessage::from_event(
-                        &crate::routing::notification_view(event),
+                        &crate::routing::notification_view(event)?,
                     )?),
                 },
             };

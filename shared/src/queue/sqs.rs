@@ -96,7 +96,7 @@ impl SqsQueue {
                 entries.push(
                     SendMessageBatchRequestEntry::builder()
                         .id(id)
-                        .message_body(&message.body)
+                        .message_body(&*message.body)
                         .set_message_attributes(Some(
                             attributes(message).map_err(|e| failed(e.into()))?,
                         ))
@@ -142,7 +142,7 @@ impl EventQueue for SqsQueue {
         self.client
             .send_message()
             .queue_url(self.urls.get(consumer))
-            .message_body(&message.body)
+            .message_body(&*message.body)
             .set_message_attributes(Some(attributes(message).map_err(|e| failed(e.into()))?))
             .send()
             .await
