@@ -50,7 +50,8 @@ employee.created,award_record.created,rank_record.created,qualification_record.c
 /// (`objective.*`, `*.completed`), set by `SLACK_NOTIFY_TYPES` as a comma-separated list.
 #[derive(Debug, Clone)]
 pub struct NotifyRules {
-    patterns: Vec<String>,
+    /// Compiled once: `matches` runs for every delivery.
+    patterns: Vec<WildMatch>,
 }
 
 impl NotifyRules {
@@ -61,7 +62,7 @@ impl NotifyRules {
                 .split(',')
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
-                .map(str::to_owned)
+                .map(WildMatch::new)
                 .collect(),
         }
     }
@@ -70,7 +71,7 @@ impl NotifyRules {
     pub fn matches(&self, event_type: &str) -> bool {
         self.patterns
             .iter()
-            .any(|pattern| WildMatch::new(pattern).matches(event_type))
+            .any(|pattern| pattern.matches(event_type))
     }
 }
 

@@ -1,9 +1,10 @@
 //! What messages and rules need from a body besides the entity: a key result's period,
 //! and the names an HR record refers to. Read the same way for every source.
 
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
 use super::Json;
+use super::lazy::{Copied, Fields, Kept};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
@@ -77,48 +78,64 @@ const RECORD_TYPE: &str = "type";
 /// version (which read these from the payload) reads the same during an upgrade or a
 /// rollback; birth dates, personal emails, phones and the rest never reach them.
 pub fn notification_payload(event: &Event) -> Result<Payload, serde_json::Error> {
-    let payload = event.payload.read()?;
-    let payload = &payload;
+    let payload = Fields::of(event.payload.raw())?;
     let with_period = matches!(event.entity.kind.as_str(), "key_result" | "objective");
-    let period_fields = |object: &Json<'_>| match with_period {
-        true => period_fields(object),
-        false => Map::new(),
-    };
-    let mut kept = period_fields(payload);
-    if let Some(data) = payload.get("data").and_then(Json::as_object) {
-        let mut data_kept = period_fields(&payload["data"]);
+    let mut kept = period_fields(&payload, with_period);
+    if let Some(raw_data) = payload.get("data").filter(|d| d.get().starts_with('{')) {
+        let data = Fields::of(raw_data)?;
+        let mut data_kept = period_fields(&data, with_period);
         for key in NAMED_OBJECTS {
-            if let Some(name) = data.get(key).and_then(|object| object.get("name")) {
-                data_kept.insert(
-                    key.to_owned(),
-                    serde_json::json!({ "name": name.to_value() }),
-                );
+            if let Some(name) = data
+                .get(key)
+                .map(Fields::of)
+                .transpose()?
+                .and_then(|o| o.get("name"))
+            {
+                let mut named = Kept::default();
+                named.insert("name", Copied::Raw(name));
+                data_kept.insert(key, Copied::Object(named));
             }
         }
-        if let Some(kind) = data.get(RECORD_TYPE).filter(|kind| kind.is_number()) {
-            data_kept.insert(RECORD_TYPE.to_owned(), kind.to_value());
+        let number = |raw: &&RawValue| {
+            raw.get()
+                .starts_with(|c: char| c == '-' || c.is_ascii_digit())
+        };
+        if let Some(kind) = data.get(RECORD_TYPE).filter(number) {
+            data_kept.insert(RECORD_TYPE, Copied::Raw(kind));
         }
         if !data_kept.is_empty() {
-            kept.insert("data".to_owned(), Value::Object(data_kept));
+            kept.insert("data", Copied::Object(data_kept));
         }
     }
     for key in PERIOD_OBJECTS.iter().filter(|key| **key != "data") {
-        let period = payload.get(key).map(period_fields).unwrap_or_default();
+        let period = match payload.get(key) {
+            Some(object) => period_fields(&Fields::of(object)?, with_period),
+            None => Kept::default(),
+        };
         if !period.is_empty() {
-            kept.insert((*key).to_owned(), Value::Object(period));
+            kept.insert(key, Copied::Object(period));
         }
     }
-    Payload::from_value(&Value::Object(kept))
+    serde_json::value::to_raw_value(&kept).map(Payload::from_raw)
 }
 
-/// The period fields of `object`, as they are.
-fn period_fields(object: &Json<'_>) -> Map<String, Value> {
-    PERIOD_STARTS
+/// The period fields of `object`, as they are, for a key result or objective
+/// (`with_period`).
+fn period_fields<'a>(object: &Fields<'a>, with_period: bool) -> Kept<'a> {
+    let mut kept = Kept::default();
+    if !with_period {
+        return kept;
+    }
+    for key in PERIOD_STARTS
         .iter()
         .chain(&PERIOD_ENDS)
         .chain(&[PERIOD_NESTED])
-        .filter_map(|key| Some(((*key).to_owned(), object.get(key)?.to_value())))
-        .collect()
+    {
+        if let Some(value) = object.get(key) {
+            kept.insert(key, Copied::Raw(value));
+        }
+    }
+    kept
 }
 
 /// The names under `data` (`data.department.name`, `data.user.name`, ...), and a rank

@@ -224,7 +224,7 @@ impl<'de: 'a, 'a> Visitor<'de> for JsonVisitor<'a> {
 }
 
 /// An object key, borrowed unless it had escapes (`Cow`'s own `Deserialize` copies).
-struct Key<'a>(Cow<'a, str>);
+pub(super) struct Key<'a>(pub(super) Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -6,6 +6,7 @@
 
 mod context;
 mod json;
+mod lazy;
 
 pub use context::notification_payload;
 pub use json::{Json, Object};

@@ -76,7 +76,10 @@ impl QueueMessage {
 /// raw) are escaped. In JSON they can only stand inside strings, so the escape decodes
 /// to the same value. (serde_json already escapes the control characters.)
 fn sqs_safe(json: String) -> String {
-    if json.contains(['\u{fffe}', '\u{ffff}']) {
+    // Both are EF BF BE / EF BF BF in UTF-8: a byte search, not a char-by-char one.
+    let unsafe_char = memchr::memmem::find_iter(json.as_bytes(), b"\xEF\xBF")
+        .any(|at| matches!(json.as_bytes().get(at + 2), Some(0xBE | 0xBF)));
+    if unsafe_char {
         json.replace('\u{fffe}', "\\ufffe")
             .replace('\u{ffff}', "\\uffff")
     } else {

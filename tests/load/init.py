@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Start-up of the ingest function against a local Lambda Runtime API stand-in and moto,
+beside lambda_runtime's hello world built with the same profile (docs/performance.md).
+
+usage: python3 tests/load/init.py [RUNS]          (default 30; run from the repository)
+
+Builds both with `cargo build --release`, starts moto (tests/moto_server.py) with the
+resources of tests/local_aws.py, then runs each binary RUNS times as Lambda would: with
+AWS_LAMBDA_RUNTIME_API pointing at a stand-in that times, from the exec,
+  init:  the first GET /runtime/invocation/next (the function is ready),
+  first: the first invocation's response (ingest: the signed PeopleForce delivery of
+         events/ingest/peopleforce.json, verified and enqueued on moto).
+Prints the median and the 90th percentile of each; ingest's must be 202.
+"""
+import http.server
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+runs = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RuntimeApi(http.server.BaseHTTPRequestHandler):
+    """The Runtime API's three calls a function makes; one invocation per process."""
+    protocol_version = "HTTP/1.1"
+    run = None  # the current run: started, event, and what was seen
+
+    def do_GET(self):
+        run = RuntimeApi.run
+        if self.path != "/2018-06-01/runtime/invocation/next":
+            return self.answer(404, b"{}")
+        if "init" in run:
+            run["done"].wait(30)  # the second /next: the function waits for more
+            return self.answer(204, b"")
+        run["init"] = time.monotonic() - run["started"]
+        body = run["event"]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Lambda-Runtime-Aws-Request-Id", "req-1")
+        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30_000))
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:000000000000:function:ingest")
+        self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        run = RuntimeApi.run
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.endswith("/response"):
+            run["first"] = time.monotonic() - run["started"]
+            run["response"] = json.loads(body)
+        else:
+            run["error"] = body.decode(errors="replace")
+        self.answer(202, b"{}")
+        run["done"].set()
+
+    def answer(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def measure(binary, env, event):
+    api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    env = dict(env, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api.server_port}",
+               AWS_LAMBDA_FUNCTION_NAME="bench", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
+               AWS_LAMBDA_FUNCTION_VERSION="$LATEST", AWS_LAMBDA_LOG_LEVEL="WARN",
+               AWS_EC2_METADATA_DISABLED="true")
+    inits, firsts = [], []
+    try:
+        for _ in range(runs):
+            RuntimeApi.run = {"event": event, "done": threading.Event()}
+            RuntimeApi.run["started"] = time.monotonic()
+            process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            finished = RuntimeApi.run["done"].wait(30)
+            process.kill()
+            _, stderr = process.communicate(timeout=30)
+            run = RuntimeApi.run
+            if not finished or "error" in run:
+                raise SystemExit(f"{binary}: no response: {run.get('error')} {stderr.decode(errors='replace')[-2000:]}")
+            inits.append(run["init"] * 1000)
+            firsts.append(run["first"] * 1000)
+            last = run["response"]
+    finally:
+        api.shutdown()
+    return inits, firsts, last
+
+
+def summary(values):
+    values = sorted(values)
+    return f"median {statistics.median(values):5.1f} ms, p90 {values[int(len(values) * 0.9) - 1]:5.1f} ms"
+
+
+def main():
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "ingest",
+                    "-p", "okr-webhooks-tests", "--example", "hello_lambda"], cwd=root, check=True)
+    moto_port = free_port()
+    moto = subprocess.Popen([sys.executable, os.path.join(root, "tests/moto_server.py"), "-H", "127.0.0.1", "-p", str(moto_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        moto_url = f"http://127.0.0.1:{moto_port}"
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", moto_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        lines = subprocess.run([sys.executable, os.path.join(root, "tests/local_aws.py"), moto_url],
+                               capture_output=True, text=True, check=True).stdout.splitlines()
+        env = dict(os.environ)
+        env.update(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+        event = open(os.path.join(root, "events/ingest/peopleforce.json"), "rb").read()
+        target = os.path.join(root, "target/release")
+        hello = measure(os.path.join(target, "examples/hello_lambda"), env, b'{"hello": "world"}')
+        ingest = measure(os.path.join(target, "ingest"), env, event)
+        if ingest[2].get("statusCode") != 202:
+            raise SystemExit(f"ingest answered {ingest[2]}")
+        print(f"{runs} runs each, exec -> first /next (init) and -> first response (first)")
+        print(f"hello world: init {summary(hello[0])}; first {summary(hello[1])}")
+        print(f"ingest:      init {summary(ingest[0])}; first {summary(ingest[1])} (202 from moto)")
+        extra = statistics.median(ingest[0]) - statistics.median(hello[0])
+        print(f"ingest init - hello world init: {extra:.1f} ms (median)")
+    finally:
+        moto.terminate()
+        moto.wait(timeout=30)
+
+
+main()
