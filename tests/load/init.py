@@ -110,8 +110,10 @@ def summary(values):
 
 
 def main():
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "ingest",
-                    "-p", "okr-webhooks-tests", "--example", "hello_lambda"], cwd=root, check=True)
+    # Two builds: a target flag (--example) would apply to every package of one command.
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "ingest"], cwd=root, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "okr-webhooks-tests", "--example", "hello_lambda"],
+                   cwd=root, check=True)
     moto_port = free_port()
     moto = subprocess.Popen([sys.executable, os.path.join(root, "tests/moto_server.py"), "-H", "127.0.0.1", "-p", str(moto_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -13,10 +13,13 @@ import zipfile
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 functions = ["ingest", "warehouse-sink", "slack-notifier", "progress-alerts"]
 
-command = ["cargo", "build", "--release", "-q", "-p", "okr-webhooks-tests", "--example", "hello_lambda"]
+# Two builds: a target flag (--example) would apply to every package of one command.
+command = ["cargo", "build", "--release", "-q"]
 for function in functions:
     command += ["-p", function]
 subprocess.run(command, cwd=root, check=True)
+subprocess.run(["cargo", "build", "--release", "-q", "-p", "okr-webhooks-tests", "--example", "hello_lambda"],
+               cwd=root, check=True)
 
 print("| package | binary | zip |")
 print("| --- | --- | --- |")
