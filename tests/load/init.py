@@ -39,11 +39,13 @@ class RuntimeApi(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         run = RuntimeApi.run
+        run.setdefault("seen", []).append(("GET", self.path, round((time.monotonic() - run["started"]) * 1000, 1)))
         if self.path != "/2018-06-01/runtime/invocation/next":
             return self.answer(404, b"{}")
         if "init" in run:
-            run["done"].wait(30)  # the second /next: the function waits for more
-            return self.answer(204, b"")
+            # The second /next: the function waits for more, until it is killed.
+            run["killed"].wait(30)
+            return
         run["init"] = time.monotonic() - run["started"]
         body = run["event"]
         self.send_response(200)
@@ -58,6 +60,7 @@ class RuntimeApi(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         run = RuntimeApi.run
+        run.setdefault("seen", []).append(("POST", self.path, round((time.monotonic() - run["started"]) * 1000, 1)))
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.path.endswith("/response"):
             run["first"] = time.monotonic() - run["started"]
@@ -77,25 +80,31 @@ class RuntimeApi(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a killed function's held connection breaks: expected
+
+
 def measure(binary, env, event):
-    api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
+    api = Server(("127.0.0.1", 0), RuntimeApi)
     threading.Thread(target=api.serve_forever, daemon=True).start()
     env = dict(env, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api.server_port}",
                AWS_LAMBDA_FUNCTION_NAME="bench", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
-               AWS_LAMBDA_FUNCTION_VERSION="$LATEST", AWS_LAMBDA_LOG_LEVEL="WARN",
+               AWS_LAMBDA_FUNCTION_VERSION="$LATEST", AWS_LAMBDA_LOG_LEVEL=os.environ.get("INIT_LOG_LEVEL", "WARN"),
                AWS_EC2_METADATA_DISABLED="true")
     inits, firsts = [], []
     try:
         for _ in range(runs):
-            RuntimeApi.run = {"event": event, "done": threading.Event()}
+            RuntimeApi.run = {"event": event, "done": threading.Event(), "killed": threading.Event()}
             RuntimeApi.run["started"] = time.monotonic()
             process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             finished = RuntimeApi.run["done"].wait(30)
             process.kill()
             _, stderr = process.communicate(timeout=30)
+            RuntimeApi.run["killed"].set()
             run = RuntimeApi.run
             if not finished or "error" in run:
-                raise SystemExit(f"{binary}: no response: {run.get('error')} {stderr.decode(errors='replace')[-2000:]}")
+                raise SystemExit(f"{binary}: no response in run {len(inits)}: {run.get('seen')} {run.get('error')} {stderr.decode(errors='replace')[-3000:]}")
             inits.append(run["init"] * 1000)
             firsts.append(run["first"] * 1000)
             last = run["response"]
