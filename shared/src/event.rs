@@ -90,11 +90,6 @@ impl Payload {
         }
     }
 
-    /// A payload holding `value`.
-    pub fn from_value(value: &Value) -> Result<Payload, serde_json::Error> {
-        serde_json::value::to_raw_value(value).map(Payload)
-    }
-
     /// A payload of `raw`.
     pub fn from_raw(raw: Box<RawValue>) -> Payload {
         Payload(raw)

@@ -65,11 +65,6 @@ impl<'a> Json<'a> {
         }
     }
 
-    /// Whether it is a number.
-    pub fn is_number(&self) -> bool {
-        matches!(self, Json::Number(_))
-    }
-
     /// Whether it is `null`.
     pub fn is_null(&self) -> bool {
         matches!(self, Json::Null)
@@ -84,24 +79,6 @@ impl<'a> Json<'a> {
             Json::String(_) => "string",
             Json::Array(_) => "array",
             Json::Object(_) => "object",
-        }
-    }
-
-    /// The same value as a `serde_json::Value` (for the small parts copied elsewhere).
-    pub fn to_value(&self) -> serde_json::Value {
-        use serde_json::Value;
-        match self {
-            Json::Null => Value::Null,
-            Json::Bool(b) => Value::Bool(*b),
-            Json::Number(n) => Value::Number(n.clone()),
-            Json::String(s) => Value::String(s.as_ref().to_owned()),
-            Json::Array(items) => Value::Array(items.iter().map(Json::to_value).collect()),
-            Json::Object(object) => Value::Object(
-                object
-                    .iter()
-                    .map(|(key, value)| (key.to_owned(), value.to_value()))
-                    .collect(),
-            ),
         }
     }
 
