@@ -92,6 +92,7 @@ async fn stack() -> Stack {
         warehouse: urls[0].clone(),
         slack: urls[1].clone(),
         alerts: urls[2].clone(),
+        progress: urls[3].clone(),
     };
     Stack {
         _moto: moto,

@@ -111,6 +111,7 @@ async fn a_replay_reads_only_the_window_and_marks_each_message() {
             warehouse: String::new(),
             slack: url.clone(),
             alerts: String::new(),
+            progress: String::new(),
         },
     );
     let plan = Plan {

@@ -16,6 +16,9 @@ command -v php >/dev/null || missing+=(php-cli)
 command -v java >/dev/null || missing+=(default-jre-headless)
 # strace: the durability test watches `serve` sync its warehouse directories.
 command -v strace >/dev/null || missing+=(strace)
+# Headless Chromium and its WebDriver: the dashboard's browser tests drive a real browser.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}" >&2
   as_root apt-get update -qq
@@ -60,11 +63,11 @@ cargo nextest run --workspace --locked --no-fail-fast
 # Every function builds the way `sam deploy` ships it (release, provided.al2023). These
 # machines cannot build arm64, the template's default, so this builds x86_64.
 sam build --parameter-overrides Architecture=x86_64
-for function in IngestFunction WarehouseSinkFunction SlackNotifierFunction ProgressAlertsFunction; do
+for function in IngestFunction WarehouseSinkFunction SlackNotifierFunction ProgressAlertsFunction ProgressProjectionFunction; do
   bootstrap=".aws-sam/build/$function/bootstrap"
   [ -x "$bootstrap" ] || { echo "sam build made no $bootstrap" >&2; exit 1; }
   magic=$(od -An -tx1 -N4 "$bootstrap" | tr -d ' \n')
   machine=$(od -An -tx1 -j18 -N2 "$bootstrap" | tr -d ' \n')
   [ "$magic$machine" = 7f454c463e00 ] || { echo "$bootstrap is not an x86_64 ELF executable" >&2; exit 1; }
 done
-echo "sam build: all four functions built"
+echo "sam build: all five functions built"

@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use okr_webhooks::config::{AlertsConfig, Env, IngestConfig, SlackConfig, WarehouseConfig};
+use okr_webhooks::config::{
+    AlertsConfig, Env, IngestConfig, ProjectionConfig, SlackConfig, WarehouseConfig,
+};
 use serde_json::{Value, json};
 
 fn root() -> PathBuf {
@@ -191,7 +193,7 @@ fn number(value: &Value) -> u64 {
 }
 
 #[test]
-fn four_functions_built_by_cargo_lambda_from_this_workspace() {
+fn five_functions_built_by_cargo_lambda_from_this_workspace() {
     let template = template();
     let functions = functions(&template);
     let mut binaries: Vec<_> = functions.iter().map(|f| f.binary).collect();
@@ -201,6 +203,7 @@ fn four_functions_built_by_cargo_lambda_from_this_workspace() {
         [
             "ingest",
             "progress-alerts",
+            "progress-projection",
             "slack-notifier",
             "warehouse-sink"
         ]
@@ -244,7 +247,11 @@ fn every_sqs_event_source_reports_batch_item_failures() {
             );
         }
     }
-    assert_eq!(sources, 3, "one event source per consumer queue");
+    assert_eq!(
+        sources,
+        okr_webhooks::routing::Consumer::ALL.len(),
+        "one event source per consumer queue"
+    );
     assert!(
         of_type(&template, "AWS::Lambda::EventSourceMapping").is_empty(),
         "event sources are declared on the functions"
@@ -272,7 +279,10 @@ fn every_queue_has_its_own_dead_letter_queue_keeping_14_days() {
             "{dlq} is the dead-letter queue of two queues"
         );
     }
-    assert_eq!(dead_letter_queues.len(), 3);
+    assert_eq!(
+        dead_letter_queues.len(),
+        okr_webhooks::routing::Consumer::ALL.len()
+    );
     for (name, queue) in &queues {
         let properties = &queue["Properties"];
         let is_dlq = dead_letter_queues.contains(*name);
@@ -422,6 +432,13 @@ fn every_role_grants_only_what_its_function_uses() {
             "slack-notifier" | "progress-alerts" => {
                 [&logs[..], &consume, &secret, &idempotency].concat()
             }
+            // Conditional puts over the item read; nothing else of the table.
+            "progress-projection" => [
+                &logs[..],
+                &consume,
+                &["dynamodb:GetItem", "dynamodb:PutItem"],
+            ]
+            .concat(),
             other => panic!("no expected actions for {other}"),
         }
         .into_iter()
@@ -594,6 +611,29 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
     });
     assert_eq!(read, alerts.environment.keys().cloned().collect());
 
+    let projection = function(&functions, "progress-projection");
+    let read = read_with(&projection.environment, |env| {
+        let config = ProjectionConfig::from_env(env).unwrap();
+        assert_eq!(config.table, "stand-in-ProgressTable");
+        assert_eq!(
+            config.thresholds,
+            okr_webhooks::alerts::rules::Thresholds::default()
+        );
+    });
+    assert_eq!(read, projection.environment.keys().cloned().collect());
+    // The read model shows the rules the alerts apply: the same settings.
+    for name in [
+        "ALERT_PACE_TOLERANCE",
+        "ALERT_LOW_THRESHOLD",
+        "ALERT_LOW_AFTER",
+        "ALERT_DROP_POINTS",
+    ] {
+        assert_eq!(
+            projection.environment[name], alerts.environment[name],
+            "{name}"
+        );
+    }
+
     // Logs: JSON at the chosen level (AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_LOG_LEVEL).
     for function in &functions {
         let logging = &function.properties["LoggingConfig"];
@@ -710,7 +750,10 @@ fn alarms_watch_every_function_every_queue_age_and_every_source_signatures() {
         .filter(|(_, q)| !q["Properties"]["RedrivePolicy"].is_null())
         .map(|(name, _)| *name)
         .collect();
-    assert_eq!(consumer_queues.len(), 3);
+    assert_eq!(
+        consumer_queues.len(),
+        okr_webhooks::routing::Consumer::ALL.len()
+    );
     assert_eq!(
         watched("AWS/SQS", "ApproximateAgeOfOldestMessage"),
         consumer_queues
@@ -856,4 +899,28 @@ fn secrets_start_without_real_values_and_the_signing_secret_accepts_nothing() {
             }
         }
     }
+}
+
+#[test]
+fn the_progress_table_has_the_key_and_index_the_store_uses() {
+    let template = template();
+    let table = &resources(&template)["ProgressTable"]["Properties"];
+    assert_eq!(
+        table["KeySchema"],
+        json!([{"AttributeName": "key", "KeyType": "HASH"}])
+    );
+    let indexes = table["GlobalSecondaryIndexes"].as_array().unwrap();
+    assert_eq!(indexes.len(), 1);
+    assert_eq!(
+        indexes[0]["IndexName"],
+        okr_webhooks::progress::dynamodb::BY_WRITTEN_AT
+    );
+    assert_eq!(
+        indexes[0]["KeySchema"],
+        json!([
+            {"AttributeName": "feed", "KeyType": "HASH"},
+            {"AttributeName": "written_at", "KeyType": "RANGE"}
+        ])
+    );
+    assert_eq!(indexes[0]["Projection"]["ProjectionType"], "ALL");
 }

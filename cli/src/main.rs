@@ -57,6 +57,7 @@ enum QueueName {
     Slack,
     Warehouse,
     Alerts,
+    Progress,
 }
 
 impl From<QueueName> for okr_webhooks::routing::Consumer {
@@ -66,6 +67,7 @@ impl From<QueueName> for okr_webhooks::routing::Consumer {
             QueueName::Slack => Consumer::Slack,
             QueueName::Warehouse => Consumer::Warehouse,
             QueueName::Alerts => Consumer::Alerts,
+            QueueName::Progress => Consumer::Progress,
         }
     }
 }

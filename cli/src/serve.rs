@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// The PagerDuty Events API URL.
     #[arg(long, env = "PAGERDUTY_EVENTS_URL")]
     pagerduty_events_url: Option<String>,
+    /// The token the dashboard and the progress API require when --addr is not a
+    /// loopback address (as `Authorization: Bearer <token>` or `?token=<token>`).
+    #[arg(long, env = "OKR_DASHBOARD_TOKEN", hide_env_values = true)]
+    dashboard_token: Option<String>,
     /// The first retry wait of a failed message, in milliseconds (the rest of the
     /// schedule scales with it; tests shorten it).
     #[arg(long, default_value_t = 30_000, hide = true)]
@@ -44,7 +48,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         pagerduty_events_url: args.pagerduty_events_url,
     };
     let retry_base = Duration::from_millis(args.retry_base_ms);
-    let config = LocalConfig::new(destinations, retry_base, &process_env())?;
+    let mut config = LocalConfig::new(destinations, retry_base, &process_env())?;
+    config.dashboard_token = args.dashboard_token;
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
         .with_env_filter(okr_webhooks::telemetry::filter(
@@ -57,7 +62,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     announce(format!(
-        "listening on http://{addr} (POST /webhooks/{{source}}, GET /healthz)"
+        "listening on http://{addr} (POST /webhooks/{{source}}, GET /healthz, GET /dashboard, GET /api/progress)"
     ));
     okr_webhooks::local::serve(&args.data_dir, listener, config, shutdown(), announce).await?;
     Ok(ExitCode::SUCCESS)

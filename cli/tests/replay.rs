@@ -2,6 +2,8 @@
 //! and three days; gap-filling and --force through a running `serve`; an interrupted
 //! replay resumed; a missing archive.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -18,7 +20,7 @@ use time::macros::datetime;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const BIN: &str = env!("CARGO_BIN_EXE_okr-webhooks");
+use common::BIN;
 
 fn body(path: &str) -> Vec<u8> {
     std::fs::read(
@@ -364,42 +366,12 @@ fn an_interrupted_replay_resumes_and_sends_each_event_once() {
     assert!(ids.values().all(|n| *n == 1), "each once");
 }
 
-struct Serve(std::process::Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `serve` on `data_dir`, posting to `slack`; its base URL once it answers.
-async fn serve(data_dir: &Path, slack: &MockServer) -> (Serve, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .args(["--slack-webhook-url", &format!("{}/slack", slack.uri())])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{base}/healthz")).await.is_err() {
-        assert!(Instant::now() < deadline, "serve did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (Serve(child), base)
+async fn serve(data_dir: &Path, slack: &MockServer) -> (common::Serve, String) {
+    let url = format!("{}/slack", slack.uri());
+    let server = common::serve_on("127.0.0.1", data_dir, &["--slack-webhook-url", &url]).await;
+    let base = server.base.clone();
+    (server, base)
 }
 
 async fn deliver(base: &str, data_dir: &Path, source: Source, path: &str) {

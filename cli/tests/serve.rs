@@ -4,19 +4,19 @@
 //! dead-letter queue and `dlq redrive` delivers once it recovers.
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flate2::read::GzDecoder;
-use okr_webhooks::secrets::SigningSecrets;
 use okr_webhooks::{Source, sign};
 use serde_json::Value;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const BIN: &str = env!("CARGO_BIN_EXE_okr-webhooks");
+mod common;
+
+use common::{BIN, deliver, eventually, free_port, secrets};
 
 struct Server {
     child: Child,
@@ -57,15 +57,6 @@ async fn stand_ins(slack_status: u16) -> StandIns {
         alerts,
         pagerduty,
     }
-}
-
-/// A port nothing listens on.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `okr-webhooks serve` on `port` over `data_dir` (through `program` first, if given:
@@ -130,10 +121,6 @@ async fn start(data_dir: &Path, stand_ins: &StandIns) -> Server {
     }
 }
 
-fn secrets(data_dir: &Path) -> SigningSecrets {
-    SigningSecrets::parse(&std::fs::read_to_string(data_dir.join("secrets.json")).unwrap()).unwrap()
-}
-
 fn sample(path: &str) -> Vec<u8> {
     std::fs::read(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -141,29 +128,6 @@ fn sample(path: &str) -> Vec<u8> {
             .join(path),
     )
     .unwrap()
-}
-
-/// POST `body` to /webhooks/`route`, signed for `source` (over `signed` when given).
-async fn deliver(
-    base: &str,
-    secrets: &SigningSecrets,
-    source: Source,
-    route: &str,
-    body: &[u8],
-    signed: Option<&[u8]>,
-) -> (u16, Value) {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let secret = &secrets.for_source(source)[0];
-    let mut request = reqwest::Client::new()
-        .post(format!("{base}/webhooks/{route}"))
-        .body(body.to_vec());
-    let id = format!("msg_{}", now);
-    for (name, value) in sign(source, secret, signed.unwrap_or(body), &id, now).unwrap() {
-        request = request.header(name, value);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 fn warehouse(data_dir: &Path) -> Vec<Value> {
@@ -188,14 +152,6 @@ fn warehouse(data_dir: &Path) -> Vec<Value> {
         }
     }
     events
-}
-
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn bodies(server: &MockServer) -> Vec<Value> {

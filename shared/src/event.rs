@@ -169,6 +169,10 @@ pub struct Entity {
     pub id: Option<String>,
     /// Its title or name, for messages.
     pub name: Option<String>,
+    /// The objective a key result belongs to, when the provider says (Peoplelogic's
+    /// `parentId`, a Standard Webhooks `data.objective_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// Who made a change.

@@ -5,6 +5,7 @@ use std::fmt;
 use wildmatch::WildMatch;
 
 use crate::event::Event;
+use crate::progress::is_tracked_kind;
 
 /// A consumer with its own queue (and its own dead-letter queue).
 #[derive(
@@ -18,11 +19,18 @@ pub enum Consumer {
     Slack,
     /// Events that carry progress or status, to the progress alerts.
     Alerts,
+    /// Events about an objective or key result (with its id), to the progress read model.
+    Progress,
 }
 
 impl Consumer {
     /// Every consumer.
-    pub const ALL: [Consumer; 3] = [Consumer::Warehouse, Consumer::Slack, Consumer::Alerts];
+    pub const ALL: [Consumer; 4] = [
+        Consumer::Warehouse,
+        Consumer::Slack,
+        Consumer::Alerts,
+        Consumer::Progress,
+    ];
 
     /// The consumer's name in configuration, logs and the `dlq` command.
     pub fn as_str(self) -> &'static str {
@@ -30,6 +38,7 @@ impl Consumer {
             Consumer::Warehouse => "warehouse",
             Consumer::Slack => "slack",
             Consumer::Alerts => "alerts",
+            Consumer::Progress => "progress",
         }
     }
 }
@@ -82,21 +91,32 @@ impl Default for NotifyRules {
 }
 
 /// The queues `event` goes to: the warehouse gets every event; Slack those with a
-/// notification rule; the alerts those that carry progress or status.
+/// notification rule; the alerts those that carry progress or status; the progress read
+/// model those about an objective or key result with an id.
 pub fn route(event: &Event, rules: &NotifyRules) -> Vec<Consumer> {
     let tracked = event.progress.is_some() || event.status.is_some();
-    route_by(&event.event_type, tracked, rules)
+    let projected = event.entity.id.is_some() && is_tracked_kind(&event.entity.kind);
+    route_by(&event.event_type, tracked, projected, rules)
 }
 
-/// [`route`] from what it reads: the event's type, and whether it carries progress or
-/// status (`tracked`).
-pub fn route_by(event_type: &str, tracked: bool, rules: &NotifyRules) -> Vec<Consumer> {
+/// [`route`] from what it reads: the event's type, whether it carries progress or
+/// status (`tracked`), and whether it is about an objective or key result with an id
+/// (`projected`).
+pub fn route_by(
+    event_type: &str,
+    tracked: bool,
+    projected: bool,
+    rules: &NotifyRules,
+) -> Vec<Consumer> {
     let mut consumers = vec![Consumer::Warehouse];
     if rules.matches(event_type) {
         consumers.push(Consumer::Slack);
     }
     if tracked {
         consumers.push(Consumer::Alerts);
+    }
+    if projected {
+        consumers.push(Consumer::Progress);
     }
     consumers
 }

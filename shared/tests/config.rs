@@ -17,11 +17,12 @@ fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
     Env(move |name: &str| map.get(name).cloned())
 }
 
-const INGEST: [(&str, &str); 4] = [
+const INGEST: [(&str, &str); 5] = [
     ("SIGNING_SECRET_ID", "okr-webhooks/signing"),
     ("WAREHOUSE_QUEUE_URL", "https://sqs/w"),
     ("SLACK_QUEUE_URL", "https://sqs/s"),
     ("ALERTS_QUEUE_URL", "https://sqs/a"),
+    ("PROGRESS_QUEUE_URL", "https://sqs/p"),
 ];
 
 #[test]

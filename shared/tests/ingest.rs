@@ -93,19 +93,23 @@ impl Harness {
 
 #[tokio::test]
 async fn every_sample_gets_the_status_the_readme_lists() {
-    use Consumer::{Alerts, Slack, Warehouse};
+    use Consumer::{Alerts, Progress, Slack, Warehouse};
     let table: [(&str, u16, &[Consumer]); 13] = [
-        ("peoplelogic.json", 202, &[Warehouse, Slack, Alerts]),
+        (
+            "peoplelogic.json",
+            202,
+            &[Warehouse, Slack, Alerts, Progress],
+        ),
         (
             "peoplelogic-key-result.json",
             202,
-            &[Warehouse, Slack, Alerts],
+            &[Warehouse, Slack, Alerts, Progress],
         ),
         ("peopleforce.json", 202, &[Warehouse, Slack]),
         // A termination: no Slack rule by default.
         ("peopleforce-base64.json", 202, &[Warehouse]),
         ("perscom.json", 202, &[Warehouse]),
-        ("standard.json", 202, &[Warehouse, Slack, Alerts]),
+        ("standard.json", 202, &[Warehouse, Slack, Alerts, Progress]),
         ("tampered-body.json", 401, &[]),
         ("missing-header.json", 401, &[]),
         ("invalid-base64.json", 400, &[]),

@@ -47,6 +47,7 @@ fn entity(kind: &str, id: &str, name: Option<&str>) -> Entity {
         kind: kind.into(),
         id: Some(id.into()),
         name: name.map(Into::into),
+        parent: None,
     }
 }
 
@@ -344,7 +345,10 @@ fn peoplelogic_bodies_without_an_event_name_are_read_by_their_shape() {
     assert_eq!(paired.event_type, "key_result.progress_updated");
     assert_eq!(
         paired.entity,
-        entity("key_result", "k1", Some("Reach 500 teams"))
+        Entity {
+            parent: Some("o1".into()),
+            ..entity("key_result", "k1", Some("Reach 500 teams"))
+        }
     );
     assert_eq!(
         paired.progress,

@@ -56,7 +56,8 @@ pub struct ReplayArgs {
     /// Only events about this objective or key result id.
     #[arg(long)]
     entity: Option<String>,
-    /// Where to send: slack, alerts or warehouse (repeatable); routed as ingest routes.
+    /// Where to send: slack, alerts, warehouse or progress (repeatable; progress
+    /// rebuilds the read model); routed as ingest routes.
     #[arg(long = "to", value_enum, required_unless_present = "resume")]
     to: Vec<QueueName>,
     /// Send every selected event to Slack, not only the types it notifies.
@@ -294,6 +295,7 @@ async fn queues(data_dir: &Path, plan: &Plan) -> Result<Box<dyn EventQueue>> {
         warehouse: String::new(),
         slack: String::new(),
         alerts: String::new(),
+        progress: String::new(),
     };
     for pair in &plan.queue_urls {
         let Some((name, url)) = pair.split_once('=') else {
@@ -303,7 +305,10 @@ async fn queues(data_dir: &Path, plan: &Plan) -> Result<Box<dyn EventQueue>> {
             "warehouse" => urls.warehouse = url.to_owned(),
             "slack" => urls.slack = url.to_owned(),
             "alerts" => urls.alerts = url.to_owned(),
-            other => bail!("--queue-url {pair}: {other} is not slack, alerts or warehouse"),
+            "progress" => urls.progress = url.to_owned(),
+            other => {
+                bail!("--queue-url {pair}: {other} is not slack, alerts, warehouse or progress")
+            }
         }
     }
     for target in &plan.targets {

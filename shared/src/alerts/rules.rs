@@ -128,7 +128,10 @@ pub fn assess(event: &Event, thresholds: &Thresholds) -> Assessment {
     }
 }
 
-fn holds(
+/// The rules that hold for a key result with `progress` (after `previous`), `status`
+/// and `period`, at `at`: what an update triggers, and what the progress read model
+/// shows as holding now.
+pub fn holds(
     progress: Option<f64>,
     previous: Option<f64>,
     status: Option<&str>,
@@ -163,6 +166,7 @@ fn is_at_risk(status: &str) -> bool {
     matches!(words(status).as_str(), "at risk" | "off track" | "behind")
 }
 
-fn is_done(status: &str) -> bool {
+/// Whether `status` says the key result is done.
+pub fn is_done(status: &str) -> bool {
     matches!(words(status).as_str(), "completed" | "complete" | "done")
 }

@@ -6,6 +6,7 @@ use super::{
     ConfigError, DEFAULT_MAX_BODY_BYTES, DEFAULT_PAGERDUTY_EVENTS_URL, Env, MAX_BODY_BYTES_LIMIT,
     QueueUrls, notify_rules, secret_cache_ttl, visibility_timeout,
 };
+use crate::alerts::rules::Thresholds;
 use crate::routing::NotifyRules;
 use crate::slack::DEFAULT_DIGEST_THRESHOLD;
 use crate::warehouse::WarehouseUrl;
@@ -15,7 +16,7 @@ use crate::warehouse::WarehouseUrl;
 pub struct IngestConfig {
     /// `SIGNING_SECRET_ID`: the Secrets Manager secret (name or ARN) with the signing secrets.
     pub secret_id: String,
-    /// `WAREHOUSE_QUEUE_URL`, `SLACK_QUEUE_URL`, `ALERTS_QUEUE_URL`.
+    /// `WAREHOUSE_QUEUE_URL`, `SLACK_QUEUE_URL`, `ALERTS_QUEUE_URL`, `PROGRESS_QUEUE_URL`.
     pub queue_urls: QueueUrls,
     /// `MAX_BODY_BYTES` (default 262144).
     pub max_body_bytes: usize,
@@ -34,6 +35,7 @@ impl IngestConfig {
                 warehouse: env.required("WAREHOUSE_QUEUE_URL")?,
                 slack: env.required("SLACK_QUEUE_URL")?,
                 alerts: env.required("ALERTS_QUEUE_URL")?,
+                progress: env.required("PROGRESS_QUEUE_URL")?,
             },
             max_body_bytes: env.number_in(
                 "MAX_BODY_BYTES",
@@ -161,18 +163,6 @@ impl AlertsConfig {
                 "ALERTS_SLACK_WEBHOOK_SECRET_ID or PAGERDUTY_ROUTING_KEY_SECRET_ID",
             ));
         }
-        let defaults = crate::alerts::rules::Thresholds::default();
-        let points = |name: &'static str, default: f64| -> Result<f64, ConfigError> {
-            let value: f64 = env.parsed_or(name, default, "a number from 0 to 100")?;
-            if (0.0..=100.0).contains(&value) {
-                Ok(value)
-            } else {
-                Err(ConfigError::Invalid {
-                    name,
-                    expected: "a number from 0 to 100",
-                })
-            }
-        };
         Ok(AlertsConfig {
             slack_webhook_secret_id,
             pagerduty_routing_key_secret_id,
@@ -180,12 +170,7 @@ impl AlertsConfig {
                 .unwrap_or_else(|| DEFAULT_PAGERDUTY_EVENTS_URL.to_owned()),
             idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
             queue_url: optional("QUEUE_URL"),
-            thresholds: crate::alerts::rules::Thresholds {
-                pace_tolerance: points("ALERT_PACE_TOLERANCE", defaults.pace_tolerance)?,
-                low_threshold: points("ALERT_LOW_THRESHOLD", defaults.low_threshold)?,
-                low_after: points("ALERT_LOW_AFTER", defaults.low_after)?,
-                drop_points: points("ALERT_DROP_POINTS", defaults.drop_points)?,
-            },
+            thresholds: thresholds(env)?,
             window: Duration::from_secs(
                 3600 * env.number_in(
                     "ALERT_WINDOW_HOURS",
@@ -196,6 +181,52 @@ impl AlertsConfig {
             ),
             secret_cache_ttl: secret_cache_ttl(env)?,
             visibility_timeout: visibility_timeout(env)?,
+        })
+    }
+}
+
+/// `ALERT_PACE_TOLERANCE`, `ALERT_LOW_THRESHOLD`, `ALERT_LOW_AFTER`, `ALERT_DROP_POINTS`:
+/// the rules' settings, each a number from 0 to 100 (the alerts' defaults when unset).
+fn thresholds<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Thresholds, ConfigError> {
+    let defaults = Thresholds::default();
+    let points = |name: &'static str, default: f64| -> Result<f64, ConfigError> {
+        let value: f64 = env.parsed_or(name, default, "a number from 0 to 100")?;
+        if (0.0..=100.0).contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::Invalid {
+                name,
+                expected: "a number from 0 to 100",
+            })
+        }
+    };
+    Ok(Thresholds {
+        pace_tolerance: points("ALERT_PACE_TOLERANCE", defaults.pace_tolerance)?,
+        low_threshold: points("ALERT_LOW_THRESHOLD", defaults.low_threshold)?,
+        low_after: points("ALERT_LOW_AFTER", defaults.low_after)?,
+        drop_points: points("ALERT_DROP_POINTS", defaults.drop_points)?,
+    })
+}
+
+/// The progress projection's configuration.
+#[derive(Debug, Clone)]
+pub struct ProjectionConfig {
+    /// `PROGRESS_TABLE`: the DynamoDB table of the read model.
+    pub table: String,
+    /// `QUEUE_URL`, as for the other consumers: where failed records' waits are set.
+    pub queue_url: Option<String>,
+    /// The alert rules' settings, as the progress alerts read them, so the read model
+    /// shows the rules the alerts apply.
+    pub thresholds: Thresholds,
+}
+
+impl ProjectionConfig {
+    /// Read every variable.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(ProjectionConfig {
+            table: env.required("PROGRESS_TABLE")?,
+            queue_url: (env.0)("QUEUE_URL").filter(|v| !v.trim().is_empty()),
+            thresholds: thresholds(env)?,
         })
     }
 }

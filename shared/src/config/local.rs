@@ -29,6 +29,9 @@ pub struct LocalConfig {
     pub notify: NotifyRules,
     /// The first retry wait of a failed record (`retry::Schedule::starting_at`).
     pub retry_base: Duration,
+    /// `--dashboard-token` / `OKR_DASHBOARD_TOKEN`: what the dashboard and the progress
+    /// API require when `serve` is bound beyond loopback.
+    pub dashboard_token: Option<String>,
 }
 
 impl LocalConfig {
@@ -48,6 +51,7 @@ impl LocalConfig {
             pagerduty_events_url,
             notify: notify_rules(env),
             retry_base,
+            dashboard_token: None,
         })
     }
 }

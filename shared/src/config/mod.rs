@@ -9,7 +9,7 @@ use crate::routing::{Consumer, DEFAULT_NOTIFY_TYPES, NotifyRules};
 mod functions;
 mod local;
 
-pub use functions::{AlertsConfig, IngestConfig, SlackConfig, WarehouseConfig};
+pub use functions::{AlertsConfig, IngestConfig, ProjectionConfig, SlackConfig, WarehouseConfig};
 pub use local::{LocalConfig, LocalDestinations};
 
 /// Default `PAGERDUTY_EVENTS_URL`: the Events API v2 endpoint.
@@ -56,6 +56,8 @@ pub struct QueueUrls {
     pub slack: String,
     /// `ALERTS_QUEUE_URL`.
     pub alerts: String,
+    /// `PROGRESS_QUEUE_URL`.
+    pub progress: String,
 }
 
 impl QueueUrls {
@@ -65,6 +67,7 @@ impl QueueUrls {
             Consumer::Warehouse => &self.warehouse,
             Consumer::Slack => &self.slack,
             Consumer::Alerts => &self.alerts,
+            Consumer::Progress => &self.progress,
         }
     }
 }

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::alerts::ProgressAlerts;
 use crate::batch::{BatchFailure, receive_count};
+use crate::progress::ProgressProjection;
 use crate::queue::ReceiveQueue;
 use crate::queue::sqlite::SqliteQueue;
 use crate::retry::MAX_RECEIVE_COUNT;
@@ -64,6 +65,17 @@ impl BatchHandler for ProgressAlerts {
         deadline: Instant,
     ) -> Result<SqsBatchResponse, BatchFailure> {
         ProgressAlerts::handle(self, batch, deadline).await
+    }
+}
+
+#[async_trait]
+impl BatchHandler for ProgressProjection {
+    async fn handle(
+        &self,
+        batch: SqsEvent,
+        _deadline: Instant,
+    ) -> Result<SqsBatchResponse, BatchFailure> {
+        ProgressProjection::handle(self, batch).await
     }
 }
 

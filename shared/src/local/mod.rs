@@ -3,7 +3,8 @@
 //! dead-letter queues, and the same consumer handlers.
 //!
 //! The data directory holds `secrets.json` (the signing secrets), `queues.sqlite`,
-//! `idempotency.sqlite`, `warehouse/` and `serve.lock` (one server per directory).
+//! `idempotency.sqlite`, `warehouse/`, `progress.sqlite` (the read model the dashboard
+//! shows) and `serve.lock` (one server per directory).
 
 pub mod consumer;
 mod health;
@@ -23,9 +24,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{DEFAULT_MAX_BODY_BYTES, LocalConfig};
+use crate::dashboard::Access;
 use crate::ingest::Ingest;
 use crate::metrics::NoMetrics;
 use crate::secrets::SecretCache;
+
+/// How often the dashboard's feed looks for records written.
+const FEED_EVERY: Duration = Duration::from_millis(200);
 
 /// Where local mode keeps things.
 #[derive(Debug, Clone)]
@@ -38,6 +43,8 @@ pub struct Paths {
     pub idempotency: PathBuf,
     /// `<data-dir>/warehouse`.
     pub warehouse: PathBuf,
+    /// `<data-dir>/progress.sqlite`: the progress read model.
+    pub progress: PathBuf,
 }
 
 impl Paths {
@@ -48,6 +55,7 @@ impl Paths {
             queues: data_dir.join("queues.sqlite"),
             idempotency: data_dir.join("idempotency.sqlite"),
             warehouse: data_dir.join("warehouse"),
+            progress: data_dir.join("progress.sqlite"),
         }
     }
 }
@@ -124,6 +132,25 @@ pub async fn serve(
     ));
 
     let (stop, stopped) = watch::channel(false);
+    // Fired as soon as shutdown starts (before the requests finish), so the dashboard's
+    // streams end and their connections close.
+    let (closing, shutting_down) = watch::channel(false);
+    let feed = crate::progress::feed::spawn(stores.progress.clone(), FEED_EVERY, shutting_down);
+    let addr = listener
+        .local_addr()
+        .map_err(|e| io("the listener has no address", data_dir, e))?;
+    let access = Access::for_addr(addr, config.dashboard_token.as_deref());
+    if matches!(access, Access::Closed) {
+        announce(format!(
+            "dashboard: closed ({addr} is beyond loopback: give --dashboard-token to open it)"
+        ));
+    } else {
+        announce(format!("dashboard: http://{addr}/dashboard"));
+    }
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing.send(true);
+    };
     let mut tasks: Vec<_> = consumers
         .into_iter()
         .map(|(consumer, handler, batch_size)| {
@@ -140,7 +167,12 @@ pub async fn serve(
         stores.queue.clone(),
         stopped,
     )));
-    let served = axum::serve(listener, router::router(ingest, health))
+    let app = router::router(ingest, health).merge(crate::dashboard::router(
+        stores.progress.clone(),
+        feed,
+        access,
+    ));
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     // The server has finished its requests: let the consumers finish their batches.

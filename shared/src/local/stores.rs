@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::secrets_file::FileSecretStore;
 use super::{LocalError, Paths, io};
 use crate::idempotency::sqlite::SqliteIdempotencyStore;
+use crate::progress::sqlite::SqliteProgressStore;
 use crate::queue::sqlite::SqliteQueue;
 use crate::slack::DEFAULT_DEDUP_WINDOW;
 
@@ -13,6 +14,7 @@ pub(super) struct Stores {
     pub secrets: FileSecretStore,
     pub queue: Arc<SqliteQueue>,
     pub idempotency: Arc<SqliteIdempotencyStore>,
+    pub progress: Arc<SqliteProgressStore>,
 }
 
 /// Open (or create) the secrets, the queues and the idempotency records under `paths`,
@@ -59,9 +61,12 @@ pub(super) async fn open(paths: &Paths, announce: &impl Fn(String)) -> Result<St
             "presumed sent: {key} (check the channel; the event is in the warehouse)"
         ));
     }
+    let progress = SqliteProgressStore::open(&paths.progress)
+        .map_err(|e| io("cannot open the progress read model", &paths.progress, e))?;
     Ok(Stores {
         secrets,
         queue,
         idempotency: Arc::new(idempotency),
+        progress: Arc::new(progress),
     })
 }

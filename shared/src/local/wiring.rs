@@ -16,6 +16,7 @@ use crate::metrics::NoMetrics;
 use crate::outbound::http::http_client;
 use crate::outbound::pagerduty::RoutingKey;
 use crate::outbound::slack::{SlackPoster, WebhookPoster, WebhookUrl};
+use crate::progress::ProgressProjection;
 use crate::retry::{Retries, Schedule};
 use crate::routing::Consumer;
 use crate::secrets::{FromSecret, SecretCache, StaticSecret};
@@ -32,11 +33,13 @@ use crate::warehouse::local::LocalSink;
 const WAREHOUSE_BATCH: usize = 500;
 const SLACK_BATCH: usize = 10;
 const ALERTS_BATCH: usize = 10;
+/// The read model applies a batch in one transaction: big batches, few commits.
+const PROGRESS_BATCH: usize = 500;
 
 /// A consumer, its handler, and how many messages it takes at once.
 pub(super) type ConsumerSpec = (Consumer, Arc<dyn BatchHandler>, usize);
 
-/// The three consumers over `stores`, and their destinations' circuit breakers.
+/// The four consumers over `stores`, and their destinations' circuit breakers.
 pub(super) fn consumers(
     config: &LocalConfig,
     stores: &Stores,
@@ -67,7 +70,9 @@ pub(super) fn consumers(
     .retrying(retries.clone());
     let alerts = alerts(config, stores, &http)?
         .breaking(&breaking)
-        .retrying(retries);
+        .retrying(retries.clone());
+    let projection =
+        ProgressProjection::new(stores.progress.clone(), Thresholds::default()).retrying(retries);
     let breakers = [warehouse.breaker().clone(), notifier.breaker().clone()]
         .into_iter()
         .chain(alerts.breakers())
@@ -76,6 +81,7 @@ pub(super) fn consumers(
         (Consumer::Warehouse, Arc::new(warehouse), WAREHOUSE_BATCH),
         (Consumer::Slack, Arc::new(notifier), SLACK_BATCH),
         (Consumer::Alerts, Arc::new(alerts), ALERTS_BATCH),
+        (Consumer::Progress, Arc::new(projection), PROGRESS_BATCH),
     ];
     Ok((consumers, breakers))
 }

@@ -22,6 +22,7 @@ pub(super) fn parts(body: &Object<'_>) -> Parts {
         provider_event: provider_event.clone(),
         entity_id,
         entity_name: first_text(entity, &["title", "name"]),
+        entity_parent: Field::read(entity, "parentId").and_then(|f| f.current_text()),
         occurred_at: first_time(
             entity,
             &["updatedAt", "modifiedAt", "lastUpdated", "createdAt"],

@@ -10,6 +10,7 @@ pub(super) fn parts(body: &Object<'_>) -> Parts {
         provider_event: event_type.clone(),
         entity_id: first_text(data, &["id"]),
         entity_name: first_text(data, &["name", "title"]),
+        entity_parent: first_text(data, &["objective_id", "parent_id"]),
         occurred_at: first_time(body, &["timestamp"]),
         actor: data.get("actor").and_then(actor),
         status: Field::read(data, "status").map(|f| f.text_change()),

@@ -127,10 +127,15 @@ impl<'r> Run<'r> {
         }
         self.summary.selected += 1;
         self.count_day(&head);
-        let consumers: Vec<Consumer> = route_by(&head.event_type, head.tracked(), self.rules)
-            .into_iter()
-            .filter(|c| self.plan.targets.contains(c))
-            .collect();
+        let consumers: Vec<Consumer> = route_by(
+            &head.event_type,
+            head.tracked(),
+            head.projected(),
+            self.rules,
+        )
+        .into_iter()
+        .filter(|c| self.plan.targets.contains(c))
+        .collect();
         if consumers.is_empty() {
             self.summary.not_routed += 1;
             return Ok(());

@@ -98,6 +98,13 @@ impl Head<'_> {
     pub fn tracked(&self) -> bool {
         self.progress.is_some() || self.status.is_some()
     }
+
+    /// Whether it is about an objective or key result with an id (the progress read
+    /// model takes it).
+    pub fn projected(&self) -> bool {
+        self.entity.id.is_some()
+            && crate::progress::is_tracked_kind(self.entity.kind.as_deref().unwrap_or(""))
+    }
 }
 
 /// The entity's id of a [`Head`].
@@ -106,6 +113,9 @@ pub struct HeadEntity<'a> {
     /// `entity.id`.
     #[serde(borrow, default)]
     pub id: Option<Cow<'a, str>>,
+    /// `entity.kind`.
+    #[serde(borrow, default)]
+    pub kind: Option<Cow<'a, str>>,
 }
 
 /// A [`Selection`] ready to match lines.

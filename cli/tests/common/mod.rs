@@ -1,0 +1,95 @@
+//! What the `serve` tests share: the binary, a free port, signed deliveries, waiting.
+
+#![allow(dead_code)]
+
+pub mod browser;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use okr_webhooks::secrets::SigningSecrets;
+use okr_webhooks::{Source, sign};
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_okr-webhooks");
+
+/// A port nothing listens on.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn secrets(data_dir: &Path) -> SigningSecrets {
+    SigningSecrets::parse(&std::fs::read_to_string(data_dir.join("secrets.json")).unwrap()).unwrap()
+}
+
+/// POST `body` to /webhooks/`route`, signed for `source` (over `signed` when given).
+pub async fn deliver(
+    base: &str,
+    secrets: &SigningSecrets,
+    source: Source,
+    route: &str,
+    body: &[u8],
+    signed: Option<&[u8]>,
+) -> (u16, Value) {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let secret = &secrets.for_source(source)[0];
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/webhooks/{route}"))
+        .body(body.to_vec());
+    let id = format!("msg_{}", now);
+    for (name, value) in sign(source, secret, signed.unwrap_or(body), &id, now).unwrap() {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A running `okr-webhooks serve`, killed when dropped.
+pub struct Serve {
+    child: Child,
+    /// `http://HOST:PORT`, on loopback.
+    pub base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `serve` over `data_dir` listening on `host` (a free port), with `args`; once it
+/// answers `/healthz`.
+pub async fn serve_on(host: &str, data_dir: &Path, args: &[&str]) -> Serve {
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args(["serve", "--addr", &format!("{host}:{port}"), "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{base}/healthz")).await.is_err() {
+        assert!(Instant::now() < deadline, "serve did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Serve { child, base }
+}

@@ -1,0 +1,270 @@
+//! The live progress dashboard of `okr-webhooks serve`, in a real browser (headless
+//! Chromium through WebDriver), and the progress API over HTTP: a signed key result
+//! update moves its bar without a reload, the page asks no other host, and beyond
+//! loopback the dashboard and the API need the token.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::browser::chromium;
+use common::{deliver, eventually, secrets, serve_on};
+use fantoccini::Locator;
+use okr_webhooks::Source;
+use serde_json::Value;
+
+const KR: &str = "peoplelogic#a7d4e9c0-2b1f-4e8a-9c3d-5f6a7b8c9d01";
+
+fn body(path: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../events/bodies/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+async fn progress(base: &str, query: &str) -> Value {
+    reqwest::get(format!("{base}/api/progress?{query}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The text of the element `css` selects, or "" while there is none.
+async fn text(client: &fantoccini::Client, css: &str) -> String {
+    match client.find(Locator::Css(css)).await {
+        Ok(element) => element.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_signed_update_moves_its_bar_without_a_reload_and_the_page_asks_no_other_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_on("127.0.0.1", dir.path(), &[]).await;
+    let base = server.base.as_str();
+    let secrets = secrets(dir.path());
+    for file in [
+        "objective_completed.json",
+        "key_result_progress.json",
+        "key_result_progress_plain.json",
+    ] {
+        let body = body(&format!("peoplelogic/{file}"));
+        let (status, _) = deliver(
+            base,
+            &secrets,
+            Source::Peoplelogic,
+            "peoplelogic",
+            &body,
+            None,
+        )
+        .await;
+        assert_eq!(status, 202, "{file}");
+    }
+    eventually("the read model to hold the three", async || {
+        progress(base, "").await["total"] == 3
+    })
+    .await;
+
+    let browser = chromium(1100, 760).await;
+    let client = &browser.client;
+    client.goto(&format!("{base}/dashboard")).await.unwrap();
+    let pct = format!("[data-key=\"{KR}\"] .pct");
+    eventually("the key result at 60%", async || {
+        text(client, &pct).await == "60%"
+    })
+    .await;
+    // The objective heads its key results; the at-risk one carries its badge.
+    let section = text(client, "section.objective").await;
+    assert!(
+        section.starts_with("Launch the self-serve onboarding flow"),
+        "{section}"
+    );
+    assert!(
+        section.contains("Reach 500 weekly active teams"),
+        "{section}"
+    );
+    assert_eq!(
+        text(
+            client,
+            "[data-key=\"peoplelogic#b3c2d1e0-1111-4a2b-8c3d-000000000042\"] .badge"
+        )
+        .await,
+        "at risk"
+    );
+    client
+        .execute("window.sameDocument = true; return true;", vec![])
+        .await
+        .unwrap();
+
+    // The provider moves it: 340 -> 420 of 100..500 is 80% (the README's next step).
+    let update = body("peoplelogic/key_result_progress_next.json");
+    let (status, _) = deliver(
+        base,
+        &secrets,
+        Source::Peoplelogic,
+        "peoplelogic",
+        &update,
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let sent = Instant::now();
+    while text(client, &pct).await != "80%" {
+        assert!(
+            sent.elapsed() < Duration::from_secs(15),
+            "the bar did not move"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let width = client
+        .execute(
+            &format!("return document.querySelector('[data-key=\"{KR}\"] .fill').style.width;"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(width, "80%");
+    let same = client
+        .execute("return window.sameDocument === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(same, true, "the page was reloaded");
+    // Its sparkline now has two points.
+    let points = client
+        .execute(
+            &format!("return document.querySelector('[data-key=\"{KR}\"] polyline').getAttribute('points').split(' ').length;"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(points, 2);
+
+    // Every request the page made went to this server: the page, its script and the
+    // API (the stream, still open, is not listed until it ends; the update came through
+    // it); nothing from a CDN, a font host or anywhere else.
+    let requested = client
+        .execute(
+            "return performance.getEntriesByType('navigation')
+                .concat(performance.getEntriesByType('resource')).map(e => e.name);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let requested: Vec<String> = serde_json::from_value(requested).unwrap();
+    for path in ["/dashboard", "/dashboard.js", "/api/progress"] {
+        assert!(
+            requested
+                .iter()
+                .any(|url| url.starts_with(&format!("{base}{path}"))),
+            "{path} not requested: {requested:?}"
+        );
+    }
+    for url in &requested {
+        assert!(
+            url.starts_with(&format!("{base}/")),
+            "a request elsewhere: {url}"
+        );
+    }
+
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    std::fs::write(&shot, png).unwrap();
+    eprintln!("screenshot: {}", shot.display());
+    browser.client.clone().close().await.unwrap();
+}
+
+async fn get(url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn beyond_loopback_the_dashboard_and_the_api_need_the_token_and_webhooks_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "dashboard-token-0123456789";
+    let server = serve_on("0.0.0.0", dir.path(), &["--dashboard-token", token]).await;
+    let base = server.base.as_str();
+    for path in ["/dashboard", "/api/progress", "/api/progress/stream"] {
+        let (status, body) = get(&format!("{base}{path}"), None).await;
+        assert_eq!(status, 401, "{path}");
+        assert_eq!(body["error"], "unauthorized", "{path}");
+        let (status, _) = get(&format!("{base}{path}"), Some("dashboard-token-wrong")).await;
+        assert_eq!(status, 401, "{path}");
+    }
+    let (status, _) = get(&format!("{base}/dashboard"), Some(token)).await;
+    assert_eq!(status, 200);
+    // Webhooks are verified by their signatures, as before.
+    let secrets = secrets(dir.path());
+    let hire = body("peopleforce/employee_create.json");
+    let kr = body("peoplelogic/key_result_progress.json");
+    let (status, _) = deliver(
+        base,
+        &secrets,
+        Source::Peopleforce,
+        "peopleforce",
+        &hire,
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let (status, _) = deliver(
+        base,
+        &secrets,
+        Source::Peoplelogic,
+        "peoplelogic",
+        &kr,
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let url = format!("{base}/api/progress?token={token}");
+    eventually("the key result in the read model", async || {
+        get(&url, None).await.1["total"] == 1
+    })
+    .await;
+    // The hire is not an objective or key result: not in the read model.
+    let (_, page) = get(&format!("{base}/api/progress"), Some(token)).await;
+    assert_eq!(page["items"][0]["title"], "Reach 500 weekly active teams");
+    let (status, csv) = get(
+        &format!("{base}/api/progress?format=csv&source=peoplelogic"),
+        Some(token),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let csv = csv.as_str().unwrap().to_owned();
+    assert!(csv.starts_with("source,id,kind,title,"), "{csv}");
+    assert!(
+        csv.contains("Reach 500 weekly active teams,5f0c1a2b"),
+        "{csv}"
+    );
+    let (status, body) = get(&format!("{base}/api/progress?sort=worst"), Some(token)).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_query");
+    drop(server);
+
+    // Beyond loopback without a token: closed, and it says how to open it.
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_on("0.0.0.0", dir.path(), &[]).await;
+    let (status, body) = get(&format!("{}/api/progress", server.base), None).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "dashboard_token_required");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("--dashboard-token")
+    );
+}

@@ -1,0 +1,33 @@
+//! Progress projection Lambda: events about objectives and key results from the progress
+//! queue, applied to the read model in DynamoDB that the dashboard and the progress API
+//! read. Wiring only; the logic is `okr_webhooks::progress`.
+
+use std::sync::Arc;
+
+use aws_config::BehaviorVersion;
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use okr_webhooks::config::{ProjectionConfig, consumer_aws_timeouts, process_env};
+use okr_webhooks::progress::ProgressProjection;
+use okr_webhooks::progress::dynamodb::DynamoDbProgressStore;
+use okr_webhooks::queue::sqs::SqsDefer;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    okr_webhooks::telemetry::init();
+    let config = ProjectionConfig::from_env(&process_env())?;
+    let aws = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(consumer_aws_timeouts())
+        .load()
+        .await;
+    let store = DynamoDbProgressStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
+    let projection = ProgressProjection::new(Arc::new(store), config.thresholds).retrying(
+        SqsDefer::retries(aws_sdk_sqs::Client::new(&aws), config.queue_url.as_deref()),
+    );
+
+    let projection = &projection;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, Error>(projection.handle(event.payload).await?)
+    }))
+    .await
+}

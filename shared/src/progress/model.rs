@@ -1,0 +1,246 @@
+//! One objective's or key result's state in the read model, and how an event changes it.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::alerts::rules::{Rule, Thresholds, holds, is_done};
+use crate::event::{Event, Period};
+use crate::source::Source;
+
+/// Progress points kept per entity: the last 30.
+pub const HISTORY: usize = 30;
+
+/// The entities the read model keeps.
+pub fn is_tracked_kind(kind: &str) -> bool {
+    matches!(kind, "objective" | "key_result")
+}
+
+/// An objective or key result as it stands, keyed by source and id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tracked {
+    /// Who sent its events.
+    pub source: Source,
+    /// The provider's id for it.
+    pub id: String,
+    /// `objective` or `key_result`.
+    pub kind: String,
+    /// Its title, when an event named it.
+    pub title: Option<String>,
+    /// The objective it belongs to (key results).
+    pub objective_id: Option<String>,
+    /// Progress in percent, when an event carried it.
+    pub progress: Option<f64>,
+    /// The last [`HISTORY`] progress points, oldest first.
+    pub history: Vec<Point>,
+    /// The provider's status.
+    pub status: Option<String>,
+    /// Its period, when an event carried one.
+    pub period: Option<Period>,
+    /// Completed (by its type or its status).
+    pub completed: bool,
+    /// Deleted at the provider.
+    pub deleted: bool,
+    /// When the newest event applied happened (`occurred_at`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Who made that change: a name only.
+    pub updated_by: Option<String>,
+    /// The progress alerts' rules that hold after it (none once completed or deleted).
+    pub rules: Vec<Rule>,
+    /// The newest event applied: with `updated_at`, the order events are judged by.
+    pub last_event: String,
+    /// Bumped by every write; the store writes only over the version it read.
+    pub version: u64,
+}
+
+/// One progress point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// When (`occurred_at`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Percent.
+    pub progress: f64,
+    /// The event that carried it (so a repeat does not add it twice).
+    pub event: String,
+}
+
+impl Tracked {
+    /// A new entity from its first event; `None` unless it is an objective or key result
+    /// with an id.
+    pub fn first(event: &Event, thresholds: &Thresholds) -> Option<Tracked> {
+        let id = event.entity.id.clone()?;
+        if !is_tracked_kind(&event.entity.kind) {
+            return None;
+        }
+        let mut tracked = Tracked {
+            source: event.source,
+            id,
+            kind: event.entity.kind.clone(),
+            title: None,
+            objective_id: None,
+            progress: None,
+            history: Vec::new(),
+            status: None,
+            period: None,
+            completed: false,
+            deleted: false,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            updated_by: None,
+            rules: Vec::new(),
+            last_event: String::new(),
+            version: 0,
+        };
+        tracked.apply(event, thresholds);
+        Some(tracked)
+    }
+
+    /// The key the store keeps it under: `<source>#<id>`.
+    pub fn key(&self) -> String {
+        key(self.source, &self.id)
+    }
+
+    /// Apply `event`; whether anything changed (the version is bumped when it did). The
+    /// newest event by `occurred_at`, then id, sets the state; an older one only adds its
+    /// progress point and fills in what is still unknown (a title, a period); one applied
+    /// already changes nothing.
+    pub fn apply(&mut self, event: &Event, thresholds: &Thresholds) -> bool {
+        if event.id == self.last_event {
+            return false;
+        }
+        let before = self.clone();
+        self.add_point(event);
+        let newer =
+            (event.occurred_at, event.id.as_str()) > (self.updated_at, self.last_event.as_str());
+        if newer {
+            self.take_newest(event);
+        } else {
+            self.fill_in(event);
+        }
+        self.rules = self.holding(thresholds);
+        let changed = *self != before;
+        if changed {
+            self.version = before.version + 1;
+        }
+        changed
+    }
+
+    fn add_point(&mut self, event: &Event) {
+        let Some(progress) = event.progress.as_ref().and_then(|p| p.current) else {
+            return;
+        };
+        if self.history.iter().any(|p| p.event == event.id) {
+            return;
+        }
+        let place = (event.occurred_at, event.id.as_str());
+        let at = self
+            .history
+            .partition_point(|p| (p.at, p.event.as_str()) < place);
+        if self.history.len() >= HISTORY && at == 0 {
+            // Older than every point kept.
+            return;
+        }
+        self.history.insert(
+            at,
+            Point {
+                at: event.occurred_at,
+                progress,
+                event: event.id.clone(),
+            },
+        );
+        if self.history.len() > HISTORY {
+            self.history.remove(0);
+        }
+    }
+
+    fn take_newest(&mut self, event: &Event) {
+        let entity = &event.entity;
+        self.updated_at = event.occurred_at;
+        self.last_event = event.id.clone();
+        self.updated_by = event.actor.as_ref().and_then(|a| a.name.clone());
+        // A key result is one whatever a later event of its own calls it.
+        if self.kind != "key_result" {
+            self.kind = entity.kind.clone();
+        }
+        replace(&mut self.title, &entity.name);
+        replace(&mut self.objective_id, &entity.parent);
+        replace(&mut self.period, &event.period);
+        if let Some(progress) = event.progress.as_ref().and_then(|p| p.current) {
+            self.progress = Some(progress);
+        }
+        let status = event.status.as_ref().and_then(|s| s.current.clone());
+        if let Some(status) = &status {
+            self.completed = is_done(status);
+        }
+        if event.event_type.ends_with(".completed") {
+            self.completed = true;
+        }
+        self.deleted = event.event_type.ends_with(".deleted");
+        replace(&mut self.status, &status);
+    }
+
+    fn fill_in(&mut self, event: &Event) {
+        let entity = &event.entity;
+        fill(&mut self.title, &entity.name);
+        fill(&mut self.objective_id, &entity.parent);
+        fill(&mut self.period, &event.period);
+        fill(
+            &mut self.status,
+            &event.status.as_ref().and_then(|s| s.current.clone()),
+        );
+        fill(
+            &mut self.progress,
+            &event.progress.as_ref().and_then(|p| p.current),
+        );
+    }
+
+    /// The rules that hold as of the newest update, by the alerts' own rule functions.
+    fn holding(&self, thresholds: &Thresholds) -> Vec<Rule> {
+        if self.completed || self.deleted {
+            return Vec::new();
+        }
+        // The drop is judged between the last two points, when the last is the current one.
+        let previous = match self.history.as_slice() {
+            [.., before, last] if Some(last.progress) == self.progress => Some(before.progress),
+            _ => None,
+        };
+        holds(
+            self.progress,
+            previous,
+            self.status.as_deref(),
+            self.period,
+            self.updated_at,
+            thresholds,
+        )
+    }
+
+    /// How far behind its period's pace it is, in points (negative: ahead); for
+    /// sorting "most behind first". Without a period, the distance to 100.
+    pub fn behind(&self) -> f64 {
+        if self.completed || self.deleted {
+            return f64::NEG_INFINITY;
+        }
+        let progress = self.progress.unwrap_or(0.0);
+        match self.period {
+            Some(period) => period.elapsed(self.updated_at) - progress,
+            None => 100.0 - progress,
+        }
+    }
+}
+
+/// The store key of `id` from `source`.
+pub fn key(source: Source, id: &str) -> String {
+    format!("{source}#{id}")
+}
+
+fn replace<T: Clone>(field: &mut Option<T>, value: &Option<T>) {
+    if value.is_some() {
+        field.clone_from(value);
+    }
+}
+
+fn fill<T: Clone>(field: &mut Option<T>, value: &Option<T>) {
+    if field.is_none() {
+        field.clone_from(value);
+    }
+}
