@@ -268,3 +268,89 @@ async fn beyond_loopback_the_dashboard_and_the_api_need_the_token_and_webhooks_d
             .contains("--dashboard-token")
     );
 }
+
+/// The records as `GET /api/progress` gives them, without their write counts (which
+/// depend on how many writes built them).
+async fn states(base: &str) -> Vec<Value> {
+    let mut page = progress(base, "include_deleted=true").await;
+    let mut items = page["items"].take().as_array().cloned().unwrap();
+    for item in &mut items {
+        item.as_object_mut().unwrap().remove("version");
+    }
+    items
+}
+
+#[tokio::test]
+async fn replay_to_progress_rebuilds_the_read_model_live_processing_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_on("127.0.0.1", dir.path(), &[]).await;
+    let base = server.base.clone();
+    let secrets = secrets(dir.path());
+    // The key result's newer update before its older one, an objective, a second key
+    // result, and a hire (not an objective or key result).
+    let deliveries = [
+        (
+            Source::Peoplelogic,
+            "peoplelogic/key_result_progress_next.json",
+        ),
+        (Source::Peoplelogic, "peoplelogic/key_result_progress.json"),
+        (Source::Peoplelogic, "peoplelogic/objective_completed.json"),
+        (
+            Source::Peoplelogic,
+            "peoplelogic/key_result_progress_plain.json",
+        ),
+        (Source::Peopleforce, "peopleforce/employee_create.json"),
+    ];
+    for (source, file) in deliveries {
+        let (status, _) =
+            deliver(&base, &secrets, source, source.as_str(), &body(file), None).await;
+        assert_eq!(status, 202, "{file}");
+    }
+    eventually("the warehouse to hold all five", async || {
+        common::warehouse(dir.path()).len() == 5
+    })
+    .await;
+    eventually("the read model to hold the three", async || {
+        progress(&base, "").await["total"] == 3
+    })
+    .await;
+    let live = states(&base).await;
+    let kr = live
+        .iter()
+        .find(|r| r["title"] == "Reach 500 weekly active teams")
+        .unwrap();
+    assert_eq!(kr["progress"], 80.0);
+    assert_eq!(kr["history"].as_array().unwrap().len(), 2);
+    drop(server);
+
+    // Lost: the read model's file. Rebuilt from the archive.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("progress.sqlite{suffix}")));
+    }
+    let server = serve_on("127.0.0.1", dir.path(), &[]).await;
+    assert_eq!(progress(&server.base, "").await["total"], 0);
+    let replayed = std::process::Command::new(common::BIN)
+        .args([
+            "replay",
+            "--to",
+            "progress",
+            "--name",
+            "rebuild",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&replayed.stdout);
+    assert!(
+        replayed.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+    assert!(said.contains("sent 4 event(s) to progress"), "{said}");
+    eventually("the rebuilt read model", async || {
+        progress(&server.base, "").await["total"] == 3
+    })
+    .await;
+    assert_eq!(states(&server.base).await, live);
+}

@@ -3,12 +3,10 @@
 //! acknowledged event and posts nothing twice; a failing destination fills the
 //! dead-letter queue and `dlq redrive` delivers once it recovers.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flate2::read::GzDecoder;
 use okr_webhooks::{Source, sign};
 use serde_json::Value;
 use wiremock::matchers::method;
@@ -16,7 +14,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 mod common;
 
-use common::{BIN, deliver, eventually, free_port, secrets};
+use std::io::Read;
+
+use common::{BIN, deliver, eventually, free_port, secrets, warehouse};
 
 struct Server {
     child: Child,
@@ -128,30 +128,6 @@ fn sample(path: &str) -> Vec<u8> {
             .join(path),
     )
     .unwrap()
-}
-
-fn warehouse(data_dir: &Path) -> Vec<Value> {
-    let mut events = Vec::new();
-    let root = data_dir.join("warehouse/events/v1");
-    let Ok(days) = std::fs::read_dir(&root) else {
-        return events;
-    };
-    for day in days {
-        for file in std::fs::read_dir(day.unwrap().path()).unwrap() {
-            let path = file.unwrap().path();
-            if path.extension().is_some_and(|e| e == "gz") {
-                let mut text = String::new();
-                GzDecoder::new(std::fs::File::open(&path).unwrap())
-                    .read_to_string(&mut text)
-                    .unwrap();
-                events.extend(
-                    text.lines()
-                        .map(|l| serde_json::from_str::<Value>(l).unwrap()),
-                );
-            }
-        }
-    }
-    events
 }
 
 async fn bodies(server: &MockServer) -> Vec<Value> {

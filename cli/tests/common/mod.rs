@@ -4,11 +4,13 @@
 
 pub mod browser;
 
+use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use flate2::read::GzDecoder;
 use okr_webhooks::secrets::SigningSecrets;
 use okr_webhooks::{Source, sign};
 use serde_json::Value;
@@ -92,4 +94,29 @@ pub async fn serve_on(host: &str, data_dir: &Path, args: &[&str]) -> Serve {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Serve { child, base }
+}
+
+/// Every event in `data_dir`'s warehouse.
+pub fn warehouse(data_dir: &Path) -> Vec<Value> {
+    let mut events = Vec::new();
+    let root = data_dir.join("warehouse/events/v1");
+    let Ok(days) = std::fs::read_dir(&root) else {
+        return events;
+    };
+    for day in days {
+        for file in std::fs::read_dir(day.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            if path.extension().is_some_and(|e| e == "gz") {
+                let mut text = String::new();
+                GzDecoder::new(std::fs::File::open(&path).unwrap())
+                    .read_to_string(&mut text)
+                    .unwrap();
+                events.extend(
+                    text.lines()
+                        .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+                );
+            }
+        }
+    }
+    events
 }
