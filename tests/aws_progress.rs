@@ -6,17 +6,13 @@
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
 use http::HeaderMap;
 use okr_webhooks::alerts::rules::Thresholds;
-use okr_webhooks::progress::dynamodb::{BY_WRITTEN_AT, DynamoDbProgressStore};
+use okr_webhooks::progress::dynamodb::DynamoDbProgressStore;
 use okr_webhooks::progress::sqlite::SqliteProgressStore;
 use okr_webhooks::progress::{ProgressStore, Tracked, next};
 use okr_webhooks::{Event, Source, normalize};
-use okr_webhooks_tests::{Moto, unique};
+use okr_webhooks_tests::{Moto, progress_table};
 use serde_json::json;
 use time::macros::datetime;
 
@@ -127,54 +123,11 @@ async fn sqlite_keeps_the_contract() {
     contract(a, b).await;
 }
 
-async fn table(client: &Client) -> String {
-    let table = unique("okr-progress");
-    let attribute = |name: &str, kind| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(kind)
-            .build()
-            .unwrap()
-    };
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(&table)
-        .attribute_definitions(attribute("key", ScalarAttributeType::S))
-        .attribute_definitions(attribute("feed", ScalarAttributeType::S))
-        .attribute_definitions(attribute("written_at", ScalarAttributeType::N))
-        .key_schema(key("key", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(BY_WRITTEN_AT)
-                .key_schema(key("feed", KeyType::Hash))
-                .key_schema(key("written_at", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-    table
-}
-
 #[tokio::test]
 async fn dynamodb_keeps_the_contract() {
     let moto = Moto::start();
     let client = Client::new(&moto.sdk_config().await);
-    let table = table(&client).await;
+    let table = progress_table(&client).await;
     let a = Arc::new(DynamoDbProgressStore::new(client.clone(), &table));
     let b = Arc::new(DynamoDbProgressStore::new(client.clone(), &table));
     contract(a, b).await;

@@ -3,6 +3,7 @@
 //! events, and sign, verify and normalize deliveries offline. One module per subcommand.
 
 mod apigw_request;
+mod dashboard;
 mod delivery;
 mod dlq;
 mod normalize;
@@ -32,6 +33,9 @@ struct Cli {
 enum Command {
     /// Run the whole pipeline on this machine: ingest, durable queues, Slack, warehouse, alerts.
     Serve(serve::ServeArgs),
+    /// The live progress dashboard of a deployed stack, on loopback, reading its
+    /// DynamoDB read model with your AWS credentials.
+    Dashboard(dashboard::DashboardArgs),
     /// Sign FILE with the data directory's secret for SOURCE and POST it to `serve`.
     Send(send::SendArgs),
     /// The dead-letter queues: list, show or redrive them. Those of `serve` by default;
@@ -101,6 +105,7 @@ fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Serve(args) => runtime()?.block_on(serve::run(args)),
         Command::Send(args) => runtime()?.block_on(send::run(args)),
+        Command::Dashboard(args) => runtime()?.block_on(dashboard::run(args)),
         Command::Dlq(args) => runtime()?.block_on(dlq::run(args)),
         Command::Replay(args) => runtime()?.block_on(replay::run(args)),
         Command::Sign(args) => sign::run(args),

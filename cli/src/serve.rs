@@ -74,7 +74,7 @@ fn announce(line: String) {
 }
 
 /// Ctrl-C, or SIGTERM on Unix.
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -11,7 +11,7 @@ use common::browser::chromium;
 use common::{deliver, eventually, secrets, serve_on};
 use fantoccini::Locator;
 use okr_webhooks::Source;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const KR: &str = "peoplelogic#a7d4e9c0-2b1f-4e8a-9c3d-5f6a7b8c9d01";
 
@@ -353,4 +353,99 @@ async fn replay_to_progress_rebuilds_the_read_model_live_processing_built() {
     })
     .await;
     assert_eq!(states(&server.base).await, live);
+}
+
+#[tokio::test]
+async fn the_dashboard_command_serves_a_stacks_table_and_follows_its_writes() {
+    use okr_webhooks::alerts::rules::Thresholds;
+    use okr_webhooks::progress::ProgressStore;
+    use okr_webhooks::progress::dynamodb::DynamoDbProgressStore;
+    use okr_webhooks_tests::{Moto, progress_table, unique};
+
+    let moto = Moto::start();
+    let aws = moto.sdk_config().await;
+    let table = progress_table(&aws_sdk_dynamodb::Client::new(&aws)).await;
+    // A stack whose ProgressTableName output names it, as `sam deploy` leaves one.
+    let stack = unique("okr-webhooks");
+    let template = json!({
+        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {"ProgressTableName": {"Value": table}},
+    });
+    aws_sdk_cloudformation::Client::new(&aws)
+        .create_stack()
+        .stack_name(&stack)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+    // What the projection Lambda would have written.
+    let store = DynamoDbProgressStore::new(aws_sdk_dynamodb::Client::new(&aws), &table);
+    let normalized = |file: &str| {
+        okr_webhooks::normalize(
+            Source::Peoplelogic,
+            &http::HeaderMap::new(),
+            &body(file),
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap()
+    };
+    let first = normalized("peoplelogic/key_result_progress.json");
+    for outcome in store.apply(&[first], &Thresholds::default()).await {
+        assert!(outcome.unwrap());
+    }
+
+    let port = common::free_port();
+    let child = std::process::Command::new(common::BIN)
+        .args(["dashboard", "--stack", &stack, "--poll-ms", "200", "--addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("AWS_ENDPOINT_URL", &moto.url)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _running = common::Killed(child);
+    let base = format!("http://127.0.0.1:{port}");
+    eventually("the dashboard command to answer", async || {
+        reqwest::get(format!("{base}/api/progress")).await.is_ok()
+    })
+    .await;
+    let page = progress(&base, "").await;
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["items"][0]["progress"], 60.0);
+
+    // A write to the table reaches a listening page through the stream.
+    let mut stream = reqwest::get(format!("{base}/api/progress/stream"))
+        .await
+        .unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let next = normalized("peoplelogic/key_result_progress_next.json");
+    for outcome in store.apply(&[next], &Thresholds::default()).await {
+        assert!(outcome.unwrap());
+    }
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !seen.contains("\"progress\":80.0") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, stream.chunk()).await;
+        match chunk {
+            Ok(Ok(Some(bytes))) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("no update on the stream ({other:?}): {seen}"),
+        }
+    }
+    assert!(seen.starts_with("event: entity\n"), "{seen}");
+}
+
+#[test]
+fn the_dashboard_command_refuses_an_address_beyond_loopback() {
+    let output = std::process::Command::new(common::BIN)
+        .args(["dashboard", "--table", "t", "--addr", "0.0.0.0:3001"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("loopback only"), "{said}");
 }

@@ -259,3 +259,53 @@ pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::Idempot
         );
     }
 }
+
+/// A progress read model table as the template declares it (key `key`, the
+/// `by-written-at` index), named uniquely.
+pub async fn progress_table(client: &aws_sdk_dynamodb::Client) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    use okr_webhooks::progress::dynamodb::BY_WRITTEN_AT;
+    let table = unique("okr-progress");
+    let attribute = |name: &str, kind| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(&table)
+        .attribute_definitions(attribute("key", ScalarAttributeType::S))
+        .attribute_definitions(attribute("feed", ScalarAttributeType::S))
+        .attribute_definitions(attribute("written_at", ScalarAttributeType::N))
+        .key_schema(key("key", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(BY_WRITTEN_AT)
+                .key_schema(key("feed", KeyType::Hash))
+                .key_schema(key("written_at", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    table
+}

@@ -226,3 +226,23 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({"error": code, "message": message}).to_string();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
+
+/// Serve the dashboard and the API alone over `store` on `listener` (loopback: open to
+/// this machine) until `shutdown` resolves, looking for changes every `every`: the
+/// `dashboard` command, over a deployed stack's table.
+pub async fn serve_alone(
+    store: Arc<dyn ProgressStore>,
+    listener: tokio::net::TcpListener,
+    every: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (closing, stopping) = tokio::sync::watch::channel(false);
+    let feed = crate::progress::feed::spawn(store.clone(), every, stopping);
+    axum::serve(listener, router(store, feed, Access::Open))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // The pages' streams end, so their connections close.
+            let _ = closing.send(true);
+        })
+        .await
+}
