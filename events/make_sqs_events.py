@@ -112,3 +112,12 @@ steps = {
 }
 for name, body in steps.items():
     write("progress-alerts", f"{name}.json", [event_record("alerts", "peoplelogic", f"{name}.json", text=json.dumps(body))])
+
+# progress-projection: a key result's newer update before its older one, its objective,
+# and a Standard Webhooks key result; applied by occurrence, whatever the order.
+write("progress-projection", "batch.json", [
+    event_record("progress", "peoplelogic", "key_result_progress_next.json"),
+    event_record("progress", "peoplelogic", "key_result_progress.json"),
+    event_record("progress", "peoplelogic", "objective_completed.json"),
+    event_record("progress", "standard", "key_result_progress.json"),
+])

@@ -10,9 +10,9 @@ usage: python3 tests/local_aws.py [MOTO_URL] [STANDIN_URL] > .lambda.env
        STANDIN_URL/slack, the alerts to STANDIN_URL/slack-alerts and
        STANDIN_URL/v2/enqueue.
 
-Creates the three consumer queues with their dead-letter queues, the signing secret
+Creates the four consumer queues with their dead-letter queues, the signing secret
 holding the test secrets of events/secrets.json, the Slack webhook secret, the
-idempotency table and the warehouse bucket. Running it again reuses what exists.
+idempotency table, the progress read model's table and the warehouse bucket. Running it again reuses what exists.
 """
 import pathlib
 import sys
@@ -51,6 +51,28 @@ try:
     )
 except dynamodb.exceptions.ResourceInUseException:
     pass
+try:
+    # As the template's ProgressTable: key `key`, the index the dashboard polls.
+    dynamodb.create_table(
+        TableName="okr-webhooks-progress",
+        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "key", "AttributeType": "S"},
+            {"AttributeName": "feed", "AttributeType": "S"},
+            {"AttributeName": "written_at", "AttributeType": "N"},
+        ],
+        GlobalSecondaryIndexes=[{
+            "IndexName": "by-written-at",
+            "KeySchema": [
+                {"AttributeName": "feed", "KeyType": "HASH"},
+                {"AttributeName": "written_at", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }],
+        BillingMode="PAY_PER_REQUEST",
+    )
+except dynamodb.exceptions.ResourceInUseException:
+    pass
 session.client("s3", endpoint_url=url).create_bucket(Bucket="okr-webhooks-warehouse")
 
 env = {
@@ -68,8 +90,9 @@ env = {
     "PAGERDUTY_ROUTING_KEY_SECRET_ID": "okr-webhooks/pagerduty-routing-key",
     "PAGERDUTY_EVENTS_URL": f"{standin}/v2/enqueue",
     "WAREHOUSE_URL": "s3://okr-webhooks-warehouse/prod",
+    "PROGRESS_TABLE": "okr-webhooks-progress",
 }
-for consumer in ("warehouse", "slack", "alerts"):
+for consumer in ("warehouse", "slack", "alerts", "progress"):
     dlq = sqs.create_queue(QueueName=f"okr-webhooks-{consumer}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     queue = sqs.create_queue(

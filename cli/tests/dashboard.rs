@@ -169,6 +169,60 @@ async fn a_signed_update_moves_its_bar_without_a_reload_and_the_page_asks_no_oth
         );
     }
 
+    // The filters work on the page: a title search, then a status.
+    let shown = |script: &'static str| async move {
+        client.execute(script, vec![]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let keys = client
+            .execute(
+                "return [...document.querySelectorAll('.row[data-key]')].map(r => r.dataset.key.split('#')[1]);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        serde_json::from_value::<Vec<String>>(keys).unwrap()
+    };
+    let searched = shown("const s = document.getElementById('search'); s.value = 'ONBOARDING TIME'; s.dispatchEvent(new Event('input'));").await;
+    // The key result, under its objective (shown for context).
+    assert_eq!(
+        searched,
+        [
+            "5f0c1a2b-7d3e-4c59-8a61-0b9e2f4d7c18",
+            "b3c2d1e0-1111-4a2b-8c3d-000000000042"
+        ]
+    );
+    let on_track = shown("const s = document.getElementById('search'); s.value = ''; s.dispatchEvent(new Event('input')); const t = document.getElementById('status'); t.value = 'ON_TRACK'; t.dispatchEvent(new Event('change'));").await;
+    assert_eq!(
+        on_track,
+        [
+            "5f0c1a2b-7d3e-4c59-8a61-0b9e2f4d7c18",
+            "a7d4e9c0-2b1f-4e8a-9c3d-5f6a7b8c9d01"
+        ]
+    );
+    shown("const t = document.getElementById('status'); t.value = ''; t.dispatchEvent(new Event('change'));").await;
+
+    // A phone's width: nothing wider than the screen.
+    client.set_window_size(390, 844).await.unwrap();
+    let fits = client
+        .execute(
+            "return [window.innerWidth, document.documentElement.scrollWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let [inner, scroll]: [u64; 2] = serde_json::from_value(fits).unwrap();
+    assert!(
+        scroll <= inner,
+        "{scroll} px of content in a {inner} px window"
+    );
+    let phone = client.screenshot().await.unwrap();
+    std::fs::write(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-phone.png"),
+        phone,
+    )
+    .unwrap();
+    client.set_window_size(1100, 760).await.unwrap();
+
     let png = client.screenshot().await.unwrap();
     assert!(png.starts_with(b"\x89PNG"));
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");

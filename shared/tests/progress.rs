@@ -356,3 +356,35 @@ fn csv_quotes_titles_with_commas_and_quotes_and_reads_back_the_same() {
     assert_eq!(&rows[0][5], "42");
     assert_eq!(&rows[0][12], "2025-05-20T09:00:00Z");
 }
+
+#[tokio::test]
+async fn the_sample_batch_applies_by_occurrence_whatever_its_order() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/progress-projection/batch.json"
+    );
+    let batch: SqsEvent = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteProgressStore::open(&dir.path().join("p.sqlite")).unwrap());
+    let projection = ProgressProjection::new(store.clone(), Thresholds::default());
+    let answer = projection.handle(batch).await.unwrap();
+    assert!(answer.batch_item_failures.is_empty());
+    let all = store.all().await.unwrap();
+    let titles: Vec<&str> = all.iter().filter_map(|r| r.title.as_deref()).collect();
+    assert_eq!(all.len(), 3, "{titles:?}");
+    let kr = all
+        .iter()
+        .find(|r| r.id == "a7d4e9c0-2b1f-4e8a-9c3d-5f6a7b8c9d01")
+        .unwrap();
+    // The newer update (80%) came first; the older one (60%) only joined the history.
+    assert_eq!(kr.progress, Some(80.0));
+    let points: Vec<f64> = kr.history.iter().map(|p| p.progress).collect();
+    assert_eq!(points, [60.0, 80.0]);
+    assert_eq!(
+        kr.objective_id.as_deref(),
+        Some("5f0c1a2b-7d3e-4c59-8a61-0b9e2f4d7c18")
+    );
+    let standard = all.iter().find(|r| r.source == Source::Standard).unwrap();
+    assert_eq!(standard.progress, Some(45.0));
+    assert_eq!(standard.updated_by.as_deref(), Some("Lee Park"));
+}

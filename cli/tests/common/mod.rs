@@ -17,6 +17,14 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_okr-webhooks");
 
+/// One HTTP client for every delivery: making one loads the TLS roots, which costs more
+/// than a delivery to `serve`. (Per process: nextest runs each test in its own, so the
+/// client never outlives the runtime its connections belong to.)
+pub fn client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(reqwest::Client::new)
+}
+
 /// A port nothing listens on.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -41,7 +49,7 @@ pub async fn deliver(
 ) -> (u16, Value) {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let secret = &secrets.for_source(source)[0];
-    let mut request = reqwest::Client::new()
+    let mut request = client()
         .post(format!("{base}/webhooks/{route}"))
         .body(body.to_vec());
     let id = format!("msg_{}", now);

@@ -149,6 +149,8 @@ function render() {
   list.replaceChildren(fragment);
   if (!shown.length) list.appendChild(el("p", "empty", records.size ? "Nothing matches the filters." : "No objectives or key results yet: send a webhook."));
   summarize();
+  // For the benchmark: when the list was first on screen.
+  if (!performance.getEntriesByName("rendered").length && records.size) performance.mark("rendered");
 }
 
 function summarize() {

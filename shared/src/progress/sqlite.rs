@@ -14,14 +14,26 @@ use crate::alerts::rules::Thresholds;
 use crate::event::Event;
 
 /// `progress(key, doc, version, seq)` in a WAL-mode database; a batch is one transaction.
+/// Reads (the API, the live feed) have a connection of their own, so they never hold
+/// up the projection's writes (WAL lets both run at once).
 #[derive(Clone)]
 pub struct SqliteProgressStore {
-    connection: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
 }
 
 impl SqliteProgressStore {
     /// Open (or create) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, ProgressError> {
+        let writer = Self::connect(path)?;
+        let reader = Self::connect(path)?;
+        Ok(SqliteProgressStore {
+            writer: Arc::new(Mutex::new(writer)),
+            reader: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    fn connect(path: &Path) -> Result<Connection, ProgressError> {
         let connection = Connection::open(path).map_err(wrap)?;
         // Another process (a `replay` into a stopped server's directory) may hold it.
         connection
@@ -40,16 +52,14 @@ impl SqliteProgressStore {
                  CREATE INDEX IF NOT EXISTS progress_seq ON progress (seq);",
             )
             .map_err(wrap)?;
-        Ok(SqliteProgressStore {
-            connection: Arc::new(Mutex::new(connection)),
-        })
+        Ok(connection)
     }
 
     async fn with<T: Send + 'static>(
-        &self,
+        connection: &Arc<Mutex<Connection>>,
         work: impl FnOnce(&mut Connection) -> Result<T, ProgressError> + Send + 'static,
     ) -> Result<T, ProgressError> {
-        let connection = Arc::clone(&self.connection);
+        let connection = Arc::clone(connection);
         tokio::task::spawn_blocking(move || {
             let mut connection = connection.lock().unwrap_or_else(|e| e.into_inner());
             work(&mut connection)
@@ -141,9 +151,10 @@ impl ProgressStore for SqliteProgressStore {
     ) -> Vec<Result<bool, ProgressError>> {
         let batch = events.to_vec();
         let thresholds = *thresholds;
-        match self
-            .with(move |connection| apply_all(connection, &batch, &thresholds))
-            .await
+        match Self::with(&self.writer, move |connection| {
+            apply_all(connection, &batch, &thresholds)
+        })
+        .await
         {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
             // Nothing of the batch was written: every event fails, and is retried.
@@ -158,7 +169,7 @@ impl ProgressStore for SqliteProgressStore {
     }
 
     async fn all(&self) -> Result<Vec<Tracked>, ProgressError> {
-        self.with(|connection| {
+        Self::with(&self.reader, |connection| {
             let mut select = connection
                 .prepare_cached("SELECT doc FROM progress ORDER BY key")
                 .map_err(wrap)?;
@@ -173,7 +184,7 @@ impl ProgressStore for SqliteProgressStore {
     }
 
     async fn changed_since(&self, cursor: i64) -> Result<(Vec<Tracked>, i64), ProgressError> {
-        self.with(move |connection| {
+        Self::with(&self.reader, move |connection| {
             let mut select = connection
                 .prepare_cached("SELECT doc, seq FROM progress WHERE seq > ?1 ORDER BY seq")
                 .map_err(wrap)?;
