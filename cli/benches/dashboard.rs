@@ -26,7 +26,7 @@ fn key_result(n: usize, current: usize, day: usize) -> Vec<u8> {
         "parentId": format!("o-{}", n / PER_OBJECTIVE), "title": format!("Key result number {n}"),
         "startingValue": 0, "targetValue": 100,
         "currentValue": {"previous": current.saturating_sub(5), "current": current},
-        "status": {"previous": "ON_TRACK", "current": if n % 9 == 0 { "AT_RISK" } else { "ON_TRACK" }},
+        "status": {"previous": "ON_TRACK", "current": if n.is_multiple_of(9) { "AT_RISK" } else { "ON_TRACK" }},
         "updatedBy": {"id": "u-1", "name": "Sam Okafor"},
         "updatedAt": format!("2025-05-{day:02}T09:00:00Z"),
         "startDate": "2025-04-01", "dueDate": "2025-06-30",

@@ -34,7 +34,7 @@ fn batches() -> Vec<SqsEvent> {
                 "parentId": format!("o-{}", kr / 50), "title": format!("Key result {kr}"),
                 "startingValue": 0, "targetValue": 100,
                 "currentValue": {"previous": update * 10, "current": update * 10 + kr % 10},
-                "status": {"previous": "ON_TRACK", "current": if kr % 7 == 0 { "AT_RISK" } else { "ON_TRACK" }},
+                "status": {"previous": "ON_TRACK", "current": if kr.is_multiple_of(7) { "AT_RISK" } else { "ON_TRACK" }},
                 "updatedBy": {"id": "u-1", "name": "Sam Okafor"},
                 "updatedAt": format!("2025-05-{day:02}T09:00:00Z"),
                 "startDate": "2025-04-01", "dueDate": "2025-06-30",
