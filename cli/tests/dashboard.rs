@@ -228,6 +228,20 @@ async fn a_signed_update_moves_its_bar_without_a_reload_and_the_page_asks_no_oth
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     std::fs::write(&shot, png).unwrap();
     eprintln!("screenshot: {}", shot.display());
+
+    // Open on loopback, but only to loopback names: a page whose own name was rebound to
+    // 127.0.0.1 (DNS rebinding) is refused.
+    let rebound = reqwest::Client::new()
+        .get(format!("{base}/api/progress"))
+        .header("host", "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+    let (status, _) = get(&format!("{base}/api/progress?limit=20000"), None).await;
+    assert_eq!(status, 400, "a limit over 10,000");
+    let (status, _) = get(&format!("{base}/api/progress?kind=team"), None).await;
+    assert_eq!(status, 400, "an unknown kind");
     browser.client.clone().close().await.unwrap();
 }
 

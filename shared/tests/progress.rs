@@ -388,3 +388,109 @@ async fn the_sample_batch_applies_by_occurrence_whatever_its_order() {
     assert_eq!(standard.progress, Some(45.0));
     assert_eq!(standard.updated_by.as_deref(), Some("Lee Park"));
 }
+
+/// Six events of one key result, each saying something else: created, progress only (no
+/// `parentId`: Peoplelogic calls it an objective), a new title only, a drop with a status,
+/// completed, and a delete at the completion's very time.
+fn varied() -> Vec<Event> {
+    let pl = |body: Value| event(Source::Peoplelogic, body);
+    vec![
+        pl(
+            json!({"eventType": "objective.post", "id": "kr-v", "parentId": "o-1", "title": "Old title",
+                  "startingValue": 0, "targetValue": 100, "currentValue": 10, "status": "ON_TRACK",
+                  "startDate": "2025-04-01", "dueDate": "2025-06-30", "updatedAt": "2025-04-10T09:00:00Z"}),
+        ),
+        pl(
+            json!({"eventType": "objective.patch", "id": "kr-v", "startingValue": 0, "targetValue": 100,
+                  "currentValue": {"previous": 10, "current": 40}, "updatedAt": "2025-05-01T09:00:00Z"}),
+        ),
+        pl(
+            json!({"eventType": "objective.patch", "id": "kr-v", "title": "New title",
+                  "updatedAt": "2025-05-02T09:00:00Z"}),
+        ),
+        pl(
+            json!({"eventType": "objective.patch", "id": "kr-v", "parentId": "o-1", "startingValue": 0,
+                  "targetValue": 100, "currentValue": {"previous": 40, "current": 20},
+                  "status": {"previous": "ON_TRACK", "current": "AT_RISK"}, "updatedAt": "2025-05-03T09:00:00Z"}),
+        ),
+        pl(
+            json!({"eventType": "objective.patch", "id": "kr-v", "parentId": "o-1",
+                  "status": {"previous": "AT_RISK", "current": "COMPLETED"}, "updatedAt": "2025-05-04T09:00:00Z"}),
+        ),
+        pl(
+            json!({"eventType": "objective.delete", "id": "kr-v", "updatedAt": "2025-05-04T09:00:00Z"}),
+        ),
+    ]
+}
+
+/// Every order of `events`.
+fn orders(events: &[Event]) -> Vec<Vec<Event>> {
+    if events.len() <= 1 {
+        return vec![events.to_vec()];
+    }
+    let mut all = Vec::new();
+    for n in 0..events.len() {
+        let mut rest = events.to_vec();
+        let first = rest.remove(n);
+        for mut order in orders(&rest) {
+            order.insert(0, first.clone());
+            all.push(order);
+        }
+    }
+    all
+}
+
+#[test]
+fn every_order_of_events_saying_different_things_gives_the_in_order_state() {
+    let events = varied();
+    for take in [4, 5, 6] {
+        let events = &events[..take];
+        let in_order = state(project(events).unwrap());
+        let orders = orders(events);
+        for order in &orders {
+            assert_eq!(state(project(order).unwrap()), in_order, "{take} events");
+        }
+        assert_eq!(in_order.kind, "key_result");
+        assert_eq!(in_order.title.as_deref(), Some("New title"));
+        assert_eq!(in_order.objective_id.as_deref(), Some("o-1"));
+        assert_eq!(in_order.progress, Some(20.0));
+        let points: Vec<f64> = in_order.history.iter().map(|p| p.progress).collect();
+        assert_eq!(points, [10.0, 40.0, 20.0]);
+        match take {
+            4 => {
+                assert_eq!(in_order.status.as_deref(), Some("AT_RISK"));
+                assert!(!in_order.completed && !in_order.deleted);
+                // 3 May: 36% of the quarter gone, 20 done (more than 15 behind), down 20
+                // points, and at risk.
+                assert_eq!(
+                    in_order.rules,
+                    [Rule::BehindPace, Rule::Dropped, Rule::AtRisk]
+                );
+            }
+            5 => {
+                assert!(in_order.completed && !in_order.deleted);
+                assert!(in_order.rules.is_empty());
+            }
+            _ => {
+                // The delete shares the completion's time, and wins the tie.
+                assert!(in_order.completed && in_order.deleted, "{in_order:?}");
+                assert!(in_order.rules.is_empty());
+            }
+        }
+        eprintln!("{take} events: {} orders", orders.len());
+    }
+}
+
+#[test]
+fn csv_keeps_a_spreadsheet_from_running_a_title_as_a_formula() {
+    let mut records = records();
+    records[0].title = Some("=HYPERLINK(\"http://x\",\"click\")".into());
+    records[1].title = Some("-2 points".into());
+    let text = to_csv(&Query::default().page(records)).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(&rows[0][3], "'=HYPERLINK(\"http://x\",\"click\")");
+    assert_eq!(&rows[1][3], "'-2 points");
+    // Numbers stay numbers.
+    assert_eq!(&rows[0][5], "42");
+}

@@ -219,7 +219,13 @@ async function load() {
 
 function listen() {
   const source = new EventSource(withToken("/api/progress/stream"));
-  source.addEventListener("open", () => { $("live").className = "on"; $("live").textContent = "live"; });
+  // Every (re)connection loads what stands now: writes made while the stream was down
+  // (or before it was first up) are in it; later ones come through the stream.
+  source.addEventListener("open", () => {
+    $("live").className = "on";
+    $("live").textContent = "live";
+    load();
+  });
   source.addEventListener("error", () => { $("live").className = ""; $("live").textContent = "reconnecting"; });
   source.addEventListener("entity", (e) => update(JSON.parse(e.data)));
   source.addEventListener("reload", () => load());
@@ -235,6 +241,4 @@ setInterval(() => {
   }
 }, 30000);
 
-// Listen first, so nothing written while the list loads is missed.
 listen();
-load();

@@ -82,7 +82,16 @@ pub fn router(store: Arc<dyn ProgressStore>, feed: Feed, access: Access) -> Rout
 
 async fn check_access(State(access): State<Access>, request: Request, next: Next) -> Response {
     let expected = match &access {
-        Access::Open => return next.run(request).await,
+        // Open to this machine only: a page elsewhere whose name it rebinds to 127.0.0.1
+        // (DNS rebinding) sends its own name as the Host, and is refused.
+        Access::Open if is_local_host(request.headers()) => return next.run(request).await,
+        Access::Open => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "host_not_allowed",
+                "open on loopback: ask for it as 127.0.0.1, localhost or [::1]",
+            );
+        }
         Access::Token(token) => token,
         Access::Closed => {
             return error(
@@ -103,6 +112,25 @@ async fn check_access(State(access): State<Access>, request: Request, next: Next
         );
     }
     next.run(request).await
+}
+
+/// Whether the request names this machine: `Host` is `127.x.x.x`, `localhost` or
+/// `[::1]`, with any port.
+fn is_local_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().map(|ip| format!("[{ip}]")),
+        None => host.split(':').next().map(str::to_owned),
+    };
+    match name.as_deref() {
+        Some("localhost" | "[::1]") => true,
+        Some(name) => name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -159,7 +187,7 @@ async fn progress(
         return error(
             StatusCode::BAD_REQUEST,
             "invalid_query",
-            "unknown parameter or value: see source, status, rule, kind, q, sort (key, behind, updated, title), include_deleted, offset, limit, format (json, csv)",
+            "unknown parameter or value: see source, status, rule, kind (objective, key_result), q, sort (key, behind, updated, title), include_deleted, offset, limit, format (json, csv)",
         );
     };
     let records = match dashboard.store.all().await {
@@ -173,6 +201,9 @@ async fn progress(
             );
         }
     };
+    if let Some(problem) = query.problem() {
+        return error(StatusCode::BAD_REQUEST, "invalid_query", problem);
+    }
     let page = query.page(records);
     match query.format.as_deref().unwrap_or("json") {
         "json" => match serde_json::to_string(&page) {
@@ -195,7 +226,7 @@ async fn progress(
         },
         _ => error(
             StatusCode::BAD_REQUEST,
-            "invalid_format",
+            "invalid_query",
             "format is json or csv",
         ),
     }

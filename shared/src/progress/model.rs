@@ -49,8 +49,65 @@ pub struct Tracked {
     pub rules: Vec<Rule>,
     /// The newest event applied: with `updated_at`, the order events are judged by.
     pub last_event: String,
+    /// Which event set each field: a field holds what the newest event that carried it
+    /// said, so the state does not depend on the order events arrive in.
+    #[serde(default)]
+    pub set_by: SetBy,
     /// Bumped by every write; the store writes only over the version it read.
     pub version: u64,
+}
+
+/// The event each field was last set by.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SetBy {
+    /// `title`.
+    pub title: Option<Stamp>,
+    /// `objective_id`.
+    pub objective_id: Option<Stamp>,
+    /// `status`.
+    pub status: Option<Stamp>,
+    /// `period`.
+    pub period: Option<Stamp>,
+    /// `completed`: the newest event that said (a `*.completed` type, or a status).
+    pub completed: Option<Stamp>,
+    /// `deleted`: the newest event (a delete wins a tie).
+    pub deleted: Option<Stamp>,
+}
+
+/// An event's place in time: `occurred_at`, then its id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Stamp {
+    /// `occurred_at`.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The event's id.
+    pub event: String,
+}
+
+impl Stamp {
+    fn of(event: &Event) -> Stamp {
+        Stamp {
+            at: event.occurred_at,
+            event: event.id.clone(),
+        }
+    }
+}
+
+/// Whether `event` is newer than what set a field (`stamp`; none: nothing did).
+fn newer(stamp: &Option<Stamp>, event: &Event) -> bool {
+    stamp
+        .as_ref()
+        .is_none_or(|s| (event.occurred_at, event.id.as_str()) > (s.at, s.event.as_str()))
+}
+
+/// Set `field` to `value` (when the event carries one) if `event` is newer than what set it.
+fn set<T>(field: &mut Option<T>, stamp: &mut Option<Stamp>, value: Option<T>, event: &Event) {
+    if let Some(value) = value
+        && newer(stamp, event)
+    {
+        *field = Some(value);
+        *stamp = Some(Stamp::of(event));
+    }
 }
 
 /// One progress point.
@@ -85,10 +142,11 @@ impl Tracked {
             period: None,
             completed: false,
             deleted: false,
-            updated_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: event.occurred_at,
             updated_by: None,
             rules: Vec::new(),
             last_event: String::new(),
+            set_by: SetBy::default(),
             version: 0,
         };
         tracked.apply(event, thresholds);
@@ -100,22 +158,59 @@ impl Tracked {
         key(self.source, &self.id)
     }
 
-    /// Apply `event`; whether anything changed (the version is bumped when it did). The
-    /// newest event by `occurred_at`, then id, sets the state; an older one only adds its
-    /// progress point and fills in what is still unknown (a title, a period); one applied
-    /// already changes nothing.
+    /// Apply `event`; whether anything changed (the version is bumped when it did). Each
+    /// field takes what the newest event that carried it said (by `occurred_at`, then
+    /// event id); the progress is the newest point of the history; `updated_at` and
+    /// `updated_by` are the newest event's. So any order of arrival gives the state of
+    /// the events in order, and an event applied already changes nothing.
     pub fn apply(&mut self, event: &Event, thresholds: &Thresholds) -> bool {
         if event.id == self.last_event {
             return false;
         }
         let before = self.clone();
         self.add_point(event);
-        let newer =
-            (event.occurred_at, event.id.as_str()) > (self.updated_at, self.last_event.as_str());
-        if newer {
-            self.take_newest(event);
-        } else {
-            self.fill_in(event);
+        self.progress = self.history.last().map(|p| p.progress);
+        let entity = &event.entity;
+        // A key result is one whatever another event of its own calls it.
+        if entity.kind == "key_result" {
+            self.kind = entity.kind.clone();
+        }
+        let status = event.status.as_ref().and_then(|s| s.current.clone());
+        let completed = match &status {
+            _ if event.event_type.ends_with(".completed") => Some(true),
+            Some(status) => Some(is_done(status)),
+            None => None,
+        };
+        let by = &mut self.set_by;
+        set(&mut self.title, &mut by.title, entity.name.clone(), event);
+        set(
+            &mut self.objective_id,
+            &mut by.objective_id,
+            entity.parent.clone(),
+            event,
+        );
+        set(&mut self.period, &mut by.period, event.period, event);
+        set(&mut self.status, &mut by.status, status, event);
+        let mut done = Some(self.completed);
+        set(&mut done, &mut by.completed, completed, event);
+        self.completed = done.unwrap_or(false);
+        // Every event says whether the entity is deleted; a delete wins a tie with the
+        // update it shares its time with (a provider's delete keeps the last `updatedAt`).
+        let deleting = event.event_type.ends_with(".deleted");
+        let place = |at, deleted, id: &str| (at, deleted, id.to_owned());
+        let later = by.deleted.as_ref().is_none_or(|s| {
+            place(event.occurred_at, deleting, &event.id) > place(s.at, self.deleted, &s.event)
+        });
+        if later {
+            self.deleted = deleting;
+            by.deleted = Some(Stamp::of(event));
+        }
+        if self.last_event.is_empty()
+            || (event.occurred_at, event.id.as_str()) > (self.updated_at, self.last_event.as_str())
+        {
+            self.updated_at = event.occurred_at;
+            self.last_event = event.id.clone();
+            self.updated_by = event.actor.as_ref().and_then(|a| a.name.clone());
         }
         self.rules = self.holding(thresholds);
         let changed = *self != before;
@@ -153,55 +248,14 @@ impl Tracked {
         }
     }
 
-    fn take_newest(&mut self, event: &Event) {
-        let entity = &event.entity;
-        self.updated_at = event.occurred_at;
-        self.last_event = event.id.clone();
-        self.updated_by = event.actor.as_ref().and_then(|a| a.name.clone());
-        // A key result is one whatever a later event of its own calls it.
-        if self.kind != "key_result" {
-            self.kind = entity.kind.clone();
-        }
-        replace(&mut self.title, &entity.name);
-        replace(&mut self.objective_id, &entity.parent);
-        replace(&mut self.period, &event.period);
-        if let Some(progress) = event.progress.as_ref().and_then(|p| p.current) {
-            self.progress = Some(progress);
-        }
-        let status = event.status.as_ref().and_then(|s| s.current.clone());
-        if let Some(status) = &status {
-            self.completed = is_done(status);
-        }
-        if event.event_type.ends_with(".completed") {
-            self.completed = true;
-        }
-        self.deleted = event.event_type.ends_with(".deleted");
-        replace(&mut self.status, &status);
-    }
-
-    fn fill_in(&mut self, event: &Event) {
-        let entity = &event.entity;
-        fill(&mut self.title, &entity.name);
-        fill(&mut self.objective_id, &entity.parent);
-        fill(&mut self.period, &event.period);
-        fill(
-            &mut self.status,
-            &event.status.as_ref().and_then(|s| s.current.clone()),
-        );
-        fill(
-            &mut self.progress,
-            &event.progress.as_ref().and_then(|p| p.current),
-        );
-    }
-
     /// The rules that hold as of the newest update, by the alerts' own rule functions.
     fn holding(&self, thresholds: &Thresholds) -> Vec<Rule> {
         if self.completed || self.deleted {
             return Vec::new();
         }
-        // The drop is judged between the last two points, when the last is the current one.
+        // The drop is judged between the last two points (the last is the current one).
         let previous = match self.history.as_slice() {
-            [.., before, last] if Some(last.progress) == self.progress => Some(before.progress),
+            [.., before, _] => Some(before.progress),
             _ => None,
         };
         holds(
@@ -231,16 +285,4 @@ impl Tracked {
 /// The store key of `id` from `source`.
 pub fn key(source: Source, id: &str) -> String {
     format!("{source}#{id}")
-}
-
-fn replace<T: Clone>(field: &mut Option<T>, value: &Option<T>) {
-    if value.is_some() {
-        field.clone_from(value);
-    }
-}
-
-fn fill<T: Clone>(field: &mut Option<T>, value: &Option<T>) {
-    if field.is_none() {
-        field.clone_from(value);
-    }
 }

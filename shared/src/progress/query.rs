@@ -26,6 +26,25 @@ pub enum Sort {
     Title,
 }
 
+/// What the read model keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// `objective`.
+    Objective,
+    /// `key_result`.
+    KeyResult,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Objective => "objective",
+            Kind::KeyResult => "key_result",
+        }
+    }
+}
+
 /// `GET /api/progress`'s query string.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -36,8 +55,8 @@ pub struct Query {
     pub status: Option<String>,
     /// Only those with this alert rule holding (`behind_pace`, `low`, ...).
     pub rule: Option<crate::alerts::rules::Rule>,
-    /// Only `objective` or `key_result`.
-    pub kind: Option<String>,
+    /// Only objectives or only key results.
+    pub kind: Option<Kind>,
     /// Only titles containing this, case aside.
     pub q: Option<String>,
     /// The order.
@@ -76,7 +95,7 @@ impl Query {
     pub fn matches(&self, record: &Tracked) -> bool {
         (self.include_deleted || !record.deleted)
             && self.source.is_none_or(|s| s == record.source)
-            && self.kind.as_ref().is_none_or(|k| *k == record.kind)
+            && self.kind.is_none_or(|k| k.as_str() == record.kind)
             && self.rule.is_none_or(|r| record.rules.contains(&r))
             && self.status.as_ref().is_none_or(|status| {
                 record
@@ -91,6 +110,17 @@ impl Query {
                     .as_deref()
                     .is_some_and(|t| t.to_lowercase().contains(&q))
             })
+    }
+
+    /// Why the query cannot be answered: a `limit` out of range, an unknown `format`.
+    pub fn problem(&self) -> Option<&'static str> {
+        if self.limit.is_some_and(|l| !(1..=MAX_LIMIT).contains(&l)) {
+            return Some("limit is from 1 to 10000");
+        }
+        match self.format.as_deref() {
+            None | Some("json" | "csv") => None,
+            Some(_) => Some("format is json or csv"),
+        }
     }
 
     /// The page of `records` this query asks for.
@@ -149,8 +179,19 @@ pub const CSV_COLUMNS: [&str; 15] = [
     "version",
 ];
 
+/// A text field as a spreadsheet will not run it: one starting with `=`, `+`, `-`, `@`,
+/// a tab or a carriage return (a formula, in Excel, LibreOffice and Google Sheets) gets
+/// a leading `'`. Titles and names come from the providers' webhooks.
+fn inert(text: String) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text,
+    }
+}
+
 /// `page` as CSV (RFC 4180: fields with commas, quotes or line breaks quoted), a header
-/// first; rules joined by `;`, times in RFC 3339.
+/// first; rules joined by `;`, times in RFC 3339; text that a spreadsheet would read as
+/// a formula prefixed with `'` ([`inert`]).
 pub fn to_csv(page: &Page) -> Result<String, csv::Error> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(CSV_COLUMNS)?;
@@ -162,19 +203,19 @@ pub fn to_csv(page: &Page) -> Result<String, csv::Error> {
         let rules: Vec<&str> = r.rules.iter().map(|rule| rule.as_str()).collect();
         writer.write_record([
             r.source.as_str().to_owned(),
-            r.id.clone(),
+            inert(r.id.clone()),
             r.kind.clone(),
-            r.title.clone().unwrap_or_default(),
-            r.objective_id.clone().unwrap_or_default(),
+            inert(r.title.clone().unwrap_or_default()),
+            inert(r.objective_id.clone().unwrap_or_default()),
             r.progress.map(|p| p.to_string()).unwrap_or_default(),
-            r.status.clone().unwrap_or_default(),
+            inert(r.status.clone().unwrap_or_default()),
             rules.join(";"),
             r.completed.to_string(),
             r.deleted.to_string(),
             r.period.map(|p| time(p.start)).unwrap_or_default(),
             r.period.map(|p| time(p.due)).unwrap_or_default(),
             time(r.updated_at),
-            r.updated_by.clone().unwrap_or_default(),
+            inert(r.updated_by.clone().unwrap_or_default()),
             r.version.to_string(),
         ])?;
     }
