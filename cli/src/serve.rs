@@ -30,8 +30,9 @@ pub struct ServeArgs {
     /// The PagerDuty Events API URL.
     #[arg(long, env = "PAGERDUTY_EVENTS_URL")]
     pagerduty_events_url: Option<String>,
-    /// The token the dashboard and the progress API require when --addr is not a
-    /// loopback address (as `Authorization: Bearer <token>` or `?token=<token>`).
+    /// The token the dashboard and the progress API require (as `Authorization: Bearer
+    /// <token>` or `?token=<token>`): needed when --addr is not a loopback address; once
+    /// set, required on loopback too.
     #[arg(long, env = "OKR_DASHBOARD_TOKEN", hide_env_values = true)]
     dashboard_token: Option<String>,
     /// The first retry wait of a failed message, in milliseconds (the rest of the
