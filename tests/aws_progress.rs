@@ -62,7 +62,7 @@ async fn contract(a: Arc<dyn ProgressStore>, b: Arc<dyn ProgressStore>) {
         one[5].clone(),
     ];
     let outcomes: Vec<bool> = a
-        .apply(&batch, &t)
+        .apply(batch, &t)
         .await
         .into_iter()
         .map(Result::unwrap)
@@ -78,14 +78,14 @@ async fn contract(a: Arc<dyn ProgressStore>, b: Arc<dyn ProgressStore>) {
 
     // The rest from two writers at once, each batch in its own order: the conditional
     // writes (or the one transaction at a time) keep every event.
-    let to_a = [one[0].clone(), one[2].clone(), two[2].clone()];
-    let to_b = [one[4].clone(), one[3].clone(), two[1].clone()];
-    let (first, second) = tokio::join!(a.apply(&to_a, &t), b.apply(&to_b, &t));
+    let to_a = vec![one[0].clone(), one[2].clone(), two[2].clone()];
+    let to_b = vec![one[4].clone(), one[3].clone(), two[1].clone()];
+    let (first, second) = tokio::join!(a.apply(to_a, &t), b.apply(to_b, &t));
     for outcome in first.into_iter().chain(second) {
         assert!(outcome.unwrap(), "each event was new");
     }
     // A repeat of all of it changes nothing.
-    for outcome in a.apply(&[one.clone(), two.clone()].concat(), &t).await {
+    for outcome in a.apply([one.clone(), two.clone()].concat(), &t).await {
         assert!(!outcome.unwrap());
     }
 

@@ -458,7 +458,7 @@ async fn the_dashboard_command_serves_a_stacks_table_and_follows_its_writes() {
         .unwrap()
     };
     let first = normalized("peoplelogic/key_result_progress.json");
-    for outcome in store.apply(&[first], &Thresholds::default()).await {
+    for outcome in store.apply(vec![first], &Thresholds::default()).await {
         assert!(outcome.unwrap());
     }
 
@@ -491,7 +491,7 @@ async fn the_dashboard_command_serves_a_stacks_table_and_follows_its_writes() {
         .unwrap();
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
     let next = normalized("peoplelogic/key_result_progress_next.json");
-    for outcome in store.apply(&[next], &Thresholds::default()).await {
+    for outcome in store.apply(vec![next], &Thresholds::default()).await {
         assert!(outcome.unwrap());
     }
     let mut seen = String::new();

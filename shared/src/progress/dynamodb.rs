@@ -156,9 +156,10 @@ impl DynamoDbProgressStore {
 impl ProgressStore for DynamoDbProgressStore {
     async fn apply(
         &self,
-        events: &[Event],
+        events: Vec<Event>,
         thresholds: &Thresholds,
     ) -> Vec<Result<bool, ProgressError>> {
+        let events = &events;
         // Entities side by side, each one's events in order.
         let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
         let mut outcomes: Vec<Option<Result<bool, ProgressError>>> =

@@ -45,7 +45,7 @@ pub trait ProgressStore: Send + Sync {
     /// per event: whether it changed the record.
     async fn apply(
         &self,
-        events: &[Event],
+        events: Vec<Event>,
         thresholds: &Thresholds,
     ) -> Vec<Result<bool, ProgressError>>;
 
@@ -102,8 +102,8 @@ impl ProgressProjection {
         for record in &batch.records {
             match decode(record) {
                 Ok(event) => {
+                    ids.push((event.id.clone(), record.message_id.clone()));
                     events.push(event);
-                    ids.push(record.message_id.clone());
                 }
                 Err(error) => {
                     tracing::error!(error = %error, "record is not an event");
@@ -111,14 +111,14 @@ impl ProgressProjection {
                 }
             }
         }
-        let outcomes = self.store.apply(&events, &self.thresholds).await;
+        let outcomes = self.store.apply(events, &self.thresholds).await;
         let mut changed = 0;
-        for ((event, id), outcome) in events.iter().zip(&ids).zip(outcomes) {
+        for ((event_id, id), outcome) in ids.iter().zip(outcomes) {
             match outcome {
                 Ok(true) => changed += 1,
                 Ok(false) => {}
                 Err(error) => {
-                    tracing::warn!(event_id = %event.id, error = %crate::error_chain(&error), "could not apply the event");
+                    tracing::warn!(event_id = %event_id, error = %crate::error_chain(&error), "could not apply the event");
                     report.fail(id.as_deref(), Failure::Transient);
                 }
             }

@@ -146,13 +146,13 @@ fn apply_all(
 impl ProgressStore for SqliteProgressStore {
     async fn apply(
         &self,
-        events: &[Event],
+        events: Vec<Event>,
         thresholds: &Thresholds,
     ) -> Vec<Result<bool, ProgressError>> {
-        let batch = events.to_vec();
+        let count = events.len();
         let thresholds = *thresholds;
         match Self::with(&self.writer, move |connection| {
-            apply_all(connection, &batch, &thresholds)
+            apply_all(connection, &events, &thresholds)
         })
         .await
         {
@@ -160,8 +160,7 @@ impl ProgressStore for SqliteProgressStore {
             // Nothing of the batch was written: every event fails, and is retried.
             Err(error) => {
                 let text = crate::error_chain(&error);
-                events
-                    .iter()
+                (0..count)
                     .map(|_| Err(ProgressError::new(text.clone())))
                     .collect()
             }
