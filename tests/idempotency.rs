@@ -1,13 +1,10 @@
 //! Every idempotency store keeps the same contract: in memory, in SQLite, and in
 //! DynamoDB through moto.
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use okr_webhooks::idempotency::memory::MemoryIdempotencyStore;
 use okr_webhooks::idempotency::sqlite::SqliteIdempotencyStore;
-use okr_webhooks_tests::{Moto, idempotency_contract, unique};
+use okr_webhooks_tests::{Moto, idempotency_contract, idempotency_table};
 
 #[tokio::test]
 async fn in_memory() {
@@ -42,28 +39,7 @@ async fn sqlite() {
 async fn dynamodb_through_moto() {
     let moto = Moto::start();
     let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
-    let table = unique("okr-webhooks-idempotency");
-    client
-        .create_table()
-        .table_name(&table)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    let table = idempotency_table(&client).await;
     idempotency_contract(&DynamoDbIdempotencyStore::new(client, table)).await;
 }
 

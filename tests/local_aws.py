@@ -12,7 +12,9 @@ usage: python3 tests/local_aws.py [MOTO_URL] [STANDIN_URL] > .lambda.env
 
 Creates the four consumer queues with their dead-letter queues, the signing secret
 holding the test secrets of events/secrets.json, the Slack webhook secret, the
-idempotency table, the progress read model's table and the warehouse bucket. Running it again reuses what exists.
+idempotency table, the progress read model's table, the warehouse bucket, and for email
+a verified SES sender (okr@example.com) and the recipients secret (manager@example.com,
+summaries and alerts). Running it again reuses what exists.
 """
 import pathlib
 import sys
@@ -74,6 +76,15 @@ try:
 except dynamodb.exceptions.ResourceInUseException:
     pass
 session.client("s3", endpoint_url=url).create_bucket(Bucket="okr-webhooks-warehouse")
+ses = session.client("sesv2", endpoint_url=url)
+try:
+    ses.create_email_identity(EmailIdentity="okr@example.com")
+except ses.exceptions.AlreadyExistsException:
+    pass
+put_secret(
+    "okr-webhooks/email-recipients",
+    '{"recipients": [{"address": "manager@example.com", "scope": "all", "alerts": true}]}',
+)
 
 env = {
     "AWS_ENDPOINT_URL": url,
@@ -91,6 +102,8 @@ env = {
     "PAGERDUTY_EVENTS_URL": f"{standin}/v2/enqueue",
     "WAREHOUSE_URL": "s3://okr-webhooks-warehouse/prod",
     "PROGRESS_TABLE": "okr-webhooks-progress",
+    "EMAIL_SENDER": "okr@example.com",
+    "EMAIL_RECIPIENTS_SECRET_ID": "okr-webhooks/email-recipients",
 }
 for consumer in ("warehouse", "slack", "alerts", "progress"):
     dlq = sqs.create_queue(QueueName=f"okr-webhooks-{consumer}-dlq")["QueueUrl"]

@@ -24,10 +24,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-# moto: a local AWS API server (SQS, Secrets Manager) for the AWS adapters' tests, which
-# start it themselves.
+# moto: a local AWS API server (SQS, Secrets Manager, DynamoDB, SES) for the AWS
+# adapters' tests, and aiosmtpd: a real SMTP server for the email tests; the tests start
+# them themselves.
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-  'standardwebhooks==1.1.0' 'moto[server]==5.2.5'
+  'standardwebhooks==1.1.0' 'moto[server]==5.2.5' 'aiosmtpd==1.4.6'
 export AWS_EC2_METADATA_DISABLED=true
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 
@@ -62,12 +63,13 @@ cargo nextest run --workspace --locked --no-fail-fast
 
 # Every function builds the way `sam deploy` ships it (release, provided.al2023). These
 # machines cannot build arm64, the template's default, so this builds x86_64.
-sam build --parameter-overrides Architecture=x86_64
-for function in IngestFunction WarehouseSinkFunction SlackNotifierFunction ProgressAlertsFunction ProgressProjectionFunction; do
+# A sender, so the email summaries function (created only with one) is built too.
+sam build --parameter-overrides Architecture=x86_64 EmailSender=okr@example.com
+for function in IngestFunction WarehouseSinkFunction SlackNotifierFunction ProgressAlertsFunction ProgressProjectionFunction EmailSummariesFunction; do
   bootstrap=".aws-sam/build/$function/bootstrap"
   [ -x "$bootstrap" ] || { echo "sam build made no $bootstrap" >&2; exit 1; }
   magic=$(od -An -tx1 -N4 "$bootstrap" | tr -d ' \n')
   machine=$(od -An -tx1 -j18 -N2 "$bootstrap" | tr -d ' \n')
   [ "$magic$machine" = 7f454c463e00 ] || { echo "$bootstrap is not an x86_64 ELF executable" >&2; exit 1; }
 done
-echo "sam build: all five functions built"
+echo "sam build: all six functions built"

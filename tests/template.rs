@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use okr_webhooks::config::{
-    AlertsConfig, Env, IngestConfig, ProjectionConfig, SlackConfig, WarehouseConfig,
+    AlertsConfig, Env, IngestConfig, ProjectionConfig, SlackConfig, SummariesConfig,
+    WarehouseConfig,
 };
 use serde_json::{Value, json};
 
@@ -193,7 +194,7 @@ fn number(value: &Value) -> u64 {
 }
 
 #[test]
-fn five_functions_built_by_cargo_lambda_from_this_workspace() {
+fn six_functions_built_by_cargo_lambda_from_this_workspace() {
     let template = template();
     let functions = functions(&template);
     let mut binaries: Vec<_> = functions.iter().map(|f| f.binary).collect();
@@ -201,6 +202,7 @@ fn five_functions_built_by_cargo_lambda_from_this_workspace() {
     assert_eq!(
         binaries,
         [
+            "email-summaries",
             "ingest",
             "progress-alerts",
             "progress-projection",
@@ -375,11 +377,21 @@ fn every_role_grants_only_what_its_function_uses() {
         let mut actions = BTreeSet::new();
         for policy in role_resource["Properties"]["Policies"].as_array().unwrap() {
             for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+                // A statement for an optional destination: as when it is enabled.
+                let statement = match statement.get("Fn::If") {
+                    Some(branches) => &branches[1],
+                    None => statement,
+                };
                 assert_eq!(statement["Effect"], "Allow");
                 for action in one_or_many(&statement["Action"]) {
                     let action = action.as_str().unwrap();
                     assert!(!action.contains('*'), "{role}: wildcard action {action}");
                     actions.insert(action);
+                }
+                if statement["Action"] == "ses:SendEmail" {
+                    // Not a resource of the stack: the configured identity, and only it.
+                    assert_ses_identity(&statement["Resource"], role);
+                    continue;
                 }
                 for resource in one_or_many(&statement["Resource"]) {
                     assert_ne!(resource, &json!("*"), "{role}: Resource \"*\"");
@@ -429,9 +441,24 @@ fn every_role_grants_only_what_its_function_uses() {
                 &["dynamodb:GetItem", "dynamodb:PutItem"],
             ]
             .concat(),
-            "slack-notifier" | "progress-alerts" => {
-                [&logs[..], &consume, &secret, &idempotency].concat()
-            }
+            "slack-notifier" => [&logs[..], &consume, &secret, &idempotency].concat(),
+            // And SES, for alert emails.
+            "progress-alerts" => [
+                &logs[..],
+                &consume,
+                &secret,
+                &idempotency,
+                &["ses:SendEmail"],
+            ]
+            .concat(),
+            // The read model scanned, what was sent recorded, SES.
+            "email-summaries" => [
+                &logs[..],
+                &secret,
+                &idempotency,
+                &["dynamodb:Scan", "ses:SendEmail"],
+            ]
+            .concat(),
             // Conditional puts over the item read; nothing else of the table.
             "progress-projection" => [
                 &logs[..],
@@ -445,6 +472,61 @@ fn every_role_grants_only_what_its_function_uses() {
         .collect();
         assert_eq!(actions, expected, "{role}");
     }
+}
+
+/// `resource` is the SES identity of the sender, or of the identity given for it.
+fn assert_ses_identity(resource: &Value, role: &str) {
+    let branches = resource["Fn::If"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{role}: {resource}"));
+    assert_eq!(branches[0], "EmailIdentityIsSender", "{role}");
+    for (branch, parameter) in [
+        (&branches[1], "EmailSender"),
+        (&branches[2], "EmailIdentity"),
+    ] {
+        assert_eq!(
+            branch["Fn::Sub"],
+            format!(
+                "arn:${{AWS::Partition}}:ses:${{AWS::Region}}:${{AWS::AccountId}}:identity/${{{parameter}}}"
+            ),
+            "{role}"
+        );
+    }
+}
+
+#[test]
+fn the_summaries_run_on_a_schedule_in_the_chosen_zone_passing_its_time() {
+    let template = template();
+    let function = &resources(&template)["EmailSummariesFunction"];
+    assert_eq!(function["Condition"], "HasEmail");
+    let schedule = &function["Properties"]["Events"]["Schedule"];
+    assert_eq!(schedule["Type"], "ScheduleV2");
+    let properties = &schedule["Properties"];
+    assert_eq!(properties["ScheduleExpression"]["Ref"], "SummarySchedule");
+    assert_eq!(
+        properties["ScheduleExpressionTimezone"]["Ref"],
+        "SummaryTimeZone"
+    );
+    assert_eq!(
+        template["Parameters"]["SummarySchedule"]["Default"], "cron(0 8 ? * MON *)",
+        "Mondays at 08:00"
+    );
+    // What Scheduler passes, with its time filled in, is what the function reads; the
+    // same time for every retry of a run.
+    let input = properties["Input"]
+        .as_str()
+        .unwrap()
+        .replace("<aws.scheduler.scheduled-time>", "2026-11-30T08:00:00Z");
+    let run: okr_webhooks::email::send::ScheduledRun = serde_json::from_str(&input).unwrap();
+    assert_eq!(
+        run.scheduled_time,
+        Some(time::macros::datetime!(2026-11-30 08:00 UTC))
+    );
+    // The zone the template offers is one the function accepts.
+    let zone = template["Parameters"]["SummaryTimeZone"]["Default"]
+        .as_str()
+        .unwrap();
+    okr_webhooks::email::schedule::zone(zone).unwrap();
 }
 
 #[test]
@@ -594,8 +676,16 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
         "ingest and the notifier route the same types"
     );
 
+    // A deployment that sets the sender (the default sends no email).
+    let with_sender = |environment: &BTreeMap<String, String>| {
+        let mut environment = environment.clone();
+        assert_eq!(environment["EMAIL_SENDER"], "", "no sender by default");
+        environment.insert("EMAIL_SENDER".into(), "okr@example.com".into());
+        environment
+    };
     let alerts = function(&functions, "progress-alerts");
-    let read = read_with(&alerts.environment, |env| {
+    let alerts_environment = with_sender(&alerts.environment);
+    let read = read_with(&alerts_environment, |env| {
         let config = AlertsConfig::from_env(env).unwrap();
         let defaults = AlertsConfig::from_env(&Env(|name: &str| match name {
             "ALERTS_SLACK_WEBHOOK_SECRET_ID" | "IDEMPOTENCY_TABLE" => Some("x".to_owned()),
@@ -608,8 +698,27 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
         assert_eq!(config.pagerduty_events_url, defaults.pagerduty_events_url);
         assert!(config.slack_webhook_secret_id.is_some());
         assert!(config.pagerduty_routing_key_secret_id.is_some());
+        let email = config.email.unwrap();
+        assert_eq!(email.recipients_secret_id, "stand-in-EmailRecipientsSecret");
     });
     assert_eq!(read, alerts.environment.keys().cloned().collect());
+
+    let summaries = function(&functions, "email-summaries");
+    let read = read_with(&with_sender(&summaries.environment), |env| {
+        let config = SummariesConfig::from_env(env).unwrap();
+        assert_eq!(
+            config.email.recipients_secret_id,
+            "stand-in-EmailRecipientsSecret"
+        );
+        assert_eq!(config.progress_table, "stand-in-ProgressTable");
+        assert_eq!(config.time_zone, chrono_tz::UTC);
+        assert_eq!(
+            config.stalled_after,
+            std::time::Duration::from_secs(14 * 24 * 3600)
+        );
+        assert_eq!(config.pace, std::time::Duration::from_secs(1));
+    });
+    assert_eq!(read, summaries.environment.keys().cloned().collect());
 
     let projection = function(&functions, "progress-projection");
     let read = read_with(&projection.environment, |env| {
@@ -882,7 +991,11 @@ fn the_warehouse_bucket_is_encrypted_private_and_queried_where_the_sink_writes()
 fn secrets_start_without_real_values_and_the_signing_secret_accepts_nothing() {
     let template = template();
     let secrets = of_type(&template, "AWS::SecretsManager::Secret");
-    assert_eq!(secrets.len(), 4, "signing, Slack, alerts Slack, PagerDuty");
+    assert_eq!(
+        secrets.len(),
+        5,
+        "signing, Slack, alerts Slack, PagerDuty, email recipients"
+    );
     for (name, secret) in &secrets {
         assert!(
             secret["Properties"]["GenerateSecretString"].is_null(),
@@ -890,8 +1003,13 @@ fn secrets_start_without_real_values_and_the_signing_secret_accepts_nothing() {
         );
         match secret["Properties"]["SecretString"].as_str() {
             None => {}
+            Some(document) if *name == "EmailRecipientsSecret" => {
+                // Nobody yet, in the format the functions read.
+                let parsed = okr_webhooks::email::recipients::Recipients::parse(document).unwrap();
+                assert!(parsed.0.is_empty());
+            }
             Some(document) => {
-                // Only the signing secret has a value: no source configured yet.
+                // The signing secret: no source configured yet.
                 let parsed = okr_webhooks::secrets::SigningSecrets::parse(document).unwrap();
                 for source in okr_webhooks::Source::ALL {
                     assert!(parsed.for_source(source).is_empty(), "{name}: {source}");

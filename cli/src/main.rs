@@ -11,6 +11,7 @@ mod replay;
 mod send;
 mod serve;
 mod sign;
+mod summary;
 mod verify;
 
 use std::io::{self, Write};
@@ -32,7 +33,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole pipeline on this machine: ingest, durable queues, Slack, warehouse, alerts.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// The live progress dashboard of a deployed stack, on loopback, reading its
     /// DynamoDB read model with your AWS credentials.
     Dashboard(dashboard::DashboardArgs),
@@ -44,6 +45,9 @@ enum Command {
     /// Re-send archived events (the warehouse) to the consumers, by window and filter:
     /// only what never went out, or with --force all of it once more. --dry-run first.
     Replay(replay::ReplayArgs),
+    /// The managers' email summaries from the read model: print them (--dry-run) or
+    /// send them now (--send).
+    Summary(summary::SummaryArgs),
     /// Print the signature header line(s) SOURCE would send for the body.
     Sign(sign::SignArgs),
     /// Check a delivery's signature: prints `valid` (exit 0) or the reason (exit 1).
@@ -103,11 +107,12 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Serve(args) => runtime()?.block_on(serve::run(args)),
+        Command::Serve(args) => runtime()?.block_on(serve::run(*args)),
         Command::Send(args) => runtime()?.block_on(send::run(args)),
         Command::Dashboard(args) => runtime()?.block_on(dashboard::run(args)),
         Command::Dlq(args) => runtime()?.block_on(dlq::run(args)),
         Command::Replay(args) => runtime()?.block_on(replay::run(args)),
+        Command::Summary(args) => runtime()?.block_on(summary::run(args)),
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Normalize(args) => normalize::run(args),

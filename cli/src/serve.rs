@@ -35,6 +35,15 @@ pub struct ServeArgs {
     /// set, required on loopback too.
     #[arg(long, env = "OKR_DASHBOARD_TOKEN", hide_env_values = true)]
     dashboard_token: Option<String>,
+    /// The SMTP server for summaries and alert emails (`smtp://host:port`;
+    /// `?tls=required` for STARTTLS; credentials from OKR_SMTP_USERNAME and
+    /// OKR_SMTP_PASSWORD). Default: `.eml` files in <data-dir>/outbox/.
+    #[arg(long, env = "OKR_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// When to send the summaries, as a cron pattern in this machine's time zone
+    /// (`"0 8 * * MON"`: Mondays at 08:00).
+    #[arg(long, env = "OKR_SUMMARY_CRON")]
+    summary_cron: Option<okr_webhooks::email::schedule::Cron>,
     /// The first retry wait of a failed message, in milliseconds (the rest of the
     /// schedule scales with it; tests shorten it).
     #[arg(long, default_value_t = 30_000, hide = true)]
@@ -51,6 +60,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     let retry_base = Duration::from_millis(args.retry_base_ms);
     let mut config = LocalConfig::new(destinations, retry_base, &process_env())?;
     config.dashboard_token = args.dashboard_token;
+    config.email = okr_webhooks::config::LocalEmail::new(args.smtp_url, &process_env())?;
+    config.email.summary_cron = args.summary_cron;
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
         .with_env_filter(okr_webhooks::telemetry::filter(

@@ -11,6 +11,7 @@ pub mod batch;
 pub mod breaker;
 pub mod config;
 pub mod dashboard;
+pub mod email;
 pub mod event;
 pub mod idempotency;
 pub mod ingest;

@@ -222,7 +222,11 @@ fn alerts_with(
         ))
     });
     ProgressAlerts::new(
-        Destinations { slack, pagerduty },
+        Destinations {
+            slack,
+            pagerduty,
+            email: None,
+        },
         store,
         Thresholds::default(),
         window,

@@ -160,7 +160,9 @@ fn alerts_need_a_destination_and_read_their_thresholds() {
     let visibility = ("QUEUE_VISIBILITY_TIMEOUT_SECONDS", "185");
     assert_eq!(
         AlertsConfig::from_env(&env(&[table])).unwrap_err(),
-        ConfigError::Missing("ALERTS_SLACK_WEBHOOK_SECRET_ID or PAGERDUTY_ROUTING_KEY_SECRET_ID")
+        ConfigError::Missing(
+            "ALERTS_SLACK_WEBHOOK_SECRET_ID, PAGERDUTY_ROUTING_KEY_SECRET_ID or EMAIL_SENDER"
+        )
     );
     let config = AlertsConfig::from_env(&env(&[
         table,

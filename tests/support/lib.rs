@@ -6,6 +6,8 @@
 //! tests use that server instead. Tests name their resources uniquely, so they can
 //! share one server.
 
+pub mod smtp;
+
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -300,6 +302,36 @@ pub async fn progress_table(client: &aws_sdk_dynamodb::Client) -> String {
                         .projection_type(ProjectionType::All)
                         .build(),
                 )
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    table
+}
+
+/// An idempotency table as the template declares it (key `id`), named uniquely.
+pub async fn idempotency_table(client: &aws_sdk_dynamodb::Client) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let table = unique("okr-webhooks-idempotency");
+    client
+        .create_table()
+        .table_name(&table)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
                 .build()
                 .unwrap(),
         )

@@ -1,5 +1,5 @@
 //! Progress alerts Lambda: behind-pace, low, dropped and at-risk key results from the
-//! alerts queue, to a Slack alerts channel and/or PagerDuty. Wiring only; the logic is
+//! alerts queue, to a Slack alerts channel, PagerDuty and/or email (SES). Wiring only; the logic is
 //! `okr_webhooks::alerts`.
 
 use std::sync::Arc;
@@ -8,8 +8,9 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use okr_webhooks::alerts::{Destinations, ProgressAlerts};
+use okr_webhooks::alerts::{Destinations, EmailAlerts, ProgressAlerts};
 use okr_webhooks::config::{AlertsConfig, consumer_aws_timeouts, process_env};
+use okr_webhooks::email::ses::SesMailer;
 use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use okr_webhooks::metrics::EmfStdout;
 use okr_webhooks::outbound::http::http_client;
@@ -29,7 +30,7 @@ async fn main() -> Result<(), Error> {
     let ttl = config.secret_cache_ttl;
     let slack = config.slack_webhook_secret_id.as_ref();
     let pagerduty = config.pagerduty_routing_key_secret_id.as_ref();
-    let destinations = Destinations::over_http(
+    let mut destinations = Destinations::over_http(
         &http_client(true)?,
         slack.map(|id| cached(&secrets, id, ttl)),
         pagerduty.map(|id| {
@@ -39,6 +40,13 @@ async fn main() -> Result<(), Error> {
             )
         }),
     );
+    destinations.email = config.email.as_ref().map(|email| EmailAlerts {
+        mailer: Arc::new(SesMailer::new(
+            aws_sdk_sesv2::Client::new(&aws),
+            &email.sender,
+        )),
+        recipients: Arc::new(cached(&secrets, &email.recipients_secret_id, ttl)),
+    });
     let store = DynamoDbIdempotencyStore::new(
         aws_sdk_dynamodb::Client::new(&aws),
         &config.idempotency_table,

@@ -1,5 +1,5 @@
-//! Where alerts go: the Slack alerts channel and PagerDuty, each with its own alert
-//! state, and one send to one of them.
+//! Where alerts go: the Slack alerts channel, PagerDuty and email, each with its own
+//! alert state, and one send to one of them.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -8,7 +8,11 @@ use tokio::time::Instant;
 
 use super::messages::{pagerduty_alert, recovered_message, trigger_message};
 use super::rules::{Assessment, Rule, Thresholds};
-use crate::breaker::{ALERTS_SLACK, Breaker, BreakerConfig, PAGERDUTY};
+use crate::batch::RecordError;
+use crate::breaker::{ALERTS_SLACK, Breaker, BreakerConfig, EMAIL, PAGERDUTY};
+use crate::email::alert::alert_email;
+use crate::email::recipients::Recipients;
+use crate::email::{Email, Mailer};
 use crate::event::Event;
 use crate::idempotency::IdempotencyStore;
 use crate::outbound::pagerduty::{Action, Alert, PagerDuty, PagerDutyClient, RoutingKey};
@@ -16,12 +20,23 @@ use crate::outbound::slack::{SlackMessage, SlackPoster, WebhookPoster, WebhookUr
 use crate::outbound::{DeliveryError, Service, deliver};
 use crate::secrets::SecretCache;
 
-/// Where alerts go; either may be absent, not both.
+/// Where alerts go; any may be absent, not all.
 pub struct Destinations {
     /// The Slack alerts channel.
     pub slack: Option<Arc<dyn SlackPoster>>,
     /// PagerDuty Events API v2.
     pub pagerduty: Option<Arc<dyn PagerDuty>>,
+    /// Email to the alert recipients whose scope covers the key result.
+    pub email: Option<EmailAlerts>,
+}
+
+/// Alert emails: a mailer and the recipients document.
+#[derive(Clone)]
+pub struct EmailAlerts {
+    /// Sends them.
+    pub mailer: Arc<dyn Mailer>,
+    /// Who gets them (those with `"alerts": true`).
+    pub recipients: Arc<SecretCache<Recipients>>,
 }
 
 impl Destinations {
@@ -40,6 +55,7 @@ impl Destinations {
             pagerduty: pagerduty.map(|(url, key)| -> Arc<dyn PagerDuty> {
                 Arc::new(PagerDutyClient::new(http.clone(), url, key))
             }),
+            email: None,
         }
     }
 }
@@ -61,7 +77,12 @@ impl Destinations {
             breaker: config.breaker(PAGERDUTY, Arc::clone(store)),
             held_back: AtomicUsize::new(0),
         });
-        slack.into_iter().chain(pagerduty).collect()
+        let email = self.email.map(|email| Destination {
+            to: To::Email(email),
+            breaker: config.breaker(EMAIL, Arc::clone(store)),
+            held_back: AtomicUsize::new(0),
+        });
+        slack.into_iter().chain(pagerduty).chain(email).collect()
     }
 }
 
@@ -77,6 +98,7 @@ pub(super) struct Destination {
 pub(super) enum To {
     Slack(Arc<dyn SlackPoster>),
     PagerDuty(Arc<dyn PagerDuty>),
+    Email(EmailAlerts),
 }
 
 impl Destination {
@@ -85,6 +107,7 @@ impl Destination {
         match self.to {
             To::Slack(_) => "slack",
             To::PagerDuty(_) => "pagerduty",
+            To::Email(_) => "email",
         }
     }
 
@@ -93,36 +116,60 @@ impl Destination {
         match self.to {
             To::Slack(_) => Service::Slack,
             To::PagerDuty(_) => Service::PagerDuty,
+            To::Email(_) => Service::Email,
         }
     }
 
-    /// What to send here for `rule`: Slack hears of triggers and of recoveries (a
-    /// completion it hears from the notifier, and a drop is over when progress rises
-    /// again, which is not news); PagerDuty of every trigger and resolve.
-    pub(super) fn send_for(
+    /// What to send here for `rule`, each with whom it goes to in its once-only key:
+    /// Slack hears of triggers and of recoveries (a completion it hears from the
+    /// notifier, and a drop is over when progress rises again, which is not news);
+    /// PagerDuty and email of every trigger and resolve, email once per alert recipient
+    /// whose scope covers the key result (`email:<recipient id>`).
+    pub(super) async fn sends_for(
         &self,
         event: &Event,
-        rule: Rule,
-        action: Action,
+        (rule, action): (Rule, Action),
         assessment: &Assessment,
         thresholds: &Thresholds,
-    ) -> Option<Send> {
-        match &self.to {
+    ) -> Result<Vec<(String, Send)>, RecordError> {
+        let name = self.name().to_owned();
+        Ok(match &self.to {
             To::Slack(slack) => {
                 let message = match action {
                     Action::Trigger => trigger_message(event, rule, thresholds),
                     Action::Resolve if !assessment.completed && rule != Rule::Dropped => {
                         recovered_message(event, rule)
                     }
-                    Action::Resolve => return None,
+                    Action::Resolve => return Ok(Vec::new()),
                 };
-                Some(Send::Slack(Arc::clone(slack), message))
+                vec![(name, Send::Slack(Arc::clone(slack), message))]
             }
-            To::PagerDuty(pagerduty) => Some(Send::PagerDuty(
-                Arc::clone(pagerduty),
-                pagerduty_alert(event, rule, action, assessment, thresholds),
-            )),
-        }
+            To::PagerDuty(pagerduty) => vec![(
+                name,
+                Send::PagerDuty(
+                    Arc::clone(pagerduty),
+                    pagerduty_alert(event, rule, action, assessment, thresholds),
+                ),
+            )],
+            To::Email(email) => {
+                let recipients = email.recipients.current().await?;
+                recipients
+                    .for_alert(event)
+                    .map(|recipient| {
+                        let id = recipient.id();
+                        let message = alert_email(
+                            &recipient.address,
+                            event,
+                            (rule, action),
+                            assessment,
+                            thresholds,
+                        );
+                        let send = Send::Email(Arc::clone(&email.mailer), message, id.clone());
+                        (format!("{name}:{id}"), send)
+                    })
+                    .collect()
+            }
+        })
     }
 }
 
@@ -130,6 +177,8 @@ impl Destination {
 pub(super) enum Send {
     Slack(Arc<dyn SlackPoster>, SlackMessage),
     PagerDuty(Arc<dyn PagerDuty>, Alert),
+    /// The email, and its recipient's id (for logs).
+    Email(Arc<dyn Mailer>, Email, String),
 }
 
 impl Send {
@@ -140,6 +189,17 @@ impl Send {
             }
             Send::PagerDuty(client, alert) => {
                 deliver(Service::PagerDuty, deadline, || client.send(alert)).await
+            }
+            Send::Email(mailer, email, recipient) => {
+                match deliver(Service::Email, deadline, || mailer.send(email)).await {
+                    // One address refused (a typo, a full mailbox) is that recipient's
+                    // loss, not a reason to retry the others' alerts: logged, skipped.
+                    Err(error) if error.is_refusal() => {
+                        tracing::warn!(recipient = %recipient, reason = %error, outcome = "refused", "alert email refused; skipped");
+                        Ok(())
+                    }
+                    other => other,
+                }
             }
         }
     }

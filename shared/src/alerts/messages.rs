@@ -21,9 +21,7 @@ pub fn pagerduty_alert(
     let progress = event.progress.as_ref().and_then(|p| p.current);
     let summary = match action {
         Action::Trigger => trigger_message(event, rule, thresholds).text,
-        Action::Resolve if assessment.completed => {
-            format!("{} {} completed", label(event), title(event))
-        }
+        Action::Resolve if assessment.completed => resolve_text(event, rule, assessment),
         Action::Resolve => recovered_message(event, rule).text,
     };
     Alert {
@@ -64,13 +62,18 @@ fn title(event: &Event) -> String {
 
 /// The alert for `rule` holding on `event`.
 pub fn trigger_message(event: &Event, rule: Rule, thresholds: &Thresholds) -> SlackMessage {
+    slack_message(":warning:", trigger_text(event, rule, thresholds), event)
+}
+
+/// What the alert for `rule` holding on `event` says, as plain text.
+pub fn trigger_text(event: &Event, rule: Rule, thresholds: &Thresholds) -> String {
     let (label, title) = (label(event), title(event));
     let progress = event.progress.as_ref();
     let current = progress
         .and_then(|p| p.current)
         .map(percent)
         .unwrap_or_else(|| "?".into());
-    let text = match rule {
+    match rule {
         Rule::BehindPace => {
             let elapsed = event
                 .period
@@ -102,12 +105,16 @@ pub fn trigger_message(event: &Event, rule: Rule, thresholds: &Thresholds) -> Sl
                 status.to_lowercase().replace('_', " ")
             )
         }
-    };
-    slack_message(":warning:", text, event)
+    }
 }
 
 /// The message for `rule` no longer holding.
 pub fn recovered_message(event: &Event, rule: Rule) -> SlackMessage {
+    slack_message(":white_check_mark:", recovered_text(event, rule), event)
+}
+
+/// What the message for `rule` no longer holding says, as plain text.
+pub fn recovered_text(event: &Event, rule: Rule) -> String {
     let current = event
         .progress
         .as_ref()
@@ -120,11 +127,16 @@ pub fn recovered_message(event: &Event, rule: Rule) -> SlackMessage {
         Rule::Dropped => "recovered from its drop",
         Rule::AtRisk => "is no longer at risk",
     };
-    slack_message(
-        ":white_check_mark:",
-        format!("{} {} {state}{current}", label(event), title(event)),
-        event,
-    )
+    format!("{} {} {state}{current}", label(event), title(event))
+}
+
+/// What a resolve says: the key result completed, or `rule` no longer holds.
+pub fn resolve_text(event: &Event, rule: Rule, assessment: &Assessment) -> String {
+    if assessment.completed {
+        format!("{} {} completed", label(event), title(event))
+    } else {
+        recovered_text(event, rule)
+    }
 }
 
 fn slack_message(emoji: &str, text: String, event: &Event) -> SlackMessage {

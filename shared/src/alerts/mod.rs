@@ -1,5 +1,5 @@
 //! Progress alerts: behind-pace, low, dropped and at-risk key results, to a Slack alerts
-//! channel and/or PagerDuty.
+//! channel, PagerDuty and/or email.
 //!
 //! Each destination keeps, per key result, the state of every rule's alert (open or
 //! closed, since when, by which event, when last sent) in a state record of the
@@ -45,7 +45,7 @@ use crate::outbound::SEND_BUDGET;
 use crate::outbound::pagerduty::Action;
 use crate::retry::{Failure, Retries};
 use destinations::Destination;
-pub use destinations::Destinations;
+pub use destinations::{Destinations, EmailAlerts};
 use rules::{Assessment, Thresholds, assess};
 use state::AlertState;
 
@@ -264,18 +264,15 @@ impl ProgressAlerts {
                 return Ok(());
             };
             for (rule, action) in changes {
-                if let Some(send) =
-                    destination.send_for(event, rule, action, assessment, &self.thresholds)
-                {
+                let sends = destination
+                    .sends_for(event, (rule, action), assessment, &self.thresholds)
+                    .await?;
+                for (to, send) in sends {
                     let prefix = match action {
                         Action::Trigger => "alert",
                         Action::Resolve => "resolve",
                     };
-                    let claim = format!(
-                        "{scope}{prefix}:{}:event:{}:{rule}",
-                        destination.name(),
-                        event.id
-                    );
+                    let claim = format!("{scope}{prefix}:{to}:event:{}:{rule}", event.id);
                     self.once(claim, deadline, event, rule, (destination, send))
                         .await?;
                 }

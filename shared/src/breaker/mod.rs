@@ -36,8 +36,8 @@ mod settings;
 mod shared;
 
 pub use settings::{
-    ALERTS_SLACK, BreakerSettings, Clock, DESTINATIONS, PAGERDUTY, SLACK, SystemClock, TokioClock,
-    WAREHOUSE,
+    ALERTS_SLACK, BreakerSettings, Clock, DESTINATIONS, EMAIL, PAGERDUTY, SLACK, SystemClock,
+    TokioClock, WAREHOUSE,
 };
 use shared::{Known, State, WRITE_ATTEMPTS, Written, millis, since};
 

@@ -5,8 +5,11 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// The destinations with a breaker, by the names their metrics and records carry: the
-/// Slack notifier's webhook, the alerts channel, PagerDuty, the warehouse's bucket.
-pub const DESTINATIONS: [&str; 4] = [SLACK, ALERTS_SLACK, PAGERDUTY, WAREHOUSE];
+/// Slack notifier's webhook, the alerts channel, PagerDuty, alert emails, the
+/// warehouse's bucket.
+pub const DESTINATIONS: [&str; 5] = [SLACK, ALERTS_SLACK, PAGERDUTY, EMAIL, WAREHOUSE];
+/// Alert emails (SES, or SMTP locally).
+pub const EMAIL: &str = "email";
 /// The Slack notifier's incoming webhook.
 pub const SLACK: &str = "slack";
 /// The progress alerts' Slack channel.

@@ -141,6 +141,8 @@ pub struct AlertsConfig {
     /// `QUEUE_VISIBILITY_TIMEOUT_SECONDS`: the alerts queue's visibility timeout, the
     /// least time a claim is held.
     pub visibility_timeout: Duration,
+    /// `EMAIL_SENDER` and `EMAIL_RECIPIENTS_SECRET_ID`: alert emails, when both are set.
+    pub email: Option<super::EmailSource>,
 }
 
 impl AlertsConfig {
@@ -158,9 +160,13 @@ impl AlertsConfig {
         let optional = |name: &'static str| (env.0)(name).filter(|v| !v.trim().is_empty());
         let slack_webhook_secret_id = optional("ALERTS_SLACK_WEBHOOK_SECRET_ID");
         let pagerduty_routing_key_secret_id = optional("PAGERDUTY_ROUTING_KEY_SECRET_ID");
-        if slack_webhook_secret_id.is_none() && pagerduty_routing_key_secret_id.is_none() {
+        let email = super::EmailSource::from_env(env)?;
+        if slack_webhook_secret_id.is_none()
+            && pagerduty_routing_key_secret_id.is_none()
+            && email.is_none()
+        {
             return Err(ConfigError::Missing(
-                "ALERTS_SLACK_WEBHOOK_SECRET_ID or PAGERDUTY_ROUTING_KEY_SECRET_ID",
+                "ALERTS_SLACK_WEBHOOK_SECRET_ID, PAGERDUTY_ROUTING_KEY_SECRET_ID or EMAIL_SENDER",
             ));
         }
         Ok(AlertsConfig {
@@ -181,6 +187,7 @@ impl AlertsConfig {
             ),
             secret_cache_ttl: secret_cache_ttl(env)?,
             visibility_timeout: visibility_timeout(env)?,
+            email,
         })
     }
 }

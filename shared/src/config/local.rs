@@ -32,6 +32,43 @@ pub struct LocalConfig {
     /// `--dashboard-token` / `OKR_DASHBOARD_TOKEN`: what the dashboard and the progress
     /// API require when `serve` is bound beyond loopback.
     pub dashboard_token: Option<String>,
+    /// How email goes out, and when summaries are due.
+    pub email: LocalEmail,
+}
+
+/// Email on one machine.
+#[derive(Debug, Clone, Default)]
+pub struct LocalEmail {
+    /// `--smtp-url` / `OKR_SMTP_URL`: the SMTP server (default: `.eml` files in
+    /// `<data-dir>/outbox/`).
+    pub smtp_url: Option<String>,
+    /// `OKR_SMTP_USERNAME` and `OKR_SMTP_PASSWORD`, when both are set.
+    pub credentials: Option<(String, String)>,
+    /// `OKR_EMAIL_FROM` (default `okr-webhooks@localhost`).
+    pub from: String,
+    /// `--summary-cron` / `OKR_SUMMARY_CRON`: when `serve` sends the summaries, in this
+    /// machine's time zone.
+    pub summary_cron: Option<crate::email::schedule::Cron>,
+    /// `STALLED_AFTER_DAYS` (default 14).
+    pub stalled_after: Duration,
+}
+
+impl LocalEmail {
+    /// The SMTP URL given (or none), and the rest from the environment.
+    pub fn new<F: Fn(&str) -> Option<String>>(
+        smtp_url: Option<String>,
+        env: &Env<F>,
+    ) -> Result<Self, ConfigError> {
+        let var = |name: &str| (env.0)(name).filter(|v| !v.trim().is_empty());
+        Ok(LocalEmail {
+            smtp_url: smtp_url.filter(|url| !url.trim().is_empty()),
+            credentials: var("OKR_SMTP_USERNAME").zip(var("OKR_SMTP_PASSWORD")),
+            from: var("OKR_EMAIL_FROM")
+                .unwrap_or_else(|| crate::email::smtp::DEFAULT_FROM.to_owned()),
+            summary_cron: None,
+            stalled_after: super::stalled_after(env)?,
+        })
+    }
 }
 
 impl LocalConfig {
@@ -52,6 +89,7 @@ impl LocalConfig {
             notify: notify_rules(env),
             retry_base,
             dashboard_token: None,
+            email: LocalEmail::new(None, env)?,
         })
     }
 }

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use crate::routing::{Consumer, DEFAULT_NOTIFY_TYPES, NotifyRules};
 
+mod email;
 mod functions;
 mod local;
 
+pub use email::{EmailSource, SummariesConfig};
 pub use functions::{AlertsConfig, IngestConfig, ProjectionConfig, SlackConfig, WarehouseConfig};
-pub use local::{LocalConfig, LocalDestinations};
+pub use local::{LocalConfig, LocalDestinations, LocalEmail};
 
 /// Default `PAGERDUTY_EVENTS_URL`: the Events API v2 endpoint.
 pub const DEFAULT_PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -151,6 +153,22 @@ pub fn notify_rules<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> NotifyRules 
         &(env.0)("SLACK_NOTIFY_TYPES").unwrap_or_else(|| DEFAULT_NOTIFY_TYPES.to_owned()),
     )
 }
+/// `STALLED_AFTER_DAYS` (default 14): a summary calls a key result stalled after this
+/// long without an update.
+pub(crate) fn stalled_after<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(
+        24 * 3600
+            * env.number_in(
+                "STALLED_AFTER_DAYS",
+                14,
+                1..=365,
+                "a number of days from 1 to 365",
+            )?,
+    ))
+}
+
 /// `SECRET_CACHE_TTL_SECONDS` (default 300).
 pub(crate) fn secret_cache_ttl<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,

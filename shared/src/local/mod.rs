@@ -4,9 +4,11 @@
 //!
 //! The data directory holds `secrets.json` (the signing secrets), `queues.sqlite`,
 //! `idempotency.sqlite`, `warehouse/`, `progress.sqlite` (the read model the dashboard
-//! shows) and `serve.lock` (one server per directory).
+//! shows), `serve.lock` (one server per directory), and for email
+//! `email-recipients.json` (written by the user) and `outbox/`.
 
 pub mod consumer;
+pub mod email;
 mod health;
 mod lock;
 pub mod print;
@@ -117,7 +119,9 @@ pub async fn serve(
         .map_err(|e| io("cannot create the data directory", data_dir, e))?;
     let _lock = lock::lock_data_dir(data_dir)?;
     let stores = stores::open(&paths, &announce).await?;
-    let (consumers, breakers) = wiring::consumers(&config, &stores, &paths)?;
+    let mail = email::wiring(data_dir, &config.email, &stores, &announce).await?;
+    let email_alerts = mail.as_ref().map(|(alerts, _)| alerts.clone());
+    let (consumers, breakers) = wiring::consumers(&config, &stores, &paths, email_alerts)?;
     let health = Arc::new(health::Health {
         queue: stores.queue.clone(),
         breakers,
@@ -163,6 +167,18 @@ pub async fn serve(
             ))
         })
         .collect();
+    match (mail, config.email.summary_cron.clone()) {
+        (Some((_, summaries)), Some(cron)) => tasks.push(tokio::spawn(email::on_schedule(
+            cron,
+            summaries,
+            stopped.clone(),
+            |line| eprintln!("{line}"),
+        ))),
+        (None, Some(_)) => {
+            announce("summaries: not scheduled (no recipients file)".to_owned());
+        }
+        (_, None) => {}
+    }
     tasks.push(tokio::spawn(consumer::forget_old_acceptances(
         stores.queue.clone(),
         stopped,

@@ -9,7 +9,7 @@ use super::print::Printer;
 use super::stores::Stores;
 use super::{LocalError, Paths};
 use crate::alerts::rules::Thresholds;
-use crate::alerts::{AlertSettings, DEFAULT_WINDOW, Destinations, ProgressAlerts};
+use crate::alerts::{AlertSettings, DEFAULT_WINDOW, Destinations, EmailAlerts, ProgressAlerts};
 use crate::breaker::{Breaker, BreakerConfig, BreakerSettings, SystemClock};
 use crate::config::LocalConfig;
 use crate::metrics::NoMetrics;
@@ -39,11 +39,13 @@ const PROGRESS_BATCH: usize = 500;
 /// A consumer, its handler, and how many messages it takes at once.
 pub(super) type ConsumerSpec = (Consumer, Arc<dyn BatchHandler>, usize);
 
-/// The four consumers over `stores`, and their destinations' circuit breakers.
+/// The four consumers over `stores`, and their destinations' circuit breakers; the
+/// alerts email `email`'s recipients too, when given.
 pub(super) fn consumers(
     config: &LocalConfig,
     stores: &Stores,
     paths: &Paths,
+    email: Option<EmailAlerts>,
 ) -> Result<(Vec<ConsumerSpec>, Vec<Arc<Breaker>>), LocalError> {
     let http = http_client(false).map_err(|e| LocalError::Config(e.to_string()))?;
     let urls = &config.destinations;
@@ -68,7 +70,7 @@ pub(super) fn consumers(
     .guarded(VISIBILITY, Arc::new(NoMetrics))
     .breaking(&breaking)
     .retrying(retries.clone());
-    let alerts = alerts(config, stores, &http)?
+    let alerts = alerts(config, stores, &http, email)?
         .breaking(&breaking)
         .retrying(retries.clone());
     let projection =
@@ -87,11 +89,12 @@ pub(super) fn consumers(
 }
 
 /// The progress alerts, to the alerts channel and PagerDuty as configured (each printed
-/// when not), built by the function the Lambda uses.
+/// when not) and to `email`, built by the function the Lambda uses.
 fn alerts(
     config: &LocalConfig,
     stores: &Stores,
     http: &reqwest::Client,
+    email: Option<EmailAlerts>,
 ) -> Result<ProgressAlerts, LocalError> {
     let urls = &config.destinations;
     let pagerduty = match urls.pagerduty_routing_key.as_deref() {
@@ -110,6 +113,7 @@ fn alerts(
     destinations
         .pagerduty
         .get_or_insert_with(|| Arc::new(Printer("pagerduty")));
+    destinations.email = email;
     let settings = AlertSettings {
         thresholds: Thresholds::default(),
         window: DEFAULT_WINDOW,

@@ -24,6 +24,8 @@ pub enum Service {
     Slack,
     /// PagerDuty's Events API v2.
     PagerDuty,
+    /// Email: Amazon SES, or SMTP locally.
+    Email,
 }
 
 impl fmt::Display for Service {
@@ -31,6 +33,7 @@ impl fmt::Display for Service {
         f.write_str(match self {
             Service::Slack => "Slack",
             Service::PagerDuty => "PagerDuty",
+            Service::Email => "email",
         })
     }
 }

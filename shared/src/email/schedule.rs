@@ -1,0 +1,119 @@
+//! When summaries are due and what they cover: the time between one summary and the
+//! next, kept in a state record, and cron patterns for `serve --summary-cron`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, TimeZone};
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+
+use super::summary::Window;
+use crate::idempotency::{IdempotencyError, IdempotencyStore, StateWrite};
+
+/// The state record of the summaries' runs.
+const RUNS_KEY: &str = "summary-state:runs";
+/// How long the runs' record is kept.
+const RUNS_KEEP: Duration = Duration::from_secs(400 * 24 * 3600);
+/// The latest run's time and the one before it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Runs {
+    #[serde(with = "time::serde::rfc3339")]
+    at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    previous: Option<OffsetDateTime>,
+}
+
+/// The window of the summary due at `at` (the schedule's time: a retry of the same run
+/// has the same), dated `date` in the recipients' zone: since the run before it. With
+/// `record`, the run is remembered, so the next one starts where this one ends (a
+/// retry of this one covers the same window again).
+pub async fn window(
+    store: &dyn IdempotencyStore,
+    at: OffsetDateTime,
+    date: Date,
+    record: bool,
+) -> Result<Window, IdempotencyError> {
+    for _ in 0..3 {
+        let now = OffsetDateTime::now_utc();
+        let stored = store.load_state(RUNS_KEY, now).await?;
+        let runs: Option<Runs> = stored
+            .as_ref()
+            .and_then(|s| serde_json::from_str(&s.value).ok());
+        let previous = match runs {
+            Some(runs) if runs.at == at => runs.previous,
+            Some(runs) if runs.at < at => Some(runs.at),
+            // The first run, or a retry of a run older than the latest: no previous
+            // state to compare with.
+            _ => None,
+        };
+        let window = Window {
+            previous,
+            until: at,
+            date,
+        };
+        let newer = runs.is_none_or(|runs| runs.at < at);
+        if !record || !newer {
+            return Ok(window);
+        }
+        let value = serde_json::to_string(&Runs { at, previous })
+            .map_err(|e| IdempotencyError(e.into()))?;
+        let write = StateWrite {
+            key: RUNS_KEY,
+            expected: stored.map(|s| s.version),
+            value: &value,
+            now,
+            keep: RUNS_KEEP,
+        };
+        if store.save_state(&write).await? {
+            return Ok(window);
+        }
+    }
+    Err(IdempotencyError(
+        "the summaries' run record kept changing; retry later".into(),
+    ))
+}
+
+/// `at`'s date in `zone`.
+pub fn date_in<Tz: TimeZone>(at: OffsetDateTime, zone: &Tz) -> Date {
+    let local = zone.timestamp_opt(at.unix_timestamp(), 0).single();
+    local
+        .and_then(|local| {
+            let month = time::Month::try_from(local.month() as u8).ok()?;
+            Date::from_calendar_date(local.year(), month, local.day() as u8).ok()
+        })
+        .unwrap_or(at.date())
+}
+
+/// The time zone named `name` (`Europe/Berlin`, `UTC`), for `SUMMARY_TIME_ZONE`.
+pub fn zone(name: &str) -> Result<chrono_tz::Tz, String> {
+    name.parse()
+        .map_err(|_| format!("{name:?} is not an IANA time zone such as Europe/Berlin"))
+}
+
+/// A cron pattern (`minute hour day-of-month month day-of-week`, as crontab), for
+/// `serve --summary-cron`.
+#[derive(Debug, Clone)]
+pub struct Cron(croner::Cron);
+
+impl FromStr for Cron {
+    type Err = String;
+
+    fn from_str(pattern: &str) -> Result<Self, String> {
+        croner::Cron::from_str(pattern)
+            .map(Cron)
+            .map_err(|e| format!("{pattern:?} is not a cron pattern such as \"0 8 * * MON\": {e}"))
+    }
+}
+
+impl Cron {
+    /// The first time after `after` the pattern matches.
+    pub fn next_after<Tz: TimeZone>(&self, after: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+        self.0.find_next_occurrence(after, false).ok()
+    }
+}
+
+/// `at` (chrono) as `time`, to the second.
+pub fn to_offset<Tz: TimeZone>(at: &DateTime<Tz>) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(at.timestamp()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
