@@ -410,6 +410,10 @@ fn the_recipients_document_names_a_bad_entry_by_its_place_never_its_address() {
             r#"{"recipients": [{"address": "secret.person@example.com", "scope": "all", "alerts": "yes"}]}"#,
             "recipient 1: \"alerts\" must be true or false",
         ),
+        (
+            r#"{"recipients": [{"address": "secret.person@example.com", "scope": "all"}, {"address": "Secret.Person@example.com", "scope": {"source": "perscom"}}]}"#,
+            "recipient 2: the same address as recipient 1",
+        ),
         (r#"{"people": []}"#, "expected {\"recipients\": [...]}"),
         (
             r#"{"recipients": [{"address": "secret.person@example.com""#,
@@ -545,4 +549,75 @@ async fn alert_emails_trigger_then_resolve_once_each_across_a_duplicate_delivery
                 m
             });
     assert_eq!(counts.len(), 1, "{counts:?}");
+}
+
+#[tokio::test]
+async fn each_run_compares_with_the_run_before_it_even_when_retried_after_a_later_one() {
+    use okr_webhooks::email::schedule::window;
+    let store = MemoryIdempotencyStore::default();
+    let previous = async |at: OffsetDateTime, record: bool| {
+        window(&store, at, at.date(), record)
+            .await
+            .unwrap()
+            .previous
+    };
+    assert_eq!(previous(MONDAY_W24, true).await, None, "the first run");
+    assert_eq!(previous(MONDAY_W25, true).await, Some(MONDAY_W24));
+    // A retry of the first run after the second: still the first.
+    assert_eq!(previous(MONDAY_W24, true).await, None);
+    // A manual run in between, then a late retry of the second.
+    let wednesday = datetime!(2025-06-11 12:00 UTC);
+    assert_eq!(previous(wednesday, true).await, Some(MONDAY_W24));
+    assert_eq!(previous(MONDAY_W25, true).await, Some(wednesday));
+    // A dry run records nothing.
+    let w26 = datetime!(2025-06-23 08:00 UTC);
+    assert_eq!(previous(w26, false).await, Some(MONDAY_W25));
+    assert_eq!(
+        previous(datetime!(2025-06-24 08:00 UTC), false).await,
+        Some(MONDAY_W25)
+    );
+}
+
+#[tokio::test]
+async fn a_large_read_models_state_is_kept_in_parts_that_fit_a_dynamodb_item() {
+    use okr_webhooks::email::baseline::{Baseline, Seen, keep, load};
+    use okr_webhooks::idempotency::IdempotencyStore;
+    // 30,000 key results with random ids: a state that gzip cannot shrink under 400 KB.
+    let records = (0..30_000u32)
+        .map(|n| {
+            let id = format!(
+                "{:032x}",
+                u128::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+            );
+            let seen = Seen {
+                progress: Some(f64::from(n % 101)),
+                completed: n % 7 == 0,
+            };
+            (format!("peoplelogic#{id}"), seen)
+        })
+        .collect();
+    let baseline = Baseline(records);
+    let store = MemoryIdempotencyStore::default();
+    keep(&store, MONDAY_W24, &baseline).await.unwrap();
+    assert_eq!(
+        load(&store, MONDAY_W24).await.unwrap(),
+        Some(baseline.clone())
+    );
+    let now = OffsetDateTime::now_utc();
+    let key = format!("summary-state:baseline:{}", MONDAY_W24.unix_timestamp());
+    let mut parts = 0;
+    while let Some(part) = store
+        .load_state(&format!("{key}:{parts}"), now)
+        .await
+        .unwrap()
+    {
+        assert!(part.value.len() <= 300_000);
+        parts += 1;
+    }
+    assert!(parts > 1, "{parts} part(s)");
+    // A retry keeps what the first try saw.
+    keep(&store, MONDAY_W24, &Baseline::default())
+        .await
+        .unwrap();
+    assert_eq!(load(&store, MONDAY_W24).await.unwrap(), Some(baseline));
 }

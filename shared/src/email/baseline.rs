@@ -1,6 +1,6 @@
 //! The state at the previous summary: each objective's and key result's progress and
-//! completion when that summary was made, kept (gzip, base64) in one state record per
-//! run, so "moved" and "completed" mean what changed since the recipients last heard,
+//! completion when that summary was made, kept (gzip, base64) in state records of the
+//! idempotency store, in parts that fit a DynamoDB item, so "moved" and "completed" mean what changed since the recipients last heard,
 //! whatever times the providers stamped on their events.
 
 use std::collections::HashMap;
@@ -73,8 +73,17 @@ impl Baseline {
     }
 }
 
+/// Characters per state record: a DynamoDB item holds 400 KB.
+const PART: usize = 300_000;
+
 fn key(run: OffsetDateTime) -> String {
     format!("summary-state:baseline:{}", run.unix_timestamp())
+}
+
+/// What the run's record holds: how many parts the state took.
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    parts: usize,
 }
 
 /// The state kept at the run at `run`, if any.
@@ -82,30 +91,69 @@ pub async fn load(
     store: &dyn IdempotencyStore,
     run: OffsetDateTime,
 ) -> Result<Option<Baseline>, IdempotencyError> {
-    let stored = store
-        .load_state(&key(run), OffsetDateTime::now_utc())
-        .await?;
-    Ok(stored.and_then(|s| Baseline::decode(&s.value)))
+    let now = OffsetDateTime::now_utc();
+    let Some(stored) = store.load_state(&key(run), now).await? else {
+        return Ok(None);
+    };
+    let Ok(manifest) = serde_json::from_str::<Manifest>(&stored.value) else {
+        return Ok(None);
+    };
+    let mut text = String::new();
+    for part in 0..manifest.parts {
+        match store
+            .load_state(&format!("{}:{part}", key(run)), now)
+            .await?
+        {
+            Some(stored) => text.push_str(&stored.value),
+            None => return Ok(None),
+        }
+    }
+    Ok(Baseline::decode(&text))
 }
 
 /// Keep `baseline` as the run at `run`'s, unless a try of that run kept one already
-/// (a retry then compares with what the first try saw).
+/// (a retry then compares with what the first try saw): in parts of [`PART`]
+/// characters, then the record saying how many.
 pub async fn keep(
     store: &dyn IdempotencyStore,
     run: OffsetDateTime,
     baseline: &Baseline,
 ) -> Result<(), IdempotencyError> {
-    let value = baseline.encode()?;
     let now = OffsetDateTime::now_utc();
     let key = key(run);
     if store.load_state(&key, now).await?.is_some() {
         return Ok(());
     }
+    let value = baseline.encode()?;
+    let parts: Vec<&str> = value
+        .as_bytes()
+        .chunks(PART)
+        .map(|chunk| std::str::from_utf8(chunk).unwrap_or_default())
+        .collect();
+    for (at, part) in parts.iter().enumerate() {
+        let part_key = format!("{key}:{at}");
+        // A part a crashed try left is written over.
+        let expected = store.load_state(&part_key, now).await?.map(|s| s.version);
+        let write = StateWrite {
+            key: &part_key,
+            expected,
+            value: part,
+            now,
+            keep: KEEP,
+        };
+        if !store.save_state(&write).await? {
+            return Err(IdempotencyError(
+                "a summaries run's state changed meanwhile; retry later".into(),
+            ));
+        }
+    }
+    let manifest = serde_json::to_string(&Manifest { parts: parts.len() })
+        .map_err(|e| IdempotencyError(e.into()))?;
     store
         .save_state(&StateWrite {
             key: &key,
             expected: None,
-            value: &value,
+            value: &manifest,
             now,
             keep: KEEP,
         })

@@ -58,24 +58,43 @@ pub(crate) fn refused(email: &Email, code: u16, reason: &str) -> DeliveryError {
 
 /// `text` with every occurrence of `address` (in any case) replaced.
 pub(crate) fn redact(text: &str, address: &str) -> String {
-    if address.is_empty() {
+    let needle: Vec<char> = address.chars().flat_map(char::to_lowercase).collect();
+    if needle.is_empty() {
         return text.to_owned();
     }
-    let lower = text.to_lowercase();
-    let needle = address.to_lowercase();
-    if lower.len() != text.len() {
-        // Case folding changed byte offsets: fall back to an exact match.
-        return text.replace(address, "<recipient>");
-    }
     let mut out = String::with_capacity(text.len());
-    let mut rest = 0;
-    for (at, _) in lower.match_indices(&needle) {
-        out.push_str(&text[rest..at]);
-        out.push_str("<recipient>");
-        rest = at + needle.len();
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        match matched_len(rest, &needle) {
+            Some(len) => {
+                out.push_str("<recipient>");
+                rest = &rest[len..];
+            }
+            None => {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
     }
-    out.push_str(&text[rest..]);
     out
+}
+
+/// How many bytes at the start of `text` spell `needle` (lower-cased), if they do.
+fn matched_len(text: &str, needle: &[char]) -> Option<usize> {
+    let mut wanted = needle.iter();
+    let mut len = 0;
+    for c in text.chars() {
+        for lower in c.to_lowercase() {
+            if wanted.next() != Some(&lower) {
+                return None;
+            }
+        }
+        len += c.len_utf8();
+        if wanted.as_slice().is_empty() {
+            return Some(len);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -92,5 +111,14 @@ mod tests {
             "Email address is not verified: <recipient>."
         );
         assert_eq!(redact("no address here", "a@b.c"), "no address here");
+        // Characters whose lower case is longer or shorter do not throw it off.
+        assert_eq!(
+            redact(
+                "\u{130}x <\u{212a}elvin@example.com> ok",
+                "kelvin@example.com"
+            ),
+            "\u{130}x <<recipient>> ok"
+        );
+        assert_eq!(redact("a@b.c a@b.c", "A@B.C"), "<recipient> <recipient>");
     }
 }

@@ -133,11 +133,19 @@ impl Recipients {
             .get("recipients")
             .and_then(|r| r.as_array())
             .ok_or("expected {\"recipients\": [...]}")?;
-        let recipients = list
-            .iter()
-            .enumerate()
-            .map(|(at, entry)| recipient(entry).map_err(|e| format!("recipient {}: {e}", at + 1)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut recipients: Vec<Recipient> = Vec::with_capacity(list.len());
+        for (at, entry) in list.iter().enumerate() {
+            let parsed = recipient(entry).map_err(|e| format!("recipient {}: {e}", at + 1))?;
+            // One id per address: a second entry would share the first's once-only keys.
+            if let Some(first) = recipients.iter().position(|r| r.id() == parsed.id()) {
+                return Err(format!(
+                    "recipient {}: the same address as recipient {} (give it one entry)",
+                    at + 1,
+                    first + 1
+                ));
+            }
+            recipients.push(parsed);
+        }
         Ok(Recipients(recipients))
     }
 }

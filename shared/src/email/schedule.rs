@@ -15,49 +15,54 @@ use crate::idempotency::{IdempotencyError, IdempotencyStore, StateWrite};
 const RUNS_KEY: &str = "summary-state:runs";
 /// How long the runs' record is kept.
 const RUNS_KEEP: Duration = Duration::from_secs(400 * 24 * 3600);
-/// The latest run's time and the one before it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// Runs remembered, so a retry of an older one still finds the run before it.
+const RUNS_KEPT: usize = 20;
+
+/// The times of the latest runs, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Runs {
-    #[serde(with = "time::serde::rfc3339")]
-    at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    previous: Option<OffsetDateTime>,
+    times: Vec<i64>,
 }
 
 /// The window of the summary due at `at` (the schedule's time: a retry of the same run
-/// has the same), dated `date` in the recipients' zone: since the run before it. With
-/// `record`, the run is remembered, so the next one starts where this one ends (a
-/// retry of this one covers the same window again).
+/// has the same), dated `date` in the recipients' zone: since the latest run before it
+/// (none: the first summary). With `record`, the run is remembered, so the next one
+/// starts where this one ends; a retry of this run, however late, covers the same
+/// window again.
 pub async fn window(
     store: &dyn IdempotencyStore,
     at: OffsetDateTime,
     date: Date,
     record: bool,
 ) -> Result<Window, IdempotencyError> {
+    let time = at.unix_timestamp();
     for _ in 0..3 {
         let now = OffsetDateTime::now_utc();
         let stored = store.load_state(RUNS_KEY, now).await?;
-        let runs: Option<Runs> = stored
+        let mut runs: Runs = stored
             .as_ref()
-            .and_then(|s| serde_json::from_str(&s.value).ok());
-        let previous = match runs {
-            Some(runs) if runs.at == at => runs.previous,
-            Some(runs) if runs.at < at => Some(runs.at),
-            // The first run, or a retry of a run older than the latest: no previous
-            // state to compare with.
-            _ => None,
-        };
+            .and_then(|s| serde_json::from_str(&s.value).ok())
+            .unwrap_or_default();
+        let previous = runs
+            .times
+            .iter()
+            .copied()
+            .filter(|t| *t < time)
+            .max()
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok());
         let window = Window {
             previous,
             until: at,
             date,
         };
-        let newer = runs.is_none_or(|runs| runs.at < at);
-        if !record || !newer {
+        if !record || runs.times.contains(&time) {
             return Ok(window);
         }
-        let value = serde_json::to_string(&Runs { at, previous })
-            .map_err(|e| IdempotencyError(e.into()))?;
+        runs.times.push(time);
+        runs.times.sort_unstable();
+        let excess = runs.times.len().saturating_sub(RUNS_KEPT);
+        runs.times.drain(..excess);
+        let value = serde_json::to_string(&runs).map_err(|e| IdempotencyError(e.into()))?;
         let write = StateWrite {
             key: RUNS_KEY,
             expected: stored.map(|s| s.version),

@@ -21,6 +21,9 @@ use crate::secrets::SecretCache;
 
 /// How long a sent summary is remembered: longer than any retry of its run.
 const KEEP: Duration = Duration::from_secs(35 * 24 * 3600);
+/// How long a summary whose send started is held, recorded or not: past Lambda's
+/// longest retry of an asynchronous invocation (6 hours).
+const SENDING_HOLD: Duration = Duration::from_secs(7 * 3600);
 
 /// Why the summaries could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +78,11 @@ impl Summaries {
             progress,
             recipients,
             mailer,
-            guard: Guard::new(store, KEEP, "email-summaries", Arc::new(NoMetrics)),
+            // A summary that started sending stays claimed longer than Lambda retries an
+            // asynchronous invocation (6 hours): a retry never sends it a second time,
+            // even if the first try died before it could record the send.
+            guard: Guard::new(store, KEEP, "email-summaries", Arc::new(NoMetrics))
+                .with_min_hold(SENDING_HOLD),
             stalled_after,
             pace: Duration::ZERO,
         }
@@ -162,18 +169,32 @@ impl Summaries {
             recipients: emails.len(),
             ..Report::default()
         };
-        for (at_index, (recipient, email)) in emails.iter().enumerate() {
-            if at_index > 0 && !self.pace.is_zero() {
-                tokio::time::sleep(self.pace).await;
-            }
+        // SES's rate: a pause after each send that was tried, none for those sent before.
+        let mut last_try: Option<Instant> = None;
+        for (recipient, email) in &emails {
             let id = recipient.id();
             let key = format!("summary:{run}:{id}");
-            let outcome = self.once(key, &id, email, deadline).await;
+            let pause =
+                last_try.map_or(Duration::ZERO, |at| self.pace.saturating_sub(at.elapsed()));
+            let outcome = self.once(key, &id, email, (pause, deadline)).await;
             match outcome {
                 Outcome::Sent => report.sent += 1,
                 Outcome::AlreadySent => report.already_sent += 1,
                 Outcome::Refused => report.refused += 1,
                 Outcome::Failed => report.failed += 1,
+                Outcome::NoTime => {
+                    // The rest are left for the retry, which skips what went out.
+                    report.failed =
+                        report.recipients - report.sent - report.already_sent - report.refused;
+                    tracing::warn!(
+                        left = report.failed,
+                        "no time left in this invocation; the retry sends the rest"
+                    );
+                    break;
+                }
+            }
+            if !matches!(outcome, Outcome::AlreadySent) {
+                last_try = Some(Instant::now());
             }
         }
         tracing::info!(
@@ -187,7 +208,14 @@ impl Summaries {
         Ok(report)
     }
 
-    async fn once(&self, key: String, id: &str, email: &Email, deadline: Instant) -> Outcome {
+    /// Send `email` once per `key`, after `pause`, by `deadline`.
+    async fn once(
+        &self,
+        key: String,
+        id: &str,
+        email: &Email,
+        (pause, deadline): (Duration, Instant),
+    ) -> Outcome {
         let held = match self.guard.claim(key, id, deadline).await {
             Claimed::Held(held) => held,
             Claimed::Done => return Outcome::AlreadySent,
@@ -203,7 +231,7 @@ impl Summaries {
         };
         let ran = self
             .guard
-            .run(&[held], Duration::ZERO, deadline, || {
+            .run(&[held], pause, deadline, || {
                 deliver(Service::Email, deadline, || self.mailer.send(email))
             })
             .await;
@@ -220,16 +248,20 @@ impl Summaries {
                 tracing::warn!(recipient = id, error = %crate::error_chain(&error), outcome = "retry", "summary not sent");
                 Outcome::Failed
             }
-            Ran::NoTime | Ran::NotMarked => Outcome::Failed,
+            Ran::NoTime => Outcome::NoTime,
+            Ran::NotMarked => Outcome::Failed,
         }
     }
 }
 
+#[derive(Clone, Copy)]
 enum Outcome {
     Sent,
     AlreadySent,
     Refused,
     Failed,
+    /// Not tried: too little time left in the invocation.
+    NoTime,
 }
 
 /// What the schedule passes: its time (`<aws.scheduler.scheduled-time>`), the same for

@@ -61,9 +61,12 @@ impl Mailer for SesMailer {
     }
 }
 
-/// SES's answer as a delivery error: throttling and an exceeded quota pass, a 5xx is an
-/// outage, any other refusal (a rejected message, an unverified address in the sandbox,
-/// a suspended account) says SES's code and reason.
+/// SES's answer as a delivery error. Throttling passes (and is waited out). What says
+/// nothing about this recipient (the sender or the account: an unverified sender, a
+/// suspended or paused account, access denied, a quota, a 5xx) makes SES unavailable
+/// for every recipient: retried, and alarmed, never skipped as one address's fault.
+/// The rest (the address refused, a request SES will not take) is a refusal, with
+/// SES's code and reason.
 fn classify(email: &Email, error: SdkError<SendEmailError>) -> DeliveryError {
     let SdkError::ServiceError(service) = &error else {
         return DeliveryError::unavailable(Service::Email, crate::error_chain(&error));
@@ -71,16 +74,29 @@ fn classify(email: &Email, error: SdkError<SendEmailError>) -> DeliveryError {
     let status = service.raw().status().as_u16();
     let err = service.err();
     let code = err.code().unwrap_or("unknown");
-    let reason = format!("{code}: {}", err.message().unwrap_or("no reason given"));
+    let message = err.message().unwrap_or("no reason given");
+    let reason = format!("{code}: {message}");
     let throttled = matches!(err, SendEmailError::TooManyRequestsException(_))
         || matches!(code, "Throttling" | "ThrottlingException")
         || status == 429;
+    let names_recipient = super::redact(message, &email.to) != message;
+    let not_the_address = status >= 500
+        || matches!(status, 401 | 403)
+        || matches!(
+            err,
+            SendEmailError::LimitExceededException(_)
+                | SendEmailError::AccountSuspendedException(_)
+                | SendEmailError::SendingPausedException(_)
+                | SendEmailError::MailFromDomainNotVerifiedException(_)
+                | SendEmailError::NotFoundException(_)
+        )
+        || (matches!(err, SendEmailError::MessageRejected(_)) && !names_recipient);
     if throttled {
         DeliveryError::RateLimited {
             service: Service::Email,
             retry_after: None,
         }
-    } else if status >= 500 || matches!(err, SendEmailError::LimitExceededException(_)) {
+    } else if not_the_address {
         DeliveryError::unavailable(Service::Email, super::redact(&reason, &email.to))
     } else {
         refused(email, status, &reason)

@@ -56,6 +56,11 @@ impl SmtpMailer {
         credentials: Option<(String, String)>,
         from: Mailbox,
     ) -> Result<Self, String> {
+        if credentials.is_some() && !encrypted_or_loopback(url) {
+            return Err(
+                "OKR_SMTP_USERNAME and OKR_SMTP_PASSWORD would cross the network in clear: give an smtps:// URL, or add ?tls=required (STARTTLS)".to_owned(),
+            );
+        }
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| format!("the SMTP URL is not usable: {e}"))?
             .timeout(Some(SMTP_TIMEOUT));
@@ -86,6 +91,25 @@ impl Mailer for SmtpMailer {
             )),
         }
     }
+}
+
+/// Whether `url` encrypts (TLS from the start, or STARTTLS required), or stays on this
+/// machine.
+fn encrypted_or_loopback(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    scheme.eq_ignore_ascii_case("smtps") || url.contains("tls=required") || loopback
 }
 
 /// An outbox: each email a `.eml` file in `dir` (any mail client opens one).
@@ -137,4 +161,37 @@ fn write_new(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&temporary, dir.join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SmtpMailer, encrypted_or_loopback, sender};
+
+    #[test]
+    fn credentials_go_only_over_tls_or_to_this_machine() {
+        for url in [
+            "smtps://mail.example.com",
+            "smtp://mail.example.com:587?tls=required",
+            "smtp://127.0.0.1:2525",
+            "smtp://localhost:25",
+            "smtp://[::1]:25",
+        ] {
+            assert!(encrypted_or_loopback(url), "{url}");
+        }
+        for url in [
+            "smtp://mail.example.com:587",
+            "smtp://10.0.0.5:25?tls=opportunistic",
+        ] {
+            assert!(!encrypted_or_loopback(url), "{url}");
+        }
+        let from = sender("okr@example.com").unwrap();
+        let login = Some(("okr".to_owned(), "hunter2".to_owned()));
+        let refused = SmtpMailer::new("smtp://mail.example.com:587", login.clone(), from.clone());
+        let message = refused.err().unwrap();
+        assert!(
+            message.contains("in clear") && !message.contains("hunter2"),
+            "{message}"
+        );
+        assert!(SmtpMailer::new("smtp://mail.example.com:587?tls=required", login, from).is_ok());
+    }
 }

@@ -90,7 +90,7 @@ pub fn mailer(
 fn without_password(url: &str) -> String {
     match url
         .split_once("://")
-        .and_then(|(scheme, rest)| Some((scheme, rest.split_once('@')?.1)))
+        .and_then(|(scheme, rest)| Some((scheme, rest.rsplit_once('@')?.1)))
     {
         Some((scheme, host)) => format!("{scheme}://...@{host}"),
         None => url.to_owned(),
