@@ -127,6 +127,27 @@ pub struct Counts {
     pub stalled: usize,
 }
 
+impl Counts {
+    /// Count `item`, placed in `section`.
+    fn add(&mut self, section: Section, item: &Item) {
+        match section {
+            Section::Completed => self.completed += 1,
+            Section::Stalled => self.stalled += 1,
+            Section::Attention => {
+                for rule in &item.rules {
+                    *match rule {
+                        Rule::BehindPace => &mut self.behind_pace,
+                        Rule::Low => &mut self.low,
+                        Rule::Dropped => &mut self.dropped,
+                        Rule::AtRisk => &mut self.at_risk,
+                    } += 1;
+                }
+            }
+            Section::Moved => {}
+        }
+    }
+}
+
 /// One recipient's summary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
@@ -170,21 +191,7 @@ pub fn summarize(
         let Some((section, urgency, item)) = placed else {
             continue;
         };
-        match section {
-            Section::Completed => counts.completed += 1,
-            Section::Stalled => counts.stalled += 1,
-            Section::Attention => {
-                for rule in &item.rules {
-                    *match rule {
-                        Rule::BehindPace => &mut counts.behind_pace,
-                        Rule::Low => &mut counts.low,
-                        Rule::Dropped => &mut counts.dropped,
-                        Rule::AtRisk => &mut counts.at_risk,
-                    } += 1;
-                }
-            }
-            Section::Moved => {}
-        }
+        counts.add(section, &item);
         let at = Section::ALL.iter().position(|s| *s == section).unwrap_or(0);
         sorted[at].push((urgency, tracked, item));
     }
