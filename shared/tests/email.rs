@@ -422,7 +422,10 @@ fn the_recipients_document_names_a_bad_entry_by_its_place_never_its_address() {
     ] {
         let message = Recipients::parse(doc).unwrap_err();
         assert!(message.starts_with(error), "{message}");
-        assert!(!message.contains("secret.person"), "{message}");
+        assert!(
+            !message.to_lowercase().contains("secret.person"),
+            "{message}"
+        );
     }
 }
 
@@ -565,10 +568,11 @@ async fn each_run_compares_with_the_run_before_it_even_when_retried_after_a_late
     assert_eq!(previous(MONDAY_W25, true).await, Some(MONDAY_W24));
     // A retry of the first run after the second: still the first.
     assert_eq!(previous(MONDAY_W24, true).await, None);
-    // A manual run in between, then a late retry of the second.
+    // A manual run in between, then a late retry of the second: the retry keeps its
+    // first try's window.
     let wednesday = datetime!(2025-06-11 12:00 UTC);
     assert_eq!(previous(wednesday, true).await, Some(MONDAY_W24));
-    assert_eq!(previous(MONDAY_W25, true).await, Some(wednesday));
+    assert_eq!(previous(MONDAY_W25, true).await, Some(MONDAY_W24));
     // A dry run records nothing.
     let w26 = datetime!(2025-06-23 08:00 UTC);
     assert_eq!(previous(w26, false).await, Some(MONDAY_W25));
@@ -599,25 +603,22 @@ async fn a_large_read_models_state_is_kept_in_parts_that_fit_a_dynamodb_item() {
     let baseline = Baseline(records);
     let store = MemoryIdempotencyStore::default();
     keep(&store, MONDAY_W24, &baseline).await.unwrap();
-    assert_eq!(
-        load(&store, MONDAY_W24).await.unwrap(),
-        Some(baseline.clone())
-    );
+    // (Not assert_eq!: a failure would print 30,000 records.)
+    assert!(load(&store, MONDAY_W24).await.unwrap() == Some(baseline.clone()));
     let now = OffsetDateTime::now_utc();
     let key = format!("summary-state:baseline:{}", MONDAY_W24.unix_timestamp());
-    let mut parts = 0;
-    while let Some(part) = store
-        .load_state(&format!("{key}:{parts}"), now)
-        .await
-        .unwrap()
-    {
-        assert!(part.value.len() <= 300_000);
-        parts += 1;
-    }
+    let manifest: Value =
+        serde_json::from_str(&store.load_state(&key, now).await.unwrap().unwrap().value).unwrap();
+    let parts = manifest["parts"].as_u64().unwrap();
     assert!(parts > 1, "{parts} part(s)");
+    for part in 0..parts {
+        let part_key = format!("{key}:{}:{part}", manifest["by"].as_str().unwrap());
+        let stored = store.load_state(&part_key, now).await.unwrap().unwrap();
+        assert!(stored.value.len() <= 300_000);
+    }
     // A retry keeps what the first try saw.
     keep(&store, MONDAY_W24, &Baseline::default())
         .await
         .unwrap();
-    assert_eq!(load(&store, MONDAY_W24).await.unwrap(), Some(baseline));
+    assert!(load(&store, MONDAY_W24).await.unwrap() == Some(baseline));
 }

@@ -80,9 +80,11 @@ fn key(run: OffsetDateTime) -> String {
     format!("summary-state:baseline:{}", run.unix_timestamp())
 }
 
-/// What the run's record holds: how many parts the state took.
+/// What the run's record holds: the try that kept the state, and how many parts it
+/// took (under keys of that try's own, so two overlapping tries never mix parts).
 #[derive(Serialize, Deserialize)]
 struct Manifest {
+    by: String,
     parts: usize,
 }
 
@@ -100,10 +102,8 @@ pub async fn load(
     };
     let mut text = String::new();
     for part in 0..manifest.parts {
-        match store
-            .load_state(&format!("{}:{part}", key(run)), now)
-            .await?
-        {
+        let part_key = format!("{}:{}:{part}", key(run), manifest.by);
+        match store.load_state(&part_key, now).await? {
             Some(stored) => text.push_str(&stored.value),
             None => return Ok(None),
         }
@@ -113,7 +113,7 @@ pub async fn load(
 
 /// Keep `baseline` as the run at `run`'s, unless a try of that run kept one already
 /// (a retry then compares with what the first try saw): in parts of [`PART`]
-/// characters, then the record saying how many.
+/// characters under this try's own keys, then the record naming them.
 pub async fn keep(
     store: &dyn IdempotencyStore,
     run: OffsetDateTime,
@@ -125,31 +125,33 @@ pub async fn keep(
         return Ok(());
     }
     let value = baseline.encode()?;
+    let by = format!("{:016x}", rand::random::<u64>());
     let parts: Vec<&str> = value
         .as_bytes()
         .chunks(PART)
         .map(|chunk| std::str::from_utf8(chunk).unwrap_or_default())
         .collect();
     for (at, part) in parts.iter().enumerate() {
-        let part_key = format!("{key}:{at}");
-        // A part a crashed try left is written over.
-        let expected = store.load_state(&part_key, now).await?.map(|s| s.version);
+        let part_key = format!("{key}:{by}:{at}");
         let write = StateWrite {
             key: &part_key,
-            expected,
+            expected: None,
             value: part,
             now,
             keep: KEEP,
         };
         if !store.save_state(&write).await? {
             return Err(IdempotencyError(
-                "a summaries run's state changed meanwhile; retry later".into(),
+                "a part of a summaries run's state exists already; retry later".into(),
             ));
         }
     }
-    let manifest = serde_json::to_string(&Manifest { parts: parts.len() })
-        .map_err(|e| IdempotencyError(e.into()))?;
-    store
+    let manifest = serde_json::to_string(&Manifest {
+        by,
+        parts: parts.len(),
+    })
+    .map_err(|e| IdempotencyError(e.into()))?;
+    let kept = store
         .save_state(&StateWrite {
             key: &key,
             expected: None,
@@ -158,5 +160,9 @@ pub async fn keep(
             keep: KEEP,
         })
         .await?;
+    if !kept {
+        // Another try of this run kept its own state first: the run compares with that.
+        tracing::info!("another try of this summaries run kept its state first");
+    }
     Ok(())
 }

@@ -18,10 +18,11 @@ const RUNS_KEEP: Duration = Duration::from_secs(400 * 24 * 3600);
 /// Runs remembered, so a retry of an older one still finds the run before it.
 const RUNS_KEPT: usize = 20;
 
-/// The times of the latest runs, oldest first.
+/// The latest runs, oldest first: each one's time and the previous run's it compared
+/// with (Unix seconds).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Runs {
-    times: Vec<i64>,
+    runs: Vec<(i64, Option<i64>)>,
 }
 
 /// The window of the summary due at `at` (the schedule's time: a retry of the same run
@@ -43,25 +44,28 @@ pub async fn window(
             .as_ref()
             .and_then(|s| serde_json::from_str(&s.value).ok())
             .unwrap_or_default();
-        let previous = runs
-            .times
-            .iter()
-            .copied()
-            .filter(|t| *t < time)
-            .max()
-            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok());
+        let recorded = runs.runs.iter().find(|(t, _)| *t == time).map(|(_, p)| *p);
+        // A retry keeps the window its first try had; a new run starts at the latest
+        // earlier one.
+        let previous = recorded.unwrap_or_else(|| {
+            runs.runs
+                .iter()
+                .map(|(t, _)| *t)
+                .filter(|t| *t < time)
+                .max()
+        });
         let window = Window {
-            previous,
+            previous: previous.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()),
             until: at,
             date,
         };
-        if !record || runs.times.contains(&time) {
+        if !record || recorded.is_some() {
             return Ok(window);
         }
-        runs.times.push(time);
-        runs.times.sort_unstable();
-        let excess = runs.times.len().saturating_sub(RUNS_KEPT);
-        runs.times.drain(..excess);
+        runs.runs.push((time, previous));
+        runs.runs.sort_unstable();
+        let excess = runs.runs.len().saturating_sub(RUNS_KEPT);
+        runs.runs.drain(..excess);
         let value = serde_json::to_string(&runs).map_err(|e| IdempotencyError(e.into()))?;
         let write = StateWrite {
             key: RUNS_KEY,

@@ -181,7 +181,7 @@ impl Summaries {
                 Outcome::Sent => report.sent += 1,
                 Outcome::AlreadySent => report.already_sent += 1,
                 Outcome::Refused => report.refused += 1,
-                Outcome::Failed => report.failed += 1,
+                Outcome::Failed { .. } => report.failed += 1,
                 Outcome::NoTime => {
                     // The rest are left for the retry, which skips what went out.
                     report.failed =
@@ -193,7 +193,11 @@ impl Summaries {
                     break;
                 }
             }
-            if !matches!(outcome, Outcome::AlreadySent) {
+            // Only a send SES (or the server) was asked for counts against its rate.
+            if matches!(
+                outcome,
+                Outcome::Sent | Outcome::Refused | Outcome::Failed { tried: true }
+            ) {
                 last_try = Some(Instant::now());
             }
         }
@@ -225,9 +229,9 @@ impl Summaries {
                     outcome = "busy",
                     "another run is sending this summary"
                 );
-                return Outcome::Failed;
+                return Outcome::Failed { tried: false };
             }
-            Claimed::Failed(_) => return Outcome::Failed,
+            Claimed::Failed(_) => return Outcome::Failed { tried: false },
         };
         let ran = self
             .guard
@@ -246,10 +250,10 @@ impl Summaries {
             }
             Ran::Failed(error) => {
                 tracing::warn!(recipient = id, error = %crate::error_chain(&error), outcome = "retry", "summary not sent");
-                Outcome::Failed
+                Outcome::Failed { tried: true }
             }
             Ran::NoTime => Outcome::NoTime,
-            Ran::NotMarked => Outcome::Failed,
+            Ran::NotMarked => Outcome::Failed { tried: false },
         }
     }
 }
@@ -259,7 +263,10 @@ enum Outcome {
     Sent,
     AlreadySent,
     Refused,
-    Failed,
+    /// Not sent; `tried`: the mailer was asked (it failed), not stopped before it.
+    Failed {
+        tried: bool,
+    },
     /// Not tried: too little time left in the invocation.
     NoTime,
 }
