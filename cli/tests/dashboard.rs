@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::browser::chromium;
+use common::browser::{assert_fits_a_phone, chromium};
 use common::{deliver, eventually, secrets, serve_on};
 use fantoccini::Locator;
 use okr_webhooks::Source;
@@ -202,19 +202,7 @@ async fn a_signed_update_moves_its_bar_without_a_reload_and_the_page_asks_no_oth
     shown("const t = document.getElementById('status'); t.value = ''; t.dispatchEvent(new Event('change'));").await;
 
     // A phone's width: nothing wider than the screen.
-    client.set_window_size(390, 844).await.unwrap();
-    let fits = client
-        .execute(
-            "return [window.innerWidth, document.documentElement.scrollWidth];",
-            vec![],
-        )
-        .await
-        .unwrap();
-    let [inner, scroll]: [u64; 2] = serde_json::from_value(fits).unwrap();
-    assert!(
-        scroll <= inner,
-        "{scroll} px of content in a {inner} px window"
-    );
+    assert_fits_a_phone(client).await;
     let phone = client.screenshot().await.unwrap();
     std::fs::write(
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-phone.png"),

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::browser::chromium;
+use common::browser::{assert_fits_a_phone, chromium};
 use common::{BIN, deliver, eventually, secrets, serve_on};
 use okr_webhooks::Source;
 use okr_webhooks_tests::smtp::{Received, Smtp};
@@ -207,19 +207,7 @@ async fn the_walk_through_a_summary_through_smtp_with_both_parts_its_sections_in
         headings,
         json!(["Needs attention", "Stalled", "Progress moved", "Completed"])
     );
-    client.set_window_size(390, 844).await.unwrap();
-    let fits = client
-        .execute(
-            "return [window.innerWidth, document.documentElement.scrollWidth];",
-            vec![],
-        )
-        .await
-        .unwrap();
-    let [inner, scroll]: [u64; 2] = serde_json::from_value(fits).unwrap();
-    assert!(
-        scroll <= inner,
-        "{scroll} px of content in a {inner} px window"
-    );
+    assert_fits_a_phone(client).await;
     std::fs::write(
         shots.join("summary-phone.png"),
         client.screenshot().await.unwrap(),

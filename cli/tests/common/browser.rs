@@ -58,3 +58,20 @@ pub async fn chromium(width: u32, height: u32) -> Browser {
         .expect("a Chromium session");
     Browser { client, driver }
 }
+
+/// Size the window to a phone's width (390 px) and assert nothing on the page is wider.
+pub async fn assert_fits_a_phone(client: &Client) {
+    client.set_window_size(390, 844).await.unwrap();
+    let fits = client
+        .execute(
+            "return [window.innerWidth, document.documentElement.scrollWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let [inner, scroll]: [u64; 2] = serde_json::from_value(fits).unwrap();
+    assert!(
+        scroll <= inner,
+        "{scroll} px of content in a {inner} px window"
+    );
+}

@@ -134,10 +134,11 @@ impl Recipients {
             .and_then(|r| r.as_array())
             .ok_or("expected {\"recipients\": [...]}")?;
         let mut recipients: Vec<Recipient> = Vec::with_capacity(list.len());
+        let mut places = std::collections::HashMap::with_capacity(list.len());
         for (at, entry) in list.iter().enumerate() {
             let parsed = recipient(entry).map_err(|e| format!("recipient {}: {e}", at + 1))?;
             // One id per address: a second entry would share the first's once-only keys.
-            if let Some(first) = recipients.iter().position(|r| r.id() == parsed.id()) {
+            if let Some(first) = places.insert(parsed.id(), at) {
                 return Err(format!(
                     "recipient {}: the same address as recipient {} (give it one entry)",
                     at + 1,

@@ -11,6 +11,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{Email, Mailer, refused};
 use crate::outbound::{DeliveryError, Service};
+use crate::warehouse::ObjectSink;
+use crate::warehouse::local::LocalSink;
 
 /// The sender when none is given (`OKR_EMAIL_FROM`).
 pub const DEFAULT_FROM: &str = "okr-webhooks@localhost";
@@ -112,9 +114,11 @@ fn encrypted_or_loopback(url: &str) -> bool {
     scheme.eq_ignore_ascii_case("smtps") || url.contains("tls=required") || loopback
 }
 
-/// An outbox: each email a `.eml` file in `dir` (any mail client opens one).
+/// An outbox: each email a `.eml` file in `dir` (any mail client opens one), written
+/// whole and durably by the warehouse's local sink.
 pub struct Outbox {
     dir: PathBuf,
+    files: LocalSink,
     from: Mailbox,
 }
 
@@ -123,6 +127,7 @@ impl Outbox {
     pub fn new(dir: &Path, from: Mailbox) -> Self {
         Outbox {
             dir: dir.to_owned(),
+            files: LocalSink::new(dir),
             from,
         }
     }
@@ -137,30 +142,16 @@ impl Outbox {
 impl Mailer for Outbox {
     async fn send(&self, email: &Email) -> Result<(), DeliveryError> {
         let bytes = message(&self.from, email)?.formatted();
-        let dir = self.dir.clone();
         let name = format!(
             "{}-{:08x}.eml",
             time::OffsetDateTime::now_utc().unix_timestamp_nanos(),
             rand::random::<u32>()
         );
-        let written = tokio::task::spawn_blocking(move || write_new(&dir, &name, &bytes)).await;
-        match written {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(DeliveryError::unavailable(Service::Email, error)),
-            Err(error) => Err(DeliveryError::unavailable(Service::Email, error)),
-        }
+        self.files
+            .put(&name, bytes)
+            .await
+            .map_err(|error| DeliveryError::unavailable(Service::Email, error))
     }
-}
-
-/// Write `bytes` to `dir/name` whole or not at all (a temporary file, synced, renamed).
-fn write_new(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    std::fs::create_dir_all(dir)?;
-    let temporary = dir.join(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, dir.join(name))
 }
 
 #[cfg(test)]
