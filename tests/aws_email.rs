@@ -214,3 +214,137 @@ async fn a_sender_ses_has_not_verified_is_ses_unavailable_not_one_address_refuse
     );
     assert!(!text.contains("someone@example.com"), "{text}");
 }
+
+/// What moto's SES holds as sent to `address`: (subject, body) of each message, in order.
+async fn sent_to(moto: &Moto, address: &str) -> Vec<(String, String)> {
+    let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    data["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m["destinations"]["ToAddresses"][0] == address)
+        .map(|m| {
+            let text = |field: &str| m[field].as_str().unwrap_or_default().to_owned();
+            (text("subject"), text("body"))
+        })
+        .collect()
+}
+
+/// SES unavailable for all three of Lambda's tries of a run loses no news: the next
+/// run's summary tells each recipient what changed since the last one they received.
+#[tokio::test]
+async fn news_from_a_run_ses_could_not_send_in_three_tries_comes_in_the_next_summary_once() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let progress = Arc::new(DynamoDbProgressStore::new(
+        dynamodb.clone(),
+        progress_table(&dynamodb).await,
+    ));
+    let apply = async |paths: &[&str]| {
+        let events = paths.iter().map(|p| seed(p)).collect();
+        for applied in progress.apply(events, &Thresholds::default()).await {
+            applied.unwrap();
+        }
+    };
+    let ses = aws_sdk_sesv2::Client::new(&config);
+    ses.create_email_identity()
+        .email_identity("okr@example.com")
+        .send()
+        .await
+        .unwrap();
+    let cto = format!("cto@{}.example.com", unique("company"));
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let secret = unique("email-recipients");
+    secrets
+        .create_secret()
+        .name(&secret)
+        .secret_string(json!({"recipients": [{"address": cto, "scope": "all"}]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let store = Arc::new(DynamoDbIdempotencyStore::new(
+        dynamodb.clone(),
+        idempotency_table(&dynamodb).await,
+    ));
+    let summaries = |ses: aws_sdk_sesv2::Client| {
+        Summaries::new(
+            progress.clone(),
+            Arc::new(SecretCache::new(
+                Arc::new(SecretsManagerStore::new(secrets.clone(), &secret)),
+                Duration::from_secs(60),
+            )),
+            Arc::new(SesMailer::new(ses, "okr@example.com")),
+            store.clone(),
+            Duration::from_secs(14 * 24 * 3600),
+        )
+    };
+    let working = summaries(ses.clone());
+    // SES's endpoint answering nothing: every send is an outage.
+    let nowhere = aws_sdk_sesv2::config::Builder::from(&config)
+        .endpoint_url(format!(
+            "http://127.0.0.1:{}",
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        ))
+        .build();
+    let down = summaries(aws_sdk_sesv2::Client::from_conf(nowhere));
+    let zone = chrono_tz::UTC;
+    let deadline = || Instant::now() + Duration::from_secs(60);
+
+    apply(&["peoplelogic/key_result_progress.json"]).await;
+    let w24 = working
+        .scheduled(&run("2025-06-09T08:00:00Z"), &zone, deadline())
+        .await
+        .unwrap();
+    assert_eq!(w24.sent, 1);
+
+    apply(&[
+        "peoplelogic/objective_completed.json",
+        "peoplelogic/key_result_progress_next.json",
+    ])
+    .await;
+    for _ in 0..3 {
+        let w25 = down
+            .scheduled(&run("2025-06-16T08:00:00Z"), &zone, deadline())
+            .await
+            .unwrap();
+        assert_eq!((w25.sent, w25.failed), (0, 1));
+    }
+    let w26 = working
+        .scheduled(&run("2025-06-23T08:00:00Z"), &zone, deadline())
+        .await
+        .unwrap();
+    assert_eq!(w26.sent, 1);
+    let w27 = working
+        .scheduled(&run("2025-06-30T08:00:00Z"), &zone, deadline())
+        .await
+        .unwrap();
+    assert_eq!(w27.sent, 1);
+
+    let mails = sent_to(&moto, &cto).await;
+    assert_eq!(mails.len(), 3, "{mails:?}");
+    // Week 26 tells what changed since week 24, the last summary delivered.
+    assert!(
+        mails[1].0.starts_with("OKR summary, week 26: 1 completed"),
+        "{}",
+        mails[1].0
+    );
+    assert!(mails[1].1.contains("(+20)"), "{}", mails[1].1);
+    // Week 27 has nothing new: each change was told once.
+    assert!(
+        mails[2].0.starts_with("OKR summary, week 27: 0 completed"),
+        "{}",
+        mails[2].0
+    );
+    assert!(!mails[2].1.contains("(+"), "{}", mails[2].1);
+}

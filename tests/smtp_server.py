@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """A real SMTP server for the email tests (aiosmtpd), writing what it receives as JSON.
 
-usage: python3 tests/smtp_server.py --port PORT --out DIR [--refuse TEXT]
+usage: python3 tests/smtp_server.py --port PORT --out DIR [--refuse TEXT] [--defer TEXT]
 
 Listens on 127.0.0.1:PORT and prints `ready` once it does. Each message it accepts is
 parsed with Python's email package (the MIME structure, every part decoded) and written
 whole to DIR/<n>.json: the envelope (mail_from, rcpt_tos), the headers, every leaf
 part's content type and decoded body, and the raw message. A recipient containing TEXT
-is refused at RCPT with a 550, as a server refuses an unknown mailbox.
+is refused at RCPT with a 550, as a server refuses an unknown mailbox; one containing
+the --defer TEXT gets a 451 (try again later), as a greylisting or overloaded server
+answers.
 """
 import argparse
 import email
@@ -21,15 +23,18 @@ from aiosmtpd.controller import Controller
 
 
 class Sink:
-    def __init__(self, out, refuse):
+    def __init__(self, out, refuse, defer):
         self.out = out
         self.refuse = refuse
+        self.defer = defer
         self.count = 0
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.refuse and self.refuse in address:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if self.defer and self.defer in address:
+            return "451 4.7.1 Greylisted, please try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -62,9 +67,10 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--refuse")
+    parser.add_argument("--defer")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    controller = Controller(Sink(args.out, args.refuse), hostname="127.0.0.1", port=args.port)
+    controller = Controller(Sink(args.out, args.refuse, args.defer), hostname="127.0.0.1", port=args.port)
     controller.start()
     print("ready", flush=True)
     stop = threading.Event()

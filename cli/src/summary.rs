@@ -64,19 +64,24 @@ pub async fn run(args: SummaryArgs) -> Result<ExitCode> {
     );
     if args.dry_run {
         let at = to_offset(&chrono::Local::now());
-        let (window, emails) = summaries.preview(at, date_in(at, &chrono::Local)).await?;
-        let since = window
-            .previous
-            .map_or("the start (no summary was sent before)".to_owned(), moment);
+        let emails = summaries.preview(at, date_in(at, &chrono::Local)).await?;
         println!(
-            "{} summaries, covering {since} to {} (nothing sent)",
+            "{} summaries, up to {} (nothing sent)",
             emails.len(),
-            moment(window.until)
+            moment(at)
         );
-        for (_, email) in emails {
+        for (_, window, email) in emails {
+            // Each recipient's covers the time since the last summary they were sent.
+            let since = window.previous.map_or(
+                "the start (no summary was sent to them before)".to_owned(),
+                moment,
+            );
             println!(
-                "\n---\nTo: {}\nSubject: {}\n\n{}",
-                email.to, email.subject, email.text
+                "\n---\nTo: {}\nCovering: {since} to {}\nSubject: {}\n\n{}",
+                email.to,
+                moment(window.until),
+                email.subject,
+                email.text
             );
         }
         return Ok(ExitCode::SUCCESS);

@@ -363,3 +363,157 @@ async fn serve_on_a_summary_cron_writes_each_run_to_the_outbox_without_an_smtp_s
     // The second run compares with the first: nothing is news any more.
     assert!(files[1].contains("Since "), "{}", files[1]);
 }
+
+/// `okr-webhooks summary --send` over `dir` through `smtp`: (exit code, stdout).
+fn summary_run(dir: &Path, smtp: &str) -> (Option<i32>, String) {
+    // A run's keys carry its second: two runs never share one.
+    std::thread::sleep(Duration::from_millis(1100));
+    let output = Command::new(BIN)
+        .args(["summary", "--send", "--smtp-url", smtp, "--data-dir"])
+        .arg(dir)
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+    )
+}
+
+/// The plain-text part of the `n`th message (0-based) `smtp` received for `address`.
+fn nth_text(smtp: &Smtp, address: &str, n: usize) -> String {
+    let received = smtp.received();
+    let messages = to(&received, address);
+    let message = messages
+        .get(n)
+        .unwrap_or_else(|| panic!("no message {n} to {address}: {}", messages.len()));
+    message.part("text/plain").unwrap()
+}
+
+/// A summary that was not delivered (the SMTP server down for everyone, then a 451 for
+/// one recipient) loses no news: each recipient's next delivered summary says what
+/// changed since the last summary *they* received, once.
+#[tokio::test]
+async fn news_before_a_failed_run_reaches_each_recipient_in_their_next_delivered_summary_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write_recipients(
+        dir.path(),
+        json!({"recipients": [
+            {"address": "cto@example.com", "scope": "all"},
+            {"address": "lead@example.com", "scope": "all"},
+        ]}),
+    );
+    let up = Smtp::start(None);
+    let greylisting = Smtp::deferring("lead");
+    let down = format!("smtp://127.0.0.1:{}", common::free_port());
+    let server = serve_on("127.0.0.1", dir.path(), &["--smtp-url", &up.url]).await;
+    let base = server.base.as_str();
+    let progress = async |value: f64| {
+        eventually("the update in the read model", async || {
+            records(base).await.iter().any(|r| r["progress"] == value)
+        })
+        .await;
+    };
+
+    // Run 0, delivered to both: the key result at 60%.
+    send_all(base, dir.path(), &["peoplelogic/key_result_progress.json"]).await;
+    progress(60.0).await;
+    assert_eq!(
+        summary_run(dir.path(), &up.url),
+        (
+            Some(0),
+            format!(
+                "2 sent, 0 sent before, 0 refused, 0 failed (of 2 recipients), through the SMTP server at {}\n",
+                up.url
+            )
+        )
+    );
+
+    // The objective completes and the key result moves to 80%; run 1 finds the SMTP
+    // server down.
+    send_all(
+        base,
+        dir.path(),
+        &[
+            "peoplelogic/objective_completed.json",
+            "peoplelogic/key_result_progress_next.json",
+        ],
+    )
+    .await;
+    progress(80.0).await;
+    let (code, stdout) = summary_run(dir.path(), &down);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with("0 sent, 0 sent before, 0 refused, 2 failed (of 2 recipients)"),
+        "{stdout}"
+    );
+
+    // Run 2: the server is back, but greylists the lead (451): the CTO hears run 1's news.
+    let (code, stdout) = summary_run(dir.path(), &greylisting.url);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with("1 sent, 0 sent before, 0 refused, 1 failed (of 2 recipients)"),
+        "{stdout}"
+    );
+    let cto = nth_text(&greylisting, "cto@example.com", 0);
+    in_order(
+        &cto,
+        &[
+            "PROGRESS MOVED",
+            "    - KR Reach 500 weekly active teams: 60% -> 80% (+20)",
+            "COMPLETED",
+            "    - The objective: completed",
+        ],
+    );
+    assert!(to(&greylisting.received(), "lead@example.com").is_empty());
+
+    // The key result moves to 90%; run 3 reaches both.
+    let mut next: Value =
+        serde_json::from_slice(&body("peoplelogic/key_result_progress_next.json")).unwrap();
+    next["currentValue"] = json!({"previous": 420, "current": 460});
+    next["updatedAt"] = json!("2025-05-28T09:00:00Z");
+    let (status, answer) = deliver(
+        base,
+        &secrets(dir.path()),
+        Source::Peoplelogic,
+        "peoplelogic",
+        next.to_string().as_bytes(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    progress(90.0).await;
+    let (code, stdout) = summary_run(dir.path(), &up.url);
+    assert_eq!(code, Some(0), "{stdout}");
+    // The CTO: only what is new since run 2.
+    let cto = nth_text(&up, "cto@example.com", 1);
+    in_order(
+        &cto,
+        &[
+            "PROGRESS MOVED",
+            "    - KR Reach 500 weekly active teams: 80% -> 90% (+10)",
+            "COMPLETED\n  None.",
+        ],
+    );
+    // The lead: everything since run 0, the last summary the lead received, in one.
+    let lead = nth_text(&up, "lead@example.com", 1);
+    in_order(
+        &lead,
+        &[
+            "PROGRESS MOVED",
+            "    - KR Reach 500 weekly active teams: 60% -> 90% (+30)",
+            "COMPLETED",
+            "    - The objective: completed",
+        ],
+    );
+
+    // Run 4: nothing new for either; each change was told once.
+    let (code, stdout) = summary_run(dir.path(), &up.url);
+    assert_eq!(code, Some(0), "{stdout}");
+    for address in ["cto@example.com", "lead@example.com"] {
+        in_order(
+            &nth_text(&up, address, 2),
+            &["PROGRESS MOVED\n  None.", "COMPLETED\n  None."],
+        );
+    }
+}

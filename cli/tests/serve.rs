@@ -25,8 +25,8 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Under strace, `serve` is strace's child: both go.
+        okr_webhooks_tests::kill_tree(&mut self.child);
     }
 }
 
@@ -933,4 +933,45 @@ async fn a_body_that_cannot_be_read_is_a_400_and_an_oversized_one_a_413() {
     assert!(broken.starts_with("HTTP/1.1 400"), "{broken}");
     assert!(broken.contains(r#""error":"unreadable_body""#), "{broken}");
     assert!(oversized.starts_with("HTTP/1.1 413"), "{oversized}");
+}
+
+/// A destination URL that can never be called (plain http beyond loopback) stops
+/// `serve` at start, naming the option and never the URL (a Slack webhook URL is a
+/// credential); a loopback stand-in is said at start.
+#[tokio::test]
+async fn a_destination_url_that_can_never_be_called_stops_serve_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (option, url) in [
+        (
+            "--slack-webhook-url",
+            "http://hooks.example.com/services/T0/B0/s3cr3t",
+        ),
+        (
+            "--alerts-slack-webhook-url",
+            "http://hooks.example.com/services/T0/B0/s3cr3t",
+        ),
+        (
+            "--pagerduty-events-url",
+            "http://events.example.com/v2/enqueue",
+        ),
+    ] {
+        let output = Command::new(BIN)
+            .args(["serve", "--addr", &format!("127.0.0.1:{}", free_port())])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args([
+                "--pagerduty-routing-key",
+                "R0UT1NGKEY0000000000000000000000",
+            ])
+            .args([option, url])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{option}: {stderr}");
+        assert!(
+            stderr.contains(option) && stderr.contains("must be an https:// URL"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("example.com"), "{stderr}");
+    }
 }

@@ -204,7 +204,7 @@ fn alerts_with(
     window: Duration,
     store: Arc<dyn IdempotencyStore>,
 ) -> ProgressAlerts {
-    let http = http_client(false).unwrap();
+    let http = http_client().unwrap();
     let slack = slack.map(|server| -> Arc<dyn SlackPoster> {
         let url = WebhookUrl::new(&format!("{}/alerts-channel", server.uri())).unwrap();
         Arc::new(WebhookPoster::new(
@@ -959,7 +959,7 @@ async fn a_refusing_slack_channel_does_not_keep_pagerduty_from_paging() {
 }
 
 #[tokio::test]
-async fn no_alert_follows_a_redirect_and_the_lambdas_post_only_over_https() {
+async fn no_alert_follows_a_redirect_and_plain_http_goes_only_to_loopback() {
     let elsewhere = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(202))
@@ -993,11 +993,13 @@ async fn no_alert_follows_a_redirect_and_the_lambdas_post_only_over_https() {
         "nothing followed the redirect"
     );
 
-    // The Lambdas' client refuses plain http: nothing leaves the process.
+    // Plain http to anywhere but loopback is refused before anything is sent: a
+    // configuration error (not an outage, so the breaker stays closed), naming the
+    // setting and never the URL.
     let key = RoutingKey::new("R0UT1NGKEY0000000000000000000000").unwrap();
     let pagerduty = PagerDutyClient::new(
-        http_client(true).unwrap(),
-        format!("{}/v2/enqueue", elsewhere.uri()),
+        http_client().unwrap(),
+        "http://events.example.com/v2/enqueue",
         SecretCache::new(Arc::new(StaticSecret(key)), Duration::from_secs(60)),
     );
     let alert = okr_webhooks::outbound::pagerduty::Alert {
@@ -1007,8 +1009,18 @@ async fn no_alert_follows_a_redirect_and_the_lambdas_post_only_over_https() {
         source: "okr-webhooks/peoplelogic".into(),
         details: json!({"rule": "at_risk"}),
     };
-    assert!(pagerduty.send(&alert).await.is_err());
-    assert!(received(&elsewhere).await.is_empty());
+    let error = pagerduty.send(&alert).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            okr_webhooks::outbound::DeliveryError::Misconfigured { .. }
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_refusal() && !error.is_outage());
+    let text = okr_webhooks::error_chain(&error);
+    assert!(text.contains("https://"), "{text}");
+    assert!(!text.contains("events.example.com"), "{text}");
 }
 
 #[tokio::test]
@@ -1130,4 +1142,38 @@ async fn a_send_starts_only_with_time_for_the_store_calls_around_it() {
     assert!(in_time.batch_item_failures.is_empty());
     assert_eq!(received(&s.slack).await.len(), 1);
     assert_eq!(received(&s.pagerduty).await.len(), 1);
+}
+
+/// An alert sent to the alerts channel and to PagerDuty is logged once per destination,
+/// each line naming it (the breaker's and metrics' name), so the two are told apart.
+#[tokio::test]
+async fn each_alert_log_line_names_its_destination() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let s = stack(true, true).await;
+    let response = s
+        .alerts
+        .handle(
+            sample("behind_pace.json"),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let sent: Vec<&str> = logs.lines().filter(|l| l.contains("alert sent")).collect();
+    assert_eq!(sent.len(), 2, "{logs}");
+    for destination in ["alerts-slack", "pagerduty"] {
+        let named = format!("destination=\"{destination}\"");
+        assert_eq!(
+            sent.iter().filter(|l| l.contains(&named)).count(),
+            1,
+            "{destination}: {logs}"
+        );
+    }
 }

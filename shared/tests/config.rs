@@ -202,3 +202,46 @@ fn alerts_need_a_destination_and_read_their_thresholds() {
         })
     ));
 }
+
+#[test]
+fn a_pagerduty_url_that_can_never_be_called_fails_the_start_naming_the_variable() {
+    let config = |url: &str| {
+        AlertsConfig::from_env(&env(&[
+            ("IDEMPOTENCY_TABLE", "t"),
+            ("QUEUE_VISIBILITY_TIMEOUT_SECONDS", "185"),
+            ("PAGERDUTY_ROUTING_KEY_SECRET_ID", "k"),
+            ("PAGERDUTY_EVENTS_URL", url),
+        ]))
+    };
+    for bad in [
+        "http://events.example.com/v2/enqueue",
+        "http://localhost:5001/v2/enqueue",
+        "ftp://127.0.0.1/x",
+        "events.pagerduty.com/v2/enqueue",
+    ] {
+        let error = config(bad).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ConfigError::Unusable {
+                    name: "PAGERDUTY_EVENTS_URL",
+                    ..
+                }
+            ),
+            "{bad}: {error:?}"
+        );
+        let text = error.to_string();
+        assert!(
+            text.starts_with("PAGERDUTY_EVENTS_URL must be an https:// URL"),
+            "{text}"
+        );
+        assert!(!text.contains(bad), "{text}");
+    }
+    for good in [
+        "https://events.eu.pagerduty.com/v2/enqueue",
+        "http://127.0.0.1:5001/v2/enqueue",
+        "http://[::1]:5001/v2/enqueue",
+    ] {
+        assert_eq!(config(good).unwrap().pagerduty_events_url, good);
+    }
+}

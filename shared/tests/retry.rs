@@ -89,7 +89,7 @@ async fn notifier_deferrals(status: u16) -> Vec<(String, Duration)> {
         .await;
     let url = WebhookUrl::new(&format!("{}/services/T/B/X", server.uri())).unwrap();
     let poster = WebhookPoster::new(
-        http_client(false).unwrap(),
+        http_client().unwrap(),
         SecretCache::new(Arc::new(StaticSecret(url)), Duration::from_secs(60)),
     );
     let recorded = Arc::new(Recorded::default());
@@ -169,7 +169,7 @@ async fn alerts_deferrals(slack: u16, pagerduty: u16) -> (Vec<Duration>, usize) 
         Duration::from_secs(300),
     );
     let destinations = Destinations::over_http(
-        &http_client(false).unwrap(),
+        &http_client().unwrap(),
         Some(SecretCache::new(
             Arc::new(StaticSecret(url)),
             Duration::from_secs(60),

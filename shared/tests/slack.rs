@@ -67,7 +67,7 @@ async fn slack() -> Slack {
 fn notifier_to(server: &MockServer, store: Arc<dyn IdempotencyStore>) -> SlackNotifier {
     let url = WebhookUrl::new(&format!("{}/services/T000/B000/XXXX", server.uri())).unwrap();
     let poster = WebhookPoster::new(
-        http_client(false).unwrap(),
+        http_client().unwrap(),
         SecretCache::new(Arc::new(StaticSecret(url)), Duration::from_secs(300)),
     );
     SlackNotifier::new(Arc::new(poster), store, NotifyRules::default(), 5)

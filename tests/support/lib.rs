@@ -74,10 +74,57 @@ impl Moto {
 impl Drop for Moto {
     fn drop(&mut self) {
         if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_tree(child);
         }
     }
+}
+
+/// Stop `child` and every process it started, however deep (chromedriver's Chromium
+/// and its helpers, `cargo lambda watch`'s functions): each is found by its parent in
+/// `/proc` and killed, then `child` is reaped. Killing only `child` would leave its
+/// children running, adopted by init, after the test.
+pub fn kill_tree(child: &mut Child) {
+    let mut tree = vec![child.id()];
+    let mut at = 0;
+    while at < tree.len() {
+        let parent = tree[at];
+        tree.extend(children_of(parent));
+        at += 1;
+    }
+    // Stop them all first, so none starts another while the rest are killed.
+    signal("-STOP", &tree[1..]);
+    let _ = child.kill();
+    signal("-KILL", &tree[1..]);
+    let _ = child.wait();
+}
+
+/// The processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
+
+fn signal(signal: &str, pids: &[u32]) {
+    if pids.is_empty() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .arg(signal)
+        .args(pids.iter().map(u32::to_string))
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// A name no other test (or earlier run against the same server) uses.

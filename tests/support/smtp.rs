@@ -56,6 +56,20 @@ impl Received {
 impl Smtp {
     /// A new server; a recipient containing `refuse` is refused at RCPT (550).
     pub fn start(refuse: Option<&str>) -> Smtp {
+        match refuse {
+            Some(refuse) => Smtp::launch(&["--refuse", refuse]),
+            None => Smtp::launch(&[]),
+        }
+    }
+
+    /// A new server that answers a recipient containing `defer` with a 451 (try again
+    /// later).
+    pub fn deferring(defer: &str) -> Smtp {
+        Smtp::launch(&["--defer", defer])
+    }
+
+    /// A new server with `args`.
+    fn launch(args: &[&str]) -> Smtp {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -69,10 +83,8 @@ impl Smtp {
             .arg("--out")
             .arg(dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some(refuse) = refuse {
-            command.args(["--refuse", refuse]);
-        }
+            .stderr(Stdio::null())
+            .args(args);
         let mut child = command.spawn().unwrap_or_else(|e| {
             panic!(
                 "cannot start tests/smtp_server.py ({e}): pip install aiosmtpd (tests/run.sh does)"
@@ -123,7 +135,6 @@ impl Smtp {
 
 impl Drop for Smtp {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        super::kill_tree(&mut self.child);
     }
 }

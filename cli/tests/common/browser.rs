@@ -10,7 +10,8 @@ use serde_json::json;
 
 use super::free_port;
 
-/// A browser session, and the chromedriver behind it (stopped when dropped).
+/// A browser session, and the chromedriver behind it: both stopped when dropped, also
+/// when the test fails (Chromium with every helper it started).
 pub struct Browser {
     pub client: Client,
     driver: Child,
@@ -18,8 +19,7 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        okr_webhooks_tests::kill_tree(&mut self.driver);
     }
 }
 

@@ -69,13 +69,12 @@ pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
-/// A child process, killed when dropped.
+/// A child process, killed with everything it started when dropped.
 pub struct Killed(pub Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        okr_webhooks_tests::kill_tree(&mut self.0);
     }
 }
 
@@ -88,8 +87,7 @@ pub struct Serve {
 
 impl Drop for Serve {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        okr_webhooks_tests::kill_tree(&mut self.child);
     }
 }
 

@@ -13,7 +13,10 @@ use okr_webhooks::config::{AlertsConfig, consumer_aws_timeouts, process_env};
 use okr_webhooks::email::ses::SesMailer;
 use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use okr_webhooks::metrics::EmfStdout;
-use okr_webhooks::outbound::http::http_client;
+use okr_webhooks::outbound::check_at_start;
+use okr_webhooks::outbound::http::{http_client, log_stand_in};
+use okr_webhooks::outbound::pagerduty::RoutingKey;
+use okr_webhooks::outbound::slack::WebhookUrl;
 use okr_webhooks::queue::sqs::SqsDefer;
 use okr_webhooks::secrets::SecretCache;
 use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
@@ -28,17 +31,31 @@ async fn main() -> Result<(), Error> {
         .await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     let ttl = config.secret_cache_ttl;
-    let slack = config.slack_webhook_secret_id.as_ref();
-    let pagerduty = config.pagerduty_routing_key_secret_id.as_ref();
+    let slack = config
+        .slack_webhook_secret_id
+        .as_ref()
+        .map(|id| cached::<WebhookUrl>(&secrets, id, ttl));
+    let pagerduty = config
+        .pagerduty_routing_key_secret_id
+        .as_ref()
+        .map(|id| cached::<RoutingKey>(&secrets, id, ttl));
+    // A URL or key that can never work fails the init, naming the variable.
+    if let Some(url) = &slack {
+        let checked = check_at_start(url, "ALERTS_SLACK_WEBHOOK_SECRET_ID").await?;
+        if checked.is_some_and(|url| url.is_plain_http()) {
+            log_stand_in("ALERTS_SLACK_WEBHOOK_SECRET_ID");
+        }
+    }
+    if let Some(key) = &pagerduty {
+        check_at_start(key, "PAGERDUTY_ROUTING_KEY_SECRET_ID").await?;
+        if config.pagerduty_events_url.starts_with("http://") {
+            log_stand_in("PAGERDUTY_EVENTS_URL");
+        }
+    }
     let mut destinations = Destinations::over_http(
-        &http_client(true)?,
-        slack.map(|id| cached(&secrets, id, ttl)),
-        pagerduty.map(|id| {
-            (
-                config.pagerduty_events_url.clone(),
-                cached(&secrets, id, ttl),
-            )
-        }),
+        &http_client()?,
+        slack,
+        pagerduty.map(|key| (config.pagerduty_events_url.clone(), key)),
     );
     destinations.email = config.email.as_ref().map(|email| EmailAlerts {
         mailer: Arc::new(SesMailer::new(

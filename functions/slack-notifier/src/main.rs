@@ -9,7 +9,8 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use okr_webhooks::config::{SlackConfig, consumer_aws_timeouts, process_env};
 use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use okr_webhooks::metrics::EmfStdout;
-use okr_webhooks::outbound::http::http_client;
+use okr_webhooks::outbound::check_at_start;
+use okr_webhooks::outbound::http::{http_client, log_stand_in};
 use okr_webhooks::outbound::slack::{WebhookPoster, WebhookUrl};
 use okr_webhooks::queue::sqs::SqsDefer;
 use okr_webhooks::secrets::SecretCache;
@@ -30,7 +31,12 @@ async fn main() -> Result<(), Error> {
     );
     let url: SecretCache<WebhookUrl> =
         SecretCache::new(Arc::new(url_store), config.secret_cache_ttl);
-    let http = http_client(true)?;
+    // A URL that can never be called fails the init, naming the variable.
+    let checked = check_at_start(&url, "SLACK_WEBHOOK_SECRET_ID").await?;
+    if checked.is_some_and(|url| url.is_plain_http()) {
+        log_stand_in("SLACK_WEBHOOK_SECRET_ID");
+    }
+    let http = http_client()?;
     let notifier = SlackNotifier::new(
         Arc::new(WebhookPoster::new(http, url)),
         Arc::new(DynamoDbIdempotencyStore::new(

@@ -111,6 +111,16 @@ impl Destination {
         }
     }
 
+    /// Its name in logs, metrics and its circuit breaker (`alerts-slack`, `pagerduty`,
+    /// `email`): the alerts channel is told apart from the notifier's Slack.
+    pub(super) fn breaker_name(&self) -> &'static str {
+        match self.to {
+            To::Slack(_) => ALERTS_SLACK,
+            To::PagerDuty(_) => PAGERDUTY,
+            To::Email(_) => EMAIL,
+        }
+    }
+
     /// The service it is.
     pub(super) fn service(&self) -> Service {
         match self.to {
@@ -195,7 +205,7 @@ impl Send {
                     // One address refused (a typo, a full mailbox) is that recipient's
                     // loss, not a reason to retry the others' alerts: logged, skipped.
                     Err(error) if error.is_refusal() => {
-                        tracing::warn!(recipient = %recipient, reason = %error, outcome = "refused", "alert email refused; skipped");
+                        tracing::warn!(destination = EMAIL, recipient = %recipient, reason = %error, outcome = "refused", "alert email refused; skipped");
                         Ok(())
                     }
                     other => other,

@@ -260,7 +260,7 @@ impl ProgressAlerts {
                 None => AlertState::default(),
             };
             let Some((changes, next)) = state.apply(event, assessment, self.window) else {
-                tracing::info!(event_id = %event.id, destination = destination.name(), outcome = "late", "applied already, or older than the newest update applied; no alert changes");
+                tracing::info!(event_id = %event.id, destination = destination.breaker_name(), outcome = "late", "applied already, or older than the newest update applied; no alert changes");
                 return Ok(());
             };
             for (rule, action) in changes {
@@ -295,7 +295,7 @@ impl ProgressAlerts {
             {
                 return Ok(());
             }
-            tracing::info!(event_id = %event.id, destination = destination.name(), "the key result's alert state changed meanwhile; judging again");
+            tracing::info!(event_id = %event.id, destination = destination.breaker_name(), "the key result's alert state changed meanwhile; judging again");
         }
         Err("the key result's alert state kept changing; retry later".into())
     }

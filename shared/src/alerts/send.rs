@@ -47,7 +47,7 @@ impl ProgressAlerts {
             Ok(permit) => permit,
             Err(open) => {
                 destination.held_back.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(event_id = %event.id, rule = %rule, outcome = "deferred", "the destination's circuit breaker is open; not alerting now");
+                tracing::info!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, outcome = "deferred", "the destination's circuit breaker is open; not alerting now");
                 return Err(Box::new(DeliveryError::unavailable(
                     destination.service(),
                     open,
@@ -60,7 +60,7 @@ impl ProgressAlerts {
                 breaker
                     .record(permit, Outcome::NotSent, Some(deadline))
                     .await;
-                tracing::info!(event_id = %event.id, rule = %rule, outcome = "suppressed", "already sent");
+                tracing::info!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, outcome = "suppressed", "already sent");
                 return Ok(());
             }
             Claimed::Busy => return Err("another delivery holds this alert; retry later".into()),
@@ -80,14 +80,14 @@ impl ProgressAlerts {
         breaker.record(permit, outcome, Some(deadline)).await;
         match ran {
             Ran::Done => {
-                tracing::info!(event_id = %event.id, rule = %rule, outcome = "sent", "alert sent");
+                tracing::info!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, outcome = "sent", "alert sent");
                 Ok(())
             }
             Ran::Failed(error) => {
                 if error.is_refusal() {
-                    tracing::error!(event_id = %event.id, rule = %rule, error = %crate::error_chain(&error), outcome = "refused", "alert refused; it will reach the dead-letter queue");
+                    tracing::error!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, error = %crate::error_chain(&error), outcome = "refused", "alert refused; it will reach the dead-letter queue");
                 } else {
-                    tracing::warn!(event_id = %event.id, rule = %rule, error = %crate::error_chain(&error), outcome = "retry", "alert not sent; SQS will retry");
+                    tracing::warn!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, error = %crate::error_chain(&error), outcome = "retry", "alert not sent; SQS will retry");
                 }
                 Err(Box::new(error))
             }

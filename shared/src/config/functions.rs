@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::{
-    ConfigError, DEFAULT_MAX_BODY_BYTES, DEFAULT_PAGERDUTY_EVENTS_URL, Env, MAX_BODY_BYTES_LIMIT,
-    QueueUrls, notify_rules, secret_cache_ttl, visibility_timeout,
+    ConfigError, DEFAULT_MAX_BODY_BYTES, Env, MAX_BODY_BYTES_LIMIT, QueueUrls, notify_rules,
+    secret_cache_ttl, visibility_timeout,
 };
 use crate::alerts::rules::Thresholds;
 use crate::routing::NotifyRules;
@@ -172,8 +172,10 @@ impl AlertsConfig {
         Ok(AlertsConfig {
             slack_webhook_secret_id,
             pagerduty_routing_key_secret_id,
-            pagerduty_events_url: optional("PAGERDUTY_EVENTS_URL")
-                .unwrap_or_else(|| DEFAULT_PAGERDUTY_EVENTS_URL.to_owned()),
+            pagerduty_events_url: super::events_url(
+                "PAGERDUTY_EVENTS_URL",
+                optional("PAGERDUTY_EVENTS_URL"),
+            )?,
             idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
             queue_url: optional("QUEUE_URL"),
             thresholds: thresholds(env)?,

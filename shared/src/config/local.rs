@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, DEFAULT_PAGERDUTY_EVENTS_URL, Env, notify_rules};
+use super::{ConfigError, Env, notify_rules};
 use crate::routing::NotifyRules;
 
 /// Where `serve` sends; what is not set is printed instead.
@@ -78,11 +78,10 @@ impl LocalConfig {
         retry_base: Duration,
         env: &Env<F>,
     ) -> Result<Self, ConfigError> {
-        let pagerduty_events_url = destinations
-            .pagerduty_events_url
-            .clone()
-            .filter(|url| !url.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_PAGERDUTY_EVENTS_URL.to_owned());
+        let pagerduty_events_url = super::events_url(
+            "--pagerduty-events-url (PAGERDUTY_EVENTS_URL)",
+            destinations.pagerduty_events_url.clone(),
+        )?;
         Ok(LocalConfig {
             destinations,
             pagerduty_events_url,

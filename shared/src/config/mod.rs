@@ -88,6 +88,25 @@ pub enum ConfigError {
         /// What it should hold.
         expected: &'static str,
     },
+    /// A setting (a variable, or `serve`'s option) whose value can never work.
+    #[error("{name} {reason}")]
+    Unusable {
+        /// The setting, as the user sets it.
+        name: &'static str,
+        /// What is wrong, never the value.
+        reason: &'static str,
+    },
+}
+
+/// The PagerDuty Events API endpoint `name` sets (the Events API v2 when unset): a URL
+/// the HTTP client can call ([`crate::outbound::http::callable`]).
+pub(crate) fn events_url(name: &'static str, url: Option<String>) -> Result<String, ConfigError> {
+    let Some(url) = url.filter(|url| !url.trim().is_empty()) else {
+        return Ok(DEFAULT_PAGERDUTY_EVENTS_URL.to_owned());
+    };
+    crate::outbound::http::callable(&url)
+        .map(|_| url.trim().to_owned())
+        .map_err(|reason| ConfigError::Unusable { name, reason })
 }
 
 /// Reads variables through `lookup` (the process environment, or a map in tests).

@@ -166,3 +166,43 @@ pub async fn keep(
     }
     Ok(())
 }
+
+/// Drop the state kept at the run at `run` (nobody measures from it any more): its
+/// record and parts are rewritten empty and already expired, so they count as absent
+/// at once and the store deletes them (SQLite on its next write, DynamoDB by its TTL).
+pub async fn forget(
+    store: &dyn IdempotencyStore,
+    run: OffsetDateTime,
+) -> Result<(), IdempotencyError> {
+    let now = OffsetDateTime::now_utc();
+    let key = key(run);
+    let Some(stored) = store.load_state(&key, now).await? else {
+        return Ok(());
+    };
+    if let Ok(manifest) = serde_json::from_str::<Manifest>(&stored.value) {
+        for part in 0..manifest.parts {
+            let part_key = format!("{key}:{}:{part}", manifest.by);
+            if let Some(part) = store.load_state(&part_key, now).await? {
+                expire(store, &part_key, part.version, now).await?;
+            }
+        }
+    }
+    expire(store, &key, stored.version, now).await
+}
+
+async fn expire(
+    store: &dyn IdempotencyStore,
+    key: &str,
+    version: u64,
+    now: OffsetDateTime,
+) -> Result<(), IdempotencyError> {
+    let write = StateWrite {
+        key,
+        expected: Some(version),
+        value: "",
+        now,
+        keep: Duration::ZERO,
+    };
+    // Lost to another writer: that one's record stands, and a later run drops it.
+    store.save_state(&write).await.map(|_| ())
+}

@@ -12,6 +12,7 @@
 
 pub mod alert;
 pub mod baseline;
+pub mod heard;
 pub mod recipients;
 pub mod render;
 pub mod schedule;

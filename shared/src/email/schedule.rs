@@ -83,6 +83,43 @@ pub async fn window(
     ))
 }
 
+/// The runs remembered (Unix seconds, oldest first): those whose state may be kept.
+pub async fn runs(store: &dyn IdempotencyStore) -> Result<Vec<i64>, IdempotencyError> {
+    let stored = store
+        .load_state(RUNS_KEY, OffsetDateTime::now_utc())
+        .await?;
+    let runs: Runs = stored
+        .and_then(|s| serde_json::from_str(&s.value).ok())
+        .unwrap_or_default();
+    Ok(runs.runs.into_iter().map(|(t, _)| t).collect())
+}
+
+/// Forget the runs at `times` (their states were dropped).
+pub async fn forget(store: &dyn IdempotencyStore, times: &[i64]) -> Result<(), IdempotencyError> {
+    for _ in 0..3 {
+        let now = OffsetDateTime::now_utc();
+        let Some(stored) = store.load_state(RUNS_KEY, now).await? else {
+            return Ok(());
+        };
+        let mut runs: Runs = serde_json::from_str(&stored.value).unwrap_or_default();
+        runs.runs.retain(|(t, _)| !times.contains(t));
+        let value = serde_json::to_string(&runs).map_err(|e| IdempotencyError(e.into()))?;
+        let write = StateWrite {
+            key: RUNS_KEY,
+            expected: Some(stored.version),
+            value: &value,
+            now,
+            keep: RUNS_KEEP,
+        };
+        if store.save_state(&write).await? {
+            return Ok(());
+        }
+    }
+    Err(IdempotencyError(
+        "the summaries' run record kept changing; retry later".into(),
+    ))
+}
+
 /// `at`'s date in `zone`.
 pub fn date_in<Tz: TimeZone>(at: OffsetDateTime, zone: &Tz) -> Date {
     let local = zone.timestamp_opt(at.unix_timestamp(), 0).single();

@@ -2,6 +2,7 @@
 //! (`summary:<run time>:<recipient id>`), so a retried run sends only what it had not.
 //! A refused address is logged with the reason and skipped; the others still go out.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,9 +10,11 @@ use time::{Date, OffsetDateTime};
 use tokio::time::Instant;
 
 use super::baseline::{self, Baseline};
+use super::heard;
 use super::recipients::{Recipient, Recipients};
 use super::summary::{Summary, Window, summarize};
 use super::{Email, Mailer, render, schedule};
+use crate::breaker::EMAIL;
 use crate::idempotency::IdempotencyStore;
 use crate::idempotency::guard::{Claimed, Guard, Ran};
 use crate::metrics::NoMetrics;
@@ -94,22 +97,30 @@ impl Summaries {
         self
     }
 
-    /// Each recipient's summary of the run at `at` (dated `date`), without sending or
-    /// recording anything.
+    /// Each recipient's summary of the run at `at` (dated `date`), with the window it
+    /// covers for them, without sending or recording anything.
     pub async fn preview(
         &self,
         at: OffsetDateTime,
         date: Date,
-    ) -> Result<(Window, Vec<(Recipient, Email)>), SummaryError> {
-        self.build(at, date, false).await
+    ) -> Result<Vec<(Recipient, Window, Email)>, SummaryError> {
+        let run = self.build(at, date, false).await?;
+        Ok(run
+            .recipients
+            .into_iter()
+            .filter_map(|r| r.email.map(|(window, email)| (r.recipient, window, email)))
+            .collect())
     }
 
+    /// The run at `at`: each recipient's summary, measured from the state of the run
+    /// whose summary they were last delivered. With `record`, the run and its state are
+    /// kept, for the recipients who hear it now.
     async fn build(
         &self,
         at: OffsetDateTime,
         date: Date,
         record: bool,
-    ) -> Result<(Window, Vec<(Recipient, Email)>), SummaryError> {
+    ) -> Result<Run, SummaryError> {
         let recipients = self
             .recipients
             .current()
@@ -121,58 +132,96 @@ impl Summaries {
             .await
             .map_err(|e| SummaryError::Progress(e.to_string()))?;
         let store = self.guard.store().as_ref();
-        let failed =
-            |e: crate::idempotency::IdempotencyError| SummaryError::Store(crate::error_chain(&e));
         let window = schedule::window(store, at, date, record)
             .await
             .map_err(failed)?;
-        let before = match window.previous {
-            Some(previous) => baseline::load(store, previous).await.map_err(failed)?,
-            None => None,
-        };
+        let runs = schedule::runs(store).await.map_err(failed)?;
         if record {
             baseline::keep(store, at, &Baseline::of(&records))
                 .await
                 .map_err(failed)?;
         }
-        let emails = recipients
-            .for_summaries()
-            .map(|recipient| {
-                let summary: Summary = summarize(
-                    &records,
-                    before.as_ref(),
-                    &recipient.scope,
-                    window,
-                    self.stalled_after,
-                );
-                (
-                    recipient.clone(),
-                    render::email(&summary, &recipient.address),
-                )
-            })
-            .collect();
-        Ok((window, emails))
+        let time = at.unix_timestamp();
+        let mut states: HashMap<i64, Option<Baseline>> = HashMap::new();
+        let mut prepared = Vec::new();
+        for recipient in recipients.for_summaries() {
+            let id = recipient.id();
+            let heard = match heard::last(store, &id).await.map_err(failed)? {
+                Some(heard) => Some(heard),
+                None => heard_by_claims(store, &runs, time, &id).await?,
+            };
+            // Heard this run (an earlier try delivered it) or a later one (this is a
+            // late retry of an older run): nothing new to tell them here.
+            let email = match heard {
+                Some(heard) if heard >= time => None,
+                _ => {
+                    let before = match heard {
+                        Some(heard) => match states.get(&heard) {
+                            Some(state) => state.clone(),
+                            None => {
+                                let from = OffsetDateTime::from_unix_timestamp(heard)
+                                    .map_err(|e| SummaryError::Store(e.to_string()))?;
+                                let state = baseline::load(store, from).await.map_err(failed)?;
+                                states.insert(heard, state.clone());
+                                state
+                            }
+                        },
+                        None => None,
+                    };
+                    let window = Window {
+                        previous: heard.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()),
+                        ..window
+                    };
+                    let summary: Summary = summarize(
+                        &records,
+                        before.as_ref(),
+                        &recipient.scope,
+                        window,
+                        self.stalled_after,
+                    );
+                    Some((window, render::email(&summary, &recipient.address)))
+                }
+            };
+            prepared.push(Prepared {
+                recipient: recipient.clone(),
+                heard,
+                email,
+            });
+        }
+        Ok(Run {
+            runs,
+            recipients: prepared,
+        })
     }
 
     /// Send the run at `at` (dated `date`): each recipient's summary once, by `deadline`.
+    /// Then the states nobody measures from any more are dropped.
     pub async fn send(
         &self,
         at: OffsetDateTime,
         date: Date,
         deadline: Instant,
     ) -> Result<Report, SummaryError> {
-        let (_, emails) = self.build(at, date, true).await?;
+        let built = self.build(at, date, true).await?;
+        let store = self.guard.store().as_ref();
+        let time = at.unix_timestamp();
         let run = at
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|_| at.unix_timestamp().to_string());
         let mut report = Report {
-            recipients: emails.len(),
+            recipients: built.recipients.len(),
             ..Report::default()
         };
+        // The run each recipient has heard once this one is done.
+        let mut heard: Vec<Option<i64>> = built.recipients.iter().map(|r| r.heard).collect();
         // SES's rate: a pause after each send that was tried, none for those sent before.
         let mut last_try: Option<Instant> = None;
-        for (recipient, email) in &emails {
-            let id = recipient.id();
+        for (at, prepared) in built.recipients.iter().enumerate() {
+            let Some((_, email)) = &prepared.email else {
+                report.already_sent += 1;
+                continue;
+            };
+            let id = prepared.recipient.id();
             let key = format!("summary:{run}:{id}");
             let pause =
                 last_try.map_or(Duration::ZERO, |at| self.pace.saturating_sub(at.elapsed()));
@@ -187,10 +236,19 @@ impl Summaries {
                     report.failed =
                         report.recipients - report.sent - report.already_sent - report.refused;
                     tracing::warn!(
+                        destination = EMAIL,
                         left = report.failed,
                         "no time left in this invocation; the retry sends the rest"
                     );
                     break;
+                }
+            }
+            if matches!(outcome, Outcome::Sent | Outcome::AlreadySent) {
+                heard[at] = Some(time);
+                if let Err(error) = heard::delivered(store, &id, time).await {
+                    // Not lost: the next summary measures from the one before and
+                    // repeats this one's news.
+                    tracing::warn!(destination = EMAIL, recipient = %id, error = %crate::error_chain(&error), "the delivery could not be recorded; the next summary repeats its news");
                 }
             }
             // Only a send SES (or the server) was asked for counts against its rate.
@@ -202,6 +260,7 @@ impl Summaries {
             }
         }
         tracing::info!(
+            destination = EMAIL,
             recipients = report.recipients,
             sent = report.sent,
             already_sent = report.already_sent,
@@ -209,7 +268,38 @@ impl Summaries {
             failed = report.failed,
             "summaries done"
         );
+        self.drop_unneeded(&built.runs, time, &heard).await;
         Ok(report)
+    }
+
+    /// Drop the states of runs before `time` that no recipient measures from any more
+    /// (`heard`: each recipient's last delivered run). A later run's are left alone: it
+    /// may be under way. A failure leaves them for the next run to drop.
+    async fn drop_unneeded(&self, runs: &[i64], time: i64, heard: &[Option<i64>]) {
+        let store = self.guard.store().as_ref();
+        let unneeded: Vec<i64> = runs
+            .iter()
+            .copied()
+            .filter(|run| *run < time && !heard.contains(&Some(*run)))
+            .collect();
+        let mut dropped = Vec::new();
+        for run in unneeded {
+            let Ok(at) = OffsetDateTime::from_unix_timestamp(run) else {
+                continue;
+            };
+            match baseline::forget(store, at).await {
+                Ok(()) => dropped.push(run),
+                Err(error) => {
+                    tracing::warn!(error = %crate::error_chain(&error), "could not drop an old summaries run's state; the next run tries again");
+                    break;
+                }
+            }
+        }
+        if !dropped.is_empty()
+            && let Err(error) = schedule::forget(store, &dropped).await
+        {
+            tracing::warn!(error = %crate::error_chain(&error), "could not forget old summaries runs; the next run tries again");
+        }
     }
 
     /// Send `email` once per `key`, after `pause`, by `deadline`.
@@ -225,6 +315,7 @@ impl Summaries {
             Claimed::Done => return Outcome::AlreadySent,
             Claimed::Busy => {
                 tracing::warn!(
+                    destination = EMAIL,
                     recipient = id,
                     outcome = "busy",
                     "another run is sending this summary"
@@ -241,21 +332,70 @@ impl Summaries {
             .await;
         match ran {
             Ran::Done => {
-                tracing::info!(recipient = id, outcome = "sent", "summary sent");
+                tracing::info!(
+                    destination = EMAIL,
+                    recipient = id,
+                    outcome = "sent",
+                    "summary sent"
+                );
                 Outcome::Sent
             }
             Ran::Failed(error @ DeliveryError::Refused { .. }) => {
-                tracing::warn!(recipient = id, reason = %error, outcome = "refused", "summary refused; skipped");
+                tracing::warn!(destination = EMAIL, recipient = id, reason = %error, outcome = "refused", "summary refused; skipped");
                 Outcome::Refused
             }
             Ran::Failed(error) => {
-                tracing::warn!(recipient = id, error = %crate::error_chain(&error), outcome = "retry", "summary not sent");
+                tracing::warn!(destination = EMAIL, recipient = id, error = %crate::error_chain(&error), outcome = "retry", "summary not sent");
                 Outcome::Failed { tried: true }
             }
             Ran::NoTime => Outcome::NoTime,
             Ran::NotMarked => Outcome::Failed { tried: false },
         }
     }
+}
+
+/// A run, built: the runs remembered, and each recipient's part.
+struct Run {
+    runs: Vec<i64>,
+    recipients: Vec<Prepared>,
+}
+
+/// One recipient's part of a run.
+struct Prepared {
+    recipient: Recipient,
+    /// The run they were last delivered, before this one.
+    heard: Option<i64>,
+    /// What covers the time since, and their email; none when they heard this run or a
+    /// later one already.
+    email: Option<(Window, Email)>,
+}
+
+fn failed(error: crate::idempotency::IdempotencyError) -> SummaryError {
+    SummaryError::Store(crate::error_chain(&error))
+}
+
+/// Upgrading from a release without the recipients' records: the latest of `runs`
+/// before `time` whose summary the guard recorded as sent to `recipient`.
+async fn heard_by_claims(
+    store: &dyn IdempotencyStore,
+    runs: &[i64],
+    time: i64,
+    recipient: &str,
+) -> Result<Option<i64>, SummaryError> {
+    let now = OffsetDateTime::now_utc();
+    for &run in runs.iter().rev().filter(|run| **run < time) {
+        let Ok(at) = OffsetDateTime::from_unix_timestamp(run) else {
+            continue;
+        };
+        let Ok(name) = at.format(&time::format_description::well_known::Rfc3339) else {
+            continue;
+        };
+        let key = format!("summary:{name}:{recipient}");
+        if store.is_completed(&key, now).await.map_err(failed)? {
+            return Ok(Some(run));
+        }
+    }
+    Ok(None)
 }
 
 #[derive(Clone, Copy)]

@@ -127,6 +127,25 @@ pub async fn serve(
         breakers,
     });
     announce(format!("warehouse: {}", paths.warehouse.display()));
+    let urls = &config.destinations;
+    let plain_http = [
+        ("--slack-webhook-url", urls.slack_webhook_url.as_deref()),
+        (
+            "--alerts-slack-webhook-url",
+            urls.alerts_slack_webhook_url.as_deref(),
+        ),
+        (
+            "--pagerduty-events-url",
+            Some(config.pagerduty_events_url.as_str()),
+        ),
+    ];
+    for (setting, url) in plain_http {
+        if url.is_some_and(|url| url.trim().starts_with("http://")) {
+            announce(format!(
+                "{setting}: plain http to a loopback address (a stand-in on this machine)"
+            ));
+        }
+    }
     let ingest = Arc::new(Ingest::new(
         SecretCache::new(Arc::new(stores.secrets), Duration::from_secs(5)),
         stores.queue.clone(),

@@ -47,7 +47,7 @@ pub(super) fn consumers(
     paths: &Paths,
     email: Option<EmailAlerts>,
 ) -> Result<(Vec<ConsumerSpec>, Vec<Arc<Breaker>>), LocalError> {
-    let http = http_client(false).map_err(|e| LocalError::Config(e.to_string()))?;
+    let http = http_client().map_err(|e| LocalError::Config(e.to_string()))?;
     let urls = &config.destinations;
     // The retry schedule and the breakers' probes scale with `--retry-base-ms`.
     let retries = Retries {
@@ -62,7 +62,11 @@ pub(super) fn consumers(
         .breaking(&breaking, stores.idempotency.clone(), Arc::new(NoMetrics))
         .retrying(retries.clone());
     let notifier = SlackNotifier::new(
-        slack_poster(&http, urls.slack_webhook_url.as_deref(), "slack")?,
+        slack_poster(
+            &http,
+            urls.slack_webhook_url.as_deref(),
+            ("slack", "--slack-webhook-url"),
+        )?,
         stores.idempotency.clone(),
         config.notify.clone(),
         DEFAULT_DIGEST_THRESHOLD,
@@ -100,7 +104,7 @@ fn alerts(
     let pagerduty = match urls.pagerduty_routing_key.as_deref() {
         Some(key) => Some((
             config.pagerduty_events_url.clone(),
-            fixed::<RoutingKey>(key)?,
+            fixed::<RoutingKey>(key, "--pagerduty-routing-key")?,
         )),
         None => None,
     };
@@ -108,7 +112,7 @@ fn alerts(
     destinations.slack = Some(slack_poster(
         http,
         urls.alerts_slack_webhook_url.as_deref(),
-        "alerts",
+        ("alerts", "--alerts-slack-webhook-url"),
     )?);
     destinations
         .pagerduty
@@ -127,24 +131,35 @@ fn alerts(
     ))
 }
 
-/// Posts to `url`, or prints with `label` when there is none.
+/// Posts to `url` (set by the option `setting`), or prints with `label` when there is
+/// none.
 fn slack_poster(
     http: &reqwest::Client,
     url: Option<&str>,
-    label: &'static str,
+    (label, setting): (&'static str, &str),
 ) -> Result<Arc<dyn SlackPoster>, LocalError> {
     Ok(match url {
-        Some(url) => Arc::new(WebhookPoster::new(http.clone(), fixed::<WebhookUrl>(url)?)),
+        Some(url) => {
+            let url = fixed::<WebhookUrl>(url, setting)?;
+            Arc::new(WebhookPoster::new(http.clone(), url))
+        }
         None => Arc::new(Printer(label)),
     })
 }
 
-/// A credential given on the command line, as a secret cache that never changes.
-fn fixed<T>(text: &str) -> Result<SecretCache<T>, LocalError>
+/// A credential given on the command line (the option `setting`), as a secret cache
+/// that never changes. One that can never work stops `serve` naming the option, never
+/// the value.
+fn fixed<T>(text: &str, setting: &str) -> Result<SecretCache<T>, LocalError>
 where
     T: FromSecret + Clone + PartialEq + Send + Sync + 'static,
 {
-    let value = T::from_secret(text).map_err(|e| LocalError::Config(e.to_string()))?;
+    let value = T::from_secret(text).map_err(|e| match e {
+        crate::secrets::SecretsError::Invalid(reason) => {
+            LocalError::Config(format!("{setting}: {reason}"))
+        }
+        other => LocalError::Config(format!("{setting}: {other}")),
+    })?;
     Ok(SecretCache::new(
         Arc::new(StaticSecret(value)),
         Duration::from_secs(3600),

@@ -9,14 +9,46 @@ use super::{DeliveryError, Service};
 
 /// The HTTP client for Slack and PagerDuty: a 5 s timeout, and no redirects, since a
 /// redirect would carry the message (and PagerDuty's routing key) to a host nobody
-/// configured; a 3xx is a refusal like any other. `https_only` for the Lambda functions;
-/// `serve` also posts to plain `http://` stand-ins on the local machine.
-pub fn http_client(https_only: bool) -> reqwest::Result<reqwest::Client> {
+/// configured; a 3xx is a refusal like any other. It calls only URLs [`callable`]
+/// accepted: every destination URL is checked where it is configured.
+pub fn http_client() -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
-        .https_only(https_only)
         .build()
+}
+
+/// Why [`callable`] refused a URL (never the URL itself: a Slack webhook URL is a
+/// credential).
+pub const NOT_CALLABLE: &str =
+    "must be an https:// URL (plain http:// only to a loopback address such as 127.0.0.1)";
+
+/// `url` if the client may call it: `https://` anywhere, plain `http://` only to a
+/// loopback address (127.0.0.0/8 or ::1), for a stand-in on this machine. Anything else
+/// (http:// to another host, even `localhost`, which a resolver may send elsewhere;
+/// another scheme; not a URL) can never be called: a configuration error, refused where
+/// the URL is configured.
+pub fn callable(url: &str) -> Result<reqwest::Url, &'static str> {
+    let parsed = reqwest::Url::parse(url.trim()).map_err(|_| NOT_CALLABLE)?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        _ => false,
+    };
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => Ok(parsed),
+        "http" if loopback => Ok(parsed),
+        _ => Err(NOT_CALLABLE),
+    }
+}
+
+/// Say at start that the destination `setting` names is plain http to loopback (a
+/// stand-in on this machine), so nobody mistakes it for the real service.
+pub fn log_stand_in(setting: &str) {
+    tracing::info!(
+        setting,
+        "posting over plain http to a loopback address (a local stand-in)"
+    );
 }
 
 /// An HTTP status the service answered with, as the cause of an unavailable service.
@@ -85,4 +117,36 @@ fn short_reason(body: &str) -> String {
         .filter(|c| c.is_ascii_graphic() || *c == ' ')
         .take(120)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::callable;
+
+    #[test]
+    fn https_anywhere_and_plain_http_only_to_loopback() {
+        for good in [
+            "https://hooks.slack.com/services/T0/B0/x",
+            "https://events.pagerduty.com/v2/enqueue",
+            "http://127.0.0.1:5001/slack",
+            "http://127.8.9.10/slack",
+            "http://[::1]:5001/slack",
+            " https://hooks.slack.com/x ",
+        ] {
+            assert!(callable(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://hooks.slack.com/services/T0/B0/x",
+            "http://localhost:5001/slack",
+            "http://127.0.0.1.nip.io/slack",
+            "http://10.0.0.1/slack",
+            "http://[::2]/slack",
+            "ftp://127.0.0.1/slack",
+            "hooks.slack.com/services/x",
+            "https://",
+            "",
+        ] {
+            assert!(callable(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::secrets::SecretCache;
+use crate::secrets::{SecretCache, SecretsError};
 
 /// A service messages go to, named in errors and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,17 @@ pub enum DeliveryError {
         /// The service's short reason.
         reason: String,
     },
+    /// Its URL or credential, as configured, can never work (a webhook URL that is not
+    /// https, a malformed secret): a configuration error, not the service's. Retrying
+    /// will not help until the setting is fixed, so it fails like a refusal, and its
+    /// circuit breaker does not count it as an outage.
+    #[error("{service} is misconfigured: {reason}")]
+    Misconfigured {
+        /// Whose setting.
+        service: Service,
+        /// What is wrong, naming the setting, never its value.
+        reason: String,
+    },
 }
 
 impl DeliveryError {
@@ -84,9 +95,12 @@ impl DeliveryError {
         }
     }
 
-    /// Whether retrying cannot help.
+    /// Whether retrying cannot help: a refusal, or a setting that can never work.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, DeliveryError::Refused { .. })
+        matches!(
+            self,
+            DeliveryError::Refused { .. } | DeliveryError::Misconfigured { .. }
+        )
     }
 
     /// Whether the service answered (a refusal, a 429): it is up.
@@ -117,7 +131,8 @@ impl DeliveryError {
 pub struct NoTimeLeft;
 
 /// The current credential (a webhook URL, a routing key) from its secret cache; a
-/// secret that cannot be read leaves `service` unavailable for now.
+/// secret that cannot be read leaves `service` unavailable for now, one that reads but
+/// can never work (not https, malformed) is a configuration error.
 pub async fn credential<T>(
     cache: &SecretCache<T>,
     service: Service,
@@ -125,10 +140,31 @@ pub async fn credential<T>(
 where
     T: PartialEq + Send + Sync,
 {
-    cache
-        .current()
-        .await
-        .map_err(|e| DeliveryError::unavailable(service, e))
+    cache.current().await.map_err(|e| match e {
+        SecretsError::Invalid(reason) => DeliveryError::Misconfigured { service, reason },
+        other => DeliveryError::unavailable(service, other),
+    })
+}
+
+/// At start: read the credential `setting` names, so a secret that can never work (a
+/// webhook URL that is not https, a malformed routing key) fails the start with a
+/// message naming `setting`, never the value, instead of being retried as an outage.
+/// A store that does not answer now is left for the first send to read again.
+pub async fn check_at_start<T>(
+    cache: &SecretCache<T>,
+    setting: &str,
+) -> Result<Option<std::sync::Arc<T>>, String>
+where
+    T: PartialEq + Send + Sync,
+{
+    match cache.current().await {
+        Ok(value) => Ok(Some(value)),
+        Err(SecretsError::Invalid(reason)) => Err(format!("{setting}: {reason}")),
+        Err(error) => {
+            tracing::warn!(setting, error = %crate::error_chain(&error), "could not read the secret at start; the first send reads it again");
+            Ok(None)
+        }
+    }
 }
 
 /// Time kept back before a deadline to record outcomes and answer; a send is cut short

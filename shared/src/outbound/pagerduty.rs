@@ -102,12 +102,16 @@ pub trait PagerDuty: Send + Sync {
 /// The Events API over HTTP.
 pub struct PagerDutyClient {
     client: reqwest::Client,
-    url: String,
+    /// The endpoint, or why it can never be called (checked again here, though the
+    /// configuration refuses such a URL first: no event leaves for it).
+    url: Result<reqwest::Url, &'static str>,
     routing_key: SecretCache<RoutingKey>,
 }
 
 impl PagerDutyClient {
-    /// A client posting to `url` (normally `config::DEFAULT_PAGERDUTY_EVENTS_URL`) with the key `routing_key` caches.
+    /// A client posting to `url` (normally `config::DEFAULT_PAGERDUTY_EVENTS_URL`) with
+    /// the key `routing_key` caches. A `url` [`super::http::callable`] refuses makes
+    /// every send a configuration error.
     pub fn new(
         client: reqwest::Client,
         url: impl Into<String>,
@@ -115,7 +119,7 @@ impl PagerDutyClient {
     ) -> Self {
         PagerDutyClient {
             client,
-            url: url.into(),
+            url: super::http::callable(&url.into()),
             routing_key,
         }
     }
@@ -123,8 +127,15 @@ impl PagerDutyClient {
 
 impl PagerDutyClient {
     async fn send_with(&self, key: &RoutingKey, alert: &Alert) -> Result<(), DeliveryError> {
+        let url = self
+            .url
+            .clone()
+            .map_err(|reason| DeliveryError::Misconfigured {
+                service: Service::PagerDuty,
+                reason: format!("the events URL {reason}"),
+            })?;
         let body = alert.body(key);
-        send_json(Service::PagerDuty, self.client.post(&self.url).json(&body)).await
+        send_json(Service::PagerDuty, self.client.post(url).json(&body)).await
     }
 }
 

@@ -52,16 +52,17 @@ pub fn truncate(text: &str, max: usize) -> String {
 pub struct WebhookUrl(String);
 
 impl WebhookUrl {
-    /// Check and wrap a URL (`https://`, or `http://` for a local stand-in).
+    /// Check and wrap a URL: `https://`, or plain `http://` to a loopback address (a
+    /// stand-in on this machine), as [`super::http::callable`] allows.
     pub fn new(url: &str) -> Result<Self, SecretsError> {
-        let url = url.trim();
-        if url.starts_with("https://") || url.starts_with("http://") {
-            Ok(WebhookUrl(url.to_owned()))
-        } else {
-            Err(SecretsError::Invalid(
-                "the webhook URL must start with https://".into(),
-            ))
-        }
+        super::http::callable(url)
+            .map(|_| WebhookUrl(url.trim().to_owned()))
+            .map_err(|reason| SecretsError::Invalid(format!("the webhook URL {reason}")))
+    }
+
+    /// Whether it is plain http (to loopback): a stand-in, said at start.
+    pub fn is_plain_http(&self) -> bool {
+        self.0.starts_with("http://")
     }
 }
 

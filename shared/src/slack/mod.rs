@@ -10,7 +10,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use tokio::time::Instant;
 
 use crate::batch::{BatchFailure, BatchReport, decode, failure_of};
-use crate::breaker::{Breaker, BreakerConfig, Outcome};
+use crate::breaker::{Breaker, BreakerConfig, Outcome, SLACK};
 use crate::event::Event;
 use crate::idempotency::IdempotencyStore;
 use crate::idempotency::guard::{Claimed, Guard, Held, Ran};
@@ -121,7 +121,7 @@ impl SlackNotifier {
         let mut deferred = 0;
         if let Some(open) = self.breaker.holding(Some(deadline)).await {
             for (message_id, event) in &notable {
-                tracing::info!(event_id = %event.id, open_for_s = open.open_for.as_secs(), outcome = "deferred", "Slack's circuit breaker is open; not posting now");
+                tracing::info!(event_id = %event.id, destination = SLACK, open_for_s = open.open_for.as_secs(), outcome = "deferred", "Slack's circuit breaker is open; not posting now");
                 report.fail(message_id.as_deref(), Failure::HeldBack);
             }
             deferred = notable.len();
@@ -168,7 +168,7 @@ impl SlackNotifier {
                     notable.push((message_id, event));
                 }
                 Ok(event) => {
-                    tracing::info!(event_id = %event.id, r#type = %event.event_type, outcome = "no_rule", "nothing to post");
+                    tracing::info!(event_id = %event.id, destination = SLACK, r#type = %event.event_type, outcome = "no_rule", "nothing to post");
                 }
                 Err(error) => {
                     tracing::error!(message_id = ?message_id, error = %error, "record is not an event");
@@ -196,10 +196,10 @@ impl SlackNotifier {
             {
                 Claimed::Held(held) => claimed.push((message_id, event, held)),
                 Claimed::Done => {
-                    tracing::info!(event_id = %event.id, outcome = "already_posted", "posted before; skipping");
+                    tracing::info!(event_id = %event.id, destination = SLACK, outcome = "already_posted", "posted before; skipping");
                 }
                 Claimed::Busy => {
-                    tracing::info!(event_id = %event.id, outcome = "in_progress", "another delivery is posting it; retry later");
+                    tracing::info!(event_id = %event.id, destination = SLACK, outcome = "in_progress", "another delivery is posting it; retry later");
                     report.fail(message_id.as_deref(), Failure::Transient);
                 }
                 Claimed::Failed(_) => report.fail(message_id.as_deref(), Failure::Transient),
@@ -239,17 +239,17 @@ impl SlackNotifier {
         for (message_id, event) in &records {
             match &ran {
                 Ran::Done => {
-                    tracing::info!(event_id = %event.id, r#type = %event.event_type, outcome = "posted", kind, "posted to Slack");
+                    tracing::info!(event_id = %event.id, destination = SLACK, r#type = %event.event_type, outcome = "posted", kind, "posted to Slack");
                     continue;
                 }
                 Ran::Failed(error) if error.is_refusal() => {
-                    tracing::error!(event_id = %event.id, error = %crate::error_chain(error), outcome = "refused", "Slack refused the message; it will reach the dead-letter queue")
+                    tracing::error!(event_id = %event.id, destination = SLACK, error = %crate::error_chain(error), outcome = "refused", "Slack refused the message; it will reach the dead-letter queue")
                 }
                 Ran::Failed(error) => {
-                    tracing::warn!(event_id = %event.id, error = %crate::error_chain(error), outcome = "retry", "post failed; SQS will retry")
+                    tracing::warn!(event_id = %event.id, destination = SLACK, error = %crate::error_chain(error), outcome = "retry", "post failed; SQS will retry")
                 }
                 Ran::NoTime | Ran::NotMarked => {
-                    tracing::info!(event_id = %event.id, outcome = "retry", "not posted in this invocation; SQS will retry")
+                    tracing::info!(event_id = %event.id, destination = SLACK, outcome = "retry", "not posted in this invocation; SQS will retry")
                 }
             }
             if let Some(failure) = failure {
@@ -310,7 +310,7 @@ impl SlackNotifier {
         report: &mut BatchReport,
     ) {
         for (message_id, event, held) in entries {
-            tracing::info!(event_id = %event.id, outcome = "retry", "not posted in this invocation; SQS will retry");
+            tracing::info!(event_id = %event.id, destination = SLACK, outcome = "retry", "not posted in this invocation; SQS will retry");
             self.guard
                 .release(std::slice::from_ref(held), deadline)
                 .await;
