@@ -16,6 +16,8 @@ command -v php >/dev/null || missing+=(php-cli)
 command -v java >/dev/null || missing+=(default-jre-headless)
 # strace: the durability test watches `serve` sync its warehouse directories.
 command -v strace >/dev/null || missing+=(strace)
+# curl: the docs' walk-throughs (cli/tests/walkthroughs.rs) run their curl lines.
+command -v curl >/dev/null || missing+=(curl)
 # Headless Chromium and its WebDriver: the dashboard's browser tests drive a real browser.
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
@@ -59,7 +61,27 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cfn-lint template.yaml
 sam validate --lint
-cargo nextest run --workspace --locked --no-fail-fast
+# Every process the tests start carries this mark in its environment, so any left
+# running after them (a browser, a server, a stand-in) is found, named and stopped, and
+# fails the run: a test must end what it starts, also when it fails.
+mark="okr-webhooks-tests-$$-$(date +%s)"
+tests_status=0
+OKR_WEBHOOKS_TEST_RUN="$mark" cargo nextest run --workspace --locked --no-fail-fast || tests_status=$?
+left=()
+for environ in /proc/[0-9]*/environ; do
+  if tr '\0' '\n' 2>/dev/null < "$environ" | grep -xF "OKR_WEBHOOKS_TEST_RUN=$mark" >/dev/null; then
+    pid=${environ#/proc/}
+    left+=("${pid%/environ}")
+  fi
+done
+if [ ${#left[@]} -gt 0 ]; then
+  echo "left running after the tests:" >&2
+  ps -o pid=,args= -p "$(IFS=,; echo "${left[*]}")" >&2 || true
+  kill -KILL "${left[@]}" 2>/dev/null || true
+  exit 1
+fi
+[ "$tests_status" -eq 0 ] || exit "$tests_status"
+echo "tests: nothing left running"
 
 # Every function builds the way `sam deploy` ships it (release, provided.al2023). These
 # machines cannot build arm64, the template's default, so this builds x86_64.

@@ -937,7 +937,7 @@ async fn a_body_that_cannot_be_read_is_a_400_and_an_oversized_one_a_413() {
 
 /// A destination URL that can never be called (plain http beyond loopback) stops
 /// `serve` at start, naming the option and never the URL (a Slack webhook URL is a
-/// credential); a loopback stand-in is said at start.
+/// credential).
 #[tokio::test]
 async fn a_destination_url_that_can_never_be_called_stops_serve_at_start() {
     let dir = tempfile::tempdir().unwrap();

@@ -103,6 +103,8 @@ struct Setup {
     store: Arc<SqliteProgressStore>,
     mailer: Arc<Captured>,
     summaries: Summaries,
+    /// What was sent and each run's state.
+    states: Arc<MemoryIdempotencyStore>,
     _dir: tempfile::TempDir,
 }
 
@@ -110,17 +112,19 @@ fn setup(doc: Value, mailer: Captured) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteProgressStore::open(&dir.path().join("progress.sqlite")).unwrap());
     let mailer = Arc::new(mailer);
+    let states = Arc::new(MemoryIdempotencyStore::default());
     let summaries = Summaries::new(
         store.clone(),
         recipients(doc),
         mailer.clone(),
-        Arc::new(MemoryIdempotencyStore::default()),
+        states.clone(),
         Duration::from_secs(14 * 24 * 3600),
     );
     Setup {
         store,
         mailer,
         summaries,
+        states,
         _dir: dir,
     }
 }
@@ -555,7 +559,7 @@ async fn alert_emails_trigger_then_resolve_once_each_across_a_duplicate_delivery
 }
 
 #[tokio::test]
-async fn each_run_compares_with_the_run_before_it_even_when_retried_after_a_later_one() {
+async fn the_runs_record_keeps_each_run_with_the_one_before_it_even_when_retried_after_a_later_one() {
     use okr_webhooks::email::schedule::window;
     let store = MemoryIdempotencyStore::default();
     let previous = async |at: OffsetDateTime, record: bool| {
@@ -621,4 +625,99 @@ async fn a_large_read_models_state_is_kept_in_parts_that_fit_a_dynamodb_item() {
         .await
         .unwrap();
     assert!(load(&store, MONDAY_W24).await.unwrap() == Some(baseline));
+}
+
+/// A run's state is kept while a recipient measures from it, shared by those who heard
+/// the same run, and dropped once nobody does; a late retry of a run sends nothing to a
+/// recipient who has heard a later one.
+#[tokio::test]
+async fn a_runs_state_is_kept_while_a_recipient_needs_it_and_dropped_after() {
+    use okr_webhooks::email::baseline::load;
+    let s = setup(
+        json!({"recipients": [
+            {"address": "cto@example.com", "scope": "all"},
+            {"address": "lead@example.com", "scope": "all"},
+        ]}),
+        Captured::default(),
+    );
+    let kept = async |at: OffsetDateTime| load(s.states.as_ref(), at).await.unwrap().is_some();
+    apply(&s.store, &["peoplelogic/key_result_progress.json"]).await;
+    assert_eq!(run(&s.summaries, MONDAY_W24).await.sent, 2);
+    // Week 25 fails for the lead: the lead still measures from week 24.
+    s.mailer
+        .flaky
+        .lock()
+        .unwrap()
+        .push("lead@example.com".to_owned());
+    apply(&s.store, &["peoplelogic/key_result_progress_next.json"]).await;
+    let w25 = run(&s.summaries, MONDAY_W25).await;
+    assert_eq!((w25.sent, w25.failed), (1, 1));
+    assert!(kept(MONDAY_W24).await, "the lead measures from week 24");
+    assert!(kept(MONDAY_W25).await, "the CTO measures from week 25");
+    // Week 26 reaches both: weeks 24 and 25 are nobody's any more.
+    let w26 = datetime!(2025-06-23 08:00 UTC);
+    assert_eq!(run(&s.summaries, w26).await.sent, 2);
+    assert!(!kept(MONDAY_W24).await && !kept(MONDAY_W25).await);
+    assert!(kept(w26).await);
+    let lead = &s.mailer.to("lead@example.com")[1];
+    assert!(
+        lead.text.contains("Since 2025-06-09 08:00 UTC.") && lead.text.contains("60% -> 80% (+20)"),
+        "{}",
+        lead.text
+    );
+    // A late retry of week 25 (the lead's failed summary): the lead has heard week 26.
+    let retry = run(&s.summaries, MONDAY_W25).await;
+    assert_eq!((retry.sent, retry.already_sent), (0, 2));
+    assert_eq!(s.mailer.to("lead@example.com").len(), 2);
+}
+
+/// Upgrading from a release without the recipients' records: a recipient without one
+/// measures from the latest run whose summary the guard recorded as sent to them, so
+/// the upgrade repeats nothing.
+#[tokio::test]
+async fn without_a_record_a_recipient_measures_from_the_last_summary_the_guard_saw_sent() {
+    use okr_webhooks::email::recipients::Recipients;
+    use okr_webhooks::idempotency::{IdempotencyStore, StateWrite};
+    let s = setup(
+        json!({"recipients": [{"address": "cto@example.com", "scope": "all"}]}),
+        Captured::default(),
+    );
+    apply(
+        &s.store,
+        &[
+            "peoplelogic/objective_completed.json",
+            "peoplelogic/key_result_progress.json",
+        ],
+    )
+    .await;
+    assert_eq!(run(&s.summaries, MONDAY_W24).await.sent, 1);
+    // As 0.5.0 left it: no record of who heard what.
+    let id =
+        Recipients::parse(r#"{"recipients": [{"address": "cto@example.com", "scope": "all"}]}"#)
+            .unwrap()
+            .for_summaries()
+            .next()
+            .unwrap()
+            .id();
+    let key = format!("summary-state:heard:{id}");
+    let now = OffsetDateTime::now_utc();
+    let stored = s.states.load_state(&key, now).await.unwrap().unwrap();
+    let gone = StateWrite {
+        key: &key,
+        expected: Some(stored.version),
+        value: "",
+        now,
+        keep: Duration::ZERO,
+    };
+    assert!(s.states.save_state(&gone).await.unwrap());
+    apply(&s.store, &["peoplelogic/key_result_progress_next.json"]).await;
+    assert_eq!(run(&s.summaries, MONDAY_W25).await.sent, 1);
+    let second = &s.mailer.to("cto@example.com")[1];
+    assert!(
+        second.text.contains("Since 2025-06-09 08:00 UTC.")
+            && second.text.contains("60% -> 80% (+20)")
+            && second.text.contains("COMPLETED\n  None."),
+        "{}",
+        second.text
+    );
 }

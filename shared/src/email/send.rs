@@ -142,14 +142,23 @@ impl Summaries {
                 .map_err(failed)?;
         }
         let time = at.unix_timestamp();
-        let mut states: HashMap<i64, Option<Baseline>> = HashMap::new();
+        // One state per run heard, shared by the recipients who heard it.
+        let mut states: HashMap<i64, Option<Arc<Baseline>>> = HashMap::new();
         let mut prepared = Vec::new();
         for recipient in recipients.for_summaries() {
             let id = recipient.id();
             let heard = match heard::last(store, &id).await.map_err(failed)? {
                 Some(heard) => Some(heard),
-                None => heard_by_claims(store, &runs, time, &id).await?,
-            };
+                None => {
+                    let found = heard_by_claims(store, &runs, time, &id).await?;
+                    // Kept as their record, so it outlives the claims' 35 days.
+                    if let (true, Some(run)) = (record, found) {
+                        heard::delivered(store, &id, run).await.map_err(failed)?;
+                    }
+                    found
+                }
+            }
+            .filter(|run| OffsetDateTime::from_unix_timestamp(*run).is_ok());
             // Heard this run (an earlier try delivered it) or a later one (this is a
             // late retry of an older run): nothing new to tell them here.
             let email = match heard {
@@ -160,8 +169,18 @@ impl Summaries {
                             Some(state) => state.clone(),
                             None => {
                                 let from = OffsetDateTime::from_unix_timestamp(heard)
-                                    .map_err(|e| SummaryError::Store(e.to_string()))?;
-                                let state = baseline::load(store, from).await.map_err(failed)?;
+                                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                                let state = baseline::load(store, from)
+                                    .await
+                                    .map_err(failed)?
+                                    .map(Arc::new);
+                                if state.is_none() {
+                                    tracing::warn!(
+                                        destination = EMAIL,
+                                        recipient = %id,
+                                        "the state of the last summary this recipient heard is gone; theirs shows every completion as news"
+                                    );
+                                }
                                 states.insert(heard, state.clone());
                                 state
                             }
@@ -174,7 +193,7 @@ impl Summaries {
                     };
                     let summary: Summary = summarize(
                         &records,
-                        before.as_ref(),
+                        before.as_deref(),
                         &recipient.scope,
                         window,
                         self.stalled_after,
@@ -202,6 +221,8 @@ impl Summaries {
         date: Date,
         deadline: Instant,
     ) -> Result<Report, SummaryError> {
+        // In UTC, to the second: the runs' keys carry it.
+        let at = at.to_offset(time::UtcOffset::UTC);
         let built = self.build(at, date, true).await?;
         let store = self.guard.store().as_ref();
         let time = at.unix_timestamp();
@@ -244,11 +265,13 @@ impl Summaries {
                 }
             }
             if matches!(outcome, Outcome::Sent | Outcome::AlreadySent) {
-                heard[at] = Some(time);
-                if let Err(error) = heard::delivered(store, &id, time).await {
-                    // Not lost: the next summary measures from the one before and
-                    // repeats this one's news.
-                    tracing::warn!(destination = EMAIL, recipient = %id, error = %crate::error_chain(&error), "the delivery could not be recorded; the next summary repeats its news");
+                match heard::delivered(store, &id, time).await {
+                    Ok(()) => heard[at] = Some(time),
+                    // Not lost: the next summary measures from the one before (whose
+                    // state stays) and repeats this one's news.
+                    Err(error) => {
+                        tracing::warn!(destination = EMAIL, recipient = %id, error = %crate::error_chain(&error), "the delivery could not be recorded; the next summary repeats its news");
+                    }
                 }
             }
             // Only a send SES (or the server) was asked for counts against its rate.
@@ -268,19 +291,38 @@ impl Summaries {
             failed = report.failed,
             "summaries done"
         );
-        self.drop_unneeded(&built.runs, time, &heard).await;
+        let ids: Vec<String> = built.recipients.iter().map(|r| r.recipient.id()).collect();
+        self.drop_unneeded(&built.runs, time, (&ids, &heard)).await;
         Ok(report)
     }
 
-    /// Drop the states of runs before `time` that no recipient measures from any more
-    /// (`heard`: each recipient's last delivered run). A later run's are left alone: it
-    /// may be under way. A failure leaves them for the next run to drop.
-    async fn drop_unneeded(&self, runs: &[i64], time: i64, heard: &[Option<i64>]) {
+    /// Drop the states of runs before `time` that no recipient (`ids`, and `heard`, the
+    /// run each last heard as this run saw it) measures from any more. Each record is
+    /// read again first (another run may have delivered to them meanwhile), and runs
+    /// younger than [`SENDING_HOLD`] are left alone (a try of theirs may be under way),
+    /// as are later ones. A failure leaves them for the next run to drop.
+    async fn drop_unneeded(
+        &self,
+        runs: &[i64],
+        time: i64,
+        (ids, heard): (&[String], &[Option<i64>]),
+    ) {
         let store = self.guard.store().as_ref();
+        let young = OffsetDateTime::now_utc().unix_timestamp() - SENDING_HOLD.as_secs() as i64;
+        let mut needed: Vec<i64> = heard.iter().flatten().copied().collect();
+        for id in ids {
+            match heard::last(store, id).await {
+                Ok(run) => needed.extend(run),
+                Err(error) => {
+                    tracing::warn!(destination = EMAIL, error = %crate::error_chain(&error), "could not read who heard what; old summaries runs are dropped next time");
+                    return;
+                }
+            }
+        }
         let unneeded: Vec<i64> = runs
             .iter()
             .copied()
-            .filter(|run| *run < time && !heard.contains(&Some(*run)))
+            .filter(|run| *run < time && *run < young && !needed.contains(run))
             .collect();
         let mut dropped = Vec::new();
         for run in unneeded {
@@ -290,7 +332,7 @@ impl Summaries {
             match baseline::forget(store, at).await {
                 Ok(()) => dropped.push(run),
                 Err(error) => {
-                    tracing::warn!(error = %crate::error_chain(&error), "could not drop an old summaries run's state; the next run tries again");
+                    tracing::warn!(destination = EMAIL, error = %crate::error_chain(&error), "could not drop an old summaries run's state; the next run tries again");
                     break;
                 }
             }
@@ -298,7 +340,7 @@ impl Summaries {
         if !dropped.is_empty()
             && let Err(error) = schedule::forget(store, &dropped).await
         {
-            tracing::warn!(error = %crate::error_chain(&error), "could not forget old summaries runs; the next run tries again");
+            tracing::warn!(destination = EMAIL, error = %crate::error_chain(&error), "could not forget old summaries runs; the next run tries again");
         }
     }
 

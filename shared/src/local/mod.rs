@@ -136,11 +136,15 @@ pub async fn serve(
         ),
         (
             "--pagerduty-events-url",
-            Some(config.pagerduty_events_url.as_str()),
+            urls.pagerduty_routing_key
+                .as_ref()
+                .map(|_| config.pagerduty_events_url.as_str()),
         ),
     ];
+    let plain =
+        |url: &str| crate::outbound::http::callable(url).is_ok_and(|url| url.scheme() == "http");
     for (setting, url) in plain_http {
-        if url.is_some_and(|url| url.trim().starts_with("http://")) {
+        if url.is_some_and(plain) {
             announce(format!(
                 "{setting}: plain http to a loopback address (a stand-in on this machine)"
             ));
