@@ -559,7 +559,8 @@ async fn alert_emails_trigger_then_resolve_once_each_across_a_duplicate_delivery
 }
 
 #[tokio::test]
-async fn the_runs_record_keeps_each_run_with_the_one_before_it_even_when_retried_after_a_later_one() {
+async fn the_runs_record_keeps_each_run_with_the_one_before_it_even_when_retried_after_a_later_one()
+{
     use okr_webhooks::email::schedule::window;
     let store = MemoryIdempotencyStore::default();
     let previous = async |at: OffsetDateTime, record: bool| {
