@@ -78,6 +78,20 @@ impl LocalConfig {
         retry_base: Duration,
         env: &Env<F>,
     ) -> Result<Self, ConfigError> {
+        // A URL that can never be called stops `serve` before it starts anything.
+        let webhooks = [
+            ("--slack-webhook-url", &destinations.slack_webhook_url),
+            (
+                "--alerts-slack-webhook-url",
+                &destinations.alerts_slack_webhook_url,
+            ),
+        ];
+        for (name, url) in webhooks {
+            if let Some(url) = url.as_deref().filter(|url| !url.trim().is_empty()) {
+                crate::outbound::http::callable(url)
+                    .map_err(|reason| ConfigError::Unusable { name, reason })?;
+            }
+        }
         let pagerduty_events_url = super::events_url(
             "--pagerduty-events-url (PAGERDUTY_EVENTS_URL)",
             destinations.pagerduty_events_url.clone(),
