@@ -62,6 +62,34 @@ fn seed(path: &str) -> okr_webhooks::Event {
     .unwrap()
 }
 
+/// SES with `okr@example.com` verified, and a recipients secret holding `document`:
+/// (the SES client, the Secrets Manager client, the secret's name).
+async fn ses_and_recipients(
+    config: &aws_config::SdkConfig,
+    document: &Value,
+) -> (
+    aws_sdk_sesv2::Client,
+    aws_sdk_secretsmanager::Client,
+    String,
+) {
+    let ses = aws_sdk_sesv2::Client::new(config);
+    ses.create_email_identity()
+        .email_identity("okr@example.com")
+        .send()
+        .await
+        .unwrap();
+    let secrets = aws_sdk_secretsmanager::Client::new(config);
+    let secret = unique("email-recipients");
+    secrets
+        .create_secret()
+        .name(&secret)
+        .secret_string(document.to_string())
+        .send()
+        .await
+        .unwrap();
+    (ses, secrets, secret)
+}
+
 fn run(at: &str) -> ScheduledRun {
     serde_json::from_value(json!({"scheduled_time": at})).unwrap()
 }
@@ -82,29 +110,15 @@ async fn each_summary_goes_out_once_per_run_through_ses_and_a_refused_address_is
     for applied in progress.apply(events, &Thresholds::default()).await {
         applied.unwrap();
     }
-    let ses = aws_sdk_sesv2::Client::new(&config);
-    ses.create_email_identity()
-        .email_identity("okr@example.com")
-        .send()
-        .await
-        .unwrap();
     // Unique addresses: moto's SES is shared by the tests of one server.
     let domain = format!("{}.example.com", unique("company"));
-    let secrets = aws_sdk_secretsmanager::Client::new(&config);
-    let secret = unique("email-recipients");
     let document = json!({"recipients": [
         {"address": format!("cto@{domain}"), "scope": "all"},
         // SES refuses it ("Missing domain"), as it would an address it cannot send to.
         {"address": "broken@", "scope": "all"},
         {"address": format!("lead@{domain}"), "scope": {"titles": ["Cut onboarding*"]}},
     ]});
-    secrets
-        .create_secret()
-        .name(&secret)
-        .secret_string(document.to_string())
-        .send()
-        .await
-        .unwrap();
+    let (ses, secrets, secret) = ses_and_recipients(&config, &document).await;
     let summaries = Summaries::new(
         Arc::new(progress),
         Arc::new(SecretCache::new(
@@ -253,22 +267,9 @@ async fn news_from_a_run_ses_could_not_send_in_three_tries_comes_in_the_next_sum
             applied.unwrap();
         }
     };
-    let ses = aws_sdk_sesv2::Client::new(&config);
-    ses.create_email_identity()
-        .email_identity("okr@example.com")
-        .send()
-        .await
-        .unwrap();
     let cto = format!("cto@{}.example.com", unique("company"));
-    let secrets = aws_sdk_secretsmanager::Client::new(&config);
-    let secret = unique("email-recipients");
-    secrets
-        .create_secret()
-        .name(&secret)
-        .secret_string(json!({"recipients": [{"address": cto, "scope": "all"}]}).to_string())
-        .send()
-        .await
-        .unwrap();
+    let document = json!({"recipients": [{"address": cto, "scope": "all"}]});
+    let (ses, secrets, secret) = ses_and_recipients(&config, &document).await;
     let store = Arc::new(DynamoDbIdempotencyStore::new(
         dynamodb.clone(),
         idempotency_table(&dynamodb).await,

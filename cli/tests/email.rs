@@ -47,14 +47,19 @@ async fn records(base: &str) -> Vec<Value> {
     page["items"].as_array().cloned().unwrap_or_default()
 }
 
-/// `okr-webhooks summary --send` over `dir`, through `smtp`: (stdout, stderr).
-fn summary_send(dir: &Path, smtp: &str) -> (String, String) {
-    let output = Command::new(BIN)
+/// `okr-webhooks summary --send` over `dir`, through `smtp`.
+fn summary_command(dir: &Path, smtp: &str) -> std::process::Output {
+    Command::new(BIN)
         .args(["summary", "--send", "--smtp-url", smtp, "--data-dir"])
         .arg(dir)
         .env("TZ", "UTC")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `okr-webhooks summary --send` over `dir`, through `smtp`, succeeding: (stdout, stderr).
+fn summary_send(dir: &Path, smtp: &str) -> (String, String) {
+    let output = summary_command(dir, smtp);
     let (stdout, stderr) = (
         String::from_utf8(output.stdout).unwrap(),
         String::from_utf8(output.stderr).unwrap(),
@@ -368,12 +373,7 @@ async fn serve_on_a_summary_cron_writes_each_run_to_the_outbox_without_an_smtp_s
 fn summary_run(dir: &Path, smtp: &str) -> (Option<i32>, String) {
     // A run's keys carry its second: two runs never share one.
     std::thread::sleep(Duration::from_millis(1100));
-    let output = Command::new(BIN)
-        .args(["summary", "--send", "--smtp-url", smtp, "--data-dir"])
-        .arg(dir)
-        .env("TZ", "UTC")
-        .output()
-        .unwrap();
+    let output = summary_command(dir, smtp);
     (
         output.status.code(),
         String::from_utf8(output.stdout).unwrap(),

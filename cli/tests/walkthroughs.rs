@@ -153,23 +153,33 @@ struct Step {
     success: bool,
 }
 
-/// Processes started in the background, stopped (with everything they started) when
-/// dropped.
-struct Background(Vec<(String, Child, PathBuf)>);
+/// Processes started in the background, each with its log, stopped (with everything
+/// they started) when dropped.
+struct Background {
+    started: Vec<(String, Child, PathBuf)>,
+    logs: tempfile::TempDir,
+}
 
 impl Drop for Background {
     fn drop(&mut self) {
-        for (_, child, _) in &mut self.0 {
+        for (_, child, _) in &mut self.started {
             okr_webhooks_tests::kill_tree(child);
         }
     }
 }
 
 impl Background {
+    fn new() -> Background {
+        Background {
+            started: Vec::new(),
+            logs: tempfile::tempdir().unwrap(),
+        }
+    }
+
     /// What the background command starting with `command` has printed so far.
     fn log(&self, command: &str) -> String {
         let (_, _, log) = self
-            .0
+            .started
             .iter()
             .find(|(c, _, _)| c.starts_with(command))
             .unwrap_or_else(|| panic!("{command} was not started"));
@@ -235,7 +245,6 @@ fn shell(script: &str, dir: &Path) -> Command {
 /// Run the blocks' lines in `dir`, as typed (`pause` after each, as a person takes
 /// between commands): the background ones started and waited for, the files written.
 fn run(blocks: &[&Block], dir: &Path, background: &mut Background, pause: Duration) -> Vec<Step> {
-    let logs = tempfile::tempdir().unwrap().keep();
     let mut steps = Vec::new();
     for block in blocks {
         if let Some(path) = &block.writes {
@@ -256,17 +265,22 @@ fn run(blocks: &[&Block], dir: &Path, background: &mut Background, pause: Durati
                     "{}: port {port}, which `{command}` listens on, is taken by another process",
                     block.file
                 );
-                let log = logs.join(format!("{}.log", background.0.len()));
+                let log = background
+                    .logs
+                    .path()
+                    .join(format!("{}.log", background.started.len()));
                 let out = File::create(&log).unwrap();
                 let child = shell(&command, dir)
                     .stdout(out.try_clone().unwrap())
                     .stderr(out)
                     .spawn()
                     .unwrap();
-                background.0.push((command.clone(), child, log.clone()));
+                background
+                    .started
+                    .push((command.clone(), child, log.clone()));
                 let deadline = Instant::now() + Duration::from_secs(120);
                 while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                    let (_, child, _) = background.0.last_mut().unwrap();
+                    let (_, child, _) = background.started.last_mut().unwrap();
                     let exited = child.try_wait().unwrap();
                     assert!(
                         exited.is_none() && Instant::now() < deadline,
@@ -385,7 +399,7 @@ fn every_documented_walk_through_runs_as_written() {
 /// README: `serve`, the samples sent, what lands where, the dashboard's data, `sign`.
 fn try_it_in_one_minute(blocks: &[Block]) {
     let dir = checkout_dir();
-    let mut background = Background(Vec::new());
+    let mut background = Background::new();
     let steps = run(
         &walkthrough(blocks, "try-it"),
         dir.path(),
@@ -459,7 +473,7 @@ fn try_it_in_one_minute(blocks: &[Block]) {
 /// docs/ingest.md's local stack (moto, the Slack and PagerDuty stand-in, `cargo lambda
 /// watch`), then the invokes of slack-notifier.md, progress-alerts.md and email.md on it.
 fn the_functions_on_the_local_stack(blocks: &[Block]) {
-    let mut background = Background(Vec::new());
+    let mut background = Background::new();
     let steps = run(
         &walkthrough(blocks, "lambda"),
         Path::new(REPO),
@@ -558,7 +572,7 @@ fn the_functions_on_the_local_stack(blocks: &[Block]) {
 /// docs/warehouse.md: the sink writing to a local directory, a poison record reported.
 fn the_warehouse_sink_alone(blocks: &[Block]) {
     let _ = std::fs::remove_dir_all("/tmp/okr-warehouse");
-    let mut background = Background(Vec::new());
+    let mut background = Background::new();
     let steps = run(
         &walkthrough(blocks, "warehouse"),
         Path::new(REPO),
@@ -582,7 +596,7 @@ fn the_warehouse_sink_alone(blocks: &[Block]) {
 /// summaries previewed and sent, then the next update's summary.
 fn email_through_an_smtp_server(blocks: &[Block]) {
     let dir = checkout_dir();
-    let mut background = Background(Vec::new());
+    let mut background = Background::new();
     // A second between commands, as typed: the read model catches up, and each
     // summary run has a second of its own.
     let steps = run(

@@ -1095,19 +1095,31 @@ impl std::io::Write for Logs {
     }
 }
 
+impl Logs {
+    /// Capture this thread's log lines until the guard is dropped.
+    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// What was logged so far.
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
 #[tokio::test]
 async fn a_pagerduty_outage_is_logged_as_pagerdutys() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let (logs, _logging) = Logs::capture();
     let answer = ResponseTemplate::new(503).set_body_string("upstream connect error");
     let response = behind_pace_to_pagerduty_answering(answer).await;
     assert_eq!(response.batch_item_failures.len(), 1);
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(
         logs.contains("PagerDuty is unavailable: HTTP 503 upstream connect error"),
         "{logs}"
@@ -1148,13 +1160,7 @@ async fn a_send_starts_only_with_time_for_the_store_calls_around_it() {
 /// each line naming it (the breaker's and metrics' name), so the two are told apart.
 #[tokio::test]
 async fn each_alert_log_line_names_its_destination() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let (logs, _logging) = Logs::capture();
     let s = stack(true, true).await;
     let response = s
         .alerts
@@ -1165,7 +1171,7 @@ async fn each_alert_log_line_names_its_destination() {
         .await
         .unwrap();
     assert!(response.batch_item_failures.is_empty());
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     let sent: Vec<&str> = logs.lines().filter(|l| l.contains("alert sent")).collect();
     assert_eq!(sent.len(), 2, "{logs}");
     for destination in ["alerts-slack", "pagerduty"] {

@@ -14,7 +14,7 @@ use okr_webhooks::email::ses::SesMailer;
 use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
 use okr_webhooks::metrics::EmfStdout;
 use okr_webhooks::outbound::check_at_start;
-use okr_webhooks::outbound::http::{callable, http_client, log_stand_in};
+use okr_webhooks::outbound::http::{http_client, is_stand_in, log_stand_in};
 use okr_webhooks::outbound::pagerduty::RoutingKey;
 use okr_webhooks::outbound::slack::WebhookUrl;
 use okr_webhooks::queue::sqs::SqsDefer;
@@ -48,7 +48,7 @@ async fn main() -> Result<(), Error> {
     }
     if let Some(key) = &pagerduty {
         check_at_start(key, "PAGERDUTY_ROUTING_KEY_SECRET_ID").await?;
-        if callable(&config.pagerduty_events_url).is_ok_and(|url| url.scheme() == "http") {
+        if is_stand_in(&config.pagerduty_events_url) {
             log_stand_in("PAGERDUTY_EVENTS_URL");
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::idempotency::{IdempotencyError, IdempotencyStore, StateWrite};
+use crate::idempotency::{IdempotencyError, IdempotencyStore, update_state};
 
 /// As long as a run's state is kept: a recipient's record points at one.
 const KEEP: Duration = Duration::from_secs(400 * 24 * 3600);
@@ -37,27 +37,12 @@ pub async fn delivered(
     recipient: &str,
     run: i64,
 ) -> Result<(), IdempotencyError> {
-    let key = key(recipient);
-    for _ in 0..3 {
-        let now = OffsetDateTime::now_utc();
-        let stored = store.load_state(&key, now).await?;
-        let heard = stored.as_ref().and_then(|s| s.value.parse::<i64>().ok());
-        if heard.is_some_and(|heard| heard >= run) {
-            return Ok(());
-        }
-        let value = run.to_string();
-        let write = StateWrite {
-            key: &key,
-            expected: stored.map(|s| s.version),
-            value: &value,
-            now,
-            keep: KEEP,
-        };
-        if store.save_state(&write).await? {
-            return Ok(());
-        }
-    }
-    Err(IdempotencyError(
-        "a recipient's record of the last summary kept changing; retry later".into(),
-    ))
+    let later = |value: &str| value.parse::<i64>().is_ok_and(|heard| heard >= run);
+    update_state(
+        store,
+        (&key(recipient), KEEP),
+        |stored| (!stored.is_some_and(later)).then(|| run.to_string()),
+        "a recipient's record of the last summary kept changing; retry later",
+    )
+    .await
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
 use super::summary::Window;
-use crate::idempotency::{IdempotencyError, IdempotencyStore, StateWrite};
+use crate::idempotency::{IdempotencyError, IdempotencyStore, StateWrite, update_state};
 
 /// The state record of the summaries' runs.
 const RUNS_KEY: &str = "summary-state:runs";
@@ -96,28 +96,17 @@ pub async fn runs(store: &dyn IdempotencyStore) -> Result<Vec<i64>, IdempotencyE
 
 /// Forget the runs at `times` (their states were dropped).
 pub async fn forget(store: &dyn IdempotencyStore, times: &[i64]) -> Result<(), IdempotencyError> {
-    for _ in 0..3 {
-        let now = OffsetDateTime::now_utc();
-        let Some(stored) = store.load_state(RUNS_KEY, now).await? else {
-            return Ok(());
-        };
-        let mut runs: Runs = serde_json::from_str(&stored.value).unwrap_or_default();
-        runs.runs.retain(|(t, _)| !times.contains(t));
-        let value = serde_json::to_string(&runs).map_err(|e| IdempotencyError(e.into()))?;
-        let write = StateWrite {
-            key: RUNS_KEY,
-            expected: Some(stored.version),
-            value: &value,
-            now,
-            keep: RUNS_KEEP,
-        };
-        if store.save_state(&write).await? {
-            return Ok(());
-        }
-    }
-    Err(IdempotencyError(
-        "the summaries' run record kept changing; retry later".into(),
-    ))
+    update_state(
+        store,
+        (RUNS_KEY, RUNS_KEEP),
+        |stored| {
+            let mut runs: Runs = serde_json::from_str(stored?).unwrap_or_default();
+            runs.runs.retain(|(t, _)| !times.contains(t));
+            serde_json::to_string(&runs).ok()
+        },
+        "the summaries' run record kept changing; retry later",
+    )
+    .await
 }
 
 /// `at`'s date in `zone`.

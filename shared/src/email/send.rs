@@ -157,20 +157,20 @@ impl Summaries {
                     }
                     found
                 }
-            }
-            .filter(|run| OffsetDateTime::from_unix_timestamp(*run).is_ok());
+            };
+            // A record that is no time at all counts as none.
+            let since = heard.and_then(|run| OffsetDateTime::from_unix_timestamp(run).ok());
+            let heard = since.map(OffsetDateTime::unix_timestamp);
             // Heard this run (an earlier try delivered it) or a later one (this is a
             // late retry of an older run): nothing new to tell them here.
-            let email = match heard {
-                Some(heard) if heard >= time => None,
+            let email = match since {
+                Some(since) if since >= at => None,
                 _ => {
-                    let before = match heard {
-                        Some(heard) => match states.get(&heard) {
+                    let before = match since {
+                        Some(since) => match states.get(&since.unix_timestamp()) {
                             Some(state) => state.clone(),
                             None => {
-                                let from = OffsetDateTime::from_unix_timestamp(heard)
-                                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-                                let state = baseline::load(store, from)
+                                let state = baseline::load(store, since)
                                     .await
                                     .map_err(failed)?
                                     .map(Arc::new);
@@ -181,14 +181,14 @@ impl Summaries {
                                         "the state of the last summary this recipient heard is gone; theirs shows every completion as news"
                                     );
                                 }
-                                states.insert(heard, state.clone());
+                                states.insert(since.unix_timestamp(), state.clone());
                                 state
                             }
                         },
                         None => None,
                     };
                     let window = Window {
-                        previous: heard.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()),
+                        previous: since,
                         ..window
                     };
                     let summary: Summary = summarize(
@@ -309,21 +309,24 @@ impl Summaries {
     ) {
         let store = self.guard.store().as_ref();
         let young = OffsetDateTime::now_utc().unix_timestamp() - SENDING_HOLD.as_secs() as i64;
-        let mut needed: Vec<i64> = heard.iter().flatten().copied().collect();
+        let mut unneeded: Vec<i64> = runs
+            .iter()
+            .copied()
+            .filter(|run| *run < time && *run < young && !heard.contains(&Some(*run)))
+            .collect();
+        // Only when there is something to drop: who heard what, read again.
         for id in ids {
+            if unneeded.is_empty() {
+                return;
+            }
             match heard::last(store, id).await {
-                Ok(run) => needed.extend(run),
+                Ok(run) => unneeded.retain(|r| Some(*r) != run),
                 Err(error) => {
                     tracing::warn!(destination = EMAIL, error = %crate::error_chain(&error), "could not read who heard what; old summaries runs are dropped next time");
                     return;
                 }
             }
         }
-        let unneeded: Vec<i64> = runs
-            .iter()
-            .copied()
-            .filter(|run| *run < time && *run < young && !needed.contains(run))
-            .collect();
         let mut dropped = Vec::new();
         for run in unneeded {
             let Ok(at) = OffsetDateTime::from_unix_timestamp(run) else {

@@ -123,6 +123,36 @@ pub trait IdempotencyStore: Send + Sync {
     async fn save_state(&self, write: &StateWrite<'_>) -> Result<bool, IdempotencyError>;
 }
 
+/// Rewrite the state record `key` to what `change` makes of its current value (`None`
+/// when there is no live record), kept for `keep`; `change` answering `None` leaves it
+/// as it is. When another writer got there first, it reads and decides again (three
+/// times at most, then fails with `contended`).
+pub async fn update_state(
+    store: &dyn IdempotencyStore,
+    (key, keep): (&str, Duration),
+    change: impl Fn(Option<&str>) -> Option<String>,
+    contended: &'static str,
+) -> Result<(), IdempotencyError> {
+    for _ in 0..3 {
+        let now = OffsetDateTime::now_utc();
+        let stored = store.load_state(key, now).await?;
+        let Some(value) = change(stored.as_ref().map(|s| s.value.as_str())) else {
+            return Ok(());
+        };
+        let write = StateWrite {
+            key,
+            expected: stored.map(|s| s.version),
+            value: &value,
+            now,
+            keep,
+        };
+        if store.save_state(&write).await? {
+            return Ok(());
+        }
+    }
+    Err(IdempotencyError(contended.into()))
+}
+
 pub(crate) const IN_PROGRESS: &str = "IN_PROGRESS";
 pub(crate) const SENDING: &str = "SENDING";
 pub(crate) const COMPLETED: &str = "COMPLETED";

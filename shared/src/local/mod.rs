@@ -141,10 +141,8 @@ pub async fn serve(
                 .map(|_| config.pagerduty_events_url.as_str()),
         ),
     ];
-    let plain =
-        |url: &str| crate::outbound::http::callable(url).is_ok_and(|url| url.scheme() == "http");
     for (setting, url) in plain_http {
-        if url.is_some_and(plain) {
+        if url.is_some_and(crate::outbound::http::is_stand_in) {
             announce(format!(
                 "{setting}: plain http to a loopback address (a stand-in on this machine)"
             ));

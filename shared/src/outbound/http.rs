@@ -42,6 +42,11 @@ pub fn callable(url: &str) -> Result<reqwest::Url, &'static str> {
     }
 }
 
+/// Whether `url` is one [`callable`] accepts as plain http: a stand-in on this machine.
+pub fn is_stand_in(url: &str) -> bool {
+    callable(url).is_ok_and(|url| url.scheme() == "http")
+}
+
 /// Say at start that the destination `setting` names is plain http to loopback (a
 /// stand-in on this machine), so nobody mistakes it for the real service.
 pub fn log_stand_in(setting: &str) {

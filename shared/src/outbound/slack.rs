@@ -62,7 +62,7 @@ impl WebhookUrl {
 
     /// Whether it is plain http (to loopback): a stand-in, said at start.
     pub fn is_plain_http(&self) -> bool {
-        super::http::callable(&self.0).is_ok_and(|url| url.scheme() == "http")
+        super::http::is_stand_in(&self.0)
     }
 }
 
