@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
-use okr_webhooks::alerts::rules::Thresholds;
-use okr_webhooks::email::send::{Report, ScheduledRun, Summaries};
-use okr_webhooks::email::ses::SesMailer;
-use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
-use okr_webhooks::progress::ProgressStore;
-use okr_webhooks::progress::dynamodb::DynamoDbProgressStore;
-use okr_webhooks::secrets::SecretCache;
-use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
-use okr_webhooks::{Source, normalize};
+use okr_aws::dynamodb::DynamoDbIdempotencyStore;
+use okr_aws::progress_dynamodb::DynamoDbProgressStore;
+use okr_aws::secrets_manager::SecretsManagerStore;
+use okr_aws::ses::SesMailer;
+use okr_consumers::email::send::{Report, ScheduledRun, Summaries};
+use okr_consumers::progress::ProgressStore;
+use okr_core::rules::Thresholds;
+use okr_core::{Source, normalize};
+use okr_pipeline::secrets::SecretCache;
 use okr_webhooks_tests::{Moto, idempotency_table, progress_table, unique};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -46,7 +46,7 @@ async fn sent(moto: &Moto, domain: &str) -> Vec<(Vec<String>, String)> {
         .collect()
 }
 
-fn seed(path: &str) -> okr_webhooks::Event {
+fn seed(path: &str) -> okr_core::Event {
     let body = std::fs::read(format!(
         "{}/../events/bodies/{path}",
         env!("CARGO_MANIFEST_DIR")
@@ -210,18 +210,18 @@ async fn a_sender_ses_has_not_verified_is_ses_unavailable_not_one_address_refuse
         aws_sdk_sesv2::Client::new(&config),
         "nobody@unverified.example.org",
     );
-    let email = okr_webhooks::email::Email {
+    let email = okr_pipeline::outbound::mail::Email {
         to: "someone@example.com".into(),
         subject: "s".into(),
         text: "t".into(),
         html: "<p>h</p>".into(),
     };
-    use okr_webhooks::email::Mailer;
+    use okr_pipeline::outbound::mail::Mailer;
     // Every recipient would be refused alike: not skipped as this one's fault, but
     // retried (and alarmed on), with SES's reason and no address.
     let error = mailer.send(&email).await.unwrap_err();
     assert!(!error.is_refusal() && error.is_outage(), "{error:?}");
-    let text = okr_webhooks::error_chain(&error);
+    let text = okr_core::error_chain(&error);
     assert!(
         text.contains("MessageRejected: Email address not verified"),
         "{text}"

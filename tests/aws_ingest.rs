@@ -10,15 +10,15 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_sdk_secretsmanager::Client as SecretsClient;
 use aws_sdk_sqs::Client as SqsClient;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use okr_webhooks::Event;
-use okr_webhooks::config::QueueUrls;
-use okr_webhooks::ingest::{Ingest, apigw};
-use okr_webhooks::metrics::MemoryMetrics;
-use okr_webhooks::queue::sqs::SqsQueue;
-use okr_webhooks::routing::Consumer;
-use okr_webhooks::routing::NotifyRules;
-use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
-use okr_webhooks::secrets::{SecretCache, SecretStore, SecretsError, SigningSecrets};
+use okr_aws::secrets_manager::SecretsManagerStore;
+use okr_aws::sqs::SqsQueue;
+use okr_consumers::ingest::{Ingest, apigw};
+use okr_core::Event;
+use okr_core::routing::Consumer;
+use okr_core::routing::NotifyRules;
+use okr_pipeline::config::QueueUrls;
+use okr_pipeline::metrics::MemoryMetrics;
+use okr_pipeline::secrets::{SecretCache, SecretStore, SecretsError, SigningSecrets};
 use okr_webhooks_tests::{Moto, unique};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -360,15 +360,9 @@ async fn characters_sqs_refuses_raw_are_queued_escaped() {
     let body = "{\"event\": \"user.created\", \"data\": {\"id\": 1, \"name\": \"odd \u{fffe}\u{ffff} name\"}}";
     let mut event = sample("perscom.json");
     event.body = Some(body.to_owned());
-    let secret = okr_webhooks::SigningSecret::new("perscom-test-secret");
-    for (name, value) in okr_webhooks::sign(
-        okr_webhooks::Source::Perscom,
-        &secret,
-        body.as_bytes(),
-        "",
-        0,
-    )
-    .unwrap()
+    let secret = okr_core::SigningSecret::new("perscom-test-secret");
+    for (name, value) in
+        okr_core::sign(okr_core::Source::Perscom, &secret, body.as_bytes(), "", 0).unwrap()
     {
         event.headers.insert(name, value.parse().unwrap());
     }

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use http::HeaderMap;
-use okr_webhooks::alerts::rules::Thresholds;
-use okr_webhooks::progress::dynamodb::DynamoDbProgressStore;
-use okr_webhooks::progress::sqlite::SqliteProgressStore;
-use okr_webhooks::progress::{ProgressStore, Tracked, next};
-use okr_webhooks::{Event, Source, normalize};
+use okr_aws::progress_dynamodb::DynamoDbProgressStore;
+use okr_consumers::progress::{ProgressStore, Tracked, next};
+use okr_core::rules::Thresholds;
+use okr_core::{Event, Source, normalize};
+use okr_local::progress_sqlite::SqliteProgressStore;
 use okr_webhooks_tests::{Moto, progress_table};
 use serde_json::json;
 use time::macros::datetime;

@@ -12,14 +12,14 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use okr_webhooks::config::QueueUrls;
-use okr_webhooks::queue::sqs::SqsQueue;
-use okr_webhooks::replay::archive::S3Archive;
-use okr_webhooks::replay::checkpoint::CheckpointFile;
-use okr_webhooks::replay::select::{Selection, parse_time};
-use okr_webhooks::replay::{Plan, Target, replay};
-use okr_webhooks::routing::{Consumer, NotifyRules};
-use okr_webhooks::{Event, Source, normalize};
+use okr_aws::s3_archive::S3Archive;
+use okr_aws::sqs::SqsQueue;
+use okr_consumers::replay::checkpoint::CheckpointFile;
+use okr_consumers::replay::select::{Selection, parse_time};
+use okr_consumers::replay::{Plan, Target, replay};
+use okr_core::routing::{Consumer, NotifyRules};
+use okr_core::{Event, Source, normalize};
+use okr_pipeline::config::QueueUrls;
 use okr_webhooks_tests::{Moto, unique};
 use serde_json::Value;
 
@@ -172,7 +172,7 @@ async fn a_replay_reads_only_the_window_and_marks_each_message() {
         .send()
         .await
         .unwrap();
-    let schema: Value = serde_json::from_str(okr_webhooks::event::JSON_SCHEMA_V1).unwrap();
+    let schema: Value = serde_json::from_str(okr_core::event::JSON_SCHEMA_V1).unwrap();
     let validator = jsonschema::options()
         .should_validate_formats(true)
         .build(&schema)

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::Client as SqsClient;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use okr_webhooks::batch::BatchReport;
-use okr_webhooks::queue::sqs::SqsDefer;
-use okr_webhooks::retry::{Failure, Retries, Schedule};
+use okr_aws::sqs::SqsDefer;
+use okr_pipeline::batch::BatchReport;
+use okr_pipeline::retry::{Failure, Retries, Schedule};
 use okr_webhooks_tests::{Moto, unique};
 
 /// Receive the queue's one message, waiting up to `wait`, as a Lambda SQS event.

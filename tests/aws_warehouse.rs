@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
 use flate2::read::GzDecoder;
-use okr_webhooks::event::JSON_SCHEMA_V1;
-use okr_webhooks::warehouse::WarehouseSink;
-use okr_webhooks::warehouse::s3::S3Sink;
+use okr_aws::s3::S3Sink;
+use okr_consumers::warehouse::WarehouseSink;
+use okr_core::event::JSON_SCHEMA_V1;
 use okr_webhooks_tests::{Moto, unique};
 use serde_json::Value;
 

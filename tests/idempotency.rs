@@ -1,9 +1,9 @@
 //! Every idempotency store keeps the same contract: in memory, in SQLite, and in
 //! DynamoDB through moto.
 
-use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
-use okr_webhooks::idempotency::memory::MemoryIdempotencyStore;
-use okr_webhooks::idempotency::sqlite::SqliteIdempotencyStore;
+use okr_aws::dynamodb::DynamoDbIdempotencyStore;
+use okr_local::sqlite_store::SqliteIdempotencyStore;
+use okr_pipeline::idempotency::memory::MemoryIdempotencyStore;
 use okr_webhooks_tests::{Moto, idempotency_contract, idempotency_table};
 
 #[tokio::test]
@@ -19,7 +19,7 @@ async fn sqlite() {
     // Records survive a reopen (a restart of `serve`).
     let store = SqliteIdempotencyStore::open(&path).unwrap();
     let now = time::OffsetDateTime::now_utc();
-    use okr_webhooks::idempotency::{Claim, IdempotencyStore};
+    use okr_pipeline::idempotency::{Claim, IdempotencyStore};
     store
         .complete("evt_kept", now, std::time::Duration::from_secs(3600))
         .await
@@ -45,7 +45,7 @@ async fn dynamodb_through_moto() {
 
 #[tokio::test]
 async fn sqlite_after_a_crash_drops_unstarted_claims_and_presumes_sending_ones_done() {
-    use okr_webhooks::idempotency::{Claim, IdempotencyStore};
+    use okr_pipeline::idempotency::{Claim, IdempotencyStore};
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteIdempotencyStore::open(&dir.path().join("i.sqlite")).unwrap();
     let now = time::OffsetDateTime::now_utc();

@@ -7,10 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use okr_webhooks::config::{
-    AlertsConfig, Env, IngestConfig, ProjectionConfig, SlackConfig, SummariesConfig,
-    WarehouseConfig,
+use okr_aws::config::{
+    AlertsConfig, IngestConfig, ProjectionConfig, SlackConfig, SummariesConfig, WarehouseConfig,
 };
+use okr_pipeline::config::Env;
 use serde_json::{Value, json};
 
 fn root() -> PathBuf {
@@ -251,7 +251,7 @@ fn every_sqs_event_source_reports_batch_item_failures() {
     }
     assert_eq!(
         sources,
-        okr_webhooks::routing::Consumer::ALL.len(),
+        okr_core::routing::Consumer::ALL.len(),
         "one event source per consumer queue"
     );
     assert!(
@@ -272,7 +272,7 @@ fn every_queue_has_its_own_dead_letter_queue_keeping_14_days() {
         }
         assert_eq!(
             number(&redrive["maxReceiveCount"]),
-            u64::from(okr_webhooks::retry::MAX_RECEIVE_COUNT),
+            u64::from(okr_pipeline::retry::MAX_RECEIVE_COUNT),
             "{name}: the retry schedule is planned for this many receives"
         );
         let dlq = target(&redrive["deadLetterTargetArn"]).unwrap();
@@ -283,7 +283,7 @@ fn every_queue_has_its_own_dead_letter_queue_keeping_14_days() {
     }
     assert_eq!(
         dead_letter_queues.len(),
-        okr_webhooks::routing::Consumer::ALL.len()
+        okr_core::routing::Consumer::ALL.len()
     );
     for (name, queue) in &queues {
         let properties = &queue["Properties"];
@@ -301,7 +301,7 @@ fn every_queue_has_its_own_dead_letter_queue_keeping_14_days() {
         // The largest event ingest accepts must fit a message.
         assert!(
             number(&properties["MaximumMessageSize"])
-                >= 2 * okr_webhooks::config::MAX_BODY_BYTES_LIMIT as u64,
+                >= 2 * okr_pipeline::config::MAX_BODY_BYTES_LIMIT as u64,
             "{name}"
         );
         assert_eq!(properties["SqsManagedSseEnabled"], true, "{name}");
@@ -513,7 +513,7 @@ fn the_summaries_run_on_a_schedule_in_the_chosen_zone_passing_its_time() {
         .as_str()
         .unwrap()
         .replace("<aws.scheduler.scheduled-time>", "2026-11-30T08:00:00Z");
-    let run: okr_webhooks::email::send::ScheduledRun = serde_json::from_str(&input).unwrap();
+    let run: okr_consumers::email::send::ScheduledRun = serde_json::from_str(&input).unwrap();
     assert_eq!(
         run.scheduled_time,
         Some(time::macros::datetime!(2026-11-30 08:00 UTC))
@@ -522,7 +522,7 @@ fn the_summaries_run_on_a_schedule_in_the_chosen_zone_passing_its_time() {
     let zone = template["Parameters"]["SummaryTimeZone"]["Default"]
         .as_str()
         .unwrap();
-    okr_webhooks::email::schedule::zone(zone).unwrap();
+    okr_consumers::email::schedule::zone(zone).unwrap();
 }
 
 #[test]
@@ -541,7 +541,7 @@ fn the_warehouse_sink_reaches_only_its_breakers_item_in_the_idempotency_table() 
         .collect();
     assert_eq!(statements.len(), 1);
     assert_eq!(target(&statements[0]["Resource"]), Some("IdempotencyTable"));
-    let key = format!("breaker:{}", okr_webhooks::breaker::WAREHOUSE);
+    let key = format!("breaker:{}", okr_pipeline::breaker::WAREHOUSE);
     assert_eq!(
         statements[0]["Condition"],
         json!({"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [key]}})
@@ -553,12 +553,12 @@ fn a_breaker_open_over_15_minutes_raises_an_alarm_for_every_destination() {
     let template = template();
     let alarm = &resources(&template)["BreakerOpenAlarm"]["Properties"];
     // The metric and dimension the consumers write.
-    let record = okr_webhooks::metrics::BreakerRecord {
-        destination: okr_webhooks::breaker::SLACK,
+    let record = okr_pipeline::metrics::BreakerRecord {
+        destination: okr_pipeline::breaker::SLACK,
         open_for: Some(std::time::Duration::from_secs(901)),
         deferred: 3,
     };
-    let line: Value = serde_json::from_str(&okr_webhooks::metrics::breaker_line(
+    let line: Value = serde_json::from_str(&okr_pipeline::metrics::breaker_line(
         "slack-notifier",
         &record,
         time::OffsetDateTime::UNIX_EPOCH,
@@ -575,7 +575,7 @@ fn a_breaker_open_over_15_minutes_raises_an_alarm_for_every_destination() {
         .filter(|q| !q["MetricStat"].is_null())
         .map(|q| {
             let metric = &q["MetricStat"]["Metric"];
-            assert_eq!(metric["Namespace"], okr_webhooks::metrics::NAMESPACE);
+            assert_eq!(metric["Namespace"], okr_pipeline::metrics::NAMESPACE);
             assert_eq!(metric["MetricName"], "BreakerOpenSeconds");
             assert_eq!(q["MetricStat"]["Stat"], "Maximum");
             assert_eq!(metric["Dimensions"][0]["Name"], "Destination");
@@ -584,7 +584,7 @@ fn a_breaker_open_over_15_minutes_raises_an_alarm_for_every_destination() {
         .collect();
     assert_eq!(
         watched,
-        okr_webhooks::breaker::DESTINATIONS.into_iter().collect()
+        okr_pipeline::breaker::DESTINATIONS.into_iter().collect()
     );
     let returned: Vec<&Value> = queries.iter().filter(|q| q["ReturnData"] == true).collect();
     assert_eq!(returned.len(), 1);
@@ -630,7 +630,7 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
         let config = IngestConfig::from_env(env).unwrap();
         assert_eq!(
             config.max_body_bytes,
-            okr_webhooks::config::DEFAULT_MAX_BODY_BYTES
+            okr_pipeline::config::DEFAULT_MAX_BODY_BYTES
         );
         assert_eq!(config.secret_id, "stand-in-SigningSecret");
     });
@@ -645,7 +645,7 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
         );
         assert_eq!(
             config.url,
-            okr_webhooks::warehouse::WarehouseUrl::S3 {
+            okr_consumers::warehouse::WarehouseUrl::S3 {
                 bucket: "stand-in-WarehouseBucket".into(),
                 prefix: String::new()
             }
@@ -658,13 +658,13 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
         let config = SlackConfig::from_env(env).unwrap();
         assert_eq!(
             config.digest_threshold,
-            okr_webhooks::slack::DEFAULT_DIGEST_THRESHOLD
+            okr_consumers::slack::DEFAULT_DIGEST_THRESHOLD
         );
     });
     assert_eq!(read, slack.environment.keys().cloned().collect());
     assert_eq!(
         slack.environment["SLACK_NOTIFY_TYPES"],
-        okr_webhooks::routing::DEFAULT_NOTIFY_TYPES,
+        okr_core::routing::DEFAULT_NOTIFY_TYPES,
         "the template's default routing is the code's"
     );
     assert_eq!(
@@ -720,10 +720,7 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
     let read = read_with(&projection.environment, |env| {
         let config = ProjectionConfig::from_env(env).unwrap();
         assert_eq!(config.table, "stand-in-ProgressTable");
-        assert_eq!(
-            config.thresholds,
-            okr_webhooks::alerts::rules::Thresholds::default()
-        );
+        assert_eq!(config.thresholds, okr_core::rules::Thresholds::default());
     });
     assert_eq!(read, projection.environment.keys().cloned().collect());
     // The read model shows the rules the alerts apply: the same settings.
@@ -766,7 +763,7 @@ fn one_route_payload_urls_for_every_source_and_a_ttl_table() {
         .values()
         .filter_map(|o| o["Value"]["Fn::Sub"].as_str().map(str::to_owned))
         .collect();
-    for source in okr_webhooks::Source::ALL {
+    for source in okr_core::Source::ALL {
         let suffix = format!("/webhooks/{source}");
         assert!(
             outputs
@@ -809,7 +806,7 @@ fn alarms_watch_every_dead_letter_queue_and_ingest() {
     };
     assert!(ingest_metric("AWS/Lambda", "Errors"));
     assert!(ingest_metric(
-        okr_webhooks::metrics::NAMESPACE,
+        okr_pipeline::metrics::NAMESPACE,
         "Unavailable"
     ));
     let unavailable = alarms
@@ -857,7 +854,7 @@ fn alarms_watch_every_function_every_queue_age_and_every_source_signatures() {
         .collect();
     assert_eq!(
         consumer_queues.len(),
-        okr_webhooks::routing::Consumer::ALL.len()
+        okr_core::routing::Consumer::ALL.len()
     );
     assert_eq!(
         watched("AWS/SQS", "ApproximateAgeOfOldestMessage"),
@@ -865,14 +862,14 @@ fn alarms_watch_every_function_every_queue_age_and_every_source_signatures() {
     );
     // Per source: signatures failing while nothing is accepted, on the metrics and
     // dimensions ingest writes.
-    for source in okr_webhooks::Source::ALL {
-        let record = okr_webhooks::metrics::IngestRecord {
+    for source in okr_core::Source::ALL {
+        let record = okr_pipeline::metrics::IngestRecord {
             source: Some(source),
             reason: "invalid_signature",
             status: 401,
             enqueue_failures: 0,
         };
-        let line: Value = serde_json::from_str(&okr_webhooks::metrics::emf_line(
+        let line: Value = serde_json::from_str(&okr_pipeline::metrics::emf_line(
             &record,
             time::OffsetDateTime::UNIX_EPOCH,
         ))
@@ -938,7 +935,7 @@ fn the_warehouse_bucket_is_encrypted_private_and_queried_where_the_sink_writes()
     let input = &table["Properties"]["TableInput"];
     assert_eq!(input["Parameters"]["projection.enabled"], "true");
     // The sink writes WAREHOUSE_URL/LAYOUT_PREFIX/date=.../ with WAREHOUSE_URL the bucket.
-    let layout = okr_webhooks::warehouse::LAYOUT_PREFIX;
+    let layout = okr_consumers::warehouse::LAYOUT_PREFIX;
     let location = input["StorageDescriptor"]["Location"]["Fn::Sub"]
         .as_str()
         .unwrap();
@@ -977,7 +974,7 @@ fn the_warehouse_bucket_is_encrypted_private_and_queried_where_the_sink_writes()
             format!("${{WarehouseBucket.Arn}}/{layout}/*"),
             format!(
                 "${{WarehouseBucket.Arn}}/{}/*",
-                okr_webhooks::warehouse::REPLAYS_PREFIX
+                okr_consumers::warehouse::REPLAYS_PREFIX
             ),
         ]
     );
@@ -1001,13 +998,13 @@ fn secrets_start_without_real_values_and_the_signing_secret_accepts_nothing() {
             None => {}
             Some(document) if *name == "EmailRecipientsSecret" => {
                 // Nobody yet, in the format the functions read.
-                let parsed = okr_webhooks::email::recipients::Recipients::parse(document).unwrap();
+                let parsed = okr_consumers::email::recipients::Recipients::parse(document).unwrap();
                 assert!(parsed.0.is_empty());
             }
             Some(document) => {
                 // The signing secret: no source configured yet.
-                let parsed = okr_webhooks::secrets::SigningSecrets::parse(document).unwrap();
-                for source in okr_webhooks::Source::ALL {
+                let parsed = okr_core::signing::SigningSecrets::parse(document).unwrap();
+                for source in okr_core::Source::ALL {
                     assert!(parsed.for_source(source).is_empty(), "{name}: {source}");
                 }
             }
@@ -1027,7 +1024,7 @@ fn the_progress_table_has_the_key_and_index_the_store_uses() {
     assert_eq!(indexes.len(), 1);
     assert_eq!(
         indexes[0]["IndexName"],
-        okr_webhooks::progress::dynamodb::BY_WRITTEN_AT
+        okr_aws::progress_dynamodb::BY_WRITTEN_AT
     );
     assert_eq!(
         indexes[0]["KeySchema"],

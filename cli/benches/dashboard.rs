@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{deliver, secrets, serve_on};
 use futures::StreamExt;
-use okr_webhooks::Source;
-use okr_webhooks::secrets::SigningSecrets;
+use okr_core::Source;
+use okr_core::signing::SigningSecrets;
 use serde_json::{Value, json};
 
 const OBJECTIVES: usize = 100;

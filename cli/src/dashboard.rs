@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use okr_webhooks::progress::ProgressStore;
-use okr_webhooks::progress::dynamodb::DynamoDbProgressStore;
+use okr_aws::progress_dynamodb::DynamoDbProgressStore;
+use okr_consumers::progress::ProgressStore;
 
 /// The stack output naming the read model's table.
 const TABLE_OUTPUT: &str = "ProgressTableName";
@@ -53,7 +53,7 @@ pub async fn run(args: DashboardArgs) -> Result<ExitCode> {
     let records = store
         .all()
         .await
-        .map_err(|e| anyhow::anyhow!(okr_webhooks::error_chain(&e)))
+        .map_err(|e| anyhow::anyhow!(okr_core::error_chain(&e)))
         .with_context(|| format!("cannot read the table {table} (it needs dynamodb:Scan and dynamodb:Query on it and its by-written-at index)"))?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -64,7 +64,7 @@ pub async fn run(args: DashboardArgs) -> Result<ExitCode> {
         records.len(),
         args.addr
     );
-    okr_webhooks::dashboard::serve_alone(
+    okr_local::dashboard::serve_alone(
         store,
         listener,
         Duration::from_millis(args.poll_ms),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use okr_webhooks::{SigningSecret, Source, sign};
+use okr_core::{SigningSecret, Source, sign};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 

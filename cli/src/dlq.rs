@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use okr_webhooks::queue::dead_letters::{DeadLetters, Listing};
-use okr_webhooks::queue::sqlite::{LocalDeadLetters, SqliteQueue};
-use okr_webhooks::queue::sqs_dlq::SqsDeadLetterQueue;
-use okr_webhooks::routing::Consumer;
+use okr_aws::sqs_dlq::SqsDeadLetterQueue;
+use okr_core::routing::Consumer;
+use okr_local::sqlite_queue::{LocalDeadLetters, SqliteQueue};
+use okr_pipeline::queue::dead_letters::{DeadLetters, Listing};
 
 use crate::QueueName;
 
@@ -55,7 +55,7 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
 
 /// `serve`'s dead-letter queues: the one named, or all three.
 fn local(args: &DlqArgs) -> Result<Vec<Box<dyn DeadLetters>>> {
-    let path = okr_webhooks::local::Paths::new(&args.data_dir).queues;
+    let path = okr_local::Paths::new(&args.data_dir).queues;
     if !path.exists() {
         bail!(
             "no queues at {} (run `okr-webhooks serve` first)",

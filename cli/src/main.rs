@@ -68,9 +68,9 @@ enum QueueName {
     Progress,
 }
 
-impl From<QueueName> for okr_webhooks::routing::Consumer {
+impl From<QueueName> for okr_core::routing::Consumer {
     fn from(name: QueueName) -> Self {
-        use okr_webhooks::routing::Consumer;
+        use okr_core::routing::Consumer;
         match name {
             QueueName::Slack => Consumer::Slack,
             QueueName::Warehouse => Consumer::Warehouse,

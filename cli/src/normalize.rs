@@ -8,7 +8,7 @@ use clap::Args;
 use http::{HeaderName, HeaderValue};
 use time::OffsetDateTime;
 
-use okr_webhooks::routing::{Consumer, notification_view};
+use okr_core::routing::{Consumer, notification_view};
 
 use crate::QueueName;
 use crate::delivery::{BodyArgs, header_map, parse_header, parse_time};
@@ -33,7 +33,7 @@ pub fn run(args: NormalizeArgs) -> Result<ExitCode> {
     let body = args.delivery.read_body()?;
     let received_at = args.received_at.unwrap_or_else(OffsetDateTime::now_utc);
     let headers = header_map(args.headers);
-    let mut event = okr_webhooks::normalize(args.delivery.source, &headers, &body, received_at)?;
+    let mut event = okr_core::normalize(args.delivery.source, &headers, &body, received_at)?;
     if args
         .queue
         .is_some_and(|queue| Consumer::from(queue) != Consumer::Warehouse)

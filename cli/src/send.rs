@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
-use okr_webhooks::secrets::SigningSecrets;
+use okr_core::signing::SigningSecrets;
 use serde_json::Value;
 
 use crate::delivery::{BodyArgs, signed};
@@ -63,8 +63,8 @@ pub async fn run(args: SendArgs) -> Result<ExitCode> {
 }
 
 /// The first signing secret for `source` in the data directory's `secrets.json`.
-fn first_secret(data_dir: &std::path::Path, source: okr_webhooks::Source) -> Result<String> {
-    let path = okr_webhooks::local::Paths::new(data_dir).secrets;
+fn first_secret(data_dir: &std::path::Path, source: okr_core::Source) -> Result<String> {
+    let path = okr_local::Paths::new(data_dir).secrets;
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "cannot read {} (start `okr-webhooks serve` once to create it)",

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use okr_webhooks::config::{LocalConfig, LocalDestinations, process_env};
+use okr_local::config::{LocalConfig, LocalDestinations};
+use okr_pipeline::config::process_env;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -43,7 +44,7 @@ pub struct ServeArgs {
     /// When to send the summaries, as a cron pattern in this machine's time zone
     /// (`"0 8 * * MON"`: Mondays at 08:00).
     #[arg(long, env = "OKR_SUMMARY_CRON")]
-    summary_cron: Option<okr_webhooks::email::schedule::Cron>,
+    summary_cron: Option<okr_consumers::email::schedule::Cron>,
     /// The first retry wait of a failed message, in milliseconds (the rest of the
     /// schedule scales with it; tests shorten it).
     #[arg(long, default_value_t = 30_000, hide = true)]
@@ -60,11 +61,11 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     let retry_base = Duration::from_millis(args.retry_base_ms);
     let mut config = LocalConfig::new(destinations, retry_base, &process_env())?;
     config.dashboard_token = args.dashboard_token;
-    config.email = okr_webhooks::config::LocalEmail::new(args.smtp_url, &process_env())?;
+    config.email = okr_local::config::LocalEmail::new(args.smtp_url, &process_env())?;
     config.email.summary_cron = args.summary_cron;
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
-        .with_env_filter(okr_webhooks::telemetry::filter(
+        .with_env_filter(okr_pipeline::telemetry::filter(
             Some("info"),
             std::env::var("RUST_LOG").ok().as_deref(),
         ))
@@ -76,7 +77,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     announce(format!(
         "listening on http://{addr} (POST /webhooks/{{source}}, GET /healthz, GET /dashboard, GET /api/progress)"
     ));
-    okr_webhooks::local::serve(&args.data_dir, listener, config, shutdown(), announce).await?;
+    okr_local::serve(&args.data_dir, listener, config, shutdown(), announce).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args};
-use okr_webhooks::config::{LocalEmail, process_env};
-use okr_webhooks::email::render::moment;
-use okr_webhooks::email::schedule::{date_in, to_offset};
-use okr_webhooks::idempotency::sqlite::SqliteIdempotencyStore;
-use okr_webhooks::local::Paths;
-use okr_webhooks::local::email::{RECIPIENTS_FILE, mailer, recipients, send_now, summaries};
-use okr_webhooks::progress::sqlite::SqliteProgressStore;
+use okr_consumers::email::render::moment;
+use okr_consumers::email::schedule::{date_in, to_offset};
+use okr_local::Paths;
+use okr_local::config::LocalEmail;
+use okr_local::email::{RECIPIENTS_FILE, mailer, recipients, send_now, summaries};
+use okr_local::progress_sqlite::SqliteProgressStore;
+use okr_local::sqlite_store::SqliteIdempotencyStore;
+use okr_pipeline::config::process_env;
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("mode").required(true).args(["dry_run", "send"])))]
@@ -37,7 +38,7 @@ pub async fn run(args: SummaryArgs) -> Result<ExitCode> {
     // Each recipient's outcome (by id, never by address) and a refusal's reason.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(okr_webhooks::telemetry::filter(
+        .with_env_filter(okr_pipeline::telemetry::filter(
             Some("info"),
             std::env::var("RUST_LOG").ok().as_deref(),
         ))

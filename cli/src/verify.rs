@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Result, anyhow};
 use clap::Args;
 use http::{HeaderName, HeaderValue};
-use okr_webhooks::signature::likely_causes;
-use okr_webhooks::{SigningSecret, verify};
+use okr_core::signature::likely_causes;
+use okr_core::{SigningSecret, verify};
 use time::OffsetDateTime;
 
 use crate::delivery::{BodyArgs, header_map, parse_header};

@@ -249,7 +249,7 @@ fn normalize_prints_a_schema_v1_event() {
     let event: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(event["type"], "objective.completed");
     assert_eq!(event["received_at"], "2025-06-02T14:21:09Z");
-    let schema: Value = serde_json::from_str(okr_webhooks::event::JSON_SCHEMA_V1).unwrap();
+    let schema: Value = serde_json::from_str(okr_core::event::JSON_SCHEMA_V1).unwrap();
     assert!(
         jsonschema::options()
             .should_validate_formats(true)

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::browser::{assert_fits_a_phone, chromium};
 use common::{deliver, eventually, secrets, serve_on};
 use fantoccini::Locator;
-use okr_webhooks::Source;
+use okr_core::Source;
 use serde_json::{Value, json};
 
 const KR: &str = "peoplelogic#a7d4e9c0-2b1f-4e8a-9c3d-5f6a7b8c9d01";
@@ -413,9 +413,9 @@ async fn replay_to_progress_rebuilds_the_read_model_live_processing_built() {
 
 #[tokio::test]
 async fn the_dashboard_command_serves_a_stacks_table_and_follows_its_writes() {
-    use okr_webhooks::alerts::rules::Thresholds;
-    use okr_webhooks::progress::ProgressStore;
-    use okr_webhooks::progress::dynamodb::DynamoDbProgressStore;
+    use okr_aws::progress_dynamodb::DynamoDbProgressStore;
+    use okr_consumers::progress::ProgressStore;
+    use okr_core::rules::Thresholds;
     use okr_webhooks_tests::{Moto, progress_table, unique};
 
     let moto = Moto::start();
@@ -437,7 +437,7 @@ async fn the_dashboard_command_serves_a_stacks_table_and_follows_its_writes() {
     // What the projection Lambda would have written.
     let store = DynamoDbProgressStore::new(aws_sdk_dynamodb::Client::new(&aws), &table);
     let normalized = |file: &str| {
-        okr_webhooks::normalize(
+        okr_core::normalize(
             Source::Peoplelogic,
             &http::HeaderMap::new(),
             &body(file),

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use aws_sdk_sqs::Client;
-use okr_webhooks::Event;
-use okr_webhooks::config::QueueUrls;
-use okr_webhooks::queue::sqs::SqsQueue;
-use okr_webhooks::queue::{EventQueue, QueueMessage};
-use okr_webhooks::routing::Consumer;
+use okr_aws::sqs::SqsQueue;
+use okr_core::Event;
+use okr_core::routing::Consumer;
+use okr_pipeline::config::QueueUrls;
+use okr_pipeline::queue::{EventQueue, QueueMessage};
 use okr_webhooks_tests::{Moto, unique};
 use predicates::prelude::*;
 use serde_json::Value;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::browser::{assert_fits_a_phone, chromium};
 use common::{BIN, deliver, eventually, secrets, serve_on};
-use okr_webhooks::Source;
+use okr_core::Source;
 use okr_webhooks_tests::smtp::{Received, Smtp};
 use serde_json::{Value, json};
 

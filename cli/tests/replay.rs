@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use okr_webhooks::secrets::SigningSecrets;
-use okr_webhooks::{Event, Source, normalize, sign};
+use okr_core::signing::SigningSecrets;
+use okr_core::{Event, Source, normalize, sign};
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::macros::datetime;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use okr_webhooks::{Source, sign};
+use okr_core::{Source, sign};
 use serde_json::Value;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -828,8 +828,8 @@ async fn a_warehouse_object_and_its_new_partition_are_synced_to_disk() {
 
 #[tokio::test]
 async fn after_a_crash_serve_names_the_posts_it_presumes_sent() {
-    use okr_webhooks::idempotency::sqlite::SqliteIdempotencyStore;
-    use okr_webhooks::idempotency::{Claim, IdempotencyStore};
+    use okr_local::sqlite_store::SqliteIdempotencyStore;
+    use okr_pipeline::idempotency::{Claim, IdempotencyStore};
     // What a `kill -9` in the middle of a Slack post leaves: a claim marked sending.
     let dir = tempfile::tempdir().unwrap();
     {

@@ -6,6 +6,7 @@
 //! tests use that server instead. Tests name their resources uniquely, so they can
 //! share one server.
 
+pub mod faulty;
 pub mod smtp;
 
 use std::net::{TcpListener, TcpStream};
@@ -142,8 +143,8 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// The behaviour every idempotency store must have; each adapter's test runs it.
-pub async fn idempotency_contract(store: &dyn okr_webhooks::idempotency::IdempotencyStore) {
-    use okr_webhooks::idempotency::{Claim, ClaimToken, StateWrite};
+pub async fn idempotency_contract(store: &dyn okr_pipeline::idempotency::IdempotencyStore) {
+    use okr_pipeline::idempotency::{Claim, ClaimToken, StateWrite};
     use time::macros::datetime;
 
     let t0 = datetime!(2026-11-20 09:00 UTC);
@@ -316,7 +317,7 @@ pub async fn progress_table(client: &aws_sdk_dynamodb::Client) -> String {
         AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
         Projection, ProjectionType, ScalarAttributeType,
     };
-    use okr_webhooks::progress::dynamodb::BY_WRITTEN_AT;
+    use okr_aws::progress_dynamodb::BY_WRITTEN_AT;
     let table = unique("okr-progress");
     let attribute = |name: &str, kind| {
         AttributeDefinition::builder()

@@ -7,18 +7,19 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use okr_webhooks::config::{QueueUrls, process_env};
-use okr_webhooks::idempotency::IdempotencyStore;
-use okr_webhooks::idempotency::sqlite::SqliteIdempotencyStore;
-use okr_webhooks::queue::EventQueue;
-use okr_webhooks::queue::sqlite::SqliteQueue;
-use okr_webhooks::queue::sqs::SqsQueue;
-use okr_webhooks::replay::archive::{Archive, LocalArchive, S3Archive};
-use okr_webhooks::replay::checkpoint::{Checkpoint, CheckpointFile};
-use okr_webhooks::replay::select::{By, Selection, parse_time};
-use okr_webhooks::replay::{Plan, Target, check_name, replay};
-use okr_webhooks::routing::{Consumer, NotifyRules};
-use okr_webhooks::warehouse::WarehouseUrl;
+use okr_aws::s3_archive::S3Archive;
+use okr_aws::sqs::SqsQueue;
+use okr_consumers::replay::archive::{Archive, LocalArchive};
+use okr_consumers::replay::checkpoint::{Checkpoint, CheckpointFile};
+use okr_consumers::replay::select::{By, Selection, parse_time};
+use okr_consumers::replay::{Plan, Target, check_name, replay};
+use okr_consumers::warehouse::WarehouseUrl;
+use okr_core::routing::{Consumer, NotifyRules};
+use okr_local::sqlite_queue::SqliteQueue;
+use okr_local::sqlite_store::SqliteIdempotencyStore;
+use okr_pipeline::config::{QueueUrls, process_env};
+use okr_pipeline::idempotency::IdempotencyStore;
+use okr_pipeline::queue::EventQueue;
 
 use crate::QueueName;
 use output::{Display, report};
@@ -107,7 +108,7 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 pub async fn run(args: ReplayArgs) -> Result<ExitCode> {
     let (plan, checkpoint, resume) = plan(&args)?;
     let archive = archive(&plan.archive).await?;
-    let rules: NotifyRules = okr_webhooks::config::notify_rules(&process_env());
+    let rules: NotifyRules = okr_pipeline::config::notify_rules(&process_env());
     let mut display = Display::new(&plan.name);
     let summary = if args.dry_run {
         // Locally, serve's records of what Slack got; on AWS they are in DynamoDB.
@@ -168,7 +169,7 @@ fn plan(args: &ReplayArgs) -> Result<Planned> {
     targets.dedup();
     let archive = match &args.from {
         Some(from) => from.clone(),
-        None => okr_webhooks::local::Paths::new(&args.data_dir)
+        None => okr_local::Paths::new(&args.data_dir)
             .warehouse
             .display()
             .to_string(),
@@ -263,7 +264,7 @@ async fn archive(from: &str) -> Result<Box<dyn Archive>> {
         WarehouseUrl::Local(path) => Box::new(LocalArchive::new(path)),
         WarehouseUrl::S3 { bucket, prefix } => {
             let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            let client = okr_webhooks::warehouse::s3::S3Sink::client(&config);
+            let client = okr_aws::s3::S3Sink::client(&config);
             Box::new(S3Archive::new(client, bucket, prefix))
         }
     })
@@ -272,7 +273,7 @@ async fn archive(from: &str) -> Result<Box<dyn Archive>> {
 /// The data directory's record of what was posted, for a dry run's count (none when
 /// `serve` never ran there).
 fn done_store(data_dir: &Path) -> Result<Option<Arc<dyn IdempotencyStore>>> {
-    let path = okr_webhooks::local::Paths::new(data_dir).idempotency;
+    let path = okr_local::Paths::new(data_dir).idempotency;
     if !path.exists() {
         return Ok(None);
     }
@@ -284,7 +285,7 @@ fn done_store(data_dir: &Path) -> Result<Option<Arc<dyn IdempotencyStore>>> {
 /// Where the events go: SQS queues given by --queue-url, else the data directory's.
 async fn queues(data_dir: &Path, plan: &Plan) -> Result<Box<dyn EventQueue>> {
     if plan.queue_urls.is_empty() {
-        let path = okr_webhooks::local::Paths::new(data_dir).queues;
+        let path = okr_local::Paths::new(data_dir).queues;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         let queue = SqliteQueue::open(&path)

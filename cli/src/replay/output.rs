@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use okr_webhooks::replay::checkpoint::CheckpointFile;
-use okr_webhooks::replay::{Plan, Progress, Summary};
-use okr_webhooks::routing::Consumer;
+use okr_consumers::replay::checkpoint::CheckpointFile;
+use okr_consumers::replay::{Plan, Progress, Summary};
+use okr_core::routing::Consumer;
 
 /// Progress on stderr: a bar (objects, with the rate and an ETA) on a terminal, a line
 /// every 5 s otherwise.

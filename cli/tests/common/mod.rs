@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flate2::read::GzDecoder;
-use okr_webhooks::secrets::SigningSecrets;
-use okr_webhooks::{Source, sign};
+use okr_core::signing::SigningSecrets;
+use okr_core::{Source, sign};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_okr-webhooks");

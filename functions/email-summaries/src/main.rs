@@ -1,23 +1,24 @@
 //! Email summaries Lambda: invoked by an EventBridge Scheduler schedule, sends each
 //! recipient's OKR summary, from the progress read model, through Amazon SES v2. Wiring
-//! only; the logic is `okr_webhooks::email`.
+//! only; the logic is `okr_consumers::email`.
 
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use okr_webhooks::config::{SummariesConfig, consumer_aws_timeouts, process_env};
-use okr_webhooks::email::send::{ScheduledRun, Summaries};
-use okr_webhooks::email::ses::SesMailer;
-use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
-use okr_webhooks::progress::dynamodb::DynamoDbProgressStore;
-use okr_webhooks::secrets::SecretCache;
-use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
+use okr_aws::config::{SummariesConfig, consumer_aws_timeouts};
+use okr_aws::dynamodb::DynamoDbIdempotencyStore;
+use okr_aws::progress_dynamodb::DynamoDbProgressStore;
+use okr_aws::secrets_manager::SecretsManagerStore;
+use okr_aws::ses::SesMailer;
+use okr_consumers::email::send::{ScheduledRun, Summaries};
+use okr_pipeline::config::process_env;
+use okr_pipeline::secrets::SecretCache;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    okr_webhooks::telemetry::init();
+    okr_pipeline::telemetry::init();
     let config = SummariesConfig::from_env(&process_env())?;
     let aws = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(consumer_aws_timeouts())
@@ -57,7 +58,7 @@ async fn main() -> Result<(), Error> {
     let (summaries, zone) = (&summaries, &config.time_zone);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ScheduledRun>| async move {
-            let deadline = okr_webhooks::batch::deadline_from_epoch_ms(event.context.deadline);
+            let deadline = okr_pipeline::batch::deadline_from_epoch_ms(event.context.deadline);
             let report = summaries.scheduled(&event.payload, zone, deadline).await?;
             if report.failed > 0 {
                 // The schedule retries the run; what was sent is not sent again.

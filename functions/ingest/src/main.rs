@@ -1,5 +1,5 @@
 //! Ingest Lambda: `POST /webhooks/{source}` behind an API Gateway HTTP API.
-//! Wiring only; the contract lives in `okr_webhooks::ingest`.
+//! Wiring only; the contract lives in `okr_consumers::ingest`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,18 +7,19 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_http::{Error, LambdaEvent, service_fn};
-use okr_webhooks::config::{IngestConfig, aws_timeouts, process_env};
-use okr_webhooks::ingest::{Ingest, apigw};
-use okr_webhooks::metrics::EmfStdout;
-use okr_webhooks::queue::sqs::SqsQueue;
-use okr_webhooks::secrets::SecretCache;
-use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
+use okr_aws::config::{IngestConfig, aws_timeouts};
+use okr_aws::secrets_manager::SecretsManagerStore;
+use okr_aws::sqs::SqsQueue;
+use okr_consumers::ingest::{Ingest, apigw};
+use okr_pipeline::config::process_env;
+use okr_pipeline::metrics::EmfStdout;
+use okr_pipeline::secrets::SecretCache;
 use time::OffsetDateTime;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     // JSON or text per AWS_LAMBDA_LOG_FORMAT, level per AWS_LAMBDA_LOG_LEVEL.
-    okr_webhooks::telemetry::init();
+    okr_pipeline::telemetry::init();
     let config = IngestConfig::from_env(&process_env())?;
 
     // Providers give up after a few seconds (PERSCOM: 3 s), so AWS calls must too.
@@ -45,7 +46,7 @@ async fn main() -> Result<(), Error> {
     // delivery tries again.
     let (queues, ()) = tokio::join!(queue.warm_up(), ingest.warm_up());
     if let Err(error) = queues {
-        tracing::warn!(error = %okr_webhooks::error_chain(&error), "could not reach a queue during start-up");
+        tracing::warn!(error = %okr_core::error_chain(&error), "could not reach a queue during start-up");
     }
 
     let ingest = &ingest;

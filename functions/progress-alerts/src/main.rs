@@ -1,6 +1,6 @@
 //! Progress alerts Lambda: behind-pace, low, dropped and at-risk key results from the
 //! alerts queue, to a Slack alerts channel, PagerDuty and/or email (SES). Wiring only; the logic is
-//! `okr_webhooks::alerts`.
+//! `okr_consumers::alerts`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,22 +8,23 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use okr_webhooks::alerts::{Destinations, EmailAlerts, ProgressAlerts};
-use okr_webhooks::config::{AlertsConfig, consumer_aws_timeouts, process_env};
-use okr_webhooks::email::ses::SesMailer;
-use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
-use okr_webhooks::metrics::EmfStdout;
-use okr_webhooks::outbound::check_at_start;
-use okr_webhooks::outbound::http::{http_client, is_stand_in, log_stand_in};
-use okr_webhooks::outbound::pagerduty::RoutingKey;
-use okr_webhooks::outbound::slack::WebhookUrl;
-use okr_webhooks::queue::sqs::SqsDefer;
-use okr_webhooks::secrets::SecretCache;
-use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
+use okr_aws::config::{AlertsConfig, consumer_aws_timeouts};
+use okr_aws::dynamodb::DynamoDbIdempotencyStore;
+use okr_aws::secrets_manager::SecretsManagerStore;
+use okr_aws::ses::SesMailer;
+use okr_aws::sqs::SqsDefer;
+use okr_consumers::alerts::{Destinations, EmailAlerts, ProgressAlerts};
+use okr_pipeline::config::process_env;
+use okr_pipeline::metrics::EmfStdout;
+use okr_pipeline::outbound::check_at_start;
+use okr_pipeline::outbound::http::{http_client, is_stand_in, log_stand_in};
+use okr_pipeline::outbound::pagerduty::RoutingKey;
+use okr_pipeline::outbound::slack::WebhookUrl;
+use okr_pipeline::secrets::SecretCache;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    okr_webhooks::telemetry::init();
+    okr_pipeline::telemetry::init();
     let config = AlertsConfig::from_env(&process_env())?;
     let aws = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(consumer_aws_timeouts())
@@ -81,7 +82,7 @@ async fn main() -> Result<(), Error> {
 
     let alerts = &alerts;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let deadline = okr_webhooks::batch::deadline_from_epoch_ms(event.context.deadline);
+        let deadline = okr_pipeline::batch::deadline_from_epoch_ms(event.context.deadline);
         Ok::<_, Error>(alerts.handle(event.payload, deadline).await?)
     }))
     .await
@@ -90,7 +91,7 @@ async fn main() -> Result<(), Error> {
 /// The secret `id` in Secrets Manager, cached for `ttl`.
 fn cached<T>(client: &aws_sdk_secretsmanager::Client, id: &str, ttl: Duration) -> SecretCache<T>
 where
-    T: okr_webhooks::secrets::FromSecret + PartialEq + Send + Sync + 'static,
+    T: okr_pipeline::secrets::FromSecret + PartialEq + Send + Sync + 'static,
 {
     SecretCache::new(Arc::new(SecretsManagerStore::new(client.clone(), id)), ttl)
 }

@@ -1,20 +1,21 @@
 //! Progress projection Lambda: events about objectives and key results from the progress
 //! queue, applied to the read model in DynamoDB that the dashboard and the progress API
-//! read. Wiring only; the logic is `okr_webhooks::progress`.
+//! read. Wiring only; the logic is `okr_consumers::progress`.
 
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use okr_webhooks::config::{ProjectionConfig, consumer_aws_timeouts, process_env};
-use okr_webhooks::progress::ProgressProjection;
-use okr_webhooks::progress::dynamodb::DynamoDbProgressStore;
-use okr_webhooks::queue::sqs::SqsDefer;
+use okr_aws::config::{ProjectionConfig, consumer_aws_timeouts};
+use okr_aws::progress_dynamodb::DynamoDbProgressStore;
+use okr_aws::sqs::SqsDefer;
+use okr_consumers::progress::ProgressProjection;
+use okr_pipeline::config::process_env;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    okr_webhooks::telemetry::init();
+    okr_pipeline::telemetry::init();
     let config = ProjectionConfig::from_env(&process_env())?;
     let aws = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(consumer_aws_timeouts())

@@ -1,25 +1,26 @@
 //! Slack notifier Lambda: notable events from the Slack queue to an incoming webhook.
-//! Wiring only; the logic is `okr_webhooks::slack`.
+//! Wiring only; the logic is `okr_consumers::slack`.
 
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use okr_webhooks::config::{SlackConfig, consumer_aws_timeouts, process_env};
-use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
-use okr_webhooks::metrics::EmfStdout;
-use okr_webhooks::outbound::check_at_start;
-use okr_webhooks::outbound::http::{http_client, log_stand_in};
-use okr_webhooks::outbound::slack::{WebhookPoster, WebhookUrl};
-use okr_webhooks::queue::sqs::SqsDefer;
-use okr_webhooks::secrets::SecretCache;
-use okr_webhooks::secrets::secrets_manager::SecretsManagerStore;
-use okr_webhooks::slack::SlackNotifier;
+use okr_aws::config::{SlackConfig, consumer_aws_timeouts};
+use okr_aws::dynamodb::DynamoDbIdempotencyStore;
+use okr_aws::secrets_manager::SecretsManagerStore;
+use okr_aws::sqs::SqsDefer;
+use okr_consumers::slack::SlackNotifier;
+use okr_pipeline::config::process_env;
+use okr_pipeline::metrics::EmfStdout;
+use okr_pipeline::outbound::check_at_start;
+use okr_pipeline::outbound::http::{http_client, log_stand_in};
+use okr_pipeline::outbound::slack::{WebhookPoster, WebhookUrl};
+use okr_pipeline::secrets::SecretCache;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    okr_webhooks::telemetry::init();
+    okr_pipeline::telemetry::init();
     let config = SlackConfig::from_env(&process_env())?;
     let aws = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(consumer_aws_timeouts())
@@ -54,7 +55,7 @@ async fn main() -> Result<(), Error> {
 
     let notifier = &notifier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let deadline = okr_webhooks::batch::deadline_from_epoch_ms(event.context.deadline);
+        let deadline = okr_pipeline::batch::deadline_from_epoch_ms(event.context.deadline);
         Ok::<_, Error>(notifier.handle(event.payload, deadline).await?)
     }))
     .await

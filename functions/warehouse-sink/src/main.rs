@@ -1,5 +1,5 @@
 //! Warehouse sink Lambda: each SQS batch of normalized events becomes gzip NDJSON in S3
-//! (or a local directory). Wiring only; the logic is `okr_webhooks::warehouse`.
+//! (or a local directory). Wiring only; the logic is `okr_consumers::warehouse`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,20 +7,21 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use okr_webhooks::breaker::BreakerConfig;
-use okr_webhooks::config::{WarehouseConfig, aws_timeouts, consumer_aws_timeouts, process_env};
-use okr_webhooks::idempotency::IdempotencyStore;
-use okr_webhooks::idempotency::dynamodb::DynamoDbIdempotencyStore;
-use okr_webhooks::idempotency::memory::MemoryIdempotencyStore;
-use okr_webhooks::metrics::EmfStdout;
-use okr_webhooks::queue::sqs::SqsDefer;
-use okr_webhooks::warehouse::local::LocalSink;
-use okr_webhooks::warehouse::s3::S3Sink;
-use okr_webhooks::warehouse::{ObjectSink, WarehouseSink, WarehouseUrl};
+use okr_aws::config::{WarehouseConfig, aws_timeouts, consumer_aws_timeouts};
+use okr_aws::dynamodb::DynamoDbIdempotencyStore;
+use okr_aws::s3::S3Sink;
+use okr_aws::sqs::SqsDefer;
+use okr_consumers::warehouse::local::LocalSink;
+use okr_consumers::warehouse::{ObjectSink, WarehouseSink, WarehouseUrl};
+use okr_pipeline::breaker::BreakerConfig;
+use okr_pipeline::config::process_env;
+use okr_pipeline::idempotency::IdempotencyStore;
+use okr_pipeline::idempotency::memory::MemoryIdempotencyStore;
+use okr_pipeline::metrics::EmfStdout;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    okr_webhooks::telemetry::init();
+    okr_pipeline::telemetry::init();
     let config = WarehouseConfig::from_env(&process_env())?;
     // An object of a batch can be megabytes: longer attempts than the other consumers',
     // still well inside the 60 s function timeout.

@@ -1,0 +1,12 @@
+//! The AWS adapters of the pipeline's ports (SQS, DynamoDB, S3, Secrets Manager, SES)
+//! and the Lambda functions' configuration from their environment.
+
+pub mod config;
+pub mod dynamodb;
+pub mod progress_dynamodb;
+pub mod s3;
+pub mod s3_archive;
+pub mod secrets_manager;
+pub mod ses;
+pub mod sqs;
+pub mod sqs_dlq;

@@ -1,0 +1,286 @@
+//! The ingest handler: the HTTP contract of `POST /webhooks/{source}` (docs/ingest.md),
+//! independent of API Gateway or a local server.
+//!
+//! Order of checks: route (404), method (405), size (413), base64 (400), secrets
+//! (503), signature (401), body (400), queues (503), then 202. Nothing is enqueued
+//! unless the answer is 202, and the answer is 202 only once every queue that the
+//! routing table picks has stored the event.
+
+pub mod apigw;
+mod rejection;
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use okr_core::event::Event;
+use okr_core::normalize::normalize;
+use okr_core::routing::{NotifyRules, route};
+use okr_core::signature::{VerifyError, verify};
+use okr_core::source::Source;
+use okr_pipeline::metrics::{IngestRecord, MetricsSink};
+use okr_pipeline::queue::{EventQueue, QueueMessage};
+use okr_pipeline::secrets::SecretCache;
+pub use rejection::SIGNATURE_LOG_INTERVAL;
+use rejection::{LogLimiter, Rejection};
+
+/// The largest queue message: SQS's limit (1 MiB), less room for the attributes.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024 - 4 * 1024;
+
+/// Seconds a provider is asked to wait before retrying after a 503.
+pub const RETRY_AFTER_SECS: u32 = 30;
+
+/// One delivery as the HTTP edge received it.
+#[derive(Debug, Clone)]
+pub struct IngestRequest {
+    /// The HTTP method.
+    pub method: Method,
+    /// The `{source}` path segment.
+    pub source: String,
+    /// The request headers.
+    pub headers: HeaderMap,
+    /// The body as received: raw bytes, or base64 text when `body_is_base64`.
+    pub body: Vec<u8>,
+    /// API Gateway's `isBase64Encoded`.
+    pub body_is_base64: bool,
+}
+
+/// The answer: a status, headers, and a JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestResponse {
+    /// The status.
+    pub status: StatusCode,
+    /// `content-type: application/json`, and `retry-after` or `allow` where they apply.
+    pub headers: HeaderMap,
+    /// The JSON body.
+    pub body: String,
+}
+
+/// The ingest service and what it depends on.
+pub struct Ingest {
+    secrets: SecretCache,
+    queue: Arc<dyn EventQueue>,
+    rules: NotifyRules,
+    max_body_bytes: usize,
+    metrics: Arc<dyn MetricsSink>,
+    signature_log: LogLimiter,
+}
+
+/// A delivery that was verified and stored on every queue it routes to.
+struct Accepted {
+    event: Event,
+    duplicate: bool,
+}
+
+impl Ingest {
+    /// The service over its ports.
+    pub fn new(
+        secrets: SecretCache,
+        queue: Arc<dyn EventQueue>,
+        rules: NotifyRules,
+        max_body_bytes: usize,
+        metrics: Arc<dyn MetricsSink>,
+    ) -> Self {
+        Ingest {
+            secrets,
+            queue,
+            rules,
+            max_body_bytes,
+            metrics,
+            signature_log: LogLimiter::new(SIGNATURE_LOG_INTERVAL),
+        }
+    }
+
+    /// Fetch the signing secrets before the first delivery (start-up). A failure is
+    /// logged and retried by the first delivery.
+    pub async fn warm_up(&self) {
+        if let Err(error) = self.secrets.current().await {
+            tracing::warn!(error = %okr_core::error_chain(&error), "could not prefetch the signing secrets");
+        }
+    }
+
+    /// Answer one delivery. `now` is the clock for timestamps and `received_at`.
+    pub async fn handle(&self, request: IngestRequest, now: OffsetDateTime) -> IngestResponse {
+        let source = request.source.parse::<Source>().ok();
+        let (response, record) = match self.accept(request, now).await {
+            Ok(accepted) => {
+                tracing::info!(
+                    event_id = %accepted.event.id,
+                    source = %accepted.event.source,
+                    r#type = %accepted.event.event_type,
+                    duplicate = accepted.duplicate,
+                    outcome = "accepted",
+                    "webhook accepted"
+                );
+                let body = json!({"event_id": accepted.event.id, "duplicate": accepted.duplicate});
+                let record = IngestRecord {
+                    source,
+                    reason: "accepted",
+                    status: 202,
+                    enqueue_failures: 0,
+                };
+                (respond(StatusCode::ACCEPTED, body.to_string()), record)
+            }
+            Err(rejection) => {
+                rejection.log(source, self.max_body_bytes);
+                let record = IngestRecord {
+                    source,
+                    reason: rejection.code(),
+                    status: rejection.status().as_u16(),
+                    enqueue_failures: rejection.enqueue_failures(),
+                };
+                (rejection.response(self.max_body_bytes), record)
+            }
+        };
+        self.metrics.ingest(&record);
+        response
+    }
+
+    async fn accept(
+        &self,
+        request: IngestRequest,
+        now: OffsetDateTime,
+    ) -> Result<Accepted, Rejection> {
+        let source: Source = request
+            .source
+            .parse()
+            .map_err(|_| Rejection::UnknownSource)?;
+        if request.method != Method::POST {
+            return Err(Rejection::MethodNotAllowed {
+                perscom_get: source == Source::Perscom && request.method == Method::GET,
+            });
+        }
+        let body = self.decoded_body(request.body, request.body_is_base64)?;
+        let headers = request.headers;
+        self.verified(source, &headers, &body, now).await?;
+        let event = normalize(source, &headers, &body, now).map_err(Rejection::InvalidBody)?;
+        let duplicate = self.enqueue(&event).await?;
+        Ok(Accepted { event, duplicate })
+    }
+
+    /// Check the signature against the source's secrets, and once more against fresh
+    /// ones when a new secret may have been rotated in (rate limited).
+    async fn verified(
+        &self,
+        source: Source,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<(), Rejection> {
+        let secrets = self.secrets.current().await.map_err(|error| {
+            tracing::error!(error = %okr_core::error_chain(&error), "signing secrets unavailable");
+            Rejection::SecretsUnavailable
+        })?;
+        let Err(error) = verify(source, secrets.for_source(source), headers, body, now) else {
+            return Ok(());
+        };
+        let secret_related = matches!(
+            error,
+            VerifyError::WrongSignature | VerifyError::NoSecret | VerifyError::UnusableSecret(_)
+        );
+        let refreshed = match secret_related {
+            true => self.secrets.refresh_after_failure().await,
+            false => None,
+        };
+        let second_try = match refreshed {
+            Some(fresh) => verify(source, fresh.for_source(source), headers, body, now),
+            None => Err(error),
+        };
+        second_try.map_err(|error| self.signature_rejected(source, error))
+    }
+
+    /// Store `event` on every queue it routes to, all at once; true when every queue
+    /// already held it (a provider's retry). Slack and the alerts get the event without
+    /// the personal data they do not use.
+    async fn enqueue(&self, event: &Event) -> Result<bool, Rejection> {
+        let messages =
+            QueueMessage::routed(event, &route(event, &self.rules)).map_err(|error| {
+                tracing::error!(error = %error, "could not encode the event");
+                Rejection::EnqueueFailed { failures: 1 }
+            })?;
+        // The whole event is the largest of its messages.
+        if messages
+            .iter()
+            .any(|(_, m)| m.body.len() > MAX_MESSAGE_BYTES)
+        {
+            return Err(Rejection::EventTooLarge);
+        }
+        let sends = messages
+            .iter()
+            .map(|(consumer, message)| self.queue.send(*consumer, message));
+        let mut failures = 0;
+        let mut duplicate = true;
+        for result in futures::future::join_all(sends).await {
+            match result {
+                Ok(sent) => duplicate &= sent.duplicate,
+                Err(error) => {
+                    failures += 1;
+                    tracing::error!(
+                        event_id = %event.id,
+                        consumer = %error.consumer,
+                        error = %okr_core::error_chain(&error),
+                        "enqueue failed"
+                    );
+                }
+            }
+        }
+        match failures {
+            0 => Ok(duplicate),
+            failures => Err(Rejection::EnqueueFailed { failures }),
+        }
+    }
+
+    /// Log why a signature failed, at most once a minute per source and reason (a flood
+    /// of forgeries cannot fill the log), with the count held back since.
+    fn signature_rejected(&self, source: Source, error: VerifyError) -> Rejection {
+        if let Some(held_back) = self.signature_log.allow((source, error.kind())) {
+            if matches!(
+                error,
+                VerifyError::NoSecret | VerifyError::UnusableSecret(_)
+            ) {
+                // Not the sender's fault: the operator must set the secret.
+                tracing::error!(source = %source, reason = error.kind(), detail = %error, held_back, "signing secret missing or unusable");
+            } else {
+                tracing::warn!(source = %source, reason = error.kind(), detail = %error, held_back, "signature not verified");
+            }
+        }
+        Rejection::Signature
+    }
+
+    /// The body bytes to verify: base64-decoded when API Gateway encoded them (checked
+    /// here: an invalid encoding is the sender's error, not a crash), within the limit.
+    fn decoded_body(&self, body: Vec<u8>, is_base64: bool) -> Result<Vec<u8>, Rejection> {
+        let body = if is_base64 {
+            // Four base64 characters carry three bytes: reject before decoding.
+            if body.len() / 4 * 3 > self.max_body_bytes.saturating_add(3) {
+                return Err(Rejection::TooLarge);
+            }
+            STANDARD
+                .decode(&body)
+                .map_err(|_| Rejection::InvalidBase64)?
+        } else {
+            body
+        };
+        if body.len() > self.max_body_bytes {
+            return Err(Rejection::TooLarge);
+        }
+        Ok(body)
+    }
+}
+
+fn respond(status: StatusCode, body: String) -> IngestResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    IngestResponse {
+        status,
+        headers,
+        body,
+    }
+}

@@ -1,0 +1,131 @@
+//! Live progress: a read model of every objective and key result, projected from the
+//! events (the `progress` queue), for the dashboard and the progress API.
+//!
+//! Each entity, keyed by source and id, is one [`Tracked`] record. An event is applied
+//! to it by [`Tracked::apply`] (the same function on AWS and in `serve`): the newest by
+//! `occurred_at` (then event id) sets the state, an older one only fills the history in
+//! order and what is still unknown, and one applied already changes nothing, so SQS's
+//! reordering and repeats, and a rebuild from the archive, give the same state. The
+//! stores write a record only over the version they read (DynamoDB: a conditional put;
+//! SQLite: one transaction per batch).
+
+pub mod feed;
+mod model;
+pub mod query;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+
+pub use model::{HISTORY, Point, Tracked, is_tracked_kind, key};
+use okr_core::event::Event;
+use okr_core::rules::Thresholds;
+use okr_pipeline::batch::{BatchFailure, BatchReport, decode};
+use okr_pipeline::retry::{Failure, Retries};
+
+/// A read model store failed; the text names the store, never an event's content.
+#[derive(Debug, thiserror::Error)]
+#[error("progress store: {0}")]
+pub struct ProgressError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl ProgressError {
+    /// A failure described by `text`.
+    pub fn new(text: impl Into<String>) -> Self {
+        ProgressError(text.into().into())
+    }
+}
+
+/// Where the read model lives: DynamoDB on AWS, SQLite in `serve`.
+#[async_trait]
+pub trait ProgressStore: Send + Sync {
+    /// Apply each event to its entity, in the order given (see [`next`]); one outcome
+    /// per event: whether it changed the record.
+    async fn apply(
+        &self,
+        events: Vec<Event>,
+        thresholds: &Thresholds,
+    ) -> Vec<Result<bool, ProgressError>>;
+
+    /// Every record.
+    async fn all(&self) -> Result<Vec<Tracked>, ProgressError>;
+
+    /// The records written after `cursor` (0: every one; the cursor is the store's own,
+    /// opaque), and the cursor to ask from next. A record may come twice; compare
+    /// versions.
+    async fn changed_since(&self, cursor: i64) -> Result<(Vec<Tracked>, i64), ProgressError>;
+}
+
+/// The record after `event`: `None` when nothing changes (not an objective or key
+/// result with an id, applied already, or nothing new in it).
+pub fn next(current: Option<&Tracked>, event: &Event, thresholds: &Thresholds) -> Option<Tracked> {
+    match current {
+        Some(current) => {
+            let mut next = current.clone();
+            next.apply(event, thresholds).then_some(next)
+        }
+        None => Tracked::first(event, thresholds),
+    }
+}
+
+/// The projection consumer: each SQS batch applied to the read model, with partial
+/// batch failures (a record that is not an event is refused; a store failure is retried).
+pub struct ProgressProjection {
+    store: Arc<dyn ProgressStore>,
+    thresholds: Thresholds,
+    retries: Retries,
+}
+
+impl ProgressProjection {
+    /// The consumer over `store`, judging the alert rules by `thresholds`.
+    pub fn new(store: Arc<dyn ProgressStore>, thresholds: Thresholds) -> Self {
+        ProgressProjection {
+            store,
+            thresholds,
+            retries: Retries::default(),
+        }
+    }
+
+    /// Set when failed records are seen again.
+    pub fn retrying(mut self, retries: Retries) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Handle one SQS batch.
+    pub async fn handle(&self, batch: SqsEvent) -> Result<SqsBatchResponse, BatchFailure> {
+        let mut report = BatchReport::new(&batch);
+        let mut events = Vec::with_capacity(batch.records.len());
+        let mut ids = Vec::with_capacity(batch.records.len());
+        for record in &batch.records {
+            match decode(record) {
+                Ok(event) => {
+                    ids.push((event.id.clone(), record.message_id.clone()));
+                    events.push(event);
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, "record is not an event");
+                    report.fail(record.message_id.as_deref(), Failure::Refused);
+                }
+            }
+        }
+        let outcomes = self.store.apply(events, &self.thresholds).await;
+        let mut changed = 0;
+        for ((event_id, id), outcome) in ids.iter().zip(outcomes) {
+            match outcome {
+                Ok(true) => changed += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(event_id = %event_id, error = %okr_core::error_chain(&error), "could not apply the event");
+                    report.fail(id.as_deref(), Failure::Transient);
+                }
+            }
+        }
+        tracing::info!(
+            records = batch.records.len(),
+            changed,
+            "applied to the read model"
+        );
+        report.finish(&self.retries, None).await
+    }
+}

@@ -1,0 +1,224 @@
+//! The progress API's query: filters, order and pages over the read model's records,
+//! and the CSV form. One implementation for `serve` and the `dashboard` command.
+
+use serde::{Deserialize, Serialize};
+
+use crate::progress::Tracked;
+use okr_core::source::Source;
+
+/// The default page size, and the largest.
+pub const DEFAULT_LIMIT: usize = 100;
+/// See [`DEFAULT_LIMIT`].
+pub const MAX_LIMIT: usize = 10_000;
+
+/// The order of the records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    /// By source and id (stable: the default, for paging).
+    #[default]
+    Key,
+    /// Most behind their period's pace first.
+    Behind,
+    /// Most recently updated first.
+    Updated,
+    /// By title.
+    Title,
+}
+
+/// What the read model keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// `objective`.
+    Objective,
+    /// `key_result`.
+    KeyResult,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Objective => "objective",
+            Kind::KeyResult => "key_result",
+        }
+    }
+}
+
+/// `GET /api/progress`'s query string.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Query {
+    /// Only this source.
+    pub source: Option<Source>,
+    /// Only this provider status (case, `_` and `-` aside: `at risk` is `AT_RISK`).
+    pub status: Option<String>,
+    /// Only those with this alert rule holding (`behind_pace`, `low`, ...).
+    pub rule: Option<okr_core::rules::Rule>,
+    /// Only objectives or only key results.
+    pub kind: Option<Kind>,
+    /// Only titles containing this, case aside.
+    pub q: Option<String>,
+    /// The order.
+    pub sort: Sort,
+    /// Include deleted entities.
+    pub include_deleted: bool,
+    /// Skip this many (the previous page's `next_offset`).
+    pub offset: usize,
+    /// At most this many ([`DEFAULT_LIMIT`]; at most [`MAX_LIMIT`]).
+    pub limit: Option<usize>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+    /// The dashboard's token, when not sent as a bearer token.
+    pub token: Option<String>,
+}
+
+/// One page of records.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    /// Records matching, in all.
+    pub total: usize,
+    /// Where this page starts.
+    pub offset: usize,
+    /// The `offset` of the next page, if there is one.
+    pub next_offset: Option<usize>,
+    /// This page.
+    pub items: Vec<Tracked>,
+}
+
+fn words(text: &str) -> String {
+    text.trim().to_lowercase().replace(['_', '-'], " ")
+}
+
+impl Query {
+    /// Whether `record` passes the filters.
+    pub fn matches(&self, record: &Tracked) -> bool {
+        (self.include_deleted || !record.deleted)
+            && self.source.is_none_or(|s| s == record.source)
+            && self.kind.is_none_or(|k| k.as_str() == record.kind)
+            && self.rule.is_none_or(|r| record.rules.contains(&r))
+            && self.status.as_ref().is_none_or(|status| {
+                record
+                    .status
+                    .as_deref()
+                    .is_some_and(|s| words(s) == words(status))
+            })
+            && self.q.as_ref().is_none_or(|q| {
+                let q = q.to_lowercase();
+                record
+                    .title
+                    .as_deref()
+                    .is_some_and(|t| t.to_lowercase().contains(&q))
+            })
+    }
+
+    /// Why the query cannot be answered: a `limit` out of range, an unknown `format`.
+    pub fn problem(&self) -> Option<&'static str> {
+        if self.limit.is_some_and(|l| !(1..=MAX_LIMIT).contains(&l)) {
+            return Some("limit is from 1 to 10000");
+        }
+        match self.format.as_deref() {
+            None | Some("json" | "csv") => None,
+            Some(_) => Some("format is json or csv"),
+        }
+    }
+
+    /// The page of `records` this query asks for.
+    pub fn page(&self, records: Vec<Tracked>) -> Page {
+        let mut matching: Vec<Tracked> = records.into_iter().filter(|r| self.matches(r)).collect();
+        match self.sort {
+            Sort::Key => matching.sort_by_key(Tracked::key),
+            Sort::Behind => matching.sort_by(|a, b| {
+                b.behind()
+                    .total_cmp(&a.behind())
+                    .then_with(|| a.key().cmp(&b.key()))
+            }),
+            Sort::Updated => matching.sort_by(|a, b| {
+                b.updated_at
+                    .cmp(&a.updated_at)
+                    .then_with(|| a.key().cmp(&b.key()))
+            }),
+            Sort::Title => matching.sort_by(|a, b| {
+                a.title
+                    .as_deref()
+                    .unwrap_or("")
+                    .to_lowercase()
+                    .cmp(&b.title.as_deref().unwrap_or("").to_lowercase())
+                    .then_with(|| a.key().cmp(&b.key()))
+            }),
+        }
+        let total = matching.len();
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        let items: Vec<Tracked> = matching.into_iter().skip(self.offset).take(limit).collect();
+        let end = self.offset.saturating_add(items.len());
+        Page {
+            total,
+            offset: self.offset,
+            next_offset: (end < total).then_some(end),
+            items,
+        }
+    }
+}
+
+/// The CSV columns, in order.
+pub const CSV_COLUMNS: [&str; 15] = [
+    "source",
+    "id",
+    "kind",
+    "title",
+    "objective_id",
+    "progress",
+    "status",
+    "rules",
+    "completed",
+    "deleted",
+    "period_start",
+    "period_due",
+    "updated_at",
+    "updated_by",
+    "version",
+];
+
+/// A text field as a spreadsheet will not run it: one starting with `=`, `+`, `-`, `@`,
+/// a tab or a carriage return (a formula, in Excel, LibreOffice and Google Sheets) gets
+/// a leading `'`. Titles and names come from the providers' webhooks.
+fn inert(text: String) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text,
+    }
+}
+
+/// `page` as CSV (RFC 4180: fields with commas, quotes or line breaks quoted), a header
+/// first; rules joined by `;`, times in RFC 3339; text that a spreadsheet would read as
+/// a formula prefixed with `'` ([`inert`]).
+pub fn to_csv(page: &Page) -> Result<String, csv::Error> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(CSV_COLUMNS)?;
+    let time = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    for r in &page.items {
+        let rules: Vec<&str> = r.rules.iter().map(|rule| rule.as_str()).collect();
+        writer.write_record([
+            r.source.as_str().to_owned(),
+            inert(r.id.clone()),
+            r.kind.clone(),
+            inert(r.title.clone().unwrap_or_default()),
+            inert(r.objective_id.clone().unwrap_or_default()),
+            r.progress.map(|p| p.to_string()).unwrap_or_default(),
+            inert(r.status.clone().unwrap_or_default()),
+            rules.join(";"),
+            r.completed.to_string(),
+            r.deleted.to_string(),
+            r.period.map(|p| time(p.start)).unwrap_or_default(),
+            r.period.map(|p| time(p.due)).unwrap_or_default(),
+            time(r.updated_at),
+            inert(r.updated_by.clone().unwrap_or_default()),
+            r.version.to_string(),
+        ])?;
+    }
+    let bytes = writer.into_inner().map_err(|e| e.into_error())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}

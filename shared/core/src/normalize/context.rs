@@ -1,0 +1,168 @@
+//! What messages and rules need from a body besides the entity: a key result's period,
+//! and the names an HR record refers to. Read the same way for every source.
+
+use serde_json::value::RawValue;
+
+use crate::json::Json;
+use crate::normalize::lazy::{Copied, Fields, Kept};
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime};
+
+use crate::event::{Event, Payload, Period, RankChange, Related};
+
+/// Where in the body a period may be: the entity itself, or its `entity` / `data`.
+const PERIOD_OBJECTS: [&str; 2] = ["entity", "data"];
+/// The fields that may hold a period's first day.
+const PERIOD_STARTS: [&str; 3] = ["startDate", "start_date", "periodStart"];
+/// The fields that may hold a period's due date.
+const PERIOD_ENDS: [&str; 5] = ["dueDate", "due_date", "endDate", "end_date", "periodEnd"];
+/// A field holding `{start, end}`.
+const PERIOD_NESTED: &str = "period";
+
+/// The period sent with a key result or objective (`entity_kind`): `startDate`/`dueDate`
+/// (Peoplelogic), `period: {start, end}` or `start_date`/`due_date` (Standard Webhooks
+/// and others), in the body, its `entity` or its `data`. An HR record's dates under the
+/// same names are not a period.
+pub(super) fn period(body: &Json<'_>, entity_kind: &str) -> Option<Period> {
+    if !matches!(entity_kind, "key_result" | "objective") {
+        return None;
+    }
+    let objects = PERIOD_OBJECTS
+        .map(|key| body.get(key))
+        .into_iter()
+        .chain([Some(body)]);
+    for object in objects.flatten() {
+        let field = |keys: &[&str]| keys.iter().find_map(|k| object.get(k).and_then(date_value));
+        let nested = object.get(PERIOD_NESTED);
+        let start = field(&PERIOD_STARTS)
+            .or_else(|| nested.and_then(|p| p.get("start")).and_then(date_value));
+        let due =
+            field(&PERIOD_ENDS).or_else(|| nested.and_then(|p| p.get("end")).and_then(date_value));
+        if let (Some(start), Some(due)) = (start, due) {
+            return (due > start).then_some(Period { start, due });
+        }
+    }
+    None
+}
+
+/// An RFC 3339 time or a date (midnight UTC), plain or as a `{previous, current}` pair.
+fn date_value(value: &Json<'_>) -> Option<OffsetDateTime> {
+    let value = match value {
+        Json::Object(pair) => pair.get("current")?,
+        other => other,
+    };
+    let text = value.as_str()?;
+    let time = OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
+        let day = Date::parse(text, format_description!("[year]-[month]-[day]")).ok()?;
+        Some(PrimitiveDateTime::new(day, time::Time::MIDNIGHT).assume_utc())
+    })?;
+    crate::event::utc(time)
+}
+
+/// The objects under `data` whose `name` [`related`] reads.
+const NAMED_OBJECTS: [&str; 6] = [
+    "user",
+    "department",
+    "position",
+    "award",
+    "rank",
+    "qualification",
+];
+/// The `data` field telling a PERSCOM rank record's kind.
+const RECORD_TYPE: &str = "type";
+
+/// The payload cut down to what [`period`] and [`related`] read: the names under `data`,
+/// a rank record's kind, and a key result's or objective's period fields. The Slack and
+/// alerts queues get this instead of the whole body, so a consumer of the previous
+/// version (which read these from the payload) reads the same during an upgrade or a
+/// rollback; birth dates, personal emails, phones and the rest never reach them.
+pub fn notification_payload(event: &Event) -> Result<Payload, serde_json::Error> {
+    let payload = Fields::of(event.payload.raw())?;
+    let with_period = matches!(event.entity.kind.as_str(), "key_result" | "objective");
+    let mut kept = period_fields(&payload, with_period);
+    if let Some(raw_data) = payload.get("data").filter(|d| d.get().starts_with('{')) {
+        let data = Fields::of(raw_data)?;
+        let mut data_kept = period_fields(&data, with_period);
+        for key in NAMED_OBJECTS {
+            if let Some(name) = data
+                .get(key)
+                .map(Fields::of)
+                .transpose()?
+                .and_then(|o| o.get("name"))
+            {
+                let mut named = Kept::default();
+                named.insert("name", Copied::Raw(name));
+                data_kept.insert(key, Copied::Object(named));
+            }
+        }
+        let number = |raw: &&RawValue| {
+            raw.get()
+                .starts_with(|c: char| c == '-' || c.is_ascii_digit())
+        };
+        if let Some(kind) = data.get(RECORD_TYPE).filter(number) {
+            data_kept.insert(RECORD_TYPE, Copied::Raw(kind));
+        }
+        if !data_kept.is_empty() {
+            kept.insert("data", Copied::Object(data_kept));
+        }
+    }
+    for key in PERIOD_OBJECTS.iter().filter(|key| **key != "data") {
+        let period = match payload.get(key) {
+            Some(object) => period_fields(&Fields::of(object)?, with_period),
+            None => Kept::default(),
+        };
+        if !period.is_empty() {
+            kept.insert(key, Copied::Object(period));
+        }
+    }
+    serde_json::value::to_raw_value(&kept).map(Payload::from_raw)
+}
+
+/// The period fields of `object`, as they are, for a key result or objective
+/// (`with_period`).
+fn period_fields<'a>(object: &Fields<'a>, with_period: bool) -> Kept<'a> {
+    let mut kept = Kept::default();
+    if !with_period {
+        return kept;
+    }
+    for key in PERIOD_STARTS
+        .iter()
+        .chain(&PERIOD_ENDS)
+        .chain(&[PERIOD_NESTED])
+    {
+        if let Some(value) = object.get(key) {
+            kept.insert(key, Copied::Raw(value));
+        }
+    }
+    kept
+}
+
+/// The names under `data` (`data.department.name`, `data.user.name`, ...), and a rank
+/// record's direction (PERSCOM's `data.type`: 1 demotes, another number promotes).
+pub(super) fn related(body: &Json<'_>, event_type: &str) -> Related {
+    let data = &body["data"];
+    let name = |object: &str| {
+        debug_assert!(NAMED_OBJECTS.contains(&object));
+        data.get(object)?
+            .get("name")?
+            .as_str()
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+    };
+    let rank_change = match data.get(RECORD_TYPE).and_then(Json::as_i64) {
+        _ if !event_type.starts_with("rank_record.") => None,
+        Some(1) => Some(RankChange::Demotion),
+        Some(_) => Some(RankChange::Promotion),
+        None => None,
+    };
+    Related {
+        member: name("user"),
+        department: name("department"),
+        position: name("position"),
+        award: name("award"),
+        rank: name("rank"),
+        qualification: name("qualification"),
+        rank_change,
+    }
+}

@@ -1,0 +1,135 @@
+//! Peoplelogic: events `<entity>.<post|patch|delete>` about OKRs, IDPs, meetings...
+//!
+//! The event name comes from `eventType` (or `event`, `type`, or `entityType` with
+//! `changeType`); a body without one is read as a patch of its entity, the way the
+//! Peoplelogic document's own receiver reads it. The entity is the body itself or its
+//! `entity` / `data` object. Fields come plain or as `{previous, current}` pairs. A key result is an objective with a
+//! `parentId`; its progress is (current - starting) / (target - starting) x 100.
+
+use crate::event::Change;
+use crate::normalize::{
+    Field, Json, Object, Parts, actor, first_text, first_time, percent, snake_case,
+};
+
+const COMPLETED: &str = "COMPLETED";
+
+pub(super) fn parts(body: &Object<'_>) -> Parts {
+    let entity = ["entity", "data"]
+        .iter()
+        .find_map(|key| body.get(key).and_then(Json::as_object))
+        .unwrap_or(body);
+    let entity_id = first_text(entity, &["id", "entityId"]);
+    let provider_event = event_name(body, entity_id.is_some());
+    let parts = Parts {
+        provider_event: provider_event.clone(),
+        entity_id,
+        entity_name: first_text(entity, &["title", "name"]),
+        entity_parent: Field::read(entity, "parentId").and_then(|f| f.current_text()),
+        occurred_at: first_time(
+            entity,
+            &["updatedAt", "modifiedAt", "lastUpdated", "createdAt"],
+        ),
+        actor: ["updatedBy", "modifiedBy", "lastUpdatedBy", "user", "owner"]
+            .iter()
+            .find_map(|key| crate::normalize::current(entity, key).and_then(actor)),
+        status: Field::read(entity, "status").map(|field| field.text_change()),
+        progress: progress(entity),
+        changed_fields: crate::normalize::changed_pairs(entity),
+        ..Parts::default()
+    };
+    match provider_event.as_deref().and_then(|e| e.rsplit_once('.')) {
+        Some((entity_type, change)) => match kind_and_action(entity, entity_type, change) {
+            Some((kind, action)) => parts.typed(&kind, action),
+            None => parts,
+        },
+        None => parts,
+    }
+}
+
+/// The event's name: `eventType` or `event`, a dotted `type` (an objective's own `type`,
+/// "TEAM", is not one), or `entityType` + `changeType`. A body without one is the entity
+/// a one-event subscription sends (the Peoplelogic document's receiver reads `id` and
+/// `status.current` from it): a patch of its `entityType` (default objective), as long
+/// as it has an id.
+fn event_name(body: &Object<'_>, has_id: bool) -> Option<String> {
+    let named = first_text(body, &["eventType", "event"])
+        .or_else(|| first_text(body, &["type"]).filter(|name| name.contains('.')))
+        .or_else(|| {
+            let entity_type = first_text(body, &["entityType"])?;
+            let change_type = first_text(body, &["changeType"])?;
+            Some(format!(
+                "{entity_type}.{}",
+                change_type.to_ascii_lowercase()
+            ))
+        });
+    named.or_else(|| {
+        has_id.then_some(())?;
+        let entity_type = first_text(body, &["entityType"]).unwrap_or_else(|| "objective".into());
+        Some(format!("{entity_type}.patch"))
+    })
+}
+
+/// The entity kind (an objective with a `parentId` is a key result) and the action: a
+/// post is created, a delete deleted, a patch completed when its status becomes
+/// COMPLETED, progress_updated when a key result's `currentValue` changed, else updated.
+fn kind_and_action(
+    entity: &Object<'_>,
+    entity_type: &str,
+    change: &str,
+) -> Option<(String, &'static str)> {
+    let mut kind = snake_case(entity_type);
+    let is_key_result = Field::read(entity, "parentId").is_some_and(|f| f.current.is_some());
+    if kind == "objective" && is_key_result {
+        kind = "key_result".to_owned();
+    }
+    let action = match change.to_ascii_lowercase().as_str() {
+        "post" => "created",
+        "delete" => "deleted",
+        "patch" => {
+            let completed = Field::read(entity, "status").is_some_and(|field| {
+                field.changed()
+                    && field
+                        .current_text()
+                        .is_some_and(|s| s.eq_ignore_ascii_case(COMPLETED))
+            });
+            let moved = Field::read(entity, "currentValue").is_some_and(|f| f.changed());
+            if completed {
+                "completed"
+            } else if kind == "key_result" && moved {
+                "progress_updated"
+            } else {
+                "updated"
+            }
+        }
+        _ => return None,
+    };
+    Some((kind, action))
+}
+
+/// Key-result progress from `startingValue`, `currentValue` and `targetValue` (each
+/// plain or paired; a missing start counts as 0), else a `progress` field in percent.
+fn progress(entity: &Object<'_>) -> Option<Change<f64>> {
+    let current = Field::read(entity, "currentValue").map(|f| f.number_change());
+    let target = Field::read(entity, "targetValue").map(|f| f.number_change());
+    if let (Some(current), Some(target)) = (current, target) {
+        let start = Field::read(entity, "startingValue")
+            .map(|f| f.number_change())
+            .unwrap_or(Change {
+                previous: Some(0.0),
+                current: Some(0.0),
+            });
+        let at = |value: Option<f64>, start: Option<f64>, target: Option<f64>| {
+            percent(start.unwrap_or(0.0), value?, target?)
+        };
+        let change = Change {
+            previous: at(
+                current.previous,
+                start.previous.or(start.current),
+                target.previous.or(target.current),
+            ),
+            current: at(current.current, start.current, target.current),
+        };
+        return (change.current.is_some() || change.previous.is_some()).then_some(change);
+    }
+    Field::read(entity, "progress").map(|f| f.number_change())
+}

@@ -1,0 +1,292 @@
+//! Likely causes of a failed verification, for people debugging a webhook by hand
+//! (`okr-webhooks verify`). Never used on the ingest path: telling a caller why its
+//! forgery failed would help the forger.
+
+use std::io;
+
+use http::HeaderMap;
+use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter, Serializer};
+use time::OffsetDateTime;
+
+use crate::signature::{
+    PEOPLEFORCE_HEADER, PEOPLEFORCE_PREFIX, PEOPLELOGIC_HEADER, PERSCOM_HEADER,
+    STANDARD_SECRET_PREFIX, VerifyError, key_bytes, verify_with_keys,
+};
+use crate::signing::SigningSecret;
+use crate::source::Source;
+
+/// One possible reason for a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// True when a repaired copy of the input verifies, so this is the reason.
+    pub confirmed: bool,
+    /// What to check or change.
+    pub text: String,
+}
+
+impl Cause {
+    fn confirmed(text: impl Into<String>) -> Self {
+        Cause {
+            confirmed: true,
+            text: text.into(),
+        }
+    }
+
+    fn possible(text: impl Into<String>) -> Self {
+        Cause {
+            confirmed: false,
+            text: text.into(),
+        }
+    }
+}
+
+/// The likely causes of `error`, confirmed ones first. Each confirmation is a real
+/// verification of a repaired copy (body without a final newline, re-serialized JSON,
+/// trimmed secret, a differently derived key), so a hint never guesses when it can check.
+pub fn likely_causes(
+    source: Source,
+    secrets: &[SigningSecret],
+    headers: &HeaderMap,
+    body: &[u8],
+    now: OffsetDateTime,
+    error: &VerifyError,
+) -> Vec<Cause> {
+    let mut causes = match error {
+        VerifyError::WrongSignature => wrong_signature(source, secrets, headers, body, now),
+        VerifyError::MalformedHeader { header, .. } => {
+            malformed(source, secrets, headers, body, now, header)
+        }
+        VerifyError::MissingHeader(header) => vec![Cause::possible(format!(
+            "{source} deliveries carry the {header} header: check the delivery came from {source} \
+             (or choose the --source it came from) and that a proxy did not drop the header"
+        ))],
+        VerifyError::TimestampOutOfTolerance { .. } => vec![Cause::possible(
+            "the delivery is older than five minutes (a stored copy or a replay) or a clock is off; \
+             to check a stored delivery, pass its time with --at",
+        )],
+        VerifyError::UnusableSecret(_) => vec![Cause::possible(match source {
+            Source::Peoplelogic => "pass the secretBase64 value exactly as Peoplelogic showed it",
+            Source::Standard => "pass the whsec_... value exactly as the sender showed it",
+            _ => "pass the secret exactly as configured at the provider",
+        })],
+        VerifyError::NoSecret => vec![Cause::possible("pass the secret with --secret")],
+    };
+    causes.sort_by_key(|cause| !cause.confirmed);
+    causes
+}
+
+fn wrong_signature(
+    source: Source,
+    secrets: &[SigningSecret],
+    headers: &HeaderMap,
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Vec<Cause> {
+    let keys: Vec<Vec<u8>> = secrets
+        .iter()
+        .filter_map(|secret| key_bytes(source, secret).ok())
+        .collect();
+    let signed = |keys: &[Vec<u8>], body: &[u8]| verify_with_keys(source, keys, headers, body, now);
+    let mut causes = body_causes(&keys, body, &signed);
+    causes.extend(secret_causes(source, secrets, body, &signed));
+    causes
+}
+
+/// Whether these keys sign this body, for the delivery's headers.
+type Signed<'a> = &'a dyn Fn(&[Vec<u8>], &[u8]) -> bool;
+
+/// What was done to the body after signing, as far as trying can tell.
+fn body_causes(keys: &[Vec<u8>], body: &[u8], signed: Signed<'_>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let trimmed = body.trim_ascii();
+    if trimmed.len() != body.len() && signed(keys, trimmed) {
+        causes.push(Cause::confirmed(
+            "the body has leading or trailing whitespace (often a final newline added by an \
+             editor or `echo`) that was not signed: use the bytes exactly as received",
+        ));
+    }
+    if body.windows(2).any(|pair| pair == b"\r\n") {
+        let unix: Vec<u8> = String::from_utf8_lossy(body)
+            .replace("\r\n", "\n")
+            .into_bytes();
+        if signed(keys, &unix) {
+            causes.push(Cause::confirmed(
+                "the body's line endings were changed from \\n to \\r\\n after signing",
+            ));
+        }
+    }
+    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) {
+        let reserialized = [
+            reserialize(&json, CompactFormatter),
+            reserialize(&json, PrettyFormatter::new()),
+            reserialize(&json, PythonFormatter),
+        ];
+        if reserialized
+            .iter()
+            .flatten()
+            .any(|copy| copy != body && copy != trimmed && signed(keys, copy))
+        {
+            causes.push(Cause::confirmed(
+                "the JSON body was re-serialized (spacing or indentation changed) after signing: \
+                 verify the raw body bytes, not a parsed and re-encoded copy",
+            ));
+        }
+    }
+    causes.push(Cause::possible(
+        "the body was changed after signing: re-serialized JSON, whitespace or line endings, or \
+         character escaping; a signature covers the exact bytes",
+    ));
+    causes
+}
+
+/// What is wrong with the secret, as far as trying can tell.
+fn secret_causes(
+    source: Source,
+    secrets: &[SigningSecret],
+    body: &[u8],
+    signed: Signed<'_>,
+) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let trimmed_keys: Vec<Vec<u8>> = secrets
+        .iter()
+        .filter(|secret| secret.expose().trim() != secret.expose())
+        .filter_map(|secret| key_bytes(source, &SigningSecret::new(secret.expose().trim())).ok())
+        .collect();
+    if !trimmed_keys.is_empty() && signed(&trimmed_keys, body) {
+        causes.push(Cause::confirmed(
+            "the secret has stray whitespace (a space or newline around it): remove it",
+        ));
+    }
+    let raw_keys: Vec<Vec<u8>> = secrets
+        .iter()
+        .map(|secret| secret.expose().trim().as_bytes().to_vec())
+        .collect();
+    match source {
+        Source::Peoplelogic => {
+            if signed(&raw_keys, body) {
+                causes.push(Cause::confirmed(
+                    "the signature was made with the secretBase64 text itself as the key; \
+                     Peoplelogic signs with its base64-decoded bytes",
+                ));
+            }
+            causes.push(Cause::possible(
+                "a Peoplelogic secret must be base64-decoded before use as the HMAC key \
+                 (pass the secretBase64 text: this tool decodes it)",
+            ));
+        }
+        Source::Standard => {
+            let unprefixed: Vec<Vec<u8>> = secrets
+                .iter()
+                .map(|secret| {
+                    let text = secret.expose().trim();
+                    text.strip_prefix(STANDARD_SECRET_PREFIX)
+                        .unwrap_or(text)
+                        .as_bytes()
+                        .to_vec()
+                })
+                .collect();
+            if signed(&raw_keys, body) || signed(&unprefixed, body) {
+                causes.push(Cause::confirmed(
+                    "the signature was made with the secret text as the key; Standard Webhooks \
+                     signs with the base64-decoded part after whsec_",
+                ));
+            }
+        }
+        Source::Peopleforce | Source::Perscom => {}
+    }
+    causes.push(Cause::possible(
+        "the secret differs from the one set at the provider, or it was rotated: pass each \
+         current secret with its own --secret",
+    ));
+    causes
+}
+
+fn malformed(
+    source: Source,
+    secrets: &[SigningSecret],
+    headers: &HeaderMap,
+    body: &[u8],
+    now: OffsetDateTime,
+    header: &str,
+) -> Vec<Cause> {
+    let value = headers
+        .get(header)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .unwrap_or_default();
+    let looks_hex = value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut causes = Vec::new();
+    match source {
+        Source::Peopleforce if looks_hex => {
+            let mut fixed = headers.clone();
+            if let Ok(with_prefix) = format!("{PEOPLEFORCE_PREFIX}{value}").parse() {
+                fixed.insert(PEOPLEFORCE_HEADER, with_prefix);
+            }
+            let keys: Vec<Vec<u8>> = secrets
+                .iter()
+                .filter_map(|secret| key_bytes(source, secret).ok())
+                .collect();
+            causes.push(Cause {
+                confirmed: verify_with_keys(source, &keys, &fixed, body, now),
+                text: "the header is missing the sha256= prefix PeopleForce sends".into(),
+            });
+        }
+        Source::Perscom if value.starts_with(PEOPLEFORCE_PREFIX) => causes.push(Cause::possible(
+            "PERSCOM sends the bare hex digest; a sha256= prefix means the delivery came from \
+             another tool (PeopleForce?): choose its --source",
+        )),
+        Source::Peoplelogic if looks_hex => causes.push(Cause::possible(
+            "Peoplelogic's X-Signature is base64, and this value is hex: was it signed by another \
+             tool (PERSCOM?)",
+        )),
+        _ => {}
+    }
+    let expected = match source {
+        Source::Peoplelogic => format!("{PEOPLELOGIC_HEADER}: <base64 of the HMAC-SHA256>"),
+        Source::Peopleforce => format!("{PEOPLEFORCE_HEADER}: sha256=<64 hex digits>"),
+        Source::Perscom => format!("{PERSCOM_HEADER}: <64 hex digits>"),
+        Source::Standard => "webhook-signature: v1,<base64> [v1,<base64> ...]".to_owned(),
+    };
+    causes.push(Cause::possible(format!("{source} sends {expected}")));
+    causes
+}
+
+fn reserialize<F: Formatter>(value: &serde_json::Value, formatter: F) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    serde::Serialize::serialize(value, &mut Serializer::with_formatter(&mut out, formatter))
+        .ok()?;
+    Some(out)
+}
+
+/// `, ` before every item but the first.
+fn comma<W: ?Sized + io::Write>(writer: &mut W, first: bool) -> io::Result<()> {
+    match first {
+        true => Ok(()),
+        false => writer.write_all(b", "),
+    }
+}
+
+/// JSON spaced as Python's `json.dumps` writes it by default: `{"a": 1, "b": [1, 2]}`.
+struct PythonFormatter;
+
+impl Formatter for PythonFormatter {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        comma(writer, first)
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        comma(writer, first)
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        writer.write_all(b": ")
+    }
+}

@@ -1,0 +1,29 @@
+//! Local mode (`okr-webhooks serve`): the whole pipeline in one process, with the same
+//! ingest handler and HTTP contract as the Lambda, durable SQLite queues with
+//! dead-letter queues, and the same consumer handlers.
+//!
+//! The data directory holds `secrets.json` (the signing secrets), `queues.sqlite`,
+//! `idempotency.sqlite`, `warehouse/`, `progress.sqlite` (the read model the dashboard
+//! shows), `serve.lock` (one server per directory), and for email
+//! `email-recipients.json` (written by the user) and `outbox/`.
+
+pub mod config;
+pub mod consumer;
+pub mod dashboard;
+pub mod email;
+mod health;
+mod lock;
+mod paths;
+pub mod print;
+pub mod progress_sqlite;
+mod router;
+pub mod secrets_file;
+mod serve;
+pub mod smtp;
+pub mod sqlite_queue;
+pub mod sqlite_store;
+mod stores;
+mod wiring;
+
+pub use paths::{LocalError, Paths};
+pub use serve::serve;

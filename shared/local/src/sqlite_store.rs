@@ -1,0 +1,252 @@
+//! Idempotency records in SQLite (local mode).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use time::OffsetDateTime;
+
+use okr_pipeline::idempotency::{
+    COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, SENDING,
+    StateWrite, Versioned, claim_of, expiry,
+};
+
+/// Two tables in a WAL-mode database: `idempotency(key, status, expires_at, token)` and
+/// the state records, `state(key, version, value, expires_at)`.
+#[derive(Clone)]
+pub struct SqliteIdempotencyStore {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl SqliteIdempotencyStore {
+    /// Open (or create) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, IdempotencyError> {
+        let connection = Connection::open(path).map_err(wrap)?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 CREATE TABLE IF NOT EXISTS idempotency (
+                     key TEXT PRIMARY KEY,
+                     status TEXT NOT NULL,
+                     expires_at INTEGER NOT NULL,
+                     token TEXT
+                 );
+                 CREATE TABLE IF NOT EXISTS state (
+                     key TEXT PRIMARY KEY,
+                     version INTEGER NOT NULL,
+                     value TEXT NOT NULL,
+                     expires_at INTEGER NOT NULL
+                 );",
+            )
+            .map_err(wrap)?;
+        Ok(SqliteIdempotencyStore {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// Settle the claims a crashed run left. For a server starting on its data
+    /// directory: claims whose side effect had not started are dropped (their messages
+    /// must not wait out the hold and exhaust their receives); claims that were sending
+    /// are presumed done, since their post may have reached Slack, so it is not posted
+    /// twice (at most once for the one post a crash interrupts). Returns how many were
+    /// dropped, and the keys presumed done (`slack:<event id>`, `alert:...`: ids, never
+    /// content), for the operator to check.
+    pub async fn recover_after_crash(
+        &self,
+        keep: Duration,
+    ) -> Result<(usize, Vec<String>), IdempotencyError> {
+        let until = expiry(OffsetDateTime::now_utc(), keep);
+        self.with(move |connection| {
+            let transaction = connection.unchecked_transaction()?;
+            let dropped = transaction.execute("DELETE FROM idempotency WHERE status = ?1", params![IN_PROGRESS])?;
+            let presumed = transaction
+                .prepare("SELECT key FROM idempotency WHERE status = ?1 ORDER BY key")?
+                .query_map(params![SENDING], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            transaction.execute(
+                "UPDATE idempotency SET status = ?1, expires_at = ?2, token = NULL WHERE status = ?3",
+                params![COMPLETED, until, SENDING],
+            )?;
+            transaction.commit()?;
+            Ok((dropped, presumed))
+        })
+        .await
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, IdempotencyError> {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            let connection = connection.lock().unwrap_or_else(|e| e.into_inner());
+            work(&connection)
+        })
+        .await
+        .map_err(|e| IdempotencyError(Box::new(e)))?
+        .map_err(wrap)
+    }
+}
+
+fn wrap(error: rusqlite::Error) -> IdempotencyError {
+    IdempotencyError(Box::new(error))
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteIdempotencyStore {
+    async fn begin(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<Claim, IdempotencyError> {
+        let key = key.to_owned();
+        let (now, until) = (now.unix_timestamp(), expiry(now, hold));
+        let token = ClaimToken::random();
+        self.with(move |connection| {
+            // Insert, or take over an expired record; one statement, so it is atomic.
+            let claimed = connection.execute(
+                "INSERT INTO idempotency (key, status, expires_at, token) VALUES (?1, ?2, ?3, ?5)
+                 ON CONFLICT (key) DO UPDATE SET status = excluded.status,
+                     expires_at = excluded.expires_at, token = excluded.token
+                 WHERE idempotency.expires_at <= ?4",
+                params![key, IN_PROGRESS, until, now, token.0],
+            )?;
+            if claimed == 1 {
+                return Ok(Claim::Proceed(token));
+            }
+            let status: Option<String> = connection
+                .query_row(
+                    "SELECT status FROM idempotency WHERE key = ?1",
+                    params![key],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(status.map_or(Claim::InProgress, |s| claim_of(&s)))
+        })
+        .await
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        keep: Duration,
+    ) -> Result<(), IdempotencyError> {
+        let key = key.to_owned();
+        let (now, until) = (now.unix_timestamp(), expiry(now, keep));
+        self.with(move |connection| {
+            connection.execute(
+                "INSERT INTO idempotency (key, status, expires_at, token) VALUES (?1, ?2, ?3, NULL)
+                 ON CONFLICT (key) DO UPDATE SET status = excluded.status,
+                     expires_at = excluded.expires_at, token = NULL",
+                params![key, COMPLETED, until],
+            )?;
+            // Expired records count as absent: drop them (SQLite has no TTL of its own).
+            connection.execute(
+                "DELETE FROM idempotency WHERE expires_at <= ?1",
+                params![now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn sending(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<(), IdempotencyError> {
+        let (key, token, until) = (key.to_owned(), token.0.clone(), expiry(now, hold));
+        self.with(move |connection| {
+            connection.execute(
+                "UPDATE idempotency SET status = ?1, expires_at = MAX(expires_at, ?4)
+                 WHERE key = ?2 AND token = ?3",
+                params![SENDING, key, token, until],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
+        let (key, token) = (key.to_owned(), token.0.clone());
+        self.with(move |connection| {
+            connection.execute(
+                "DELETE FROM idempotency WHERE key = ?1 AND status IN (?2, ?3) AND token = ?4",
+                params![key, IN_PROGRESS, SENDING, token],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_completed(&self, key: &str, now: OffsetDateTime) -> Result<bool, IdempotencyError> {
+        let (key, now) = (key.to_owned(), now.unix_timestamp());
+        self.with(move |connection| {
+            let status: Option<String> = connection
+                .query_row(
+                    "SELECT status FROM idempotency WHERE key = ?1 AND expires_at > ?2",
+                    params![key, now],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(status.as_deref() == Some(COMPLETED))
+        })
+        .await
+    }
+
+    async fn load_state(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Versioned>, IdempotencyError> {
+        let (key, now) = (key.to_owned(), now.unix_timestamp());
+        self.with(move |connection| {
+            connection
+                .query_row(
+                    "SELECT version, value FROM state WHERE key = ?1 AND expires_at > ?2",
+                    params![key, now],
+                    |row| {
+                        Ok(Versioned {
+                            version: row.get::<_, i64>(0)?.try_into().unwrap_or_default(),
+                            value: row.get(1)?,
+                        })
+                    },
+                )
+                .optional()
+        })
+        .await
+    }
+
+    async fn save_state(&self, write: &StateWrite<'_>) -> Result<bool, IdempotencyError> {
+        let (key, value) = (write.key.to_owned(), write.value.to_owned());
+        let (now, until) = (write.now.unix_timestamp(), expiry(write.now, write.keep));
+        let expected = write.expected.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+        self.with(move |connection| {
+            let written = match expected {
+                // No live record: insert, or take over an expired one.
+                None => connection.execute(
+                    "INSERT INTO state (key, version, value, expires_at) VALUES (?1, 1, ?2, ?3)
+                     ON CONFLICT (key) DO UPDATE SET version = 1, value = excluded.value,
+                         expires_at = excluded.expires_at
+                     WHERE state.expires_at <= ?4",
+                    params![key, value, until, now],
+                )?,
+                Some(expected) => connection.execute(
+                    "UPDATE state SET version = version + 1, value = ?1, expires_at = ?2
+                     WHERE key = ?3 AND version = ?4",
+                    params![value, until, key, expected],
+                )?,
+            };
+            connection.execute("DELETE FROM state WHERE expires_at <= ?1", params![now])?;
+            Ok(written == 1)
+        })
+        .await
+    }
+}

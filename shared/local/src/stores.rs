@@ -1,0 +1,72 @@
+//! Opening a data directory's stores, and settling what a crashed run left in them.
+
+use std::sync::Arc;
+
+use crate::paths::{LocalError, Paths, io};
+use crate::progress_sqlite::SqliteProgressStore;
+use crate::secrets_file::FileSecretStore;
+use crate::sqlite_queue::SqliteQueue;
+use crate::sqlite_store::SqliteIdempotencyStore;
+use okr_consumers::slack::DEFAULT_DEDUP_WINDOW;
+
+/// The stores of one data directory.
+pub(super) struct Stores {
+    pub secrets: FileSecretStore,
+    pub queue: Arc<SqliteQueue>,
+    pub idempotency: Arc<SqliteIdempotencyStore>,
+    pub progress: Arc<SqliteProgressStore>,
+}
+
+/// Open (or create) the secrets, the queues and the idempotency records under `paths`,
+/// and settle a crashed run's leftovers: messages that were in flight are handled again,
+/// claims whose side effect had not started are dropped, and those that were sending are
+/// presumed done (and named, for the operator to check).
+pub(super) async fn open(paths: &Paths, announce: &impl Fn(String)) -> Result<Stores, LocalError> {
+    let (secrets, created) = FileSecretStore::open_or_create(&paths.secrets)
+        .map_err(|e| io("cannot create the secrets file", &paths.secrets, e))?;
+    let note = if created {
+        " (created with random secrets)"
+    } else {
+        ""
+    };
+    announce(format!(
+        "signing secrets: {}{note}",
+        secrets.path().display()
+    ));
+
+    let cannot_open = |e| io("cannot open the queues", &paths.queues, e);
+    let queue = Arc::new(SqliteQueue::open(&paths.queues).map_err(cannot_open)?);
+    let recovered = queue.recover_in_flight().await.map_err(cannot_open)?;
+    if recovered > 0 {
+        announce(format!(
+            "{recovered} message(s) were in flight when the last run stopped; handling them again"
+        ));
+    }
+
+    let cannot_open = |e| io("cannot open the idempotency store", &paths.idempotency, e);
+    let idempotency = SqliteIdempotencyStore::open(&paths.idempotency).map_err(cannot_open)?;
+    let (dropped, presumed) = idempotency
+        .recover_after_crash(DEFAULT_DEDUP_WINDOW)
+        .await
+        .map_err(cannot_open)?;
+    if dropped + presumed.len() > 0 {
+        announce(format!(
+            "the last run stopped with {dropped} post(s) not started (they will be sent) and {} in flight (presumed sent, so none goes out twice)",
+            presumed.len()
+        ));
+    }
+    for key in &presumed {
+        // `slack:<event id>` or `alert:<destination>:event:<event id>:<rule>`: ids only.
+        announce(format!(
+            "presumed sent: {key} (check the channel; the event is in the warehouse)"
+        ));
+    }
+    let progress = SqliteProgressStore::open(&paths.progress)
+        .map_err(|e| io("cannot open the progress read model", &paths.progress, e))?;
+    Ok(Stores {
+        secrets,
+        queue,
+        idempotency: Arc::new(idempotency),
+        progress: Arc::new(progress),
+    })
+}

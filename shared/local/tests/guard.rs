@@ -1,0 +1,161 @@
+//! The idempotency guard's contract, once, against the memory and SQLite stores: every
+//! consumer's side effects go through it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use okr_local::sqlite_store::SqliteIdempotencyStore;
+use okr_pipeline::idempotency::IdempotencyStore;
+use okr_pipeline::idempotency::guard::{Claimed, Guard, Held, Ran, SENDS_NOT_RECORDED};
+use okr_pipeline::idempotency::memory::MemoryIdempotencyStore;
+use okr_pipeline::metrics::{MemoryMetrics, NoMetrics};
+use tokio::time::Instant;
+
+const KEEP: Duration = Duration::from_secs(3600);
+
+fn guard(store: Arc<dyn IdempotencyStore>) -> Guard {
+    Guard::new(store, KEEP, "test", Arc::new(NoMetrics)).with_min_hold(Duration::from_secs(300))
+}
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(60)
+}
+
+async fn held(guard: &Guard, key: &str) -> Held {
+    match guard.claim(key.to_owned(), "evt_1", deadline()).await {
+        Claimed::Held(held) => held,
+        other => panic!("{key}: expected to hold it, got {other:?}"),
+    }
+}
+
+async fn claim(guard: &Guard, key: &str) -> &'static str {
+    match guard.claim(key.to_owned(), "evt_1", deadline()).await {
+        Claimed::Held(_) => "held",
+        Claimed::Done => "done",
+        Claimed::Busy => "busy",
+        Claimed::Failed(_) => "failed",
+    }
+}
+
+/// Claimed, in progress, completed, released after a failure, and not run without time.
+async fn contract(store: Arc<dyn IdempotencyStore>) {
+    let guard = guard(store);
+    let runs = AtomicUsize::new(0);
+    let side_effect = |ok: bool| {
+        runs.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if ok {
+                Ok(())
+            } else {
+                Err("the service is down")
+            }
+        }
+    };
+
+    // Claimed: a second claim on the key waits.
+    let first = [held(&guard, "k:ok").await];
+    assert_eq!(claim(&guard, "k:ok").await, "busy");
+    // Completed: the side effect ran once, and later claims skip it.
+    let ran = guard
+        .run(&first, Duration::ZERO, deadline(), || side_effect(true))
+        .await;
+    assert!(matches!(ran, Ran::Done), "{ran:?}");
+    assert_eq!(claim(&guard, "k:ok").await, "done");
+
+    // Released after a failure: the next claim proceeds.
+    let failing = [held(&guard, "k:fails").await];
+    let ran = guard
+        .run(&failing, Duration::ZERO, deadline(), || side_effect(false))
+        .await;
+    assert!(matches!(ran, Ran::Failed("the service is down")), "{ran:?}");
+    assert_eq!(claim(&guard, "k:fails").await, "held");
+
+    // Without time for the marks, the side effect and the records, nothing runs and the
+    // claim is released.
+    let late = [held(&guard, "k:late").await];
+    let soon = Instant::now() + Duration::from_secs(2);
+    let ran = guard
+        .run(&late, Duration::ZERO, soon, || side_effect(true))
+        .await;
+    assert!(matches!(ran, Ran::NoTime), "{ran:?}");
+    assert_eq!(claim(&guard, "k:late").await, "held");
+
+    // One side effect for several claims (a digest) completes them all.
+    let group = [held(&guard, "k:a").await, held(&guard, "k:b").await];
+    let ran = guard
+        .run(&group, Duration::ZERO, deadline(), || side_effect(true))
+        .await;
+    assert!(matches!(ran, Ran::Done), "{ran:?}");
+    assert_eq!(claim(&guard, "k:a").await, "done");
+    assert_eq!(claim(&guard, "k:b").await, "done");
+
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        3,
+        "the side effect ran only when it should"
+    );
+}
+
+/// A side effect that started and never ended (the process died mid-send): its claim is
+/// kept as sending, so no other delivery repeats it.
+async fn crash_while_sending(guard: Guard) {
+    let claims = [held(&guard, "k:crash").await];
+    let (started, is_started) = tokio::sync::oneshot::channel::<()>();
+    let sending = tokio::spawn(async move {
+        guard
+            .run(&claims, Duration::ZERO, deadline(), || async move {
+                let _ = started.send(());
+                std::future::pending::<Result<(), &str>>().await
+            })
+            .await
+    });
+    is_started.await.unwrap();
+    sending.abort();
+    let _ = sending.await;
+}
+
+#[tokio::test]
+async fn the_guard_keeps_its_contract_in_memory() {
+    contract(Arc::new(MemoryIdempotencyStore::default())).await;
+    let store: Arc<dyn IdempotencyStore> = Arc::new(MemoryIdempotencyStore::default());
+    crash_while_sending(guard(store.clone())).await;
+    assert_eq!(claim(&guard(store), "k:crash").await, "busy");
+}
+
+#[tokio::test]
+async fn the_guard_keeps_its_contract_in_sqlite_and_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("idempotency.sqlite");
+    contract(Arc::new(SqliteIdempotencyStore::open(&path).unwrap())).await;
+
+    let store = Arc::new(SqliteIdempotencyStore::open(&path).unwrap());
+    crash_while_sending(guard(store.clone())).await;
+    assert_eq!(claim(&guard(store.clone()), "k:crash").await, "busy");
+    // A restart presumes it sent (it may have reached the service), so it is not repeated.
+    drop(store);
+    let restarted = Arc::new(SqliteIdempotencyStore::open(&path).unwrap());
+    let (_, presumed) = restarted.recover_after_crash(KEEP).await.unwrap();
+    assert_eq!(presumed, vec!["k:crash".to_owned()]);
+    assert_eq!(claim(&guard(restarted), "k:crash").await, "done");
+}
+
+#[tokio::test]
+async fn a_side_effect_that_cannot_be_recorded_is_acknowledged_and_counted() {
+    let store = Arc::new(okr_webhooks_tests::faulty::Faulty {
+        fail_completes: true,
+        ..Default::default()
+    });
+    let metrics = Arc::new(MemoryMetrics::default());
+    let guard = Guard::new(store, KEEP, "test", metrics.clone());
+    let claims = [held(&guard, "k:unrecorded").await];
+    let ran = guard
+        .run(&claims, Duration::ZERO, deadline(), || async {
+            Ok::<(), ()>(())
+        })
+        .await;
+    assert!(matches!(ran, Ran::Done), "{ran:?}");
+    assert_eq!(metrics.counts(), vec![("test", SENDS_NOT_RECORDED)]);
+    // The claim, marked sending, still keeps another delivery from repeating it.
+    assert_eq!(claim(&guard, "k:unrecorded").await, "busy");
+}

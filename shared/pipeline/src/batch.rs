@@ -1,0 +1,272 @@
+//! SQS batch processing for the consumers: every record either succeeds or is reported
+//! as a batch item failure, so SQS retries it and, after `maxReceiveCount`, moves it to
+//! the dead-letter queue. No record is ever skipped and acknowledged.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::StreamExt;
+use tracing::Instrument;
+
+use crate::outbound::DeliveryError;
+use crate::retry::{Failure, Retries};
+use okr_core::event::Event;
+
+/// What went wrong with one record; logged, never returned to SQS.
+pub type RecordError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a batch fails as a whole rather than by its items.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchFailure {
+    /// A record that cannot be reported as a batch item failure failed: the whole batch
+    /// must be retried rather than acknowledged.
+    #[error("{0} failed record(s) carry no message id; failing the whole batch so none is lost")]
+    Unreportable(usize),
+    /// Every record was held back by its destination's open circuit breaker. With
+    /// `ReportBatchItemFailures` Lambda does not slow its polling for item failures; a
+    /// failed invocation makes it back off (fewer concurrent batches) until one succeeds.
+    /// The records were deferred by the retry schedule first.
+    #[error(
+        "every record of the batch ({0}) was held back by its destination's open circuit breaker; failing the invocation so Lambda backs off"
+    )]
+    DestinationDown(usize),
+}
+
+/// Why a record's body is not an event.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The record has no body.
+    #[error("the record has no body")]
+    NoBody,
+    /// The body is not a schema v1 event; the text says where, never what.
+    #[error("the body is not a normalized event (line {line} column {column})")]
+    NotAnEvent {
+        /// Where parsing stopped.
+        line: usize,
+        /// Where parsing stopped.
+        column: usize,
+    },
+}
+
+/// The event a record carries, decoded on its own: one bad body fails only its record.
+/// An event from an older ingest gets the fields it lacks ([`okr_core::normalize::fill_in`]).
+pub fn decode(message: &SqsMessage) -> Result<Event, DecodeError> {
+    let body = message.body.as_deref().ok_or(DecodeError::NoBody)?;
+    let mut event = serde_json::from_str(body).map_err(|e| DecodeError::NotAnEvent {
+        line: e.line(),
+        column: e.column(),
+    })?;
+    okr_core::normalize::fill_in(&mut event);
+    Ok(event)
+}
+
+/// Collects the failures of one batch, and sets when each is seen again.
+#[derive(Debug)]
+pub struct BatchReport {
+    batch_size: usize,
+    /// Each record's receipt handle and receive count, by message id.
+    records: HashMap<String, (Option<String>, u32)>,
+    failures: Vec<(String, Failure)>,
+    unreportable: usize,
+}
+
+impl BatchReport {
+    /// A report on `batch`.
+    pub fn new(batch: &SqsEvent) -> Self {
+        BatchReport {
+            batch_size: batch.records.len(),
+            records: batch
+                .records
+                .iter()
+                .filter_map(|r| {
+                    let id = r.message_id.clone()?;
+                    Some((id, (r.receipt_handle.clone(), receive_count(r))))
+                })
+                .collect(),
+            failures: Vec::new(),
+            unreportable: 0,
+        }
+    }
+
+    /// Record that the message `message_id` failed, and how.
+    pub fn fail(&mut self, message_id: Option<&str>, failure: Failure) {
+        match message_id {
+            Some(id) => self.failures.push((id.to_owned(), failure)),
+            None => self.unreportable += 1,
+        }
+    }
+
+    /// How many records failed as `failure` so far.
+    pub fn count(&self, failure: Failure) -> usize {
+        self.failures.iter().filter(|(_, f)| *f == failure).count()
+    }
+
+    /// Hide each failed record for its wait (see [`Retries`]), then answer
+    /// SQS: the failures, or an error (the whole batch retried) when a failed record has
+    /// no id to report it by. A wait that cannot be set is logged: the record then comes
+    /// back after the queue's visibility timeout.
+    ///
+    /// The waits are set within the time left before `deadline` (the invocation's, when
+    /// the handler has one); those not set by then come back after the visibility timeout.
+    pub async fn finish(
+        self,
+        retries: &Retries,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<SqsBatchResponse, BatchFailure> {
+        if self.unreportable > 0 {
+            return Err(BatchFailure::Unreportable(self.unreportable));
+        }
+        let all_failed = self.batch_size > 0 && self.failures.len() == self.batch_size;
+        self.defer_failures(retries, deadline).await;
+        if all_failed && self.failures.iter().all(|(_, f)| *f == Failure::HeldBack) {
+            return Err(BatchFailure::DestinationDown(self.batch_size));
+        }
+        if all_failed {
+            tracing::error!(
+                records = self.batch_size,
+                "every record of the batch failed"
+            );
+        }
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = self
+            .failures
+            .into_iter()
+            .map(|(id, _)| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failure
+            })
+            .collect();
+        Ok(response)
+    }
+
+    /// Set each failure's wait, all at once (each call bounded by its client's
+    /// timeouts), within the time left before `deadline`.
+    async fn defer_failures(&self, retries: &Retries, deadline: Option<tokio::time::Instant>) {
+        let deferrals = self.failures.iter().filter_map(|(id, failure)| {
+            let (Some(receipt), count) = self.records.get(id)? else {
+                return None;
+            };
+            let delay = retries.schedule.delay(*failure, *count, rand::random());
+            Some(async move {
+                match retries.defer.defer(receipt, delay).await {
+                    Ok(()) => {
+                        tracing::info!(message_id = %id, ?failure, receive_count = count, delay_s = delay.as_secs(), "record deferred")
+                    }
+                    Err(error) => {
+                        tracing::warn!(message_id = %id, error = %okr_core::error_chain(error.as_ref()), "could not defer the record; it returns after the visibility timeout")
+                    }
+                }
+            })
+        });
+        let deferrals = futures::future::join_all(deferrals);
+        let left = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+        match left {
+            Some(left) => {
+                let margin = std::time::Duration::from_millis(100);
+                if tokio::time::timeout(left.saturating_sub(margin), deferrals)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        "no time left to defer every failed record; the rest return after the visibility timeout"
+                    );
+                }
+            }
+            None => {
+                deferrals.await;
+            }
+        }
+    }
+}
+
+/// Run `handler` on every record's event, at most `concurrency` at a time, each in a
+/// span keyed by its message id. Records that do not decode (refused: waiting will not
+/// help), and records whose handler fails (refused when a destination refused them, else
+/// transient), are reported as failures; finish the report to answer SQS.
+pub async fn for_each_event<F, Fut>(event: SqsEvent, concurrency: usize, handler: F) -> BatchReport
+where
+    F: Fn(Event, RecordContext) -> Fut,
+    Fut: Future<Output = Result<(), RecordError>>,
+{
+    let mut report = BatchReport::new(&event);
+    let handler = &handler;
+    let outcomes: Vec<(Option<String>, Option<Failure>)> = futures::stream::iter(event.records)
+        .map(|message| {
+            let message_id = message.message_id.clone();
+            let span = tracing::info_span!("record", message_id = message_id.as_deref().unwrap_or("none"));
+            let context = RecordContext { receive_count: receive_count(&message) };
+            let work = async move {
+                let failure = match decode(&message) {
+                    Ok(event) => {
+                        let event_id = event.id.clone();
+                        match handler(event, context).await {
+                            Ok(()) => None,
+                            Err(error) => {
+                                tracing::warn!(event_id = %event_id, error = %error, "record failed");
+                                Some(failure_of(error.as_ref()))
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(error = %error, "record is not an event");
+                        Some(Failure::Refused)
+                    }
+                };
+                (message_id, failure)
+            };
+            work.instrument(span)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    for (message_id, failure) in outcomes {
+        if let Some(failure) = failure {
+            report.fail(message_id.as_deref(), failure);
+        }
+    }
+    report
+}
+
+/// A destination's refusal will not pass by waiting; a send its open breaker held back
+/// is known to wait for the destination; anything else may pass soon.
+pub fn failure_of(error: &(dyn std::error::Error + 'static)) -> Failure {
+    match error.downcast_ref::<DeliveryError>() {
+        Some(error) if error.is_refusal() => Failure::Refused,
+        Some(error) if error.is_held_back() => Failure::HeldBack,
+        _ => Failure::Transient,
+    }
+}
+
+/// What a handler may want to know about its record.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordContext {
+    /// SQS's `ApproximateReceiveCount`: 1 on the first delivery.
+    pub receive_count: u32,
+}
+
+/// SQS's `ApproximateReceiveCount` of `message`: 1 on the first delivery (and when absent).
+pub fn receive_count(message: &SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1)
+}
+
+/// When an invocation must have answered, from the Lambda context's deadline
+/// (milliseconds since the epoch). A deadline already past means an emulator that does
+/// not send one (`cargo lambda watch` sends its timeout instead): assume 30 seconds.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> tokio::time::Instant {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let left = std::time::Duration::from_millis(deadline_ms).saturating_sub(now);
+    let left = if left.is_zero() {
+        std::time::Duration::from_secs(30)
+    } else {
+        left
+    };
+    tokio::time::Instant::now() + left
+}

@@ -1,0 +1,313 @@
+//! The shape of the code (docs/architecture.md, "Layers"): crates by layer that depend
+//! only downward, no circle between the top-level modules of any crate, Lambda functions
+//! that link neither SQLite nor the local server nor SMTP, and nothing that points at a
+//! file outside the repository.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The library crates, lowest first, and the crates each may depend on.
+const LAYERS: [(&str, &[&str]); 5] = [
+    ("okr-core", &[]),
+    ("okr-pipeline", &["okr-core"]),
+    ("okr-consumers", &["okr-core", "okr-pipeline"]),
+    ("okr-aws", &["okr-core", "okr-pipeline", "okr-consumers"]),
+    ("okr-local", &["okr-core", "okr-pipeline", "okr-consumers"]),
+];
+
+/// The Lambda functions.
+const FUNCTIONS: [&str; 6] = [
+    "ingest",
+    "warehouse-sink",
+    "slack-notifier",
+    "progress-alerts",
+    "progress-projection",
+    "email-summaries",
+];
+
+/// The `okr-*` crates a manifest's `[dependencies]` names.
+fn okr_dependencies(manifest: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(manifest).unwrap();
+    let mut section = String::new();
+    let mut found = BTreeSet::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line.to_owned();
+        } else if section == "[dependencies]" && line.starts_with("okr-") {
+            let name = line.split(['.', ' ', '=']).next().unwrap();
+            found.insert(name.to_owned());
+        }
+    }
+    found
+}
+
+fn library_dir(name: &str) -> PathBuf {
+    root().join("shared").join(name.trim_start_matches("okr-"))
+}
+
+#[test]
+fn library_crates_depend_only_downward() {
+    for (name, allowed) in LAYERS {
+        let depends = okr_dependencies(&library_dir(name).join("Cargo.toml"));
+        let above: Vec<_> = depends
+            .iter()
+            .filter(|d| !allowed.contains(&d.as_str()))
+            .collect();
+        assert!(above.is_empty(), "{name} depends on {above:?}");
+    }
+    for function in FUNCTIONS {
+        let manifest = root().join("functions").join(function).join("Cargo.toml");
+        let depends = okr_dependencies(&manifest);
+        assert!(
+            !depends.contains("okr-local"),
+            "{function} depends on okr-local"
+        );
+        assert!(depends.contains("okr-aws"), "{function}: {depends:?}");
+    }
+}
+
+#[test]
+fn no_function_links_sqlite_the_local_server_or_smtp() {
+    for function in FUNCTIONS {
+        let output = Command::new(env!("CARGO"))
+            .args([
+                "tree",
+                "--offline",
+                "--locked",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+            ])
+            .args(["-p", function])
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let tree = String::from_utf8(output.stdout).unwrap();
+        assert!(tree.lines().any(|l| l.starts_with("okr-aws ")), "{tree}");
+        for banned in ["rusqlite", "libsqlite3-sys", "axum", "lettre"] {
+            assert!(
+                !tree.lines().any(|l| l.starts_with(&format!("{banned} "))),
+                "{function} links {banned}"
+            );
+        }
+    }
+}
+
+/// A source file's module path inside its crate: `a/b.rs` is `[a, b]`, `a/mod.rs`
+/// is `[a]`, `lib.rs` and `main.rs` are `[]`.
+fn module_path(relative: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = relative
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let file = parts.pop().unwrap();
+    match file.trim_end_matches(".rs") {
+        "mod" => {}
+        "lib" | "main" if parts.is_empty() => {}
+        stem => parts.push(stem.to_owned()),
+    }
+    parts
+}
+
+fn rust_files(dir: &Path, into: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, into);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            into.push(path);
+        }
+    }
+}
+
+fn identifier(text: &str) -> &str {
+    let end = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(text.len());
+    &text[..end]
+}
+
+/// The edges between the top-level modules of the crate whose sources are in `src`:
+/// module -> the modules its code (tests aside) names by `crate::x` or `super::x`.
+fn module_edges(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let modules: BTreeSet<String> = files
+        .iter()
+        .filter_map(|f| module_path(f.strip_prefix(src).unwrap()).first().cloned())
+        .collect();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let path = module_path(file.strip_prefix(src).unwrap());
+        let Some(top) = path.first() else { continue };
+        let text = std::fs::read_to_string(file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        let mut targets = Vec::new();
+        for (at, _) in code.match_indices("crate::") {
+            targets.push(identifier(&code[at + "crate::".len()..]).to_owned());
+        }
+        for (at, _) in code.match_indices("super::") {
+            if code[..at].ends_with("super::") {
+                continue;
+            }
+            let mut rest = &code[at..];
+            let mut depth = 0;
+            while let Some(next) = rest.strip_prefix("super::") {
+                depth += 1;
+                rest = next;
+            }
+            // `super` from module path [a, b] names [a]; at the crate root, a top module.
+            if depth >= path.len() {
+                targets.push(identifier(rest).to_owned());
+            }
+        }
+        for target in targets {
+            if &target != top && modules.contains(&target) {
+                edges.entry(top.clone()).or_default().insert(target);
+            }
+        }
+    }
+    edges
+}
+
+/// The circles in `edges`: each strongly connected set of two or more modules.
+fn circles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<BTreeSet<String>> {
+    let reach = |from: &String| {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![from.clone()];
+        while let Some(at) = stack.pop() {
+            for next in edges.get(&at).into_iter().flatten() {
+                if seen.insert(next.clone()) {
+                    stack.push(next.clone());
+                }
+            }
+        }
+        seen
+    };
+    let reached: BTreeMap<&String, BTreeSet<String>> =
+        edges.keys().map(|m| (m, reach(m))).collect();
+    let mut found: Vec<BTreeSet<String>> = Vec::new();
+    for (module, from) in &reached {
+        if !from.contains(*module) || found.iter().any(|c| c.contains(*module)) {
+            continue;
+        }
+        let circle = from
+            .iter()
+            .filter(|other| reached.get(other).is_some_and(|r| r.contains(*module)))
+            .cloned()
+            .collect();
+        found.push(circle);
+    }
+    found
+}
+
+#[test]
+fn no_circle_between_the_top_level_modules_of_any_crate() {
+    let mut sources: Vec<PathBuf> = LAYERS
+        .iter()
+        .map(|(name, _)| library_dir(name).join("src"))
+        .collect();
+    sources.push(root().join("cli/src"));
+    sources.extend(
+        FUNCTIONS
+            .iter()
+            .map(|f| root().join("functions").join(f).join("src")),
+    );
+    for src in sources {
+        let edges = module_edges(&src);
+        let found = circles(&edges);
+        assert!(found.is_empty(), "{}: circles {found:?}", src.display());
+    }
+}
+
+#[test]
+fn the_circle_check_finds_a_circle_through_crate_and_super_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path();
+    std::fs::create_dir_all(src.join("a")).unwrap();
+    std::fs::write(src.join("lib.rs"), "pub mod a;\npub mod b;\npub mod c;\n").unwrap();
+    std::fs::write(src.join("a/mod.rs"), "mod inner;\n").unwrap();
+    std::fs::write(src.join("a/inner.rs"), "use super::super::b::B;\n").unwrap();
+    std::fs::write(src.join("b.rs"), "use crate::c::C;\npub struct B;\n").unwrap();
+    std::fs::write(
+        src.join("c.rs"),
+        "use crate::a;\npub struct C;\n#[cfg(test)]\nmod tests { use crate::b; }\n",
+    )
+    .unwrap();
+    let found = circles(&module_edges(src));
+    let expected: BTreeSet<String> = ["a", "b", "c"].map(String::from).into();
+    assert_eq!(found, vec![expected]);
+    // Without c's tie back to a, there is none (its test module does not count).
+    std::fs::write(
+        src.join("c.rs"),
+        "pub struct C;\n#[cfg(test)]\nmod t { use crate::a; }\n",
+    )
+    .unwrap();
+    assert!(circles(&module_edges(src)).is_empty());
+}
+
+/// The repository's files git knows, under `dirs`.
+fn tracked(dirs: &[&str]) -> Vec<PathBuf> {
+    let output = Command::new("git")
+        .arg("ls-files")
+        .args(dirs)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| root().join(l))
+        .collect()
+}
+
+#[test]
+fn nothing_points_at_a_file_outside_the_repository() {
+    let mut outside = Vec::new();
+    for file in tracked(&["."]) {
+        let name = file.to_string_lossy();
+        let Some(ext) = file.extension().and_then(|e| e.to_str()) else {
+            continue;
+        };
+        if !matches!(
+            ext,
+            "rs" | "md" | "toml" | "yaml" | "py" | "sh" | "js" | "html"
+        ) || name.ends_with("tests/layers.rs")
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for pointer in ["DESIGN.md", "STYLE.md", "../shared/", "seeds/"] {
+            if text.contains(pointer) {
+                outside.push(format!("{name}: {pointer}"));
+            }
+        }
+        if ext == "md" {
+            // Every relative link names a file that is here.
+            for (at, _) in text.match_indices("](") {
+                let target = &text[at + 2..];
+                let target = &target[..target.find(')').unwrap_or(0)];
+                let path = target.split('#').next().unwrap();
+                if path.is_empty() || path.contains("://") || path.starts_with("mailto:") {
+                    continue;
+                }
+                if !file.parent().unwrap().join(path).exists() {
+                    outside.push(format!("{name}: link to {target}"));
+                }
+            }
+        }
+    }
+    assert!(outside.is_empty(), "{outside:#?}");
+}
