@@ -1,25 +1,31 @@
-//! Every idempotency store keeps the same contract: in memory, in SQLite, and in
+//! The two ports of the idempotency stores, claims (`ClaimStore`) and versioned state
+//! (`StateStore`), each keep one contract in every adapter: in memory, in SQLite, and in
 //! DynamoDB through moto.
 
 use okr_aws::dynamodb::DynamoDbIdempotencyStore;
 use okr_local::sqlite_store::SqliteIdempotencyStore;
 use okr_pipeline::idempotency::memory::MemoryIdempotencyStore;
-use okr_webhooks_tests::{Moto, idempotency_contract, idempotency_table};
+use okr_webhooks_tests::{Moto, claim_store_contract, idempotency_table, state_store_contract};
 
 #[tokio::test]
 async fn in_memory() {
-    idempotency_contract(&MemoryIdempotencyStore::default()).await;
+    let store = MemoryIdempotencyStore::default();
+    claim_store_contract(&store).await;
+    state_store_contract(&store).await;
 }
 
 #[tokio::test]
 async fn sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("idempotency.sqlite");
-    idempotency_contract(&SqliteIdempotencyStore::open(&path).unwrap()).await;
+    let store = SqliteIdempotencyStore::open(&path).unwrap();
+    claim_store_contract(&store).await;
+    state_store_contract(&store).await;
+    drop(store);
     // Records survive a reopen (a restart of `serve`).
     let store = SqliteIdempotencyStore::open(&path).unwrap();
     let now = time::OffsetDateTime::now_utc();
-    use okr_pipeline::idempotency::{Claim, IdempotencyStore};
+    use okr_pipeline::idempotency::{Claim, ClaimStore};
     store
         .complete("evt_kept", now, std::time::Duration::from_secs(3600))
         .await
@@ -40,12 +46,14 @@ async fn dynamodb_through_moto() {
     let moto = Moto::start();
     let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
     let table = idempotency_table(&client).await;
-    idempotency_contract(&DynamoDbIdempotencyStore::new(client, table)).await;
+    let store = DynamoDbIdempotencyStore::new(client, table);
+    claim_store_contract(&store).await;
+    state_store_contract(&store).await;
 }
 
 #[tokio::test]
 async fn sqlite_after_a_crash_drops_unstarted_claims_and_presumes_sending_ones_done() {
-    use okr_pipeline::idempotency::{Claim, IdempotencyStore};
+    use okr_pipeline::idempotency::{Claim, ClaimStore};
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteIdempotencyStore::open(&dir.path().join("i.sqlite")).unwrap();
     let now = time::OffsetDateTime::now_utc();

@@ -829,7 +829,7 @@ async fn a_warehouse_object_and_its_new_partition_are_synced_to_disk() {
 #[tokio::test]
 async fn after_a_crash_serve_names_the_posts_it_presumes_sent() {
     use okr_local::sqlite_store::SqliteIdempotencyStore;
-    use okr_pipeline::idempotency::{Claim, IdempotencyStore};
+    use okr_pipeline::idempotency::{Claim, ClaimStore};
     // What a `kill -9` in the middle of a Slack post leaves: a claim marked sending.
     let dir = tempfile::tempdir().unwrap();
     {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use okr_pipeline::idempotency::memory::MemoryIdempotencyStore;
 use okr_pipeline::idempotency::{
-    Claim, ClaimToken, IdempotencyError, IdempotencyStore, StateWrite, Versioned,
+    Claim, ClaimStore, ClaimToken, IdempotencyError, StateStore, StateWrite, Versioned,
 };
 use time::OffsetDateTime;
 
@@ -28,7 +28,7 @@ fn unavailable() -> IdempotencyError {
 }
 
 #[async_trait::async_trait]
-impl IdempotencyStore for Faulty {
+impl ClaimStore for Faulty {
     async fn begin(
         &self,
         key: &str,
@@ -66,6 +66,10 @@ impl IdempotencyStore for Faulty {
     async fn is_completed(&self, key: &str, now: OffsetDateTime) -> Result<bool, IdempotencyError> {
         self.inner.is_completed(key, now).await
     }
+}
+
+#[async_trait::async_trait]
+impl StateStore for Faulty {
     async fn load_state(
         &self,
         key: &str,

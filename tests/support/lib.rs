@@ -142,9 +142,10 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// The behaviour every idempotency store must have; each adapter's test runs it.
-pub async fn idempotency_contract(store: &dyn okr_pipeline::idempotency::IdempotencyStore) {
-    use okr_pipeline::idempotency::{Claim, ClaimToken, StateWrite};
+/// The behaviour every claim store must have (`ClaimStore`); each adapter's test runs
+/// it.
+pub async fn claim_store_contract(store: &dyn okr_pipeline::idempotency::ClaimStore) {
+    use okr_pipeline::idempotency::{Claim, ClaimToken};
     use time::macros::datetime;
 
     let t0 = datetime!(2026-11-20 09:00 UTC);
@@ -241,8 +242,28 @@ pub async fn idempotency_contract(store: &dyn okr_pipeline::idempotency::Idempot
         .unwrap();
     proceed(store.begin(&lapsed, t0 + secs(61), hold).await.unwrap());
 
-    // State records: absent, created once, replaced only from the version read, and
-    // absent again once expired (then anyone may create it anew).
+    // Truly concurrent claims: exactly one proceeds.
+    for _ in 0..5 {
+        let raced = unique("evt");
+        let (a, b) = tokio::join!(store.begin(&raced, t0, hold), store.begin(&raced, t0, hold));
+        let proceeded = [a.unwrap(), b.unwrap()]
+            .iter()
+            .filter(|c| matches!(c, Claim::Proceed(_)))
+            .count();
+        assert_eq!(proceeded, 1);
+    }
+}
+
+/// The behaviour every state store must have (`StateStore`): state records are absent,
+/// created once, replaced only from the version read, and absent again once expired
+/// (then anyone may create it anew). Each adapter's test runs it.
+pub async fn state_store_contract(store: &dyn okr_pipeline::idempotency::StateStore) {
+    use okr_pipeline::idempotency::StateWrite;
+    use time::macros::datetime;
+
+    let t0 = datetime!(2026-11-20 09:00 UTC);
+    let keep = Duration::from_secs(24 * 3600);
+    let secs = |n: u64| Duration::from_secs(n);
     let state = unique("alert-state");
     let save = |expected: Option<u64>, value: &'static str, now| {
         let write = StateWrite {
@@ -280,16 +301,8 @@ pub async fn idempotency_contract(store: &dyn okr_pipeline::idempotency::Idempot
         "anew"
     );
 
-    // Truly concurrent claims: exactly one proceeds.
+    // Concurrent first writes of a state record: exactly one is stored.
     for _ in 0..5 {
-        let raced = unique("evt");
-        let (a, b) = tokio::join!(store.begin(&raced, t0, hold), store.begin(&raced, t0, hold));
-        let proceeded = [a.unwrap(), b.unwrap()]
-            .iter()
-            .filter(|c| matches!(c, Claim::Proceed(_)))
-            .count();
-        assert_eq!(proceeded, 1);
-        // And concurrent first writes of a state record: exactly one is stored.
         let raced = unique("alert-state");
         let write = |value| StateWrite {
             key: &raced,

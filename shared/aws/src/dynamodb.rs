@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
 use okr_pipeline::idempotency::{
-    COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, SENDING,
+    COMPLETED, Claim, ClaimStore, ClaimToken, IN_PROGRESS, IdempotencyError, SENDING, StateStore,
     StateWrite, Versioned, claim_of, expiry,
 };
 
@@ -91,7 +91,7 @@ fn wrap(error: impl std::error::Error + Send + Sync + 'static) -> IdempotencyErr
 }
 
 #[async_trait]
-impl IdempotencyStore for DynamoDbIdempotencyStore {
+impl ClaimStore for DynamoDbIdempotencyStore {
     async fn begin(
         &self,
         key: &str,
@@ -135,7 +135,6 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         }
         Ok(Claim::InProgress)
     }
-
     async fn complete(
         &self,
         key: &str,
@@ -156,7 +155,6 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .map(drop)
             .map_err(wrap)
     }
-
     async fn sending(
         &self,
         key: &str,
@@ -188,7 +186,6 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         )
         .map(|_| ())
     }
-
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
         let deleted = self
             .client
@@ -212,12 +209,14 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         )
         .map(|_| ())
     }
-
     async fn is_completed(&self, key: &str, now: OffsetDateTime) -> Result<bool, IdempotencyError> {
         let status = self.status(key, now.unix_timestamp()).await?;
         Ok(status.as_deref() == Some(COMPLETED))
     }
+}
 
+#[async_trait]
+impl StateStore for DynamoDbIdempotencyStore {
     async fn load_state(
         &self,
         key: &str,
@@ -241,7 +240,6 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             )),
         }
     }
-
     async fn save_state(&self, write: &StateWrite<'_>) -> Result<bool, IdempotencyError> {
         let put = self
             .client

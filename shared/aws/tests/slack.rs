@@ -641,7 +641,7 @@ async fn no_post_starts_without_time_to_mark_send_and_record_it() {
 
 #[tokio::test]
 async fn a_post_whose_claim_cannot_be_marked_sending_waits_and_a_digest_needs_time_too() {
-    use okr_pipeline::idempotency::Claim;
+    use okr_pipeline::idempotency::{Claim, ClaimStore};
     let server = accepting_slack().await;
     let notifier = |store: Arc<dyn IdempotencyStore>| {
         notifier_to(&server, store).with_min_interval(Duration::ZERO)

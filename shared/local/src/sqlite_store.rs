@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
 use okr_pipeline::idempotency::{
-    COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, SENDING,
+    COMPLETED, Claim, ClaimStore, ClaimToken, IN_PROGRESS, IdempotencyError, SENDING, StateStore,
     StateWrite, Versioned, claim_of, expiry,
 };
 
@@ -96,7 +96,7 @@ fn wrap(error: rusqlite::Error) -> IdempotencyError {
 }
 
 #[async_trait]
-impl IdempotencyStore for SqliteIdempotencyStore {
+impl ClaimStore for SqliteIdempotencyStore {
     async fn begin(
         &self,
         key: &str,
@@ -129,7 +129,6 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         })
         .await
     }
-
     async fn complete(
         &self,
         key: &str,
@@ -154,7 +153,6 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         })
         .await
     }
-
     async fn sending(
         &self,
         key: &str,
@@ -173,7 +171,6 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         })
         .await
     }
-
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
         let (key, token) = (key.to_owned(), token.0.clone());
         self.with(move |connection| {
@@ -185,7 +182,6 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         })
         .await
     }
-
     async fn is_completed(&self, key: &str, now: OffsetDateTime) -> Result<bool, IdempotencyError> {
         let (key, now) = (key.to_owned(), now.unix_timestamp());
         self.with(move |connection| {
@@ -200,7 +196,10 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl StateStore for SqliteIdempotencyStore {
     async fn load_state(
         &self,
         key: &str,
@@ -223,7 +222,6 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         })
         .await
     }
-
     async fn save_state(&self, write: &StateWrite<'_>) -> Result<bool, IdempotencyError> {
         let (key, value) = (write.key.to_owned(), write.value.to_owned());
         let (now, until) = (write.now.unix_timestamp(), expiry(write.now, write.keep));

@@ -821,7 +821,7 @@ async fn key_results_without_an_id_are_not_alerted_and_deleted_ones_resolve() {
 
 #[tokio::test]
 async fn an_update_of_a_key_result_another_invocation_is_judging_waits_its_turn() {
-    use okr_pipeline::idempotency::Claim;
+    use okr_pipeline::idempotency::{Claim, ClaimStore};
     let s = stack(true, true).await;
     let store = Arc::new(MemoryIdempotencyStore::default());
     let alerts = alerts_with(

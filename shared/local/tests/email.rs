@@ -590,7 +590,7 @@ async fn the_runs_record_keeps_each_run_with_the_one_before_it_even_when_retried
 #[tokio::test]
 async fn a_large_read_models_state_is_kept_in_parts_that_fit_a_dynamodb_item() {
     use okr_consumers::email::baseline::{Baseline, Seen, keep, load};
-    use okr_pipeline::idempotency::IdempotencyStore;
+    use okr_pipeline::idempotency::StateStore;
     // 30,000 key results with random ids: a state that gzip cannot shrink under 400 KB.
     let records = (0..30_000u32)
         .map(|n| {
@@ -678,7 +678,7 @@ async fn a_runs_state_is_kept_while_a_recipient_needs_it_and_dropped_after() {
 #[tokio::test]
 async fn without_a_record_a_recipient_measures_from_the_last_summary_the_guard_saw_sent() {
     use okr_consumers::email::recipients::Recipients;
-    use okr_pipeline::idempotency::{IdempotencyStore, StateWrite};
+    use okr_pipeline::idempotency::{StateStore, StateWrite};
     let s = setup(
         json!({"recipients": [{"address": "cto@example.com", "scope": "all"}]}),
         Captured::default(),

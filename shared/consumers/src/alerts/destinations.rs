@@ -69,17 +69,17 @@ impl Destinations {
     ) -> Vec<Destination> {
         let slack = self.slack.map(|poster| Destination {
             to: To::Slack(poster),
-            breaker: config.breaker(ALERTS_SLACK, Arc::clone(store)),
+            breaker: config.breaker(ALERTS_SLACK, store.clone()),
             held_back: AtomicUsize::new(0),
         });
         let pagerduty = self.pagerduty.map(|client| Destination {
             to: To::PagerDuty(client),
-            breaker: config.breaker(PAGERDUTY, Arc::clone(store)),
+            breaker: config.breaker(PAGERDUTY, store.clone()),
             held_back: AtomicUsize::new(0),
         });
         let email = self.email.map(|email| Destination {
             to: To::Email(email),
-            breaker: config.breaker(EMAIL, Arc::clone(store)),
+            breaker: config.breaker(EMAIL, store.clone()),
             held_back: AtomicUsize::new(0),
         });
         slack.into_iter().chain(pagerduty).chain(email).collect()

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::progress::Tracked;
-use okr_pipeline::idempotency::{IdempotencyError, IdempotencyStore, StateWrite};
+use okr_pipeline::idempotency::{IdempotencyError, StateStore, StateWrite};
 
 /// How long a run's state is kept: the next run needs it.
 const KEEP: Duration = Duration::from_secs(400 * 24 * 3600);
@@ -90,7 +90,7 @@ struct Manifest {
 
 /// The state kept at the run at `run`, if any.
 pub async fn load(
-    store: &dyn IdempotencyStore,
+    store: &dyn StateStore,
     run: OffsetDateTime,
 ) -> Result<Option<Baseline>, IdempotencyError> {
     let now = OffsetDateTime::now_utc();
@@ -115,7 +115,7 @@ pub async fn load(
 /// (a retry then compares with what the first try saw): in parts of [`PART`]
 /// characters under this try's own keys, then the record naming them.
 pub async fn keep(
-    store: &dyn IdempotencyStore,
+    store: &dyn StateStore,
     run: OffsetDateTime,
     baseline: &Baseline,
 ) -> Result<(), IdempotencyError> {
@@ -170,10 +170,7 @@ pub async fn keep(
 /// Drop the state kept at the run at `run` (nobody measures from it any more): its
 /// record and parts are rewritten empty and already expired, so they count as absent
 /// at once and the store deletes them (SQLite on its next write, DynamoDB by its TTL).
-pub async fn forget(
-    store: &dyn IdempotencyStore,
-    run: OffsetDateTime,
-) -> Result<(), IdempotencyError> {
+pub async fn forget(store: &dyn StateStore, run: OffsetDateTime) -> Result<(), IdempotencyError> {
     let now = OffsetDateTime::now_utc();
     let key = key(run);
     let Some(stored) = store.load_state(&key, now).await? else {
@@ -191,7 +188,7 @@ pub async fn forget(
 }
 
 async fn expire(
-    store: &dyn IdempotencyStore,
+    store: &dyn StateStore,
     key: &str,
     version: u64,
     now: OffsetDateTime,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use okr_pipeline::idempotency::{IdempotencyError, IdempotencyStore, update_state};
+use okr_pipeline::idempotency::{IdempotencyError, StateStore, update_state};
 
 /// As long as a run's state is kept: a recipient's record points at one.
 const KEEP: Duration = Duration::from_secs(400 * 24 * 3600);
@@ -21,7 +21,7 @@ fn key(recipient: &str) -> String {
 /// The run (Unix seconds) whose summary `recipient` (an id) was last delivered, if any
 /// was recorded.
 pub async fn last(
-    store: &dyn IdempotencyStore,
+    store: &dyn StateStore,
     recipient: &str,
 ) -> Result<Option<i64>, IdempotencyError> {
     let stored = store
@@ -33,7 +33,7 @@ pub async fn last(
 /// Record that `recipient` was delivered the run at `run`, unless a later run's
 /// delivery is recorded already (a late retry of an older run never moves it back).
 pub async fn delivered(
-    store: &dyn IdempotencyStore,
+    store: &dyn StateStore,
     recipient: &str,
     run: i64,
 ) -> Result<(), IdempotencyError> {

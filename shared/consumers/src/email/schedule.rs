@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
 use crate::email::summary::Window;
-use okr_pipeline::idempotency::{IdempotencyError, IdempotencyStore, StateWrite, update_state};
+use okr_pipeline::idempotency::{IdempotencyError, StateStore, StateWrite, update_state};
 
 /// The state record of the summaries' runs.
 const RUNS_KEY: &str = "summary-state:runs";
@@ -31,7 +31,7 @@ struct Runs {
 /// starts where this one ends; a retry of this run, however late, covers the same
 /// window again.
 pub async fn window(
-    store: &dyn IdempotencyStore,
+    store: &dyn StateStore,
     at: OffsetDateTime,
     date: Date,
     record: bool,
@@ -84,7 +84,7 @@ pub async fn window(
 }
 
 /// The runs remembered (Unix seconds, oldest first): those whose state may be kept.
-pub async fn runs(store: &dyn IdempotencyStore) -> Result<Vec<i64>, IdempotencyError> {
+pub async fn runs(store: &dyn StateStore) -> Result<Vec<i64>, IdempotencyError> {
     let stored = store
         .load_state(RUNS_KEY, OffsetDateTime::now_utc())
         .await?;
@@ -95,7 +95,7 @@ pub async fn runs(store: &dyn IdempotencyStore) -> Result<Vec<i64>, IdempotencyE
 }
 
 /// Forget the runs at `times` (their states were dropped).
-pub async fn forget(store: &dyn IdempotencyStore, times: &[i64]) -> Result<(), IdempotencyError> {
+pub async fn forget(store: &dyn StateStore, times: &[i64]) -> Result<(), IdempotencyError> {
     update_state(
         store,
         (RUNS_KEY, RUNS_KEEP),

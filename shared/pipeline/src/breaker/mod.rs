@@ -29,7 +29,7 @@ use time::OffsetDateTime;
 
 use tokio::time::Instant;
 
-use crate::idempotency::IdempotencyStore;
+use crate::idempotency::StateStore;
 use crate::metrics::BreakerRecord;
 use crate::outbound::DeliveryError;
 
@@ -62,11 +62,7 @@ impl Default for BreakerConfig {
 
 impl BreakerConfig {
     /// The breaker of `destination`, its state shared through `store`.
-    pub fn breaker(
-        &self,
-        destination: &'static str,
-        store: Arc<dyn IdempotencyStore>,
-    ) -> Arc<Breaker> {
+    pub fn breaker(&self, destination: &'static str, store: Arc<dyn StateStore>) -> Arc<Breaker> {
         Arc::new(Breaker {
             destination,
             key: format!("breaker:{destination}"),
@@ -129,7 +125,7 @@ pub struct BreakerStatus {
 pub struct Breaker {
     destination: &'static str,
     key: String,
-    store: Arc<dyn IdempotencyStore>,
+    store: Arc<dyn StateStore>,
     settings: BreakerSettings,
     clock: Arc<dyn Clock>,
     copy: Mutex<Known>,

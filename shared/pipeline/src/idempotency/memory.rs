@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::idempotency::{
-    COMPLETED, Claim, ClaimToken, IN_PROGRESS, IdempotencyError, IdempotencyStore, SENDING,
+    COMPLETED, Claim, ClaimStore, ClaimToken, IN_PROGRESS, IdempotencyError, SENDING, StateStore,
     StateWrite, Versioned, claim_of, expiry,
 };
 
@@ -29,7 +29,7 @@ impl MemoryIdempotencyStore {
 }
 
 #[async_trait]
-impl IdempotencyStore for MemoryIdempotencyStore {
+impl ClaimStore for MemoryIdempotencyStore {
     async fn begin(
         &self,
         key: &str,
@@ -49,13 +49,11 @@ impl IdempotencyStore for MemoryIdempotencyStore {
             }
         }
     }
-
     async fn is_completed(&self, key: &str, now: OffsetDateTime) -> Result<bool, IdempotencyError> {
         Ok(self.records().get(key).is_some_and(|(status, expires, _)| {
             *status == COMPLETED && *expires > now.unix_timestamp()
         }))
     }
-
     async fn complete(
         &self,
         key: &str,
@@ -66,7 +64,6 @@ impl IdempotencyStore for MemoryIdempotencyStore {
             .insert(key.to_owned(), (COMPLETED, expiry(now, keep), None));
         Ok(())
     }
-
     async fn sending(
         &self,
         key: &str,
@@ -84,7 +81,6 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         }
         Ok(())
     }
-
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
         let mut records = self.records();
         if records.get(key).is_some_and(|(status, _, held)| {
@@ -94,7 +90,10 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl StateStore for MemoryIdempotencyStore {
     async fn load_state(
         &self,
         key: &str,
@@ -109,7 +108,6 @@ impl IdempotencyStore for MemoryIdempotencyStore {
                 value: value.clone(),
             }))
     }
-
     async fn save_state(&self, write: &StateWrite<'_>) -> Result<bool, IdempotencyError> {
         let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
         let record = states.get(write.key);

@@ -7,8 +7,8 @@
 //! records count as absent, whether or not the store has deleted them yet.
 //!
 //! The same stores keep small versioned **state records** (the progress alerts' open and
-//! closed alerts per key result): read with [`IdempotencyStore::load_state`], replaced
-//! with [`IdempotencyStore::save_state`] only if nobody changed them since (optimistic
+//! closed alerts per key result): read with [`StateStore::load_state`], replaced
+//! with [`StateStore::save_state`] only if nobody changed them since (optimistic
 //! concurrency), and kept for a time like the other records.
 
 pub mod guard;
@@ -48,7 +48,7 @@ impl ClaimToken {
     }
 }
 
-/// A state record as read, with the version a [`IdempotencyStore::save_state`] must
+/// A state record as read, with the version a [`StateStore::save_state`] must
 /// name to replace it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Versioned {
@@ -58,7 +58,7 @@ pub struct Versioned {
     pub value: String,
 }
 
-/// A state record to write (see [`IdempotencyStore::save_state`]).
+/// A state record to write (see [`StateStore::save_state`]).
 #[derive(Debug, Clone, Copy)]
 pub struct StateWrite<'a> {
     /// The record's key.
@@ -78,9 +78,10 @@ pub struct StateWrite<'a> {
 #[error("the idempotency store failed")]
 pub struct IdempotencyError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
-/// Records of work claimed and done.
+/// Claims: records of work claimed and done, keyed by what the work is (an event id and
+/// a destination), so a redelivered message or a provider's retry acts once.
 #[async_trait]
-pub trait IdempotencyStore: Send + Sync {
+pub trait ClaimStore: Send + Sync {
     /// Claim `key` until `now + hold`, unless a live record exists.
     async fn begin(
         &self,
@@ -113,6 +114,13 @@ pub trait IdempotencyStore: Send + Sync {
     /// Whether `key` is completed within its window (a read: nothing is claimed), for a
     /// replay's estimate of what the consumers will skip.
     async fn is_completed(&self, key: &str, now: OffsetDateTime) -> Result<bool, IdempotencyError>;
+}
+
+/// Versioned state records: small JSON documents (a breaker's state, a key result's open
+/// alerts, a summary run's baseline) replaced only by a writer that read the current
+/// version (optimistic concurrency), and kept for a time.
+#[async_trait]
+pub trait StateStore: Send + Sync {
     /// The live state record at `key`, if any (an expired one counts as absent). State
     /// records may share one key space with claims (DynamoDB): give them their own
     /// prefix.
@@ -127,12 +135,18 @@ pub trait IdempotencyStore: Send + Sync {
     async fn save_state(&self, write: &StateWrite<'_>) -> Result<bool, IdempotencyError>;
 }
 
+/// A store that keeps both claims and state records (each adapter does: one DynamoDB
+/// table, one SQLite file, one map), for the consumers that need both.
+pub trait IdempotencyStore: ClaimStore + StateStore {}
+
+impl<T: ClaimStore + StateStore + ?Sized> IdempotencyStore for T {}
+
 /// Rewrite the state record `key` to what `change` makes of its current value (`None`
 /// when there is no live record), kept for `keep`; `change` answering `None` leaves it
 /// as it is. When another writer got there first, it reads and decides again (three
 /// times at most, then fails with `contended`).
 pub async fn update_state(
-    store: &dyn IdempotencyStore,
+    store: &dyn StateStore,
     (key, keep): (&str, Duration),
     change: impl Fn(Option<&str>) -> Option<String>,
     contended: &'static str,
