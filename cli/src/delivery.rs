@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 /// A delivery's source and body.
 #[derive(Debug, Args)]
 pub struct BodyArgs {
-    /// The provider: peoplelogic, peopleforce, perscom or standard.
+    /// The provider, by its name in `/webhooks/<name>` (docs/providers.md).
     #[arg(long, short = 's')]
     pub source: Source,
     /// The body file; standard input when absent or `-`.
@@ -39,7 +39,7 @@ impl BodyArgs {
     }
 }
 
-/// The signature headers for `body`; Standard Webhooks' id and timestamp default to a
+/// The signature headers for `body`; a signed delivery id and timestamp default to a
 /// random id and now.
 pub fn signed(
     source: Source,
@@ -59,7 +59,7 @@ pub fn signed(
     )?)
 }
 
-/// A fresh Standard Webhooks message id, like the official libraries make.
+/// A fresh `msg_...` delivery id, as webhook libraries make them.
 pub fn random_message_id() -> String {
     let bytes: [u8; 16] = rand::random();
     format!("msg_{}", hex::encode(bytes))

@@ -17,7 +17,7 @@ use crate::delivery::{BodyArgs, header_map, parse_header, parse_time};
 pub struct NormalizeArgs {
     #[command(flatten)]
     delivery: BodyArgs,
-    /// A request header as `Name: value` (Standard Webhooks' webhook-id gives the event id).
+    /// A request header as `Name: value` (a webhook-id gives the event id).
     #[arg(long = "header", short = 'H', value_parser = parse_header)]
     headers: Vec<(HeaderName, HeaderValue)>,
     /// The receive time, RFC 3339 (default: now).

@@ -15,10 +15,10 @@ pub struct SignArgs {
     /// The signing secret, as the provider shows it.
     #[arg(long, env = "OKR_WEBHOOKS_SECRET", hide_env_values = true)]
     secret: String,
-    /// Standard Webhooks: the webhook-id (default: a random msg_... id).
+    /// The webhook-id, for a scheme that signs one (default: a random msg_... id).
     #[arg(long)]
     id: Option<String>,
-    /// Standard Webhooks: the webhook-timestamp in Unix seconds (default: now).
+    /// The webhook-timestamp in Unix seconds, for a scheme that signs one (default: now).
     #[arg(long)]
     timestamp: Option<i64>,
 }

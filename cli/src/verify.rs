@@ -27,7 +27,7 @@ pub struct VerifyArgs {
     /// A request header as `Name: value`; repeat for several.
     #[arg(long = "header", short = 'H', value_parser = parse_header)]
     headers: Vec<(HeaderName, HeaderValue)>,
-    /// The time to check a Standard Webhooks timestamp against, in Unix seconds (default: now).
+    /// The time to check a signed timestamp against, in Unix seconds (default: now).
     #[arg(long)]
     at: Option<i64>,
 }

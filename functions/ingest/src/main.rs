@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
     okr_pipeline::telemetry::init();
     let config = IngestConfig::from_env(&process_env())?;
 
-    // Providers give up after a few seconds (PERSCOM: 3 s), so AWS calls must too.
+    // Providers give up after a few seconds (some after 3 s), so AWS calls must too.
     let timeouts = aws_timeouts(Duration::from_millis(1500), Duration::from_millis(2500));
     let aws = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts)

@@ -169,8 +169,8 @@ pub struct Entity {
     pub id: Option<String>,
     /// Its title or name, for messages.
     pub name: Option<String>,
-    /// The objective a key result belongs to, when the provider says (Peoplelogic's
-    /// `parentId`, a Standard Webhooks `data.objective_id`).
+    /// The objective a key result belongs to, when the provider says (a `parentId`, a
+    /// `data.objective_id`: docs/event-schema.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
 }
@@ -219,7 +219,7 @@ impl Period {
 /// rest of those records (birth dates, personal emails stay in `payload`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Related {
-    /// The member a record is about (PERSCOM's `data.user`).
+    /// The member a record is about (a roster record's `data.user`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
     /// A person's department.
@@ -253,9 +253,9 @@ impl Related {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RankChange {
-    /// Up a rank (PERSCOM's record type 0).
+    /// Up a rank (a rank record's `data.type` 0).
     Promotion,
-    /// Down a rank (PERSCOM's record type 1).
+    /// Down a rank (a rank record's `data.type` 1).
     Demotion,
 }
 

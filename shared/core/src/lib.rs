@@ -4,8 +4,11 @@
 pub mod event;
 pub mod json;
 pub mod normalize;
+pub mod parts;
+pub mod providers;
 pub mod routing;
 pub mod rules;
+pub mod scheme;
 pub mod signature;
 pub mod signing;
 pub mod source;

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::source::Source;
 
-/// One signing secret as the provider shows it (for Peoplelogic the `secretBase64`
-/// text, for Standard Webhooks the `whsec_...` text).
+/// One signing secret as the provider shows it (a `secretBase64` text, a `whsec_...`
+/// text: each provider's `Provider::key` reads its own).
 ///
 /// `Debug` and `Display` print `[redacted]`, so a secret can travel in structs that
 /// are logged without ever reaching the log.
@@ -77,7 +77,7 @@ pub struct SigningSecrets(BTreeMap<Source, Vec<SigningSecret>>);
 
 impl SigningSecrets {
     /// Parse the secret document:
-    /// `{"peoplelogic": "YWJj...", "peopleforce": ["new", "old"], ...}`. A value is a
+    /// `{"<source>": "YWJj...", "<another>": ["new", "old"], ...}`. A value is a
     /// string or a list of strings (rotation). Names that are not a source are ignored
     /// with a warning, so a typo leaves that source without a secret (it then accepts
     /// nothing) rather than taking every source down.

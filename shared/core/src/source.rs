@@ -45,6 +45,13 @@ impl fmt::Display for Source {
     }
 }
 
+impl Source {
+    /// The names of every source, as a list for messages: `a, b, c, d`.
+    pub fn names() -> String {
+        Source::ALL.map(Source::as_str).join(", ")
+    }
+}
+
 /// The name is not one of [`Source::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown source (expected one of peoplelogic, peopleforce, perscom, standard)")]

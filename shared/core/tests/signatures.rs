@@ -2,10 +2,11 @@
 //! Standard Webhooks vector and the official Standard Webhooks library.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use okr_core::signature::{
-    PEOPLEFORCE_HEADER, PEOPLELOGIC_HEADER, PERSCOM_HEADER, STANDARD_SIGNATURE_HEADER,
-    TIMESTAMP_TOLERANCE_SECS, likely_causes,
-};
+use okr_core::providers::peopleforce::HEADER as PEOPLEFORCE_HEADER;
+use okr_core::providers::peoplelogic::HEADER as PEOPLELOGIC_HEADER;
+use okr_core::providers::perscom::HEADER as PERSCOM_HEADER;
+use okr_core::providers::standard::SIGNATURE_HEADER as STANDARD_SIGNATURE_HEADER;
+use okr_core::signature::{TIMESTAMP_TOLERANCE_SECS, likely_causes};
 use okr_core::{SigningSecret, Source, VerifyError, sign, verify};
 use time::OffsetDateTime;
 

@@ -4,10 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use serde_json::json;
 
+use okr_core::Source;
+use okr_core::providers::provider;
 use okr_pipeline::secrets::{SecretStore, SecretsError, SigningSecrets};
 
 /// Reads the secrets file on every fetch (the cache in front of it keeps that rare), so
@@ -25,13 +24,14 @@ impl FileSecretStore {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            let random = || rand::random::<[u8; 32]>();
-            let document = json!({
-                "peoplelogic": STANDARD.encode(random()),
-                "peopleforce": hex::encode(random()),
-                "perscom": hex::encode(random()),
-                "standard": format!("whsec_{}", STANDARD.encode(random())),
-            });
+            // A random secret for each provider, in its own format.
+            let document: serde_json::Map<String, serde_json::Value> = Source::ALL
+                .into_iter()
+                .map(|source| {
+                    let secret = provider(source).new_secret(rand::random());
+                    (source.as_str().to_owned(), secret.into())
+                })
+                .collect();
             let text = serde_json::to_string_pretty(&document).map_err(std::io::Error::other)?;
             write_private(path, text.as_bytes())?;
         }

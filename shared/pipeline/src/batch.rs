@@ -1,6 +1,16 @@
 //! SQS batch processing for the consumers: every record either succeeds or is reported
 //! as a batch item failure, so SQS retries it and, after `maxReceiveCount`, moves it to
 //! the dead-letter queue. No record is ever skipped and acknowledged.
+//!
+//! Every consumer has the same skeleton: [`BatchReport::new`] on the batch,
+//! [`BatchReport::decode`] for each record (one that is not an event fails as refused),
+//! its own work with [`BatchReport::fail`] for each record it could not finish, and
+//! [`BatchReport::finish`], which sets each failed record's wait from the retry schedule
+//! and answers with the partial batch failure, or fails the whole batch when the
+//! destination's breaker held back every record. [`for_each_event`] is that skeleton for
+//! consumers that handle each record on its own, concurrently. A send to a destination
+//! goes through [`crate::breaker::Breaker::call`] (admit, run through the idempotency
+//! guard, record the outcome).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -86,6 +96,19 @@ impl BatchReport {
                 .collect(),
             failures: Vec::new(),
             unreportable: 0,
+        }
+    }
+
+    /// The event in `message`. A record that is not one is logged and failed as
+    /// refused (no retry can make it one), and this answers `None`.
+    pub fn decode(&mut self, message: &SqsMessage) -> Option<Event> {
+        match decode(message) {
+            Ok(event) => Some(event),
+            Err(error) => {
+                tracing::error!(message_id = ?message.message_id, error = %error, "record is not an event");
+                self.fail(message.message_id.as_deref(), Failure::Refused);
+                None
+            }
         }
     }
 

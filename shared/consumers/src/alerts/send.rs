@@ -42,57 +42,54 @@ impl ProgressAlerts {
         rule: Rule,
         (destination, send): (&Destination, Send),
     ) -> Result<(), RecordError> {
-        let breaker = &destination.breaker;
-        let permit = match breaker.admit(Some(deadline)).await {
-            Ok(permit) => permit,
+        let send_once = async {
+            let held = match self.guard.claim(key, &event.id, deadline).await {
+                Claimed::Held(held) => held,
+                Claimed::Done => {
+                    tracing::info!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, outcome = "suppressed", "already sent");
+                    return (Ok(()), Outcome::NotSent);
+                }
+                Claimed::Busy => {
+                    let busy: RecordError = "another delivery holds this alert; retry later".into();
+                    return (Err(busy), Outcome::NotSent);
+                }
+                Claimed::Failed(error) => {
+                    return (Err(Box::new(error) as RecordError), Outcome::NotSent);
+                }
+            };
+            let ran = self
+                .guard
+                .run(&[held], Duration::ZERO, deadline, || send.deliver(deadline))
+                .await;
+            let outcome = Outcome::of_ran(&ran);
+            let result: Result<(), RecordError> = match ran {
+                Ran::Done => {
+                    tracing::info!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, outcome = "sent", "alert sent");
+                    Ok(())
+                }
+                Ran::Failed(error) => {
+                    if error.is_refusal() {
+                        tracing::error!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, error = %okr_core::error_chain(&error), outcome = "refused", "alert refused; it will reach the dead-letter queue");
+                    } else {
+                        tracing::warn!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, error = %okr_core::error_chain(&error), outcome = "retry", "alert not sent; SQS will retry");
+                    }
+                    Err(Box::new(error))
+                }
+                Ran::NoTime => Err("no time left in this invocation; retry later".into()),
+                Ran::NotMarked => Err("could not mark the alert as sending; retry later".into()),
+            };
+            (result, outcome)
+        };
+        match destination.breaker.call(Some(deadline), send_once).await {
+            Ok(result) => result,
             Err(open) => {
                 destination.held_back.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, outcome = "deferred", "the destination's circuit breaker is open; not alerting now");
-                return Err(Box::new(DeliveryError::unavailable(
+                Err(Box::new(DeliveryError::unavailable(
                     destination.service(),
                     open,
-                )));
+                )))
             }
-        };
-        let held = match self.guard.claim(key, &event.id, deadline).await {
-            Claimed::Held(held) => held,
-            Claimed::Done => {
-                breaker
-                    .record(permit, Outcome::NotSent, Some(deadline))
-                    .await;
-                tracing::info!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, outcome = "suppressed", "already sent");
-                return Ok(());
-            }
-            Claimed::Busy => return Err("another delivery holds this alert; retry later".into()),
-            Claimed::Failed(error) => return Err(Box::new(error)),
-        };
-        let claims = [held];
-        let ran = self
-            .guard
-            .run(&claims, Duration::ZERO, deadline, || send.deliver(deadline))
-            .await;
-        // After the claim is settled, so it never takes its time.
-        let outcome = match &ran {
-            Ran::Done => Outcome::Answered,
-            Ran::Failed(error) => Outcome::of_failure(error),
-            Ran::NoTime | Ran::NotMarked => Outcome::NotSent,
-        };
-        breaker.record(permit, outcome, Some(deadline)).await;
-        match ran {
-            Ran::Done => {
-                tracing::info!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, outcome = "sent", "alert sent");
-                Ok(())
-            }
-            Ran::Failed(error) => {
-                if error.is_refusal() {
-                    tracing::error!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, error = %okr_core::error_chain(&error), outcome = "refused", "alert refused; it will reach the dead-letter queue");
-                } else {
-                    tracing::warn!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, error = %okr_core::error_chain(&error), outcome = "retry", "alert not sent; SQS will retry");
-                }
-                Err(Box::new(error))
-            }
-            Ran::NoTime => Err("no time left in this invocation; retry later".into()),
-            Ran::NotMarked => Err("could not mark the alert as sending; retry later".into()),
         }
     }
 }

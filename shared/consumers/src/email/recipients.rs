@@ -5,7 +5,7 @@
 //! {"recipients": [
 //!   {"address": "cto@example.com", "scope": "all"},
 //!   {"address": "growth@example.com", "scope": {"titles": ["*activation*"]}, "alerts": true},
-//!   {"address": "people@example.com", "scope": {"source": "peoplelogic"}, "summary": false, "alerts": true},
+//!   {"address": "people@example.com", "scope": {"source": "<a source>"}, "summary": false, "alerts": true},
 //!   {"address": "sales@example.com", "scope": {"objectives": ["obj-revenue"]}}
 //! ]}
 //! ```
@@ -201,7 +201,7 @@ fn scope(value: Option<&serde_json::Value>) -> Result<Scope, String> {
         let source = source
             .as_str()
             .and_then(|s| s.parse().ok())
-            .ok_or("\"source\" must be one of peoplelogic, peopleforce, perscom, standard")?;
+            .ok_or_else(|| format!("\"source\" must be one of {}", Source::names()))?;
         return Ok(Scope::Source(source));
     }
     if let Some(ids) = object.get("objectives") {

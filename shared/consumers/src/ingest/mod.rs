@@ -151,7 +151,7 @@ impl Ingest {
             .map_err(|_| Rejection::UnknownSource)?;
         if request.method != Method::POST {
             return Err(Rejection::MethodNotAllowed {
-                perscom_get: source == Source::Perscom && request.method == Method::GET,
+                advice: okr_core::providers::provider(source).method_advice(&request.method),
             });
         }
         let body = self.decoded_body(request.body, request.body_is_base64)?;

@@ -59,14 +59,19 @@ impl LogLimiter {
 #[derive(Debug)]
 pub(super) enum Rejection {
     UnknownSource,
-    MethodNotAllowed { perscom_get: bool },
+    /// Not a POST; the provider may say why its deliveries must be POSTs.
+    MethodNotAllowed {
+        advice: Option<&'static str>,
+    },
     TooLarge,
     EventTooLarge,
     InvalidBase64,
     InvalidBody(NormalizeError),
     Signature,
     SecretsUnavailable,
-    EnqueueFailed { failures: usize },
+    EnqueueFailed {
+        failures: usize,
+    },
 }
 
 impl Rejection {
@@ -107,12 +112,8 @@ impl Rejection {
                 "unknown source: POST to /webhooks/{{{}}}",
                 Source::ALL.map(Source::as_str).join("|")
             ),
-            Rejection::MethodNotAllowed { perscom_get: true } => "PERSCOM GET deliveries carry \
-                the payload in the query string and cannot be verified: choose POST as the \
-                webhook's method in PERSCOM"
-                .into(),
-            Rejection::MethodNotAllowed { perscom_get: false } => {
-                "webhooks are delivered with POST".into()
+            Rejection::MethodNotAllowed { advice } => {
+                advice.unwrap_or("webhooks are delivered with POST").into()
             }
             Rejection::TooLarge => format!("the body is over the {max_body_bytes}-byte limit"),
             Rejection::EventTooLarge => {

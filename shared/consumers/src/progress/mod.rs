@@ -21,7 +21,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 pub use model::{HISTORY, Point, Tracked, is_tracked_kind, key};
 use okr_core::event::Event;
 use okr_core::rules::Thresholds;
-use okr_pipeline::batch::{BatchFailure, BatchReport, decode};
+use okr_pipeline::batch::{BatchFailure, BatchReport};
 use okr_pipeline::retry::{Failure, Retries};
 
 /// A read model store failed; the text names the store, never an event's content.
@@ -98,15 +98,9 @@ impl ProgressProjection {
         let mut events = Vec::with_capacity(batch.records.len());
         let mut ids = Vec::with_capacity(batch.records.len());
         for record in &batch.records {
-            match decode(record) {
-                Ok(event) => {
-                    ids.push((event.id.clone(), record.message_id.clone()));
-                    events.push(event);
-                }
-                Err(error) => {
-                    tracing::error!(error = %error, "record is not an event");
-                    report.fail(record.message_id.as_deref(), Failure::Refused);
-                }
+            if let Some(event) = report.decode(record) {
+                ids.push((event.id.clone(), record.message_id.clone()));
+                events.push(event);
             }
         }
         let outcomes = self.store.apply(events, &self.thresholds).await;

@@ -33,7 +33,7 @@ pub struct Selection {
     /// Which time the window is on.
     #[serde(default)]
     pub by: By,
-    /// Sources (`peoplelogic`, ...).
+    /// Sources, by name.
     #[serde(default)]
     pub sources: Vec<String>,
     /// Event types, as globs (`key_result.*`).

@@ -206,12 +206,7 @@ fn actor_name(event: &Event) -> Option<&str> {
 }
 
 fn source_name(source: Source) -> &'static str {
-    match source {
-        Source::Peoplelogic => "Peoplelogic",
-        Source::Peopleforce => "PeopleForce",
-        Source::Perscom => "PERSCOM",
-        Source::Standard => "Standard Webhooks",
-    }
+    okr_core::providers::provider(source).display_name()
 }
 
 /// Ten cells, filled in proportion, clamped to 0..100 %.

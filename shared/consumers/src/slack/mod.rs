@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use message::{digest_message, event_message};
 use okr_core::event::Event;
 use okr_core::routing::NotifyRules;
-use okr_pipeline::batch::{BatchFailure, BatchReport, decode, failure_of};
+use okr_pipeline::batch::{BatchFailure, BatchReport, failure_of};
 use okr_pipeline::breaker::{Breaker, BreakerConfig, Outcome, SLACK};
 use okr_pipeline::idempotency::IdempotencyStore;
 use okr_pipeline::idempotency::guard::{Claimed, Guard, Held, Ran};
@@ -159,21 +159,15 @@ impl SlackNotifier {
     fn notable(&self, batch: SqsEvent, report: &mut BatchReport) -> Vec<(Option<String>, Event)> {
         let mut notable = Vec::new();
         for record in batch.records {
-            let message_id = record.message_id.clone();
-            match decode(&record) {
-                Ok(event)
-                    if self.rules.matches(&event.event_type)
-                        || event.replay.as_ref().is_some_and(|r| r.all_types) =>
-                {
-                    notable.push((message_id, event));
-                }
-                Ok(event) => {
-                    tracing::info!(event_id = %event.id, destination = SLACK, r#type = %event.event_type, outcome = "no_rule", "nothing to post");
-                }
-                Err(error) => {
-                    tracing::error!(message_id = ?message_id, error = %error, "record is not an event");
-                    report.fail(message_id.as_deref(), Failure::Refused);
-                }
+            let Some(event) = report.decode(&record) else {
+                continue;
+            };
+            if self.rules.matches(&event.event_type)
+                || event.replay.as_ref().is_some_and(|r| r.all_types)
+            {
+                notable.push((record.message_id, event));
+            } else {
+                tracing::info!(event_id = %event.id, destination = SLACK, r#type = %event.event_type, outcome = "no_rule", "nothing to post");
             }
         }
         notable
@@ -280,20 +274,16 @@ impl SlackNotifier {
         pause: Duration,
         deadline: Instant,
     ) -> Ran<DeliveryError> {
-        match self.breaker.admit(Some(deadline)).await {
-            Ok(permit) => {
-                let ran = self
-                    .guard
-                    .run(claims, pause, deadline, || self.post(message, deadline))
-                    .await;
-                let outcome = match &ran {
-                    Ran::Done => Outcome::Answered,
-                    Ran::Failed(error) => Outcome::of_failure(error),
-                    Ran::NoTime | Ran::NotMarked => Outcome::NotSent,
-                };
-                self.breaker.record(permit, outcome, Some(deadline)).await;
-                ran
-            }
+        let post = async {
+            let ran = self
+                .guard
+                .run(claims, pause, deadline, || self.post(message, deadline))
+                .await;
+            let outcome = Outcome::of_ran(&ran);
+            (ran, outcome)
+        };
+        match self.breaker.call(Some(deadline), post).await {
+            Ok(ran) => ran,
             Err(open) => {
                 self.guard.release(claims, deadline).await;
                 Ran::Failed(DeliveryError::unavailable(Service::Slack, open))

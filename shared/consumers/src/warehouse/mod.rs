@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use time::format_description::well_known::Iso8601;
 use time::{Date, OffsetDateTime};
 
-use okr_pipeline::batch::{BatchFailure, BatchReport, decode};
+use okr_pipeline::batch::{BatchFailure, BatchReport};
 use okr_pipeline::breaker::{Breaker, BreakerConfig, BreakerOpen, Outcome};
 use okr_pipeline::idempotency::IdempotencyStore;
 use okr_pipeline::idempotency::memory::MemoryIdempotencyStore;
@@ -156,13 +156,8 @@ impl WarehouseSink {
                 report.fail(None, Failure::Refused);
                 continue;
             };
-            let event = match decode(&message) {
-                Ok(event) => event,
-                Err(error) => {
-                    tracing::error!(message_id = %message_id, error = %error, "record is not an event");
-                    report.fail(Some(&message_id), Failure::Refused);
-                    continue;
-                }
+            let Some(event) = report.decode(&message) else {
+                continue;
             };
             let Some(received) = okr_core::event::utc(event.received_at) else {
                 tracing::error!(message_id = %message_id, "received_at is out of range");
@@ -255,17 +250,20 @@ impl WarehouseSink {
         };
         let lines = partition.ndjson.lines();
         let result = match partition.ndjson.finish() {
-            Ok(body) => match self.breaker.admit(None).await {
-                Ok(permit) => {
+            Ok(body) => match self
+                .breaker
+                .call(None, async {
                     let put = self.sink.put(&key, body).await;
                     // Any failed write counts: the sinks do not tell an answer from none.
                     let outcome = match put {
                         Ok(()) => Outcome::Answered,
                         Err(_) => Outcome::Unanswered,
                     };
-                    self.breaker.record(permit, outcome, None).await;
-                    put
-                }
+                    (put, outcome)
+                })
+                .await
+            {
+                Ok(put) => put,
                 Err(open) => Err(SinkError {
                     key: key.clone(),
                     source: Box::new(open),

@@ -20,9 +20,9 @@ const PERIOD_ENDS: [&str; 5] = ["dueDate", "due_date", "endDate", "end_date", "p
 /// A field holding `{start, end}`.
 const PERIOD_NESTED: &str = "period";
 
-/// The period sent with a key result or objective (`entity_kind`): `startDate`/`dueDate`
-/// (Peoplelogic), `period: {start, end}` or `start_date`/`due_date` (Standard Webhooks
-/// and others), in the body, its `entity` or its `data`. An HR record's dates under the
+/// The period sent with a key result or objective (`entity_kind`): `startDate`/`dueDate`,
+/// `period: {start, end}` or `start_date`/`due_date`, in the body, its `entity` or its
+/// `data`, whichever provider sent it. An HR record's dates under the
 /// same names are not a period.
 pub(super) fn period(body: &Json<'_>, entity_kind: &str) -> Option<Period> {
     if !matches!(entity_kind, "key_result" | "objective") {
@@ -69,7 +69,7 @@ const NAMED_OBJECTS: [&str; 6] = [
     "rank",
     "qualification",
 ];
-/// The `data` field telling a PERSCOM rank record's kind.
+/// The `data` field telling a rank record's kind.
 const RECORD_TYPE: &str = "type";
 
 /// The payload cut down to what [`period`] and [`related`] read: the names under `data`,
@@ -139,7 +139,7 @@ fn period_fields<'a>(object: &Fields<'a>, with_period: bool) -> Kept<'a> {
 }
 
 /// The names under `data` (`data.department.name`, `data.user.name`, ...), and a rank
-/// record's direction (PERSCOM's `data.type`: 1 demotes, another number promotes).
+/// record's direction (`data.type`: 1 demotes, another number promotes).
 pub(super) fn related(body: &Json<'_>, event_type: &str) -> Related {
     let data = &body["data"];
     let name = |object: &str| {

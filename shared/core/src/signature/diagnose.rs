@@ -8,37 +8,11 @@ use http::HeaderMap;
 use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter, Serializer};
 use time::OffsetDateTime;
 
-use crate::signature::{
-    PEOPLEFORCE_HEADER, PEOPLEFORCE_PREFIX, PEOPLELOGIC_HEADER, PERSCOM_HEADER,
-    STANDARD_SECRET_PREFIX, VerifyError, key_bytes, verify_with_keys,
-};
+use crate::providers::provider;
+use crate::scheme::{Cause, VerifyError};
+use crate::signature::{key_bytes, verify_with_keys};
 use crate::signing::SigningSecret;
 use crate::source::Source;
-
-/// One possible reason for a failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cause {
-    /// True when a repaired copy of the input verifies, so this is the reason.
-    pub confirmed: bool,
-    /// What to check or change.
-    pub text: String,
-}
-
-impl Cause {
-    fn confirmed(text: impl Into<String>) -> Self {
-        Cause {
-            confirmed: true,
-            text: text.into(),
-        }
-    }
-
-    fn possible(text: impl Into<String>) -> Self {
-        Cause {
-            confirmed: false,
-            text: text.into(),
-        }
-    }
-}
 
 /// The likely causes of `error`, confirmed ones first. Each confirmation is a real
 /// verification of a repaired copy (body without a final newline, re-serialized JSON,
@@ -64,11 +38,9 @@ pub fn likely_causes(
             "the delivery is older than five minutes (a stored copy or a replay) or a clock is off; \
              to check a stored delivery, pass its time with --at",
         )],
-        VerifyError::UnusableSecret(_) => vec![Cause::possible(match source {
-            Source::Peoplelogic => "pass the secretBase64 value exactly as Peoplelogic showed it",
-            Source::Standard => "pass the whsec_... value exactly as the sender showed it",
-            _ => "pass the secret exactly as configured at the provider",
-        })],
+        VerifyError::UnusableSecret(_) => {
+            vec![Cause::possible(provider(source).secret_advice())]
+        }
         VerifyError::NoSecret => vec![Cause::possible("pass the secret with --secret")],
     };
     causes.sort_by_key(|cause| !cause.confirmed);
@@ -157,43 +129,16 @@ fn secret_causes(
             "the secret has stray whitespace (a space or newline around it): remove it",
         ));
     }
-    let raw_keys: Vec<Vec<u8>> = secrets
+    let provider = provider(source);
+    let misderived: Vec<Vec<u8>> = secrets
         .iter()
-        .map(|secret| secret.expose().trim().as_bytes().to_vec())
+        .flat_map(|secret| provider.misderived_keys(secret.expose().trim()))
         .collect();
-    match source {
-        Source::Peoplelogic => {
-            if signed(&raw_keys, body) {
-                causes.push(Cause::confirmed(
-                    "the signature was made with the secretBase64 text itself as the key; \
-                     Peoplelogic signs with its base64-decoded bytes",
-                ));
-            }
-            causes.push(Cause::possible(
-                "a Peoplelogic secret must be base64-decoded before use as the HMAC key \
-                 (pass the secretBase64 text: this tool decodes it)",
-            ));
-        }
-        Source::Standard => {
-            let unprefixed: Vec<Vec<u8>> = secrets
-                .iter()
-                .map(|secret| {
-                    let text = secret.expose().trim();
-                    text.strip_prefix(STANDARD_SECRET_PREFIX)
-                        .unwrap_or(text)
-                        .as_bytes()
-                        .to_vec()
-                })
-                .collect();
-            if signed(&raw_keys, body) || signed(&unprefixed, body) {
-                causes.push(Cause::confirmed(
-                    "the signature was made with the secret text as the key; Standard Webhooks \
-                     signs with the base64-decoded part after whsec_",
-                ));
-            }
-        }
-        Source::Peopleforce | Source::Perscom => {}
+    let (confirmed, advice) = provider.misderived_key_cause();
+    if !misderived.is_empty() && signed(&misderived, body) {
+        causes.push(Cause::confirmed(confirmed));
     }
+    causes.extend(advice.map(Cause::possible));
     causes.push(Cause::possible(
         "the secret differs from the one set at the provider, or it was rotated: pass each \
          current secret with its own --secret",
@@ -214,39 +159,14 @@ fn malformed(
         .and_then(|value| value.to_str().ok())
         .map(str::trim)
         .unwrap_or_default();
-    let looks_hex = value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit());
-    let mut causes = Vec::new();
-    match source {
-        Source::Peopleforce if looks_hex => {
-            let mut fixed = headers.clone();
-            if let Ok(with_prefix) = format!("{PEOPLEFORCE_PREFIX}{value}").parse() {
-                fixed.insert(PEOPLEFORCE_HEADER, with_prefix);
-            }
-            let keys: Vec<Vec<u8>> = secrets
-                .iter()
-                .filter_map(|secret| key_bytes(source, secret).ok())
-                .collect();
-            causes.push(Cause {
-                confirmed: verify_with_keys(source, &keys, &fixed, body, now),
-                text: "the header is missing the sha256= prefix PeopleForce sends".into(),
-            });
-        }
-        Source::Perscom if value.starts_with(PEOPLEFORCE_PREFIX) => causes.push(Cause::possible(
-            "PERSCOM sends the bare hex digest; a sha256= prefix means the delivery came from \
-             another tool (PeopleForce?): choose its --source",
-        )),
-        Source::Peoplelogic if looks_hex => causes.push(Cause::possible(
-            "Peoplelogic's X-Signature is base64, and this value is hex: was it signed by another \
-             tool (PERSCOM?)",
-        )),
-        _ => {}
-    }
-    let expected = match source {
-        Source::Peoplelogic => format!("{PEOPLELOGIC_HEADER}: <base64 of the HMAC-SHA256>"),
-        Source::Peopleforce => format!("{PEOPLEFORCE_HEADER}: sha256=<64 hex digits>"),
-        Source::Perscom => format!("{PERSCOM_HEADER}: <64 hex digits>"),
-        Source::Standard => "webhook-signature: v1,<base64> [v1,<base64> ...]".to_owned(),
-    };
+    let keys: Vec<Vec<u8>> = secrets
+        .iter()
+        .filter_map(|secret| key_bytes(source, secret).ok())
+        .collect();
+    let verifies = |fixed: &HeaderMap| verify_with_keys(source, &keys, fixed, body, now);
+    let provider = provider(source);
+    let mut causes = provider.malformed_causes(value, headers, &verifies);
+    let expected = provider.signature_format();
     causes.push(Cause::possible(format!("{source} sends {expected}")));
     causes
 }

@@ -30,6 +30,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::idempotency::StateStore;
+use crate::idempotency::guard::Ran;
 use crate::metrics::BreakerRecord;
 use crate::outbound::DeliveryError;
 
@@ -103,6 +104,15 @@ impl Outcome {
             Outcome::Unanswered
         } else {
             Outcome::NotSent
+        }
+    }
+
+    /// The outcome of a send run through the idempotency guard.
+    pub fn of_ran(ran: &Ran<DeliveryError>) -> Self {
+        match ran {
+            Ran::Done => Outcome::Answered,
+            Ran::Failed(error) => Outcome::of_failure(error),
+            Ran::NoTime | Ran::NotMarked => Outcome::NotSent,
         }
     }
 }
@@ -209,6 +219,21 @@ impl Breaker {
             destination: self.destination,
             open_for: Duration::ZERO,
         }))
+    }
+
+    /// One call through the breaker, the sequence every destination follows: held back
+    /// while the breaker is open (`Err`), else `call` runs and the [`Outcome`] it reports
+    /// is recorded. `call` settles its own records (claims, acknowledgements) before it
+    /// returns, so recording never takes their time.
+    pub async fn call<T>(
+        &self,
+        by: Option<Instant>,
+        call: impl Future<Output = (T, Outcome)>,
+    ) -> Result<T, BreakerOpen> {
+        let permit = self.admit(by).await?;
+        let (value, outcome) = call.await;
+        self.record(permit, outcome, by).await;
+        Ok(value)
     }
 
     /// What a call admitted with `permit` came to. Store calls end by `by`; consumers

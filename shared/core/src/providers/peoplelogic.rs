@@ -5,15 +5,113 @@
 //! Peoplelogic document's own receiver reads it. The entity is the body itself or its
 //! `entity` / `data` object. Fields come plain or as `{previous, current}` pairs. A key result is an objective with a
 //! `parentId`; its progress is (current - starting) / (target - starting) x 100.
+//!
+//! Signatures: `X-Signature: <base64 HMAC-SHA256 of the body>`, keyed with the
+//! base64-decoded `secretBase64` text Peoplelogic shows.
 
 use crate::event::Change;
-use crate::normalize::{
+use crate::parts::{
     Field, Json, Object, Parts, actor, first_text, first_time, percent, snake_case,
 };
+use base64::Engine;
+use base64::engine::general_purpose;
+use http::HeaderMap;
+use time::OffsetDateTime;
+
+use crate::providers::Provider;
+use crate::scheme::{BASE64, Cause, Delivery, VerifyError, decode_base64_mac, mac, single_header};
+
+/// Peoplelogic's signature header.
+pub const HEADER: &str = "X-Signature";
+
+/// Peoplelogic.
+pub struct Peoplelogic;
+
+impl Provider for Peoplelogic {
+    fn display_name(&self) -> &'static str {
+        "Peoplelogic"
+    }
+
+    fn key(&self, secret: &str) -> Result<Vec<u8>, &'static str> {
+        BASE64
+            .decode(secret)
+            .map_err(|_| "a Peoplelogic secret is the secretBase64 text, and this is not base64")
+    }
+
+    fn new_secret(&self, random: [u8; 32]) -> String {
+        general_purpose::STANDARD.encode(random)
+    }
+
+    fn delivery<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        _now: OffsetDateTime,
+    ) -> Result<Delivery<'h>, VerifyError> {
+        let value = single_header(headers, HEADER)?;
+        let signature = decode_base64_mac(value).ok_or(VerifyError::MalformedHeader {
+            header: HEADER,
+            reason: "expected the base64 of a 32-byte HMAC-SHA256",
+        })?;
+        Ok(Delivery::over_body(signature))
+    }
+
+    fn sign(
+        &self,
+        key: &[u8],
+        body: &[u8],
+        _id: &str,
+        _timestamp: i64,
+    ) -> Vec<(&'static str, String)> {
+        vec![(HEADER, general_purpose::STANDARD.encode(mac(key, &[body])))]
+    }
+
+    fn signature_format(&self) -> &'static str {
+        "X-Signature: <base64 of the HMAC-SHA256>"
+    }
+
+    fn secret_advice(&self) -> &'static str {
+        "pass the secretBase64 value exactly as Peoplelogic showed it"
+    }
+
+    fn misderived_keys(&self, secret: &str) -> Vec<Vec<u8>> {
+        vec![secret.as_bytes().to_vec()]
+    }
+
+    fn misderived_key_cause(&self) -> (&'static str, Option<&'static str>) {
+        (
+            "the signature was made with the secretBase64 text itself as the key; \
+             Peoplelogic signs with its base64-decoded bytes",
+            Some(
+                "a Peoplelogic secret must be base64-decoded before use as the HMAC key \
+                 (pass the secretBase64 text: this tool decodes it)",
+            ),
+        )
+    }
+
+    fn malformed_causes(
+        &self,
+        value: &str,
+        _headers: &HeaderMap,
+        _verifies: &dyn Fn(&HeaderMap) -> bool,
+    ) -> Vec<Cause> {
+        let looks_hex = value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit());
+        match looks_hex {
+            true => vec![Cause::possible(
+                "Peoplelogic's X-Signature is base64, and this value is hex: was it signed by \
+                 another tool (choose its --source)?",
+            )],
+            false => Vec::new(),
+        }
+    }
+
+    fn parts(&self, body: &Object<'_>) -> Parts {
+        parts(body)
+    }
+}
 
 const COMPLETED: &str = "COMPLETED";
 
-pub(super) fn parts(body: &Object<'_>) -> Parts {
+fn parts(body: &Object<'_>) -> Parts {
     let entity = ["entity", "data"]
         .iter()
         .find_map(|key| body.get(key).and_then(Json::as_object))
@@ -31,10 +129,10 @@ pub(super) fn parts(body: &Object<'_>) -> Parts {
         ),
         actor: ["updatedBy", "modifiedBy", "lastUpdatedBy", "user", "owner"]
             .iter()
-            .find_map(|key| crate::normalize::current(entity, key).and_then(actor)),
+            .find_map(|key| crate::parts::current(entity, key).and_then(actor)),
         status: Field::read(entity, "status").map(|field| field.text_change()),
         progress: progress(entity),
-        changed_fields: crate::normalize::changed_pairs(entity),
+        changed_fields: crate::parts::changed_pairs(entity),
         ..Parts::default()
     };
     match provider_event.as_deref().and_then(|e| e.rsplit_once('.')) {

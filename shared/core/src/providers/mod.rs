@@ -1,0 +1,112 @@
+//! The providers: each tool this product receives webhooks from lives in one module
+//! here, holding all it knows (its signature scheme and key format, how its headers are
+//! read, how a failed signature is diagnosed, how its body becomes an event, its name
+//! and what its secret looks like), behind the [`Provider`] trait. [`provider`] is the
+//! one table that registers them; nothing outside this folder and the names in
+//! [`Source`] knows one provider from another.
+//!
+//! Adding a provider: a module beside these, a variant of [`Source`] with its name, a row
+//! in [`provider`], its sample bodies in `events/bodies/<name>/`, its row in
+//! docs/providers.md and its tests (`shared/core/tests/providers.rs` signs and verifies
+//! every registered provider's samples).
+
+pub mod peopleforce;
+pub mod peoplelogic;
+pub mod perscom;
+pub mod standard;
+
+use http::{HeaderMap, Method};
+use time::OffsetDateTime;
+
+use crate::json::Object;
+use crate::parts::Parts;
+use crate::scheme::{Cause, Delivery, VerifyError};
+use crate::source::Source;
+
+/// Everything the pipeline asks of one provider.
+pub trait Provider: Sync {
+    /// The name people know it by, for messages.
+    fn display_name(&self) -> &'static str;
+
+    /// The HMAC key of a secret written as the provider shows it; the error says what
+    /// the secret should look like (and never quotes it).
+    fn key(&self, secret: &str) -> Result<Vec<u8>, &'static str>;
+
+    /// A new random secret in the provider's format, from 32 random bytes (`serve`
+    /// writes one for each provider on its first start).
+    fn new_secret(&self, random: [u8; 32]) -> String;
+
+    /// The signature material in a delivery's headers, checked as far as headers alone
+    /// allow (a timestamp within the tolerance of `now`).
+    fn delivery<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        now: OffsetDateTime,
+    ) -> Result<Delivery<'h>, VerifyError>;
+
+    /// The headers that sign `body` with `key`, as the provider sends them; `id` and
+    /// `timestamp` are used by schemes that sign them.
+    fn sign(
+        &self,
+        key: &[u8],
+        body: &[u8],
+        id: &str,
+        timestamp: i64,
+    ) -> Vec<(&'static str, String)>;
+
+    /// What its signature header looks like, for a diagnosis.
+    fn signature_format(&self) -> &'static str;
+
+    /// What to do with a secret it cannot use.
+    fn secret_advice(&self) -> &'static str {
+        "pass the secret exactly as configured at the provider"
+    }
+
+    /// Keys a sender may have derived from the secret text by mistake; when one of them
+    /// signs the delivery, [`Provider::misderived_key_cause`] is the confirmed cause.
+    fn misderived_keys(&self, _secret: &str) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+
+    /// The confirmed cause when a [`Provider::misderived_keys`] key signs the delivery,
+    /// and what to check about the key either way.
+    fn misderived_key_cause(&self) -> (&'static str, Option<&'static str>) {
+        ("", None)
+    }
+
+    /// Likely causes of a malformed signature header `value`; `verifies` says whether a
+    /// repaired copy of the headers verifies with the secrets given.
+    fn malformed_causes(
+        &self,
+        _value: &str,
+        _headers: &HeaderMap,
+        _verifies: &dyn Fn(&HeaderMap) -> bool,
+    ) -> Vec<Cause> {
+        Vec::new()
+    }
+
+    /// What it sends, as the event's parts.
+    fn parts(&self, body: &Object<'_>) -> Parts;
+
+    /// The delivery id that stays the same across retries, when it sends one (the
+    /// event id is made from it instead of the body).
+    fn delivery_id<'h>(&self, _headers: &'h HeaderMap) -> Option<&'h [u8]> {
+        None
+    }
+
+    /// Why a delivery with `method` (not POST) cannot be accepted, when it has more to
+    /// say than that webhooks are delivered with POST.
+    fn method_advice(&self, _method: &Method) -> Option<&'static str> {
+        None
+    }
+}
+
+/// The registry: the provider behind each source.
+pub fn provider(source: Source) -> &'static dyn Provider {
+    match source {
+        Source::Peoplelogic => &peoplelogic::Peoplelogic,
+        Source::Peopleforce => &peopleforce::Peopleforce,
+        Source::Perscom => &perscom::Perscom,
+        Source::Standard => &standard::Standard,
+    }
+}
