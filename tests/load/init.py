@@ -44,6 +44,7 @@ class RuntimeApi(http.server.BaseHTTPRequestHandler):
             return self.answer(404, b"{}")
         if "init" in run:
             # The second /next: the function waits for more, until it is killed.
+            run["second"].set()
             run["killed"].wait(30)
             return
         run["init"] = time.monotonic() - run["started"]
@@ -95,10 +96,14 @@ def measure(binary, env, event):
     inits, firsts = [], []
     try:
         for _ in range(runs):
-            RuntimeApi.run = {"event": event, "done": threading.Event(), "killed": threading.Event()}
+            RuntimeApi.run = {"event": event, "done": threading.Event(), "killed": threading.Event(),
+                              "second": threading.Event()}
             RuntimeApi.run["started"] = time.monotonic()
             process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             finished = RuntimeApi.run["done"].wait(30)
+            # Its next /next, before it is killed: one arriving late would be taken for the
+            # next run's first.
+            RuntimeApi.run["second"].wait(5)
             process.kill()
             _, stderr = process.communicate(timeout=30)
             RuntimeApi.run["killed"].set()

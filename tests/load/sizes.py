@@ -11,7 +11,8 @@ import subprocess
 import zipfile
 
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-functions = ["ingest", "warehouse-sink", "slack-notifier", "progress-alerts"]
+functions = ["ingest", "warehouse-sink", "slack-notifier", "progress-alerts", "progress-projection",
+             "email-summaries"]
 
 # Two builds: a target flag (--example) would apply to every package of one command.
 command = ["cargo", "build", "--release", "-q"]

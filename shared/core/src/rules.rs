@@ -1,6 +1,7 @@
 //! The progress rules: which hold for a key result after an update, and which the
 //! update shows do not hold. Whether an alert opens or resolves is decided against the
-//! alerts' stored state (see `alerts`), not here.
+//! alerts' stored state (`AlertState::apply` in `okr-consumers`' `alerts/state.rs`), not
+//! here.
 
 use std::fmt;
 

@@ -13,6 +13,8 @@ use crate::dashboard::Access;
 use crate::paths::{LocalError, Paths, io};
 use crate::{consumer, email, health, lock, router, stores, wiring};
 use okr_consumers::ingest::Ingest;
+use okr_core::Source;
+use okr_core::providers::provider;
 use okr_pipeline::config::DEFAULT_MAX_BODY_BYTES;
 use okr_pipeline::metrics::NoMetrics;
 use okr_pipeline::secrets::SecretCache;
@@ -88,6 +90,16 @@ pub async fn serve(
         ));
     } else {
         announce(format!("dashboard: http://{addr}/dashboard"));
+    }
+    // What to paste where, for each provider.
+    for source in Source::ALL {
+        let provider = provider(source);
+        let (place, secret) = provider.setup();
+        announce(format!(
+            "{}: paste http://{addr}/webhooks/{source} into {place}; {secret} goes in {} as \"{source}\"",
+            provider.display_name(),
+            paths.secrets.display(),
+        ));
     }
     let shutdown = async move {
         shutdown.await;

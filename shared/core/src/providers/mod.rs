@@ -57,6 +57,10 @@ pub trait Provider: Sync {
     /// What its signature header looks like, for a diagnosis.
     fn signature_format(&self) -> &'static str;
 
+    /// Where in the tool the payload URL is pasted, and what its signing secret is
+    /// there: `("Settings → Webhooks", "the secret text you set there")`.
+    fn setup(&self) -> (&'static str, &'static str);
+
     /// What to do with a secret it cannot use.
     fn secret_advice(&self) -> &'static str {
         "pass the secret exactly as configured at the provider"

@@ -68,6 +68,10 @@ impl Provider for Peopleforce {
         )]
     }
 
+    fn setup(&self) -> (&'static str, &'static str) {
+        ("Settings → Webhooks", "the secret text you set there")
+    }
+
     fn signature_format(&self) -> &'static str {
         "X-PeopleForce-Signature: sha256=<64 hex digits>"
     }

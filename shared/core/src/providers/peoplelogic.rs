@@ -65,6 +65,10 @@ impl Provider for Peoplelogic {
         vec![(HEADER, general_purpose::STANDARD.encode(mac(key, &[body])))]
     }
 
+    fn setup(&self) -> (&'static str, &'static str) {
+        ("a webhook subscription", "the secretBase64 it shows once")
+    }
+
     fn signature_format(&self) -> &'static str {
         "X-Signature: <base64 of the HMAC-SHA256>"
     }

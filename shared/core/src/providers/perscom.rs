@@ -66,6 +66,10 @@ impl Provider for Perscom {
         vec![(HEADER, hex::encode(mac(key, &[body])))]
     }
 
+    fn setup(&self) -> (&'static str, &'static str) {
+        ("Webhooks, with the method POST", "the webhook's secret")
+    }
+
     fn signature_format(&self) -> &'static str {
         "Signature: <64 hex digits>"
     }

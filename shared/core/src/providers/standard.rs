@@ -109,6 +109,13 @@ impl Provider for Standard {
         ]
     }
 
+    fn setup(&self) -> (&'static str, &'static str) {
+        (
+            "the sender's endpoint settings",
+            "the whsec_... secret it shows",
+        )
+    }
+
     fn signature_format(&self) -> &'static str {
         "webhook-signature: v1,<base64> [v1,<base64> ...]"
     }
