@@ -1,4 +1,4 @@
-// The yardstick of `cargo bench -p okr-webhooks --bench delivery_cpu`: the same steps
+// The yardstick of `cargo bench -p okr-consumers --bench delivery_cpu`: the same steps
 // in Node (no packages): verify the PeopleForce sample's HMAC-SHA256 signature in
 // constant time, parse the body, build the normalized event (the fields ingest reads,
 // the id from SHA-256 of the body), and encode it for two queues (the whole event, and

@@ -54,7 +54,7 @@ pub struct Event {
     pub related: Related,
     /// The provider's JSON body, unchanged.
     pub payload: Payload,
-    /// Set when a replay re-sent it (see `replay`).
+    /// Set when a replay re-sent it (`okr_consumers::replay`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplayMark>,
 }

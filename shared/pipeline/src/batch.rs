@@ -105,7 +105,8 @@ impl BatchReport {
         match decode(message) {
             Ok(event) => Some(event),
             Err(error) => {
-                tracing::error!(message_id = ?message.message_id, error = %error, "record is not an event");
+                let message_id = message.message_id.as_deref().unwrap_or("none");
+                tracing::error!(message_id = %message_id, error = %error, "record is not an event");
                 self.fail(message.message_id.as_deref(), Failure::Refused);
                 None
             }

@@ -13,7 +13,7 @@ use okr_core::event::Event;
 use okr_core::rules::{Assessment, Rule, Thresholds};
 use okr_pipeline::batch::RecordError;
 use okr_pipeline::breaker::{ALERTS_SLACK, Breaker, BreakerConfig, EMAIL, PAGERDUTY};
-use okr_pipeline::idempotency::IdempotencyStore;
+use okr_pipeline::idempotency::StateStore;
 use okr_pipeline::outbound::mail::{Email, Mailer};
 use okr_pipeline::outbound::pagerduty::{Action, Alert, PagerDuty, PagerDutyClient, RoutingKey};
 use okr_pipeline::outbound::slack::{SlackMessage, SlackPoster, WebhookPoster, WebhookUrl};
@@ -65,7 +65,7 @@ impl Destinations {
     pub(super) fn with_breakers(
         self,
         config: &BreakerConfig,
-        store: &Arc<dyn IdempotencyStore>,
+        store: &Arc<dyn StateStore>,
     ) -> Vec<Destination> {
         let slack = self.slack.map(|poster| Destination {
             to: To::Slack(poster),

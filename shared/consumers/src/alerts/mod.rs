@@ -42,7 +42,7 @@ use okr_pipeline::batch::{BatchFailure, RecordError, failure_of, for_each_event}
 use okr_pipeline::breaker::{Breaker, BreakerConfig};
 use okr_pipeline::idempotency::CONSUMER_AWS_CALL;
 use okr_pipeline::idempotency::guard::{Guard, short_hold};
-use okr_pipeline::idempotency::{Claim, IdempotencyStore, StateWrite};
+use okr_pipeline::idempotency::{Claim, IdempotencyStore, StateStore, StateWrite};
 use okr_pipeline::metrics::{MetricsSink, NoMetrics};
 use okr_pipeline::outbound::SEND_BUDGET;
 use okr_pipeline::outbound::pagerduty::Action;
@@ -100,8 +100,9 @@ impl ProgressAlerts {
         thresholds: Thresholds,
         window: Duration,
     ) -> Self {
+        let state: Arc<dyn StateStore> = idempotency.clone();
         ProgressAlerts {
-            destinations: destinations.with_breakers(&BreakerConfig::default(), &idempotency),
+            destinations: destinations.with_breakers(&BreakerConfig::default(), &state),
             guard: Guard::new(idempotency, DEDUP_WINDOW, SERVICE, Arc::new(NoMetrics)),
             thresholds,
             window,

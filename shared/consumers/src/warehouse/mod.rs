@@ -27,7 +27,7 @@ use time::{Date, OffsetDateTime};
 
 use okr_pipeline::batch::{BatchFailure, BatchReport};
 use okr_pipeline::breaker::{Breaker, BreakerConfig, BreakerOpen, Outcome};
-use okr_pipeline::idempotency::IdempotencyStore;
+use okr_pipeline::idempotency::StateStore;
 use okr_pipeline::idempotency::memory::MemoryIdempotencyStore;
 use okr_pipeline::metrics::{MetricsSink, NoMetrics};
 use okr_pipeline::retry::{Failure, Retries};
@@ -125,7 +125,7 @@ impl WarehouseSink {
     pub fn breaking(
         mut self,
         config: &BreakerConfig,
-        store: Arc<dyn IdempotencyStore>,
+        store: Arc<dyn StateStore>,
         metrics: Arc<dyn MetricsSink>,
     ) -> Self {
         self.breaker = config.breaker(DESTINATION, store);

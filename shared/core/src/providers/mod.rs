@@ -2,8 +2,9 @@
 //! here, holding all it knows (its signature scheme and key format, how its headers are
 //! read, how a failed signature is diagnosed, how its body becomes an event, its name
 //! and what its secret looks like), behind the [`Provider`] trait. [`provider`] is the
-//! one table that registers them; nothing outside this folder and the names in
-//! [`Source`] knows one provider from another.
+//! one table that registers them; outside this folder only [`Source`] names them. What
+//! all providers share is read by shape, whichever sent it (`normalize::context`: a
+//! period, the names under `data`, a rank record's direction).
 //!
 //! Adding a provider: a module beside these, a variant of [`Source`] with its name, a row
 //! in [`provider`], its sample bodies in `events/bodies/<name>/`, its row in

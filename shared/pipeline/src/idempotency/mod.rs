@@ -99,8 +99,9 @@ pub trait ClaimStore: Send + Sync {
     /// Mark the claim `token` on `key` as sending, held until `now + hold`: the side
     /// effect starts now, so after a crash nobody can tell whether it happened. Until it
     /// lapses it counts as in progress; local mode's restart presumes it done (see
-    /// `sqlite`). A claim is taken with a short hold (a retry need not wait long for a
-    /// side effect that never started) and held longer here, once it may have happened.
+    /// `okr_local::sqlite_store`). A claim is taken with a short hold (a retry need not
+    /// wait long for a side effect that never started) and held longer here, once it may
+    /// have happened.
     async fn sending(
         &self,
         key: &str,

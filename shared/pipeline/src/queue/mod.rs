@@ -125,7 +125,7 @@ pub trait EventQueue: Send + Sync {
 }
 
 /// The receive side of the queues, as SQS's event source mapping works it for a Lambda
-/// function: local mode's consumer loops use it (`local::consumer`).
+/// function: local mode's consumer loops use it (`okr_local::consumer`).
 #[async_trait]
 pub trait ReceiveQueue: Send + Sync {
     /// Up to `max` visible messages of `consumer`, hidden for `visibility`, as an SQS
