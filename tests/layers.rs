@@ -30,27 +30,33 @@ const FUNCTIONS: [&str; 6] = [
     "email-summaries",
 ];
 
-/// The workspace's packages as `cargo metadata` reads their manifests: name, manifest
-/// path, and the `okr-*` crates among its normal dependencies (renames and tables
-/// included: cargo resolves them).
-fn packages() -> Vec<(String, PathBuf, BTreeSet<String>)> {
+/// What `cargo ARGS` prints, run in the repository; it must succeed.
+fn cargo(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO"))
-        .args([
-            "metadata",
-            "--no-deps",
-            "--offline",
-            "--format-version",
-            "1",
-        ])
+        .args(args)
         .current_dir(root())
         .output()
         .unwrap();
     assert!(
         output.status.success(),
-        "{}",
+        "cargo {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The workspace's packages as `cargo metadata` reads their manifests: name, manifest
+/// path, and the `okr-*` crates among its normal dependencies (renames and tables
+/// included: cargo resolves them).
+fn packages() -> Vec<(String, PathBuf, BTreeSet<String>)> {
+    let output = cargo(&[
+        "metadata",
+        "--no-deps",
+        "--offline",
+        "--format-version",
+        "1",
+    ]);
+    let metadata: serde_json::Value = serde_json::from_str(&output).unwrap();
     metadata["packages"]
         .as_array()
         .unwrap()
@@ -113,26 +119,17 @@ fn library_crates_depend_only_downward() {
 #[test]
 fn no_function_links_sqlite_the_local_server_or_smtp() {
     for function in FUNCTIONS {
-        let output = Command::new(env!("CARGO"))
-            .args([
-                "tree",
-                "--offline",
-                "--locked",
-                "-e",
-                "normal",
-                "--prefix",
-                "none",
-            ])
-            .args(["-p", function])
-            .current_dir(root())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let tree = String::from_utf8(output.stdout).unwrap();
+        let tree = cargo(&[
+            "tree",
+            "--offline",
+            "--locked",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "-p",
+            function,
+        ]);
         assert!(tree.lines().any(|l| l.starts_with("okr-aws ")), "{tree}");
         for banned in ["rusqlite", "libsqlite3-sys", "axum", "lettre"] {
             assert!(
