@@ -112,7 +112,7 @@ impl ClaimStore for DynamoDbIdempotencyStore {
                     "expires_at",
                     AttributeValue::N(expiry(now, hold).to_string()),
                 )
-                .item("token", AttributeValue::S(token.0.clone()))
+                .item("token", AttributeValue::S(token.as_str().to_owned()))
                 .condition_expression("attribute_not_exists(#id) OR #expires <= :now")
                 .expression_attribute_names("#id", "id")
                 .expression_attribute_names("#expires", "expires_at")
@@ -175,7 +175,7 @@ impl ClaimStore for DynamoDbIdempotencyStore {
             .expression_attribute_names("#token", "token")
             .expression_attribute_names("#expires", "expires_at")
             .expression_attribute_values(":sending", AttributeValue::S(SENDING.to_owned()))
-            .expression_attribute_values(":token", AttributeValue::S(token.0.clone()))
+            .expression_attribute_values(":token", AttributeValue::S(token.as_str().to_owned()))
             .expression_attribute_values(":until", AttributeValue::N(expiry(now, hold).to_string()))
             .send()
             .await;
@@ -198,7 +198,7 @@ impl ClaimStore for DynamoDbIdempotencyStore {
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#token", "token")
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
-            .expression_attribute_values(":token", AttributeValue::S(token.0.clone()))
+            .expression_attribute_values(":token", AttributeValue::S(token.as_str().to_owned()))
             .expression_attribute_values(":sending", AttributeValue::S(SENDING.to_owned()))
             .send()
             .await;

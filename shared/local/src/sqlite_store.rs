@@ -113,7 +113,7 @@ impl ClaimStore for SqliteIdempotencyStore {
                  ON CONFLICT (key) DO UPDATE SET status = excluded.status,
                      expires_at = excluded.expires_at, token = excluded.token
                  WHERE idempotency.expires_at <= ?4",
-                params![key, IN_PROGRESS, until, now, token.0],
+                params![key, IN_PROGRESS, until, now, token.as_str()],
             )?;
             if claimed == 1 {
                 return Ok(Claim::Proceed(token));
@@ -160,7 +160,7 @@ impl ClaimStore for SqliteIdempotencyStore {
         now: OffsetDateTime,
         hold: Duration,
     ) -> Result<(), IdempotencyError> {
-        let (key, token, until) = (key.to_owned(), token.0.clone(), expiry(now, hold));
+        let (key, token, until) = (key.to_owned(), token.as_str().to_owned(), expiry(now, hold));
         self.with(move |connection| {
             connection.execute(
                 "UPDATE idempotency SET status = ?1, expires_at = MAX(expires_at, ?4)
@@ -172,7 +172,7 @@ impl ClaimStore for SqliteIdempotencyStore {
         .await
     }
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
-        let (key, token) = (key.to_owned(), token.0.clone());
+        let (key, token) = (key.to_owned(), token.as_str().to_owned());
         self.with(move |connection| {
             connection.execute(
                 "DELETE FROM idempotency WHERE key = ?1 AND status IN (?2, ?3) AND token = ?4",

@@ -30,12 +30,18 @@ pub trait Provider: Sync {
     fn display_name(&self) -> &'static str;
 
     /// The HMAC key of a secret written as the provider shows it; the error says what
-    /// the secret should look like (and never quotes it).
-    fn key(&self, secret: &str) -> Result<Vec<u8>, &'static str>;
+    /// the secret should look like (and never quotes it). Most tools key with the
+    /// secret's text as it is.
+    fn key(&self, secret: &str) -> Result<Vec<u8>, &'static str> {
+        Ok(secret.as_bytes().to_vec())
+    }
 
     /// A new random secret in the provider's format, from 32 random bytes (`serve`
-    /// writes one for each provider on its first start).
-    fn new_secret(&self, random: [u8; 32]) -> String;
+    /// writes one for each provider on its first start): hex text unless the provider
+    /// says otherwise.
+    fn new_secret(&self, random: [u8; 32]) -> String {
+        hex::encode(random)
+    }
 
     /// The signature material in a delivery's headers, checked as far as headers alone
     /// allow (a timestamp within the tolerance of `now`).

@@ -28,14 +28,6 @@ impl Provider for Peopleforce {
         "PeopleForce"
     }
 
-    fn key(&self, secret: &str) -> Result<Vec<u8>, &'static str> {
-        Ok(secret.as_bytes().to_vec())
-    }
-
-    fn new_secret(&self, random: [u8; 32]) -> String {
-        hex::encode(random)
-    }
-
     fn delivery<'h>(
         &self,
         headers: &'h HeaderMap,

@@ -74,7 +74,7 @@ fn usable_keys(source: Source, secrets: &[SigningSecret]) -> Result<Vec<Vec<u8>>
 }
 
 /// The HMAC key `source` derives from `secret`.
-pub fn key_bytes(source: Source, secret: &SigningSecret) -> Result<Vec<u8>, &'static str> {
+pub(crate) fn key_bytes(source: Source, secret: &SigningSecret) -> Result<Vec<u8>, &'static str> {
     let text = secret.expose();
     if text.is_empty() {
         return Err("the secret is empty");
@@ -83,7 +83,7 @@ pub fn key_bytes(source: Source, secret: &SigningSecret) -> Result<Vec<u8>, &'st
 }
 
 /// Verify with raw HMAC keys instead of secrets; the diagnosis tries alternative keys.
-pub fn verify_with_keys(
+pub(crate) fn verify_with_keys(
     source: Source,
     keys: &[Vec<u8>],
     headers: &HeaderMap,

@@ -39,12 +39,17 @@ pub enum Claim {
 /// Proves who holds a claim, so a holder whose claim lapsed and was taken over cannot
 /// release the new holder's claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimToken(pub String);
+pub struct ClaimToken(String);
 
 impl ClaimToken {
     /// A fresh random token; a store makes one for each claim it grants.
     pub fn random() -> Self {
         ClaimToken(hex::encode(rand::random::<[u8; 16]>()))
+    }
+
+    /// The token as the stores keep it.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
