@@ -54,7 +54,7 @@ fn seed(path: &str) -> okr_core::Event {
     .unwrap();
     let source: Source = path.split('/').next().unwrap().parse().unwrap();
     normalize(
-        source,
+        &okr_core::endpoints::Endpoint::of_source(source).unwrap(),
         &HeaderMap::new(),
         &body,
         time::OffsetDateTime::now_utc(),

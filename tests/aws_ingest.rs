@@ -361,8 +361,14 @@ async fn characters_sqs_refuses_raw_are_queued_escaped() {
     let mut event = sample("perscom.json");
     event.body = Some(body.to_owned());
     let secret = okr_core::SigningSecret::new("perscom-test-secret");
-    for (name, value) in
-        okr_core::sign(okr_core::Source::Perscom, &secret, body.as_bytes(), "", 0).unwrap()
+    for (name, value) in okr_core::sign(
+        okr_core::providers::provider(okr_core::Source::PERSCOM).unwrap(),
+        &secret,
+        body.as_bytes(),
+        "",
+        0,
+    )
+    .unwrap()
     {
         event.headers.insert(name, value.parse().unwrap());
     }

@@ -24,7 +24,7 @@ fn kr(id: &str, day: u32, current: f64) -> Event {
         "startDate": "2025-04-01", "dueDate": "2025-06-30",
     });
     normalize(
-        Source::Peoplelogic,
+        &okr_core::endpoints::Endpoint::of_source(Source::PEOPLELOGIC).unwrap(),
         &HeaderMap::new(),
         body.to_string().as_bytes(),
         datetime!(2026-01-01 0:00 UTC),

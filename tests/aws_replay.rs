@@ -52,7 +52,13 @@ fn event(id: &str, day: u8) -> Event {
     .unwrap();
     let at =
         time::macros::datetime!(2026-11-18 12:00 UTC) + time::Duration::days(i64::from(day) - 18);
-    let mut event = normalize(Source::Peoplelogic, &http::HeaderMap::new(), &body, at).unwrap();
+    let mut event = normalize(
+        &okr_core::endpoints::Endpoint::of_source(Source::PEOPLELOGIC).unwrap(),
+        &http::HeaderMap::new(),
+        &body,
+        at,
+    )
+    .unwrap();
     event.id = id.to_owned();
     event
 }

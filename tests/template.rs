@@ -388,6 +388,14 @@ fn every_role_grants_only_what_its_function_uses() {
                     assert!(!action.contains('*'), "{role}: wildcard action {action}");
                     actions.insert(action);
                 }
+                if statement["Action"] == "secretsmanager:PutSecretValue" {
+                    // Only the signing secret is written (a handshake's secret kept).
+                    assert_eq!(
+                        statement["Resource"],
+                        json!({"Ref": "SigningSecret"}),
+                        "{role}"
+                    );
+                }
                 if statement["Action"] == "ses:SendEmail" {
                     // Not a resource of the stack: SES identities, From the sender only.
                     assert_from_the_sender_only(statement, role);
@@ -427,9 +435,12 @@ fn every_role_grants_only_what_its_function_uses() {
         ];
         let secret = ["secretsmanager:GetSecretValue"];
         let expected: BTreeSet<&str> = match function.binary {
+            // PutSecretValue: a handshake's secret kept (on the signing secret only,
+            // checked below).
             "ingest" => [
                 &logs[..],
                 &secret,
+                &["secretsmanager:PutSecretValue"],
                 &["sqs:SendMessage", "sqs:GetQueueAttributes"],
             ]
             .concat(),
@@ -986,8 +997,8 @@ fn secrets_start_without_real_values_and_the_signing_secret_accepts_nothing() {
     let secrets = of_type(&template, "AWS::SecretsManager::Secret");
     assert_eq!(
         secrets.len(),
-        5,
-        "signing, Slack, alerts Slack, PagerDuty, email recipients"
+        6,
+        "signing, endpoints, Slack, alerts Slack, PagerDuty, email recipients"
     );
     for (name, secret) in &secrets {
         assert!(
@@ -1001,11 +1012,16 @@ fn secrets_start_without_real_values_and_the_signing_secret_accepts_nothing() {
                 let parsed = okr_consumers::email::recipients::Recipients::parse(document).unwrap();
                 assert!(parsed.0.is_empty());
             }
+            Some(document) if *name == "EndpointsDocument" => {
+                // No endpoints beyond the four built in, in the format ingest reads.
+                let parsed = okr_core::endpoints::Endpoints::parse(document).unwrap();
+                assert_eq!(parsed, okr_core::endpoints::Endpoints::builtin());
+            }
             Some(document) => {
                 // The signing secret: no source configured yet.
                 let parsed = okr_core::signing::SigningSecrets::parse(document).unwrap();
                 for source in okr_core::Source::ALL {
-                    assert!(parsed.for_source(source).is_empty(), "{name}: {source}");
+                    assert!(parsed.for_endpoint(source).is_empty(), "{name}: {source}");
                 }
             }
         }

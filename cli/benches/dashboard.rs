@@ -46,7 +46,7 @@ async fn send(base: &str, secrets: &SigningSecrets, body: Vec<u8>) {
     let (status, _) = deliver(
         base,
         secrets,
-        Source::Peoplelogic,
+        Source::PEOPLELOGIC,
         "peoplelogic",
         &body,
         None,

@@ -10,7 +10,9 @@ use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use crate::delivery::{BodyArgs, parse_header, random_message_id, signed};
+use std::path::Path;
+
+use crate::delivery::{BodyArgs, DEFAULT_DATA_DIR, parse_header, random_message_id, signed};
 
 #[derive(Debug, Args)]
 pub struct ApigwRequestArgs {
@@ -28,7 +30,7 @@ pub struct ApigwRequestArgs {
     /// The HTTP method.
     #[arg(long, default_value = "POST")]
     method: http::Method,
-    /// The path's source segment, when it should differ from --source.
+    /// The path's endpoint segment, when it should differ from --endpoint.
     #[arg(long)]
     path_source: Option<String>,
     /// Send the body base64-encoded (`isBase64Encoded: true`).
@@ -43,14 +45,16 @@ pub struct ApigwRequestArgs {
 }
 
 pub fn run(args: ApigwRequestArgs) -> Result<ExitCode> {
-    let source = args.delivery.source;
-    let body = args.delivery.read_body()?;
+    let source = args.delivery.endpoint.clone();
+    let mut body = args.delivery.read_body()?;
     let mut headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
         ("user-agent".to_owned(), format!("{source}-webhooks")),
     ];
     if let Some(secret) = args.secret {
-        let signature = signed(source, secret, &body, args.id, args.timestamp)?;
+        let endpoint = args.delivery.endpoint(Path::new(DEFAULT_DATA_DIR))?;
+        let (signature, signed_body) = signed(&endpoint, secret, &body, args.id, args.timestamp)?;
+        body = signed_body;
         headers.extend(
             signature
                 .into_iter()

@@ -1,26 +1,80 @@
 //! What the delivery commands share: the body argument, request headers, and signing.
 
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use okr_core::{SigningSecret, Source, sign};
+use okr_core::endpoints::{Endpoint, Endpoints};
+use okr_core::providers::{preset_names, provider};
+use okr_core::signature::sign_delivery;
+use okr_core::{SigningSecret, Source};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// A delivery's source and body.
+/// The data directory the commands use by default.
+pub const DEFAULT_DATA_DIR: &str = ".okr-webhooks";
+
+/// A delivery's endpoint and body.
 #[derive(Debug, Args)]
 pub struct BodyArgs {
-    /// The provider, by its name in `/webhooks/<name>` (docs/providers.md).
-    #[arg(long, short = 's')]
-    pub source: Source,
+    /// The endpoint, by its name in `/webhooks/<name>`: one in the endpoints document, or
+    /// a built-in source or preset (docs/providers.md). `--source` is the same.
+    #[arg(
+        long = "endpoint",
+        short = 'e',
+        visible_alias = "source",
+        short_alias = 's'
+    )]
+    pub endpoint: String,
+    /// The endpoints document that declares it (default: <data-dir>/endpoints.json,
+    /// when there is one).
+    #[arg(long = "endpoints")]
+    pub endpoints_file: Option<PathBuf>,
     /// The body file; standard input when absent or `-`.
     file: Option<PathBuf>,
 }
 
+/// The endpoints document at `file`, or the built-in endpoints when there is none.
+pub fn endpoints_at(file: &Path) -> Result<Endpoints> {
+    match std::fs::read_to_string(file) {
+        Ok(text) => Endpoints::parse(&text).map_err(|e| anyhow!("{}: {e}", file.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Endpoints::builtin()),
+        Err(e) => Err(anyhow!("cannot read {}: {e}", file.display())),
+    }
+}
+
 impl BodyArgs {
+    /// The endpoint named, from the endpoints document (`--endpoints`, else
+    /// `<data_dir>/endpoints.json`) or a preset of that name.
+    pub fn endpoint(&self, data_dir: &Path) -> Result<Endpoint> {
+        let file = self
+            .endpoints_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("endpoints.json"));
+        if self.endpoints_file.is_some() && !file.exists() {
+            bail!("cannot read {}: no such file", file.display());
+        }
+        let endpoints = endpoints_at(&file)?;
+        if let Some(endpoint) = endpoints.get(&self.endpoint) {
+            return Ok(endpoint);
+        }
+        Source::named(&self.endpoint)
+            .ok()
+            .filter(|source| provider(*source).is_some())
+            .and_then(Endpoint::of_source)
+            .ok_or_else(|| {
+                anyhow!(
+                    "unknown endpoint {}: not in {} ({}) nor a preset ({})",
+                    self.endpoint,
+                    file.display(),
+                    endpoints.names(),
+                    preset_names().join(", ")
+                )
+            })
+    }
+
     /// The body, from the file or standard input.
     pub fn read_body(&self) -> Result<Vec<u8>> {
         let mut body = Vec::new();
@@ -39,19 +93,20 @@ impl BodyArgs {
     }
 }
 
-/// The signature headers for `body`; a signed delivery id and timestamp default to a
-/// random id and now.
+/// The signature headers for `body`, and the body to send (the same, unless the
+/// scheme carries its signature in the body); a signed delivery id and timestamp
+/// default to a random id and now.
 pub fn signed(
-    source: Source,
+    endpoint: &Endpoint,
     secret: String,
     body: &[u8],
     id: Option<String>,
     timestamp: Option<i64>,
-) -> Result<Vec<(&'static str, String)>> {
+) -> Result<(okr_core::signature::SignatureHeaders, Vec<u8>)> {
     let id = id.unwrap_or_else(random_message_id);
     let timestamp = timestamp.unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp());
-    Ok(sign(
-        source,
+    Ok(sign_delivery(
+        endpoint.provider(),
         &SigningSecret::new(secret),
         body,
         &id,

@@ -11,7 +11,9 @@ use time::OffsetDateTime;
 use okr_core::routing::{Consumer, notification_view};
 
 use crate::QueueName;
-use crate::delivery::{BodyArgs, header_map, parse_header, parse_time};
+use std::path::Path;
+
+use crate::delivery::{BodyArgs, DEFAULT_DATA_DIR, header_map, parse_header, parse_time};
 
 #[derive(Debug, Args)]
 pub struct NormalizeArgs {
@@ -33,7 +35,8 @@ pub fn run(args: NormalizeArgs) -> Result<ExitCode> {
     let body = args.delivery.read_body()?;
     let received_at = args.received_at.unwrap_or_else(OffsetDateTime::now_utc);
     let headers = header_map(args.headers);
-    let mut event = okr_core::normalize(args.delivery.source, &headers, &body, received_at)?;
+    let endpoint = args.delivery.endpoint(Path::new(DEFAULT_DATA_DIR))?;
+    let mut event = okr_core::normalize(&endpoint, &headers, &body, received_at)?;
     if args
         .queue
         .is_some_and(|queue| Consumer::from(queue) != Consumer::Warehouse)

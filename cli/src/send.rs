@@ -16,7 +16,7 @@ use crate::delivery::{BodyArgs, signed};
 pub struct SendArgs {
     #[command(flatten)]
     delivery: BodyArgs,
-    /// Where to post (default: http://127.0.0.1:3000/webhooks/SOURCE).
+    /// Where to post (default: http://127.0.0.1:3000/webhooks/ENDPOINT).
     #[arg(long)]
     url: Option<String>,
     /// The data directory whose secrets.json signs the delivery.
@@ -25,13 +25,14 @@ pub struct SendArgs {
 }
 
 pub async fn run(args: SendArgs) -> Result<ExitCode> {
-    let source = args.delivery.source;
+    let endpoint = args.delivery.endpoint(&args.data_dir)?;
+    let name = endpoint.name();
     let body = args.delivery.read_body()?;
-    let secret = first_secret(&args.data_dir, source)?;
-    let headers = signed(source, secret, &body, None, None)?;
+    let secret = first_secret(&args.data_dir, name)?;
+    let (headers, body) = signed(&endpoint, secret, &body, None, None)?;
     let url = args
         .url
-        .unwrap_or_else(|| format!("http://127.0.0.1:3000/webhooks/{source}"));
+        .unwrap_or_else(|| format!("http://127.0.0.1:3000/webhooks/{name}"));
     let mut request = reqwest::Client::new()
         .post(&url)
         .header("content-type", "application/json")
@@ -62,7 +63,8 @@ pub async fn run(args: SendArgs) -> Result<ExitCode> {
     })
 }
 
-/// The first signing secret for `source` in the data directory's `secrets.json`.
+/// The first signing secret for the endpoint `source` in the data directory's
+/// `secrets.json`.
 fn first_secret(data_dir: &std::path::Path, source: okr_core::Source) -> Result<String> {
     let path = okr_local::Paths::new(data_dir).secrets;
     let text = std::fs::read_to_string(&path).with_context(|| {
@@ -73,7 +75,7 @@ fn first_secret(data_dir: &std::path::Path, source: okr_core::Source) -> Result<
     })?;
     let secrets = SigningSecrets::parse(&text)?;
     let secret = secrets
-        .for_source(source)
+        .for_endpoint(source)
         .first()
         .ok_or_else(|| anyhow!("{} has no {source} secret", path.display()))?;
     Ok(secret.expose().to_owned())

@@ -1,4 +1,4 @@
-//! `okr-webhooks sign`: the signature header line(s) a source would send.
+//! `okr-webhooks sign`: the signature header line(s) an endpoint's tool would send.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use crate::delivery::{BodyArgs, signed};
+use std::path::Path;
+
+use crate::delivery::{BodyArgs, DEFAULT_DATA_DIR, signed};
 
 #[derive(Debug, Args)]
 pub struct SignArgs {
@@ -24,17 +26,18 @@ pub struct SignArgs {
 }
 
 pub fn run(args: SignArgs) -> Result<ExitCode> {
+    let endpoint = args.delivery.endpoint(Path::new(DEFAULT_DATA_DIR))?;
     let body = args.delivery.read_body()?;
-    let headers = signed(
-        args.delivery.source,
-        args.secret,
-        &body,
-        args.id,
-        args.timestamp,
-    )?;
+    let (headers, signed_body) = signed(&endpoint, args.secret, &body, args.id, args.timestamp)?;
     let mut out = io::stdout().lock();
     for (name, value) in headers {
         writeln!(out, "{name}: {value}")?;
+    }
+    if signed_body != body {
+        // The scheme carries its signature in the body: print the body that holds it.
+        writeln!(out)?;
+        out.write_all(&signed_body)?;
+        writeln!(out)?;
     }
     Ok(ExitCode::SUCCESS)
 }

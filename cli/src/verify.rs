@@ -10,7 +10,9 @@ use okr_core::signature::likely_causes;
 use okr_core::{SigningSecret, verify};
 use time::OffsetDateTime;
 
-use crate::delivery::{BodyArgs, header_map, parse_header};
+use std::path::Path;
+
+use crate::delivery::{BodyArgs, DEFAULT_DATA_DIR, header_map, parse_header};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -33,7 +35,8 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> Result<ExitCode> {
-    let source = args.delivery.source;
+    let endpoint = args.delivery.endpoint(Path::new(DEFAULT_DATA_DIR))?;
+    let provider = endpoint.provider();
     let body = args.delivery.read_body()?;
     let secrets: Vec<SigningSecret> = args.secrets.into_iter().map(SigningSecret::new).collect();
     let headers = header_map(args.headers);
@@ -43,12 +46,12 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
         None => OffsetDateTime::now_utc(),
     };
     let mut out = io::stdout().lock();
-    let Err(error) = verify(source, &secrets, &headers, &body, now) else {
+    let Err(error) = verify(provider, &secrets, &headers, &body, now) else {
         writeln!(out, "valid")?;
         return Ok(ExitCode::SUCCESS);
     };
     writeln!(out, "invalid: {error}")?;
-    let causes = likely_causes(source, &secrets, &headers, &body, now, &error);
+    let causes = likely_causes(provider, &secrets, &headers, &body, now, &error);
     if !causes.is_empty() {
         writeln!(out, "likely causes:")?;
     }

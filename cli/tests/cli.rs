@@ -318,7 +318,11 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
         "{\"date_of_birth\": ",
         "body is not valid JSON",
     );
-    one_line_error(&["normalize", "-s", "workday"], "{}", "unknown source");
+    one_line_error(
+        &["normalize", "-s", "workday"],
+        "{}",
+        "unknown endpoint workday",
+    );
     one_line_error(
         &[
             "verify",

@@ -55,7 +55,7 @@ async fn a_signed_update_moves_its_bar_without_a_reload_and_the_page_asks_no_oth
         let (status, _) = deliver(
             base,
             &secrets,
-            Source::Peoplelogic,
+            Source::PEOPLELOGIC,
             "peoplelogic",
             &body,
             None,
@@ -104,7 +104,7 @@ async fn a_signed_update_moves_its_bar_without_a_reload_and_the_page_asks_no_oth
     let (status, _) = deliver(
         base,
         &secrets,
-        Source::Peoplelogic,
+        Source::PEOPLELOGIC,
         "peoplelogic",
         &update,
         None,
@@ -269,7 +269,7 @@ async fn beyond_loopback_the_dashboard_and_the_api_need_the_token_and_webhooks_d
     let (status, _) = deliver(
         base,
         &secrets,
-        Source::Peopleforce,
+        Source::PEOPLEFORCE,
         "peopleforce",
         &hire,
         None,
@@ -279,7 +279,7 @@ async fn beyond_loopback_the_dashboard_and_the_api_need_the_token_and_webhooks_d
     let (status, _) = deliver(
         base,
         &secrets,
-        Source::Peoplelogic,
+        Source::PEOPLELOGIC,
         "peoplelogic",
         &kr,
         None,
@@ -346,16 +346,16 @@ async fn replay_to_progress_rebuilds_the_read_model_live_processing_built() {
     // result, and a hire (not an objective or key result).
     let deliveries = [
         (
-            Source::Peoplelogic,
+            Source::PEOPLELOGIC,
             "peoplelogic/key_result_progress_next.json",
         ),
-        (Source::Peoplelogic, "peoplelogic/key_result_progress.json"),
-        (Source::Peoplelogic, "peoplelogic/objective_completed.json"),
+        (Source::PEOPLELOGIC, "peoplelogic/key_result_progress.json"),
+        (Source::PEOPLELOGIC, "peoplelogic/objective_completed.json"),
         (
-            Source::Peoplelogic,
+            Source::PEOPLELOGIC,
             "peoplelogic/key_result_progress_plain.json",
         ),
-        (Source::Peopleforce, "peopleforce/employee_create.json"),
+        (Source::PEOPLEFORCE, "peopleforce/employee_create.json"),
     ];
     for (source, file) in deliveries {
         let (status, _) =
@@ -438,7 +438,7 @@ async fn the_dashboard_command_serves_a_stacks_table_and_follows_its_writes() {
     let store = DynamoDbProgressStore::new(aws_sdk_dynamodb::Client::new(&aws), &table);
     let normalized = |file: &str| {
         okr_core::normalize(
-            Source::Peoplelogic,
+            &okr_core::endpoints::Endpoint::of_source(Source::PEOPLELOGIC).unwrap(),
             &http::HeaderMap::new(),
             &body(file),
             time::OffsetDateTime::now_utc(),

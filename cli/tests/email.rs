@@ -286,7 +286,7 @@ async fn serve_emails_an_alert_and_its_resolve_once_each_to_the_recipients_of_it
         let (status, _) = deliver(
             base,
             &secrets,
-            Source::Peoplelogic,
+            Source::PEOPLELOGIC,
             "peoplelogic",
             &body,
             None,
@@ -475,7 +475,7 @@ async fn news_before_a_failed_run_reaches_each_recipient_in_their_next_delivered
     let (status, answer) = deliver(
         base,
         &secrets(dir.path()),
-        Source::Peoplelogic,
+        Source::PEOPLELOGIC,
         "peoplelogic",
         next.to_string().as_bytes(),
         None,

@@ -33,13 +33,19 @@ fn body(path: &str) -> Vec<u8> {
 
 /// The sample `path` of `source`, normalized as received at `at`.
 fn sample_event(source: Source, path: &str, at: OffsetDateTime) -> Event {
-    normalize(source, &http::HeaderMap::new(), &body(path), at).unwrap()
+    normalize(
+        &okr_core::endpoints::Endpoint::of_source(source).unwrap(),
+        &http::HeaderMap::new(),
+        &body(path),
+        at,
+    )
+    .unwrap()
 }
 
 /// The objective-completed sample as event `id`, about `entity`, received at `at`.
 fn event(id: &str, entity: &str, at: OffsetDateTime) -> Event {
     let mut event = sample_event(
-        Source::Peoplelogic,
+        Source::PEOPLELOGIC,
         "peoplelogic/objective_completed.json",
         at,
     );
@@ -103,7 +109,7 @@ fn three_days(root: &Path) {
             + time::Duration::hours(i64::from(h))
     };
     let mut hire = sample_event(
-        Source::Peopleforce,
+        Source::PEOPLEFORCE,
         "peopleforce/employee_create.json",
         day(19, 23),
     );
@@ -383,7 +389,14 @@ async fn deliver(base: &str, data_dir: &Path, source: Source, path: &str) {
     let mut request = reqwest::Client::new()
         .post(format!("{base}/webhooks/{}", source.as_str()))
         .body(body.clone());
-    for (name, value) in sign(source, &secrets.for_source(source)[0], &body, "msg_1", now).unwrap()
+    for (name, value) in sign(
+        okr_core::providers::provider(source).unwrap(),
+        &secrets.for_endpoint(source)[0],
+        &body,
+        "msg_1",
+        now,
+    )
+    .unwrap()
     {
         request = request.header(name, value);
     }
@@ -424,14 +437,14 @@ async fn through_a_running_serve_a_replay_fills_the_gaps_and_force_posts_all_onc
     deliver(
         &base,
         dir.path(),
-        Source::Peoplelogic,
+        Source::PEOPLELOGIC,
         "peoplelogic/objective_completed.json",
     )
     .await;
     deliver(
         &base,
         dir.path(),
-        Source::Peopleforce,
+        Source::PEOPLEFORCE,
         "peopleforce/employee_create.json",
     )
     .await;
@@ -440,11 +453,11 @@ async fn through_a_running_serve_a_replay_fills_the_gaps_and_force_posts_all_onc
     let now = OffsetDateTime::now_utc();
     let missing = [
         sample_event(
-            Source::Peoplelogic,
+            Source::PEOPLELOGIC,
             "peoplelogic/key_result_progress.json",
             now,
         ),
-        sample_event(Source::Perscom, "perscom/awardrecord_created.json", now),
+        sample_event(Source::PERSCOM, "perscom/awardrecord_created.json", now),
     ];
     let today = now.date().to_string();
     object(

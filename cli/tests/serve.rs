@@ -149,11 +149,11 @@ async fn signed_samples_reach_every_destination_and_bad_deliveries_leave_no_trac
 
     let mut accepted = Vec::new();
     for (source, path) in [
-        (Source::Peoplelogic, "peoplelogic/objective_completed.json"),
-        (Source::Peoplelogic, "peoplelogic/key_result_progress.json"),
-        (Source::Peopleforce, "peopleforce/employee_create.json"),
-        (Source::Perscom, "perscom/awardrecord_created.json"),
-        (Source::Standard, "standard/key_result_progress.json"),
+        (Source::PEOPLELOGIC, "peoplelogic/objective_completed.json"),
+        (Source::PEOPLELOGIC, "peoplelogic/key_result_progress.json"),
+        (Source::PEOPLEFORCE, "peopleforce/employee_create.json"),
+        (Source::PERSCOM, "perscom/awardrecord_created.json"),
+        (Source::STANDARD, "standard/key_result_progress.json"),
     ] {
         let (status, answer) = deliver(
             &server.base,
@@ -172,7 +172,7 @@ async fn signed_samples_reach_every_destination_and_bad_deliveries_leave_no_trac
     let (status, _) = deliver(
         &server.base,
         &secrets,
-        Source::Perscom,
+        Source::PERSCOM,
         "perscom",
         &body,
         Some(b"{}"),
@@ -183,7 +183,7 @@ async fn signed_samples_reach_every_destination_and_bad_deliveries_leave_no_trac
         deliver(
             &server.base,
             &secrets,
-            Source::Perscom,
+            Source::PERSCOM,
             "perscom",
             b"not json",
             None
@@ -196,7 +196,7 @@ async fn signed_samples_reach_every_destination_and_bad_deliveries_leave_no_trac
         deliver(
             &server.base,
             &secrets,
-            Source::Perscom,
+            Source::PERSCOM,
             "workday",
             &body,
             None
@@ -240,7 +240,7 @@ async fn signed_samples_reach_every_destination_and_bad_deliveries_leave_no_trac
     let (status, _) = deliver(
         &server.base,
         &secrets,
-        Source::Peoplelogic,
+        Source::PEOPLELOGIC,
         "peoplelogic",
         &sample("peoplelogic/key_result_progress_plain.json"),
         None,
@@ -277,7 +277,7 @@ async fn peoplelogic_entity_bodies_reach_slack_and_a_drop_after_a_rise_pages() {
         let (status, answer) = deliver(
             &server.base,
             &secrets,
-            Source::Peoplelogic,
+            Source::PEOPLELOGIC,
             "peoplelogic",
             body.as_bytes(),
             None,
@@ -366,7 +366,7 @@ async fn kill_9_loses_no_acknowledged_event_and_posts_nothing_twice() {
                 let body = format!(r#"{{"action":"employee_create","data":{{"id":{n},"attributes":{{"first_name":"E{n}","last_name":"Burst"}}}}}}"#);
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 let mut request = client.post(format!("{base}/webhooks/peopleforce")).body(body.clone());
-                for (name, value) in sign(Source::Peopleforce, &secrets.for_source(Source::Peopleforce)[0], body.as_bytes(), "", now).unwrap() {
+                for (name, value) in sign(okr_core::providers::provider(Source::PEOPLEFORCE).unwrap(), &secrets.for_endpoint(Source::PEOPLEFORCE)[0], body.as_bytes(), "", now).unwrap() {
                     request = request.header(name, value);
                 }
                 match request.send().await {
@@ -451,7 +451,7 @@ async fn deliver_the_hire(server: &Server, data_dir: &Path) {
     let (status, _) = deliver(
         &server.base,
         &secrets(data_dir),
-        Source::Peopleforce,
+        Source::PEOPLEFORCE,
         "peopleforce",
         &sample("peopleforce/employee_create.json"),
         None,
@@ -584,14 +584,14 @@ async fn through_an_outage_the_breaker_opens_healthz_says_so_and_every_event_is_
     assert_eq!((status, &body["status"]), (200, &"ok".into()), "{body}");
     assert_eq!(breaker_state(&body, "slack"), "closed");
     let samples = [
-        (Source::Peoplelogic, "peoplelogic/objective_completed.json"),
-        (Source::Peoplelogic, "peoplelogic/key_result_progress.json"),
+        (Source::PEOPLELOGIC, "peoplelogic/objective_completed.json"),
+        (Source::PEOPLELOGIC, "peoplelogic/key_result_progress.json"),
         (
-            Source::Peoplelogic,
+            Source::PEOPLELOGIC,
             "peoplelogic/key_result_progress_plain.json",
         ),
-        (Source::Peopleforce, "peopleforce/employee_create.json"),
-        (Source::Perscom, "perscom/awardrecord_created.json"),
+        (Source::PEOPLEFORCE, "peopleforce/employee_create.json"),
+        (Source::PERSCOM, "perscom/awardrecord_created.json"),
     ];
     for (source, path) in samples {
         let body = sample(path);
@@ -722,7 +722,7 @@ async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
     let (status, _) = deliver(
         &first.base,
         &secrets(dir.path()),
-        Source::Peopleforce,
+        Source::PEOPLEFORCE,
         "peopleforce",
         &sample("peopleforce/employee_create.json"),
         None,
@@ -774,7 +774,7 @@ async fn a_warehouse_object_and_its_new_partition_are_synced_to_disk() {
     let (status, _) = deliver(
         &server.base,
         &secrets(&data_dir),
-        Source::Peopleforce,
+        Source::PEOPLEFORCE,
         "peopleforce",
         &sample("peopleforce/employee_create.json"),
         None,

@@ -48,12 +48,13 @@ pub async fn deliver(
     signed: Option<&[u8]>,
 ) -> (u16, Value) {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let secret = &secrets.for_source(source)[0];
+    let secret = &secrets.for_endpoint(source)[0];
     let mut request = client()
         .post(format!("{base}/webhooks/{route}"))
         .body(body.to_vec());
     let id = format!("msg_{}", now);
-    for (name, value) in sign(source, secret, signed.unwrap_or(body), &id, now).unwrap() {
+    let provider = okr_core::providers::provider(source).unwrap();
+    for (name, value) in sign(provider, secret, signed.unwrap_or(body), &id, now).unwrap() {
         request = request.header(name, value);
     }
     let response = request.send().await.unwrap();

@@ -1,4 +1,4 @@
-//! Ingest Lambda: `POST /webhooks/{source}` behind an API Gateway HTTP API.
+//! Ingest Lambda: `POST /webhooks/{endpoint}` behind an API Gateway HTTP API.
 //! Wiring only; the contract lives in `okr_consumers::ingest`.
 
 use std::sync::Arc;
@@ -11,9 +11,10 @@ use okr_aws::config::{IngestConfig, aws_timeouts};
 use okr_aws::secrets_manager::SecretsManagerStore;
 use okr_aws::sqs::SqsQueue;
 use okr_consumers::ingest::{Ingest, apigw};
+use okr_core::endpoints::Endpoints;
 use okr_pipeline::config::process_env;
 use okr_pipeline::metrics::EmfStdout;
-use okr_pipeline::secrets::SecretCache;
+use okr_pipeline::secrets::{SecretCache, SecretStore};
 use time::OffsetDateTime;
 
 #[tokio::main]
@@ -32,15 +33,26 @@ async fn main() -> Result<(), Error> {
         aws_sdk_sqs::Client::new(&aws),
         config.queue_urls.clone(),
     ));
-    let store =
-        SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws), &config.secret_id);
-    let ingest = Ingest::new(
-        SecretCache::new(Arc::new(store), config.secret_cache_ttl),
+    let secrets_manager = aws_sdk_secretsmanager::Client::new(&aws);
+    let store = Arc::new(SecretsManagerStore::new(
+        secrets_manager.clone(),
+        &config.secret_id,
+    ));
+    let mut ingest = Ingest::new(
+        SecretCache::new(store.clone(), config.secret_cache_ttl),
         queue.clone(),
         config.notify,
         config.max_body_bytes,
         Arc::new(EmfStdout),
-    );
+    )
+    .with_handshakes(store);
+    // The endpoints document, cached like the secrets: an edit takes effect within the
+    // TTL, and one that does not validate leaves the last good one in force.
+    if let Some(id) = &config.endpoints_secret_id {
+        let endpoints: Arc<dyn SecretStore<Endpoints>> =
+            Arc::new(SecretsManagerStore::new(secrets_manager, id));
+        ingest = ingest.with_endpoints(SecretCache::new(endpoints, config.secret_cache_ttl));
+    }
     // The queue checks and the secrets fetch open their connections side by side: start-up
     // takes the slower of the round trips, not their sum. Either may fail; the first
     // delivery tries again.

@@ -41,7 +41,7 @@ fn body(path: &str) -> Vec<u8> {
 
 fn event_from(source: Source, body: &[u8]) -> Event {
     normalize(
-        source,
+        &okr_core::endpoints::Endpoint::of_source(source).unwrap(),
         &HeaderMap::new(),
         body,
         datetime!(2026-11-20 09:30 UTC),
@@ -179,10 +179,10 @@ async fn the_exact_message_posted_for_each_sample() {
 
 #[test]
 fn the_fallback_text_of_every_default_rule() {
-    let peoplelogic = |body: Value| event_from(Source::Peoplelogic, body.to_string().as_bytes());
+    let peoplelogic = |body: Value| event_from(Source::PEOPLELOGIC, body.to_string().as_bytes());
     let perscom = |event: &str, data: Value| {
         event_from(
-            Source::Perscom,
+            Source::PERSCOM,
             json!({"event": event, "created": "2024-06-01T12:00:00Z", "data": data})
                 .to_string()
                 .as_bytes(),
@@ -191,7 +191,7 @@ fn the_fallback_text_of_every_default_rule() {
     let cases = [
         (
             event_from(
-                Source::Peopleforce,
+                Source::PEOPLEFORCE,
                 &body("peopleforce/employee_terminate.json"),
             ),
             "John Doe left IT",
@@ -255,15 +255,15 @@ async fn no_message_carries_a_personal_field_from_the_hr_samples() {
     ];
     let events = [
         event_from(
-            Source::Peopleforce,
+            Source::PEOPLEFORCE,
             &body("peopleforce/employee_create.json"),
         ),
         event_from(
-            Source::Peopleforce,
+            Source::PEOPLEFORCE,
             &body("peopleforce/employee_terminate.json"),
         ),
-        event_from(Source::Perscom, &body("perscom/user_created.json")),
-        event_from(Source::Perscom, &body("perscom/awardrecord_created.json")),
+        event_from(Source::PERSCOM, &body("perscom/user_created.json")),
+        event_from(Source::PERSCOM, &body("perscom/awardrecord_created.json")),
     ];
     let mut messages: Vec<String> = events
         .iter()
@@ -416,7 +416,7 @@ fn a_huge_digest_stays_within_block_kit_limits() {
     let events: Vec<Event> = (0..500)
         .map(|n| {
             let title = format!("Objective {n} {}", "with a very long title ".repeat(20));
-            event_from(Source::Peoplelogic, json!({"eventType": "objective.patch", "id": n, "title": title, "status": "COMPLETED"}).to_string().as_bytes())
+            event_from(Source::PEOPLELOGIC, json!({"eventType": "objective.patch", "id": n, "title": title, "status": "COMPLETED"}).to_string().as_bytes())
         })
         .collect();
     let digest = serde_json::to_value(digest_message(&events)).unwrap();
@@ -459,7 +459,7 @@ fn assert_within_limits(message: &Value) {
 #[test]
 fn provider_text_cannot_mention_the_channel() {
     let event = event_from(
-        Source::Peoplelogic,
+        Source::PEOPLELOGIC,
         json!({"eventType": "objective.patch", "id": "o", "title": "<!channel> & <https://evil.example|click>", "status": "COMPLETED"}).to_string().as_bytes(),
     );
     let message = serde_json::to_string(&event_message(&event)).unwrap();

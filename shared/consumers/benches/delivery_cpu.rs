@@ -36,22 +36,22 @@ fn samples(now: OffsetDateTime) -> Vec<Sample> {
     [
         (
             "peopleforce employee_create",
-            Source::Peopleforce,
+            Source::PEOPLEFORCE,
             "peopleforce/employee_create.json",
         ),
         (
             "peoplelogic key_result_progress",
-            Source::Peoplelogic,
+            Source::PEOPLELOGIC,
             "peoplelogic/key_result_progress.json",
         ),
         (
             "perscom rankrecord_updated",
-            Source::Perscom,
+            Source::PERSCOM,
             "perscom/rankrecord_updated.json",
         ),
         (
             "standard key_result_progress",
-            Source::Standard,
+            Source::STANDARD,
             "standard/key_result_progress.json",
         ),
     ]
@@ -59,8 +59,14 @@ fn samples(now: OffsetDateTime) -> Vec<Sample> {
     .map(|(name, source, path)| {
         let body = std::fs::read(format!("{dir}/{path}")).expect("sample body");
         let secret = secret(source);
-        let signed =
-            sign(source, &secret, &body, "msg_bench", now.unix_timestamp()).expect("signs");
+        let signed = sign(
+            okr_core::providers::provider(source).unwrap(),
+            &secret,
+            &body,
+            "msg_bench",
+            now.unix_timestamp(),
+        )
+        .expect("signs");
         let mut headers = HeaderMap::new();
         for (name, value) in signed {
             headers.insert(
@@ -87,20 +93,56 @@ fn delivery(c: &mut Criterion) {
         let (source, headers, body) = (sample.source, &sample.headers, &sample.body[..]);
         let secrets = [secret(source)];
         group.bench_function("verify", |b| {
-            b.iter(|| verify(source, &secrets, headers, black_box(body), now).expect("verifies"))
+            b.iter(|| {
+                verify(
+                    okr_core::providers::provider(source).unwrap(),
+                    &secrets,
+                    headers,
+                    black_box(body),
+                    now,
+                )
+                .expect("verifies")
+            })
         });
         group.bench_function("normalize", |b| {
-            b.iter(|| normalize(source, headers, black_box(body), now).expect("normalizes"))
+            b.iter(|| {
+                normalize(
+                    &okr_core::endpoints::Endpoint::of_source(source).unwrap(),
+                    headers,
+                    black_box(body),
+                    now,
+                )
+                .expect("normalizes")
+            })
         });
-        let event = normalize(source, headers, body, now).expect("normalizes");
+        let event = normalize(
+            &okr_core::endpoints::Endpoint::of_source(source).unwrap(),
+            headers,
+            body,
+            now,
+        )
+        .expect("normalizes");
         let consumers = route(&event, &rules);
         group.bench_function("encode", |b| {
             b.iter(|| QueueMessage::routed(black_box(&event), &consumers).expect("encodes"))
         });
         group.bench_function("delivery", |b| {
             b.iter(|| {
-                verify(source, &secrets, headers, black_box(body), now).expect("verifies");
-                let event = normalize(source, headers, body, now).expect("normalizes");
+                verify(
+                    okr_core::providers::provider(source).unwrap(),
+                    &secrets,
+                    headers,
+                    black_box(body),
+                    now,
+                )
+                .expect("verifies");
+                let event = normalize(
+                    &okr_core::endpoints::Endpoint::of_source(source).unwrap(),
+                    headers,
+                    body,
+                    now,
+                )
+                .expect("normalizes");
                 QueueMessage::routed(&event, &route(&event, &rules)).expect("encodes")
             })
         });

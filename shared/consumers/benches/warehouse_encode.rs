@@ -12,17 +12,17 @@ use time::macros::datetime;
 fn samples() -> Vec<Event> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/bodies");
     [
-        (Source::Peoplelogic, "peoplelogic/objective_completed.json"),
-        (Source::Peoplelogic, "peoplelogic/key_result_progress.json"),
-        (Source::Peopleforce, "peopleforce/employee_create.json"),
-        (Source::Perscom, "perscom/rankrecord_updated.json"),
-        (Source::Standard, "standard/key_result_progress.json"),
+        (Source::PEOPLELOGIC, "peoplelogic/objective_completed.json"),
+        (Source::PEOPLELOGIC, "peoplelogic/key_result_progress.json"),
+        (Source::PEOPLEFORCE, "peopleforce/employee_create.json"),
+        (Source::PERSCOM, "perscom/rankrecord_updated.json"),
+        (Source::STANDARD, "standard/key_result_progress.json"),
     ]
     .into_iter()
     .map(|(source, path)| {
         let body = std::fs::read(format!("{dir}/{path}")).expect("sample body");
         normalize(
-            source,
+            &okr_core::endpoints::Endpoint::of_source(source).unwrap(),
             &HeaderMap::new(),
             &body,
             datetime!(2026-11-20 09:30 UTC),

@@ -302,7 +302,7 @@ async fn cached_secrets_are_fetched_once_per_ttl() {
 async fn rotation_is_picked_up_after_one_refetch_and_forgeries_cannot_multiply_fetches() {
     // Ingest starts with only an old PERSCOM secret.
     let h = harness(SigningSecrets::from_pairs([(
-        Source::Perscom,
+        Source::PERSCOM,
         "old-secret",
     )]));
     h.ingest.warm_up().await;
@@ -343,7 +343,7 @@ async fn rotation_is_picked_up_after_one_refetch_and_forgeries_cannot_multiply_f
 #[tokio::test]
 async fn a_source_without_a_secret_accepts_nothing() {
     let h = harness(SigningSecrets::from_pairs([(
-        Source::Perscom,
+        Source::PERSCOM,
         "perscom-test-secret",
     )]));
     let logs = CapturedLogs::default();
@@ -475,9 +475,9 @@ async fn metrics_count_each_request_by_reason() {
     assert_eq!(
         seen,
         [
-            (Some(Source::Peopleforce), "accepted", 202),
-            (Some(Source::Peopleforce), "invalid_signature", 401),
-            (Some(Source::Perscom), "method_not_allowed", 405),
+            (Some(Source::PEOPLEFORCE), "accepted", 202),
+            (Some(Source::PEOPLEFORCE), "invalid_signature", 401),
+            (Some(Source::PERSCOM), "method_not_allowed", 405),
             (None, "unknown_source", 404),
         ]
     );
@@ -607,7 +607,7 @@ async fn an_event_over_the_queue_message_limit_is_413_not_an_endless_503() {
     );
     let mut headers = http::HeaderMap::new();
     for (name, value) in okr_core::sign(
-        Source::Perscom,
+        okr_core::providers::provider(Source::PERSCOM).unwrap(),
         &"perscom-test-secret".into(),
         body.as_bytes(),
         "",
@@ -645,7 +645,7 @@ fn signed_perscom(body: &str) -> ApiGatewayV2httpRequest {
     let mut event = sample("perscom.json");
     event.body = Some(body.to_owned());
     for (name, value) in okr_core::sign(
-        Source::Perscom,
+        okr_core::providers::provider(Source::PERSCOM).unwrap(),
         &"perscom-test-secret".into(),
         body.as_bytes(),
         "",

@@ -12,7 +12,7 @@ use time::macros::datetime;
 
 fn normalized(source: Source, body: &[u8]) -> Event {
     normalize(
-        source,
+        &okr_core::endpoints::Endpoint::of_source(source).unwrap(),
         &HeaderMap::new(),
         body,
         datetime!(2026-11-20 09:30 UTC),
@@ -36,39 +36,39 @@ fn cases() -> Vec<(String, Event)> {
     }
     let extra = [
         (
-            Source::Perscom,
+            Source::PERSCOM,
             json!({"event": "rankrecord.created", "data": {"id": 1, "type": 1, "rank": {"name": "Private"}, "user": {"name": "Mia Chen"}, "text": "private note"}}),
         ),
         (
-            Source::Perscom,
+            Source::PERSCOM,
             json!({"event": "rankrecord.created", "data": {"id": 2, "type": 0, "rank": {"name": "Sergeant"}, "user": {"name": "Mia Chen"}}}),
         ),
         (
-            Source::Perscom,
+            Source::PERSCOM,
             json!({"event": "qualificationrecord.created", "data": {"id": 3, "qualification": {"name": "Marksman"}, "user": {"name": "Mia Chen", "email": "mia@example.org"}}}),
         ),
         (
-            Source::Peopleforce,
+            Source::PEOPLEFORCE,
             json!({"action": "employee_create", "data": {"id": 4, "attributes": {"first_name": "Ann", "last_name": "Lee", "date_of_birth": "1990-01-01"}, "position": {"name": "Analyst"}}}),
         ),
         (
-            Source::Peopleforce,
+            Source::PEOPLEFORCE,
             json!({"action": "employee_terminate", "data": {"id": 5, "attributes": {"first_name": "Ann", "last_name": "Lee"}, "department": {"name": "IT"}}}),
         ),
         (
-            Source::Peoplelogic,
+            Source::PEOPLELOGIC,
             json!({"eventType": "objective.patch", "id": "k1", "parentId": "o", "title": "KR", "targetValue": 100, "currentValue": {"previous": 60, "current": 10}, "startDate": "2025-04-01", "dueDate": "2025-06-30", "updatedAt": "2025-06-01T00:00:00Z"}),
         ),
         (
-            Source::Peoplelogic,
+            Source::PEOPLELOGIC,
             json!({"eventType": "objective.patch", "entity": {"id": "k2", "parentId": "o", "title": "KR", "targetValue": 100, "currentValue": 10, "startDate": "2025-04-01", "dueDate": "2025-06-30", "updatedAt": "2025-06-01T00:00:00Z", "owner": {"name": "Sam", "email": "sam@example.org"}}}),
         ),
         (
-            Source::Standard,
+            Source::STANDARD,
             json!({"type": "key_result.progress_updated", "timestamp": "2025-06-01T00:00:00Z", "data": {"id": "k3", "title": "KR", "progress": {"previous": 50, "current": 20}, "period": {"start": "2025-04-01", "end": "2025-06-30"}, "status": "at_risk"}}),
         ),
         (
-            Source::Standard,
+            Source::STANDARD,
             json!({"type": "key_result.progress_updated", "timestamp": "2025-06-01T00:00:00Z", "data": {"id": "k4", "title": "KR", "progress": 20, "start_date": "2025-04-01", "due_date": "2025-06-30"}}),
         ),
     ];
@@ -118,7 +118,7 @@ fn the_peopleforce_hire_reaches_slack_without_birth_date_personal_email_or_phone
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
-    let event = normalized(Source::Peopleforce, &body);
+    let event = normalized(Source::PEOPLEFORCE, &body);
     assert!(route(&event, &NotifyRules::default()).contains(&okr_core::routing::Consumer::Slack));
     let view = serde_json::to_string(&notification_view(&event).unwrap()).unwrap();
     for personal in [
@@ -146,7 +146,7 @@ fn the_peopleforce_hire_reaches_slack_without_birth_date_personal_email_or_phone
 #[test]
 fn an_hr_records_dates_stay_in_the_warehouse() {
     let leave = normalized(
-        Source::Peopleforce,
+        Source::PEOPLEFORCE,
         json!({"action": "leave_request_create", "data": {"id": 7, "start_date": "2026-12-01", "end_date": "2026-12-24", "department": {"name": "IT"}}}).to_string().as_bytes(),
     );
     assert_eq!(leave.period, None);

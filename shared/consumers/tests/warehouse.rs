@@ -25,7 +25,7 @@ fn event(n: usize, received_at: OffsetDateTime) -> Event {
         r#"{{"action": "employee_update", "data": {{"id": {n}, "attributes": {{"first_name": "E{n}"}}}}}}"#
     );
     normalize(
-        Source::Peopleforce,
+        &okr_core::endpoints::Endpoint::of_source(Source::PEOPLEFORCE).unwrap(),
         &HeaderMap::new(),
         body.as_bytes(),
         received_at,

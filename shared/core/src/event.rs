@@ -23,8 +23,14 @@ pub struct Event {
     pub schema: String,
     /// `evt_` and 32 hex digits; the same delivery, retried, gives the same id.
     pub id: String,
-    /// Who sent it.
+    /// The tool that sent it: a built-in provider, a preset, or for a scheme declared
+    /// in the endpoints document, the endpoint's name.
     pub source: Source,
+    /// The endpoint it was posted to (`POST /webhooks/<endpoint>`). Added in schema v1.1;
+    /// an event from before has none, and its endpoint is its source
+    /// ([`Event::endpoint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<Source>,
     /// `<entity>.<action>`, e.g. `objective.completed`, or [`UNKNOWN_TYPE`].
     #[serde(rename = "type")]
     pub event_type: String,
@@ -57,6 +63,13 @@ pub struct Event {
     /// Set when a replay re-sent it (`okr_consumers::replay`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplayMark>,
+}
+
+impl Event {
+    /// The endpoint it was posted to; its source for an event from before endpoints.
+    pub fn endpoint(&self) -> Source {
+        self.endpoint.unwrap_or(self.source)
+    }
 }
 
 /// The provider's JSON body as it was sent: carried as its text, never rebuilt, so the

@@ -41,6 +41,29 @@ impl<'a> Json<'a> {
         self.as_object()?.get(key)
     }
 
+    /// The value a JSON Pointer (RFC 6901) names: `""` is the whole value, `/a/0/b`
+    /// the key `b` of the first element of `a`; `~1` is `/` and `~0` is `~` in a key.
+    pub fn pointer(&self, pointer: &str) -> Option<&Json<'a>> {
+        if pointer.is_empty() {
+            return Some(self);
+        }
+        let mut value = self;
+        for segment in pointer.strip_prefix('/')?.split('/') {
+            let key = segment.replace("~1", "/").replace("~0", "~");
+            value = match value {
+                Json::Object(object) => object.get(&key)?,
+                Json::Array(items) => {
+                    if key.len() > 1 && key.starts_with('0') {
+                        return None;
+                    }
+                    items.get(key.parse::<usize>().ok()?)?
+                }
+                _ => return None,
+            };
+        }
+        Some(value)
+    }
+
     /// The object, when it is one.
     pub fn as_object(&self) -> Option<&Object<'a>> {
         match self {

@@ -71,16 +71,17 @@ mod tests {
     }
 }
 
-/// Every source's signing secrets. `Debug` shows sources and counts, never values.
+/// Every endpoint's signing secrets, by endpoint name. `Debug` shows names and counts,
+/// never values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SigningSecrets(BTreeMap<Source, Vec<SigningSecret>>);
 
 impl SigningSecrets {
     /// Parse the secret document:
-    /// `{"<source>": "YWJj...", "<another>": ["new", "old"], ...}`. A value is a
-    /// string or a list of strings (rotation). Names that are not a source are ignored
-    /// with a warning, so a typo leaves that source without a secret (it then accepts
-    /// nothing) rather than taking every source down.
+    /// `{"<endpoint>": "YWJj...", "<another>": ["new", "old"], ...}`. A value is a
+    /// string or a list of strings (rotation: any of them verifies). Names that cannot
+    /// be an endpoint's are ignored with a warning, so a typo leaves that endpoint
+    /// without a secret (it then accepts nothing) rather than taking every endpoint down.
     pub fn parse(document: &str) -> Result<Self, MalformedSecrets> {
         let Ok(Value::Object(entries)) = serde_json::from_str::<Value>(document) else {
             return Err(MalformedSecrets("the secret is not a JSON object".into()));
@@ -88,7 +89,7 @@ impl SigningSecrets {
         let mut secrets = BTreeMap::new();
         for (name, value) in entries {
             let Ok(source) = Source::from_str(&name) else {
-                tracing::warn!(name = %name, "ignoring a signing secret for an unknown source");
+                tracing::warn!("ignoring a signing secret under a name no endpoint can have");
                 continue;
             };
             let values = match value {
@@ -126,9 +127,18 @@ impl SigningSecrets {
         SigningSecrets(secrets)
     }
 
-    /// The secrets of `source`; empty when it has none (it then accepts nothing).
-    pub fn for_source(&self, source: Source) -> &[SigningSecret] {
-        self.0.get(&source).map(Vec::as_slice).unwrap_or_default()
+    /// The secrets of the endpoint named `endpoint`; empty when it has none (it then
+    /// accepts nothing).
+    pub fn for_endpoint(&self, endpoint: Source) -> &[SigningSecret] {
+        self.0.get(&endpoint).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The names of the endpoints that have at least one secret.
+    pub fn names(&self) -> impl Iterator<Item = Source> + '_ {
+        self.0
+            .iter()
+            .filter(|(_, secrets)| !secrets.is_empty())
+            .map(|(name, _)| *name)
     }
 }
 

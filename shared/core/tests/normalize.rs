@@ -19,7 +19,13 @@ fn sample(path: &str) -> Vec<u8> {
 }
 
 fn normalized(source: Source, body: &[u8]) -> Event {
-    let event = normalize(source, &HeaderMap::new(), body, RECEIVED).unwrap();
+    let event = normalize(
+        &okr_core::endpoints::Endpoint::of_source(source).unwrap(),
+        &HeaderMap::new(),
+        body,
+        RECEIVED,
+    )
+    .unwrap();
     assert_valid(&event);
     event
 }
@@ -61,9 +67,9 @@ fn text_change(previous: Option<&str>, current: Option<&str>) -> Option<Change<S
 #[test]
 fn peopleforce_employee_create_from_the_docs() {
     let body = sample("peopleforce/employee_create.json");
-    let event = normalized(Source::Peopleforce, &body);
+    let event = normalized(Source::PEOPLEFORCE, &body);
     assert_eq!(event.schema, "okr-webhooks.event.v1");
-    assert_eq!(event.source, Source::Peopleforce);
+    assert_eq!(event.source, Source::PEOPLEFORCE);
     assert_eq!(event.event_type, "employee.created");
     assert_eq!(event.provider_event, "employee_create");
     assert_eq!(event.entity, entity("employee", "130333", Some("John Doe")));
@@ -92,13 +98,13 @@ fn peopleforce_employee_create_from_the_docs() {
 #[test]
 fn peopleforce_topics_map_to_past_tense_types() {
     let event = normalized(
-        Source::Peopleforce,
+        Source::PEOPLEFORCE,
         &sample("peopleforce/employee_terminate.json"),
     );
     assert_eq!(event.event_type, "employee.terminated");
     assert_eq!(event.occurred_at, datetime!(2023-03-01 07:12:00 UTC));
     let event = normalized(
-        Source::Peopleforce,
+        Source::PEOPLEFORCE,
         &sample("peopleforce/leave_request_create.json"),
     );
     assert_eq!(event.event_type, "leave_request.created");
@@ -114,7 +120,7 @@ fn peopleforce_topics_map_to_past_tense_types() {
     ] {
         let body = json!({"action": action, "data": {"id": 1}}).to_string();
         assert_eq!(
-            normalized(Source::Peopleforce, body.as_bytes()).event_type,
+            normalized(Source::PEOPLEFORCE, body.as_bytes()).event_type,
             expected,
             "{action}"
         );
@@ -126,7 +132,7 @@ fn perscom_envelope_written_by_php_json_encode() {
     let body = sample("perscom/rankrecord_updated.json");
     // The sample really is PHP-escaped.
     assert!(String::from_utf8_lossy(&body).contains(r"https:\/\/perscom.example"));
-    let event = normalized(Source::Perscom, &body);
+    let event = normalized(Source::PERSCOM, &body);
     assert_eq!(event.event_type, "rank_record.updated");
     assert_eq!(event.provider_event, "rankrecord.updated");
     assert_eq!(event.entity, entity("rank_record", "512", Some("Sergeant")));
@@ -152,7 +158,7 @@ fn perscom_envelope_written_by_php_json_encode() {
         "01HXZ3K6J9V2T8W4Q5R7N1M0PC"
     );
 
-    let event = normalized(Source::Perscom, &sample("perscom/user_created.json"));
+    let event = normalized(Source::PERSCOM, &sample("perscom/user_created.json"));
     assert_eq!(event.event_type, "user.created");
     assert_eq!(event.entity, entity("user", "78", Some("Mia Chen")));
     assert_eq!(event.status, text_change(None, Some("Active")));
@@ -178,7 +184,7 @@ fn perscom_resource_names_become_snake_case_kinds() {
             json!({"event": event, "created": "2024-05-14T16:03:21.000000Z", "data": {"id": 1}})
                 .to_string();
         assert_eq!(
-            normalized(Source::Perscom, body.as_bytes()).event_type,
+            normalized(Source::PERSCOM, body.as_bytes()).event_type,
             expected
         );
     }
@@ -187,7 +193,7 @@ fn perscom_resource_names_become_snake_case_kinds() {
 #[test]
 fn peoplelogic_objective_completed() {
     let event = normalized(
-        Source::Peoplelogic,
+        Source::PEOPLELOGIC,
         &sample("peoplelogic/objective_completed.json"),
     );
     assert_eq!(event.event_type, "objective.completed");
@@ -219,7 +225,7 @@ fn peoplelogic_objective_completed() {
 #[test]
 fn peoplelogic_key_result_progress_with_previous_current_pairs() {
     let event = normalized(
-        Source::Peoplelogic,
+        Source::PEOPLELOGIC,
         &sample("peoplelogic/key_result_progress.json"),
     );
     assert_eq!(event.event_type, "key_result.progress_updated");
@@ -243,7 +249,7 @@ fn peoplelogic_key_result_progress_with_previous_current_pairs() {
 #[test]
 fn peoplelogic_key_result_progress_with_plain_values() {
     let event = normalized(
-        Source::Peoplelogic,
+        Source::PEOPLELOGIC,
         &sample("peoplelogic/key_result_progress_plain.json"),
     );
     assert_eq!(event.event_type, "key_result.progress_updated");
@@ -315,7 +321,7 @@ fn peoplelogic_change_types_and_entities() {
         ),
     ];
     for (body, expected) in cases {
-        let event = normalized(Source::Peoplelogic, body.to_string().as_bytes());
+        let event = normalized(Source::PEOPLELOGIC, body.to_string().as_bytes());
         assert_eq!(event.event_type, expected, "{body}");
     }
 }
@@ -325,7 +331,7 @@ fn peoplelogic_bodies_without_an_event_name_are_read_by_their_shape() {
     // The Peoplelogic document's scenario: a webhook on `objective.patch` with
     // `ifUpdates: ["status"]`, whose receiver reads `id` and `status.current`.
     let completed = normalized(
-        Source::Peoplelogic,
+        Source::PEOPLELOGIC,
         br#"{"id":"o1","title":"Ship v2","status":{"previous":"ON_TRACK","current":"COMPLETED"}}"#,
     );
     assert_eq!(completed.event_type, "objective.completed");
@@ -339,7 +345,7 @@ fn peoplelogic_bodies_without_an_event_name_are_read_by_their_shape() {
 
     // A key result's progress, paired values, `name` for its name.
     let paired = normalized(
-        Source::Peoplelogic,
+        Source::PEOPLELOGIC,
         br#"{"id":"k1","parentId":"o1","name":"Reach 500 teams","startingValue":100,"targetValue":500,"currentValue":{"previous":220,"current":340}}"#,
     );
     assert_eq!(paired.event_type, "key_result.progress_updated");
@@ -361,7 +367,7 @@ fn peoplelogic_bodies_without_an_event_name_are_read_by_their_shape() {
 
     // Plain values: the value is what changed.
     let plain = normalized(
-        Source::Peoplelogic,
+        Source::PEOPLELOGIC,
         br#"{"id":"k2","parentId":"o1","title":"Cut onboarding","startingValue":60,"targetValue":10,"currentValue":35}"#,
     );
     assert_eq!(plain.event_type, "key_result.progress_updated");
@@ -418,7 +424,7 @@ fn peoplelogic_bodies_without_an_event_name_are_read_by_their_shape() {
         ),
     ];
     for (body, event_type, provider_event) in cases {
-        let event = normalized(Source::Peoplelogic, body.to_string().as_bytes());
+        let event = normalized(Source::PEOPLELOGIC, body.to_string().as_bytes());
         assert_eq!(event.event_type, event_type, "{body}");
         assert_eq!(event.provider_event, provider_event, "{body}");
         assert_valid(&event);
@@ -428,7 +434,7 @@ fn peoplelogic_bodies_without_an_event_name_are_read_by_their_shape() {
 #[test]
 fn peoplelogic_progress_edge_cases() {
     let progress =
-        |body: Value| normalized(Source::Peoplelogic, body.to_string().as_bytes()).progress;
+        |body: Value| normalized(Source::PEOPLELOGIC, body.to_string().as_bytes()).progress;
     // No startingValue counts from 0; string numbers are read.
     assert_eq!(
         progress(
@@ -466,7 +472,13 @@ fn standard_webhooks_type_from_body_and_id_from_webhook_id() {
         "webhook-id",
         HeaderValue::from_static("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"),
     );
-    let event = normalize(Source::Standard, &headers, &body, RECEIVED).unwrap();
+    let event = normalize(
+        &okr_core::endpoints::Endpoint::of_source(Source::STANDARD).unwrap(),
+        &headers,
+        &body,
+        RECEIVED,
+    )
+    .unwrap();
     assert_valid(&event);
     assert_eq!(event.event_type, "key_result.progress_updated");
     assert_eq!(event.provider_event, "key_result.progress_updated");
@@ -495,17 +507,27 @@ fn standard_webhooks_type_from_body_and_id_from_webhook_id() {
     // The id follows webhook-id, so a retry with a re-encoded body is the same event...
     let reencoded = serde_json::to_vec_pretty(&event.payload).unwrap();
     assert_eq!(
-        normalize(Source::Standard, &headers, &reencoded, RECEIVED)
-            .unwrap()
-            .id,
+        normalize(
+            &okr_core::endpoints::Endpoint::of_source(Source::STANDARD).unwrap(),
+            &headers,
+            &reencoded,
+            RECEIVED
+        )
+        .unwrap()
+        .id,
         event.id
     );
     // ... and another message id is another event.
     headers.insert("webhook-id", HeaderValue::from_static("msg_other"));
     assert_ne!(
-        normalize(Source::Standard, &headers, &body, RECEIVED)
-            .unwrap()
-            .id,
+        normalize(
+            &okr_core::endpoints::Endpoint::of_source(Source::STANDARD).unwrap(),
+            &headers,
+            &body,
+            RECEIVED
+        )
+        .unwrap()
+        .id,
         event.id
     );
 }
@@ -513,14 +535,20 @@ fn standard_webhooks_type_from_body_and_id_from_webhook_id() {
 #[test]
 fn ids_are_deterministic_per_delivery() {
     for (source, path) in [
-        (Source::Peoplelogic, "peoplelogic/objective_completed.json"),
-        (Source::Peopleforce, "peopleforce/employee_create.json"),
-        (Source::Perscom, "perscom/rankrecord_updated.json"),
+        (Source::PEOPLELOGIC, "peoplelogic/objective_completed.json"),
+        (Source::PEOPLEFORCE, "peopleforce/employee_create.json"),
+        (Source::PERSCOM, "perscom/rankrecord_updated.json"),
     ] {
         let body = sample(path);
-        let first = normalize(source, &HeaderMap::new(), &body, RECEIVED).unwrap();
+        let first = normalize(
+            &okr_core::endpoints::Endpoint::of_source(source).unwrap(),
+            &HeaderMap::new(),
+            &body,
+            RECEIVED,
+        )
+        .unwrap();
         let retried = normalize(
-            source,
+            &okr_core::endpoints::Endpoint::of_source(source).unwrap(),
             &HeaderMap::new(),
             &body,
             datetime!(2025-06-02 15:00:00 UTC),
@@ -530,21 +558,36 @@ fn ids_are_deterministic_per_delivery() {
         let mut other = body.clone();
         other.extend_from_slice(b" ");
         assert_ne!(
-            normalize(source, &HeaderMap::new(), &other, RECEIVED)
-                .unwrap()
-                .id,
+            normalize(
+                &okr_core::endpoints::Endpoint::of_source(source).unwrap(),
+                &HeaderMap::new(),
+                &other,
+                RECEIVED
+            )
+            .unwrap()
+            .id,
             first.id
         );
     }
     // The same bytes from two sources are two events.
     let body = br#"{"id": 1}"#;
     assert_ne!(
-        normalize(Source::Perscom, &HeaderMap::new(), body, RECEIVED)
-            .unwrap()
-            .id,
-        normalize(Source::Peopleforce, &HeaderMap::new(), body, RECEIVED)
-            .unwrap()
-            .id
+        normalize(
+            &okr_core::endpoints::Endpoint::of_source(Source::PERSCOM).unwrap(),
+            &HeaderMap::new(),
+            body,
+            RECEIVED
+        )
+        .unwrap()
+        .id,
+        normalize(
+            &okr_core::endpoints::Endpoint::of_source(Source::PEOPLEFORCE).unwrap(),
+            &HeaderMap::new(),
+            body,
+            RECEIVED
+        )
+        .unwrap()
+        .id
     );
 }
 
@@ -552,37 +595,37 @@ fn ids_are_deterministic_per_delivery() {
 fn unknown_events_still_normalize_with_the_provider_name_kept() {
     let cases = [
         (
-            Source::Peopleforce,
+            Source::PEOPLEFORCE,
             json!({"action": "payroll_run_finish", "data": {"id": 9}}),
             "payroll_run_finish",
         ),
         (
-            Source::Perscom,
+            Source::PERSCOM,
             json!({"event": "widget.created", "data": {"id": 9}}),
             "widget.created",
         ),
         (
-            Source::Perscom,
+            Source::PERSCOM,
             json!({"event": "user.promoted", "data": {"id": 9}}),
             "user.promoted",
         ),
         (
-            Source::Standard,
+            Source::STANDARD,
             json!({"type": "Invoice Paid", "data": {}}),
             "Invoice Paid",
         ),
         (
-            Source::Peoplelogic,
+            Source::PEOPLELOGIC,
             json!({"eventType": "objective.archive", "id": "o"}),
             "objective.archive",
         ),
         // No event name and no id: not an entity either.
         (
-            Source::Peoplelogic,
+            Source::PEOPLELOGIC,
             json!({"status": "COMPLETED"}),
             "unknown",
         ),
-        (Source::Standard, json!({}), "unknown"),
+        (Source::STANDARD, json!({}), "unknown"),
     ];
     for (source, body, provider_event) in cases {
         let event = normalized(source, body.to_string().as_bytes());
@@ -597,8 +640,15 @@ fn unknown_events_still_normalize_with_the_provider_name_kept() {
 
 #[test]
 fn only_a_body_that_is_not_a_json_object_is_an_error() {
-    let error =
-        |body: &[u8]| normalize(Source::Perscom, &HeaderMap::new(), body, RECEIVED).unwrap_err();
+    let error = |body: &[u8]| {
+        normalize(
+            &okr_core::endpoints::Endpoint::of_source(Source::PERSCOM).unwrap(),
+            &HeaderMap::new(),
+            body,
+            RECEIVED,
+        )
+        .unwrap_err()
+    };
     assert_eq!(error(b"[1, 2]"), NormalizeError::NotObject("array"));
     assert_eq!(error(b"\"text\""), NormalizeError::NotObject("string"));
     assert_eq!(error(b"null"), NormalizeError::NotObject("null"));
@@ -608,7 +658,7 @@ fn only_a_body_that_is_not_a_json_object_is_an_error() {
     let nested = |levels: usize| format!("{}1{}", "{\"a\":".repeat(levels), "}".repeat(levels));
     assert!(
         normalize(
-            Source::Perscom,
+            &okr_core::endpoints::Endpoint::of_source(Source::PERSCOM).unwrap(),
             &HeaderMap::new(),
             nested(100).as_bytes(),
             RECEIVED
@@ -636,7 +686,7 @@ fn the_schema_rejects_what_is_not_an_event() {
         .build(&schema)
         .unwrap();
     let event = normalized(
-        Source::Peopleforce,
+        Source::PEOPLEFORCE,
         &sample("peopleforce/employee_create.json"),
     );
     let good = serde_json::to_value(&event).unwrap();
@@ -644,7 +694,8 @@ fn the_schema_rejects_what_is_not_an_event() {
     for (pointer, bad) in [
         ("/type", json!("Employee Created")),
         ("/id", json!("130333")),
-        ("/source", json!("workday")),
+        ("/source", json!("Workday")),
+        ("/endpoint", json!("hr eu")),
         ("/occurred_at", json!("yesterday")),
         ("/progress", json!({"previous": "10%", "current": null})),
         ("/payload", json!([1])),
@@ -666,7 +717,7 @@ fn times_rfc_3339_cannot_write_in_utc_fall_back_to_received_at() {
     for timestamp in ["9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00+01:00"] {
         let body =
             json!({"type": "objective.completed", "timestamp": timestamp, "data": {"id": "o1"}});
-        let event = normalized(Source::Standard, body.to_string().as_bytes());
+        let event = normalized(Source::STANDARD, body.to_string().as_bytes());
         assert_eq!(event.occurred_at, RECEIVED, "{timestamp}");
     }
 }

@@ -40,7 +40,7 @@ fn batches() -> Vec<SqsEvent> {
                 "startDate": "2025-04-01", "dueDate": "2025-06-30",
             });
             let event = normalize(
-                Source::Peoplelogic,
+                &okr_core::endpoints::Endpoint::of_source(Source::PEOPLELOGIC).unwrap(),
                 &HeaderMap::new(),
                 body.to_string().as_bytes(),
                 received,

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 pub struct Paths {
     /// `<data-dir>/secrets.json`.
     pub secrets: PathBuf,
+    /// `<data-dir>/endpoints.json`: the endpoints document (optional).
+    pub endpoints: PathBuf,
     /// `<data-dir>/queues.sqlite`.
     pub queues: PathBuf,
     /// `<data-dir>/idempotency.sqlite`.
@@ -22,6 +24,7 @@ impl Paths {
     pub fn new(data_dir: &Path) -> Self {
         Paths {
             secrets: data_dir.join("secrets.json"),
+            endpoints: data_dir.join("endpoints.json"),
             queues: data_dir.join("queues.sqlite"),
             idempotency: data_dir.join("idempotency.sqlite"),
             warehouse: data_dir.join("warehouse"),

@@ -1,52 +1,120 @@
-//! `<data-dir>/secrets.json`: the signing secrets of local mode, in the same format as
-//! the Secrets Manager secret, created with random secrets on first run.
+//! `<data-dir>/secrets.json`: the signing secrets of local mode, keyed by endpoint
+//! name, in the same format as the Secrets Manager secret; and `<data-dir>/endpoints.json`,
+//! the endpoints document. `serve` writes a random secret for each endpoint that has
+//! none (except those whose secret a handshake hands over), and keeps a handshake's
+//! secret here.
 
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use serde_json::{Map, Value};
+use tokio::sync::Mutex;
 
 use okr_core::Source;
-use okr_core::providers::provider;
-use okr_pipeline::secrets::{SecretStore, SecretsError, SigningSecrets};
+use okr_core::endpoints::Endpoints;
+use okr_core::signing::SigningSecret;
+use okr_pipeline::secrets::{
+    Adopted, FromSecret, SecretStore, SecretWriter, SecretsError, SigningSecrets,
+};
 
 /// Reads the secrets file on every fetch (the cache in front of it keeps that rare), so
 /// an edit is picked up.
 pub struct FileSecretStore {
     path: PathBuf,
+    /// One writer at a time within this process (the data directory's lock keeps other
+    /// processes out).
+    writing: Mutex<()>,
 }
 
 impl FileSecretStore {
-    /// The store at `path`; the file is created with random secrets when missing.
-    /// Returns whether it was created.
-    pub fn open_or_create(path: &Path) -> std::io::Result<(Self, bool)> {
-        let created = !path.exists();
-        if created {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            // A random secret for each provider, in its own format.
-            let document: serde_json::Map<String, serde_json::Value> = Source::ALL
-                .into_iter()
-                .map(|source| {
-                    let secret = provider(source).new_secret(rand::random());
-                    (source.as_str().to_owned(), secret.into())
-                })
-                .collect();
-            let text = serde_json::to_string_pretty(&document).map_err(std::io::Error::other)?;
-            write_private(path, text.as_bytes())?;
+    /// The store at `path`, with a random secret written for each of `endpoints` that
+    /// has none (the file is created when missing). Returns the names given one.
+    pub fn open_or_create(
+        path: &Path,
+        endpoints: &Endpoints,
+    ) -> std::io::Result<(Self, Vec<Source>)> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
         }
-        Ok((
-            FileSecretStore {
-                path: path.to_owned(),
+        let mut document = match std::fs::read_to_string(path) {
+            Ok(text) => match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(map)) => map,
+                // Left as it is: reading it reports what is wrong.
+                _ => {
+                    return Ok((FileSecretStore::at(path), Vec::new()));
+                }
             },
-            created,
-        ))
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Map::new(),
+            Err(error) => return Err(error),
+        };
+        let mut added = Vec::new();
+        for endpoint in endpoints.iter() {
+            let name = endpoint.name();
+            let provider = endpoint.provider();
+            if document.contains_key(name.as_str()) || provider.handshake_header().is_some() {
+                continue;
+            }
+            let secret = provider.new_secret(rand::random());
+            document.insert(name.as_str().to_owned(), secret.into());
+            added.push(name);
+        }
+        if !added.is_empty() {
+            write_document(path, &document)?;
+        }
+        Ok((FileSecretStore::at(path), added))
+    }
+
+    fn at(path: &Path) -> Self {
+        FileSecretStore {
+            path: path.to_owned(),
+            writing: Mutex::new(()),
+        }
     }
 
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Remove `endpoint`'s secret, so its next handshake is accepted (`endpoints
+    /// rearm`). Returns whether it had one.
+    pub fn forget(path: &Path, endpoint: Source) -> std::io::Result<bool> {
+        let mut document = read_document(path)?;
+        let had = document.remove(endpoint.as_str()).is_some();
+        if had {
+            write_document(path, &document)?;
+        }
+        Ok(had)
+    }
+}
+
+fn read_document(path: &Path) -> std::io::Result<Map<String, Value>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(std::io::Error::other(
+                "the secrets file is not a JSON object of endpoint names",
+            )),
+        },
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Write the document whole: to a private temporary file, synced, then renamed over the
+/// old one, so a crash leaves the old file or the new, never half of one.
+fn write_document(path: &Path, document: &Map<String, Value>) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(document).map_err(std::io::Error::other)?;
+    let temporary = path.with_extension("json.tmp");
+    let _ = std::fs::remove_file(&temporary);
+    write_private(&temporary, text.as_bytes())?;
+    std::fs::rename(&temporary, path)?;
+    if let Some(parent) = path.parent()
+        && let Ok(dir) = std::fs::File::open(parent)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -73,6 +141,69 @@ impl SecretStore for FileSecretStore {
         let text = tokio::fs::read_to_string(&self.path)
             .await
             .map_err(|e| SecretsError::Unavailable(Box::new(e)))?;
-        <SigningSecrets as okr_pipeline::secrets::FromSecret>::from_secret(&text)
+        <SigningSecrets as FromSecret>::from_secret(&text)
+    }
+}
+
+#[async_trait]
+impl SecretWriter for FileSecretStore {
+    async fn adopt(
+        &self,
+        endpoint: Source,
+        secret: &SigningSecret,
+    ) -> Result<Adopted, SecretsError> {
+        let _writing = self.writing.lock().await;
+        let path = self.path.clone();
+        let secret = secret.expose().to_owned();
+        let adopted = tokio::task::spawn_blocking(move || {
+            let mut document = read_document(&path)?;
+            let has_one = match document.get(endpoint.as_str()) {
+                Some(Value::String(text)) => !text.is_empty(),
+                Some(Value::Array(list)) => !list.is_empty(),
+                Some(_) => true,
+                None => false,
+            };
+            if has_one {
+                return Ok(Adopted::AlreadySet);
+            }
+            document.insert(endpoint.as_str().to_owned(), Value::String(secret));
+            write_document(&path, &document)?;
+            Ok::<_, std::io::Error>(Adopted::Kept)
+        })
+        .await
+        .map_err(|e| SecretsError::Unavailable(Box::new(e)))?;
+        adopted.map_err(|e| SecretsError::Unavailable(Box::new(e)))
+    }
+}
+
+/// `<data-dir>/endpoints.json`, read on every fetch (behind a cache), so an edit takes
+/// effect without a restart; a missing file is the four built-in endpoints.
+pub struct EndpointsFile {
+    path: PathBuf,
+}
+
+impl EndpointsFile {
+    /// The document at `path`.
+    pub fn new(path: &Path) -> Self {
+        EndpointsFile {
+            path: path.to_owned(),
+        }
+    }
+
+    /// Read it now: the endpoints, or why the document is refused (the endpoint and
+    /// the field, never a secret).
+    pub fn load(&self) -> Result<Endpoints, String> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => Endpoints::parse(&text).map_err(|error| error.to_string()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Endpoints::builtin()),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+}
+
+#[async_trait]
+impl SecretStore<Endpoints> for EndpointsFile {
+    async fn fetch(&self) -> Result<Endpoints, SecretsError> {
+        self.load().map_err(SecretsError::Invalid)
     }
 }

@@ -11,10 +11,9 @@ use tokio::sync::watch;
 use crate::config::LocalConfig;
 use crate::dashboard::Access;
 use crate::paths::{LocalError, Paths, io};
+use crate::secrets_file::EndpointsFile;
 use crate::{consumer, email, health, lock, router, stores, wiring};
 use okr_consumers::ingest::Ingest;
-use okr_core::Source;
-use okr_core::providers::provider;
 use okr_pipeline::config::DEFAULT_MAX_BODY_BYTES;
 use okr_pipeline::metrics::NoMetrics;
 use okr_pipeline::secrets::SecretCache;
@@ -36,7 +35,14 @@ pub async fn serve(
     std::fs::create_dir_all(data_dir)
         .map_err(|e| io("cannot create the data directory", data_dir, e))?;
     let _lock = lock::lock_data_dir(data_dir)?;
-    let stores = stores::open(&paths, &announce).await?;
+    let endpoints_file = EndpointsFile::new(&paths.endpoints);
+    let endpoints = endpoints_file.load().map_err(|reason| {
+        LocalError::Config(format!(
+            "{} does not validate, so serve does not start: {reason}",
+            paths.endpoints.display()
+        ))
+    })?;
+    let stores = stores::open(&paths, &endpoints, &announce).await?;
     let mail = email::wiring(data_dir, &config.email, &stores, &announce).await?;
     let email_alerts = mail.as_ref().map(|(alerts, _)| alerts.clone());
     let (consumers, breakers) = wiring::consumers(&config, &stores, &paths, email_alerts)?;
@@ -66,13 +72,20 @@ pub async fn serve(
             ));
         }
     }
-    let ingest = Arc::new(Ingest::new(
-        SecretCache::new(Arc::new(stores.secrets), Duration::from_secs(5)),
-        stores.queue.clone(),
-        config.notify.clone(),
-        DEFAULT_MAX_BODY_BYTES,
-        Arc::new(NoMetrics),
-    ));
+    let ingest = Arc::new(
+        Ingest::new(
+            SecretCache::new(stores.secrets.clone(), Duration::from_secs(5)),
+            stores.queue.clone(),
+            config.notify.clone(),
+            DEFAULT_MAX_BODY_BYTES,
+            Arc::new(NoMetrics),
+        )
+        .with_endpoints(SecretCache::new(
+            Arc::new(endpoints_file),
+            Duration::from_secs(5),
+        ))
+        .with_handshakes(stores.secrets.clone()),
+    );
 
     let (stop, stopped) = watch::channel(false);
     // Fired as soon as shutdown starts (before the requests finish), so the dashboard's
@@ -91,14 +104,18 @@ pub async fn serve(
     } else {
         announce(format!("dashboard: http://{addr}/dashboard"));
     }
-    // What to paste where, for each provider.
-    for source in Source::ALL {
-        let provider = provider(source);
+    // What to paste where, for each endpoint.
+    for endpoint in endpoints.iter() {
+        let provider = endpoint.provider();
         let (place, secret) = provider.setup();
+        let name = endpoint.name();
+        let secret = match provider.handshake_header() {
+            Some(_) => format!("{secret} (in {})", paths.secrets.display()),
+            None => format!("{secret} goes in {} as \"{name}\"", paths.secrets.display()),
+        };
         announce(format!(
-            "{}: paste http://{addr}/webhooks/{source} into {place}; {secret} goes in {} as \"{source}\"",
+            "{}: paste http://{addr}/webhooks/{name} into {place}; {secret}",
             provider.display_name(),
-            paths.secrets.display(),
         ));
     }
     let shutdown = async move {

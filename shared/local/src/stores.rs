@@ -8,10 +8,11 @@ use crate::secrets_file::FileSecretStore;
 use crate::sqlite_queue::SqliteQueue;
 use crate::sqlite_store::SqliteIdempotencyStore;
 use okr_consumers::slack::DEFAULT_DEDUP_WINDOW;
+use okr_core::endpoints::Endpoints;
 
 /// The stores of one data directory.
 pub(super) struct Stores {
-    pub secrets: FileSecretStore,
+    pub secrets: Arc<FileSecretStore>,
     pub queue: Arc<SqliteQueue>,
     pub idempotency: Arc<SqliteIdempotencyStore>,
     pub progress: Arc<SqliteProgressStore>,
@@ -21,13 +22,25 @@ pub(super) struct Stores {
 /// and settle a crashed run's leftovers: messages that were in flight are handled again,
 /// claims whose side effect had not started are dropped, and those that were sending are
 /// presumed done (and named, for the operator to check).
-pub(super) async fn open(paths: &Paths, announce: &impl Fn(String)) -> Result<Stores, LocalError> {
-    let (secrets, created) = FileSecretStore::open_or_create(&paths.secrets)
+pub(super) async fn open(
+    paths: &Paths,
+    endpoints: &Endpoints,
+    announce: &impl Fn(String),
+) -> Result<Stores, LocalError> {
+    let existed = paths.secrets.exists();
+    let (secrets, added) = FileSecretStore::open_or_create(&paths.secrets, endpoints)
         .map_err(|e| io("cannot create the secrets file", &paths.secrets, e))?;
-    let note = if created {
-        " (created with random secrets)"
-    } else {
-        ""
+    let note = match (existed, added.is_empty()) {
+        (false, _) => " (created with random secrets)".to_owned(),
+        (true, false) => format!(
+            " (random secrets written for {})",
+            added
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        (true, true) => String::new(),
     };
     announce(format!(
         "signing secrets: {}{note}",
@@ -64,7 +77,7 @@ pub(super) async fn open(paths: &Paths, announce: &impl Fn(String)) -> Result<St
     let progress = SqliteProgressStore::open(&paths.progress)
         .map_err(|e| io("cannot open the progress read model", &paths.progress, e))?;
     Ok(Stores {
-        secrets,
+        secrets: Arc::new(secrets),
         queue,
         idempotency: Arc::new(idempotency),
         progress: Arc::new(progress),

@@ -36,7 +36,7 @@ fn kr(at: &str, previous: Option<f64>, current: f64, status: &str) -> Event {
         body["currentValue"] = current.into();
     }
     normalize(
-        Source::Peoplelogic,
+        &okr_core::endpoints::Endpoint::of_source(Source::PEOPLELOGIC).unwrap(),
         &HeaderMap::new(),
         body.to_string().as_bytes(),
         datetime!(2026-01-01 0:00 UTC),
@@ -48,7 +48,7 @@ fn without_period(previous: Option<f64>, current: f64) -> Event {
     let body = json!({"eventType": "objective.patch", "id": "kr-2", "parentId": "o", "targetValue": 100,
         "currentValue": {"previous": previous, "current": current}});
     normalize(
-        Source::Peoplelogic,
+        &okr_core::endpoints::Endpoint::of_source(Source::PEOPLELOGIC).unwrap(),
         &HeaderMap::new(),
         body.to_string().as_bytes(),
         datetime!(2026-01-01 0:00 UTC),
@@ -530,7 +530,7 @@ async fn a_completed_objective_with_no_open_alert_sends_nothing() {
         let alerts = alerts_with(Some(&s.slack), Some(&s.pagerduty), DEFAULT_WINDOW, store);
         let body = sample_body("peoplelogic/objective_completed.json");
         let completed = normalize(
-            Source::Peoplelogic,
+            &okr_core::endpoints::Endpoint::of_source(Source::PEOPLELOGIC).unwrap(),
             &HeaderMap::new(),
             &body,
             datetime!(2026-01-01 0:00 UTC),
@@ -744,7 +744,7 @@ async fn pagerduty_alone_works_and_events_that_are_not_key_results_are_ignored()
     let body =
         br#"{"action":"leave_request_create","data":{"id":1,"attributes":{"state":"pending"}}}"#;
     let event = normalize(
-        Source::Peopleforce,
+        &okr_core::endpoints::Endpoint::of_source(Source::PEOPLEFORCE).unwrap(),
         &HeaderMap::new(),
         body,
         datetime!(2026-01-01 0:00 UTC),
@@ -805,7 +805,7 @@ async fn key_results_without_an_id_are_not_alerted_and_deleted_ones_resolve() {
     let body = json!({"eventType": "objective.delete", "id": "kr-9", "parentId": "o", "title": "Gone",
         "targetValue": 100, "currentValue": 10});
     let deleted = normalize(
-        Source::Peoplelogic,
+        &okr_core::endpoints::Endpoint::of_source(Source::PEOPLELOGIC).unwrap(),
         &HeaderMap::new(),
         body.to_string().as_bytes(),
         datetime!(2026-01-01 0:00 UTC),

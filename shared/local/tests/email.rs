@@ -83,7 +83,7 @@ fn seed(path: &str) -> Event {
     .unwrap();
     let source: Source = path.split('/').next().unwrap().parse().unwrap();
     normalize(
-        source,
+        &okr_core::endpoints::Endpoint::of_source(source).unwrap(),
         &HeaderMap::new(),
         &body,
         datetime!(2025-06-03 0:00 UTC),
@@ -388,7 +388,7 @@ fn the_recipients_document_names_a_bad_entry_by_its_place_never_its_address() {
             {"address": "b@example.com", "scope": {"source": "peoplelogic"}, "alerts": true, "summary": false}]}"#,
     )
     .unwrap();
-    assert_eq!(parsed.0[1].scope, Scope::Source(Source::Peoplelogic));
+    assert_eq!(parsed.0[1].scope, Scope::Source(Source::PEOPLELOGIC));
     assert!(parsed.0[1].alerts && !parsed.0[1].summary);
     assert!(!parsed.0[0].alerts && parsed.0[0].summary);
     assert_ne!(parsed.0[0].id(), parsed.0[1].id());
@@ -407,8 +407,8 @@ fn the_recipients_document_names_a_bad_entry_by_its_place_never_its_address() {
             "recipient 1: \"scope\" must be",
         ),
         (
-            r#"{"recipients": [{"address": "secret.person@example.com", "scope": {"source": "jira"}}]}"#,
-            "recipient 1: \"source\" must be one of",
+            r#"{"recipients": [{"address": "secret.person@example.com", "scope": {"source": "Jira Cloud"}}]}"#,
+            "recipient 1: \"source\" must be a tool's name",
         ),
         (
             r#"{"recipients": [{"address": "secret.person@example.com", "scope": "all", "alerts": "yes"}]}"#,
@@ -449,7 +449,7 @@ async fn the_html_part_has_inline_styles_only_no_remote_resources_and_escapes_ti
     .unwrap();
     body["title"] = json!("<script>alert(1)</script> & <img src=https://evil.example/x.png>");
     let event = normalize(
-        Source::Peoplelogic,
+        &okr_core::endpoints::Endpoint::of_source(Source::PEOPLELOGIC).unwrap(),
         &HeaderMap::new(),
         body.to_string().as_bytes(),
         MONDAY_W24,

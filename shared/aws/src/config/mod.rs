@@ -20,6 +20,9 @@ use okr_pipeline::config::{
 pub struct IngestConfig {
     /// `SIGNING_SECRET_ID`: the Secrets Manager secret (name or ARN) with the signing secrets.
     pub secret_id: String,
+    /// `ENDPOINTS_SECRET_ID`: the Secrets Manager secret with the endpoints document;
+    /// without it, the four built-in endpoints.
+    pub endpoints_secret_id: Option<String>,
     /// `WAREHOUSE_QUEUE_URL`, `SLACK_QUEUE_URL`, `ALERTS_QUEUE_URL`, `PROGRESS_QUEUE_URL`.
     pub queue_urls: QueueUrls,
     /// `MAX_BODY_BYTES` (default 262144).
@@ -35,6 +38,7 @@ impl IngestConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(IngestConfig {
             secret_id: env.required("SIGNING_SECRET_ID")?,
+            endpoints_secret_id: okr_pipeline::config::optional(env, "ENDPOINTS_SECRET_ID"),
             queue_urls: QueueUrls {
                 warehouse: env.required("WAREHOUSE_QUEUE_URL")?,
                 slack: env.required("SLACK_QUEUE_URL")?,

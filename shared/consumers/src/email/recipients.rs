@@ -201,7 +201,12 @@ fn scope(value: Option<&serde_json::Value>) -> Result<Scope, String> {
         let source = source
             .as_str()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("\"source\" must be one of {}", Source::names()))?;
+            .ok_or_else(|| {
+                format!(
+                    "\"source\" must be a tool's name ({}, a preset's or a declared endpoint's)",
+                    Source::names()
+                )
+            })?;
         return Ok(Scope::Source(source));
     }
     if let Some(ids) = object.get("objectives") {

@@ -17,14 +17,16 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::json;
 use time::OffsetDateTime;
 
+use okr_core::endpoints::{Endpoint, Endpoints};
 use okr_core::event::Event;
 use okr_core::normalize::normalize;
 use okr_core::routing::{NotifyRules, route};
 use okr_core::signature::{VerifyError, verify};
+use okr_core::signing::SigningSecret;
 use okr_core::source::Source;
 use okr_pipeline::metrics::{IngestRecord, MetricsSink};
 use okr_pipeline::queue::{EventQueue, QueueMessage};
-use okr_pipeline::secrets::SecretCache;
+use okr_pipeline::secrets::{Adopted, SecretCache, SecretWriter, fixed};
 pub use rejection::SIGNATURE_LOG_INTERVAL;
 use rejection::{LogLimiter, Rejection};
 
@@ -39,7 +41,7 @@ pub const RETRY_AFTER_SECS: u32 = 30;
 pub struct IngestRequest {
     /// The HTTP method.
     pub method: Method,
-    /// The `{source}` path segment.
+    /// The `{endpoint}` path segment: the endpoint's name.
     pub source: String,
     /// The request headers.
     pub headers: HeaderMap,
@@ -63,11 +65,21 @@ pub struct IngestResponse {
 /// The ingest service and what it depends on.
 pub struct Ingest {
     secrets: SecretCache,
+    endpoints: SecretCache<Endpoints>,
+    handshakes: Option<Arc<dyn SecretWriter>>,
     queue: Arc<dyn EventQueue>,
     rules: NotifyRules,
     max_body_bytes: usize,
     metrics: Arc<dyn MetricsSink>,
     signature_log: LogLimiter,
+}
+
+/// What became of an accepted request.
+enum Outcome {
+    /// A handshake, answered.
+    Handshake(IngestResponse),
+    /// A delivery, stored.
+    Accepted(Box<Accepted>),
 }
 
 /// A delivery that was verified and stored on every queue it routes to.
@@ -87,6 +99,11 @@ impl Ingest {
     ) -> Self {
         Ingest {
             secrets,
+            endpoints: SecretCache::new(
+                fixed(Endpoints::builtin()),
+                okr_pipeline::secrets::DEFAULT_TTL,
+            ),
+            handshakes: None,
             queue,
             rules,
             max_body_bytes,
@@ -95,22 +112,49 @@ impl Ingest {
         }
     }
 
-    /// Fetch the signing secrets before the first delivery (start-up). A failure is
-    /// logged and retried by the first delivery.
+    /// Take the endpoints from `endpoints` (the endpoints document, cached) rather
+    /// than the four built in.
+    pub fn with_endpoints(mut self, endpoints: SecretCache<Endpoints>) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
+    /// Keep the secrets a handshake hands over (Asana's `X-Hook-Secret`) in `writer`.
+    /// Without one, handshakes are refused with 503.
+    pub fn with_handshakes(mut self, writer: Arc<dyn SecretWriter>) -> Self {
+        self.handshakes = Some(writer);
+        self
+    }
+
+    /// Fetch the signing secrets and the endpoints before the first delivery
+    /// (start-up). A failure is logged and retried by the first delivery.
     pub async fn warm_up(&self) {
         if let Err(error) = self.secrets.current().await {
             tracing::warn!(error = %okr_core::error_chain(&error), "could not prefetch the signing secrets");
+        }
+        if let Err(error) = self.endpoints.current().await {
+            tracing::error!(error = %okr_core::error_chain(&error), "could not read the endpoints document");
         }
     }
 
     /// Answer one delivery. `now` is the clock for timestamps and `received_at`.
     pub async fn handle(&self, request: IngestRequest, now: OffsetDateTime) -> IngestResponse {
-        let source = request.source.parse::<Source>().ok();
-        let (response, record) = match self.accept(request, now).await {
-            Ok(accepted) => {
+        let mut source = None;
+        let (response, record) = match self.accept(request, now, &mut source).await {
+            Ok(Outcome::Handshake(response)) => {
+                let record = IngestRecord {
+                    source,
+                    reason: "handshake",
+                    status: 200,
+                    enqueue_failures: 0,
+                };
+                (response, record)
+            }
+            Ok(Outcome::Accepted(accepted)) => {
                 tracing::info!(
                     event_id = %accepted.event.id,
                     source = %accepted.event.source,
+                    endpoint = %accepted.event.endpoint(),
                     r#type = %accepted.event.event_type,
                     duplicate = accepted.duplicate,
                     outcome = "accepted",
@@ -144,29 +188,87 @@ impl Ingest {
         &self,
         request: IngestRequest,
         now: OffsetDateTime,
-    ) -> Result<Accepted, Rejection> {
-        let source: Source = request
-            .source
-            .parse()
-            .map_err(|_| Rejection::UnknownSource)?;
+        named: &mut Option<Source>,
+    ) -> Result<Outcome, Rejection> {
+        let endpoints = self.endpoints.current().await.map_err(|error| {
+            tracing::error!(error = %okr_core::error_chain(&error), "the endpoints document is unavailable");
+            Rejection::SecretsUnavailable
+        })?;
+        let endpoint = endpoints
+            .get(&request.source)
+            .ok_or_else(|| Rejection::UnknownSource {
+                names: endpoints.names(),
+            })?;
+        *named = Some(endpoint.name());
+        let provider = endpoint.provider();
         if request.method != Method::POST {
             return Err(Rejection::MethodNotAllowed {
-                advice: okr_core::providers::provider(source).method_advice(&request.method),
+                advice: provider.method_advice(&request.method),
             });
         }
         let body = self.decoded_body(request.body, request.body_is_base64)?;
         let headers = request.headers;
-        self.verified(source, &headers, &body, now).await?;
-        let event = normalize(source, &headers, &body, now).map_err(Rejection::InvalidBody)?;
+        if let Some(name) = provider.handshake_header()
+            && let Some(value) = headers.get(name)
+        {
+            return self
+                .handshake(endpoint, name, value)
+                .await
+                .map(Outcome::Handshake);
+        }
+        self.verified(endpoint, &headers, &body, now).await?;
+        let event = normalize(&endpoint, &headers, &body, now).map_err(Rejection::InvalidBody)?;
         let duplicate = self.enqueue(&event).await?;
-        Ok(Accepted { event, duplicate })
+        Ok(Outcome::Accepted(Box::new(Accepted { event, duplicate })))
     }
 
-    /// Check the signature against the source's secrets, and once more against fresh
+    /// A handshake (Asana's `X-Hook-Secret`): the secret is kept and echoed back, but
+    /// only while the endpoint has none (`okr-webhooks endpoints rearm` clears it);
+    /// a later handshake from anyone never replaces a kept secret.
+    async fn handshake(
+        &self,
+        endpoint: Endpoint,
+        header_name: &'static str,
+        value: &HeaderValue,
+    ) -> Result<IngestResponse, Rejection> {
+        let secret = value
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or(Rejection::HandshakeRefused)?;
+        let Some(writer) = &self.handshakes else {
+            tracing::error!(endpoint = %endpoint.name(), "a handshake arrived but nothing here can keep its secret");
+            return Err(Rejection::SecretsUnavailable);
+        };
+        match writer
+            .adopt(endpoint.name(), &SigningSecret::new(secret))
+            .await
+        {
+            Ok(Adopted::Kept) => {
+                self.secrets.invalidate().await;
+                tracing::info!(endpoint = %endpoint.name(), outcome = "handshake", "handshake: the endpoint's secret is kept");
+                let mut response =
+                    respond(StatusCode::OK, json!({"handshake": "accepted"}).to_string());
+                response.headers.insert(header_name, value.clone());
+                Ok(response)
+            }
+            Ok(Adopted::AlreadySet) => {
+                tracing::warn!(endpoint = %endpoint.name(), outcome = "handshake_refused", "a handshake for an endpoint that has a secret was refused (re-arm it to accept a new one)");
+                Err(Rejection::HandshakeRefused)
+            }
+            Err(error) => {
+                tracing::error!(endpoint = %endpoint.name(), error = %okr_core::error_chain(&error), "could not keep a handshake's secret");
+                Err(Rejection::SecretsUnavailable)
+            }
+        }
+    }
+
+    /// Check the signature against the endpoint's secrets, and once more against fresh
     /// ones when a new secret may have been rotated in (rate limited).
     async fn verified(
         &self,
-        source: Source,
+        endpoint: Endpoint,
         headers: &HeaderMap,
         body: &[u8],
         now: OffsetDateTime,
@@ -175,7 +277,8 @@ impl Ingest {
             tracing::error!(error = %okr_core::error_chain(&error), "signing secrets unavailable");
             Rejection::SecretsUnavailable
         })?;
-        let Err(error) = verify(source, secrets.for_source(source), headers, body, now) else {
+        let (name, provider) = (endpoint.name(), endpoint.provider());
+        let Err(error) = verify(provider, secrets.for_endpoint(name), headers, body, now) else {
             return Ok(());
         };
         let secret_related = matches!(
@@ -187,10 +290,10 @@ impl Ingest {
             false => None,
         };
         let second_try = match refreshed {
-            Some(fresh) => verify(source, fresh.for_source(source), headers, body, now),
+            Some(fresh) => verify(provider, fresh.for_endpoint(name), headers, body, now),
             None => Err(error),
         };
-        second_try.map_err(|error| self.signature_rejected(source, error))
+        second_try.map_err(|error| self.signature_rejected(name, error))
     }
 
     /// Store `event` on every queue it routes to, all at once; true when every queue

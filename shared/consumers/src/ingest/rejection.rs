@@ -58,7 +58,12 @@ impl LogLimiter {
 /// Why a delivery was not accepted.
 #[derive(Debug)]
 pub(super) enum Rejection {
-    UnknownSource,
+    UnknownSource {
+        /// The endpoints there are, for the message.
+        names: String,
+    },
+    /// A handshake for an endpoint that has a secret, or without a value.
+    HandshakeRefused,
     /// Not a POST; the provider may say why its deliveries must be POSTs.
     MethodNotAllowed {
         advice: Option<&'static str>,
@@ -77,7 +82,8 @@ pub(super) enum Rejection {
 impl Rejection {
     pub(super) fn status(&self) -> StatusCode {
         match self {
-            Rejection::UnknownSource => StatusCode::NOT_FOUND,
+            Rejection::UnknownSource { .. } => StatusCode::NOT_FOUND,
+            Rejection::HandshakeRefused => StatusCode::FORBIDDEN,
             Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::TooLarge | Rejection::EventTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::InvalidBase64 | Rejection::InvalidBody(_) => StatusCode::BAD_REQUEST,
@@ -91,7 +97,8 @@ impl Rejection {
     /// The stable error code in the JSON body and the metrics.
     pub(super) fn code(&self) -> &'static str {
         match self {
-            Rejection::UnknownSource => "unknown_source",
+            Rejection::UnknownSource { .. } => "unknown_source",
+            Rejection::HandshakeRefused => "handshake_refused",
             Rejection::MethodNotAllowed { .. } => "method_not_allowed",
             Rejection::TooLarge => "body_too_large",
             Rejection::InvalidBase64 => "invalid_body",
@@ -108,10 +115,12 @@ impl Rejection {
     /// the body, or an upstream error.
     pub(super) fn message(&self, max_body_bytes: usize) -> String {
         match self {
-            Rejection::UnknownSource => format!(
-                "unknown source: POST to /webhooks/{{{}}}",
-                Source::ALL.map(Source::as_str).join("|")
-            ),
+            Rejection::UnknownSource { names } => {
+                format!("unknown endpoint: POST to /webhooks/<endpoint>, one of {names}")
+            }
+            Rejection::HandshakeRefused => "a handshake is accepted only while the endpoint has \
+                 no secret: re-arm the endpoint to accept a new one"
+                .into(),
             Rejection::MethodNotAllowed { advice } => {
                 advice.unwrap_or("webhooks are delivered with POST").into()
             }

@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::progress::Tracked;
-use okr_core::source::Source;
 
 /// The default page size, and the largest.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -49,8 +48,9 @@ impl Kind {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Query {
-    /// Only this source.
-    pub source: Option<Source>,
+    /// Only this source (kept as text: names in a query string are anyone's to make
+    /// up, and are not stored as sources).
+    pub source: Option<String>,
     /// Only this provider status (case, `_` and `-` aside: `at risk` is `AT_RISK`).
     pub status: Option<String>,
     /// Only those with this alert rule holding (`behind_pace`, `low`, ...).
@@ -94,7 +94,10 @@ impl Query {
     /// Whether `record` passes the filters.
     pub fn matches(&self, record: &Tracked) -> bool {
         (self.include_deleted || !record.deleted)
-            && self.source.is_none_or(|s| s == record.source)
+            && self
+                .source
+                .as_deref()
+                .is_none_or(|s| s == record.source.as_str())
             && self.kind.is_none_or(|k| k.as_str() == record.kind)
             && self.rule.is_none_or(|r| record.rules.contains(&r))
             && self.status.as_ref().is_none_or(|status| {

@@ -205,8 +205,9 @@ fn actor_name(event: &Event) -> Option<&str> {
     event.actor.as_ref().and_then(|a| a.name.as_deref())
 }
 
+/// The tool's name as people know it; a declared scheme's endpoint name as it is.
 fn source_name(source: Source) -> &'static str {
-    okr_core::providers::provider(source).display_name()
+    okr_core::providers::provider(source).map_or(source.as_str(), |p| p.display_name())
 }
 
 /// Ten cells, filled in proportion, clamped to 0..100 %.

@@ -15,8 +15,9 @@ use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::endpoints::Endpoint;
 use crate::event::{Entity, Event, Payload, SCHEMA_V1, UNKNOWN_TYPE};
-use crate::providers::provider;
+use crate::providers::declared::MappingError;
 use crate::source::Source;
 
 /// Why a body cannot be normalized. The texts never quote the body.
@@ -34,6 +35,9 @@ pub enum NormalizeError {
     /// The body nests arrays and objects deeper than [`MAX_DEPTH`].
     #[error("body nests arrays and objects more than {MAX_DEPTH} levels deep")]
     TooDeep,
+    /// The endpoint's mapping found a value of the wrong type.
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
 }
 
 /// The deepest nesting of arrays and objects a body may have. The event carries the body
@@ -41,10 +45,11 @@ pub enum NormalizeError {
 /// stops at 128 levels), so ingest refuses what no consumer could decode.
 pub const MAX_DEPTH: usize = 100;
 
-/// Normalize one verified delivery. `received_at` is the arrival time (the clock is
-/// passed in); `headers` supply the delivery id of a provider that sends one.
+/// Normalize one verified delivery to `endpoint`. `received_at` is the arrival time
+/// (the clock is passed in); `headers` supply the delivery id of a provider that sends
+/// one.
 pub fn normalize(
-    source: Source,
+    endpoint: &Endpoint,
     headers: &HeaderMap,
     body: &[u8],
     received_at: OffsetDateTime,
@@ -60,17 +65,21 @@ pub fn normalize(
     if read.deeper_than(MAX_DEPTH) {
         return Err(NormalizeError::TooDeep);
     }
-    let provider = provider(source);
-    let parts = provider.parts(object);
-    let delivery_id = provider.delivery_id(headers);
+    let provider = endpoint.provider();
+    let parts = match provider.mapped_parts(&read, endpoint.name().as_str()) {
+        Some(mapped) => mapped?,
+        None => provider.parts(object),
+    };
+    let delivery_id = provider.delivery_id(headers, body);
     // The clock is ours; a time RFC 3339 cannot write in UTC (year 10000) is a bug.
     let received_at = crate::event::utc(received_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let event_type = parts.event_type.unwrap_or_else(|| UNKNOWN_TYPE.to_owned());
     let entity_kind = parts.entity_kind.unwrap_or_else(|| "unknown".to_owned());
     Ok(Event {
         schema: SCHEMA_V1.to_owned(),
-        id: event_id(source, delivery_id.unwrap_or(body)),
-        source,
+        id: event_id(endpoint.name(), delivery_id.as_deref().unwrap_or(body)),
+        source: endpoint.source(),
+        endpoint: Some(endpoint.name()),
         period: context::period(&read, &entity_kind),
         related: context::related(&read, &event_type),
         event_type,
@@ -112,12 +121,13 @@ pub fn fill_in(event: &mut Event) {
 }
 
 /// The deterministic event id: `evt_` and the first 128 bits of
-/// SHA-256(source, 0, key), where the key is the provider's delivery id when it has one
+/// SHA-256(endpoint, 0, key) (an endpoint named after its source, as the four built-in
+/// ones are, gives the ids it always gave), where the key is the provider's delivery id when it has one
 /// that stays the same across retries (`Provider::delivery_id`), else the raw
 /// body (a retry resends the same bytes).
-pub fn event_id(source: Source, key: &[u8]) -> String {
+pub fn event_id(endpoint: Source, key: &[u8]) -> String {
     let digest = Sha256::new()
-        .chain_update(source.as_str())
+        .chain_update(endpoint.as_str())
         .chain_update([0])
         .chain_update(key)
         .finalize();

@@ -11,18 +11,23 @@
 //! docs/providers.md and its tests (`shared/core/tests/providers.rs` signs and verifies
 //! every registered provider's samples).
 
+pub mod declared;
 pub mod peopleforce;
 pub mod peoplelogic;
 pub mod perscom;
+pub mod presets;
 pub mod standard;
+
+use std::borrow::Cow;
 
 use http::{HeaderMap, Method};
 use time::OffsetDateTime;
 
-use crate::json::Object;
+use crate::json::{Json, Object};
 use crate::parts::Parts;
 use crate::scheme::{Cause, Delivery, VerifyError};
 use crate::source::Source;
+use declared::MappingError;
 
 /// Everything the pipeline asks of one provider.
 pub trait Provider: Sync {
@@ -43,11 +48,13 @@ pub trait Provider: Sync {
         hex::encode(random)
     }
 
-    /// The signature material in a delivery's headers, checked as far as headers alone
-    /// allow (a timestamp within the tolerance of `now`).
+    /// The signature material in a delivery (its headers, or for some schemes fields of
+    /// its body), checked as far as that allows (a timestamp within the tolerance of
+    /// `now`).
     fn delivery<'h>(
         &self,
         headers: &'h HeaderMap,
+        body: &'h [u8],
         now: OffsetDateTime,
     ) -> Result<Delivery<'h>, VerifyError>;
 
@@ -60,6 +67,12 @@ pub trait Provider: Sync {
         id: &str,
         timestamp: i64,
     ) -> Vec<(&'static str, String)>;
+
+    /// For a scheme that carries its signature in the body: the body with the signature
+    /// written in. `None` for one that signs in headers.
+    fn signed_body(&self, _key: &[u8], _body: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
 
     /// What its signature header looks like, for a diagnosis.
     fn signature_format(&self) -> &'static str;
@@ -99,9 +112,26 @@ pub trait Provider: Sync {
     /// What it sends, as the event's parts.
     fn parts(&self, body: &Object<'_>) -> Parts;
 
+    /// For a provider declared as data: its mapping's reading of `body` for an endpoint
+    /// named `endpoint`, which may fail on a value of the wrong type. `None` for the
+    /// built-in providers, whose [`Provider::parts`] cannot fail.
+    fn mapped_parts(
+        &self,
+        _body: &Json<'_>,
+        _endpoint: &str,
+    ) -> Option<Result<Parts, MappingError>> {
+        None
+    }
+
+    /// The header of a handshake that hands over the secret on the first request
+    /// (Asana's `X-Hook-Secret`), when the provider has one.
+    fn handshake_header(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The delivery id that stays the same across retries, when it sends one (the
     /// event id is made from it instead of the body).
-    fn delivery_id<'h>(&self, _headers: &'h HeaderMap) -> Option<&'h [u8]> {
+    fn delivery_id<'h>(&self, _headers: &'h HeaderMap, _body: &'h [u8]) -> Option<Cow<'h, [u8]>> {
         None
     }
 
@@ -112,12 +142,23 @@ pub trait Provider: Sync {
     }
 }
 
-/// The registry: the provider behind each source.
-pub fn provider(source: Source) -> &'static dyn Provider {
+/// The registry: the provider behind each built-in source and each preset; `None`
+/// for a source of a scheme declared in the endpoints document (its endpoint holds it).
+pub fn provider(source: Source) -> Option<&'static dyn Provider> {
     match source {
-        Source::Peoplelogic => &peoplelogic::Peoplelogic,
-        Source::Peopleforce => &peopleforce::Peopleforce,
-        Source::Perscom => &perscom::Perscom,
-        Source::Standard => &standard::Standard,
+        Source::PEOPLELOGIC => Some(&peoplelogic::Peoplelogic),
+        Source::PEOPLEFORCE => Some(&peopleforce::Peopleforce),
+        Source::PERSCOM => Some(&perscom::Perscom),
+        Source::STANDARD => Some(&standard::Standard),
+        other => presets::preset(other.as_str()).map(|declared| declared as &dyn Provider),
     }
+}
+
+/// Every preset's name: the four built in, then the ones written as data.
+pub fn preset_names() -> Vec<&'static str> {
+    Source::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .chain(presets::names())
+        .collect()
 }

@@ -31,6 +31,7 @@ impl Provider for Peopleforce {
     fn delivery<'h>(
         &self,
         headers: &'h HeaderMap,
+        _body: &'h [u8],
         _now: OffsetDateTime,
     ) -> Result<Delivery<'h>, VerifyError> {
         let value = single_header(headers, HEADER)?;

@@ -45,6 +45,7 @@ impl Provider for Peoplelogic {
     fn delivery<'h>(
         &self,
         headers: &'h HeaderMap,
+        _body: &'h [u8],
         _now: OffsetDateTime,
     ) -> Result<Delivery<'h>, VerifyError> {
         let value = single_header(headers, HEADER)?;

@@ -13,8 +13,11 @@ use http::HeaderMap;
 use time::OffsetDateTime;
 
 use crate::providers::Provider;
+use std::borrow::Cow;
+
 use crate::scheme::{
-    BASE64, Delivery, TIMESTAMP_TOLERANCE_SECS, VerifyError, decode_base64_mac, mac, single_header,
+    Algorithm, BASE64, Delivery, Piece, TIMESTAMP_TOLERANCE_SECS, VerifyError, decode_base64_mac,
+    mac, single_header,
 };
 
 /// The delivery id, the same across retries.
@@ -55,6 +58,7 @@ impl Provider for Standard {
     fn delivery<'h>(
         &self,
         headers: &'h HeaderMap,
+        _body: &'h [u8],
         now: OffsetDateTime,
     ) -> Result<Delivery<'h>, VerifyError> {
         let id = single_header(headers, ID_HEADER)?;
@@ -67,7 +71,7 @@ impl Provider for Standard {
             })?;
         let skew = timestamp.saturating_sub(now.unix_timestamp());
         if timestamp.abs_diff(now.unix_timestamp()) > TIMESTAMP_TOLERANCE_SECS.unsigned_abs() {
-            return Err(VerifyError::TimestampOutOfTolerance { skew });
+            return Err(VerifyError::stale(skew));
         }
         let value = single_header(headers, SIGNATURE_HEADER)?;
         let signatures: Vec<Vec<u8>> = value
@@ -82,7 +86,14 @@ impl Provider for Standard {
             });
         }
         Ok(Delivery {
-            signed_before_body: vec![id.as_bytes(), b".", timestamp_text.as_bytes(), b"."],
+            algorithm: Algorithm::Sha256,
+            signed: vec![
+                Piece::Bytes(Cow::Borrowed(id.as_bytes())),
+                Piece::Bytes(Cow::Borrowed(b".")),
+                Piece::Bytes(Cow::Borrowed(timestamp_text.as_bytes())),
+                Piece::Bytes(Cow::Borrowed(b".")),
+                Piece::Body,
+            ],
             signatures,
         })
     }
@@ -141,11 +152,11 @@ impl Provider for Standard {
         parts(body)
     }
 
-    fn delivery_id<'h>(&self, headers: &'h HeaderMap) -> Option<&'h [u8]> {
+    fn delivery_id<'h>(&self, headers: &'h HeaderMap, _body: &'h [u8]) -> Option<Cow<'h, [u8]>> {
         headers
             .get(ID_HEADER)
             .and_then(|value| value.to_str().ok())
-            .map(str::as_bytes)
+            .map(|id| Cow::Borrowed(id.as_bytes()))
     }
 }
 

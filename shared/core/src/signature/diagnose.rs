@@ -8,17 +8,16 @@ use http::HeaderMap;
 use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter, Serializer};
 use time::OffsetDateTime;
 
-use crate::providers::provider;
+use crate::providers::Provider;
 use crate::scheme::{Cause, VerifyError};
 use crate::signature::{key_bytes, verify_with_keys};
 use crate::signing::SigningSecret;
-use crate::source::Source;
 
 /// The likely causes of `error`, confirmed ones first. Each confirmation is a real
 /// verification of a repaired copy (body without a final newline, re-serialized JSON,
 /// trimmed secret, a differently derived key), so a hint never guesses when it can check.
 pub fn likely_causes(
-    source: Source,
+    provider: &dyn Provider,
     secrets: &[SigningSecret],
     headers: &HeaderMap,
     body: &[u8],
@@ -26,20 +25,26 @@ pub fn likely_causes(
     error: &VerifyError,
 ) -> Vec<Cause> {
     let mut causes = match error {
-        VerifyError::WrongSignature => wrong_signature(source, secrets, headers, body, now),
+        VerifyError::WrongSignature => wrong_signature(provider, secrets, headers, body, now),
         VerifyError::MalformedHeader { header, .. } => {
-            malformed(source, secrets, headers, body, now, header)
+            malformed(provider, secrets, headers, body, now, header)
         }
         VerifyError::MissingHeader(header) => vec![Cause::possible(format!(
-            "{source} deliveries carry the {header} header: check the delivery came from {source} \
-             (or choose the --source it came from) and that a proxy did not drop the header"
+            "{name} deliveries carry the {header} header: check the delivery came from {name} \
+             (or choose the endpoint it came from) and that a proxy did not drop the header",
+            name = provider.display_name()
         ))],
-        VerifyError::TimestampOutOfTolerance { .. } => vec![Cause::possible(
-            "the delivery is older than five minutes (a stored copy or a replay) or a clock is off; \
-             to check a stored delivery, pass its time with --at",
-        )],
+        VerifyError::MissingField(field) => vec![Cause::possible(format!(
+            "{name} deliveries carry the body field {field}: check the delivery came from {name} \
+             and that the body is the one it sent",
+            name = provider.display_name()
+        ))],
+        VerifyError::TimestampOutOfTolerance { tolerance, .. } => vec![Cause::possible(format!(
+            "the delivery is older than the scheme's tolerance ({tolerance} s: a stored copy or a \
+             replay) or a clock is off; to check a stored delivery, pass its time with --at"
+        ))],
         VerifyError::UnusableSecret(_) => {
-            vec![Cause::possible(provider(source).secret_advice())]
+            vec![Cause::possible(provider.secret_advice())]
         }
         VerifyError::NoSecret => vec![Cause::possible("pass the secret with --secret")],
     };
@@ -48,7 +53,7 @@ pub fn likely_causes(
 }
 
 fn wrong_signature(
-    source: Source,
+    provider: &dyn Provider,
     secrets: &[SigningSecret],
     headers: &HeaderMap,
     body: &[u8],
@@ -56,11 +61,12 @@ fn wrong_signature(
 ) -> Vec<Cause> {
     let keys: Vec<Vec<u8>> = secrets
         .iter()
-        .filter_map(|secret| key_bytes(source, secret).ok())
+        .filter_map(|secret| key_bytes(provider, secret).ok())
         .collect();
-    let signed = |keys: &[Vec<u8>], body: &[u8]| verify_with_keys(source, keys, headers, body, now);
+    let signed =
+        |keys: &[Vec<u8>], body: &[u8]| verify_with_keys(provider, keys, headers, body, now);
     let mut causes = body_causes(&keys, body, &signed);
-    causes.extend(secret_causes(source, secrets, body, &signed));
+    causes.extend(secret_causes(provider, secrets, body, &signed));
     causes
 }
 
@@ -113,7 +119,7 @@ fn body_causes(keys: &[Vec<u8>], body: &[u8], signed: Signed<'_>) -> Vec<Cause> 
 
 /// What is wrong with the secret, as far as trying can tell.
 fn secret_causes(
-    source: Source,
+    provider: &dyn Provider,
     secrets: &[SigningSecret],
     body: &[u8],
     signed: Signed<'_>,
@@ -122,14 +128,13 @@ fn secret_causes(
     let trimmed_keys: Vec<Vec<u8>> = secrets
         .iter()
         .filter(|secret| secret.expose().trim() != secret.expose())
-        .filter_map(|secret| key_bytes(source, &SigningSecret::new(secret.expose().trim())).ok())
+        .filter_map(|secret| key_bytes(provider, &SigningSecret::new(secret.expose().trim())).ok())
         .collect();
     if !trimmed_keys.is_empty() && signed(&trimmed_keys, body) {
         causes.push(Cause::confirmed(
             "the secret has stray whitespace (a space or newline around it): remove it",
         ));
     }
-    let provider = provider(source);
     let misderived: Vec<Vec<u8>> = secrets
         .iter()
         .flat_map(|secret| provider.misderived_keys(secret.expose().trim()))
@@ -147,7 +152,7 @@ fn secret_causes(
 }
 
 fn malformed(
-    source: Source,
+    provider: &dyn Provider,
     secrets: &[SigningSecret],
     headers: &HeaderMap,
     body: &[u8],
@@ -161,13 +166,15 @@ fn malformed(
         .unwrap_or_default();
     let keys: Vec<Vec<u8>> = secrets
         .iter()
-        .filter_map(|secret| key_bytes(source, secret).ok())
+        .filter_map(|secret| key_bytes(provider, secret).ok())
         .collect();
-    let verifies = |fixed: &HeaderMap| verify_with_keys(source, &keys, fixed, body, now);
-    let provider = provider(source);
+    let verifies = |fixed: &HeaderMap| verify_with_keys(provider, &keys, fixed, body, now);
     let mut causes = provider.malformed_causes(value, headers, &verifies);
     let expected = provider.signature_format();
-    causes.push(Cause::possible(format!("{source} sends {expected}")));
+    causes.push(Cause::possible(format!(
+        "{} sends {expected}",
+        provider.display_name()
+    )));
     causes
 }
 

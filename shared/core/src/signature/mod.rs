@@ -16,21 +16,20 @@ pub use diagnose::likely_causes;
 use http::HeaderMap;
 use time::OffsetDateTime;
 
-use crate::providers::provider;
+use crate::providers::Provider;
 use crate::signing::SigningSecret;
-use crate::source::Source;
 
-/// Check that `body`, received with `headers`, was signed by `source` with one of
-/// `secrets`. `now` is the clock for signed timestamps.
+/// Check that `body`, received with `headers`, was signed as `provider` signs with one
+/// of `secrets`. `now` is the clock for signed timestamps.
 pub fn verify(
-    source: Source,
+    provider: &dyn Provider,
     secrets: &[SigningSecret],
     headers: &HeaderMap,
     body: &[u8],
     now: OffsetDateTime,
 ) -> Result<(), VerifyError> {
-    let keys = usable_keys(source, secrets)?;
-    let delivery = provider(source).delivery(headers, now)?;
+    let keys = usable_keys(provider, secrets)?;
+    let delivery = provider.delivery(headers, body, now)?;
     if delivery.signed_by_any(&keys, body) {
         Ok(())
     } else {
@@ -38,27 +37,50 @@ pub fn verify(
     }
 }
 
-/// The headers `source` sends for `body` signed with `secret`, as (name, value).
+/// The headers `provider` sends for `body` signed with `secret`, as (name, value).
 ///
 /// `id` and `timestamp` enter only the schemes that sign them (as
 /// `webhook-id` and `webhook-timestamp`); the others sign the body alone.
 pub fn sign(
-    source: Source,
+    provider: &dyn Provider,
     secret: &SigningSecret,
     body: &[u8],
     id: &str,
     timestamp: i64,
 ) -> Result<Vec<(&'static str, String)>, VerifyError> {
-    let key = key_bytes(source, secret).map_err(VerifyError::UnusableSecret)?;
-    Ok(provider(source).sign(&key, body, id, timestamp))
+    let key = key_bytes(provider, secret).map_err(VerifyError::UnusableSecret)?;
+    Ok(provider.sign(&key, body, id, timestamp))
+}
+
+/// Signature headers as (name, value).
+pub type SignatureHeaders = Vec<(&'static str, String)>;
+
+/// A signed delivery: its headers, and its body (the same bytes, unless the scheme
+/// carries its signature in the body, which then holds it).
+pub fn sign_delivery(
+    provider: &dyn Provider,
+    secret: &SigningSecret,
+    body: &[u8],
+    id: &str,
+    timestamp: i64,
+) -> Result<(SignatureHeaders, Vec<u8>), VerifyError> {
+    let key = key_bytes(provider, secret).map_err(VerifyError::UnusableSecret)?;
+    let body = provider
+        .signed_body(&key, body)
+        .unwrap_or_else(|| body.to_vec());
+    let headers = provider.sign(&key, &body, id, timestamp);
+    Ok((headers, body))
 }
 
 /// The HMAC keys of every usable secret; an error when none is usable.
-fn usable_keys(source: Source, secrets: &[SigningSecret]) -> Result<Vec<Vec<u8>>, VerifyError> {
+fn usable_keys(
+    provider: &dyn Provider,
+    secrets: &[SigningSecret],
+) -> Result<Vec<Vec<u8>>, VerifyError> {
     let mut first_problem = None;
     let keys: Vec<Vec<u8>> = secrets
         .iter()
-        .filter_map(|secret| match key_bytes(source, secret) {
+        .filter_map(|secret| match key_bytes(provider, secret) {
             Ok(key) => Some(key),
             Err(problem) => {
                 first_problem.get_or_insert(problem);
@@ -73,24 +95,27 @@ fn usable_keys(source: Source, secrets: &[SigningSecret]) -> Result<Vec<Vec<u8>>
     }
 }
 
-/// The HMAC key `source` derives from `secret`.
-pub(crate) fn key_bytes(source: Source, secret: &SigningSecret) -> Result<Vec<u8>, &'static str> {
+/// The HMAC key `provider` derives from `secret`.
+pub(crate) fn key_bytes(
+    provider: &dyn Provider,
+    secret: &SigningSecret,
+) -> Result<Vec<u8>, &'static str> {
     let text = secret.expose();
     if text.is_empty() {
         return Err("the secret is empty");
     }
-    provider(source).key(text)
+    provider.key(text)
 }
 
 /// Verify with raw HMAC keys instead of secrets; the diagnosis tries alternative keys.
 pub(crate) fn verify_with_keys(
-    source: Source,
+    provider: &dyn Provider,
     keys: &[Vec<u8>],
     headers: &HeaderMap,
     body: &[u8],
     now: OffsetDateTime,
 ) -> bool {
-    provider(source)
-        .delivery(headers, now)
+    provider
+        .delivery(headers, body, now)
         .is_ok_and(|delivery| delivery.signed_by_any(keys, body))
 }

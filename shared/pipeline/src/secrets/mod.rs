@@ -104,13 +104,29 @@ impl<T: PartialEq + Send + Sync> SecretCache<T> {
                 state.refresh_at = Some(later(now, self.refetch_interval.min(self.ttl)));
                 match state.value.clone() {
                     Some(stale) => {
-                        tracing::warn!(error = %okr_core::error_chain(&error), "secret refresh failed; serving the cached secrets");
+                        if let SecretsError::Invalid(reason) = &error {
+                            // A document someone edited into a bad shape: the last good
+                            // one stays in force, and the operator must hear of it
+                            // (`ConfigDocumentInvalid` alarms on this line).
+                            tracing::error!(
+                                alarm = "ConfigDocumentInvalid",
+                                reason = %reason,
+                                "a configuration document does not validate; the last good one stays in force"
+                            );
+                        } else {
+                            tracing::warn!(error = %okr_core::error_chain(&error), "secret refresh failed; serving the cached secrets");
+                        }
                         Ok(stale)
                     }
                     None => Err(error),
                 }
             }
         }
+    }
+
+    /// Fetch again on the next use (a handshake just changed the secrets).
+    pub async fn invalidate(&self) {
+        self.state.lock().await.refresh_at = None;
     }
 
     /// After a signature failed: fetch again unless that was done within the refetch
@@ -156,6 +172,39 @@ impl<T: Clone + Send + Sync> SecretStore<T> for StaticSecret<T> {
     async fn fetch(&self) -> Result<T, SecretsError> {
         Ok(self.0.clone())
     }
+}
+
+/// A store of a fixed value.
+pub fn fixed<T: Clone + Send + Sync + 'static>(value: T) -> Arc<dyn SecretStore<T>> {
+    Arc::new(StaticSecret(value))
+}
+
+impl FromSecret for okr_core::endpoints::Endpoints {
+    fn from_secret(text: &str) -> Result<Self, SecretsError> {
+        okr_core::endpoints::Endpoints::parse(text)
+            .map_err(|error| SecretsError::Invalid(error.to_string()))
+    }
+}
+
+/// What became of a secret a handshake handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adopted {
+    /// The endpoint had no secret; this one is kept.
+    Kept,
+    /// The endpoint has a secret already; nothing changed.
+    AlreadySet,
+}
+
+/// Where a handshake's secret is kept: the signing-secrets document, written only for
+/// an endpoint that has no secret there.
+#[async_trait]
+pub trait SecretWriter: Send + Sync {
+    /// Keep `secret` as the secret of the endpoint named `endpoint`, unless it has one.
+    async fn adopt(
+        &self,
+        endpoint: okr_core::Source,
+        secret: &SigningSecret,
+    ) -> Result<Adopted, SecretsError>;
 }
 
 impl FromSecret for SigningSecrets {
