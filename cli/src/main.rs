@@ -6,6 +6,7 @@ mod apigw_request;
 mod dashboard;
 mod delivery;
 mod dlq;
+mod endpoints;
 mod normalize;
 mod replay;
 mod send;
@@ -48,6 +49,9 @@ enum Command {
     /// The managers' email summaries from the read model: print them (--dry-run) or
     /// send them now (--send).
     Summary(summary::SummaryArgs),
+    /// The endpoints: list them, add one bound to a preset or a scheme, test one with a
+    /// body, re-arm one for its handshake.
+    Endpoints(endpoints::EndpointsArgs),
     /// Print the signature header line(s) SOURCE would send for the body.
     Sign(sign::SignArgs),
     /// Check a delivery's signature: prints `valid` (exit 0) or the reason (exit 1).
@@ -113,6 +117,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Dlq(args) => runtime()?.block_on(dlq::run(args)),
         Command::Replay(args) => runtime()?.block_on(replay::run(args)),
         Command::Summary(args) => runtime()?.block_on(summary::run(args)),
+        Command::Endpoints(args) => endpoints::run(args),
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Normalize(args) => normalize::run(args),

@@ -190,6 +190,42 @@ impl EndpointsFile {
         }
     }
 
+    /// Add the endpoint `name` with `entry` (`{"preset": ...}` or `{"scheme": ...,
+    /// "mapping": ...}`): the document is checked whole before it is written (in one
+    /// rename), so an entry that does not validate never takes effect. An existing name
+    /// is refused.
+    pub fn add(&self, name: &str, entry: Value) -> Result<Endpoints, String> {
+        let mut document = match std::fs::read_to_string(&self.path) {
+            Ok(text) => serde_json::from_str::<Value>(&text)
+                .map_err(|e| format!("{} is not JSON: {e}", self.path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                serde_json::json!({"endpoints": {}})
+            }
+            Err(e) => return Err(format!("cannot read {}: {e}", self.path.display())),
+        };
+        let endpoints = document
+            .get_mut("endpoints")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| format!("{} has no \"endpoints\" object", self.path.display()))?;
+        if endpoints.contains_key(name) {
+            return Err(format!(
+                "{} already has an endpoint named {name}",
+                self.path.display()
+            ));
+        }
+        endpoints.insert(name.to_owned(), entry);
+        let text = serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?;
+        if let Some(parent) = self.path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        let parsed = Endpoints::parse(&text).map_err(|e| e.to_string())?;
+        let map = document.as_object().cloned().unwrap_or_default();
+        write_document(&self.path, &map)
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        Ok(parsed)
+    }
+
     /// Read it now: the endpoints, or why the document is refused (the endpoint and
     /// the field, never a secret).
     pub fn load(&self) -> Result<Endpoints, String> {
