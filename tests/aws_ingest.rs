@@ -381,3 +381,143 @@ async fn characters_sqs_refuses_raw_are_queued_escaped() {
         Some("odd \u{fffe}\u{ffff} name")
     );
 }
+
+/// An API Gateway request for `endpoint` with these headers and body.
+fn request(endpoint: &str, headers: &[(String, String)], body: &[u8]) -> ApiGatewayV2httpRequest {
+    let mut event = sample("peopleforce.json");
+    event.path_parameters.clear();
+    event.raw_path = Some(format!("/webhooks/{endpoint}"));
+    event.headers = http::HeaderMap::new();
+    for (name, value) in headers {
+        event.headers.append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    event.body = Some(String::from_utf8(body.to_vec()).unwrap());
+    event.is_base64_encoded = false;
+    event
+}
+
+/// Every preset through the ingest handler with its AWS adapters: the endpoints
+/// document and the signing secrets in Secrets Manager, the queues on SQS. Deliveries
+/// signed by each vendor's documented scheme (the independent Python signer) are
+/// queued, tampered ones refused; Asana's handshake is written to the signing secret;
+/// an endpoints document edited into a bad shape leaves the last good one in force.
+#[tokio::test]
+async fn every_preset_is_verified_through_the_ingest_handler_on_moto() {
+    use okr_core::endpoints::Endpoints;
+    use okr_webhooks_tests::{DATA_PRESETS, preset_body, sign_as_vendor, tampered};
+    let stack = stack().await;
+    let mut endpoints = serde_json::Map::new();
+    let mut secrets = serde_json::Map::new();
+    for preset in DATA_PRESETS {
+        endpoints.insert(
+            format!("via-{preset}"),
+            serde_json::json!({"preset": preset}),
+        );
+        if preset != "asana" {
+            secrets.insert(format!("via-{preset}"), format!("{preset}-secret").into());
+        }
+    }
+    let endpoints_id = unique("okr-webhooks-endpoints");
+    let document = serde_json::json!({ "endpoints": endpoints }).to_string();
+    stack
+        .secrets
+        .create_secret()
+        .name(&endpoints_id)
+        .secret_string(&document)
+        .send()
+        .await
+        .unwrap();
+    stack
+        .secrets
+        .put_secret_value()
+        .secret_id(&stack.secret_id)
+        .secret_string(Value::Object(secrets).to_string())
+        .send()
+        .await
+        .unwrap();
+    let signing = Arc::new(SecretsManagerStore::new(
+        stack.secrets.clone(),
+        &stack.secret_id,
+    ));
+    let endpoints_store: Arc<dyn SecretStore<Endpoints>> = Arc::new(SecretsManagerStore::new(
+        stack.secrets.clone(),
+        &endpoints_id,
+    ));
+    let ingest = Ingest::new(
+        SecretCache::new(signing.clone(), Duration::from_secs(300)),
+        Arc::new(SqsQueue::new(stack.sqs.clone(), stack.urls.clone())),
+        NotifyRules::default(),
+        256 * 1024,
+        Arc::new(MemoryMetrics::default()),
+    )
+    .with_endpoints(SecretCache::new(endpoints_store, Duration::from_millis(1)))
+    .with_handshakes(signing);
+    let now = OffsetDateTime::now_utc();
+    let handle = async |endpoint: &str, headers: &[(String, String)], body: &[u8]| {
+        apigw::handle(&ingest, request(endpoint, headers, body), now)
+            .await
+            .status_code
+    };
+
+    // Asana's handshake: kept in the signing secret, echoed, and only once.
+    let handshake = [("X-Hook-Secret".to_owned(), "asana-secret".to_owned())];
+    let answer = apigw::handle(&ingest, request("via-asana", &handshake, b""), now).await;
+    assert_eq!(answer.status_code, 200);
+    assert_eq!(answer.headers["x-hook-secret"], "asana-secret");
+    let stored = stack
+        .secrets
+        .get_secret_value()
+        .secret_id(&stack.secret_id)
+        .send()
+        .await
+        .unwrap();
+    let stored: Value = serde_json::from_str(stored.secret_string().unwrap()).unwrap();
+    assert_eq!(stored["via-asana"], "asana-secret");
+    assert_eq!(stored["via-github"], "github-secret", "the others kept");
+    let again = [("X-Hook-Secret".to_owned(), "intruder".to_owned())];
+    assert_eq!(handle("via-asana", &again, b"").await, 403);
+
+    let mut queued = Vec::new();
+    for preset in DATA_PRESETS {
+        let body = preset_body(preset, now.unix_timestamp() * 1000);
+        let (headers, sent) = sign_as_vendor(
+            preset,
+            &format!("{preset}-secret"),
+            &body,
+            now.unix_timestamp(),
+        );
+        let endpoint = format!("via-{preset}");
+        assert_eq!(handle(&endpoint, &headers, &sent).await, 202, "{preset}");
+        queued.push(endpoint.clone());
+        assert_eq!(
+            handle(&endpoint, &headers, &tampered(preset, &sent)).await,
+            401,
+            "{preset} tampered"
+        );
+    }
+    let warehouse = stack.drain(&stack.urls.warehouse).await;
+    let mut endpoints_seen: Vec<String> = warehouse
+        .iter()
+        .map(|(event, _)| event.endpoint().to_string())
+        .collect();
+    endpoints_seen.sort();
+    queued.sort();
+    assert_eq!(endpoints_seen, queued, "each accepted once, none refused");
+
+    // An edit that does not validate never takes effect: the last good one stays.
+    stack
+        .secrets
+        .put_secret_value()
+        .secret_id(&endpoints_id)
+        .secret_string(r#"{"endpoints": {"via-github": {"preset": "gitlab"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let body = preset_body("github", 0);
+    let (headers, sent) = sign_as_vendor("github", "github-secret", &body, now.unix_timestamp());
+    assert_eq!(handle("via-github", &headers, &sent).await, 202);
+}

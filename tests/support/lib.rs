@@ -402,3 +402,96 @@ pub async fn idempotency_table(client: &aws_sdk_dynamodb::Client) -> String {
         .unwrap();
     table
 }
+
+/// The presets written as data, each with a sample body in `events/bodies/<preset>/`.
+pub const DATA_PRESETS: [&str; 13] = [
+    "github",
+    "jira",
+    "greenhouse",
+    "ashby",
+    "lever",
+    "workable",
+    "bamboohr",
+    "hibob",
+    "deel",
+    "gusto",
+    "remote",
+    "linear",
+    "asana",
+];
+
+/// A preset's sample body, made fresh where the vendor signs a time in the body
+/// (Linear's `webhookTimestamp`, within 60 s of now).
+pub fn preset_body(preset: &str, now_ms: i64) -> Vec<u8> {
+    let dir = format!("{}/../events/bodies/{preset}", env!("CARGO_MANIFEST_DIR"));
+    let file = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|e| e == "json"))
+        .unwrap_or_else(|| panic!("no sample body in {dir}"));
+    let body = std::fs::read(&file).unwrap();
+    if preset == "linear" {
+        let mut value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        value["webhookTimestamp"] = now_ms.into();
+        return serde_json::to_vec(&value).unwrap();
+    }
+    body
+}
+
+/// Sign `body` as the preset's vendor documents it, by the independent Python signer
+/// (`cli/tests/signers/presets.py`): the headers, and the body to send (Lever carries
+/// its signature in the body).
+pub fn sign_as_vendor(
+    preset: &str,
+    secret: &str,
+    body: &[u8],
+    now: i64,
+) -> (Vec<(String, String)>, Vec<u8>) {
+    let file = std::env::temp_dir().join(unique(&format!("okr-webhooks-{preset}-body")));
+    std::fs::write(&file, body).unwrap();
+    let signer = format!(
+        "{}/../cli/tests/signers/presets.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let output = Command::new("python3")
+        .arg(&signer)
+        .args([preset, secret])
+        .arg(&file)
+        .args(["--now", &now.to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); tests/run.sh installs it"));
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        output.status.success(),
+        "{preset}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let (header_lines, sent) = match text.split_once("--body\n") {
+        Some((headers, body)) => (headers.to_owned(), body.trim_end().as_bytes().to_vec()),
+        None => (text.clone(), body.to_vec()),
+    };
+    let headers = header_lines
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let (name, value) = line.split_once(": ").unwrap();
+            (name.to_owned(), value.to_owned())
+        })
+        .collect();
+    (headers, sent)
+}
+
+/// A copy of a signed delivery that must no longer verify: one byte of the body
+/// changed, or for Lever (which signs only its token and time) the token.
+pub fn tampered(preset: &str, body: &[u8]) -> Vec<u8> {
+    if preset == "lever" {
+        let mut value: serde_json::Value = serde_json::from_slice(body).unwrap();
+        value["token"] = "not-the-token".into();
+        return serde_json::to_vec(&value).unwrap();
+    }
+    let mut changed = body.to_vec();
+    let at = changed.len() / 2;
+    changed[at] ^= 0x01;
+    changed
+}

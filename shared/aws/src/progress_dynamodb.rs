@@ -167,7 +167,7 @@ impl ProgressStore for DynamoDbProgressStore {
         for (n, event) in events.iter().enumerate() {
             match event.entity.id.as_deref() {
                 Some(id) if is_tracked_kind(&event.entity.kind) => {
-                    let key = key(event.source, id);
+                    let key = key(event.endpoint(), id);
                     match groups.iter_mut().find(|(k, _)| *k == key) {
                         Some((_, members)) => members.push(n),
                         None => groups.push((key, vec![n])),

@@ -114,7 +114,7 @@ fn apply_all(
                 outcomes.push(false);
                 continue;
             }
-            let key = key(event.source, id);
+            let key = key(event.endpoint(), id);
             let current = match records.entry(key.clone()) {
                 Entry::Occupied(known) => known.into_mut(),
                 Entry::Vacant(unknown) => {

@@ -17,6 +17,10 @@ pub use okr_core::routing::is_tracked_kind;
 pub struct Tracked {
     /// Who sent its events.
     pub source: Source,
+    /// The endpoint its events came through, when it is not named after its source
+    /// (two accounts of one tool keep apart); absent in records from before endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<Source>,
     /// The provider's id for it.
     pub id: String,
     /// `objective` or `key_result`.
@@ -129,6 +133,7 @@ impl Tracked {
         }
         let mut tracked = Tracked {
             source: event.source,
+            endpoint: Some(event.endpoint()).filter(|endpoint| *endpoint != event.source),
             id,
             kind: event.entity.kind.clone(),
             title: None,
@@ -150,9 +155,10 @@ impl Tracked {
         Some(tracked)
     }
 
-    /// The key the store keeps it under: `<source>#<id>`.
+    /// The key the store keeps it under: `<endpoint>#<id>`, which is `<source>#<id>`
+    /// for an endpoint named after its source (as every record before endpoints was).
     pub fn key(&self) -> String {
-        key(self.source, &self.id)
+        key(self.endpoint.unwrap_or(self.source), &self.id)
     }
 
     /// Apply `event`; whether anything changed (the version is bumped when it did). Each
@@ -279,7 +285,7 @@ impl Tracked {
     }
 }
 
-/// The store key of `id` from `source`.
+/// The store key of `id` from the endpoint (or source) `source`.
 pub fn key(source: Source, id: &str) -> String {
     format!("{source}#{id}")
 }
