@@ -382,6 +382,7 @@ fn every_documented_walk_through_runs_as_written() {
         "progress-alerts.md",
         "warehouse.md",
         "email.md",
+        "writing-a-scheme.md",
     ] {
         assert!(
             blocks
@@ -394,6 +395,51 @@ fn every_documented_walk_through_runs_as_written() {
     email_through_an_smtp_server(&blocks);
     the_functions_on_the_local_stack(&blocks);
     the_warehouse_sink_alone(&blocks);
+    a_declared_scheme_and_mapping(&blocks);
+}
+
+/// docs/writing-a-scheme.md: the example document, `serve`, the endpoint listed,
+/// tested, sent to, and its key result in the read model; `verify` of the page's
+/// signed delivery.
+fn a_declared_scheme_and_mapping(blocks: &[Block]) {
+    let dir = checkout_dir();
+    let mut background = Background::new();
+    let steps = run(
+        &walkthrough(blocks, "scheme"),
+        dir.path(),
+        &mut background,
+        Duration::from_millis(1500),
+    );
+    let list = outputs(&steps, "okr-webhooks endpoints list")[0];
+    let goals = list
+        .lines()
+        .find(|l| l.starts_with("goals\t"))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(
+        goals,
+        "goals\thttp://127.0.0.1:3000/webhooks/goals\tscheme\t1 secret"
+    );
+    for name in ["hiring\t", "hr-eu\t", "peoplelogic\t"] {
+        assert!(list.contains(name), "{name} in {list}");
+    }
+    let test = outputs(&steps, "okr-webhooks endpoints test goals goal.json")[0];
+    assert!(test.contains("\nverified\n"), "{test}");
+    assert!(
+        test.contains(r#""type": "key_result.progress_updated""#),
+        "{test}"
+    );
+    let sent = outputs(&steps, "okr-webhooks send --endpoint goals goal.json")[0];
+    assert_eq!(sent.trim(), "202 evt_4b3a5e0640322550eb95b4cbf72856ff");
+    let progress = outputs(
+        &steps,
+        "curl -s 'http://127.0.0.1:3000/api/progress?q=weekly'",
+    )[0];
+    let page: serde_json::Value = serde_json::from_str(progress.trim()).unwrap();
+    assert_eq!(page["items"][0]["id"], "g42", "{page}");
+    assert_eq!(page["items"][0]["progress"], 60.0, "{page}");
+    assert_eq!(page["items"][0]["source"], "goals", "{page}");
+    let verified = outputs(&steps, "okr-webhooks verify --endpoint goals")[0];
+    assert_eq!(verified.trim(), "valid");
 }
 
 /// README: `serve`, the samples sent, what lands where, the dashboard's data, `sign`.
