@@ -28,7 +28,11 @@ pub fn pagerduty_alert(
         action,
         // A forced replay pages under its own keys: it never resolves or re-opens a
         // live incident.
-        dedup_key: format!("{}{}:{entity_id}:{rule}", event.key_scope(), event.source),
+        dedup_key: format!(
+            "{}{}:{entity_id}:{rule}",
+            event.key_scope(),
+            event.endpoint()
+        ),
         summary: truncate(&summary, 1024),
         source: format!("okr-webhooks/{}", event.source),
         details: json!({

@@ -3,7 +3,7 @@
 //!
 //! Each destination keeps, per key result, the state of every rule's alert (open or
 //! closed, since when, by which event, when last sent) in a state record of the
-//! idempotency store (`alert-state:<destination>:<source>:<entity id>`). An update is
+//! idempotency store (`alert-state:<destination>:<endpoint>:<entity id>`). An update is
 //! judged against it (see `state`):
 //! - a rule that holds and has no open alert opens one (trigger); one that holds while its
 //!   alert is open is not sent again until `window` has passed since it was last sent
@@ -17,7 +17,7 @@
 //! `resolve:<destination>:event:<event id>:<rule>`, kept for the dedup window), so a send
 //! that happened before a failure or a crash is not repeated when the record is retried
 //! or redriven. One update of a key result is judged at a time (a claim on
-//! `alert-lock:<source>:<entity id>`); the state is also written only over the version
+//! `alert-lock:<endpoint>:<entity id>`); the state is also written only over the version
 //! read, should that claim lapse.
 
 mod destinations;
@@ -194,7 +194,9 @@ impl ProgressAlerts {
             tracing::info!(event_id = %event.id, outcome = "deferred", "every alert destination's circuit breaker is open; not alerting now");
             return Err(Box::new(held));
         }
-        let entity = format!("{}:{entity_id}", event.source);
+        // By endpoint: two accounts of one tool keep their key results apart (the four
+        // default endpoints are named after their sources, so their keys are as before).
+        let entity = format!("{}:{entity_id}", event.endpoint());
         let assessment = assess(&event, &self.thresholds);
         // One update of a key result at a time: two invocations judging it from the same
         // state would both send what opens. The other one's record fails and is retried.
