@@ -196,9 +196,7 @@ impl Ingest {
         })?;
         let endpoint = endpoints
             .get(&request.source)
-            .ok_or_else(|| Rejection::UnknownSource {
-                names: endpoints.names(),
-            })?;
+            .ok_or(Rejection::UnknownSource)?;
         *named = Some(endpoint.name());
         let provider = endpoint.provider();
         if request.method != Method::POST {

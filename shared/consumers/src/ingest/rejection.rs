@@ -58,10 +58,7 @@ impl LogLimiter {
 /// Why a delivery was not accepted.
 #[derive(Debug)]
 pub(super) enum Rejection {
-    UnknownSource {
-        /// The endpoints there are, for the message.
-        names: String,
-    },
+    UnknownSource,
     /// A handshake for an endpoint that has a secret, or without a value.
     HandshakeRefused,
     /// Not a POST; the provider may say why its deliveries must be POSTs.
@@ -82,7 +79,7 @@ pub(super) enum Rejection {
 impl Rejection {
     pub(super) fn status(&self) -> StatusCode {
         match self {
-            Rejection::UnknownSource { .. } => StatusCode::NOT_FOUND,
+            Rejection::UnknownSource => StatusCode::NOT_FOUND,
             Rejection::HandshakeRefused => StatusCode::FORBIDDEN,
             Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::TooLarge | Rejection::EventTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -97,7 +94,7 @@ impl Rejection {
     /// The stable error code in the JSON body and the metrics.
     pub(super) fn code(&self) -> &'static str {
         match self {
-            Rejection::UnknownSource { .. } => "unknown_source",
+            Rejection::UnknownSource => "unknown_source",
             Rejection::HandshakeRefused => "handshake_refused",
             Rejection::MethodNotAllowed { .. } => "method_not_allowed",
             Rejection::TooLarge => "body_too_large",
@@ -115,8 +112,10 @@ impl Rejection {
     /// the body, or an upstream error.
     pub(super) fn message(&self, max_body_bytes: usize) -> String {
         match self {
-            Rejection::UnknownSource { names } => {
-                format!("unknown endpoint: POST to /webhooks/<endpoint>, one of {names}")
+            // The endpoints configured here are not listed: their names are the
+            // operator's, not for whoever is knocking.
+            Rejection::UnknownSource => {
+                "unknown endpoint: POST to /webhooks/<endpoint>, an endpoint configured here".into()
             }
             Rejection::HandshakeRefused => "a handshake is accepted only while the endpoint has \
                  no secret: re-arm the endpoint to accept a new one"
