@@ -45,9 +45,12 @@ pub struct ReplayArgs {
     /// Which time the window is on.
     #[arg(long, value_enum, default_value = "received-at")]
     by: ByName,
-    /// Only events of this source (repeatable).
+    /// Only events of this source, the tool (repeatable).
     #[arg(long = "source")]
     sources: Vec<String>,
+    /// Only events posted to this endpoint (repeatable): one of two accounts of a tool.
+    #[arg(long = "endpoint")]
+    endpoints: Vec<String>,
     /// Only events of this type, a glob such as `key_result.*` (repeatable).
     #[arg(long = "type")]
     types: Vec<String>,
@@ -76,7 +79,7 @@ pub struct ReplayArgs {
     /// Go on with an interrupted replay, after its checkpoint: its archive, selection,
     /// targets and queues are the checkpoint's (only --rate may change).
     #[arg(long, conflicts_with_all = [
-        "from", "since", "until", "sources", "types", "ids", "entity", "to",
+        "from", "since", "until", "sources", "endpoints", "types", "ids", "entity", "to",
         "all_types", "dry_run", "force", "queue_urls",
     ])]
     resume: Option<String>,
@@ -229,6 +232,7 @@ fn selection(args: &ReplayArgs) -> Result<Selection> {
             ByName::OccurredAt => By::OccurredAt,
         },
         sources: args.sources.clone(),
+        endpoints: args.endpoints.clone(),
         types: args.types.clone(),
         ids: ids(&args.ids)?,
         entity: args.entity.clone(),

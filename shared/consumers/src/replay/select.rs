@@ -36,6 +36,9 @@ pub struct Selection {
     /// Sources, by name.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// Endpoints, by name (an event from before endpoints is its source's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
     /// Event types, as globs (`key_result.*`).
     #[serde(default)]
     pub types: Vec<String>,
@@ -73,6 +76,9 @@ pub struct Head<'a> {
     /// `source`.
     #[serde(borrow)]
     pub source: Cow<'a, str>,
+    /// `endpoint`, absent in events from before endpoints.
+    #[serde(borrow, default)]
+    pub endpoint: Option<Cow<'a, str>>,
     /// `type`.
     #[serde(rename = "type", borrow)]
     pub event_type: Cow<'a, str>,
@@ -145,6 +151,10 @@ impl Filter {
         s.since.is_none_or(|since| at >= since)
             && s.until.is_none_or(|until| at < until)
             && (s.sources.is_empty() || s.sources.iter().any(|x| *x == head.source))
+            && (s.endpoints.is_empty() || {
+                let endpoint = head.endpoint.as_deref().unwrap_or(&head.source);
+                s.endpoints.iter().any(|x| x == endpoint)
+            })
             && (self.types.is_empty() || self.types.iter().any(|t| t.matches(&head.event_type)))
             && (self.ids.is_empty() || self.ids.contains(head.id.as_ref()))
             && s.entity
@@ -170,5 +180,31 @@ impl Filter {
                 None,
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(line: &str) -> Head<'_> {
+        serde_json::from_str(line).unwrap()
+    }
+
+    #[test]
+    fn an_endpoint_filter_takes_its_endpoint_and_an_older_event_by_its_source() {
+        let filter = Filter::new(&Selection {
+            endpoints: vec!["hr-eu".into(), "peopleforce".into()],
+            ..Selection::default()
+        });
+        let line = |endpoint: &str| {
+            format!(
+                r#"{{"id":"evt_1","source":"peopleforce",{endpoint}"type":"employee.created","received_at":"2026-12-05T10:00:00Z","occurred_at":"2026-12-05T10:00:00Z"}}"#
+            )
+        };
+        assert!(filter.matches(&head(&line(r#""endpoint":"hr-eu","#))));
+        assert!(!filter.matches(&head(&line(r#""endpoint":"hr-us","#))));
+        // From before endpoints: its endpoint is its source.
+        assert!(filter.matches(&head(&line(""))));
     }
 }
