@@ -421,7 +421,7 @@ pub const DATA_PRESETS: [&str; 13] = [
 ];
 
 /// A preset's sample body, made fresh where the vendor signs a time in the body
-/// (Linear's `webhookTimestamp`, within 60 s of now).
+/// (Linear's `webhookTimestamp`, within 60 s of now; Lever's `triggeredAt`, 300 s).
 pub fn preset_body(preset: &str, now_ms: i64) -> Vec<u8> {
     let dir = format!("{}/../events/bodies/{preset}", env!("CARGO_MANIFEST_DIR"));
     let file = std::fs::read_dir(&dir)
@@ -430,9 +430,14 @@ pub fn preset_body(preset: &str, now_ms: i64) -> Vec<u8> {
         .find(|path| path.extension().is_some_and(|e| e == "json"))
         .unwrap_or_else(|| panic!("no sample body in {dir}"));
     let body = std::fs::read(&file).unwrap();
-    if preset == "linear" {
+    let fresh = match preset {
+        "linear" => Some("webhookTimestamp"),
+        "lever" => Some("triggeredAt"),
+        _ => None,
+    };
+    if let Some(field) = fresh {
         let mut value: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        value["webhookTimestamp"] = now_ms.into();
+        value[field] = now_ms.into();
         return serde_json::to_vec(&value).unwrap();
     }
     body

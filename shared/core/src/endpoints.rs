@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -143,6 +144,22 @@ impl Endpoints {
     /// Read an endpoints document: `{"endpoints": {"<name>": {"preset": ...} | {"scheme":
     /// ..., "mapping": ...}}}`. The four built-in endpoints stay unless it redefines them.
     pub fn parse(text: &str) -> Result<Endpoints, EndpointsError> {
+        // The document is read again on every cache refresh (every 5 s in `serve`): the
+        // same text gives the endpoints already made, so declared providers are made
+        // (and kept) once per version of the document, not once per read.
+        static LAST: Mutex<Option<(String, Endpoints)>> = Mutex::new(None);
+        let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((seen, endpoints)) = last.as_ref()
+            && seen == text
+        {
+            return Ok(endpoints.clone());
+        }
+        let endpoints = Endpoints::parse_new(text)?;
+        *last = Some((text.to_owned(), endpoints.clone()));
+        Ok(endpoints)
+    }
+
+    fn parse_new(text: &str) -> Result<Endpoints, EndpointsError> {
         let document: RawDocument = serde_json::from_str(text)
             .map_err(|error| EndpointsError::Document(error.to_string()))?;
         let mut endpoints = Endpoints::builtin();
@@ -259,8 +276,8 @@ impl Endpoints {
     }
 }
 
-/// A declared provider kept for the life of the process: documents are read at start-up
-/// and when they change, so this is a few kilobytes per edit.
+/// A declared provider kept for the life of the process: a document is parsed once per
+/// version of its text ([`Endpoints::parse`]), so this is a few kilobytes per edit.
 fn leak(declared: Declared) -> &'static dyn Provider {
     Box::leak(Box::new(declared))
 }

@@ -109,7 +109,7 @@ fn every_algorithm_encoding_key_format_and_template_round_trips() {
                     let scheme = json!({
                         "header": "X-Sig", "algorithm": algorithm, "encoding": encoding,
                         "prefix": "v1=", "signed": template, "key": key_format,
-                        "timestamp": {"header": "X-Time", "unit": "s", "tolerance_s": 300},
+                        "timestamp": {"header": "X-Time", "unit": "s"},
                         "id": {"header": "X-Id"},
                     });
                     let endpoint = endpoint_with(scheme);
@@ -629,12 +629,12 @@ fn the_github_preset_verifies_githubs_documented_test_vector() {
 #[test]
 fn lever_signs_in_the_body_over_its_token_and_time() {
     let lever = Endpoint::of_source("lever".parse().unwrap()).unwrap();
-    let body = br#"{"token":"3a1b","triggeredAt":1764928800000,"event":"candidateHired","signature":"","data":{"opportunityId":"o-1"}}"#;
+    let body = br#"{"token":"3a1b","triggeredAt":1764950400000,"event":"candidateHired","signature":"","data":{"opportunityId":"o-1"}}"#;
     let secret = SigningSecret::new("lever-token");
     let (signed, sent) = sign_delivery(lever.provider(), &secret, body, "", NOW).unwrap();
     assert!(signed.is_empty(), "no header: the signature is in the body");
     let sent_json: Value = serde_json::from_slice(&sent).unwrap();
-    let expected = hand_signature("sha256", b"lever-token", b"3a1b1764928800000", "hex", "");
+    let expected = hand_signature("sha256", b"lever-token", b"3a1b1764950400000", "hex", "");
     assert_eq!(sent_json["signature"], expected);
     let secrets = [secret];
     assert_eq!(
@@ -646,4 +646,74 @@ fn lever_signs_in_the_body_over_its_token_and_time() {
         Err(VerifyError::MissingField("/signature")),
         "the sample's empty signature is no signature"
     );
+    // Lever signs only its token and time, so a copy is held to five minutes; and a
+    // time sent as a string (digits moved between it and the token) is refused.
+    let later = OffsetDateTime::from_unix_timestamp(NOW + 301).unwrap();
+    assert!(matches!(
+        verify(lever.provider(), &secrets, &HeaderMap::new(), &sent, later),
+        Err(VerifyError::TimestampOutOfTolerance { tolerance: 300, .. })
+    ));
+    let mut shifted = sent_json.clone();
+    shifted["token"] = "3a1b1".into();
+    shifted["triggeredAt"] = "764950400000".into();
+    assert!(matches!(
+        verify(
+            lever.provider(),
+            &secrets,
+            &HeaderMap::new(),
+            &serde_json::to_vec(&shifted).unwrap(),
+            now()
+        ),
+        Err(VerifyError::MalformedHeader { .. })
+    ));
+}
+
+#[test]
+fn a_scheme_whose_signature_would_not_tie_it_to_the_delivery_is_refused() {
+    for (scheme, expected) in [
+        (
+            r#"{"header": "X-S", "algorithm": "sha256", "encoding": "hex", "signed": ""}"#,
+            "scheme.signed: must include {body}",
+        ),
+        (
+            r#"{"header": "X-S", "algorithm": "sha256", "encoding": "hex", "signed": "{method}"}"#,
+            "scheme.signed: must include {body}",
+        ),
+        (
+            r#"{"pointer": "/sig", "algorithm": "sha256", "encoding": "hex"}"#,
+            "scheme.signed: cannot include {body} when the signature is in the body",
+        ),
+        (
+            r#"{"pointer": "/sig", "algorithm": "sha256", "encoding": "hex", "signed": "fixed"}"#,
+            "scheme.signed: must include {id} or {timestamp}",
+        ),
+        (
+            r#"{"header": "X-S", "algorithm": "sha256", "encoding": "hex",
+                "timestamp": {"header": "X-T", "tolerance_s": 300}}"#,
+            "scheme.timestamp.tolerance_s: the timestamp is not signed",
+        ),
+    ] {
+        let document = format!(r#"{{"endpoints": {{"e": {{"scheme": {scheme}}}}}}}"#);
+        let error = Endpoints::parse(&document).unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!("endpoint \"e\": {expected}")),
+            "{error}"
+        );
+    }
+}
+
+/// An id header the signature does not cover cannot make a replayed copy a new event:
+/// the event id is then made from the body.
+#[test]
+fn only_a_signed_delivery_id_makes_the_event_id() {
+    let github = Endpoint::of_source("github".parse().unwrap()).unwrap();
+    let body = br#"{"action":"opened"}"#;
+    let secret = SigningSecret::new("s");
+    let mut signed = okr_core::sign(github.provider(), &secret, body, "", NOW).unwrap();
+    signed.retain(|(name, _)| !name.eq_ignore_ascii_case("x-github-delivery"));
+    let first = headers(&[signed.clone(), vec![("X-GitHub-Delivery", "one".into())]].concat());
+    let copy = headers(&[signed, vec![("X-GitHub-Delivery", "two".into())]].concat());
+    let a = normalize(&github, &first, body, now()).unwrap();
+    let b = normalize(&github, &copy, body, now()).unwrap();
+    assert_eq!(a.id, b.id);
 }

@@ -36,6 +36,7 @@ impl FileSecretStore {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
+        let _writing = lock_for_writing(path)?;
         let mut document = match std::fs::read_to_string(path) {
             Ok(text) => match serde_json::from_str::<Value>(&text) {
                 Ok(Value::Object(map)) => map,
@@ -79,6 +80,7 @@ impl FileSecretStore {
     /// Remove `endpoint`'s secret, so its next handshake is accepted (`endpoints
     /// rearm`). Returns whether it had one.
     pub fn forget(path: &Path, endpoint: Source) -> std::io::Result<bool> {
+        let _writing = lock_for_writing(path)?;
         let mut document = read_document(path)?;
         let had = document.remove(endpoint.as_str()).is_some();
         if had {
@@ -101,12 +103,33 @@ fn read_document(path: &Path) -> std::io::Result<Map<String, Value>> {
     }
 }
 
-/// Write the document whole: to a private temporary file, synced, then renamed over the
-/// old one, so a crash leaves the old file or the new, never half of one.
+/// An exclusive lock on `<path>.lock`, held while a document is read, changed and
+/// written: `serve`'s handshakes and the `endpoints` commands (other processes) take
+/// turns, so no write is lost. Released when the file is dropped.
+fn lock_for_writing(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(PathBuf::from(name))?;
+    file.lock()?;
+    Ok(file)
+}
+
+/// Write the document whole: to a private temporary file of this writer's own, synced,
+/// then renamed over the old one, so a crash leaves the old file or the new, never half
+/// of one. Callers hold [`lock_for_writing`].
 fn write_document(path: &Path, document: &Map<String, Value>) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(document).map_err(std::io::Error::other)?;
-    let temporary = path.with_extension("json.tmp");
-    let _ = std::fs::remove_file(&temporary);
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(
+        ".{}-{:016x}.tmp",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let temporary = PathBuf::from(name);
     write_private(&temporary, text.as_bytes())?;
     std::fs::rename(&temporary, path)?;
     if let Some(parent) = path.parent()
@@ -156,6 +179,7 @@ impl SecretWriter for FileSecretStore {
         let path = self.path.clone();
         let secret = secret.expose().to_owned();
         let adopted = tokio::task::spawn_blocking(move || {
+            let _writing = lock_for_writing(&path)?;
             let mut document = read_document(&path)?;
             let has_one = match document.get(endpoint.as_str()) {
                 Some(Value::String(text)) => !text.is_empty(),
@@ -195,6 +219,12 @@ impl EndpointsFile {
     /// rename), so an entry that does not validate never takes effect. An existing name
     /// is refused.
     pub fn add(&self, name: &str, entry: Value) -> Result<Endpoints, String> {
+        if let Some(parent) = self.path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        let _writing = lock_for_writing(&self.path)
+            .map_err(|e| format!("cannot lock {}: {e}", self.path.display()))?;
         let mut document = match std::fs::read_to_string(&self.path) {
             Ok(text) => serde_json::from_str::<Value>(&text)
                 .map_err(|e| format!("{} is not JSON: {e}", self.path.display()))?,

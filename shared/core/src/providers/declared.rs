@@ -277,6 +277,48 @@ impl Scheme {
                 "uses {id} but the scheme has no id",
             ));
         }
+        // What the MAC covers must tie it to this delivery: a header signature covers
+        // the body; a signature carried in the body cannot cover the body, so it covers
+        // the delivery's id or time (and the body is then not signed: Lever's way).
+        let body_signed = template.contains(&Token::Body);
+        match (&signature, body_signed) {
+            (Located::Header(_), false) => {
+                return Err(field_error(
+                    format!("{field}.signed"),
+                    "must include {body}: a signature that does not cover the body would \
+                     verify any body",
+                ));
+            }
+            (Located::Pointer(_), true) => {
+                return Err(field_error(
+                    format!("{field}.signed"),
+                    "cannot include {body} when the signature is in the body (the body \
+                     cannot sign itself); sign the delivery's {id} or {timestamp}",
+                ));
+            }
+            (Located::Pointer(_), false)
+                if !template.contains(&Token::Id) && !template.contains(&Token::Timestamp) =>
+            {
+                return Err(field_error(
+                    format!("{field}.signed"),
+                    "must include {id} or {timestamp}: a signature over fixed text would \
+                     verify any delivery",
+                ));
+            }
+            _ => {}
+        }
+        // An age is worth checking only on a timestamp the signature covers.
+        if let Some(stamp) = &timestamp {
+            let signed_time = template.contains(&Token::Timestamp)
+                || (matches!(stamp.at, Located::Pointer(_)) && body_signed);
+            if stamp.tolerance_s.is_some() && !signed_time {
+                return Err(field_error(
+                    format!("{field}.timestamp.tolerance_s"),
+                    "the timestamp is not signed (put {timestamp} in \"signed\", or read it \
+                     from the signed body), so its age proves nothing",
+                ));
+            }
+        }
         let text =
             |value: Option<String>, name: &str| -> Result<Option<&'static str>, FieldError> {
                 match value {
@@ -393,6 +435,19 @@ impl Scheme {
         let timestamp = match &self.timestamp {
             Some(stamp) => {
                 let text = value_of(&stamp.at)?;
+                // A time in the body is a JSON integer: a string could move digits
+                // between it and a field signed beside it.
+                if let Located::Pointer(pointer) = stamp.at
+                    && !document
+                        .as_ref()
+                        .and_then(|doc| doc.pointer(pointer))
+                        .is_some_and(|v| v.is_i64() || v.is_u64())
+                {
+                    return Err(VerifyError::MalformedHeader {
+                        header: pointer,
+                        reason: "expected a Unix timestamp as a JSON integer",
+                    });
+                }
                 let value: i64 = text
                     .trim()
                     .parse()
@@ -525,7 +580,7 @@ impl Scheme {
                 ..
             }) => {
                 let text = if *millis {
-                    (timestamp * 1000).to_string()
+                    timestamp.saturating_mul(1000).to_string()
                 } else {
                     timestamp.to_string()
                 };
@@ -601,9 +656,17 @@ impl Scheme {
         serde_json::to_vec(&document).ok()
     }
 
-    /// The delivery id, when the scheme reads one.
+    /// The delivery id, when the scheme reads one that the signature covers (an id
+    /// anyone could change would make a replayed copy a new event; without one the
+    /// event id is made from the body).
     pub fn delivery_id<'h>(&self, headers: &'h HeaderMap, body: &'h [u8]) -> Option<Cow<'h, [u8]>> {
-        match self.id.as_ref()? {
+        let id = self.id.as_ref()?;
+        let signed = self.template.contains(&Token::Id)
+            || (matches!(id, Located::Pointer(_)) && self.template.contains(&Token::Body));
+        if !signed {
+            return None;
+        }
+        match id {
             Located::Header(name) => headers
                 .get(*name)
                 .and_then(|v| v.to_str().ok())
@@ -973,7 +1036,7 @@ fn time_of(value: &Json<'_>) -> Option<OffsetDateTime> {
         Json::Number(n) => n.as_i64()?,
         _ => return None,
     };
-    let seconds = if n.abs() >= 1_000_000_000_000 {
+    let seconds = if n.unsigned_abs() >= 1_000_000_000_000 {
         n.div_euclid(1000)
     } else {
         n

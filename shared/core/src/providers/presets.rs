@@ -47,6 +47,14 @@ pub fn parse(text: &str) -> Result<Declared, FieldError> {
         field: "preset".into(),
         reason: error.to_string(),
     })?;
+    if let Some(header) = &document.handshake
+        && http::HeaderName::from_bytes(header.as_bytes()).is_err()
+    {
+        return Err(FieldError {
+            field: "handshake".into(),
+            reason: "not a valid header name".into(),
+        });
+    }
     let scheme = Scheme::parse(&document.scheme, "scheme")?;
     let mapping = match &document.mapping {
         Some(mapping) => Mapping::parse(mapping, "mapping")?,
