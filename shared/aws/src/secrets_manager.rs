@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 
 use okr_core::Source;
-use okr_core::signing::SigningSecret;
+use okr_core::signing::{SigningSecret, has_secret};
 use okr_pipeline::secrets::{Adopted, FromSecret, SecretStore, SecretWriter, SecretsError};
 use serde_json::Value;
 
@@ -72,13 +72,7 @@ impl SecretWriter for SecretsManagerStore {
                 ));
             }
         };
-        let has_one = match document.get(endpoint.as_str()) {
-            Some(Value::String(text)) => !text.is_empty(),
-            Some(Value::Array(list)) => !list.is_empty(),
-            Some(_) => true,
-            None => false,
-        };
-        if has_one {
+        if has_secret(document.get(endpoint.as_str())) {
             return Ok(Adopted::AlreadySet);
         }
         document.insert(

@@ -256,9 +256,12 @@ impl Endpoints {
 
     /// The endpoint of this name.
     pub fn get(&self, name: &str) -> Option<Endpoint> {
-        // Names from requests are not interned: anyone can make them up.
-        let name = Source::known(name)?;
-        self.by_name.get(&name).copied()
+        // Compared as text: a name from a request is neither interned (anyone can make
+        // them up) nor looked up in the shared set of names (a lock on every request).
+        self.by_name
+            .iter()
+            .find(|(known, _)| known.as_str() == name)
+            .map(|(_, endpoint)| *endpoint)
     }
 
     /// Every endpoint, by name.

@@ -142,6 +142,17 @@ impl SigningSecrets {
     }
 }
 
+/// Whether an entry of the signing-secrets document gives its endpoint a secret: a
+/// non-empty text or list (a handshake is kept only for an endpoint without one).
+pub fn has_secret(entry: Option<&Value>) -> bool {
+    match entry {
+        Some(Value::String(text)) => !text.is_empty(),
+        Some(Value::Array(list)) => !list.is_empty(),
+        Some(_) => true,
+        None => false,
+    }
+}
+
 /// The signing-secrets document is not in the documented format. The text never quotes
 /// a secret value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

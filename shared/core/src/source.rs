@@ -53,13 +53,6 @@ impl Source {
         Ok(Source(intern(name)))
     }
 
-    /// The source of this name when the name is already known to this process (built
-    /// in, or interned from the configuration or an event), without storing a new
-    /// one: for names from requests, which anyone can make up.
-    pub fn known(name: &str) -> Option<Source> {
-        lookup(name).map(Source)
-    }
-
     /// Whether it is one of the four built-in providers.
     pub fn is_builtin(self) -> bool {
         Source::ALL.contains(&self)
@@ -113,19 +106,12 @@ impl<'de> Deserialize<'de> for Source {
     }
 }
 
-fn lookup(name: &str) -> Option<&'static str> {
-    if let Some(builtin) = Source::ALL.iter().find(|s| s.0 == name) {
-        return Some(builtin.0);
-    }
-    let names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
-    names.as_ref().and_then(|names| names.get(name).copied())
-}
-
 static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
 
 /// The one stored copy of `name`. Names are checked first ([`check_name`]: at most 64
-/// bytes), and only names from the endpoints document and the events it produced reach
-/// here, so the set stays small.
+/// bytes), and only names from the endpoints document, the secrets document and the
+/// events they produced reach here (never a name from a request), so the set stays
+/// small.
 pub(crate) fn intern(name: &str) -> &'static str {
     if let Some(builtin) = Source::ALL.iter().find(|s| s.0 == name) {
         return builtin.0;

@@ -407,7 +407,10 @@ fn the_example_mapping_normalizes_as_documented() {
     assert_eq!(event.event_type, "goals.goal_archived");
     assert!(schema().is_valid(&serde_json::to_value(&event).unwrap()));
 
-    // A pointer that finds nothing leaves the field empty.
+    // A pointer that finds nothing, null or an empty string leaves the field empty.
+    let blank = br#"{"event":"goal.done","goal":{"id":"","progress":null}}"#;
+    let event = normalize(&goals, &HeaderMap::new(), blank, now()).unwrap();
+    assert_eq!((event.entity.id, event.progress), (None, None));
     let sparse = br#"{"event":"goal.done"}"#;
     let event = normalize(&goals, &HeaderMap::new(), sparse, now()).unwrap();
     assert_eq!(event.event_type, "key_result.completed");

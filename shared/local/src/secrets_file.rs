@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 
 use okr_core::Source;
 use okr_core::endpoints::Endpoints;
-use okr_core::signing::SigningSecret;
+use okr_core::signing::{SigningSecret, has_secret};
 use okr_pipeline::secrets::{
     Adopted, FromSecret, SecretStore, SecretWriter, SecretsError, SigningSecrets,
 };
@@ -181,13 +181,7 @@ impl SecretWriter for FileSecretStore {
         let adopted = tokio::task::spawn_blocking(move || {
             let _writing = lock_for_writing(&path)?;
             let mut document = read_document(&path)?;
-            let has_one = match document.get(endpoint.as_str()) {
-                Some(Value::String(text)) => !text.is_empty(),
-                Some(Value::Array(list)) => !list.is_empty(),
-                Some(_) => true,
-                None => false,
-            };
-            if has_one {
+            if has_secret(document.get(endpoint.as_str())) {
                 return Ok(Adopted::AlreadySet);
             }
             document.insert(endpoint.as_str().to_owned(), Value::String(secret));

@@ -129,10 +129,12 @@ impl Ingest {
     /// Fetch the signing secrets and the endpoints before the first delivery
     /// (start-up). A failure is logged and retried by the first delivery.
     pub async fn warm_up(&self) {
-        if let Err(error) = self.secrets.current().await {
+        // Side by side: start-up waits for the slower of the two reads, not their sum.
+        let (secrets, endpoints) = tokio::join!(self.secrets.current(), self.endpoints.current());
+        if let Err(error) = secrets {
             tracing::warn!(error = %okr_core::error_chain(&error), "could not prefetch the signing secrets");
         }
-        if let Err(error) = self.endpoints.current().await {
+        if let Err(error) = endpoints {
             tracing::error!(error = %okr_core::error_chain(&error), "could not read the endpoints document");
         }
     }

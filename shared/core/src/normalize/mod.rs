@@ -70,7 +70,7 @@ pub fn normalize(
         Some(mapped) => mapped?,
         None => provider.parts(object),
     };
-    let delivery_id = provider.delivery_id(headers, body);
+    let delivery_id = provider.delivery_id(headers, &read);
     // The clock is ours; a time RFC 3339 cannot write in UTC (year 10000) is a bug.
     let received_at = crate::event::utc(received_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let event_type = parts.event_type.unwrap_or_else(|| UNKNOWN_TYPE.to_owned());

@@ -174,6 +174,34 @@ fn located(
     }
 }
 
+/// The value named `text` among `choices`, for the field `<field>.<what>` (the key
+/// format's field is `key`): `unknown algorithm "md5" (expected sha1, sha256 or
+/// sha512)`, or `required` when absent.
+fn one_of<T: Copy>(
+    text: Option<&str>,
+    field: &str,
+    what: &str,
+    choices: &[(&str, T)],
+) -> Result<T, FieldError> {
+    let name = what.split(' ').next().unwrap_or(what);
+    let Some(text) = text else {
+        return Err(field_error(format!("{field}.{name}"), "required"));
+    };
+    if let Some((_, value)) = choices.iter().find(|(choice, _)| *choice == text) {
+        return Ok(*value);
+    }
+    let names: Vec<&str> = choices.iter().map(|(choice, _)| *choice).collect();
+    let expected = match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    Err(field_error(
+        format!("{field}.{name}"),
+        format!("unknown {what} \"{text}\" (expected {expected})"),
+    ))
+}
+
 /// A JSON Pointer (RFC 6901): empty, or `/` segments where `~` is only `~0` or `~1`.
 pub fn check_pointer(pointer: &str) -> Result<(), String> {
     if !pointer.is_empty() && !pointer.starts_with('/') {
@@ -197,56 +225,41 @@ impl Scheme {
     pub fn parse(value: &Value, field: &str) -> Result<Scheme, FieldError> {
         let raw: RawScheme = read(value, field)?;
         let signature = located(raw.header, raw.pointer, field)?;
-        let algorithm = match raw.algorithm.as_deref() {
-            Some("sha1") => Algorithm::Sha1,
-            Some("sha256") => Algorithm::Sha256,
-            Some("sha512") => Algorithm::Sha512,
-            Some(other) => {
-                return Err(field_error(
-                    format!("{field}.algorithm"),
-                    format!("unknown algorithm \"{other}\" (expected sha1, sha256 or sha512)"),
-                ));
-            }
-            None => return Err(field_error(format!("{field}.algorithm"), "required")),
-        };
-        let encoding = match raw.encoding.as_deref() {
-            Some("hex") => Encoding::Hex,
-            Some("base64") => Encoding::Base64,
-            Some(other) => {
-                return Err(field_error(
-                    format!("{field}.encoding"),
-                    format!("unknown encoding \"{other}\" (expected hex or base64)"),
-                ));
-            }
-            None => return Err(field_error(format!("{field}.encoding"), "required")),
-        };
-        let key = match raw.key.as_deref().unwrap_or("utf8") {
-            "utf8" => KeyFormat::Utf8,
-            "base64" => KeyFormat::Base64,
-            "hex" => KeyFormat::Hex,
-            "whsec" => KeyFormat::Whsec,
-            other => {
-                return Err(field_error(
-                    format!("{field}.key"),
-                    format!("unknown key format \"{other}\" (expected utf8, base64, hex or whsec)"),
-                ));
-            }
-        };
+        use Algorithm::{Sha1, Sha256, Sha512};
+        let algorithm = one_of(
+            raw.algorithm.as_deref(),
+            field,
+            "algorithm",
+            &[("sha1", Sha1), ("sha256", Sha256), ("sha512", Sha512)],
+        )?;
+        let encoding = one_of(
+            raw.encoding.as_deref(),
+            field,
+            "encoding",
+            &[("hex", Encoding::Hex), ("base64", Encoding::Base64)],
+        )?;
+        let key = one_of(
+            Some(raw.key.as_deref().unwrap_or("utf8")),
+            field,
+            "key format",
+            &[
+                ("utf8", KeyFormat::Utf8),
+                ("base64", KeyFormat::Base64),
+                ("hex", KeyFormat::Hex),
+                ("whsec", KeyFormat::Whsec),
+            ],
+        )?;
         let template = parse_template(raw.signed.as_deref().unwrap_or("{body}"))
             .map_err(|reason| field_error(format!("{field}.signed"), reason))?;
         let timestamp = match raw.timestamp {
             Some(stamp) => {
                 let at = located(stamp.header, stamp.pointer, &format!("{field}.timestamp"))?;
-                let millis = match stamp.unit.as_deref().unwrap_or("s") {
-                    "s" => false,
-                    "ms" => true,
-                    other => {
-                        return Err(field_error(
-                            format!("{field}.timestamp.unit"),
-                            format!("unknown unit \"{other}\" (expected s or ms)"),
-                        ));
-                    }
-                };
+                let millis = one_of(
+                    Some(stamp.unit.as_deref().unwrap_or("s")),
+                    &format!("{field}.timestamp"),
+                    "unit",
+                    &[("s", false), ("ms", true)],
+                )?;
                 if stamp.tolerance_s.is_some_and(|t| t <= 0) {
                     return Err(field_error(
                         format!("{field}.timestamp.tolerance_s"),
@@ -422,12 +435,7 @@ impl Scheme {
                 Located::Header(name) => single_header(headers, name).map(Cow::Borrowed),
                 Located::Pointer(pointer) => document
                     .as_ref()
-                    .and_then(|doc| doc.pointer(pointer))
-                    .and_then(|value| match value {
-                        Value::String(s) if !s.is_empty() => Some(s.clone()),
-                        Value::Number(n) => Some(n.to_string()),
-                        _ => None,
-                    })
+                    .and_then(|doc| field_text(doc, pointer))
                     .map(Cow::Owned)
                     .ok_or(VerifyError::MissingField(pointer)),
             }
@@ -504,11 +512,13 @@ impl Scheme {
         })
     }
 
+    /// Whether verifying reads a field of the body (an id that is not signed is read
+    /// only by normalization, from the body it parses anyway).
     fn needs_body(&self) -> bool {
         let pointer = |at: &Located| matches!(at, Located::Pointer(_));
         pointer(&self.signature)
             || self.timestamp.as_ref().is_some_and(|s| pointer(&s.at))
-            || self.id.as_ref().is_some_and(pointer)
+            || (self.template.contains(&Token::Id) && self.id.as_ref().is_some_and(pointer))
     }
 
     fn malformed_reason(&self) -> &'static str {
@@ -565,11 +575,7 @@ impl Scheme {
         let from_body = |pointer: &str| -> String {
             document
                 .as_ref()
-                .and_then(|doc| doc.pointer(pointer))
-                .map(|value| match value {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
+                .and_then(|doc| field_text(doc, pointer))
                 .unwrap_or_default()
         };
         let mut headers = Vec::new();
@@ -638,10 +644,7 @@ impl Scheme {
         };
         let mut document: Value = serde_json::from_slice(body).ok()?;
         let read = |at: &Option<Located>| match at {
-            Some(Located::Pointer(p)) => document.pointer(p).map(|v| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            }),
+            Some(Located::Pointer(p)) => field_text(&document, p),
             _ => None,
         };
         let timestamp = read(&self.timestamp.as_ref().map(|s| s.at.clone())).unwrap_or_default();
@@ -659,7 +662,11 @@ impl Scheme {
     /// The delivery id, when the scheme reads one that the signature covers (an id
     /// anyone could change would make a replayed copy a new event; without one the
     /// event id is made from the body).
-    pub fn delivery_id<'h>(&self, headers: &'h HeaderMap, body: &'h [u8]) -> Option<Cow<'h, [u8]>> {
+    pub fn delivery_id<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        body: &Json<'_>,
+    ) -> Option<Cow<'h, [u8]>> {
         let id = self.id.as_ref()?;
         let signed = self.template.contains(&Token::Id)
             || (matches!(id, Located::Pointer(_)) && self.template.contains(&Token::Body));
@@ -671,15 +678,22 @@ impl Scheme {
                 .get(*name)
                 .and_then(|v| v.to_str().ok())
                 .map(|id| Cow::Borrowed(id.as_bytes())),
-            Located::Pointer(pointer) => {
-                let document: Value = serde_json::from_slice(body).ok()?;
-                match document.pointer(pointer)? {
-                    Value::String(s) if !s.is_empty() => Some(Cow::Owned(s.clone().into_bytes())),
-                    Value::Number(n) => Some(Cow::Owned(n.to_string().into_bytes())),
-                    _ => None,
-                }
-            }
+            // Read from the body normalization has already parsed.
+            Located::Pointer(pointer) => body
+                .pointer(pointer)
+                .and_then(text)
+                .map(|id| Cow::Owned(id.into_bytes())),
         }
+    }
+}
+
+/// A body field as text: a non-empty string as it is, a number as written; anything
+/// else is no value. The signer and the verifier read fields the same way.
+fn field_text(document: &Value, pointer: &str) -> Option<String> {
+    match document.pointer(pointer)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
@@ -903,14 +917,14 @@ impl Mapping {
         })
     }
 
-    /// The event's parts from `body`. A pointer that finds nothing (or null) leaves its
-    /// field empty; a value of the wrong type is an error. `endpoint` names the types
+    /// The event's parts from `body`. A pointer that finds nothing (null, or an empty
+    /// string) leaves its field empty; a value of the wrong type is an error. `endpoint` names the types
     /// of events `types` does not list: `<endpoint>.<event name>`.
     pub fn parts(&self, body: &Json<'_>, endpoint: &str) -> Result<Parts, MappingError> {
         let at = |pointer: Option<&'static str>| {
             pointer
                 .and_then(|p| body.pointer(p))
-                .filter(|v| !v.is_null())
+                .filter(|v| !v.is_null() && v.as_str() != Some(""))
         };
         let text_at = |pointer: Option<&'static str>,
                        field: &'static str|
@@ -1243,7 +1257,7 @@ impl Provider for Declared {
         Some(self.mapping.parts(body, endpoint))
     }
 
-    fn delivery_id<'h>(&self, headers: &'h HeaderMap, body: &'h [u8]) -> Option<Cow<'h, [u8]>> {
+    fn delivery_id<'h>(&self, headers: &'h HeaderMap, body: &Json<'_>) -> Option<Cow<'h, [u8]>> {
         self.scheme.delivery_id(headers, body)
     }
 

@@ -130,8 +130,9 @@ pub trait Provider: Sync {
     }
 
     /// The delivery id that stays the same across retries, when it sends one (the
-    /// event id is made from it instead of the body).
-    fn delivery_id<'h>(&self, _headers: &'h HeaderMap, _body: &'h [u8]) -> Option<Cow<'h, [u8]>> {
+    /// event id is made from it instead of the body); `body` is the body as
+    /// normalization read it.
+    fn delivery_id<'h>(&self, _headers: &'h HeaderMap, _body: &Json<'_>) -> Option<Cow<'h, [u8]>> {
         None
     }
 

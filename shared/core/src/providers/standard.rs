@@ -152,7 +152,11 @@ impl Provider for Standard {
         parts(body)
     }
 
-    fn delivery_id<'h>(&self, headers: &'h HeaderMap, _body: &'h [u8]) -> Option<Cow<'h, [u8]>> {
+    fn delivery_id<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        _body: &crate::json::Json<'_>,
+    ) -> Option<Cow<'h, [u8]>> {
         headers
             .get(ID_HEADER)
             .and_then(|value| value.to_str().ok())
