@@ -12,7 +12,7 @@ usage: python3 tests/local_aws.py [MOTO_URL] [STANDIN_URL] > .lambda.env
 
 Creates the four consumer queues with their dead-letter queues, the signing secret
 holding the test secrets of events/secrets.json, the Slack webhook secret, the
-idempotency table, the progress read model's table, the warehouse bucket, and for email
+idempotency table, the progress read model's and the directory's tables, the warehouse bucket, and for email
 a verified SES sender (okr@example.com) and the recipients secret (manager@example.com,
 summaries and alerts). Running it again reuses what exists.
 """
@@ -75,6 +75,16 @@ try:
     )
 except dynamodb.exceptions.ResourceInUseException:
     pass
+try:
+    # As the template's DirectoryTable: key `key`.
+    dynamodb.create_table(
+        TableName="okr-webhooks-directory",
+        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+except dynamodb.exceptions.ResourceInUseException:
+    pass
 session.client("s3", endpoint_url=url).create_bucket(Bucket="okr-webhooks-warehouse")
 ses = session.client("sesv2", endpoint_url=url)
 try:
@@ -102,6 +112,7 @@ env = {
     "PAGERDUTY_EVENTS_URL": f"{standin}/v2/enqueue",
     "WAREHOUSE_URL": "s3://okr-webhooks-warehouse/prod",
     "PROGRESS_TABLE": "okr-webhooks-progress",
+    "DIRECTORY_TABLE": "okr-webhooks-directory",
     "EMAIL_SENDER": "okr@example.com",
     "EMAIL_RECIPIENTS_SECRET_ID": "okr-webhooks/email-recipients",
 }

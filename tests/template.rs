@@ -470,11 +470,12 @@ fn every_role_grants_only_what_its_function_uses() {
                 &["dynamodb:Scan", "ses:SendEmail"],
             ]
             .concat(),
-            // Conditional puts over the item read; nothing else of the table.
+            // Conditional puts over the item read; the directory scanned (a batch with
+            // HR records reads it whole) and written by conditional puts.
             "progress-projection" => [
                 &logs[..],
                 &consume,
-                &["dynamodb:GetItem", "dynamodb:PutItem"],
+                &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"],
             ]
             .concat(),
             other => panic!("no expected actions for {other}"),

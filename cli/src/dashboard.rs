@@ -10,11 +10,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use okr_aws::directory_dynamodb::DynamoDbDirectory;
 use okr_aws::progress_dynamodb::DynamoDbProgressStore;
+use okr_consumers::directory::DirectoryStore;
 use okr_consumers::progress::ProgressStore;
 
 /// The stack output naming the read model's table.
 const TABLE_OUTPUT: &str = "ProgressTableName";
+/// The stack output naming the directory's table.
+const DIRECTORY_OUTPUT: &str = "DirectoryTableName";
 
 #[derive(Debug, Args)]
 pub struct DashboardArgs {
@@ -40,11 +44,21 @@ pub async fn run(args: DashboardArgs) -> Result<ExitCode> {
         );
     }
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let table = match (args.table, args.stack) {
-        (Some(table), _) => table,
-        (None, Some(stack)) => stack_table(&aws, &stack).await?,
+    let (table, directory_table) = match (args.table, args.stack) {
+        (Some(table), _) => (table, None),
+        (None, Some(stack)) => (
+            stack_output(&aws, &stack, TABLE_OUTPUT).await?,
+            // A stack from before the directory has none: owners are shown as sent.
+            stack_output(&aws, &stack, DIRECTORY_OUTPUT).await.ok(),
+        ),
         (None, None) => bail!("give --table or --stack"),
     };
+    let directory: Option<Arc<dyn DirectoryStore>> = directory_table.map(|table| {
+        Arc::new(DynamoDbDirectory::new(
+            aws_sdk_dynamodb::Client::new(&aws),
+            table,
+        )) as Arc<dyn DirectoryStore>
+    });
     let store: Arc<dyn ProgressStore> = Arc::new(DynamoDbProgressStore::new(
         aws_sdk_dynamodb::Client::new(&aws),
         &table,
@@ -66,6 +80,7 @@ pub async fn run(args: DashboardArgs) -> Result<ExitCode> {
     );
     okr_local::dashboard::serve_alone(
         store,
+        directory,
         listener,
         Duration::from_millis(args.poll_ms),
         crate::serve::shutdown(),
@@ -75,8 +90,8 @@ pub async fn run(args: DashboardArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The table a stack's `ProgressTableName` output names.
-async fn stack_table(aws: &aws_config::SdkConfig, stack: &str) -> Result<String> {
+/// The value of a stack's output `output` (a table's name).
+async fn stack_output(aws: &aws_config::SdkConfig, stack: &str, output: &str) -> Result<String> {
     let described = aws_sdk_cloudformation::Client::new(aws)
         .describe_stacks()
         .stack_name(stack)
@@ -87,8 +102,8 @@ async fn stack_table(aws: &aws_config::SdkConfig, stack: &str) -> Result<String>
         .stacks()
         .iter()
         .flat_map(|s| s.outputs())
-        .find(|o| o.output_key() == Some(TABLE_OUTPUT))
+        .find(|o| o.output_key() == Some(output))
         .and_then(|o| o.output_value())
         .map(str::to_owned)
-        .with_context(|| format!("the stack {stack} has no {TABLE_OUTPUT} output (deployed before 0.4? sam deploy it again)"))
+        .with_context(|| format!("the stack {stack} has no {output} output (deployed before it was added? sam deploy it again)"))
 }

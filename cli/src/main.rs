@@ -5,6 +5,7 @@
 mod apigw_request;
 mod dashboard;
 mod delivery;
+mod directory;
 mod dlq;
 mod endpoints;
 mod normalize;
@@ -52,6 +53,9 @@ enum Command {
     /// The endpoints: list them, add one bound to a preset or a scheme, test one with a
     /// body, re-arm one for its handshake.
     Endpoints(endpoints::EndpointsArgs),
+    /// The directory of people from HR events: list, show, the key results' owners
+    /// nobody matches, link an owner to a person, forget a person.
+    Directory(directory::DirectoryArgs),
     /// Print the signature header line(s) SOURCE would send for the body.
     Sign(sign::SignArgs),
     /// Check a delivery's signature: prints `valid` (exit 0) or the reason (exit 1).
@@ -118,6 +122,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Replay(args) => runtime()?.block_on(replay::run(args)),
         Command::Summary(args) => runtime()?.block_on(summary::run(args)),
         Command::Endpoints(args) => endpoints::run(args),
+        Command::Directory(args) => runtime()?.block_on(directory::run(args)),
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Normalize(args) => normalize::run(args),

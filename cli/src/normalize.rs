@@ -8,7 +8,7 @@ use clap::Args;
 use http::{HeaderName, HeaderValue};
 use time::OffsetDateTime;
 
-use okr_core::routing::{Consumer, notification_view};
+use okr_core::routing::{Consumer, view_for};
 
 use crate::QueueName;
 use std::path::Path;
@@ -37,11 +37,8 @@ pub fn run(args: NormalizeArgs) -> Result<ExitCode> {
     let headers = header_map(args.headers);
     let endpoint = args.delivery.endpoint(Path::new(DEFAULT_DATA_DIR))?;
     let mut event = okr_core::normalize(&endpoint, &headers, &body, received_at)?;
-    if args
-        .queue
-        .is_some_and(|queue| Consumer::from(queue) != Consumer::Warehouse)
-    {
-        event = notification_view(&event)?;
+    if let Some(queue) = args.queue {
+        event = view_for(&event, Consumer::from(queue))?;
     }
     let mut out = io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &event)?;

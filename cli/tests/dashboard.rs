@@ -403,7 +403,8 @@ async fn replay_to_progress_rebuilds_the_read_model_live_processing_built() {
         "{said}{}",
         String::from_utf8_lossy(&replayed.stderr)
     );
-    assert!(said.contains("sent 4 event(s) to progress"), "{said}");
+    // The four about key results and objectives, and the hire (for the directory).
+    assert!(said.contains("sent 5 event(s) to progress"), "{said}");
     eventually("the rebuilt read model", async || {
         progress(&server.base, "").await["total"] == 3
     })

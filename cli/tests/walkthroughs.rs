@@ -383,6 +383,7 @@ fn every_documented_walk_through_runs_as_written() {
         "warehouse.md",
         "email.md",
         "writing-a-scheme.md",
+        "directory.md",
     ] {
         assert!(
             blocks
@@ -396,6 +397,61 @@ fn every_documented_walk_through_runs_as_written() {
     the_functions_on_the_local_stack(&blocks);
     the_warehouse_sink_alone(&blocks);
     a_declared_scheme_and_mapping(&blocks);
+    the_directory(&blocks);
+}
+
+/// docs/directory.md: the seed's hire and a key result through `serve`, the directory
+/// listed, the unresolved owner linked, shown, forgotten.
+fn the_directory(blocks: &[Block]) {
+    let dir = checkout_dir();
+    let mut background = Background::new();
+    let steps = run(
+        &walkthrough(blocks, "directory"),
+        dir.path(),
+        &mut background,
+        Duration::from_millis(1500),
+    );
+    for sent in outputs(&steps, "okr-webhooks send") {
+        assert!(sent.starts_with("202 evt_"), "{sent}");
+    }
+    let lists = outputs(&steps, "okr-webhooks directory list");
+    let john = lists[0]
+        .lines()
+        .find(|l| l.starts_with("John Doe "))
+        .unwrap_or_else(|| panic!("{}", lists[0]));
+    let cells: Vec<&str> = john
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            "John Doe",
+            "john.doe@example.com",
+            "IT",
+            "Senior Developer",
+            "Ross Kate (not in the directory)",
+            "yes"
+        ]
+    );
+    let unresolved = outputs(&steps, "okr-webhooks directory unresolved")[0];
+    assert!(
+        unresolved.starts_with(
+            "Sam Okafor\t1 key result(s)\tno one in the directory has this name or address"
+        ),
+        "{unresolved}"
+    );
+    let linked = outputs(&steps, "okr-webhooks directory link")[0];
+    assert_eq!(linked.trim(), r#"linked "Sam Okafor" to John Doe"#);
+    let show = outputs(&steps, "okr-webhooks directory show")[0];
+    assert!(
+        show.contains("  key results  1\n    Reach 500 weekly active teams (60%,"),
+        "{show}"
+    );
+    let forgot = outputs(&steps, "okr-webhooks directory forget")[0];
+    assert!(forgot.starts_with("forgot 1 person(s); "), "{forgot}");
+    assert!(!lists[1].contains("John Doe"), "{}", lists[1]);
 }
 
 /// docs/writing-a-scheme.md: the example document, `serve`, the endpoint listed,

@@ -375,23 +375,29 @@ pub async fn progress_table(client: &aws_sdk_dynamodb::Client) -> String {
 
 /// An idempotency table as the template declares it (key `id`), named uniquely.
 pub async fn idempotency_table(client: &aws_sdk_dynamodb::Client) -> String {
+    keyed_table(client, "okr-webhooks-idempotency", "id").await
+}
+
+/// A pay-per-request table with the string partition key `key`, named `prefix` and a
+/// unique suffix.
+async fn keyed_table(client: &aws_sdk_dynamodb::Client, prefix: &str, key: &str) -> String {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
-    let table = unique("okr-webhooks-idempotency");
+    let table = unique(prefix);
     client
         .create_table()
         .table_name(&table)
         .key_schema(
             KeySchemaElement::builder()
-                .attribute_name("id")
+                .attribute_name(key)
                 .key_type(KeyType::Hash)
                 .build()
                 .unwrap(),
         )
         .attribute_definitions(
             AttributeDefinition::builder()
-                .attribute_name("id")
+                .attribute_name(key)
                 .attribute_type(ScalarAttributeType::S)
                 .build()
                 .unwrap(),
@@ -499,4 +505,52 @@ pub fn tampered(preset: &str, body: &[u8]) -> Vec<u8> {
     let at = changed.len() / 2;
     changed[at] ^= 0x01;
     changed
+}
+
+/// A directory table as the template declares it (key `key`), named uniquely.
+pub async fn directory_table(client: &aws_sdk_dynamodb::Client) -> String {
+    keyed_table(client, "okr-directory", "key").await
+}
+
+/// What every directory store does: a write names the version it read (none: only
+/// where nothing is), a stale one writes nothing, entries come back with their
+/// versions, and a removal removes (twice is not an error).
+pub async fn directory_store_contract(store: &dyn okr_consumers::directory::DirectoryStore) {
+    use okr_consumers::directory::{Entry, Erased, Link};
+    let link = |person: &str| {
+        Entry::Link(Link {
+            owner: "Sam Okafor".into(),
+            person: person.into(),
+        })
+    };
+    assert!(store.entries().await.unwrap().is_empty());
+    assert!(store.put(&link("person#a#1"), None).await.unwrap());
+    assert!(
+        !store.put(&link("person#a#2"), None).await.unwrap(),
+        "one is there"
+    );
+    assert!(store.put(&link("person#a#2"), Some(1)).await.unwrap());
+    assert!(
+        !store.put(&link("person#a#3"), Some(1)).await.unwrap(),
+        "stale"
+    );
+    let erased = Entry::Erased(Erased {
+        hash: "ab".repeat(32),
+    });
+    assert!(store.put(&erased, None).await.unwrap());
+    let mut entries = store.entries().await.unwrap();
+    entries.sort_by_key(|v| v.entry.key());
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].entry, erased);
+    assert_eq!(entries[0].version, 1);
+    assert_eq!(entries[1].entry, link("person#a#2"));
+    assert_eq!(entries[1].version, 2);
+    store.remove(&link("x").key()).await.unwrap();
+    store.remove(&link("x").key()).await.unwrap();
+    let entries = store.entries().await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert!(
+        store.put(&link("person#a#4"), None).await.unwrap(),
+        "gone, so new"
+    );
 }

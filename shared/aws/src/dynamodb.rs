@@ -275,3 +275,59 @@ impl StateStore for DynamoDbIdempotencyStore {
         )
     }
 }
+
+/// Every item of `table`, page after page, read strongly consistent (the read models'
+/// `all`, the directory's entries).
+pub async fn scan_all(
+    client: &Client,
+    table: &str,
+) -> Result<
+    Vec<HashMap<String, AttributeValue>>,
+    SdkError<aws_sdk_dynamodb::operation::scan::ScanError, HttpResponse>,
+> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
+/// Send `put` only over the version read (an attribute `version`; `None`: only where
+/// there is no item, by its key attribute `key`): whether it was written (false: another
+/// writer got there first).
+pub async fn put_over(
+    put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+    read: Option<u64>,
+) -> Result<bool, SdkError<PutItemError, HttpResponse>> {
+    let put = match read {
+        None => put
+            .condition_expression("attribute_not_exists(#key)")
+            .expression_attribute_names("#key", "key"),
+        Some(version) => put
+            .condition_expression("#version = :version")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":version", AttributeValue::N(version.to_string())),
+    };
+    match put.send().await {
+        Ok(_) => Ok(true),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(error),
+    }
+}

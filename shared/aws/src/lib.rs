@@ -2,6 +2,7 @@
 //! and the Lambda functions' configuration from their environment.
 
 pub mod config;
+pub mod directory_dynamodb;
 pub mod dynamodb;
 pub mod progress_dynamodb;
 pub mod s3;

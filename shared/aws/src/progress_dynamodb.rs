@@ -9,11 +9,11 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
 use time::OffsetDateTime;
 
+use crate::dynamodb::{put_over, scan_all};
 use okr_consumers::progress::{ProgressError, ProgressStore, Tracked, is_tracked_kind, key, next};
 use okr_core::event::Event;
 use okr_core::rules::Thresholds;
@@ -82,26 +82,7 @@ impl DynamoDbProgressStore {
             .item("version", AttributeValue::N(record.version.to_string()))
             .item("written_at", AttributeValue::N(now.to_string()))
             .item("feed", AttributeValue::S("all".into()));
-        let put = match read {
-            None => put
-                .condition_expression("attribute_not_exists(#key)")
-                .expression_attribute_names("#key", "key"),
-            Some(version) => put
-                .condition_expression("#version = :version")
-                .expression_attribute_names("#version", "version")
-                .expression_attribute_values(":version", AttributeValue::N(version.to_string())),
-        };
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(wrap(error)),
-        }
+        put_over(put, read).await.map_err(wrap)
     }
 
     /// Apply one entity's events in order; the first failure fails the rest.
@@ -193,26 +174,8 @@ impl ProgressStore for DynamoDbProgressStore {
     }
 
     async fn all(&self) -> Result<Vec<Tracked>, ProgressError> {
-        let mut records = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(wrap)?;
-            for item in page.items() {
-                records.push(record_of(item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
+        let items = scan_all(&self.client, &self.table).await.map_err(wrap)?;
+        let mut records = items.iter().map(record_of).collect::<Result<Vec<_>, _>>()?;
         records.sort_by_key(Tracked::key);
         Ok(records)
     }

@@ -105,9 +105,10 @@ async fn every_sample_gets_the_status_the_readme_lists() {
             202,
             &[Warehouse, Slack, Alerts, Progress],
         ),
-        ("peopleforce.json", 202, &[Warehouse, Slack]),
+        // HR records go to the progress queue too: its consumer keeps the directory.
+        ("peopleforce.json", 202, &[Warehouse, Slack, Progress]),
         // A termination: no Slack rule by default.
-        ("peopleforce-base64.json", 202, &[Warehouse]),
+        ("peopleforce-base64.json", 202, &[Warehouse, Progress]),
         ("perscom.json", 202, &[Warehouse]),
         ("standard.json", 202, &[Warehouse, Slack, Alerts, Progress]),
         ("tampered-body.json", 401, &[]),

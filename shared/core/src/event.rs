@@ -6,6 +6,7 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use crate::json::Json;
+use crate::person::{Owner, Person};
 
 use crate::source::Source;
 
@@ -58,6 +59,14 @@ pub struct Event {
     /// The names an HR record refers to, when the provider sends them.
     #[serde(default, skip_serializing_if = "Related::is_empty")]
     pub related: Related,
+    /// The key result's or objective's owner or assignee, when the provider names one.
+    /// Added in schema v1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+    /// An HR record's directory fields (id, name, work email, manager, department,
+    /// division, position, active), and nothing else of it. Added in schema v1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<Person>,
     /// The provider's JSON body, unchanged.
     pub payload: Payload,
     /// Set when a replay re-sent it (`okr_consumers::replay`).

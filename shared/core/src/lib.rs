@@ -6,6 +6,7 @@ pub mod event;
 pub mod json;
 pub mod normalize;
 pub mod parts;
+pub mod person;
 pub mod providers;
 pub mod routing;
 pub mod rules;

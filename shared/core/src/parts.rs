@@ -7,6 +7,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::event::{Actor, Change};
 pub use crate::json::{Json, Object};
+use crate::person::Owner;
 
 /// What a provider reads from its body; `normalize` fills in the rest.
 #[derive(Debug, Default)]
@@ -22,6 +23,10 @@ pub struct Parts {
     pub status: Option<Change<String>>,
     pub progress: Option<Change<f64>>,
     pub changed_fields: Vec<String>,
+    /// The entity's owner or assignee, when the body names one.
+    pub owner: Option<Owner>,
+    /// An HR record's directory fields.
+    pub person: Option<crate::person::Person>,
 }
 
 impl Parts {
@@ -217,4 +222,35 @@ pub fn actor(value: &Json<'_>) -> Option<Actor> {
 pub fn percent(start: f64, current: f64, target: f64) -> Option<f64> {
     let span = target - start;
     (span != 0.0).then(|| ((current - start) / span * 10_000.0).round() / 100.0)
+}
+
+/// An owner from a body's `owner`-like field: an object with an id, a name or an
+/// email, or a text (an email when it has an `@`, else a name).
+pub fn owner(value: &Json<'_>) -> Option<Owner> {
+    let owner = match value {
+        Json::Object(object) => Owner {
+            id: first_text(object, &["id"]),
+            name: first_text(
+                object,
+                &["name", "full_name", "fullName", "displayName", "title"],
+            ),
+            email: first_text(object, &["email", "work_email", "workEmail"]),
+        },
+        Json::String(text) if text.contains('@') => Owner {
+            email: Some(text.to_string()),
+            ..Owner::default()
+        },
+        Json::String(text) if !text.is_empty() => Owner {
+            name: Some(text.to_string()),
+            ..Owner::default()
+        },
+        _ => return None,
+    };
+    (!owner.is_empty()).then_some(owner)
+}
+
+/// The first of `keys` in `object` that names an owner.
+pub fn first_owner(object: &Object<'_>, keys: &[&str]) -> Option<Owner> {
+    keys.iter()
+        .find_map(|key| current(object, key).and_then(owner))
 }

@@ -18,7 +18,8 @@ pub enum Consumer {
     Slack,
     /// Events that carry progress or status, to the progress alerts.
     Alerts,
-    /// Events about an objective or key result (with its id), to the progress read model.
+    /// Events about an objective or key result (with its id), to the progress read
+    /// model; HR records (with a `person`), to the directory beside it.
     Progress,
 }
 
@@ -91,11 +92,22 @@ impl Default for NotifyRules {
 
 /// The queues `event` goes to: the warehouse gets every event; Slack those with a
 /// notification rule; the alerts those that carry progress or status; the progress read
-/// model those about an objective or key result with an id.
+/// model those about an objective or key result with an id, and HR records.
 pub fn route(event: &Event, rules: &NotifyRules) -> Vec<Consumer> {
     let tracked = event.progress.is_some() || event.status.is_some();
-    let projected = event.entity.id.is_some() && is_tracked_kind(&event.entity.kind);
+    let projected = is_projected(
+        &event.entity.kind,
+        event.entity.id.is_some(),
+        event.person.is_some(),
+    );
     route_by(&event.event_type, tracked, projected, rules)
+}
+
+/// Whether the progress queue takes an event: an objective or key result with an id
+/// (the read model), or an HR record (the directory): one with a `person`, or an
+/// employee's event from before `person` was added, which the consumer fills in.
+pub fn is_projected(kind: &str, has_id: bool, has_person: bool) -> bool {
+    has_person || (has_id && (is_tracked_kind(kind) || kind == "employee"))
 }
 
 /// [`route`] from what it reads: the event's type, whether it carries progress or
@@ -129,8 +141,24 @@ pub fn route_by(
 pub fn notification_view(event: &Event) -> Result<Event, serde_json::Error> {
     Ok(Event {
         payload: crate::normalize::notification_payload(event)?,
+        // An HR record's work and manager emails are for the directory only.
+        person: None,
         ..event.clone()
     })
+}
+
+/// The event as `consumer`'s queue gets it: whole for the warehouse; for the progress
+/// queue, the notification view with an HR record's `person` kept (the directory's
+/// fields); for Slack and the alerts, the notification view.
+pub fn view_for(event: &Event, consumer: Consumer) -> Result<Event, serde_json::Error> {
+    match consumer {
+        Consumer::Warehouse => Ok(event.clone()),
+        Consumer::Progress => Ok(Event {
+            person: event.person.clone(),
+            ..notification_view(event)?
+        }),
+        Consumer::Slack | Consumer::Alerts => notification_view(event),
+    }
 }
 
 /// The entities the progress read model keeps: objectives and key results.

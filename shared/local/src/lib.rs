@@ -4,12 +4,13 @@
 //!
 //! The data directory holds `secrets.json` (the signing secrets), `queues.sqlite`,
 //! `idempotency.sqlite`, `warehouse/`, `progress.sqlite` (the read model the dashboard
-//! shows), `serve.lock` (one server per directory), and for email
+//! shows), `directory.sqlite` (the people HR events describe), `serve.lock` (one server per directory), and for email
 //! `email-recipients.json` (written by the user) and `outbox/`.
 
 pub mod config;
 pub mod consumer;
 pub mod dashboard;
+pub mod directory_sqlite;
 pub mod email;
 mod health;
 mod lock;

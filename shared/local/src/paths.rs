@@ -17,6 +17,8 @@ pub struct Paths {
     pub warehouse: PathBuf,
     /// `<data-dir>/progress.sqlite`: the progress read model.
     pub progress: PathBuf,
+    /// `<data-dir>/directory.sqlite`: the directory of people.
+    pub directory: PathBuf,
 }
 
 impl Paths {
@@ -29,6 +31,7 @@ impl Paths {
             idempotency: data_dir.join("idempotency.sqlite"),
             warehouse: data_dir.join("warehouse"),
             progress: data_dir.join("progress.sqlite"),
+            directory: data_dir.join("directory.sqlite"),
         }
     }
 }

@@ -91,8 +91,12 @@ pub async fn serve(
     // Fired as soon as shutdown starts (before the requests finish), so the dashboard's
     // streams end and their connections close.
     let (closing, shutting_down) = watch::channel(false);
-    let feed =
-        okr_consumers::progress::feed::spawn(stores.progress.clone(), FEED_EVERY, shutting_down);
+    let feed = okr_consumers::progress::feed::spawn(
+        stores.progress.clone(),
+        Some(stores.directory.clone()),
+        FEED_EVERY,
+        shutting_down,
+    );
     let addr = listener
         .local_addr()
         .map_err(|e| io("the listener has no address", data_dir, e))?;
@@ -152,6 +156,7 @@ pub async fn serve(
     )));
     let app = router::router(ingest, health).merge(crate::dashboard::router(
         stores.progress.clone(),
+        Some(stores.directory.clone()),
         feed,
         access,
     ));

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::directory_sqlite::SqliteDirectory;
 use crate::paths::{LocalError, Paths, io};
 use crate::progress_sqlite::SqliteProgressStore;
 use crate::secrets_file::FileSecretStore;
@@ -16,6 +17,7 @@ pub(super) struct Stores {
     pub queue: Arc<SqliteQueue>,
     pub idempotency: Arc<SqliteIdempotencyStore>,
     pub progress: Arc<SqliteProgressStore>,
+    pub directory: Arc<SqliteDirectory>,
 }
 
 /// Open (or create) the secrets, the queues and the idempotency records under `paths`,
@@ -76,10 +78,13 @@ pub(super) async fn open(
     }
     let progress = SqliteProgressStore::open(&paths.progress)
         .map_err(|e| io("cannot open the progress read model", &paths.progress, e))?;
+    let directory = SqliteDirectory::open(&paths.directory)
+        .map_err(|e| io("cannot open the directory", &paths.directory, e))?;
     Ok(Stores {
         secrets: Arc::new(secrets),
         queue,
         idempotency: Arc::new(idempotency),
         progress: Arc::new(progress),
+        directory: Arc::new(directory),
     })
 }

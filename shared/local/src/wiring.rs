@@ -79,8 +79,9 @@ pub(super) fn consumers(
     let alerts = alerts(config, stores, &http, email)?
         .breaking(&breaking)
         .retrying(retries.clone());
-    let projection =
-        ProgressProjection::new(stores.progress.clone(), Thresholds::default()).retrying(retries);
+    let projection = ProgressProjection::new(stores.progress.clone(), Thresholds::default())
+        .with_directory(stores.directory.clone())
+        .retrying(retries);
     let breakers = [warehouse.breaker().clone(), notifier.breaker().clone()]
         .into_iter()
         .chain(alerts.breakers())

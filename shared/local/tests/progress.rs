@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use http::HeaderMap;
+use okr_consumers::directory::Directory;
 use okr_consumers::progress::query::{Query, Sort, to_csv};
 use okr_consumers::progress::{HISTORY, ProgressProjection, ProgressStore, Tracked, next};
 use okr_core::rules::{Rule, Thresholds};
@@ -280,10 +281,10 @@ fn records() -> Vec<Tracked> {
 
 fn ids(query: &Query) -> Vec<String> {
     query
-        .page(records())
+        .page(records(), &Directory::default())
         .items
         .into_iter()
-        .map(|r| r.id)
+        .map(|r| r.record.id)
         .collect()
 }
 
@@ -315,20 +316,20 @@ fn the_api_pages_with_offsets() {
         include_deleted: true,
         ..Query::default()
     };
-    let first = query.page(records());
+    let first = query.page(records(), &Directory::default());
     assert_eq!(
         (first.total, first.offset, first.next_offset),
         (4, 0, Some(2))
     );
     assert_eq!(first.items.len(), 2);
     query.offset = 2;
-    let second = query.page(records());
+    let second = query.page(records(), &Directory::default());
     assert_eq!(second.next_offset, None);
     let seen: Vec<String> = first
         .items
         .iter()
         .chain(&second.items)
-        .map(|r| r.id.clone())
+        .map(|r| r.record.id.clone())
         .collect();
     assert_eq!(seen, ["kr-1", "kr-2", "kr-3", "kr_42"]);
     let parsed: Query = serde_urlencoded_query("limit=2&offset=2&sort=behind&source=peoplelogic");
@@ -343,7 +344,7 @@ fn serde_urlencoded_query(text: &str) -> Query {
 
 #[test]
 fn csv_quotes_titles_with_commas_and_quotes_and_reads_back_the_same() {
-    let page = Query::default().page(records());
+    let page = Query::default().page(records(), &Directory::default());
     let text = to_csv(&page).unwrap();
     assert!(text.contains(r#""Revenue, ""net"" of refunds""#), "{text}");
     let mut reader = csv::Reader::from_reader(text.as_bytes());
@@ -486,7 +487,7 @@ fn csv_keeps_a_spreadsheet_from_running_a_title_as_a_formula() {
     let mut records = records();
     records[0].title = Some("=HYPERLINK(\"http://x\",\"click\")".into());
     records[1].title = Some("-2 points".into());
-    let text = to_csv(&Query::default().page(records)).unwrap();
+    let text = to_csv(&Query::default().page(records, &Directory::default())).unwrap();
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(&rows[0][3], "'=HYPERLINK(\"http://x\",\"click\")");

@@ -230,6 +230,8 @@ fn thresholds<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Thresholds,
 pub struct ProjectionConfig {
     /// `PROGRESS_TABLE`: the DynamoDB table of the read model.
     pub table: String,
+    /// `DIRECTORY_TABLE`: the DynamoDB table of the directory of people.
+    pub directory_table: String,
     /// `QUEUE_URL`, as for the other consumers: where failed records' waits are set.
     pub queue_url: Option<String>,
     /// The alert rules' settings, as the progress alerts read them, so the read model
@@ -242,6 +244,7 @@ impl ProjectionConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(ProjectionConfig {
             table: env.required("PROGRESS_TABLE")?,
+            directory_table: env.required("DIRECTORY_TABLE")?,
             queue_url: (env.0)("QUEUE_URL").filter(|v| !v.trim().is_empty()),
             thresholds: thresholds(env)?,
         })

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 
+use crate::directory::{Directory, DirectoryStore};
+use crate::progress::query::Row;
 use crate::progress::{ProgressStore, Tracked};
 
 /// Messages a slow page may fall behind by before it is told to reload.
@@ -37,9 +39,12 @@ impl Feed {
     }
 }
 
-/// Start polling `store` every `every` until `stop` turns true.
+/// Start polling `store` every `every` until `stop` turns true; each record goes out
+/// as the API gives it ([`Row`]), its owner looked up in `directory` (read again when
+/// there is news).
 pub fn spawn(
     store: Arc<dyn ProgressStore>,
+    directory: Option<Arc<dyn DirectoryStore>>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> Feed {
@@ -70,11 +75,23 @@ pub fn spawn(
                 }
             };
             cursor = next;
-            for record in records {
-                if !is_new(&mut known, &record) || first {
-                    continue;
+            let news: Vec<Tracked> = records
+                .into_iter()
+                .filter(|record| is_new(&mut known, record) && !first)
+                .collect();
+            let people = match (&directory, news.is_empty()) {
+                (Some(directory), false) => {
+                    crate::directory::load(directory.as_ref())
+                        .await
+                        .unwrap_or_else(|error| {
+                            tracing::warn!(error = %okr_core::error_chain(&error), "could not read the directory");
+                            Directory::default()
+                        })
                 }
-                if let Ok(json) = serde_json::to_string(&record) {
+                _ => Directory::default(),
+            };
+            for record in news {
+                if let Ok(json) = serde_json::to_string(&Row::of(record, &people)) {
                     // No page listening is not an error.
                     let _ = sender.send(json.into());
                 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 
+use crate::directory::DirectoryStore;
 pub use model::{HISTORY, Point, Tracked, is_tracked_kind, key};
 use okr_core::event::Event;
 use okr_core::rules::Thresholds;
@@ -72,6 +73,7 @@ pub fn next(current: Option<&Tracked>, event: &Event, thresholds: &Thresholds) -
 /// batch failures (a record that is not an event is refused; a store failure is retried).
 pub struct ProgressProjection {
     store: Arc<dyn ProgressStore>,
+    directory: Option<Arc<dyn DirectoryStore>>,
     thresholds: Thresholds,
     retries: Retries,
 }
@@ -81,9 +83,16 @@ impl ProgressProjection {
     pub fn new(store: Arc<dyn ProgressStore>, thresholds: Thresholds) -> Self {
         ProgressProjection {
             store,
+            directory: None,
             thresholds,
             retries: Retries::default(),
         }
+    }
+
+    /// Also apply HR records (events with a `person`) to the directory in `store`.
+    pub fn with_directory(mut self, store: Arc<dyn DirectoryStore>) -> Self {
+        self.directory = Some(store);
+        self
     }
 
     /// Set when failed records are seen again.
@@ -101,6 +110,32 @@ impl ProgressProjection {
             if let Some(event) = report.decode(record) {
                 ids.push((event.id.clone(), record.message_id.clone()));
                 events.push(event);
+            }
+        }
+        // HR records go to the directory first, all or none: its store's failure
+        // retries them (applying them again changes nothing).
+        let people = match &self.directory {
+            Some(directory) => match crate::directory::apply(directory.as_ref(), &events).await {
+                Ok(applied) => {
+                    if applied.changed + applied.erased > 0 {
+                        tracing::info!(
+                            changed = applied.changed,
+                            forgotten = applied.erased,
+                            "applied to the directory"
+                        );
+                    }
+                    Ok(())
+                }
+                Err(error) => Err(okr_core::error_chain(&error)),
+            },
+            None => Ok(()),
+        };
+        if let Err(error) = &people {
+            for (event, (event_id, id)) in events.iter().zip(&ids) {
+                if event.person.is_some() {
+                    tracing::warn!(event_id = %event_id, error = %error, "could not apply the HR record to the directory");
+                    report.fail(id.as_deref(), Failure::Transient);
+                }
             }
         }
         let outcomes = self.store.apply(events, &self.thresholds).await;

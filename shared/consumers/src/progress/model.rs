@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use okr_core::event::{Event, Period};
+use okr_core::person::Owner;
 use okr_core::rules::{Rule, Thresholds, holds, is_done};
 use okr_core::source::Source;
 
@@ -46,6 +47,9 @@ pub struct Tracked {
     pub updated_at: OffsetDateTime,
     /// Who made that change: a name only.
     pub updated_by: Option<String>,
+    /// Its owner or assignee, as the newest event that named one said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named_owner: Option<Owner>,
     /// The progress alerts' rules that hold after it (none once completed or deleted).
     pub rules: Vec<Rule>,
     /// The newest event applied: with `updated_at`, the order events are judged by.
@@ -73,6 +77,9 @@ pub struct SetBy {
     pub completed: Option<Stamp>,
     /// `deleted`: the newest event (a delete wins a tie).
     pub deleted: Option<Stamp>,
+    /// `owner`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Stamp>,
 }
 
 /// An event's place in time: `occurred_at`, then its id.
@@ -146,6 +153,7 @@ impl Tracked {
             deleted: false,
             updated_at: event.occurred_at,
             updated_by: None,
+            named_owner: None,
             rules: Vec::new(),
             last_event: String::new(),
             set_by: SetBy::default(),
@@ -193,6 +201,12 @@ impl Tracked {
             event,
         );
         set(&mut self.period, &mut by.period, event.period, event);
+        set(
+            &mut self.named_owner,
+            &mut by.owner,
+            event.owner.clone(),
+            event,
+        );
         set(&mut self.status, &mut by.status, status, event);
         let mut done = Some(self.completed);
         set(&mut done, &mut by.completed, completed, event);
@@ -269,6 +283,17 @@ impl Tracked {
             self.updated_at,
             thresholds,
         )
+    }
+
+    /// Whom it belongs to: the owner or assignee the provider named, else whoever
+    /// updated it last (by name).
+    pub fn owner(&self) -> Option<Owner> {
+        self.named_owner.clone().or_else(|| {
+            self.updated_by.as_ref().map(|name| Owner {
+                name: Some(name.clone()),
+                ..Owner::default()
+            })
+        })
     }
 
     /// How far behind its period's pace it is, in points (negative: ahead); for

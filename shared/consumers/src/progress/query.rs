@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::directory::Directory;
 use crate::progress::Tracked;
 
 /// The default page size, and the largest.
@@ -59,6 +60,12 @@ pub struct Query {
     pub kind: Option<Kind>,
     /// Only titles containing this, case aside.
     pub q: Option<String>,
+    /// Only those whose owner is in this department (case aside; `-`: no department
+    /// known).
+    pub department: Option<String>,
+    /// Only those whose owner's team lead is this person (their name or work email,
+    /// case aside; `-`: no team lead known).
+    pub team_lead: Option<String>,
     /// The order.
     pub sort: Sort,
     /// Include deleted entities.
@@ -83,7 +90,54 @@ pub struct Page {
     /// The `offset` of the next page, if there is one.
     pub next_offset: Option<usize>,
     /// This page.
-    pub items: Vec<Tracked>,
+    pub items: Vec<Row>,
+}
+
+/// A record as the API gives it: the read model's, with its owner's place in the
+/// directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// The record.
+    #[serde(flatten)]
+    pub record: Tracked,
+    /// Whom it belongs to: the directory's name for its owner, else the owner as the
+    /// provider named them ([`Tracked::owner`]).
+    pub owner: Option<String>,
+    /// The owner's manager, by name.
+    pub team_lead: Option<String>,
+    /// The owner's department.
+    pub department: Option<String>,
+}
+
+impl Row {
+    /// `record` with its owner looked up in `directory`.
+    pub fn of(record: Tracked, directory: &Directory) -> Row {
+        let owner = record.owner();
+        let person = owner
+            .as_ref()
+            .and_then(|o| directory.resolve(o))
+            .map(|(p, _)| p);
+        let team_lead = person
+            .and_then(|p| directory.manager(&p.key()))
+            .map(|lead| lead.label().to_owned());
+        Row {
+            owner: person
+                .map(|p| p.label().to_owned())
+                .or_else(|| owner.map(|o| o.label().to_owned())),
+            team_lead,
+            department: person.and_then(|p| p.person.department.clone()),
+            record,
+        }
+    }
+}
+
+/// Whether `value` is what a filter asks for (`-`: nothing known), case aside.
+fn is(filter: &Option<String>, value: Option<&str>) -> bool {
+    match filter.as_deref().map(str::trim) {
+        None | Some("") => true,
+        Some("-") => value.is_none(),
+        Some(wanted) => value.is_some_and(|v| v.to_lowercase() == wanted.to_lowercase()),
+    }
 }
 
 fn words(text: &str) -> String {
@@ -126,33 +180,51 @@ impl Query {
         }
     }
 
-    /// The page of `records` this query asks for.
-    pub fn page(&self, records: Vec<Tracked>) -> Page {
-        let mut matching: Vec<Tracked> = records.into_iter().filter(|r| self.matches(r)).collect();
+    /// Whether `row` passes the filters on the owner's place (department, team lead).
+    fn matches_people(&self, row: &Row, directory: &Directory) -> bool {
+        let lead_email = || {
+            row.record
+                .owner()
+                .and_then(|o| directory.resolve(&o))
+                .and_then(|(p, _)| directory.manager(&p.key()))
+                .and_then(|lead| lead.person.email.clone())
+        };
+        is(&self.department, row.department.as_deref())
+            && (is(&self.team_lead, row.team_lead.as_deref())
+                || (self.team_lead.as_deref().is_some_and(|t| t.contains('@'))
+                    && is(&self.team_lead, lead_email().as_deref())))
+    }
+
+    /// The page of `records` this query asks for, each with its owner's place in
+    /// `directory`.
+    pub fn page(&self, records: Vec<Tracked>, directory: &Directory) -> Page {
+        let mut matching: Vec<Row> = records
+            .into_iter()
+            .filter(|r| self.matches(r))
+            .map(|r| Row::of(r, directory))
+            .filter(|row| self.matches_people(row, directory))
+            .collect();
+        let key = |row: &Row| row.record.key();
         match self.sort {
-            Sort::Key => matching.sort_by_key(Tracked::key),
+            Sort::Key => matching.sort_by_key(key),
             Sort::Behind => matching.sort_by(|a, b| {
-                b.behind()
-                    .total_cmp(&a.behind())
-                    .then_with(|| a.key().cmp(&b.key()))
+                (b.record.behind())
+                    .total_cmp(&a.record.behind())
+                    .then_with(|| key(a).cmp(&key(b)))
             }),
             Sort::Updated => matching.sort_by(|a, b| {
-                b.updated_at
-                    .cmp(&a.updated_at)
-                    .then_with(|| a.key().cmp(&b.key()))
+                (b.record.updated_at)
+                    .cmp(&a.record.updated_at)
+                    .then_with(|| key(a).cmp(&key(b)))
             }),
             Sort::Title => matching.sort_by(|a, b| {
-                a.title
-                    .as_deref()
-                    .unwrap_or("")
-                    .to_lowercase()
-                    .cmp(&b.title.as_deref().unwrap_or("").to_lowercase())
-                    .then_with(|| a.key().cmp(&b.key()))
+                let title = |row: &Row| row.record.title.as_deref().unwrap_or("").to_lowercase();
+                title(a).cmp(&title(b)).then_with(|| key(a).cmp(&key(b)))
             }),
         }
         let total = matching.len();
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-        let items: Vec<Tracked> = matching.into_iter().skip(self.offset).take(limit).collect();
+        let items: Vec<Row> = matching.into_iter().skip(self.offset).take(limit).collect();
         let end = self.offset.saturating_add(items.len());
         Page {
             total,
@@ -164,7 +236,7 @@ impl Query {
 }
 
 /// The CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 15] = [
+pub const CSV_COLUMNS: [&str; 18] = [
     "source",
     "id",
     "kind",
@@ -180,6 +252,9 @@ pub const CSV_COLUMNS: [&str; 15] = [
     "updated_at",
     "updated_by",
     "version",
+    "owner",
+    "team_lead",
+    "department",
 ];
 
 /// A text field as a spreadsheet will not run it: one starting with `=`, `+`, `-`, `@`,
@@ -202,7 +277,8 @@ pub fn to_csv(page: &Page) -> Result<String, csv::Error> {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     };
-    for r in &page.items {
+    for row in &page.items {
+        let r = &row.record;
         let rules: Vec<&str> = r.rules.iter().map(|rule| rule.as_str()).collect();
         writer.write_record([
             r.source.as_str().to_owned(),
@@ -220,6 +296,9 @@ pub fn to_csv(page: &Page) -> Result<String, csv::Error> {
             time(r.updated_at),
             inert(r.updated_by.clone().unwrap_or_default()),
             r.version.to_string(),
+            inert(row.owner.clone().unwrap_or_default()),
+            inert(row.team_lead.clone().unwrap_or_default()),
+            inert(row.department.clone().unwrap_or_default()),
         ])?;
     }
     let bytes = writer.into_inner().map_err(|e| e.into_error())?;

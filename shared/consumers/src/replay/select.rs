@@ -97,6 +97,9 @@ pub struct Head<'a> {
     /// `status`, when not null (not read).
     #[serde(default)]
     pub status: Option<serde::de::IgnoredAny>,
+    /// `person`, when not null (not read).
+    #[serde(default)]
+    pub person: Option<serde::de::IgnoredAny>,
 }
 
 impl Head<'_> {
@@ -105,11 +108,14 @@ impl Head<'_> {
         self.progress.is_some() || self.status.is_some()
     }
 
-    /// Whether it is about an objective or key result with an id (the progress read
-    /// model takes it).
+    /// Whether the progress queue takes it (an objective or key result with an id, or
+    /// an HR record: [`okr_core::routing::is_projected`]).
     pub fn projected(&self) -> bool {
-        self.entity.id.is_some()
-            && crate::progress::is_tracked_kind(self.entity.kind.as_deref().unwrap_or(""))
+        okr_core::routing::is_projected(
+            self.entity.kind.as_deref().unwrap_or(""),
+            self.entity.id.is_some(),
+            self.person.is_some(),
+        )
     }
 }
 

@@ -96,16 +96,22 @@ pub fn normalize(
         status: parts.status,
         progress: parts.progress,
         changed_fields: parts.changed_fields,
+        owner: parts.owner,
+        person: parts.person,
         payload: Payload::from_body(text).map_err(not_json)?,
         replay: None,
     })
 }
 
 /// Fill in what an event normalized by an older version (before `period` and
-/// `related`) leaves out, from the payload it carries, so events still queued across an
-/// upgrade read the same to the consumers. An event that has them is left as it is.
+/// `related`, or an HR record's `person`) leaves out, from the payload it carries, so
+/// events still queued across an upgrade, or replayed from the archive, read the same
+/// to the consumers. An event that has them is left as it is. `person` comes back for
+/// the tools whose provider knows it (PeopleForce); a declared mapping's is not
+/// re-read.
 pub fn fill_in(event: &mut Event) {
-    if event.period.is_some() && !event.related.is_empty() {
+    let without_person = event.person.is_none() && event.entity.kind == "employee";
+    if event.period.is_some() && !event.related.is_empty() && !without_person {
         return;
     }
     let Ok(body) = event.payload.read() else {
@@ -113,6 +119,12 @@ pub fn fill_in(event: &mut Event) {
     };
     let period = context::period(&body, &event.entity.kind);
     let related = context::related(&body, &event.event_type);
+    if without_person
+        && let (Json::Object(object), Some(provider)) =
+            (&body, crate::providers::provider(event.source))
+    {
+        event.person = provider.parts(object).person;
+    }
     drop(body);
     event.period = event.period.or(period);
     if event.related.is_empty() {

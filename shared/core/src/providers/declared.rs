@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use crate::event::{Actor, Change};
 use crate::json::{Json, Object};
 use crate::parts::{Parts, is_name, number, percent, snake_case, text, timestamp};
+use crate::person::{Manager, Owner, Person};
 use crate::providers::Provider;
 use crate::scheme::{Algorithm, BASE64, Delivery, Piece, VerifyError, mac_with, single_header};
 use crate::source::intern;
@@ -777,6 +778,49 @@ pub struct Mapping {
     actor_id: Option<&'static str>,
     actor_name: Option<&'static str>,
     occurred_at: Option<&'static str>,
+    owner: PersonPointers,
+    person: PersonPointers,
+}
+
+/// The pointers of a mapping's `owner` or `person`, checked and interned, in the order
+/// of [`RawPerson::fields`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct PersonPointers([Option<&'static str>; 9]);
+
+/// Pointers to a person's fields: an owner's `id`, `name`, `email`; an HR record's also
+/// `manager_id`, `manager_email`, `department`, `division`, `position`, `active`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPerson {
+    id: Option<String>,
+    name: Option<String>,
+    email: Option<String>,
+    manager_id: Option<String>,
+    manager_email: Option<String>,
+    department: Option<String>,
+    division: Option<String>,
+    position: Option<String>,
+    active: Option<String>,
+}
+
+impl RawPerson {
+    fn fields(&self) -> [(&'static str, &Option<String>); 9] {
+        [
+            ("id", &self.id),
+            ("name", &self.name),
+            ("email", &self.email),
+            ("manager_id", &self.manager_id),
+            ("manager_email", &self.manager_email),
+            ("department", &self.department),
+            ("division", &self.division),
+            ("position", &self.position),
+            ("active", &self.active),
+        ]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.fields().iter().all(|(_, p)| p.is_none())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -800,6 +844,10 @@ struct RawMapping {
     #[serde(default)]
     actor: RawActor,
     occurred_at: Option<String>,
+    #[serde(default)]
+    owner: RawPerson,
+    #[serde(default)]
+    person: RawPerson,
 }
 
 #[derive(Deserialize, Default)]
@@ -896,7 +944,32 @@ impl Mapping {
                 "give current (a percent) or value and target, not both",
             ));
         }
+        let mut people = [PersonPointers::default(), PersonPointers::default()];
+        for ((group, fields, allowed), checked) in
+            [("owner", &raw.owner, 3), ("person", &raw.person, 9)]
+                .into_iter()
+                .zip(&mut people)
+        {
+            for (index, (name, value)) in fields.fields().iter().enumerate() {
+                if value.is_some() && index >= allowed {
+                    return Err(field_error(
+                        format!("{field}.{group}.{name}"),
+                        "an owner has only id, name and email",
+                    ));
+                }
+                checked.0[index] = pointer((*value).clone(), &format!("{group}.{name}"))?;
+            }
+        }
+        if !raw.person.is_empty() && raw.person.id.is_none() {
+            return Err(field_error(
+                format!("{field}.person.id"),
+                "a person needs an id (the HR tool's id for them)",
+            ));
+        }
+        let [owner, person] = people;
         Ok(Mapping {
+            owner,
+            person,
             event: pointer(raw.event, "event")?,
             types: raw.types,
             kind,
@@ -1024,8 +1097,8 @@ impl Mapping {
                 expected: "an RFC 3339 time or Unix seconds or milliseconds",
             })?),
         };
+        let text_of = |pointer: Option<&'static str>, field: &'static str| text_at(pointer, field);
         Ok(Parts {
-            event_type,
             provider_event,
             entity_kind,
             entity_id: text_at(self.id, "entity.id")?,
@@ -1036,7 +1109,93 @@ impl Mapping {
             status,
             progress,
             changed_fields: Vec::new(),
+            owner: self.owner_at(&text_of)?,
+            person: self.person_at(body, &text_of, event_type.as_deref())?,
+            event_type,
         })
+    }
+
+    fn owner_at(&self, text_of: &TextOf<'_>) -> Result<Option<Owner>, MappingError> {
+        let [id, name, email, ..] = self.owner.0;
+        let owner = Owner {
+            id: text_of(id, "owner.id")?,
+            name: text_of(name, "owner.name")?,
+            email: text_of(email, "owner.email")?,
+        };
+        Ok((!owner.is_empty()).then_some(owner))
+    }
+
+    /// The person an HR record describes, when the mapping has `person` and its id is
+    /// there. `active` is read from its pointer (true or false, or a text such as
+    /// `Active` or `Terminated`); without one, an event whose type ends in `.terminated`,
+    /// `.deleted`, `.left` or `.offboarded` makes the person inactive.
+    fn person_at(
+        &self,
+        body: &Json<'_>,
+        text_of: &TextOf<'_>,
+        event_type: Option<&str>,
+    ) -> Result<Option<Person>, MappingError> {
+        let [
+            id,
+            name,
+            email,
+            manager_id,
+            manager_email,
+            department,
+            division,
+            position,
+            active,
+        ] = self.person.0;
+        let Some(id) = text_of(id, "person.id")? else {
+            return Ok(None);
+        };
+        let manager = Manager {
+            id: text_of(manager_id, "person.manager_id")?,
+            email: text_of(manager_email, "person.manager_email")?,
+            name: None,
+        };
+        let active_pointer = active;
+        let active = match active_pointer.and_then(|pointer| body.pointer(pointer)) {
+            None | Some(Json::Null) => event_type
+                .and_then(|t| t.rsplit_once('.'))
+                .filter(|(_, action)| {
+                    matches!(*action, "terminated" | "deleted" | "left" | "offboarded")
+                })
+                .map(|_| false),
+            Some(value) => Some(activity(value).ok_or(MappingError {
+                field: "person.active",
+                pointer: active_pointer.unwrap_or_default(),
+                found: value.kind(),
+                expected: "true or false, or a status such as active or terminated",
+            })?),
+        };
+        Ok(Some(Person {
+            id,
+            name: text_of(name, "person.name")?,
+            email: text_of(email, "person.email")?,
+            manager: (!manager.is_empty()).then_some(manager),
+            department: text_of(department, "person.department")?,
+            division: text_of(division, "person.division")?,
+            position: text_of(position, "person.position")?,
+            active,
+        }))
+    }
+}
+
+/// Reads the text at a pointer, or fails with the mapping field's name.
+type TextOf<'a> =
+    dyn Fn(Option<&'static str>, &'static str) -> Result<Option<String>, MappingError> + 'a;
+
+/// Whether a person is employed, from a boolean or a status text.
+fn activity(value: &Json<'_>) -> Option<bool> {
+    match value {
+        Json::Bool(active) => Some(*active),
+        Json::String(text) => match text.trim().to_lowercase().as_str() {
+            "active" | "employed" | "true" | "yes" => Some(true),
+            "inactive" | "terminated" | "left" | "offboarded" | "false" | "no" => Some(false),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

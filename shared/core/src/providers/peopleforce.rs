@@ -11,6 +11,7 @@ use crate::parts::{Json, Object, Parts, first_text, first_time};
 use http::HeaderMap;
 use time::OffsetDateTime;
 
+use crate::person::{Manager, Person};
 use crate::providers::Provider;
 use crate::scheme::{Cause, Delivery, VerifyError, decode_hex_mac, mac, single_header};
 
@@ -144,6 +145,10 @@ fn parts(body: &Object<'_>) -> Parts {
         ..Parts::default()
     };
     let Some(action) = action else { return parts };
+    let parts = Parts {
+        person: person(&action, data, attributes, parts.entity_name.as_deref()),
+        ..parts
+    };
     match VERBS.iter().find_map(|(verb, past)| {
         action
             .strip_suffix(verb)?
@@ -153,4 +158,46 @@ fn parts(body: &Object<'_>) -> Parts {
         Some((entity, past)) => parts.typed(entity, past),
         None => parts,
     }
+}
+
+/// The directory's fields of an employee record (`employee_*`): its id, name, work
+/// `email`, `reporting_to`, and the names of its department, division and position.
+/// `employee_terminate` makes them inactive, `employee_create` and `employee_rehire`
+/// active; another event leaves that as it was.
+fn person(
+    action: &str,
+    data: &Object<'_>,
+    attributes: &Object<'_>,
+    name: Option<&str>,
+) -> Option<Person> {
+    let verb = action.strip_prefix("employee_")?;
+    let named = |key: &str| {
+        [data, attributes]
+            .iter()
+            .find_map(|object| object.get(key)?.as_object())
+            .and_then(|object| first_text(object, &["name"]))
+    };
+    let manager = [data, attributes]
+        .iter()
+        .find_map(|object| object.get("reporting_to")?.as_object())
+        .map(|manager| Manager {
+            id: first_text(manager, &["id"]),
+            email: first_text(manager, &["email"]),
+            name: first_text(manager, &["full_name", "name"]),
+        })
+        .filter(|manager| !manager.is_empty());
+    Some(Person {
+        id: first_text(data, &["id"])?,
+        name: name.map(str::to_owned),
+        email: first_text(attributes, &["email", "work_email"]),
+        manager,
+        department: named("department"),
+        division: named("division"),
+        position: named("position"),
+        active: match verb {
+            "terminate" => Some(false),
+            "create" | "rehire" => Some(true),
+            _ => None,
+        },
+    })
 }

@@ -138,6 +138,7 @@ fn parts(body: &Object<'_>) -> Parts {
         status: Field::read(entity, "status").map(|field| field.text_change()),
         progress: progress(entity),
         changed_fields: crate::parts::changed_pairs(entity),
+        owner: crate::parts::first_owner(entity, &["owner", "assignee", "assignedTo"]),
         ..Parts::default()
     };
     match provider_event.as_deref().and_then(|e| e.rsplit_once('.')) {

@@ -177,6 +177,7 @@ fn parts(body: &Object<'_>) -> Parts {
         status: Field::read(data, "status").map(|f| f.text_change()),
         progress: Field::read(data, "progress").map(|f| f.number_change()),
         changed_fields: crate::parts::changed_pairs(data),
+        owner: crate::parts::first_owner(data, &["owner", "assignee"]),
         ..Parts::default()
     };
     if let Some(event_type) =

@@ -90,6 +90,10 @@ function row(r) {
   when.dataset.by = r.updated_by || "";
   meta.appendChild(when);
   if (r.history.length > 1) meta.appendChild(sparkline(r.history));
+  // The owner's place in the directory, when known.
+  if (r.owner && r.owner !== r.updated_by) meta.appendChild(el("span", "owner", "owner " + r.owner));
+  if (r.department) meta.appendChild(el("span", "dept", r.department));
+  if (r.team_lead) meta.appendChild(el("span", "lead", "lead " + r.team_lead));
   meta.appendChild(el("span", "", r.source));
   div.appendChild(meta);
   return div;
@@ -98,6 +102,7 @@ function row(r) {
 function filters() {
   return {
     source: $("source").value, status: words($("status").value),
+    department: $("department").value, lead: $("lead").value,
     q: $("search").value.trim().toLowerCase(), sort: $("sort").value, deleted: $("deleted").checked,
   };
 }
@@ -105,6 +110,8 @@ function filters() {
 function matches(r, f) {
   return (f.deleted || !r.deleted) && (!f.source || r.source === f.source)
     && (!f.status || words(r.status) === f.status)
+    && (!f.department || (r.department || "-") === f.department)
+    && (!f.lead || (r.team_lead || "-") === f.lead)
     && (!f.q || (r.title || "").toLowerCase().includes(f.q));
 }
 
@@ -118,8 +125,41 @@ const orders = {
 
 // Objectives with their key results nested; a key result shows when it or its
 // objective matches. Groups follow the order of their first member.
+// Key results by their owner's department or team lead: a section each, most behind
+// first, with how many there are, need attention and are done; the unknown last.
+const GROUPS = { department: ["department", "No department known"], lead: ["team_lead", "No team lead known"] };
+function renderGroups(f, [field, unknown]) {
+  const groups = new Map();
+  for (const r of records.values()) {
+    if (r.kind !== "key_result" || !matches(r, f)) continue;
+    const name = r[field] || "";
+    if (!groups.has(name)) groups.set(name, []);
+    groups.get(name).push(r);
+  }
+  const names = [...groups.keys()].sort((a, b) => (a === "") - (b === "") || a.localeCompare(b));
+  const fragment = document.createDocumentFragment();
+  for (const name of names) {
+    const results = groups.get(name).sort(orders.behind);
+    const section = el("section", "objective group");
+    const head = el("div", "row");
+    head.appendChild(el("span", "title", name || unknown));
+    const live = results.filter((r) => !r.deleted);
+    const flagged = live.filter((r) => r.rules.length).length, done = live.filter((r) => r.completed).length;
+    const avg = live.length ? live.reduce((s, r) => s + (r.progress ?? 0), 0) / live.length : 0;
+    head.appendChild(el("span", "meta", live.length + " key results · " + flagged + " need attention · " + done + " completed · average " + percent(avg)));
+    section.appendChild(head);
+    for (const r of results) section.appendChild(row(r));
+    fragment.appendChild(section);
+  }
+  const list = $("list");
+  list.replaceChildren(fragment);
+  if (!names.length) list.appendChild(el("p", "empty", records.size ? "Nothing matches the filters." : "No objectives or key results yet: send a webhook."));
+  summarize();
+}
+
 function render() {
   const f = filters(), order = orders[f.sort] || orders.key;
+  if (GROUPS[f.sort]) return renderGroups(f, GROUPS[f.sort]);
   const groups = new Map();
   const all = [...records.values()];
   for (const r of all) {
@@ -164,16 +204,20 @@ function summarize() {
   $("summary").textContent = krs + " key results · " + flagged + " need attention · " + done + " completed";
 }
 
-function options(id, values) {
+function options(id, values, label = (v) => words(v) || v) {
   const select = $(id), keep = select.value;
   const known = new Set([...select.options].map((o) => o.value));
-  for (const v of [...values].sort()) if (!known.has(v)) select.appendChild(new Option(words(v) || v, v));
+  for (const v of [...values].sort()) if (!known.has(v)) select.appendChild(new Option(label(v), v));
   select.value = keep;
 }
 
 function refreshOptions() {
   options("source", new Set([...records.values()].map((r) => r.source)));
   options("status", new Set([...records.values()].map((r) => r.status).filter(Boolean)));
+  const asIs = (v) => v === "-" ? "None known" : v;
+  const krs = [...records.values()].filter((r) => r.kind === "key_result");
+  options("department", new Set(krs.map((r) => r.department || "-")), asIs);
+  options("lead", new Set(krs.map((r) => r.team_lead || "-")), asIs);
 }
 
 let pending = null;
@@ -232,7 +276,10 @@ function listen() {
   return source;
 }
 
-for (const id of ["source", "status", "sort", "deleted"]) $(id).addEventListener("change", render);
+for (const id of ["source", "status", "department", "lead", "sort", "deleted"]) $(id).addEventListener("change", render);
+// A link may choose the grouping: /dashboard?group=department (or lead).
+const wanted = new URLSearchParams(location.search).get("group");
+if (wanted && GROUPS[wanted]) $("sort").value = wanted;
 $("search").addEventListener("input", renderSoon);
 $("filters").addEventListener("submit", (e) => e.preventDefault());
 setInterval(() => {

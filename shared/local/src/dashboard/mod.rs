@@ -27,6 +27,7 @@ use futures::Stream;
 use subtle::ConstantTimeEq;
 use tokio::sync::broadcast::error::RecvError;
 
+use okr_consumers::directory::{Directory, DirectoryStore};
 use okr_consumers::progress::ProgressStore;
 use okr_consumers::progress::feed::Feed;
 use okr_consumers::progress::query::{Query, to_csv};
@@ -62,17 +63,27 @@ impl Access {
 #[derive(Clone)]
 struct Dashboard {
     store: Arc<dyn ProgressStore>,
+    directory: Option<Arc<dyn DirectoryStore>>,
     feed: Feed,
 }
 
 /// The dashboard's and the API's routes over `store`, live from `feed`.
-pub fn router(store: Arc<dyn ProgressStore>, feed: Feed, access: Access) -> Router {
+pub fn router(
+    store: Arc<dyn ProgressStore>,
+    directory: Option<Arc<dyn DirectoryStore>>,
+    feed: Feed,
+    access: Access,
+) -> Router {
     let guarded = Router::new()
         .route("/dashboard", get(page))
         .route("/api/progress", get(progress))
         .route("/api/progress/stream", get(stream))
         .layer(middleware::from_fn_with_state(access, check_access))
-        .with_state(Dashboard { store, feed });
+        .with_state(Dashboard {
+            store,
+            directory,
+            feed,
+        });
     Router::new()
         .route("/", get(to_dashboard))
         .route("/dashboard.js", get(script))
@@ -187,7 +198,7 @@ async fn progress(
         return error(
             StatusCode::BAD_REQUEST,
             "invalid_query",
-            "unknown parameter or value: see source, status, rule, kind (objective, key_result), q, sort (key, behind, updated, title), include_deleted, offset, limit, format (json, csv)",
+            "unknown parameter or value: see source, status, rule, kind (objective, key_result), q, department, team_lead, sort (key, behind, updated, title), include_deleted, offset, limit, format (json, csv)",
         );
     };
     let records = match dashboard.store.all().await {
@@ -204,7 +215,21 @@ async fn progress(
     if let Some(problem) = query.problem() {
         return error(StatusCode::BAD_REQUEST, "invalid_query", problem);
     }
-    let page = query.page(records);
+    let people = match &dashboard.directory {
+        Some(directory) => match okr_consumers::directory::load(directory.as_ref()).await {
+            Ok(people) => people,
+            Err(failure) => {
+                tracing::error!(error = %okr_core::error_chain(&failure), "could not read the directory");
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the directory could not be read; try again",
+                );
+            }
+        },
+        None => Directory::default(),
+    };
+    let page = query.page(records, &people);
     match query.format.as_deref().unwrap_or("json") {
         "json" => match serde_json::to_string(&page) {
             Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
@@ -263,13 +288,15 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 /// `dashboard` command, over a deployed stack's table.
 pub async fn serve_alone(
     store: Arc<dyn ProgressStore>,
+    directory: Option<Arc<dyn DirectoryStore>>,
     listener: tokio::net::TcpListener,
     every: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (closing, stopping) = tokio::sync::watch::channel(false);
-    let feed = okr_consumers::progress::feed::spawn(store.clone(), every, stopping);
-    axum::serve(listener, router(store, feed, Access::Open))
+    let feed =
+        okr_consumers::progress::feed::spawn(store.clone(), directory.clone(), every, stopping);
+    axum::serve(listener, router(store, directory, feed, Access::Open))
         .with_graceful_shutdown(async move {
             shutdown.await;
             // The pages' streams end, so their connections close.

@@ -43,7 +43,9 @@ impl QueueMessage {
     }
 
     /// The messages of `event` for each of `consumers` (as `routing::route` gives
-    /// them): the whole event for the warehouse, the notification view for the others.
+    /// them): the whole event for the warehouse, the notification view for Slack and
+    /// the alerts, and for the progress queue the notification view with the HR
+    /// record's `person` (the directory's fields) kept.
     pub fn routed(
         event: &Event,
         consumers: &[Consumer],
@@ -52,11 +54,17 @@ impl QueueMessage {
         let mut notification = None;
         let mut messages = Vec::with_capacity(consumers.len());
         for consumer in consumers {
+            let projected;
             let message = match consumer {
                 Consumer::Warehouse => match &whole {
                     Some(message) => message,
                     None => whole.insert(QueueMessage::from_event(event)?),
                 },
+                Consumer::Progress if event.person.is_some() => {
+                    let view = okr_core::routing::view_for(event, *consumer)?;
+                    projected = QueueMessage::from_event(&view)?;
+                    &projected
+                }
                 _ => match &notification {
                     Some(message) => message,
                     None => notification.insert(QueueMessage::from_event(

@@ -1,0 +1,320 @@
+//! `okr-webhooks directory`: the people HR events describe, who owns which key result,
+//! and the owners nobody matches; link an owner to a person by hand, or forget a person.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use okr_consumers::directory::{self, Directory, Record};
+use okr_consumers::progress::{ProgressStore, Tracked};
+use okr_local::Paths;
+use okr_local::directory_sqlite::SqliteDirectory;
+use okr_local::progress_sqlite::SqliteProgressStore;
+
+use crate::delivery::DEFAULT_DATA_DIR;
+
+#[derive(Debug, Args)]
+pub struct DirectoryArgs {
+    #[command(subcommand)]
+    command: DirectoryCommand,
+    /// The data directory of `serve`: its directory.sqlite and progress.sqlite.
+    #[arg(long, default_value = DEFAULT_DATA_DIR, global = true)]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum DirectoryCommand {
+    /// Everyone: name, work email, department, position, team lead, active.
+    List {
+        /// One JSON object a line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One person (by work email, id or key): their fields, team lead, reports and
+    /// the key results they own.
+    Show {
+        /// A work email, an HR id, or a key from `list --json`.
+        person: String,
+    },
+    /// The owners of key results no one in the directory matches, and why.
+    Unresolved,
+    /// Make OWNER (a name or email as the OKR tool sends it) mean PERSON.
+    Link {
+        /// The owner, as `unresolved` prints it.
+        owner: String,
+        /// The person: a work email, an HR id, or a key.
+        person: String,
+    },
+    /// Remove everyone with this work email, for an erasure request; their HR events
+    /// are skipped from then on, replays included.
+    Forget {
+        /// The work email.
+        email: String,
+    },
+}
+
+pub async fn run(args: DirectoryArgs) -> Result<ExitCode> {
+    let paths = Paths::new(&args.data_dir);
+    if !args.data_dir.is_dir() {
+        bail!(
+            "{} is not a data directory (start `okr-webhooks serve --data-dir {}` first)",
+            args.data_dir.display(),
+            args.data_dir.display()
+        );
+    }
+    let store = SqliteDirectory::open(&paths.directory)
+        .with_context(|| format!("cannot open {}", paths.directory.display()))?;
+    let mut out = io::stdout().lock();
+    match args.command {
+        DirectoryCommand::List { json } => {
+            let people = directory::load(&store).await?;
+            list(&mut out, &people, json)?;
+        }
+        DirectoryCommand::Show { person } => {
+            let people = directory::load(&store).await?;
+            let Some(record) = people.find(&person) else {
+                bail!(
+                    "no person in the directory is {person:?} (see `okr-webhooks directory list`)"
+                );
+            };
+            let records = read_model(&paths).await?;
+            show(&mut out, &people, record, &records)?;
+        }
+        DirectoryCommand::Unresolved => {
+            let people = directory::load(&store).await?;
+            let records = read_model(&paths).await?;
+            unresolved(&mut out, &people, &records)?;
+        }
+        DirectoryCommand::Link { owner, person } => {
+            let label = directory::link(&store, &owner, &person).await?;
+            writeln!(out, "linked {:?} to {label}", owner.trim())?;
+        }
+        DirectoryCommand::Forget { email } => {
+            if !email.contains('@') {
+                bail!("{email:?} is not an email address");
+            }
+            let removed = directory::forget(&store, &email).await?;
+            match removed {
+                0 => writeln!(
+                    out,
+                    "no one had that address; it is blocked from the directory from now on"
+                )?,
+                n => writeln!(
+                    out,
+                    "forgot {n} person(s); their HR events are skipped from now on, replays included"
+                )?,
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn read_model(paths: &Paths) -> Result<Vec<Tracked>> {
+    let store = SqliteProgressStore::open(&paths.progress)
+        .with_context(|| format!("cannot open {}", paths.progress.display()))?;
+    Ok(store.all().await?)
+}
+
+/// The team lead as shown: their label, or the manager the record names who is not in
+/// the directory yet.
+fn team_lead(people: &Directory, record: &Record) -> String {
+    match people.manager(&record.key()) {
+        Some(lead) => lead.label().to_owned(),
+        None => match &record.person.manager {
+            Some(manager) => format!(
+                "{} (not in the directory)",
+                manager
+                    .name
+                    .as_deref()
+                    .or(manager.email.as_deref())
+                    .or(manager.id.as_deref())
+                    .unwrap_or("?")
+            ),
+            None => "-".to_owned(),
+        },
+    }
+}
+
+fn list(out: &mut impl Write, people: &Directory, as_json: bool) -> Result<()> {
+    if as_json {
+        for record in people.people() {
+            let lead = people.manager(&record.key());
+            let line = json!({
+                "key": record.key(),
+                "id": record.person.id,
+                "name": record.person.name,
+                "email": record.person.email,
+                "department": record.person.department,
+                "division": record.person.division,
+                "position": record.person.position,
+                "team_lead": lead.map(|l| l.label()),
+                "team_lead_email": lead.and_then(|l| l.person.email.as_deref()),
+                "active": record.active(),
+            });
+            writeln!(out, "{line}")?;
+        }
+        return Ok(());
+    }
+    if people.is_empty() {
+        writeln!(
+            out,
+            "the directory is empty: it fills from HR events (PeopleForce employee_*, or an endpoint's person mapping)"
+        )?;
+        return Ok(());
+    }
+    let rows: Vec<[String; 6]> = people
+        .people()
+        .map(|r| {
+            [
+                r.label().to_owned(),
+                r.person.email.clone().unwrap_or_else(|| "-".into()),
+                r.person.department.clone().unwrap_or_else(|| "-".into()),
+                r.person.position.clone().unwrap_or_else(|| "-".into()),
+                team_lead(people, r),
+                if r.active() { "yes" } else { "no" }.to_owned(),
+            ]
+        })
+        .collect();
+    let header = [
+        "person",
+        "work email",
+        "department",
+        "position",
+        "team lead",
+        "active",
+    ];
+    let widths: Vec<usize> = (0..6)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        text
+    };
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for row in &rows {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+fn show(
+    out: &mut impl Write,
+    people: &Directory,
+    record: &Record,
+    records: &[Tracked],
+) -> Result<()> {
+    let p = &record.person;
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    writeln!(out, "{} ({})", record.label(), record.key())?;
+    writeln!(out, "  work email   {}", dash(&p.email))?;
+    writeln!(out, "  department   {}", dash(&p.department))?;
+    writeln!(out, "  division     {}", dash(&p.division))?;
+    writeln!(out, "  position     {}", dash(&p.position))?;
+    writeln!(out, "  team lead    {}", team_lead(people, record))?;
+    writeln!(
+        out,
+        "  active       {}",
+        if record.active() { "yes" } else { "no" }
+    )?;
+    let reports: Vec<&str> = people
+        .reports(&record.key(), false)
+        .iter()
+        .map(|r| r.label())
+        .collect();
+    writeln!(
+        out,
+        "  reports      {}",
+        if reports.is_empty() {
+            "-".to_owned()
+        } else {
+            reports.join(", ")
+        }
+    )?;
+    let owned: Vec<&Tracked> = records
+        .iter()
+        .filter(|t| t.kind == "key_result" && !t.deleted)
+        .filter(|t| {
+            t.owner()
+                .and_then(|o| people.resolve(&o))
+                .is_some_and(|(owner, _)| owner.key() == record.key())
+        })
+        .collect();
+    writeln!(out, "  key results  {}", owned.len())?;
+    for t in owned {
+        writeln!(
+            out,
+            "    {} ({}%, updated {}{})",
+            t.title.as_deref().unwrap_or(&t.id),
+            t.progress
+                .map(okr_core::event::percent)
+                .unwrap_or_else(|| "?".into()),
+            t.updated_at.date(),
+            if t.completed { ", completed" } else { "" }
+        )?;
+    }
+    Ok(())
+}
+
+fn unresolved(out: &mut impl Write, people: &Directory, records: &[Tracked]) -> Result<()> {
+    let mut owners: BTreeMap<String, usize> = BTreeMap::new();
+    let mut without_owner = 0;
+    for t in records
+        .iter()
+        .filter(|t| t.kind == "key_result" && !t.deleted)
+    {
+        match t.owner() {
+            None => without_owner += 1,
+            Some(owner) if people.resolve(&owner).is_none() => {
+                *owners.entry(owner.label().to_owned()).or_default() += 1
+            }
+            Some(_) => {}
+        }
+    }
+    if owners.is_empty() && without_owner == 0 {
+        writeln!(out, "every key result's owner is in the directory")?;
+        return Ok(());
+    }
+    for (owner, count) in &owners {
+        let alike = people
+            .people()
+            .filter(|r| {
+                r.person.name.as_deref().map(okr_core::person::name_key)
+                    == Some(okr_core::person::name_key(owner))
+            })
+            .count();
+        let why = match alike {
+            0 => "no one in the directory has this name or address".to_owned(),
+            n => format!("{n} people in the directory share this name"),
+        };
+        writeln!(out, "{owner}\t{count} key result(s)\t{why}")?;
+    }
+    if without_owner > 0 {
+        writeln!(
+            out,
+            "(no owner)\t{without_owner} key result(s)\tthe provider named neither an owner nor who updated it"
+        )?;
+    }
+    writeln!(
+        out,
+        "link one with: okr-webhooks directory link OWNER PERSON-EMAIL"
+    )?;
+    Ok(())
+}
