@@ -123,27 +123,17 @@ async fn read_model(paths: &Paths) -> Result<Vec<Tracked>> {
 /// The team lead as shown: their label, or the manager the record names who is not in
 /// the directory yet.
 fn team_lead(people: &Directory, record: &Record) -> String {
-    match people.manager(&record.key()) {
-        Some(lead) => lead.label().to_owned(),
-        None => match &record.person.manager {
-            Some(manager) => format!(
-                "{} (not in the directory)",
-                manager
-                    .name
-                    .as_deref()
-                    .or(manager.email.as_deref())
-                    .or(manager.id.as_deref())
-                    .unwrap_or("?")
-            ),
-            None => "-".to_owned(),
-        },
+    match people.team_lead(&record.key()) {
+        Some(lead) if lead.record.is_some() => lead.name,
+        Some(lead) => format!("{} (not in the directory)", lead.name),
+        None => "-".to_owned(),
     }
 }
 
 fn list(out: &mut impl Write, people: &Directory, as_json: bool) -> Result<()> {
     if as_json {
         for record in people.people() {
-            let lead = people.manager(&record.key());
+            let lead = people.team_lead(&record.key());
             let line = json!({
                 "key": record.key(),
                 "id": record.person.id,
@@ -152,8 +142,8 @@ fn list(out: &mut impl Write, people: &Directory, as_json: bool) -> Result<()> {
                 "department": record.person.department,
                 "division": record.person.division,
                 "position": record.person.position,
-                "team_lead": lead.map(|l| l.label()),
-                "team_lead_email": lead.and_then(|l| l.person.email.as_deref()),
+                "team_lead": lead.as_ref().map(|l| l.name.clone()),
+                "team_lead_email": lead.and_then(|l| l.email),
                 "active": record.active(),
             });
             writeln!(out, "{line}")?;

@@ -13,6 +13,7 @@ mod replay;
 mod send;
 mod serve;
 mod sign;
+mod stalled;
 mod summary;
 mod verify;
 
@@ -53,6 +54,9 @@ enum Command {
     /// The endpoints: list them, add one bound to a preset or a scheme, test one with a
     /// body, re-arm one for its handshake.
     Endpoints(endpoints::EndpointsArgs),
+    /// The stalled check now: key results without an update for STALLED_AFTER_DAYS, to
+    /// their owners' team leads; print it (--dry-run) or send it (--send).
+    Stalled(stalled::StalledArgs),
     /// The directory of people from HR events: list, show, the key results' owners
     /// nobody matches, link an owner to a person, forget a person.
     Directory(directory::DirectoryArgs),
@@ -123,6 +127,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Summary(args) => runtime()?.block_on(summary::run(args)),
         Command::Endpoints(args) => endpoints::run(args),
         Command::Directory(args) => runtime()?.block_on(directory::run(args)),
+        Command::Stalled(args) => runtime()?.block_on(stalled::run(args)),
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Normalize(args) => normalize::run(args),

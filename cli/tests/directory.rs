@@ -139,7 +139,8 @@ async fn the_seeds_hire_fills_the_directory_and_the_commands_use_it() {
     let kr = &page["items"][0];
     assert_eq!(kr["owner"], "John Doe", "{kr}");
     assert_eq!(kr["department"], "IT", "{kr}");
-    assert_eq!(kr["team_lead"], serde_json::Value::Null, "{kr}");
+    // Ross has no record yet: John's names him.
+    assert_eq!(kr["team_lead"], "Ross Kate", "{kr}");
     let none: serde_json::Value =
         serde_json::from_str(&api("kind=key_result&department=Sales").await).unwrap();
     assert_eq!(none["total"], 0, "{none}");
@@ -152,7 +153,10 @@ async fn the_seeds_hire_fills_the_directory_and_the_commands_use_it() {
         "{csv}"
     );
     assert!(
-        csv.lines().nth(1).unwrap().ends_with(",John Doe,,IT"),
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(",John Doe,Ross Kate,IT"),
         "{csv}"
     );
 
@@ -248,4 +252,185 @@ async fn the_seeds_hire_fills_the_directory_and_the_commands_use_it() {
     })
     .await;
     drop(server);
+}
+
+/// The dashboard groups key results by their owner's department and team lead, and
+/// filters by them, in headless Chromium; the screenshot is docs/dashboard-teams.png.
+#[tokio::test]
+async fn the_dashboard_groups_key_results_by_department_and_team_lead() {
+    use common::browser::chromium;
+    use serde_json::{Value, json};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let server = serve_on("127.0.0.1", data, &[]).await;
+    let secrets = secrets(data);
+    let seed: Value = serde_json::from_slice(HIRE).unwrap();
+    let people = [
+        (1, "Cleo", "Park", "Engineering", None),
+        (2, "Ross", "Kate", "Engineering", Some((1, "Cleo Park"))),
+        (3, "John", "Doe", "Engineering", Some((2, "Ross Kate"))),
+        (4, "Mia", "Chen", "Engineering", Some((2, "Ross Kate"))),
+        (5, "Ana", "Lima", "Sales", None),
+        (6, "Sam", "Okafor", "Sales", Some((5, "Ana Lima"))),
+    ];
+    for (id, first, last, department, manager) in people {
+        let mut body = seed.clone();
+        body["data"]["id"] = id.into();
+        let attributes = &mut body["data"]["attributes"];
+        attributes["first_name"] = first.into();
+        attributes["last_name"] = last.into();
+        attributes["email"] = format!(
+            "{}.{}@example.com",
+            first.to_lowercase(),
+            last.to_lowercase()
+        )
+        .into();
+        body["data"]["reporting_to"] = match manager {
+            Some((id, name)) => json!({"id": id, "full_name": name}),
+            None => Value::Null,
+        };
+        body["data"]["department"]["name"] = department.into();
+        let body = serde_json::to_vec(&body).unwrap();
+        let (status, _) = deliver(
+            &server.base,
+            &secrets,
+            Source::PEOPLEFORCE,
+            "peopleforce",
+            &body,
+            None,
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+    let key_results = [
+        (
+            "kr-1",
+            "p95 API latency under 200 ms",
+            70,
+            55,
+            "John Doe",
+            "ON_TRACK",
+        ),
+        (
+            "kr-2",
+            "Ship the partner API",
+            20,
+            20,
+            "Mia Chen",
+            "ON_TRACK",
+        ),
+        (
+            "kr-3",
+            "Cut onboarding time to 10 minutes",
+            45,
+            60,
+            "Ross Kate",
+            "AT_RISK",
+        ),
+        (
+            "kr-4",
+            "Close 40 new enterprise deals",
+            55,
+            40,
+            "Sam Okafor",
+            "ON_TRACK",
+        ),
+        (
+            "kr-5",
+            "Publish 12 customer stories",
+            90,
+            75,
+            "Priya Natarajan",
+            "ON_TRACK",
+        ),
+    ];
+    for (id, title, current, previous, by, status) in key_results {
+        let body = json!({
+            "eventType": "objective.patch", "id": id, "parentId": "o-1", "title": title,
+            "startingValue": 0, "targetValue": 100,
+            "currentValue": {"previous": previous, "current": current}, "status": status,
+            "updatedBy": {"name": by}, "updatedAt": "2026-11-20T09:00:00Z",
+            "startDate": "2026-10-01", "dueDate": "2026-12-31",
+        });
+        let body = serde_json::to_vec(&body).unwrap();
+        let (status, _) = deliver(
+            &server.base,
+            &secrets,
+            Source::PEOPLELOGIC,
+            "peoplelogic",
+            &body,
+            None,
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+    let base = server.base.clone();
+    eventually("five key results with their departments", async || {
+        let csv = common::client()
+            .get(format!("{base}/api/progress?kind=key_result&format=csv"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        csv.lines().count() == 6 && csv.contains("Sam Okafor,Ana Lima,Sales")
+    })
+    .await;
+
+    let browser = chromium(1100, 820).await;
+    let client = &browser.client;
+    client
+        .goto(&format!("{base}/dashboard?group=department"))
+        .await
+        .unwrap();
+    let groups = async || {
+        let found = client
+            .execute(
+                "return [...document.querySelectorAll('section.group')].map(s => [s.querySelector('.title').textContent, s.querySelectorAll('.row[data-key]').length]);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        serde_json::from_value::<Vec<(String, usize)>>(found).unwrap()
+    };
+    eventually("the departments on the page", async || {
+        groups().await.len() == 3
+    })
+    .await;
+    assert_eq!(
+        groups().await,
+        [
+            ("Engineering".to_owned(), 3),
+            ("Sales".to_owned(), 1),
+            ("No department known".to_owned(), 1)
+        ]
+    );
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-teams.png");
+    std::fs::write(&shot, png).unwrap();
+    eprintln!("screenshot: {}", shot.display());
+
+    // By team lead, then only Ross Kate's team.
+    client
+        .execute(
+            "const s = document.getElementById('sort'); s.value = 'lead'; s.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let leads: Vec<String> = groups().await.into_iter().map(|(name, _)| name).collect();
+    assert_eq!(
+        leads,
+        ["Ana Lima", "Cleo Park", "Ross Kate", "No team lead known"]
+    );
+    client
+        .execute(
+            "const s = document.getElementById('lead'); s.value = 'Ross Kate'; s.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(groups().await, [("Ross Kate".to_owned(), 2)]);
 }

@@ -449,6 +449,50 @@ fn the_directory(blocks: &[Block]) {
         show.contains("  key results  1\n    Reach 500 weekly active teams (60%,"),
         "{show}"
     );
+    let api = outputs(&steps, "department=IT")[0];
+    let page: serde_json::Value = serde_json::from_str(api.trim()).unwrap();
+    assert_eq!(page["items"][0]["owner"], "John Doe", "{page}");
+    assert_eq!(page["items"][0]["team_lead"], "Ross Kate", "{page}");
+    assert_eq!(page["items"][0]["department"], "IT", "{page}");
+    let sent = outputs(&steps, "okr-webhooks send --source peoplelogic stale.json")[0];
+    assert!(sent.starts_with("202 evt_"), "{sent}");
+    let plans = outputs(&steps, "okr-webhooks stalled --dry-run");
+    assert!(
+        plans[0].starts_with("1 stalled key result(s) to report"),
+        "{}",
+        plans[0]
+    );
+    assert!(
+        plans[0].contains("open\tShip the partner API (owner John Doe, ")
+            && plans[0].contains("-> Ross Kate <ross.kate@example.com> by email;"),
+        "{}",
+        plans[0]
+    );
+    let sends = outputs(&steps, "okr-webhooks stalled --send");
+    assert!(
+        sends[0].contains("[alerts] KR Ship the partner API has had no update for "),
+        "{}",
+        sends[0]
+    );
+    assert!(
+        sends[0].contains("stalled: 1 opened, 0 reminded, 0 resolved"),
+        "{}",
+        sends[0]
+    );
+    assert!(
+        sends[1].starts_with("0 stalled key result(s) to report"),
+        "{}",
+        sends[1]
+    );
+    let outbox = outputs(&steps, "ls .okr-webhooks/outbox")[0];
+    assert_eq!(outbox.lines().count(), 1, "{outbox}");
+    let eml = std::fs::read_to_string(dir.path().join(".okr-webhooks/outbox").join(outbox.trim()))
+        .unwrap();
+    assert!(eml.contains("To: ross.kate@example.com"), "{eml}");
+    assert!(
+        eml.contains("Subject: [Stalled key result] Ship the partner API"),
+        "{eml}"
+    );
     let forgot = outputs(&steps, "okr-webhooks directory forget")[0];
     assert!(forgot.starts_with("forgot 1 person(s); "), "{forgot}");
     assert!(!lists[1].contains("John Doe"), "{}", lists[1]);

@@ -10,4 +10,5 @@ pub mod ingest;
 pub mod progress;
 pub mod replay;
 pub mod slack;
+pub mod stalled;
 pub mod warehouse;

@@ -171,3 +171,19 @@ fn is_at_risk(status: &str) -> bool {
 pub fn is_done(status: &str) -> bool {
     matches!(words(status).as_str(), "completed" | "complete" | "done")
 }
+
+/// The `stalled` rule, judged by a scheduled check rather than an update (a key result
+/// that stops being updated sends nothing): not completed or deleted, no update for
+/// `after`, and, when its period is known, inside it (`now` between its start and its
+/// due date).
+pub fn is_stalled(
+    updated_at: OffsetDateTime,
+    done: bool,
+    period: Option<Period>,
+    now: OffsetDateTime,
+    after: time::Duration,
+) -> bool {
+    !done
+        && now - updated_at >= after
+        && period.is_none_or(|period| period.start <= now && now <= period.due)
+}

@@ -16,6 +16,10 @@ pub struct LocalDestinations {
     pub pagerduty_routing_key: Option<String>,
     /// `--pagerduty-events-url` / `PAGERDUTY_EVENTS_URL`.
     pub pagerduty_events_url: Option<String>,
+    /// `--slack-bot-token` / `OKR_SLACK_BOT_TOKEN`: direct messages to team leads.
+    pub slack_bot_token: Option<String>,
+    /// `--slack-api-url` / `OKR_SLACK_API_URL`: Slack's Web API.
+    pub slack_api_url: String,
 }
 
 /// `serve`'s configuration, read once at start.
@@ -49,6 +53,8 @@ pub struct LocalEmail {
     /// `--summary-cron` / `OKR_SUMMARY_CRON`: when `serve` sends the summaries, in this
     /// machine's time zone.
     pub summary_cron: Option<okr_consumers::email::schedule::Cron>,
+    /// `--stalled-cron` / `OKR_STALLED_CRON`: when `serve` runs the stalled check.
+    pub stalled_cron: Option<okr_consumers::email::schedule::Cron>,
     /// `STALLED_AFTER_DAYS` (default 14).
     pub stalled_after: Duration,
 }
@@ -65,6 +71,7 @@ impl LocalEmail {
             credentials: var("OKR_SMTP_USERNAME").zip(var("OKR_SMTP_PASSWORD")),
             from: var("OKR_EMAIL_FROM").unwrap_or_else(|| crate::smtp::DEFAULT_FROM.to_owned()),
             summary_cron: None,
+            stalled_cron: None,
             stalled_after: okr_pipeline::config::stalled_after(env)?,
         })
     }

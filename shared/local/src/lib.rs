@@ -23,6 +23,7 @@ mod serve;
 pub mod smtp;
 pub mod sqlite_queue;
 pub mod sqlite_store;
+pub mod stalled;
 mod stores;
 mod wiring;
 

@@ -138,6 +138,22 @@ pub async fn serve(
             ))
         })
         .collect();
+    if let Some(cron) = config.email.stalled_cron.clone() {
+        let (mailer, _) = email::mailer(data_dir, &config.email)?;
+        let check = crate::stalled::check(
+            &config,
+            stores.progress.clone(),
+            stores.directory.clone(),
+            stores.idempotency.clone(),
+            mailer,
+        )?;
+        tasks.push(tokio::spawn(crate::stalled::on_schedule(
+            cron,
+            check,
+            stopped.clone(),
+            |line| eprintln!("{line}"),
+        )));
+    }
     match (mail, config.email.summary_cron.clone()) {
         (Some((_, summaries)), Some(cron)) => tasks.push(tokio::spawn(email::on_schedule(
             cron,

@@ -14,6 +14,7 @@ use okr_consumers::alerts::{
 };
 use okr_consumers::progress::ProgressProjection;
 use okr_consumers::slack::{DEFAULT_DIGEST_THRESHOLD, SlackNotifier};
+use okr_consumers::stalled::StalledDestinations;
 use okr_consumers::warehouse::WarehouseSink;
 use okr_consumers::warehouse::local::LocalSink;
 use okr_core::routing::Consumer;
@@ -21,8 +22,9 @@ use okr_core::rules::Thresholds;
 use okr_pipeline::breaker::{Breaker, BreakerConfig, BreakerSettings, SystemClock};
 use okr_pipeline::metrics::NoMetrics;
 use okr_pipeline::outbound::http::http_client;
-use okr_pipeline::outbound::pagerduty::RoutingKey;
+use okr_pipeline::outbound::pagerduty::{PagerDuty, RoutingKey};
 use okr_pipeline::outbound::slack::{SlackPoster, WebhookPoster, WebhookUrl};
+use okr_pipeline::outbound::slack_api::{DirectMessages, SlackApi};
 use okr_pipeline::retry::{Retries, Schedule};
 use okr_pipeline::secrets::{FromSecret, SecretCache, StaticSecret};
 
@@ -103,23 +105,10 @@ fn alerts(
     http: &reqwest::Client,
     email: Option<EmailAlerts>,
 ) -> Result<ProgressAlerts, LocalError> {
-    let urls = &config.destinations;
-    let pagerduty = match urls.pagerduty_routing_key.as_deref() {
-        Some(key) => Some((
-            config.pagerduty_events_url.clone(),
-            fixed::<RoutingKey>(key, "--pagerduty-routing-key")?,
-        )),
-        None => None,
-    };
-    let mut destinations = Destinations::over_http(http, None, pagerduty);
-    destinations.slack = Some(slack_poster(
-        http,
-        urls.alerts_slack_webhook_url.as_deref(),
-        ("alerts", "--alerts-slack-webhook-url"),
-    )?);
-    destinations
-        .pagerduty
-        .get_or_insert_with(|| Arc::new(Printer("pagerduty")));
+    let (channel, pagerduty) = alert_channels(config, http)?;
+    let mut destinations = Destinations::over_http(http, None, None);
+    destinations.slack = Some(channel);
+    destinations.pagerduty = Some(pagerduty);
     destinations.email = email;
     let settings = AlertSettings {
         thresholds: Thresholds::default(),
@@ -132,6 +121,66 @@ fn alerts(
         &settings,
         Arc::new(NoMetrics),
     ))
+}
+
+/// The alerts channel and PagerDuty.
+type AlertChannels = (Arc<dyn SlackPoster>, Arc<dyn PagerDuty>);
+
+/// The alerts channel and PagerDuty as configured, each printed when not.
+fn alert_channels(
+    config: &LocalConfig,
+    http: &reqwest::Client,
+) -> Result<AlertChannels, LocalError> {
+    let urls = &config.destinations;
+    let pagerduty = match urls.pagerduty_routing_key.as_deref() {
+        Some(key) => Some((
+            config.pagerduty_events_url.clone(),
+            fixed::<RoutingKey>(key, "--pagerduty-routing-key")?,
+        )),
+        None => None,
+    };
+    let pagerduty = Destinations::over_http(http, None, pagerduty)
+        .pagerduty
+        .unwrap_or_else(|| Arc::new(Printer("pagerduty")));
+    let channel = slack_poster(
+        http,
+        urls.alerts_slack_webhook_url.as_deref(),
+        ("alerts", "--alerts-slack-webhook-url"),
+    )?;
+    Ok((channel, pagerduty))
+}
+
+/// Where the stalled check sends: the alerts channel and PagerDuty as the alerts have
+/// them, `mailer` for the team leads' email, and Slack direct messages with a bot token.
+pub fn stalled_destinations(
+    config: &LocalConfig,
+    mailer: Option<Arc<dyn okr_pipeline::outbound::mail::Mailer>>,
+) -> Result<StalledDestinations, LocalError> {
+    let http = http_client().map_err(|e| LocalError::Config(format!("no HTTP client: {e}")))?;
+    let (channel, pagerduty) = alert_channels(config, &http)?;
+    let urls = &config.destinations;
+    let direct = match urls
+        .slack_bot_token
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+    {
+        Some(token) => {
+            let base = match urls.slack_api_url.trim() {
+                "" => okr_pipeline::outbound::slack_api::SLACK_API,
+                url => url,
+            };
+            let api = SlackApi::new(base, token)
+                .map_err(|reason| LocalError::Config(format!("--slack-api-url: {reason}")))?;
+            Some(Arc::new(api) as Arc<dyn DirectMessages>)
+        }
+        None => None,
+    };
+    Ok(StalledDestinations {
+        mailer,
+        direct,
+        channel: Some(channel),
+        pagerduty: Some(pagerduty),
+    })
 }
 
 /// Posts to `url` (set by the option `setting`), or prints with `label` when there is

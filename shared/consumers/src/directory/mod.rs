@@ -26,7 +26,7 @@ use okr_core::event::Event;
 use okr_core::person::{Person, email_key, name_key};
 use okr_core::source::Source;
 
-pub use view::{Directory, Resolution};
+pub use view::{Directory, Lead, Resolution};
 
 /// A directory store failed; the text names the store, never a person.
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,24 @@ pub struct Directory {
     cycles: Vec<Vec<String>>,
 }
 
+/// A person's team lead.
+#[derive(Debug, Clone)]
+pub struct Lead<'a> {
+    /// Their name (or email, when the reference names none).
+    pub name: String,
+    /// Their work email, when known.
+    pub email: Option<String>,
+    /// Their own record, when the directory has one.
+    pub record: Option<&'a Record>,
+}
+
+impl Lead<'_> {
+    /// Employed, as far as the directory knows (a reference without a record is).
+    pub fn active(&self) -> bool {
+        self.record.is_none_or(|r| r.active())
+    }
+}
+
 /// How an owner was matched to a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {
@@ -231,6 +249,25 @@ impl Directory {
     /// The person's manager, when the directory has them.
     pub fn manager(&self, key: &str) -> Option<&Record> {
         self.managers.get(key).and_then(|k| self.person(k))
+    }
+
+    /// The person's team lead: their manager in the directory, else the manager their
+    /// HR record names (by name and email) while that manager has no record here.
+    pub fn team_lead(&self, key: &str) -> Option<Lead<'_>> {
+        if let Some(record) = self.manager(key) {
+            return Some(Lead {
+                name: record.label().to_owned(),
+                email: record.person.email.clone(),
+                record: Some(record),
+            });
+        }
+        let manager = self.person(key)?.person.manager.as_ref()?;
+        let name = manager.name.clone().or_else(|| manager.email.clone())?;
+        Some(Lead {
+            name,
+            email: manager.email.clone(),
+            record: None,
+        })
     }
 
     /// The person's direct reports (`all`: and theirs, down the whole chart).

@@ -118,8 +118,8 @@ impl Row {
             .and_then(|o| directory.resolve(o))
             .map(|(p, _)| p);
         let team_lead = person
-            .and_then(|p| directory.manager(&p.key()))
-            .map(|lead| lead.label().to_owned());
+            .and_then(|p| directory.team_lead(&p.key()))
+            .map(|lead| lead.name);
         Row {
             owner: person
                 .map(|p| p.label().to_owned())
@@ -186,8 +186,8 @@ impl Query {
             row.record
                 .owner()
                 .and_then(|o| directory.resolve(&o))
-                .and_then(|(p, _)| directory.manager(&p.key()))
-                .and_then(|lead| lead.person.email.clone())
+                .and_then(|(p, _)| directory.team_lead(&p.key()))
+                .and_then(|lead| lead.email)
         };
         is(&self.department, row.department.as_deref())
             && (is(&self.team_lead, row.team_lead.as_deref())

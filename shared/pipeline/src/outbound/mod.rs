@@ -10,6 +10,7 @@ pub mod http;
 pub mod mail;
 pub mod pagerduty;
 pub mod slack;
+pub mod slack_api;
 
 use std::fmt;
 use std::time::Duration;

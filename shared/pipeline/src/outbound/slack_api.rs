@@ -1,0 +1,137 @@
+//! Slack's Web API with a bot token, for direct messages: the user found by their work
+//! email (`users.lookupByEmail`), then a message to them (`chat.postMessage` with the
+//! user's id as the channel, which opens the DM). Needs the bot scopes `users:read.email`
+//! and `chat:write`.
+//!
+//! The Web API answers 200 with `{"ok": false, "error": ...}` for most failures: an
+//! unknown email (`users_not_found`) or a bad token is a refusal, `ratelimited` (a 429)
+//! and Slack's own errors are worth retrying. No error text carries the token or the
+//! address.
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use crate::outbound::http::{callable, http_client};
+use crate::outbound::{DeliveryError, Service};
+
+/// Slack's Web API.
+pub const SLACK_API: &str = "https://slack.com/api";
+
+/// Somewhere direct messages go.
+#[async_trait]
+pub trait DirectMessages: Send + Sync {
+    /// Send `text` to the Slack user whose email is `email`.
+    async fn send(&self, email: &str, text: &str) -> Result<(), DeliveryError>;
+}
+
+/// The Web API over HTTP.
+pub struct SlackApi {
+    client: reqwest::Client,
+    base: reqwest::Url,
+    token: String,
+}
+
+impl SlackApi {
+    /// A client of the Web API at `base` ([`SLACK_API`], or a stand-in on loopback)
+    /// with the bot token `token`; an error says why the URL cannot be called.
+    pub fn new(base: &str, token: &str) -> Result<SlackApi, &'static str> {
+        let mut base = callable(base)?;
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        if token.trim().is_empty() {
+            return Err("the Slack bot token is empty");
+        }
+        Ok(SlackApi {
+            client: http_client().map_err(|_| "no HTTP client")?,
+            base,
+            token: token.trim().to_owned(),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Value, DeliveryError> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| DeliveryError::unavailable(Service::Slack, e.without_url()))?;
+        let status = response.status();
+        if status.as_u16() == 429 {
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .map(std::time::Duration::from_secs);
+            return Err(DeliveryError::RateLimited {
+                service: Service::Slack,
+                retry_after,
+            });
+        }
+        if !status.is_success() {
+            let cause = format!("{method} answered {status}");
+            return match status.is_server_error() {
+                true => Err(DeliveryError::unavailable(Service::Slack, cause)),
+                false => Err(DeliveryError::Refused {
+                    service: Service::Slack,
+                    status: status.as_u16(),
+                    reason: cause,
+                }),
+            };
+        }
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| DeliveryError::unavailable(Service::Slack, e.without_url()))?;
+        if body["ok"] == true {
+            return Ok(body);
+        }
+        let error = body["error"].as_str().unwrap_or("unknown_error");
+        match error {
+            "ratelimited" => Err(DeliveryError::RateLimited {
+                service: Service::Slack,
+                retry_after: None,
+            }),
+            "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => Err(
+                DeliveryError::unavailable(Service::Slack, format!("{method}: {error}")),
+            ),
+            _ => Err(DeliveryError::Refused {
+                service: Service::Slack,
+                status: 200,
+                reason: format!("{method}: {error}"),
+            }),
+        }
+    }
+
+    fn url(&self, method: &str) -> Result<reqwest::Url, DeliveryError> {
+        self.base
+            .join(method)
+            .map_err(|e| DeliveryError::unavailable(Service::Slack, e))
+    }
+}
+
+#[async_trait]
+impl DirectMessages for SlackApi {
+    async fn send(&self, email: &str, text: &str) -> Result<(), DeliveryError> {
+        let mut url = self.url("users.lookupByEmail")?;
+        url.query_pairs_mut().append_pair("email", email);
+        let lookup = self.client.get(url);
+        let user = self.call("users.lookupByEmail", lookup).await?;
+        let Some(id) = user["user"]["id"].as_str() else {
+            return Err(DeliveryError::Refused {
+                service: Service::Slack,
+                status: 200,
+                reason: "users.lookupByEmail: no user id in the answer".into(),
+            });
+        };
+        let post = self
+            .client
+            .post(self.url("chat.postMessage")?)
+            .json(&json!({"channel": id, "text": text}));
+        self.call("chat.postMessage", post).await.map(|_| ())
+    }
+}
