@@ -1011,7 +1011,7 @@ fn secrets_start_without_real_values_and_the_signing_secret_accepts_nothing() {
             Some(document) if *name == "EmailRecipientsSecret" => {
                 // Nobody yet, in the format the functions read.
                 let parsed = okr_consumers::email::recipients::Recipients::parse(document).unwrap();
-                assert!(parsed.0.is_empty());
+                assert!(parsed.listed.is_empty());
             }
             Some(document) if *name == "EndpointsDocument" => {
                 // No endpoints beyond the four built in, in the format ingest reads.

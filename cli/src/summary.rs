@@ -56,8 +56,11 @@ pub async fn run(args: SummaryArgs) -> Result<ExitCode> {
     let idempotency = SqliteIdempotencyStore::open(&paths.idempotency)
         .with_context(|| format!("cannot open {}", paths.idempotency.display()))?;
     let (mailer, line) = mailer(&args.data_dir, &email)?;
+    let directory = okr_local::directory_sqlite::SqliteDirectory::open(&paths.directory)
+        .with_context(|| format!("cannot open {}", paths.directory.display()))?;
     let summaries = summaries(
         Arc::new(progress),
+        Arc::new(directory),
         Arc::new(idempotency),
         recipients,
         mailer,

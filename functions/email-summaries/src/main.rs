@@ -8,6 +8,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use okr_aws::config::{SummariesConfig, consumer_aws_timeouts};
+use okr_aws::directory_dynamodb::DynamoDbDirectory;
 use okr_aws::dynamodb::DynamoDbIdempotencyStore;
 use okr_aws::progress_dynamodb::DynamoDbProgressStore;
 use okr_aws::secrets_manager::SecretsManagerStore;
@@ -53,7 +54,11 @@ async fn main() -> Result<(), Error> {
         )),
         config.stalled_after,
     )
-    .pacing(config.pace);
+    .pacing(config.pace)
+    .with_directory(Arc::new(DynamoDbDirectory::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        &config.directory_table,
+    )));
 
     let (summaries, zone) = (&summaries, &config.time_zone);
     lambda_runtime::run(service_fn(

@@ -518,3 +518,130 @@ async fn a_newer_event_saying_the_same_still_keeps_an_older_one_out() {
     let ana = directory.find("ana.lima@example.com").unwrap();
     assert_eq!(ana.person.department.as_deref(), Some("X"));
 }
+
+/// A Peoplelogic key result last updated by `by`, as the read model keeps it.
+fn key_result(id: &str, by: &str) -> okr_consumers::progress::Tracked {
+    let body = json!({
+        "eventType": "objective.patch", "id": id, "title": format!("KR {id}"),
+        "currentValue": 40, "status": "ON_TRACK", "updatedBy": {"name": by},
+        "updatedAt": "2026-11-01T09:00:00Z",
+    });
+    let event = peopleforce_or(Source::PEOPLELOGIC, &body);
+    okr_consumers::progress::next(None, &event, &okr_core::rules::Thresholds::default()).unwrap()
+}
+
+fn peopleforce_or(source: Source, body: &Value) -> Event {
+    normalized(
+        &Endpoint::of_source(source).unwrap(),
+        body.to_string().as_bytes(),
+    )
+}
+
+#[tokio::test]
+async fn org_scopes_follow_the_chart_and_team_leads_get_their_teams_summary() {
+    use okr_consumers::email::recipients::{Org, Recipients, Scope};
+    let store = chart().await;
+    let people = load(&store).await.unwrap();
+    let records = [
+        key_result("kr-john", "John Doe"),
+        key_result("kr-mia", "Mia Chen"),
+        key_result("kr-ross", "Ross Kate"),
+        key_result("kr-sam", "Sam Okafor"),
+    ];
+    let covered = |scope: &Scope, address: &str| {
+        let org = Org {
+            directory: &people,
+            address,
+        };
+        records
+            .iter()
+            .filter(|r| scope.covers(r, None, Some(&org)))
+            .map(|r| r.id.clone())
+            .collect::<Vec<_>>()
+    };
+    let all = Scope::Reports { all: true };
+    let direct = Scope::Reports { all: false };
+    assert_eq!(
+        covered(&all, "cleo.park@example.com"),
+        ["kr-john", "kr-mia", "kr-ross"]
+    );
+    assert_eq!(covered(&direct, "Cleo.Park@example.com"), ["kr-ross"]);
+    assert_eq!(
+        covered(&direct, "ross.kate@example.com"),
+        ["kr-john", "kr-mia"]
+    );
+    assert!(
+        covered(&all, "john.doe@example.com").is_empty(),
+        "no reports"
+    );
+    assert!(
+        covered(&all, "stranger@example.com").is_empty(),
+        "not in the directory"
+    );
+    assert_eq!(
+        covered(&Scope::Department("it".into()), "x@example.com"),
+        ["kr-john", "kr-mia"]
+    );
+    // Without the directory, org scopes cover nothing (never everything).
+    assert!(!all.covers(&records[0], None, None));
+
+    let recipients = Recipients::parse(
+        &json!({"team_leads": true, "recipients": [
+            {"address": "ROSS.KATE@example.com", "scope": "all"},
+            {"address": "hr@example.com", "scope": {"department": "IT"}}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let summaries = recipients.for_summaries(&people);
+    let to: Vec<(&str, &Scope)> = summaries
+        .iter()
+        .map(|r| (r.address.as_str(), &r.scope))
+        .collect();
+    // Ross's own entry wins over the team-lead one; Cleo gets her direct reports'.
+    assert_eq!(
+        to,
+        [
+            ("ROSS.KATE@example.com", &Scope::All),
+            ("hr@example.com", &Scope::Department("IT".into())),
+            ("cleo.park@example.com", &Scope::Reports { all: false }),
+        ]
+    );
+
+    // A terminated team lead gets no summary.
+    let mut gone: Value = serde_json::from_str(include_str!(
+        "../../../events/bodies/peopleforce/employee_terminate.json"
+    ))
+    .unwrap();
+    gone["data"]["id"] = json!(1);
+    gone["data"]["attributes"]["email"] = json!("cleo.park@example.com");
+    gone["data"]["meta"]["updated_at"] = json!("2026-06-01T00:00:00Z");
+    apply(&store, &[peopleforce(&gone)]).await;
+    let people = load(&store).await.unwrap();
+    let leads: Vec<String> = Recipients::parse(r#"{"team_leads": true, "recipients": []}"#)
+        .unwrap()
+        .for_summaries(&people)
+        .into_iter()
+        .map(|r| r.address)
+        .collect();
+    assert_eq!(leads, ["ross.kate@example.com"]);
+
+    for (doc, error) in [
+        (
+            r#"{"recipients": [{"address": "a@example.com", "scope": {"reports": "some"}}]}"#,
+            "\"reports\" must be \"direct\" or \"all\"",
+        ),
+        (
+            r#"{"recipients": [{"address": "a@example.com", "scope": {"department": "IT"}, "alerts": true}]}"#,
+            "\"alerts\": true needs a scope of",
+        ),
+        (
+            r#"{"recipients": [], "team_leads": "yes"}"#,
+            "\"team_leads\" must be true or false",
+        ),
+    ] {
+        let refused = Recipients::parse(doc).unwrap_err();
+        assert!(refused.contains(error), "{refused}");
+        assert!(!refused.contains("a@example.com"), "{refused}");
+    }
+}

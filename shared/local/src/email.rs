@@ -100,6 +100,7 @@ fn without_password(url: &str) -> String {
 /// The summaries over a data directory's stores.
 pub fn summaries(
     progress: Arc<dyn ProgressStore>,
+    directory: Arc<dyn okr_consumers::directory::DirectoryStore>,
     idempotency: Arc<dyn IdempotencyStore>,
     recipients: Arc<SecretCache<Recipients>>,
     mailer: Arc<dyn Mailer>,
@@ -112,6 +113,7 @@ pub fn summaries(
         idempotency,
         email.stalled_after,
     )
+    .with_directory(directory)
 }
 
 /// Send the summaries now (this machine's date).
@@ -175,10 +177,15 @@ pub(super) async fn wiring(
         return Ok(None);
     };
     let (mailer, line) = mailer(data_dir, email)?;
-    let count = recipients.current().await.map(|r| r.0.len()).unwrap_or(0);
+    let count = recipients
+        .current()
+        .await
+        .map(|r| r.listed.len())
+        .unwrap_or(0);
     announce(format!("email: {count} recipient(s), sent {line}"));
     let summaries = self::summaries(
         stores.progress.clone(),
+        stores.directory.clone(),
         stores.idempotency.clone(),
         recipients.clone(),
         mailer.clone(),

@@ -388,11 +388,11 @@ fn the_recipients_document_names_a_bad_entry_by_its_place_never_its_address() {
             {"address": "b@example.com", "scope": {"source": "peoplelogic"}, "alerts": true, "summary": false}]}"#,
     )
     .unwrap();
-    assert_eq!(parsed.0[1].scope, Scope::Source(Source::PEOPLELOGIC));
-    assert!(parsed.0[1].alerts && !parsed.0[1].summary);
-    assert!(!parsed.0[0].alerts && parsed.0[0].summary);
-    assert_ne!(parsed.0[0].id(), parsed.0[1].id());
-    assert!(!parsed.0[0].id().contains("example"));
+    assert_eq!(parsed.listed[1].scope, Scope::Source(Source::PEOPLELOGIC));
+    assert!(parsed.listed[1].alerts && !parsed.listed[1].summary);
+    assert!(!parsed.listed[0].alerts && parsed.listed[0].summary);
+    assert_ne!(parsed.listed[0].id(), parsed.listed[1].id());
+    assert!(!parsed.listed[0].id().contains("example"));
     for (doc, error) in [
         (
             r#"{"recipients": [{"address": "secret.person@example.com"}]}"#,
@@ -696,9 +696,7 @@ async fn without_a_record_a_recipient_measures_from_the_last_summary_the_guard_s
     let id =
         Recipients::parse(r#"{"recipients": [{"address": "cto@example.com", "scope": "all"}]}"#)
             .unwrap()
-            .for_summaries()
-            .next()
-            .unwrap()
+            .listed[0]
             .id();
     let key = format!("summary-state:heard:{id}");
     let now = OffsetDateTime::now_utc();

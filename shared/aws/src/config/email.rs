@@ -39,6 +39,8 @@ pub struct SummariesConfig {
     pub email: EmailSource,
     /// `PROGRESS_TABLE`: the read model.
     pub progress_table: String,
+    /// `DIRECTORY_TABLE`: the directory, for the org scopes and `team_leads`.
+    pub directory_table: String,
     /// `IDEMPOTENCY_TABLE`: what was sent, and the previous run's state.
     pub idempotency_table: String,
     /// `SUMMARY_TIME_ZONE` (default `UTC`): the schedule's zone, for the week and dates.
@@ -77,6 +79,7 @@ impl SummariesConfig {
         Ok(SummariesConfig {
             email,
             progress_table: env.required("PROGRESS_TABLE")?,
+            directory_table: env.required("DIRECTORY_TABLE")?,
             idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
             time_zone,
             stalled_after: stalled_after(env)?,

@@ -6,24 +6,35 @@
 //!   {"address": "cto@example.com", "scope": "all"},
 //!   {"address": "growth@example.com", "scope": {"titles": ["*activation*"]}, "alerts": true},
 //!   {"address": "people@example.com", "scope": {"source": "<a source>"}, "summary": false, "alerts": true},
-//!   {"address": "sales@example.com", "scope": {"objectives": ["obj-revenue"]}}
-//! ]}
+//!   {"address": "sales@example.com", "scope": {"objectives": ["obj-revenue"]}},
+//!   {"address": "cleo.park@example.com", "scope": {"reports": "all"}},
+//!   {"address": "it-lead@example.com", "scope": {"department": "IT"}}
+//! ], "team_leads": true}
 //! ```
 //!
-//! `summary` defaults to true, `alerts` to false. Errors name a recipient by its place
-//! in the list, never by its address.
+//! `summary` defaults to true, `alerts` to false. The org scopes (`reports`,
+//! `department`) read the directory, for summaries only. `team_leads: true` sends every
+//! active person with reports in the directory their direct reports' summary; an entry
+//! for the same address wins. Errors name a recipient by its place in the list, never
+//! by its address.
 
 use sha2::{Digest, Sha256};
 use wildmatch::WildMatch;
 
+use crate::directory::Directory;
 use crate::progress::Tracked;
 use okr_core::event::Event;
 use okr_core::source::Source;
 use okr_pipeline::secrets::{FromSecret, SecretsError};
 
 /// The recipients document.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Recipients(pub Vec<Recipient>);
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Recipients {
+    /// The recipients listed.
+    pub listed: Vec<Recipient>,
+    /// `team_leads`: every team lead in the directory gets their team's summary.
+    pub team_leads: bool,
+}
 
 /// One recipient.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +61,22 @@ pub enum Scope {
     /// Those whose title (or, for a key result in a summary, its objective's title)
     /// matches one of these patterns (`*` and `?`, any case).
     Titles(Vec<String>),
+    /// Those owned by the recipient's reports in the directory (matched by the
+    /// recipient's address): direct ones, or `all` down the chart.
+    Reports {
+        /// Down the whole chart.
+        all: bool,
+    },
+    /// Those whose owner is in this department (case aside).
+    Department(String),
+}
+
+/// What the org scopes read: the directory, and who the recipient is in it.
+pub struct Org<'a> {
+    /// The directory.
+    pub directory: &'a Directory,
+    /// The recipient's address.
+    pub address: &'a str,
 }
 
 impl Recipient {
@@ -62,9 +89,35 @@ impl Recipient {
 
 impl Scope {
     /// Whether `tracked` is in scope; `objective_title` is its objective's title (key
-    /// results).
-    pub fn covers(&self, tracked: &Tracked, objective_title: Option<&str>) -> bool {
+    /// results); `org` answers the org scopes (without it they cover nothing).
+    pub fn covers(
+        &self,
+        tracked: &Tracked,
+        objective_title: Option<&str>,
+        org: Option<&Org<'_>>,
+    ) -> bool {
+        let owner = || {
+            let org = org?;
+            let owner = tracked.owner()?;
+            org.directory.resolve(&owner).map(|(person, _)| person)
+        };
         match self {
+            Scope::Reports { all } => {
+                let (Some(org), Some(owner)) = (org, owner()) else {
+                    return false;
+                };
+                let Some(me) = org.directory.find(org.address) else {
+                    return false;
+                };
+                let owner = owner.key();
+                org.directory
+                    .reports(&me.key(), *all)
+                    .iter()
+                    .any(|report| report.key() == owner)
+            }
+            Scope::Department(department) => owner()
+                .and_then(|p| p.person.department.as_deref())
+                .is_some_and(|d| d.to_lowercase() == department.trim().to_lowercase()),
             Scope::All => true,
             Scope::Source(source) => tracked.source == *source,
             Scope::Objectives(ids) => {
@@ -97,6 +150,8 @@ impl Scope {
                 .name
                 .as_deref()
                 .is_some_and(|title| matches_any(globs, title)),
+            // Refused with alerts at parse time: the alerts read no directory.
+            Scope::Reports { .. } | Scope::Department(_) => false,
         }
     }
 }
@@ -108,14 +163,47 @@ fn matches_any(globs: &[String], title: &str) -> bool {
 }
 
 impl Recipients {
-    /// Those who get summaries.
-    pub fn for_summaries(&self) -> impl Iterator<Item = &Recipient> {
-        self.0.iter().filter(|r| r.summary)
+    /// Those who get summaries: the listed ones, and with `team_leads`, every active
+    /// team lead in `directory` with a work email who is not listed (scope: their
+    /// direct reports).
+    pub fn for_summaries(&self, directory: &Directory) -> Vec<Recipient> {
+        let mut recipients: Vec<Recipient> =
+            self.listed.iter().filter(|r| r.summary).cloned().collect();
+        if self.team_leads {
+            let listed: std::collections::HashSet<String> =
+                self.listed.iter().map(Recipient::id).collect();
+            for lead in directory.team_leads() {
+                let Some(address) = lead.person.email.clone() else {
+                    continue;
+                };
+                let recipient = Recipient {
+                    address,
+                    scope: Scope::Reports { all: false },
+                    summary: true,
+                    alerts: false,
+                };
+                if !listed.contains(&recipient.id())
+                    && !recipients.iter().any(|r| r.id() == recipient.id())
+                {
+                    recipients.push(recipient);
+                }
+            }
+        }
+        recipients
+    }
+
+    /// Whether any recipient needs the directory (an org scope, or `team_leads`).
+    pub fn reads_directory(&self) -> bool {
+        self.team_leads
+            || self
+                .listed
+                .iter()
+                .any(|r| matches!(r.scope, Scope::Reports { .. } | Scope::Department(_)))
     }
 
     /// Those who get alert emails on `event`.
     pub fn for_alert<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a Recipient> {
-        self.0
+        self.listed
             .iter()
             .filter(move |r| r.alerts && r.scope.covers_event(event))
     }
@@ -133,6 +221,12 @@ impl Recipients {
             .get("recipients")
             .and_then(|r| r.as_array())
             .ok_or("expected {\"recipients\": [...]}")?;
+        let team_leads = match doc.get("team_leads") {
+            None => false,
+            Some(value) => value
+                .as_bool()
+                .ok_or("\"team_leads\" must be true or false")?,
+        };
         let mut recipients: Vec<Recipient> = Vec::with_capacity(list.len());
         let mut places = std::collections::HashMap::with_capacity(list.len());
         for (at, entry) in list.iter().enumerate() {
@@ -147,7 +241,10 @@ impl Recipients {
             }
             recipients.push(parsed);
         }
-        Ok(Recipients(recipients))
+        Ok(Recipients {
+            listed: recipients,
+            team_leads,
+        })
     }
 }
 
@@ -166,15 +263,24 @@ fn recipient(entry: &serde_json::Value) -> Result<Recipient, String> {
             .as_bool()
             .ok_or(format!("\"{name}\" must be true or false")),
     };
-    Ok(Recipient {
+    let recipient = Recipient {
         address: address.to_owned(),
         scope: scope(entry.get("scope"))?,
         summary: flag("summary", true)?,
         alerts: flag("alerts", false)?,
-    })
+    };
+    if recipient.alerts
+        && matches!(
+            recipient.scope,
+            Scope::Reports { .. } | Scope::Department(_)
+        )
+    {
+        return Err("\"alerts\": true needs a scope of \"all\", source, objectives or titles (the org scopes route summaries; stalled key results reach team leads by themselves)".into());
+    }
+    Ok(recipient)
 }
 
-const SCOPES: &str = "\"scope\" must be \"all\", {\"source\": \"...\"}, {\"objectives\": [\"...\"]} or {\"titles\": [\"...\"]}";
+const SCOPES: &str = "\"scope\" must be \"all\", {\"source\": \"...\"}, {\"objectives\": [\"...\"]}, {\"titles\": [\"...\"]}, {\"reports\": \"direct\" or \"all\"} or {\"department\": \"...\"}";
 
 fn scope(value: Option<&serde_json::Value>) -> Result<Scope, String> {
     let Some(value) = value else {
@@ -214,6 +320,19 @@ fn scope(value: Option<&serde_json::Value>) -> Result<Scope, String> {
     }
     if let Some(globs) = object.get("titles") {
         return Ok(Scope::Titles(strings(globs)?));
+    }
+    if let Some(reports) = object.get("reports") {
+        return match reports.as_str() {
+            Some("direct") => Ok(Scope::Reports { all: false }),
+            Some("all") => Ok(Scope::Reports { all: true }),
+            _ => Err("\"reports\" must be \"direct\" or \"all\"".into()),
+        };
+    }
+    if let Some(department) = object.get("department") {
+        return match department.as_str().map(str::trim) {
+            Some(name) if !name.is_empty() => Ok(Scope::Department(name.to_owned())),
+            _ => Err("\"department\" must be a department's name".into()),
+        };
     }
     Err(SCOPES.into())
 }

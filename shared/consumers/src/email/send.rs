@@ -9,9 +9,10 @@ use std::time::Duration;
 use time::{Date, OffsetDateTime};
 use tokio::time::Instant;
 
+use crate::directory::{Directory, DirectoryStore};
 use crate::email::baseline::{self, Baseline};
 use crate::email::heard;
-use crate::email::recipients::{Recipient, Recipients};
+use crate::email::recipients::{Org, Recipient, Recipients};
 use crate::email::summary::{Summary, Window, summarize};
 use crate::email::{render, schedule};
 use crate::progress::ProgressStore;
@@ -66,6 +67,7 @@ pub struct Summaries {
     guard: Guard,
     stalled_after: Duration,
     pace: Duration,
+    directory: Option<Arc<dyn DirectoryStore>>,
 }
 
 impl Summaries {
@@ -89,7 +91,14 @@ impl Summaries {
                 .with_min_hold(SENDING_HOLD),
             stalled_after,
             pace: Duration::ZERO,
+            directory: None,
         }
+    }
+
+    /// Read `directory` for the org scopes and `team_leads`.
+    pub fn with_directory(mut self, directory: Arc<dyn DirectoryStore>) -> Self {
+        self.directory = Some(directory);
+        self
     }
 
     /// Leave `pace` between sends (SES's sending rate).
@@ -146,7 +155,13 @@ impl Summaries {
         // One state per run heard, shared by the recipients who heard it.
         let mut states: HashMap<i64, Option<Arc<Baseline>>> = HashMap::new();
         let mut prepared = Vec::new();
-        for recipient in recipients.for_summaries() {
+        let people = match (&self.directory, recipients.reads_directory()) {
+            (Some(directory), true) => crate::directory::load(directory.as_ref())
+                .await
+                .map_err(|e| SummaryError::Progress(okr_core::error_chain(&e)))?,
+            _ => Directory::default(),
+        };
+        for recipient in &recipients.for_summaries(&people) {
             let id = recipient.id();
             let heard = match heard::last(store, &id).await.map_err(failed)? {
                 Some(heard) => Some(heard),
@@ -192,10 +207,14 @@ impl Summaries {
                         previous: since,
                         ..window
                     };
+                    let org = Org {
+                        directory: &people,
+                        address: &recipient.address,
+                    };
                     let summary: Summary = summarize(
                         &records,
                         before.as_deref(),
-                        &recipient.scope,
+                        (&recipient.scope, Some(&org)),
                         window,
                         self.stalled_after,
                     );

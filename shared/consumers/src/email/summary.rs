@@ -18,7 +18,7 @@ use std::time::Duration;
 use time::{Date, OffsetDateTime};
 
 use crate::email::baseline::{Baseline, Seen};
-use crate::email::recipients::Scope;
+use crate::email::recipients::{Org, Scope};
 use crate::progress::{Tracked, key};
 use okr_core::rules::Rule;
 
@@ -162,11 +162,11 @@ pub struct Summary {
 }
 
 /// The summary of `records` in `scope` for `window`, against `baseline` (the state at
-/// the previous summary).
+/// the previous summary); `org` answers the org scopes.
 pub fn summarize(
     records: &[Tracked],
     baseline: Option<&Baseline>,
-    scope: &Scope,
+    (scope, org): (&Scope, Option<&Org<'_>>),
     window: Window,
     stalled_after: Duration,
 ) -> Summary {
@@ -182,7 +182,7 @@ pub fn summarize(
     let mut in_scope = 0;
     for tracked in records.iter().filter(|t| !t.deleted) {
         let objective = objectives.of(tracked);
-        if !scope.covers(tracked, objective.and_then(|o| o.title.as_deref())) {
+        if !scope.covers(tracked, objective.and_then(|o| o.title.as_deref()), org) {
             continue;
         }
         in_scope += 1;
