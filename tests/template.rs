@@ -452,7 +452,15 @@ fn every_role_grants_only_what_its_function_uses() {
                 &["dynamodb:GetItem", "dynamodb:PutItem"],
             ]
             .concat(),
-            "slack-notifier" => [&logs[..], &consume, &secret, &idempotency].concat(),
+            // And the directory scanned, for the owner's department.
+            "slack-notifier" => [
+                &logs[..],
+                &consume,
+                &secret,
+                &idempotency,
+                &["dynamodb:Scan"],
+            ]
+            .concat(),
             // And SES, for alert emails.
             "progress-alerts" => [
                 &logs[..],

@@ -41,7 +41,14 @@ fn list(data_dir: &Path) -> String {
 async fn the_seeds_hire_fills_the_directory_and_the_commands_use_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let server = serve_on("127.0.0.1", data, &[]).await;
+    // Slack's stand-in, to read the messages' departments.
+    let slack = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&slack)
+        .await;
+    let slack_url = format!("{}/slack", slack.uri());
+    let server = serve_on("127.0.0.1", data, &["--slack-webhook-url", &slack_url]).await;
     let secrets = secrets(data);
     let (status, _) = deliver(
         &server.base,
@@ -104,6 +111,44 @@ async fn the_seeds_hire_fills_the_directory_and_the_commands_use_it() {
     let (ok, linked) = directory(data, &["link", "Sam Okafor", "john.doe@example.com"]);
     assert!(ok, "{linked}");
     assert_eq!(linked.trim(), r#"linked "Sam Okafor" to John Doe"#);
+    // Sam's next update names the department he is linked to.
+    let mut next: serde_json::Value = serde_json::from_slice(KEY_RESULT).unwrap();
+    next["currentValue"] = serde_json::json!({"previous": 340, "current": 420});
+    next["updatedAt"] = "2025-05-27T09:00:00Z".into();
+    let next = serde_json::to_vec(&next).unwrap();
+    let (status, _) = deliver(
+        &server.base,
+        &secrets,
+        Source::PEOPLELOGIC,
+        "peoplelogic",
+        &next,
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    eventually("the message naming IT", async || {
+        slack.received_requests().await.unwrap().iter().any(|r| {
+            String::from_utf8_lossy(&r.body).contains(
+                "Reach 500 weekly active teams updated to 80% (from 60%) by Sam Okafor (IT)",
+            )
+        })
+    })
+    .await;
+    let posted: Vec<String> = slack
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    // The first, before the link, names none; no message carries an address.
+    assert!(
+        posted
+            .iter()
+            .any(|p| p.contains("updated to 60% (from 30%) by Sam Okafor\"")),
+        "{posted:?}"
+    );
+    assert!(posted.iter().all(|p| !p.contains("@example")), "{posted:?}");
     let (_, unresolved) = directory(data, &["unresolved"]);
     assert_eq!(
         unresolved.trim(),
@@ -116,7 +161,7 @@ async fn the_seeds_hire_fills_the_directory_and_the_commands_use_it() {
         "{show}"
     );
     assert!(
-        show.contains("  key results  1\n    Reach 500 weekly active teams (60%"),
+        show.contains("  key results  1\n    Reach 500 weekly active teams (80%"),
         "{show}"
     );
     // The progress API names the owner's department and, once Ross is in, his team lead.
@@ -192,7 +237,7 @@ async fn the_seeds_hire_fills_the_directory_and_the_commands_use_it() {
         String::from_utf8_lossy(&replayed.stderr)
     );
     let said = String::from_utf8_lossy(&replayed.stdout);
-    assert!(said.contains("sent 2 event(s) to progress"), "{said}");
+    assert!(said.contains("sent 3 event(s) to progress"), "{said}");
     // Ross Kate's own hire, sent after the replay: the progress queue is one queue,
     // taken in order, so once Ross is in, the replayed hire was handled before him.
     let mut ross: serde_json::Value = serde_json::from_slice(HIRE).unwrap();

@@ -7,6 +7,7 @@ use aws_config::BehaviorVersion;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use okr_aws::config::{SlackConfig, consumer_aws_timeouts};
+use okr_aws::directory_dynamodb::DynamoDbDirectory;
 use okr_aws::dynamodb::DynamoDbIdempotencyStore;
 use okr_aws::secrets_manager::SecretsManagerStore;
 use okr_aws::sqs::SqsDefer;
@@ -52,6 +53,17 @@ async fn main() -> Result<(), Error> {
         aws_sdk_sqs::Client::new(&aws),
         config.queue_url.as_deref(),
     ));
+    let notifier = match &config.directory_table {
+        // A scan of the table a minute at most, however many messages.
+        Some(table) => notifier.with_directory(
+            Arc::new(DynamoDbDirectory::new(
+                aws_sdk_dynamodb::Client::new(&aws),
+                table,
+            )),
+            std::time::Duration::from_secs(60),
+        ),
+        None => notifier,
+    };
 
     let notifier = &notifier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

@@ -185,5 +185,6 @@ pub fn is_stalled(
 ) -> bool {
     !done
         && now - updated_at >= after
-        && period.is_none_or(|period| period.start <= now && now <= period.due)
+        // A due date is a day: the whole of it is inside.
+        && period.is_none_or(|period| period.start <= now && now < period.due + time::Duration::days(1))
 }

@@ -75,6 +75,9 @@ pub(super) fn consumers(
         config.notify.clone(),
         DEFAULT_DIGEST_THRESHOLD,
     )
+    // SQLite on this machine: read for each message (Slack takes one a second), so a
+    // link or an HR change shows in the next message.
+    .with_directory(stores.directory.clone(), Duration::ZERO)
     .guarded(VISIBILITY, Arc::new(NoMetrics))
     .breaking(&breaking)
     .retrying(retries.clone());

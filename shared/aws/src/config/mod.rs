@@ -105,6 +105,9 @@ pub struct SlackConfig {
     /// `QUEUE_VISIBILITY_TIMEOUT_SECONDS`: the Slack queue's visibility timeout, the
     /// least time a claim is held.
     pub visibility_timeout: Duration,
+    /// `DIRECTORY_TABLE`: the directory, for the owner's department in messages (none:
+    /// messages name no department).
+    pub directory_table: Option<String>,
 }
 
 impl SlackConfig {
@@ -123,6 +126,7 @@ impl SlackConfig {
             )? as usize,
             secret_cache_ttl: secret_cache_ttl(env)?,
             visibility_timeout: visibility_timeout(env)?,
+            directory_table: okr_pipeline::config::optional(env, "DIRECTORY_TABLE"),
         })
     }
 }

@@ -261,7 +261,21 @@ impl Directory {
                 record: Some(record),
             });
         }
-        let manager = self.person(key)?.person.manager.as_ref()?;
+        let record = self.person(key)?;
+        let manager = record.person.manager.as_ref()?;
+        // A reference to someone with a record (themselves, or a cut cycle) is not
+        // a team lead waiting for their record.
+        let by_id = manager
+            .id
+            .as_ref()
+            .is_some_and(|id| self.people.contains_key(&person_key(record.endpoint, id)));
+        let by_email = manager
+            .email
+            .as_deref()
+            .is_some_and(|email| !self.with_email(email).is_empty());
+        if by_id || by_email {
+            return None;
+        }
         let name = manager.name.clone().or_else(|| manager.email.clone())?;
         Some(Lead {
             name,

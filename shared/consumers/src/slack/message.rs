@@ -19,7 +19,20 @@ struct Line {
 
 /// The message for one event.
 pub fn event_message(event: &Event) -> SlackMessage {
-    let line = line(event);
+    event_message_in(event, None)
+}
+
+/// The message for one event whose owner (or, without one, whoever made the change) is
+/// in `department`: named after them (`by Sam Okafor (Sales)`), or in the context line.
+pub fn event_message_in(event: &Event, department: Option<&str>) -> SlackMessage {
+    let mut line = line(event);
+    if let Some(department) = department {
+        let by = actor_name(event).map(|actor| format!(" by {actor}"));
+        match by.filter(|by| line.text.ends_with(by.as_str())) {
+            Some(_) => line.text.push_str(&format!(" ({department})")),
+            None => line.text.push_str(&format!(" · {department}")),
+        }
+    }
     let mut context = vec![source_name(event.source).to_owned()];
     if let Some(actor) = actor_name(event).filter(|_| !line.text.contains(" by ")) {
         context.push(format!("by {actor}"));

@@ -9,7 +9,8 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use tokio::time::Instant;
 
-use message::{digest_message, event_message};
+use crate::directory::{Directory, DirectoryStore};
+use message::{digest_message, event_message_in};
 use okr_core::event::Event;
 use okr_core::routing::NotifyRules;
 use okr_pipeline::batch::{BatchFailure, BatchReport, failure_of};
@@ -30,6 +31,8 @@ pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(15 * 24 * 3600);
 /// The notifier and its ports.
 pub struct SlackNotifier {
     poster: Arc<dyn SlackPoster>,
+    /// The directory, for the owner's department, read again at most every so often.
+    directory: Option<(Arc<dyn DirectoryStore>, DirectoryCache)>,
     guard: Guard,
     rules: NotifyRules,
     digest_threshold: usize,
@@ -57,6 +60,7 @@ impl SlackNotifier {
     ) -> Self {
         SlackNotifier {
             poster,
+            directory: None,
             breaker: BreakerConfig::default().breaker(DESTINATION, idempotency.clone()),
             guard: Guard::new(
                 idempotency,
@@ -70,6 +74,29 @@ impl SlackNotifier {
             retries: Retries::default(),
             metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Name the owner's department from `directory` in each message, reading it again
+    /// at most every `every`.
+    pub fn with_directory(mut self, directory: Arc<dyn DirectoryStore>, every: Duration) -> Self {
+        self.directory = Some((directory, DirectoryCache::new(every)));
+        self
+    }
+
+    /// The department of `event`'s owner (its named owner, else who made the change),
+    /// when the directory knows them; a directory that cannot be read names none.
+    async fn department(&self, event: &Event) -> Option<String> {
+        let (store, cache) = self.directory.as_ref()?;
+        let owner = event.owner.clone().or_else(|| {
+            let name = event.actor.as_ref()?.name.clone()?;
+            Some(okr_core::person::Owner {
+                name: Some(name),
+                ..Default::default()
+            })
+        })?;
+        let directory = cache.get(store.as_ref()).await?;
+        let (person, _) = directory.resolve(&owner)?;
+        person.person.department.clone()
     }
 
     /// Make its circuit breaker by `config` (its state in the idempotency store).
@@ -212,7 +239,10 @@ impl SlackNotifier {
         report: &mut BatchReport,
     ) -> Posted {
         let (message, kind) = match group.as_slice() {
-            [(_, event, _)] => (event_message(event), "message"),
+            [(_, event, _)] => (
+                event_message_in(event, self.department(event).await.as_deref()),
+                "message",
+            ),
             _ => {
                 let events: Vec<Event> = group.iter().map(|(_, e, _)| e.clone()).collect();
                 (digest_message(&events), "digest")
@@ -330,4 +360,39 @@ pub fn claim_key(event: &Event) -> String {
 /// ([`Event::key_scope`]).
 pub fn key_for(scope: &str, event_id: &str) -> String {
     format!("{scope}slack:{event_id}")
+}
+
+/// The directory as last read, for a while.
+struct DirectoryCache {
+    every: Duration,
+    last: tokio::sync::Mutex<Option<(Instant, Arc<Directory>)>>,
+}
+
+impl DirectoryCache {
+    fn new(every: Duration) -> Self {
+        DirectoryCache {
+            every,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn get(&self, store: &dyn DirectoryStore) -> Option<Arc<Directory>> {
+        let mut cached = self.last.lock().await;
+        if let Some((at, directory)) = cached.as_ref()
+            && at.elapsed() < self.every
+        {
+            return Some(directory.clone());
+        }
+        match crate::directory::load(store).await {
+            Ok(directory) => {
+                let directory = Arc::new(directory);
+                *cached = Some((Instant::now(), directory.clone()));
+                Some(directory)
+            }
+            Err(error) => {
+                tracing::warn!(error = %okr_core::error_chain(&error), "could not read the directory: messages name no department");
+                None
+            }
+        }
+    }
 }

@@ -60,6 +60,9 @@ pub fn text(notice: &Notice) -> String {
         Action::Resolve if notice.record.deleted => {
             format!("KR {title} was deleted: no longer stalled ({whose})")
         }
+        Action::Resolve if notice.period_over => {
+            format!("KR {title}'s period is over: no longer stalled ({whose})")
+        }
         Action::Resolve => format!(
             "KR {title} is moving again: updated on {at}, at {} ({whose})",
             progress(notice)

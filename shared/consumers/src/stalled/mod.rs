@@ -111,6 +111,8 @@ pub struct Notice {
     pub route: Route,
     /// Whole days since its last update.
     pub days: i64,
+    /// A resolve because its period ended (not an update).
+    pub period_over: bool,
 }
 
 /// A key result's stalled alert, as stored (`stalled:<endpoint>#<id>`).
@@ -200,14 +202,14 @@ impl StalledCheck {
             .decide(now)
             .await?
             .into_iter()
-            .map(|(notice, _, _)| notice)
+            .map(|(notice, ..)| notice)
             .collect())
     }
 
     async fn decide(
         &self,
         now: OffsetDateTime,
-    ) -> Result<Vec<(Notice, StalledState, Option<u64>)>, StalledError> {
+    ) -> Result<Vec<(Notice, StalledState, Option<u64>, i64)>, StalledError> {
         let records = self.progress.all().await?;
         let people = directory::load(self.directory.as_ref()).await?;
         let after = time::Duration::try_from(self.after).unwrap_or(time::Duration::MAX);
@@ -255,6 +257,17 @@ impl StalledCheck {
                 route: route.clone(),
             };
             let days = (now - record.updated_at).whole_days();
+            // What the messages' claims are keyed by: the same until the state is
+            // written, so a check retried after a failed or lost send repeats none.
+            let stamp = match (action, open) {
+                (Action::Open, _) | (_, None) => record.updated_at,
+                (_, Some(s)) => s.alerted_at,
+            }
+            .unix_timestamp();
+            let period_over = action == Action::Resolve
+                && !record.completed
+                && !record.deleted
+                && open.is_some_and(|s| record.updated_at <= s.since);
             decided.push((
                 Notice {
                     action,
@@ -262,9 +275,11 @@ impl StalledCheck {
                     owner,
                     route,
                     days,
+                    period_over,
                 },
                 next,
                 version,
+                stamp,
             ));
         }
         Ok(decided)
@@ -278,8 +293,7 @@ impl StalledCheck {
     ) -> Result<Report, StalledError> {
         let guard = Guard::new(self.store.clone(), KEEP, "stalled", Arc::new(NoMetrics));
         let mut report = Report::default();
-        for (notice, next, version) in self.decide(now).await? {
-            let stamp = next.alerted_at.unix_timestamp();
+        for (notice, next, version, stamp) in self.decide(now).await? {
             let base = format!(
                 "stalled:{}:{}:{stamp}",
                 notice.record.key(),
@@ -357,7 +371,11 @@ impl StalledCheck {
                 sends.push(("email", Send::Email(email(notice, address))));
             }
             if self.to.direct.is_some() {
-                sends.push(("slack-dm", Send::Direct(address.clone(), text(notice))));
+                let line = okr_pipeline::outbound::slack::truncate(
+                    &okr_pipeline::outbound::slack::escape(&text(notice)),
+                    2900,
+                );
+                sends.push(("slack-dm", Send::Direct(address.clone(), line)));
             }
         }
         if self.to.channel.is_some() {
@@ -402,13 +420,23 @@ enum Send {
     Pager(okr_pipeline::outbound::pagerduty::Alert),
 }
 
-/// The directory's name for the key result's owner, else the provider's.
+/// The directory's name for the key result's owner, else the provider's: a name (or
+/// an id), never an email address, since it goes into Slack and PagerDuty.
 fn owner_name(people: &Directory, record: &Tracked) -> Option<String> {
     let owner = record.owner()?;
-    Some(match people.resolve(&owner) {
-        Some((person, _)) => person.label().to_owned(),
-        None => owner.label().to_owned(),
-    })
+    match people.resolve(&owner) {
+        Some((person, _)) => Some(name_of(person)),
+        None => owner.name.clone().or_else(|| owner.id.clone()),
+    }
+}
+
+/// A person's name, else their HR id.
+fn name_of(person: &crate::directory::Record) -> String {
+    person
+        .person
+        .name
+        .clone()
+        .unwrap_or_else(|| person.person.id.clone())
 }
 
 /// Who hears of a stalled key result: the owner's team lead (their manager in the
@@ -419,9 +447,9 @@ fn route(people: &Directory, record: &Tracked) -> (Option<String>, Route) {
         return (None, Route::OwnerUnknown);
     };
     let Some((person, _)) = people.resolve(&owner) else {
-        return (Some(owner.label().to_owned()), Route::OwnerUnknown);
+        return (owner.name.clone().or(owner.id.clone()), Route::OwnerUnknown);
     };
-    let name = Some(person.label().to_owned());
+    let name = Some(name_of(person));
     if !person.active() {
         return (name, Route::OwnerInactive);
     }

@@ -96,9 +96,22 @@ impl SlackApi {
                 service: Service::Slack,
                 retry_after: None,
             }),
-            "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => Err(
-                DeliveryError::unavailable(Service::Slack, format!("{method}: {error}")),
-            ),
+            // Slack's own trouble, and a token or scope that needs fixing: every message
+            // would fail alike, so they wait for the next check instead of being dropped.
+            "internal_error"
+            | "fatal_error"
+            | "service_unavailable"
+            | "request_timeout"
+            | "invalid_auth"
+            | "not_authed"
+            | "token_revoked"
+            | "token_expired"
+            | "account_inactive"
+            | "missing_scope"
+            | "no_permission" => Err(DeliveryError::unavailable(
+                Service::Slack,
+                format!("{method}: {error}"),
+            )),
             _ => Err(DeliveryError::Refused {
                 service: Service::Slack,
                 status: 200,
