@@ -121,3 +121,18 @@ write("progress-projection", "batch.json", [
     event_record("progress", "peoplelogic", "objective_completed.json"),
     event_record("progress", "standard", "key_result_progress.json"),
 ])
+
+# stalled-check: the seed's hire (John Doe, reporting to Ross Kate) and a key result John
+# last updated on 17 November 2026, due at the end of March 2027, for the progress
+# projection to apply: stalled at the sample run's time (scheduled.json, 7 December).
+stalled = {
+    "eventType": "objective.patch", "id": "kr-partner-deals", "parentId": "obj-growth",
+    "title": "Renew the partner deals", "startingValue": 0, "targetValue": 100,
+    "currentValue": {"previous": 30, "current": 40}, "status": {"previous": "ON_TRACK", "current": "ON_TRACK"},
+    "updatedBy": {"id": "u-7", "name": "John Doe"}, "updatedAt": "2026-11-17T09:00:00Z",
+    "startDate": "2026-10-01", "dueDate": "2027-03-31",
+}
+write("stalled-check", "progress.json", [
+    event_record("progress", "peopleforce", "employee_create.json"),
+    event_record("progress", "peoplelogic", "stalled.json", text=json.dumps(stalled)),
+])

@@ -16,22 +16,16 @@ use okr_consumers::progress::ProgressStore;
 use okr_core::rules::Thresholds;
 use okr_core::{Source, normalize};
 use okr_pipeline::secrets::SecretCache;
-use okr_webhooks_tests::{Moto, idempotency_table, progress_table, unique};
+use okr_webhooks_tests::{
+    Moto, idempotency_table, progress_table, ses_messages, ses_sent_to, unique,
+};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 /// What moto's SES holds as sent: (recipients, subject) of each message to `domain`.
 async fn sent(moto: &Moto, domain: &str) -> Vec<(Vec<String>, String)> {
-    let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto.url))
+    ses_messages(moto)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    data["ses"]["Message"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
         .iter()
         .map(|m| {
             let to: Vec<String> = m["destinations"]["ToAddresses"]
@@ -229,27 +223,6 @@ async fn a_sender_ses_has_not_verified_is_ses_unavailable_not_one_address_refuse
     assert!(!text.contains("someone@example.com"), "{text}");
 }
 
-/// What moto's SES holds as sent to `address`: (subject, body) of each message, in order.
-async fn sent_to(moto: &Moto, address: &str) -> Vec<(String, String)> {
-    let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    data["ses"]["Message"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter(|m| m["destinations"]["ToAddresses"][0] == address)
-        .map(|m| {
-            let text = |field: &str| m[field].as_str().unwrap_or_default().to_owned();
-            (text("subject"), text("body"))
-        })
-        .collect()
-}
-
 /// SES unavailable for all three of Lambda's tries of a run loses no news: the next
 /// run's summary tells each recipient what changed since the last one they received.
 #[tokio::test]
@@ -332,7 +305,7 @@ async fn news_from_a_run_ses_could_not_send_in_three_tries_comes_in_the_next_sum
         .unwrap();
     assert_eq!(w27.sent, 1);
 
-    let mails = sent_to(&moto, &cto).await;
+    let mails = ses_sent_to(&moto, &cto).await;
     assert_eq!(mails.len(), 3, "{mails:?}");
     // Week 26 tells what changed since week 24, the last summary delivered.
     assert!(

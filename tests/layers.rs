@@ -21,13 +21,14 @@ const LAYERS: [(&str, &[&str]); 5] = [
 ];
 
 /// The Lambda functions.
-const FUNCTIONS: [&str; 6] = [
+const FUNCTIONS: [&str; 7] = [
     "ingest",
     "warehouse-sink",
     "slack-notifier",
     "progress-alerts",
     "progress-projection",
     "email-summaries",
+    "stalled-check",
 ];
 
 /// What `cargo ARGS` prints, run in the repository; it must succeed.

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use okr_aws::config::{
-    AlertsConfig, IngestConfig, ProjectionConfig, SlackConfig, SummariesConfig, WarehouseConfig,
+    AlertsConfig, IngestConfig, ProjectionConfig, SlackConfig, StalledConfig, SummariesConfig,
+    WarehouseConfig,
 };
 use okr_pipeline::config::Env;
 use serde_json::{Value, json};
@@ -194,7 +195,7 @@ fn number(value: &Value) -> u64 {
 }
 
 #[test]
-fn six_functions_built_by_cargo_lambda_from_this_workspace() {
+fn seven_functions_built_by_cargo_lambda_from_this_workspace() {
     let template = template();
     let functions = functions(&template);
     let mut binaries: Vec<_> = functions.iter().map(|f| f.binary).collect();
@@ -207,6 +208,7 @@ fn six_functions_built_by_cargo_lambda_from_this_workspace() {
             "progress-alerts",
             "progress-projection",
             "slack-notifier",
+            "stalled-check",
             "warehouse-sink"
         ]
     );
@@ -486,12 +488,61 @@ fn every_role_grants_only_what_its_function_uses() {
                 &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"],
             ]
             .concat(),
+            // The read model and the directory scanned, each alert's state and what was
+            // sent recorded, SES.
+            "stalled-check" => [
+                &logs[..],
+                &secret,
+                &idempotency,
+                &["dynamodb:Scan", "ses:SendEmail"],
+            ]
+            .concat(),
             other => panic!("no expected actions for {other}"),
         }
         .into_iter()
         .collect();
         assert_eq!(actions, expected, "{role}");
     }
+}
+
+#[test]
+fn the_stalled_check_runs_daily_passing_its_time_and_needs_no_email() {
+    let template = template();
+    let function = &resources(&template)["StalledCheckFunction"];
+    // Not only with a sender: the alerts channel, PagerDuty or direct messages suffice.
+    assert!(function["Condition"].is_null());
+    let schedule = &function["Properties"]["Events"]["Schedule"];
+    assert_eq!(schedule["Type"], "ScheduleV2");
+    let properties = &schedule["Properties"];
+    assert_eq!(properties["ScheduleExpression"]["Ref"], "StalledSchedule");
+    assert_eq!(
+        properties["ScheduleExpressionTimezone"]["Ref"],
+        "SummaryTimeZone"
+    );
+    assert_eq!(
+        template["Parameters"]["StalledSchedule"]["Default"], "cron(0 9 * * ? *)",
+        "daily at 09:00"
+    );
+    // The sample event is what Scheduler passes, its time filled in.
+    let sample =
+        std::fs::read_to_string(root().join("events/stalled-check/scheduled.json")).unwrap();
+    let input = properties["Input"]
+        .as_str()
+        .unwrap()
+        .replace("<aws.scheduler.scheduled-time>", "2026-12-07T09:00:00Z");
+    let parse = |text: &str| -> okr_consumers::email::send::ScheduledRun {
+        serde_json::from_str(text).unwrap()
+    };
+    assert_eq!(parse(&input).scheduled_time, parse(&sample).scheduled_time);
+    assert_eq!(
+        parse(&sample).scheduled_time,
+        Some(time::macros::datetime!(2026-12-07 09:00 UTC))
+    );
+    // The bot token's secret exists only when direct messages are on.
+    assert_eq!(
+        resources(&template)["SlackBotTokenSecret"]["Condition"],
+        "StalledDirect"
+    );
 }
 
 /// `statement` lets its function send as the configured sender only: on SES
@@ -701,6 +752,7 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
     };
     let alerts = function(&functions, "progress-alerts");
     let alerts_environment = with_sender(&alerts.environment);
+    let mut alerts_window = std::time::Duration::ZERO;
     let read = read_with(&alerts_environment, |env| {
         let config = AlertsConfig::from_env(env).unwrap();
         let defaults = AlertsConfig::from_env(&Env(|name: &str| match name {
@@ -711,6 +763,7 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
         .unwrap();
         assert_eq!(config.thresholds, defaults.thresholds);
         assert_eq!(config.window, defaults.window);
+        alerts_window = config.window;
         assert_eq!(config.pagerduty_events_url, defaults.pagerduty_events_url);
         assert!(config.slack_webhook_secret_id.is_some());
         assert!(config.pagerduty_routing_key_secret_id.is_some());
@@ -735,6 +788,41 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
         assert_eq!(config.pace, std::time::Duration::from_secs(1));
     });
     assert_eq!(read, summaries.environment.keys().cloned().collect());
+
+    // The stalled check, with a sender and the direct messages on (`resolve` takes
+    // every condition as true).
+    let stalled = function(&functions, "stalled-check");
+    let read = read_with(&with_sender(&stalled.environment), |env| {
+        let config = StalledConfig::from_env(env).unwrap();
+        assert_eq!(config.progress_table, "stand-in-ProgressTable");
+        assert_eq!(config.directory_table, "stand-in-DirectoryTable");
+        assert_eq!(
+            config.stalled_after,
+            std::time::Duration::from_secs(14 * 24 * 3600)
+        );
+        assert_eq!(config.window, alerts_window);
+        assert_eq!(config.email_sender.as_deref(), Some("okr@example.com"));
+        assert_eq!(
+            config.slack_bot_token_secret_id.as_deref(),
+            Some("stand-in-SlackBotTokenSecret")
+        );
+        assert_eq!(
+            config.slack_api_url,
+            okr_pipeline::outbound::slack_api::SLACK_API
+        );
+        assert!(config.slack_webhook_secret_id.is_some());
+        assert!(config.pagerduty_routing_key_secret_id.is_some());
+    });
+    assert_eq!(read, stalled.environment.keys().cloned().collect());
+    // The same rule and window as the summaries and the alerts.
+    assert_eq!(
+        stalled.environment["STALLED_AFTER_DAYS"],
+        summaries.environment["STALLED_AFTER_DAYS"]
+    );
+    assert_eq!(
+        stalled.environment["ALERT_WINDOW_HOURS"],
+        alerts.environment["ALERT_WINDOW_HOURS"]
+    );
 
     let projection = function(&functions, "progress-projection");
     let read = read_with(&projection.environment, |env| {
@@ -1006,8 +1094,8 @@ fn secrets_start_without_real_values_and_the_signing_secret_accepts_nothing() {
     let secrets = of_type(&template, "AWS::SecretsManager::Secret");
     assert_eq!(
         secrets.len(),
-        6,
-        "signing, endpoints, Slack, alerts Slack, PagerDuty, email recipients"
+        7,
+        "signing, endpoints, Slack, alerts Slack, PagerDuty, email recipients, Slack bot token"
     );
     for (name, secret) in &secrets {
         assert!(

@@ -12,12 +12,11 @@ use std::process::Command;
 
 use common::{BIN, client, deliver, eventually, secrets, serve_on};
 use okr_core::Source;
+use okr_webhooks_tests::slack_web_api;
 use okr_webhooks_tests::smtp::Smtp;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use wiremock::matchers::{method, path, query_param};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const HIRE: &[u8] = include_bytes!("../../events/bodies/peopleforce/employee_create.json");
 const TERMINATE: &[u8] = include_bytes!("../../events/bodies/peopleforce/employee_terminate.json");
@@ -77,20 +76,7 @@ async fn key_results(base: &str) -> Value {
 #[tokio::test]
 async fn stalled_key_results_reach_the_team_lead_once_and_resolve_on_the_next_update() {
     let smtp = Smtp::start(None);
-    let slack = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/users.lookupByEmail"))
-        .and(query_param("email", "ross.kate@example.com"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "user": {"id": "U0ROSS"}})),
-        )
-        .mount(&slack)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/chat.postMessage"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
-        .mount(&slack)
-        .await;
+    let slack = slack_web_api("ross.kate@example.com", "U0ROSS").await;
     let slack_api = format!("{}/api", slack.uri());
 
     let dir = tempfile::tempdir().unwrap();
@@ -201,6 +187,12 @@ async fn stalled_key_results_reach_the_team_lead_once_and_resolve_on_the_next_up
     }));
     // The alerts channel (printed: none configured) has both too.
     assert_eq!(sent.matches("[alerts] KR ").count(), 2, "{sent}");
+    // It names the team lead there; "your team" is only for the team lead.
+    let channel = sent
+        .lines()
+        .filter(|l| l.starts_with("[alerts] ") && l.ends_with(": John Doe, team lead Ross Kate"));
+    assert_eq!(channel.count(), 2, "{sent}");
+    assert!(!sent.contains("(your team)"), "{sent}");
 
     // Again: nothing new.
     let (ok, again) = stalled(data, &smtp.url, &slack_api, "--send");

@@ -659,9 +659,11 @@ fn the_functions_on_the_local_stack(blocks: &[Block]) {
         assert!(answer.contains(r#"{"batchItemFailures":[]}"#), "{answer}");
     }
     let log = background.log(standin);
+    // The stalled check's (below) say "stalled" in their context and class.
     let alerts: Vec<&str> = log
         .lines()
         .filter(|l| l.starts_with("/slack-alerts ") || l.starts_with("/v2/enqueue "))
+        .filter(|l| !l.contains("stalled"))
         .collect();
     assert_eq!(alerts.len(), 4, "{log}");
     assert!(
@@ -712,6 +714,38 @@ fn the_functions_on_the_local_stack(blocks: &[Block]) {
         email[1].contains(r#"{"recipients":1,"sent":0,"already_sent":1,"refused":0,"failed":0}"#),
         "{}",
         email[1]
+    );
+
+    // docs/directory.md: the stalled check opens John's (email, channel, PagerDuty) and
+    // the Standard Webhooks one, owner unknown (channel, PagerDuty), then sends nothing
+    // more for the same run.
+    let stalled = outputs(&steps, "cargo lambda invoke stalled-check");
+    assert_eq!(stalled.len(), 2);
+    assert!(
+        stalled[0].contains(
+            r#"{"opened":2,"reminded":0,"resolved":0,"sent":5,"already_sent":0,"refused":0,"failed":0}"#
+        ),
+        "{}",
+        stalled[0]
+    );
+    assert!(
+        stalled[1].contains(
+            r#"{"opened":0,"reminded":0,"resolved":0,"sent":0,"already_sent":0,"refused":0,"failed":0}"#
+        ),
+        "{}",
+        stalled[1]
+    );
+    let log = background.log(standin);
+    let line = "/slack-alerts {\"text\": \"KR Renew the partner deals has had no update for 20 days (last on 2026-11-17, at 40%): John Doe, team lead Ross Kate\"";
+    assert_eq!(log.matches(line).count(), 1, "{log}");
+    let unknown: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("/slack-alerts ") && l.contains("owner unknown"))
+        .collect();
+    assert_eq!(unknown.len(), 1, "{log}");
+    assert!(
+        log.contains(r#""dedup_key": "stalled:peoplelogic#kr-partner-deals""#),
+        "{log}"
     );
 }
 

@@ -554,3 +554,55 @@ pub async fn directory_store_contract(store: &dyn okr_consumers::directory::Dire
         "gone, so new"
     );
 }
+
+/// Every message moto's SES holds as sent (the server's, not only this test's), as
+/// moto's data API shows it: `destinations.ToAddresses`, `subject`, `body`.
+pub async fn ses_messages(moto: &Moto) -> Vec<serde_json::Value> {
+    let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", moto.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    data["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// What moto's SES holds as sent to `address` alone: (subject, body) of each message,
+/// in order.
+pub async fn ses_sent_to(moto: &Moto, address: &str) -> Vec<(String, String)> {
+    ses_messages(moto)
+        .await
+        .iter()
+        .filter(|m| m["destinations"]["ToAddresses"] == serde_json::json!([address]))
+        .map(|m| {
+            let text = |field: &str| m[field].as_str().unwrap_or_default().to_owned();
+            (text("subject"), text("body"))
+        })
+        .collect()
+}
+
+/// A stand-in of Slack's Web API under `/api` that knows one user, `email` with the id
+/// `user`: `users.lookupByEmail` finds them, `chat.postMessage` accepts anything.
+pub async fn slack_web_api(email: &str, user: &str) -> wiremock::MockServer {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let slack = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/users.lookupByEmail"))
+        .and(query_param("email", email))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"ok": true, "user": {"id": user}})),
+        )
+        .mount(&slack)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": true})))
+        .mount(&slack)
+        .await;
+    slack
+}

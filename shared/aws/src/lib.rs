@@ -1,5 +1,6 @@
-//! The AWS adapters of the pipeline's ports (SQS, DynamoDB, S3, Secrets Manager, SES)
-//! and the Lambda functions' configuration from their environment.
+//! The AWS adapters of the pipeline's ports (SQS, DynamoDB, S3, Secrets Manager, SES),
+//! the Lambda functions' configuration from their environment, and the stalled check
+//! wired from it.
 
 pub mod config;
 pub mod directory_dynamodb;
@@ -11,3 +12,4 @@ pub mod secrets_manager;
 pub mod ses;
 pub mod sqs;
 pub mod sqs_dlq;
+pub mod stalled;

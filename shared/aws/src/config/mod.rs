@@ -1,8 +1,10 @@
 //! The Lambda functions' configurations.
 
 pub mod email;
+pub mod stalled;
 
 pub use email::{EmailSource, SummariesConfig};
+pub use stalled::StalledConfig;
 
 use std::time::Duration;
 
@@ -191,19 +193,24 @@ impl AlertsConfig {
             idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
             queue_url: optional("QUEUE_URL"),
             thresholds: thresholds(env)?,
-            window: Duration::from_secs(
-                3600 * env.number_in(
-                    "ALERT_WINDOW_HOURS",
-                    24,
-                    1..=24 * 30,
-                    "a number of hours from 1 to 720",
-                )?,
-            ),
+            window: alert_window(env)?,
             secret_cache_ttl: secret_cache_ttl(env)?,
             visibility_timeout: visibility_timeout(env)?,
             email,
         })
     }
+}
+
+/// `ALERT_WINDOW_HOURS` (default 24): how often an alert that stays open is sent again.
+fn alert_window<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(
+        3600 * env.number_in(
+            "ALERT_WINDOW_HOURS",
+            24,
+            1..=24 * 30,
+            "a number of hours from 1 to 720",
+        )?,
+    ))
 }
 
 /// `ALERT_PACE_TOLERANCE`, `ALERT_LOW_THRESHOLD`, `ALERT_LOW_AFTER`, `ALERT_DROP_POINTS`:

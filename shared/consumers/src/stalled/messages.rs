@@ -1,6 +1,6 @@
-//! What a stalled alert says: one line (the Slack DM, the alerts channel, the PagerDuty
-//! summary) and a short email to the team lead. Names only: never an email address in
-//! a message.
+//! What a stalled alert says: one line (the Slack DM to the team lead; the alerts
+//! channel and the PagerDuty summary, naming the team lead) and a short email to the team
+//! lead. Names only: never an email address in a message.
 
 use serde_json::json;
 
@@ -36,11 +36,22 @@ fn owner(notice: &Notice) -> String {
         .unwrap_or_else(|| "owner unknown".into())
 }
 
-/// The alert as one line.
+/// The alert as one line, as the team lead reads it (the email, the direct message).
 pub fn text(notice: &Notice) -> String {
+    line(notice, true)
+}
+
+/// The alert as one line for everyone else (the alerts channel, PagerDuty): it names
+/// the team lead.
+pub fn shared_text(notice: &Notice) -> String {
+    line(notice, false)
+}
+
+fn line(notice: &Notice, to_lead: bool) -> String {
     let (title, at) = (title(notice), notice.record.updated_at.date());
     let whose = match &notice.route {
-        Route::TeamLead { .. } => format!("{} (your team)", owner(notice)),
+        Route::TeamLead { .. } if to_lead => format!("{} (your team)", owner(notice)),
+        Route::TeamLead { name, .. } => format!("{}, team lead {name}", owner(notice)),
         Route::OwnerUnknown => match &notice.owner {
             Some(owner) => format!("{owner}, owner unknown: not in the directory"),
             None => "owner unknown".to_owned(),
@@ -76,7 +87,7 @@ pub fn channel_message(notice: &Notice) -> SlackMessage {
         Action::Resolve => ":white_check_mark:",
         _ => ":hourglass:",
     };
-    let line = escape(&text(notice));
+    let line = escape(&shared_text(notice));
     let context = format!("{} · stalled", notice.record.source);
     SlackMessage {
         text: truncate(&line, MAX_TEXT),
@@ -126,7 +137,7 @@ pub fn pagerduty_alert(notice: &Notice) -> Alert {
     Alert {
         action: pager_action(notice.action),
         dedup_key: format!("stalled:{}", notice.record.key()),
-        summary: truncate(&text(notice), 1000),
+        summary: truncate(&shared_text(notice), 1000),
         source: format!("okr-webhooks/{}", notice.record.source),
         details: json!({
             "entity": notice.record.id,

@@ -38,7 +38,7 @@ use okr_pipeline::outbound::pagerduty::{Action as PagerAction, PagerDuty};
 use okr_pipeline::outbound::slack::SlackPoster;
 use okr_pipeline::outbound::slack_api::DirectMessages;
 
-pub use messages::{channel_message, email, pagerduty_alert, text};
+pub use messages::{channel_message, email, pagerduty_alert, shared_text, text};
 
 /// How long claims and closed alerts' state are kept: longer than any reminder window.
 const KEEP: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -134,7 +134,7 @@ fn state_key(record: &Tracked) -> String {
 }
 
 /// What a check did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
     /// Alerts opened.
     pub opened: usize,

@@ -13,9 +13,44 @@ use serde_json::{Value, json};
 
 use crate::outbound::http::{callable, http_client};
 use crate::outbound::{DeliveryError, Service};
+use crate::secrets::{FromSecret, SecretsError};
 
 /// Slack's Web API.
 pub const SLACK_API: &str = "https://slack.com/api";
+
+/// A Slack bot token (`xoxb-...`), as kept in a secret. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BotToken(String);
+
+impl std::fmt::Debug for BotToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BotToken([redacted])")
+    }
+}
+
+impl FromSecret for BotToken {
+    /// The secret holds the token, or `{"bot_token": "..."}`.
+    fn from_secret(text: &str) -> Result<Self, SecretsError> {
+        let token = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(object)) => object
+                .get("bot_token")
+                .and_then(Value::as_str)
+                .map(|t| t.trim().to_owned()),
+            _ => Some(text.trim().to_owned()),
+        };
+        token
+            .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_graphic()))
+            .map(BotToken)
+            .ok_or_else(|| SecretsError::Invalid("expected a Slack bot token (xoxb-...)".into()))
+    }
+}
+
+impl BotToken {
+    /// The token itself, for the `Authorization` header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
 
 /// Somewhere direct messages go.
 #[async_trait]
@@ -146,5 +181,30 @@ impl DirectMessages for SlackApi {
             .post(self.url("chat.postMessage")?)
             .json(&json!({"channel": id, "text": text}));
         self.call("chat.postMessage", post).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bot_token_is_read_plain_or_from_json_and_never_shown() {
+        let plain = BotToken::from_secret(" xoxb-1-2-abc\n").unwrap();
+        assert_eq!(plain.expose(), "xoxb-1-2-abc");
+        let json = BotToken::from_secret(r#"{"bot_token": "xoxb-1-2-abc"}"#).unwrap();
+        assert_eq!(json, plain);
+        assert_eq!(format!("{plain:?}"), "BotToken([redacted])");
+        for bad in ["", "  ", "xoxb 1", r#"{"token": "xoxb-1"}"#] {
+            let error = BotToken::from_secret(bad).unwrap_err().to_string();
+            assert!(
+                error.contains("expected a Slack bot token"),
+                "{bad}: {error}"
+            );
+            assert!(
+                !error.contains("xoxb-1") && !error.contains("xoxb 1"),
+                "{error}"
+            );
+        }
     }
 }
