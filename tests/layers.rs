@@ -21,7 +21,7 @@ const LAYERS: [(&str, &[&str]); 5] = [
 ];
 
 /// The Lambda functions.
-const FUNCTIONS: [&str; 7] = [
+const FUNCTIONS: [&str; 8] = [
     "ingest",
     "warehouse-sink",
     "slack-notifier",
@@ -29,6 +29,7 @@ const FUNCTIONS: [&str; 7] = [
     "progress-projection",
     "email-summaries",
     "stalled-check",
+    "people-snapshot",
 ];
 
 /// What `cargo ARGS` prints, run in the repository; it must succeed.

@@ -195,7 +195,7 @@ fn number(value: &Value) -> u64 {
 }
 
 #[test]
-fn seven_functions_built_by_cargo_lambda_from_this_workspace() {
+fn eight_functions_built_by_cargo_lambda_from_this_workspace() {
     let template = template();
     let functions = functions(&template);
     let mut binaries: Vec<_> = functions.iter().map(|f| f.binary).collect();
@@ -205,6 +205,7 @@ fn seven_functions_built_by_cargo_lambda_from_this_workspace() {
         [
             "email-summaries",
             "ingest",
+            "people-snapshot",
             "progress-alerts",
             "progress-projection",
             "slack-notifier",
@@ -497,6 +498,9 @@ fn every_role_grants_only_what_its_function_uses() {
                 &["dynamodb:Scan", "ses:SendEmail"],
             ]
             .concat(),
+            // The directory scanned, the day's object written (under people/v1/ only,
+            // checked below).
+            "people-snapshot" => [&logs[..], &["dynamodb:Scan", "s3:PutObject"]].concat(),
             other => panic!("no expected actions for {other}"),
         }
         .into_iter()
@@ -714,13 +718,7 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
             config.idempotency_table.as_deref(),
             Some("stand-in-IdempotencyTable")
         );
-        assert_eq!(
-            config.url,
-            okr_consumers::warehouse::WarehouseUrl::S3 {
-                bucket: "stand-in-WarehouseBucket".into(),
-                prefix: String::new()
-            }
-        );
+        assert_eq!(config.url, the_bucket());
     });
     assert_eq!(read, warehouse.environment.keys().cloned().collect());
 
@@ -1025,6 +1023,25 @@ fn alarms_watch_every_function_every_queue_age_and_every_source_signatures() {
     }
 }
 
+/// `WAREHOUSE_URL` as the template sets it: the stack's bucket, no prefix.
+fn the_bucket() -> okr_consumers::warehouse::WarehouseUrl {
+    okr_consumers::warehouse::WarehouseUrl::S3 {
+        bucket: "stand-in-WarehouseBucket".into(),
+        prefix: String::new(),
+    }
+}
+
+/// The `s3:PutObject` statement of the role of the function with `properties`.
+fn put_object<'t>(template: &'t Value, properties: &Value) -> &'t Value {
+    let role = target(&properties["Role"]).unwrap();
+    resources(template)[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Action"] == "s3:PutObject")
+        .unwrap()
+}
+
 #[test]
 fn the_warehouse_bucket_is_encrypted_private_and_queried_where_the_sink_writes() {
     let template = template();
@@ -1039,7 +1056,7 @@ fn the_warehouse_bucket_is_encrypted_private_and_queried_where_the_sink_writes()
     ] {
         assert_eq!(bucket["PublicAccessBlockConfiguration"][setting], true);
     }
-    let (_, table) = of_type(&template, "AWS::Glue::Table")[0];
+    let table = &resources(&template)["EventsTable"];
     let input = &table["Properties"]["TableInput"];
     assert_eq!(input["Parameters"]["projection.enabled"], "true");
     // The sink writes WAREHOUSE_URL/LAYOUT_PREFIX/date=.../ with WAREHOUSE_URL the bucket.
@@ -1062,15 +1079,7 @@ fn the_warehouse_bucket_is_encrypted_private_and_queried_where_the_sink_writes()
         sink["Environment"]["Variables"]["WAREHOUSE_URL"]["Fn::Sub"],
         "s3://${WarehouseBucket}"
     );
-    let role = target(&sink["Role"]).unwrap();
-    let statements =
-        &resources(&template)[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
-    let put = statements
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["Action"] == "s3:PutObject")
-        .unwrap();
+    let put = put_object(&template, sink);
     // The table's layout, and replays' objects apart from it: nothing else.
     let prefixes: Vec<&str> = one_or_many(&put["Resource"])
         .iter()
@@ -1085,6 +1094,94 @@ fn the_warehouse_bucket_is_encrypted_private_and_queried_where_the_sink_writes()
                 okr_consumers::warehouse::REPLAYS_PREFIX
             ),
         ]
+    );
+}
+
+#[test]
+fn the_people_table_reads_the_rows_the_snapshot_writes_where_it_writes_them() {
+    let template = template();
+    let input = &resources(&template)["PeopleTable"]["Properties"]["TableInput"];
+    assert_eq!(input["Name"], "okr_people");
+    assert_eq!(input["Parameters"]["projection.enabled"], "true");
+    // The function writes WAREHOUSE_URL/PEOPLE_PREFIX/date=.../people.ndjson.gz.
+    let prefix = okr_consumers::warehouse::people::PEOPLE_PREFIX;
+    let key = okr_consumers::warehouse::people::snapshot_key(time::macros::date!(2026 - 12 - 07));
+    assert_eq!(key, format!("{prefix}/date=2026-12-07/people.ndjson.gz"));
+    assert_eq!(
+        input["StorageDescriptor"]["Location"]["Fn::Sub"],
+        format!("s3://${{WarehouseBucket}}/{prefix}/")
+    );
+    assert_eq!(
+        input["Parameters"]["storage.location.template"]["Fn::Sub"],
+        format!("s3://${{WarehouseBucket}}/{prefix}/date=${{!date}}/")
+    );
+    // Its columns are the row's fields, in order, with their types.
+    let row = okr_consumers::warehouse::people::PersonRow {
+        endpoint: "peopleforce".into(),
+        id: "1".into(),
+        name: None,
+        email: None,
+        manager_id: None,
+        manager_email: None,
+        team_lead: None,
+        team_lead_email: None,
+        department: None,
+        division: None,
+        position: None,
+        active: true,
+    };
+    let fields: Vec<(String, &str)> = serde_json::to_value(&row)
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, value)| {
+            let kind = if value.is_boolean() {
+                "boolean"
+            } else {
+                "string"
+            };
+            (name.clone(), kind)
+        })
+        .collect();
+    let columns: Vec<(String, &str)> = input["StorageDescriptor"]["Columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["Name"].as_str().unwrap().to_owned(),
+                c["Type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(columns, fields, "the columns are the row's fields");
+
+    let functions = functions(&template);
+    let snapshot = function(&functions, "people-snapshot");
+    let read = read_with(&snapshot.environment, |env| {
+        let config = okr_aws::config::PeopleSnapshotConfig::from_env(env).unwrap();
+        assert_eq!(config.url, the_bucket());
+    });
+    assert_eq!(read, snapshot.environment.keys().cloned().collect());
+    let put = put_object(&template, snapshot.properties);
+    assert_eq!(
+        put["Resource"]["Fn::Sub"],
+        format!("${{WarehouseBucket.Arn}}/{prefix}/*"),
+        "the snapshots' prefix only"
+    );
+    // Daily, passing its time.
+    let schedule = &snapshot.properties["Events"]["Schedule"];
+    assert_eq!(schedule["Type"], "ScheduleV2");
+    let sample =
+        std::fs::read_to_string(root().join("events/people-snapshot/scheduled.json")).unwrap();
+    let run: okr_consumers::email::send::ScheduledRun = serde_json::from_str(&sample).unwrap();
+    assert!(run.scheduled_time.is_some());
+    assert!(
+        schedule["Properties"]["Input"]
+            .as_str()
+            .unwrap()
+            .contains("<aws.scheduler.scheduled-time>")
     );
 }
 

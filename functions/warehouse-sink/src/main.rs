@@ -9,10 +9,9 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use okr_aws::config::{WarehouseConfig, aws_timeouts, consumer_aws_timeouts};
 use okr_aws::dynamodb::DynamoDbIdempotencyStore;
-use okr_aws::s3::S3Sink;
+use okr_aws::s3::warehouse_sink;
 use okr_aws::sqs::SqsDefer;
-use okr_consumers::warehouse::local::LocalSink;
-use okr_consumers::warehouse::{ObjectSink, WarehouseSink, WarehouseUrl};
+use okr_consumers::warehouse::WarehouseSink;
 use okr_pipeline::breaker::BreakerConfig;
 use okr_pipeline::config::process_env;
 use okr_pipeline::idempotency::IdempotencyStore;
@@ -32,12 +31,7 @@ async fn main() -> Result<(), Error> {
         ))
         .load()
         .await;
-    let sink: Arc<dyn ObjectSink> = match config.url {
-        WarehouseUrl::S3 { bucket, prefix } => {
-            Arc::new(S3Sink::new(S3Sink::client(&aws), bucket, prefix))
-        }
-        WarehouseUrl::Local(path) => Arc::new(LocalSink::new(path)),
-    };
+    let sink = warehouse_sink(config.url, &aws);
     // Deferring a record is a small call: the other consumers' shorter timeouts.
     let sqs = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::config::Builder::from(&aws)

@@ -4,7 +4,22 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 
-use okr_consumers::warehouse::{ObjectSink, SinkError};
+use okr_consumers::warehouse::local::LocalSink;
+use okr_consumers::warehouse::{ObjectSink, SinkError, WarehouseUrl};
+
+/// The sink `WAREHOUSE_URL` names: the bucket and prefix through `config`'s S3 client,
+/// or a local directory.
+pub fn warehouse_sink(
+    url: WarehouseUrl,
+    config: &aws_types::SdkConfig,
+) -> std::sync::Arc<dyn ObjectSink> {
+    match url {
+        WarehouseUrl::S3 { bucket, prefix } => {
+            std::sync::Arc::new(S3Sink::new(S3Sink::client(config), bucket, prefix))
+        }
+        WarehouseUrl::Local(path) => std::sync::Arc::new(LocalSink::new(path)),
+    }
+}
 
 /// Writes `s3://<bucket>/<prefix>/<key>` with one PutObject (whole or not at all).
 #[derive(Debug, Clone)]

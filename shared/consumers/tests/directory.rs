@@ -645,3 +645,86 @@ async fn org_scopes_follow_the_chart_and_team_leads_get_their_teams_summary() {
         assert!(!refused.contains("a@example.com"), "{refused}");
     }
 }
+
+/// The rows of a snapshot object: gzip NDJSON, one JSON object per line.
+fn snapshot_rows(object: &[u8]) -> Vec<Value> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(object)
+        .read_to_string(&mut text)
+        .unwrap();
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_people_snapshot_holds_the_directory_fields_and_team_leads_and_no_one_forgotten() {
+    use okr_consumers::warehouse::memory::MemorySink;
+    use okr_consumers::warehouse::people::snapshot;
+
+    // The seed's hire, whose manager has no record of their own.
+    let store = MemoryDirectory::default();
+    apply(&store, &[peopleforce(&serde_json::from_str(SEED).unwrap())]).await;
+    let sink = MemorySink::default();
+    let day = time::macros::date!(2026 - 12 - 07);
+    assert_eq!(snapshot(&store, &sink, day).await.unwrap(), 1);
+    let objects = sink.objects();
+    let object = &objects["people/v1/date=2026-12-07/people.ndjson.gz"];
+    assert_eq!(
+        snapshot_rows(object),
+        [json!({
+            "endpoint": "peopleforce", "id": "130333", "name": "John Doe",
+            "email": "john.doe@example.com", "manager_id": "5844",
+            "manager_email": "ross.kate@example.com", "team_lead": "Ross Kate",
+            "team_lead_email": "ross.kate@example.com", "department": "IT",
+            "division": "Europe", "position": "Senior Developer", "active": true,
+        })]
+    );
+    let raw = String::from_utf8_lossy(&{
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(&object[..])
+            .read_to_end(&mut bytes)
+            .unwrap();
+        bytes
+    })
+    .into_owned();
+    for private in ["1978-08-31", "johnny.d.private", "+380501234567", "T-shirt"] {
+        assert!(!raw.contains(private), "{private} in the snapshot");
+    }
+
+    // A chart: each row names the team lead the directory resolves; a forgotten person
+    // is in no later snapshot, and the same day's snapshot is replaced.
+    let store = chart().await;
+    let leads = |rows: &[Value]| -> Vec<(String, Value)> {
+        rows.iter()
+            .map(|r| {
+                (
+                    r["name"].as_str().unwrap().to_owned(),
+                    r["team_lead"].clone(),
+                )
+            })
+            .collect()
+    };
+    snapshot(&store, &sink, day).await.unwrap();
+    let rows = snapshot_rows(&sink.objects()["people/v1/date=2026-12-07/people.ndjson.gz"]);
+    assert_eq!(
+        leads(&rows),
+        [
+            ("Cleo Park".to_owned(), Value::Null),
+            ("Ross Kate".to_owned(), json!("Cleo Park")),
+            ("John Doe".to_owned(), json!("Ross Kate")),
+            ("Mia Chen".to_owned(), json!("Ross Kate")),
+        ]
+    );
+    directory::forget(&store, "john.doe@example.com")
+        .await
+        .unwrap();
+    let next = time::macros::date!(2026 - 12 - 08);
+    assert_eq!(snapshot(&store, &sink, next).await.unwrap(), 3);
+    let objects = sink.objects();
+    let rows = snapshot_rows(&objects["people/v1/date=2026-12-08/people.ndjson.gz"]);
+    assert!(rows.iter().all(|r| r["name"] != "John Doe"), "{rows:?}");
+    assert_eq!(objects.len(), 2, "one object a day");
+}

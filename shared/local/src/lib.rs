@@ -3,7 +3,8 @@
 //! dead-letter queues, and the same consumer handlers.
 //!
 //! The data directory holds `secrets.json` (the signing secrets), `queues.sqlite`,
-//! `idempotency.sqlite`, `warehouse/`, `progress.sqlite` (the read model the dashboard
+//! `idempotency.sqlite`, `warehouse/` (the events, and the directory's daily snapshots),
+//! `progress.sqlite` (the read model the dashboard
 //! shows), `directory.sqlite` (the people HR events describe), `serve.lock` (one server per directory), and for email
 //! `email-recipients.json` (written by the user) and `outbox/`.
 
@@ -15,6 +16,7 @@ pub mod email;
 mod health;
 mod lock;
 mod paths;
+pub mod people;
 pub mod print;
 pub mod progress_sqlite;
 mod router;

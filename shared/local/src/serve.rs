@@ -138,6 +138,13 @@ pub async fn serve(
             ))
         })
         .collect();
+    // The warehouse's people table: the day's snapshot now, then daily.
+    tasks.push(tokio::spawn(crate::people::daily(
+        stores.directory.clone(),
+        paths.warehouse.clone(),
+        stopped.clone(),
+        |line| eprintln!("{line}"),
+    )));
     if let Some(cron) = config.email.stalled_cron.clone() {
         let (mailer, _) = email::mailer(data_dir, &config.email)?;
         let check = crate::stalled::check(

@@ -74,17 +74,42 @@ pub struct WarehouseConfig {
 impl WarehouseConfig {
     /// Read every variable; the first missing or invalid one is the error.
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let url = env.required("WAREHOUSE_URL")?;
-        let url = url.parse().map_err(|expected| ConfigError::Invalid {
-            name: "WAREHOUSE_URL",
-            expected,
-        })?;
         Ok(WarehouseConfig {
-            url,
+            url: warehouse_url(env)?,
             queue_url: okr_pipeline::config::optional(env, "QUEUE_URL"),
             idempotency_table: okr_pipeline::config::optional(env, "IDEMPOTENCY_TABLE"),
         })
     }
+}
+
+/// The people snapshot's configuration.
+#[derive(Debug, Clone)]
+pub struct PeopleSnapshotConfig {
+    /// `DIRECTORY_TABLE`: the directory of people.
+    pub directory_table: String,
+    /// `WAREHOUSE_URL`: the warehouse the sink writes, `s3://bucket/prefix` or a local
+    /// directory; the snapshots go under `people/v1/` there.
+    pub url: WarehouseUrl,
+}
+
+impl PeopleSnapshotConfig {
+    /// Read every variable; the first missing or invalid one is the error.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(PeopleSnapshotConfig {
+            directory_table: env.required("DIRECTORY_TABLE")?,
+            url: warehouse_url(env)?,
+        })
+    }
+}
+
+/// `WAREHOUSE_URL`.
+fn warehouse_url<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<WarehouseUrl, ConfigError> {
+    env.required("WAREHOUSE_URL")?
+        .parse()
+        .map_err(|expected| ConfigError::Invalid {
+            name: "WAREHOUSE_URL",
+            expected,
+        })
 }
 
 /// The Slack notifier's configuration.

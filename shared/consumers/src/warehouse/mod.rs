@@ -7,10 +7,14 @@
 //! the batch's message ids, so a redelivered batch overwrites its own object instead of
 //! adding a copy; duplicates that remain (a provider retry, a partly failed batch) share
 //! an event id and are removed on read.
+//!
+//! Beside the events, [`people`] writes the directory as the `people` table, one
+//! snapshot a day.
 
 pub mod local;
 pub mod memory;
 mod ndjson;
+pub mod people;
 mod url;
 
 pub use ndjson::NdjsonGz;

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
-use okr_core::event::Event;
+use serde::Serialize;
 
 /// Events encoded as gzip NDJSON, one line each, compressed as they arrive so memory
 /// holds only the compressed bytes.
@@ -28,10 +28,10 @@ impl Default for NdjsonGz {
 }
 
 impl NdjsonGz {
-    /// Append one event as one line.
-    pub fn push(&mut self, event: &Event) -> io::Result<()> {
+    /// Append one event (or another row) as one line.
+    pub fn push<T: Serialize>(&mut self, row: &T) -> io::Result<()> {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, event)?;
+        serde_json::to_writer(&mut self.line, row)?;
         self.line.push(b'\n');
         self.encoder.write_all(&self.line)?;
         self.lines += 1;
