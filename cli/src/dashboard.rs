@@ -15,10 +15,7 @@ use okr_aws::progress_dynamodb::DynamoDbProgressStore;
 use okr_consumers::directory::DirectoryStore;
 use okr_consumers::progress::ProgressStore;
 
-/// The stack output naming the read model's table.
-const TABLE_OUTPUT: &str = "ProgressTableName";
-/// The stack output naming the directory's table.
-const DIRECTORY_OUTPUT: &str = "DirectoryTableName";
+use crate::stack::{DIRECTORY_OUTPUT, PROGRESS_OUTPUT as TABLE_OUTPUT};
 
 #[derive(Debug, Args)]
 pub struct DashboardArgs {
@@ -47,9 +44,11 @@ pub async fn run(args: DashboardArgs) -> Result<ExitCode> {
     let (table, directory_table) = match (args.table, args.stack) {
         (Some(table), _) => (table, None),
         (None, Some(stack)) => (
-            stack_output(&aws, &stack, TABLE_OUTPUT).await?,
+            crate::stack::output(&aws, &stack, TABLE_OUTPUT).await?,
             // A stack from before the directory has none: owners are shown as sent.
-            stack_output(&aws, &stack, DIRECTORY_OUTPUT).await.ok(),
+            crate::stack::output(&aws, &stack, DIRECTORY_OUTPUT)
+                .await
+                .ok(),
         ),
         (None, None) => bail!("give --table or --stack"),
     };
@@ -88,22 +87,4 @@ pub async fn run(args: DashboardArgs) -> Result<ExitCode> {
     .await
     .context("the dashboard server failed")?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The value of a stack's output `output` (a table's name).
-async fn stack_output(aws: &aws_config::SdkConfig, stack: &str, output: &str) -> Result<String> {
-    let described = aws_sdk_cloudformation::Client::new(aws)
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .with_context(|| format!("cannot describe the stack {stack}"))?;
-    described
-        .stacks()
-        .iter()
-        .flat_map(|s| s.outputs())
-        .find(|o| o.output_key() == Some(output))
-        .and_then(|o| o.output_value())
-        .map(str::to_owned)
-        .with_context(|| format!("the stack {stack} has no {output} output (deployed before it was added? sam deploy it again)"))
 }

@@ -1,16 +1,21 @@
 //! `okr-webhooks directory`: the people HR events describe, who owns which key result,
 //! and the owners nobody matches; link an owner to a person by hand, or forget a person.
+//! Over `serve`'s data directory, or a deployed stack's tables (`--stack`, with the
+//! user's own AWS credentials).
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use okr_consumers::directory::{self, Directory, Record};
+use okr_aws::directory_dynamodb::DynamoDbDirectory;
+use okr_aws::progress_dynamodb::DynamoDbProgressStore;
+use okr_consumers::directory::{self, Directory, DirectoryStore, Record};
 use okr_consumers::progress::{ProgressStore, Tracked};
 use okr_local::Paths;
 use okr_local::directory_sqlite::SqliteDirectory;
@@ -25,6 +30,65 @@ pub struct DirectoryArgs {
     /// The data directory of `serve`: its directory.sqlite and progress.sqlite.
     #[arg(long, default_value = DEFAULT_DATA_DIR, global = true)]
     data_dir: PathBuf,
+    /// A deployed stack's name instead: its DirectoryTableName and ProgressTableName
+    /// outputs are the tables (needs dynamodb:Scan, and for link and forget
+    /// dynamodb:PutItem and dynamodb:DeleteItem, on them).
+    #[arg(long, global = true, conflicts_with = "data_dir")]
+    stack: Option<String>,
+}
+
+/// The directory and the read model the command works on.
+struct Stores {
+    directory: Arc<dyn DirectoryStore>,
+    progress: Arc<dyn ProgressStore>,
+}
+
+impl Stores {
+    /// `serve`'s SQLite files, or the stack's DynamoDB tables.
+    async fn open(args: &DirectoryArgs) -> Result<Stores> {
+        if let Some(stack) = &args.stack {
+            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let directory =
+                crate::stack::output(&aws, stack, crate::stack::DIRECTORY_OUTPUT).await?;
+            let progress = crate::stack::output(&aws, stack, crate::stack::PROGRESS_OUTPUT).await?;
+            let client = aws_sdk_dynamodb::Client::new(&aws);
+            return Ok(Stores {
+                directory: Arc::new(DynamoDbDirectory::new(client.clone(), directory)),
+                progress: Arc::new(DynamoDbProgressStore::new(client, progress)),
+            });
+        }
+        let paths = Paths::new(&args.data_dir);
+        if !args.data_dir.is_dir() {
+            bail!(
+                "{} is not a data directory (start `okr-webhooks serve --data-dir {}` first, or give --stack)",
+                args.data_dir.display(),
+                args.data_dir.display()
+            );
+        }
+        let directory = SqliteDirectory::open(&paths.directory)
+            .with_context(|| format!("cannot open {}", paths.directory.display()))?;
+        let progress = SqliteProgressStore::open(&paths.progress)
+            .with_context(|| format!("cannot open {}", paths.progress.display()))?;
+        Ok(Stores {
+            directory: Arc::new(directory),
+            progress: Arc::new(progress),
+        })
+    }
+
+    async fn people(&self) -> Result<Directory> {
+        directory::load(self.directory.as_ref())
+            .await
+            .map_err(|e| anyhow::anyhow!(okr_core::error_chain(&e)))
+            .context("cannot read the directory")
+    }
+
+    async fn read_model(&self) -> Result<Vec<Tracked>> {
+        self.progress
+            .all()
+            .await
+            .map_err(|e| anyhow::anyhow!(okr_core::error_chain(&e)))
+            .context("cannot read the read model")
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,46 +123,41 @@ enum DirectoryCommand {
 }
 
 pub async fn run(args: DirectoryArgs) -> Result<ExitCode> {
-    let paths = Paths::new(&args.data_dir);
-    if !args.data_dir.is_dir() {
-        bail!(
-            "{} is not a data directory (start `okr-webhooks serve --data-dir {}` first)",
-            args.data_dir.display(),
-            args.data_dir.display()
-        );
-    }
-    let store = SqliteDirectory::open(&paths.directory)
-        .with_context(|| format!("cannot open {}", paths.directory.display()))?;
+    let stores = Stores::open(&args).await?;
+    let store = stores.directory.as_ref();
     let mut out = io::stdout().lock();
     match args.command {
         DirectoryCommand::List { json } => {
-            let people = directory::load(&store).await?;
+            let people = stores.people().await?;
             list(&mut out, &people, json)?;
         }
         DirectoryCommand::Show { person } => {
-            let people = directory::load(&store).await?;
+            let people = stores.people().await?;
             let Some(record) = people.find(&person) else {
                 bail!(
                     "no person in the directory is {person:?} (see `okr-webhooks directory list`)"
                 );
             };
-            let records = read_model(&paths).await?;
+            let records = stores.read_model().await?;
             show(&mut out, &people, record, &records)?;
         }
         DirectoryCommand::Unresolved => {
-            let people = directory::load(&store).await?;
-            let records = read_model(&paths).await?;
+            let people = stores.people().await?;
+            let records = stores.read_model().await?;
             unresolved(&mut out, &people, &records)?;
         }
         DirectoryCommand::Link { owner, person } => {
-            let label = directory::link(&store, &owner, &person).await?;
+            let label = directory::link(store, &owner, &person).await?;
             writeln!(out, "linked {:?} to {label}", owner.trim())?;
         }
         DirectoryCommand::Forget { email } => {
             if !email.contains('@') {
                 bail!("{email:?} is not an email address");
             }
-            let removed = directory::forget(&store, &email).await?;
+            let removed = directory::forget(store, &email)
+                .await
+                .map_err(|e| anyhow::anyhow!(okr_core::error_chain(&e)))
+                .context("cannot forget")?;
             match removed {
                 0 => writeln!(
                     out,
@@ -112,12 +171,6 @@ pub async fn run(args: DirectoryArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-async fn read_model(paths: &Paths) -> Result<Vec<Tracked>> {
-    let store = SqliteProgressStore::open(&paths.progress)
-        .with_context(|| format!("cannot open {}", paths.progress.display()))?;
-    Ok(store.all().await?)
 }
 
 /// The team lead as shown: their label, or the manager the record names who is not in

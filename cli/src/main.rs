@@ -13,6 +13,7 @@ mod replay;
 mod send;
 mod serve;
 mod sign;
+mod stack;
 mod stalled;
 mod summary;
 mod verify;

@@ -11,7 +11,7 @@ use common::browser::{assert_fits_a_phone, chromium};
 use common::{deliver, eventually, secrets, serve_on};
 use fantoccini::Locator;
 use okr_core::Source;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const KR: &str = "peoplelogic#a7d4e9c0-2b1f-4e8a-9c3d-5f6a7b8c9d01";
 
@@ -417,24 +417,13 @@ async fn the_dashboard_command_serves_a_stacks_table_and_follows_its_writes() {
     use okr_aws::progress_dynamodb::DynamoDbProgressStore;
     use okr_consumers::progress::ProgressStore;
     use okr_core::rules::Thresholds;
-    use okr_webhooks_tests::{Moto, progress_table, unique};
+    use okr_webhooks_tests::{Moto, progress_table};
 
     let moto = Moto::start();
     let aws = moto.sdk_config().await;
     let table = progress_table(&aws_sdk_dynamodb::Client::new(&aws)).await;
-    // A stack whose ProgressTableName output names it, as `sam deploy` leaves one.
-    let stack = unique("okr-webhooks");
-    let template = json!({
-        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
-        "Outputs": {"ProgressTableName": {"Value": table}},
-    });
-    aws_sdk_cloudformation::Client::new(&aws)
-        .create_stack()
-        .stack_name(&stack)
-        .template_body(template.to_string())
-        .send()
-        .await
-        .unwrap();
+    // A stack whose ProgressTableName output names it.
+    let stack = common::stack_with_outputs(&aws, &[("ProgressTableName", &table)]).await;
     // What the projection Lambda would have written.
     let store = DynamoDbProgressStore::new(aws_sdk_dynamodb::Client::new(&aws), &table);
     let normalized = |file: &str| {

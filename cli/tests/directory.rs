@@ -23,12 +23,7 @@ fn directory(data_dir: &Path, args: &[&str]) -> (bool, String) {
         .arg(data_dir)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    common::outcome(&output)
 }
 
 fn list(data_dir: &Path) -> String {
@@ -478,4 +473,119 @@ async fn the_dashboard_groups_key_results_by_department_and_team_lead() {
         .await
         .unwrap();
     assert_eq!(groups().await, [("Ross Kate".to_owned(), 2)]);
+}
+
+/// `directory ARGS --stack STACK` against moto: (succeeded, stdout and stderr).
+fn on_stack(moto: &okr_webhooks_tests::Moto, stack: &str, args: &[&str]) -> (bool, String) {
+    let output = Command::new(BIN)
+        .arg("directory")
+        .args(args)
+        .args(["--stack", stack])
+        .env("AWS_ENDPOINT_URL", &moto.url)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    common::outcome(&output)
+}
+
+#[tokio::test]
+async fn the_command_reads_and_erases_in_a_deployed_stacks_tables() {
+    use okr_aws::directory_dynamodb::DynamoDbDirectory;
+    use okr_aws::progress_dynamodb::DynamoDbProgressStore;
+    use okr_consumers::progress::ProgressStore;
+    use okr_webhooks_tests::{Moto, directory_table, progress_table};
+
+    let moto = Moto::start();
+    let aws = moto.sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let (people_table, progress_table) = (
+        directory_table(&dynamodb).await,
+        progress_table(&dynamodb).await,
+    );
+    let stack = common::stack_with_outputs(
+        &aws,
+        &[
+            ("DirectoryTableName", &people_table),
+            ("ProgressTableName", &progress_table),
+        ],
+    )
+    .await;
+    // What the projection function would have written: the seed's hire, and the seed's
+    // key result, updated by Sam Okafor.
+    let normalized = |source: Source, body: &[u8]| {
+        okr_core::normalize(
+            &okr_core::endpoints::Endpoint::of_source(source).unwrap(),
+            &http::HeaderMap::new(),
+            body,
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap()
+    };
+    let people = DynamoDbDirectory::new(dynamodb.clone(), &people_table);
+    let hire = normalized(Source::PEOPLEFORCE, HIRE);
+    okr_consumers::directory::apply(&people, std::slice::from_ref(&hire))
+        .await
+        .unwrap();
+    let progress = DynamoDbProgressStore::new(dynamodb.clone(), &progress_table);
+    let update = normalized(Source::PEOPLELOGIC, KEY_RESULT);
+    for applied in progress
+        .apply(vec![update], &okr_core::rules::Thresholds::default())
+        .await
+    {
+        applied.unwrap();
+    }
+
+    let (ok, listed) = on_stack(&moto, &stack, &["list"]);
+    assert!(ok, "{listed}");
+    assert!(listed.contains("John Doe"), "{listed}");
+    assert!(
+        listed.contains("Ross Kate (not in the directory)"),
+        "{listed}"
+    );
+    let (ok, unresolved) = on_stack(&moto, &stack, &["unresolved"]);
+    assert!(ok, "{unresolved}");
+    assert!(
+        unresolved.starts_with("Sam Okafor\t1 key result(s)"),
+        "{unresolved}"
+    );
+    let (ok, linked) = on_stack(
+        &moto,
+        &stack,
+        &["link", "Sam Okafor", "john.doe@example.com"],
+    );
+    assert!(ok, "{linked}");
+    let (ok, shown) = on_stack(&moto, &stack, &["show", "john.doe@example.com"]);
+    assert!(ok, "{shown}");
+    assert!(shown.contains("key results  1"), "{shown}");
+
+    // Erasure: gone from the table, and the hire arriving again is skipped.
+    let (ok, forgot) = on_stack(&moto, &stack, &["forget", "john.doe@example.com"]);
+    assert!(ok, "{forgot}");
+    assert!(forgot.starts_with("forgot 1 person(s)"), "{forgot}");
+    okr_consumers::directory::apply(&people, &[hire])
+        .await
+        .unwrap();
+    let (ok, listed) = on_stack(&moto, &stack, &["list"]);
+    assert!(ok, "{listed}");
+    assert!(listed.starts_with("the directory is empty"), "{listed}");
+    let items = dynamodb
+        .scan()
+        .table_name(&people_table)
+        .send()
+        .await
+        .unwrap();
+    let raw = format!("{:?}", items.items());
+    assert!(!raw.contains("john.doe"), "{raw}");
+    assert!(!raw.contains("John Doe"), "{raw}");
+
+    // A stack without the outputs is named, not a panic.
+    let (ok, said) = on_stack(&moto, "no-such-stack", &["list"]);
+    assert!(!ok);
+    assert!(
+        said.contains("cannot describe the stack no-such-stack"),
+        "{said}"
+    );
 }

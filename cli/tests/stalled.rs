@@ -54,12 +54,7 @@ fn stalled(data: &Path, smtp: &str, slack: &str, mode: &str) -> (bool, String) {
         .env_remove("OKR_PAGERDUTY_ROUTING_KEY")
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    common::outcome(&output)
 }
 
 async fn key_results(base: &str) -> Value {

@@ -137,3 +137,35 @@ pub fn warehouse(data_dir: &Path) -> Vec<Value> {
     }
     events
 }
+
+/// A command's outcome: whether it succeeded, and its stdout then stderr.
+pub fn outcome(output: &std::process::Output) -> (bool, String) {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// A CloudFormation stack (in moto) whose outputs are `outputs`, as `sam deploy` leaves
+/// one: its name.
+pub async fn stack_with_outputs(aws: &aws_config::SdkConfig, outputs: &[(&str, &str)]) -> String {
+    let stack = okr_webhooks_tests::unique("okr-webhooks");
+    let outputs: serde_json::Map<String, Value> = outputs
+        .iter()
+        .map(|(name, value)| (name.to_string(), serde_json::json!({"Value": value})))
+        .collect();
+    let template = serde_json::json!({
+        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": outputs,
+    });
+    aws_sdk_cloudformation::Client::new(aws)
+        .create_stack()
+        .stack_name(&stack)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+    stack
+}
