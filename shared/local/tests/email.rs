@@ -720,3 +720,79 @@ async fn without_a_record_a_recipient_measures_from_the_last_summary_the_guard_s
         second.text
     );
 }
+
+/// The seed's hire in a directory that can be made unreadable.
+#[derive(Default)]
+struct Unreliable {
+    people: okr_consumers::directory::MemoryDirectory,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl okr_consumers::directory::DirectoryStore for Unreliable {
+    async fn entries(
+        &self,
+    ) -> Result<Vec<okr_consumers::directory::Versioned>, okr_consumers::directory::DirectoryError>
+    {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(okr_consumers::directory::DirectoryError::new(
+                "the table is unavailable",
+            ));
+        }
+        self.people.entries().await
+    }
+    async fn put(
+        &self,
+        entry: &okr_consumers::directory::Entry,
+        expected: Option<u64>,
+    ) -> Result<bool, okr_consumers::directory::DirectoryError> {
+        self.people.put(entry, expected).await
+    }
+    async fn remove(&self, key: &str) -> Result<(), okr_consumers::directory::DirectoryError> {
+        self.people.remove(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_directory_that_cannot_be_read_holds_back_only_the_summaries_by_the_org_chart() {
+    let doc = json!({"recipients": [
+        {"address": "cto@example.com", "scope": "all"},
+        {"address": "ross.kate@example.com", "scope": {"reports": "direct"}},
+    ]});
+    let setup = setup(doc, Captured::default());
+    apply(&setup.store, &["peoplelogic/key_result_progress.json"]).await;
+    let directory = Arc::new(Unreliable::default());
+    okr_consumers::directory::apply(
+        &directory.people,
+        &[seed("peopleforce/employee_create.json")],
+    )
+    .await
+    .unwrap();
+    let summaries = setup.summaries.with_directory(directory.clone());
+    let at = datetime!(2025-06-09 08:00 UTC);
+
+    directory
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let report = run(&summaries, at).await;
+    assert_eq!(
+        (report.recipients, report.sent, report.failed),
+        (2, 1, 1),
+        "{report:?}"
+    );
+    assert_eq!(setup.mailer.to("cto@example.com").len(), 1);
+    assert!(setup.mailer.to("ross.kate@example.com").is_empty());
+
+    // The retry, with the directory back: Ross's only.
+    directory
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let report = run(&summaries, at).await;
+    assert_eq!(
+        (report.sent, report.already_sent, report.failed),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    assert_eq!(setup.mailer.to("cto@example.com").len(), 1);
+    assert_eq!(setup.mailer.to("ross.kate@example.com").len(), 1);
+}

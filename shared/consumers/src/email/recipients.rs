@@ -88,6 +88,11 @@ impl Recipient {
 }
 
 impl Scope {
+    /// Whether it is an org scope, which the directory answers.
+    pub fn reads_directory(&self) -> bool {
+        matches!(self, Scope::Reports { .. } | Scope::Department(_))
+    }
+
     /// Whether `tracked` is in scope; `objective_title` is its objective's title (key
     /// results); `org` answers the org scopes (without it they cover nothing).
     pub fn covers(
@@ -194,11 +199,7 @@ impl Recipients {
 
     /// Whether any recipient needs the directory (an org scope, or `team_leads`).
     pub fn reads_directory(&self) -> bool {
-        self.team_leads
-            || self
-                .listed
-                .iter()
-                .any(|r| matches!(r.scope, Scope::Reports { .. } | Scope::Department(_)))
+        self.team_leads || self.listed.iter().any(|r| r.scope.reads_directory())
     }
 
     /// Those who get alert emails on `event`.

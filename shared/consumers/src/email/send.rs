@@ -155,13 +155,29 @@ impl Summaries {
         // One state per run heard, shared by the recipients who heard it.
         let mut states: HashMap<i64, Option<Arc<Baseline>>> = HashMap::new();
         let mut prepared = Vec::new();
-        let people = match (&self.directory, recipients.reads_directory()) {
-            (Some(directory), true) => crate::directory::load(directory.as_ref())
-                .await
-                .map_err(|e| SummaryError::Progress(okr_core::error_chain(&e)))?,
-            _ => Directory::default(),
+        // A directory that cannot be read holds back only the summaries that need it
+        // (org scopes, the team leads'): the run fails for them, and is retried.
+        let (people, waiting) = match (&self.directory, recipients.reads_directory()) {
+            (Some(directory), true) => match crate::directory::load(directory.as_ref()).await {
+                Ok(people) => (people, 0),
+                Err(error) => {
+                    let waiting = recipients
+                        .listed
+                        .iter()
+                        .filter(|r| r.summary && r.scope.reads_directory())
+                        .count()
+                        + usize::from(recipients.team_leads);
+                    tracing::warn!(destination = EMAIL, waiting, error = %okr_core::error_chain(&error), "the directory could not be read: the summaries by the org chart wait for the retry");
+                    (Directory::default(), waiting)
+                }
+            },
+            _ => (Directory::default(), 0),
         };
-        for recipient in &recipients.for_summaries(&people) {
+        let all = recipients.for_summaries(&people);
+        let readable = all
+            .iter()
+            .filter(|r| waiting == 0 || !r.scope.reads_directory());
+        for recipient in readable {
             let id = recipient.id();
             let heard = match heard::last(store, &id).await.map_err(failed)? {
                 Some(heard) => Some(heard),
@@ -230,6 +246,7 @@ impl Summaries {
         Ok(Run {
             runs,
             recipients: prepared,
+            waiting,
         })
     }
 
@@ -250,7 +267,8 @@ impl Summaries {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|_| at.unix_timestamp().to_string());
         let mut report = Report {
-            recipients: built.recipients.len(),
+            recipients: built.recipients.len() + built.waiting,
+            failed: built.waiting,
             ..Report::default()
         };
         // The run each recipient has heard once this one is done.
@@ -311,8 +329,11 @@ impl Summaries {
             failed = report.failed,
             "summaries done"
         );
-        let ids: Vec<String> = built.recipients.iter().map(|r| r.recipient.id()).collect();
-        self.drop_unneeded(&built.runs, time, (&ids, &heard)).await;
+        // Those held back are not among the recipients: what they measure from stays.
+        if built.waiting == 0 {
+            let ids: Vec<String> = built.recipients.iter().map(|r| r.recipient.id()).collect();
+            self.drop_unneeded(&built.runs, time, (&ids, &heard)).await;
+        }
         Ok(report)
     }
 
@@ -423,6 +444,8 @@ impl Summaries {
 struct Run {
     runs: Vec<i64>,
     recipients: Vec<Prepared>,
+    /// Summaries held back (the directory could not be read): failed, for the retry.
+    waiting: usize,
 }
 
 /// One recipient's part of a run.
