@@ -40,6 +40,9 @@ use okr_pipeline::outbound::slack_api::DirectMessages;
 
 pub use messages::{channel_message, email, pagerduty_alert, shared_text, text};
 
+/// How many alert states are read at once.
+const STATE_READS: usize = 16;
+
 /// How long claims and closed alerts' state are kept: longer than any reminder window.
 const KEEP: Duration = Duration::from_secs(90 * 24 * 3600);
 
@@ -214,8 +217,23 @@ impl StalledCheck {
         let people = directory::load(self.directory.as_ref()).await?;
         let after = time::Duration::try_from(self.after).unwrap_or(time::Duration::MAX);
         let remind = time::Duration::try_from(self.remind).unwrap_or(time::Duration::MAX);
+        // Each key result's state, read a few at a time (one read each, whether or not
+        // it is stalled: an open alert must be resolved when it no longer holds).
+        let key_results: Vec<Tracked> = records
+            .into_iter()
+            .filter(|r| r.kind == "key_result")
+            .collect();
+        let mut states = Vec::with_capacity(key_results.len());
+        for chunk in key_results.chunks(STATE_READS) {
+            let reads = chunk.iter().map(|record| {
+                let key = state_key(record);
+                async move { self.store.load_state(&key, now).await }
+            });
+            states.extend(futures::future::join_all(reads).await);
+        }
         let mut decided = Vec::new();
-        for record in records.into_iter().filter(|r| r.kind == "key_result") {
+        for (record, stored) in key_results.into_iter().zip(states) {
+            let stored = stored?;
             let holds = !record.deleted
                 && is_stalled(
                     record.updated_at,
@@ -224,7 +242,6 @@ impl StalledCheck {
                     now,
                     after,
                 );
-            let stored = self.store.load_state(&state_key(&record), now).await?;
             let (state, version) = match &stored {
                 Some(versioned) => (
                     serde_json::from_str::<StalledState>(&versioned.value).ok(),
