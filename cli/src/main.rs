@@ -4,6 +4,7 @@
 
 mod apigw_request;
 mod dashboard;
+mod deliveries;
 mod delivery;
 mod directory;
 mod dlq;
@@ -41,6 +42,9 @@ enum Command {
     /// The live progress dashboard of a deployed stack, on loopback, reading its
     /// DynamoDB read model with your AWS credentials.
     Dashboard(dashboard::DashboardArgs),
+    /// The requests `serve` received at /webhooks/*, accepted or not: when, which
+    /// endpoint, the outcome and why, the event each became.
+    Deliveries(deliveries::DeliveriesArgs),
     /// Sign FILE with the data directory's secret for SOURCE and POST it to `serve`.
     Send(send::SendArgs),
     /// The dead-letter queues: list, show or redrive them. Those of `serve` by default;
@@ -122,6 +126,7 @@ fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Serve(args) => runtime()?.block_on(serve::run(*args)),
         Command::Send(args) => runtime()?.block_on(send::run(args)),
+        Command::Deliveries(args) => runtime()?.block_on(deliveries::run(args)),
         Command::Dashboard(args) => runtime()?.block_on(dashboard::run(args)),
         Command::Dlq(args) => runtime()?.block_on(dlq::run(args)),
         Command::Replay(args) => runtime()?.block_on(replay::run(args)),

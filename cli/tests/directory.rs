@@ -45,26 +45,8 @@ async fn the_seeds_hire_fills_the_directory_and_the_commands_use_it() {
     let slack_url = format!("{}/slack", slack.uri());
     let server = serve_on("127.0.0.1", data, &["--slack-webhook-url", &slack_url]).await;
     let secrets = secrets(data);
-    let (status, _) = deliver(
-        &server.base,
-        &secrets,
-        Source::PEOPLEFORCE,
-        "peopleforce",
-        HIRE,
-        None,
-    )
-    .await;
-    assert_eq!(status, 202);
-    let (status, _) = deliver(
-        &server.base,
-        &secrets,
-        Source::PEOPLELOGIC,
-        "peoplelogic",
-        KEY_RESULT,
-        None,
-    )
-    .await;
-    assert_eq!(status, 202);
+    common::accepted(&server.base, &secrets, Source::PEOPLEFORCE, HIRE).await;
+    common::accepted(&server.base, &secrets, Source::PEOPLELOGIC, KEY_RESULT).await;
     eventually("John Doe in the directory", async || {
         list(data).contains("John Doe")
     })

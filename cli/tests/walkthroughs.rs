@@ -384,6 +384,7 @@ fn every_documented_walk_through_runs_as_written() {
         "email.md",
         "writing-a-scheme.md",
         "directory.md",
+        "deliveries.md",
     ] {
         assert!(
             blocks
@@ -398,6 +399,49 @@ fn every_documented_walk_through_runs_as_written() {
     the_warehouse_sink_alone(&blocks);
     a_declared_scheme_and_mapping(&blocks);
     the_directory(&blocks);
+    the_delivery_log(&blocks);
+}
+
+/// docs/deliveries.md: a signed delivery and one signed with another secret, as the
+/// `deliveries` command and `/api/deliveries` list them.
+fn the_delivery_log(blocks: &[Block]) {
+    let dir = checkout_dir();
+    let mut background = Background::new();
+    let steps = run(
+        &walkthrough(blocks, "deliveries"),
+        dir.path(),
+        &mut background,
+        Duration::ZERO,
+    );
+    let sent = outputs(&steps, "okr-webhooks send")[0];
+    assert!(sent.starts_with("202 evt_"), "{sent}");
+    let refused = outputs(&steps, "curl -s http://127.0.0.1:3000/webhooks/peoplelogic")[0];
+    assert!(
+        refused.contains(r#""error":"invalid_signature""#),
+        "{refused}"
+    );
+    // The first is the table; the second, with --json.
+    let listed = outputs(&steps, "okr-webhooks deliveries");
+    let lines: Vec<&str> = listed[0].lines().collect();
+    assert_eq!(lines.len(), 2, "{}", listed[0]);
+    assert!(
+        lines[0].contains("\tpeoplelogic\tPOST 401\trefused (wrong_signature)"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("\tpeoplelogic\tPOST 202\taccepted\tevt_")
+            && lines[1].ends_with(" key_result.progress_updated"),
+        "{}",
+        lines[1]
+    );
+    let json = outputs(&steps, "okr-webhooks deliveries --outcome refused --json")[0];
+    let refused: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(refused["reason"], "wrong_signature");
+    let api = outputs(&steps, "curl -s 'http://127.0.0.1:3000/api/deliveries")[0];
+    let page: serde_json::Value = serde_json::from_str(api.trim()).unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["items"][0]["outcome"], "accepted");
 }
 
 /// docs/directory.md: the seed's hire and a key result through `serve`, the directory

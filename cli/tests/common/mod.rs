@@ -92,6 +92,13 @@ impl Drop for Serve {
     }
 }
 
+/// POST `body` to /webhooks/`source`, signed for it, and expect 202: the answer.
+pub async fn accepted(base: &str, secrets: &SigningSecrets, source: Source, body: &[u8]) -> Value {
+    let (status, answer) = deliver(base, secrets, source, source.as_str(), body, None).await;
+    assert_eq!(status, 202, "{answer}");
+    answer
+}
+
 /// `serve` over `data_dir` listening on `host` (a free port), with `args`; once it
 /// answers `/healthz`.
 pub async fn serve_on(host: &str, data_dir: &Path, args: &[&str]) -> Serve {

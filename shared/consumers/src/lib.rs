@@ -4,6 +4,7 @@
 //! plain async functions over the ports of `okr-pipeline`, tested without AWS.
 
 pub mod alerts;
+pub mod deliveries;
 pub mod directory;
 pub mod email;
 pub mod ingest;

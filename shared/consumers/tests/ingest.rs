@@ -748,3 +748,89 @@ async fn the_slack_queue_gets_the_hire_without_personal_data_and_the_warehouse_k
         "John Doe joined IT as Senior Developer"
     );
 }
+
+#[tokio::test]
+async fn every_request_is_in_the_delivery_log_with_its_outcome_and_reason_and_no_body_or_secret() {
+    use okr_consumers::deliveries::memory::MemoryDeliveries;
+    use okr_consumers::deliveries::{DeliveryLog, Filter};
+
+    let log = Arc::new(MemoryDeliveries::default());
+    let h = harness(test_secrets());
+    let h = Harness {
+        ingest: h.ingest.with_deliveries(log.clone()),
+        ..h
+    };
+    let table = [
+        ("peoplelogic.json", 202, "accepted", "accepted"),
+        ("peoplelogic.json", 202, "duplicate", "duplicate"),
+        ("tampered-body.json", 401, "refused", "wrong_signature"),
+        ("missing-header.json", 401, "refused", "missing_header"),
+        ("invalid-base64.json", 400, "refused", "invalid_body"),
+        ("signed-not-json.json", 400, "refused", "invalid_payload"),
+        ("perscom-get.json", 405, "refused", "method_not_allowed"),
+        ("unknown-source.json", 404, "refused", "unknown_source"),
+        ("oversize-body.json", 413, "refused", "body_too_large"),
+    ];
+    for (name, status, ..) in table {
+        let (answered, ..) = h.send(sample(name)).await;
+        assert_eq!(answered.as_u16(), status, "{name}");
+    }
+    // Signed an hour before it arrives: stale.
+    let late = now() + time::Duration::hours(1);
+    let response = apigw::handle(&h.ingest, sample("standard.json"), late).await;
+    assert_eq!(response.status_code, 401);
+
+    let recorded = log.all();
+    assert_eq!(recorded.len(), table.len() + 1);
+    for ((name, status, outcome, reason), delivery) in table.iter().zip(&recorded) {
+        assert_eq!(delivery.status, *status, "{name}");
+        assert_eq!(delivery.outcome, *outcome, "{name}");
+        assert_eq!(delivery.reason, *reason, "{name}");
+    }
+    let stale = recorded.last().unwrap();
+    assert_eq!(
+        (stale.endpoint.as_str(), stale.reason.as_str()),
+        ("standard", "timestamp_out_of_tolerance")
+    );
+    assert_eq!(recorded[2].endpoint, "peopleforce");
+    assert_eq!(recorded[7].endpoint, "workday", "as requested");
+    // The accepted one names its event; the refused ones none.
+    let accepted = &recorded[0];
+    assert_eq!(
+        accepted.event_id.as_deref(),
+        Some(h.queued(Consumer::Warehouse)[0].id.as_str())
+    );
+    assert_eq!(accepted.event_type.as_deref(), Some("objective.completed"));
+    assert_eq!(accepted.body_sha256.len(), 64);
+    assert!(recorded[2..].iter().all(|d| d.event_id.is_none()));
+    // No body and no signature beyond its first characters.
+    let text = serde_json::to_string(&recorded).unwrap();
+    for kept_out in [
+        "Launch the self-serve onboarding flow",
+        "tnLQrcFZ4DgqUtPJdraSfAuIdi6MPVPhXhYgWkg7W7s=",
+        "b6607f98989fb3d6f8434ace7f56e467fa9f1afccb85beee6bdc7add32ffe781",
+    ] {
+        assert!(!text.contains(kept_out), "{kept_out} in the log");
+    }
+    assert!(
+        accepted
+            .headers
+            .contains(&("x-signature".into(), "tnLQrcFZ… (44 characters)".into())),
+        "{:?}",
+        accepted.headers
+    );
+    // Filters: by endpoint and outcome, newest first.
+    let refused = log
+        .list(&Filter {
+            outcome: Some("refused".into()),
+            endpoint: Some("peopleforce".into()),
+            ..Filter::default()
+        })
+        .await
+        .unwrap();
+    let reasons: Vec<&str> = refused.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        ["body_too_large", "invalid_body", "wrong_signature"]
+    );
+}

@@ -4,16 +4,19 @@
 //!
 //! The data directory holds `secrets.json` (the signing secrets), `queues.sqlite`,
 //! `idempotency.sqlite`, `warehouse/` (the events, and the directory's daily snapshots),
-//! `progress.sqlite` (the read model the dashboard
-//! shows), `directory.sqlite` (the people HR events describe), `serve.lock` (one server per directory), and for email
+//! `progress.sqlite` (the read model the dashboard shows), `directory.sqlite` (the
+//! people HR events describe), `deliveries.sqlite` (every request to `/webhooks/*`, for
+//! the delivery inspector), `serve.lock` (one server per directory), and for email
 //! `email-recipients.json` (written by the user) and `outbox/`.
 
 pub mod config;
 pub mod consumer;
 pub mod dashboard;
+pub mod deliveries_sqlite;
 pub mod directory_sqlite;
 pub mod email;
 mod health;
+mod inspector;
 mod lock;
 mod paths;
 pub mod people;

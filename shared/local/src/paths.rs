@@ -19,6 +19,8 @@ pub struct Paths {
     pub progress: PathBuf,
     /// `<data-dir>/directory.sqlite`: the directory of people.
     pub directory: PathBuf,
+    /// `<data-dir>/deliveries.sqlite`: the delivery log.
+    pub deliveries: PathBuf,
 }
 
 impl Paths {
@@ -32,6 +34,7 @@ impl Paths {
             warehouse: data_dir.join("warehouse"),
             progress: data_dir.join("progress.sqlite"),
             directory: data_dir.join("directory.sqlite"),
+            deliveries: data_dir.join("deliveries.sqlite"),
         }
     }
 }

@@ -72,6 +72,20 @@ pub async fn serve(
             ));
         }
     }
+    let deliveries: Arc<dyn okr_consumers::deliveries::DeliveryLog> = Arc::new(
+        crate::deliveries_sqlite::SqliteDeliveries::open(
+            &paths.deliveries,
+            okr_consumers::deliveries::DEFAULT_KEEP,
+            okr_consumers::deliveries::DEFAULT_MAX_DELIVERIES,
+        )
+        .map_err(|e| {
+            LocalError::Config(format!(
+                "cannot open {}: {}",
+                paths.deliveries.display(),
+                okr_core::error_chain(&e)
+            ))
+        })?,
+    );
     let ingest = Arc::new(
         Ingest::new(
             SecretCache::new(stores.secrets.clone(), Duration::from_secs(5)),
@@ -84,7 +98,8 @@ pub async fn serve(
             Arc::new(endpoints_file),
             Duration::from_secs(5),
         ))
-        .with_handshakes(stores.secrets.clone()),
+        .with_handshakes(stores.secrets.clone())
+        .with_deliveries(deliveries.clone()),
     );
 
     let (stop, stopped) = watch::channel(false);
@@ -177,12 +192,14 @@ pub async fn serve(
         stores.queue.clone(),
         stopped,
     )));
-    let app = router::router(ingest, health).merge(crate::dashboard::router(
-        stores.progress.clone(),
-        Some(stores.directory.clone()),
-        feed,
-        access,
-    ));
+    let app = router::router(ingest, health)
+        .merge(crate::dashboard::router(
+            stores.progress.clone(),
+            Some(stores.directory.clone()),
+            feed,
+            access.clone(),
+        ))
+        .merge(crate::inspector::router(deliveries, access));
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -17,6 +17,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::json;
 use time::OffsetDateTime;
 
+use crate::deliveries::{Delivery, DeliveryLog};
 use okr_core::endpoints::{Endpoint, Endpoints};
 use okr_core::event::Event;
 use okr_core::normalize::normalize;
@@ -72,6 +73,7 @@ pub struct Ingest {
     max_body_bytes: usize,
     metrics: Arc<dyn MetricsSink>,
     signature_log: LogLimiter,
+    deliveries: Option<Arc<dyn DeliveryLog>>,
 }
 
 /// What became of an accepted request.
@@ -109,7 +111,14 @@ impl Ingest {
             max_body_bytes,
             metrics,
             signature_log: LogLimiter::new(SIGNATURE_LOG_INTERVAL),
+            deliveries: None,
         }
+    }
+
+    /// Record every request, accepted or not, in `log` (the delivery inspector's).
+    pub fn with_deliveries(mut self, log: Arc<dyn DeliveryLog>) -> Self {
+        self.deliveries = Some(log);
+        self
     }
 
     /// Take the endpoints from `endpoints` (the endpoints document, cached) rather
@@ -141,8 +150,37 @@ impl Ingest {
 
     /// Answer one delivery. `now` is the clock for timestamps and `received_at`.
     pub async fn handle(&self, request: IngestRequest, now: OffsetDateTime) -> IngestResponse {
+        let mut delivery = self.deliveries.as_ref().map(|_| {
+            Delivery::received(
+                now,
+                &request.source,
+                request.method.as_str(),
+                &request.headers,
+                &request.body,
+            )
+        });
         let mut source = None;
-        let (response, record) = match self.accept(request, now, &mut source).await {
+        let accepted = self.accept(request, now, &mut source).await;
+        if let Some(delivery) = &mut delivery {
+            let (outcome, reason) = match &accepted {
+                Ok(Outcome::Handshake(_)) => ("handshake", "handshake"),
+                Ok(Outcome::Accepted(accepted)) => {
+                    delivery.event_id = Some(accepted.event.id.clone());
+                    delivery.event_type = Some(accepted.event.event_type.clone());
+                    match accepted.duplicate {
+                        true => ("duplicate", "duplicate"),
+                        false => ("accepted", "accepted"),
+                    }
+                }
+                Err(rejection) if rejection.status().is_server_error() => {
+                    ("unavailable", rejection.reason())
+                }
+                Err(rejection) => ("refused", rejection.reason()),
+            };
+            delivery.outcome = outcome.to_owned();
+            delivery.reason = reason.to_owned();
+        }
+        let (response, record) = match accepted {
             Ok(Outcome::Handshake(response)) => {
                 let record = IngestRecord {
                     source,
@@ -183,6 +221,13 @@ impl Ingest {
             }
         };
         self.metrics.ingest(&record);
+        if let (Some(log), Some(mut delivery)) = (&self.deliveries, delivery) {
+            delivery.status = response.status.as_u16();
+            // The log is for people debugging: its failure never fails a delivery.
+            if let Err(error) = log.record(&delivery).await {
+                tracing::warn!(error = %okr_core::error_chain(&error), "the delivery could not be recorded in the delivery log");
+            }
+        }
         response
     }
 
@@ -351,7 +396,7 @@ impl Ingest {
                 tracing::warn!(source = %source, reason = error.kind(), detail = %error, held_back, "signature not verified");
             }
         }
-        Rejection::Signature
+        Rejection::Signature(error.kind())
     }
 
     /// The body bytes to verify: base64-decoded when API Gateway encoded them (checked

@@ -69,7 +69,8 @@ pub(super) enum Rejection {
     EventTooLarge,
     InvalidBase64,
     InvalidBody(NormalizeError),
-    Signature,
+    /// Not verified: what failed (`VerifyError::kind`), for the delivery log only.
+    Signature(&'static str),
     SecretsUnavailable,
     EnqueueFailed {
         failures: usize,
@@ -84,7 +85,7 @@ impl Rejection {
             Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::TooLarge | Rejection::EventTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::InvalidBase64 | Rejection::InvalidBody(_) => StatusCode::BAD_REQUEST,
-            Rejection::Signature => StatusCode::UNAUTHORIZED,
+            Rejection::Signature(_) => StatusCode::UNAUTHORIZED,
             Rejection::SecretsUnavailable | Rejection::EnqueueFailed { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -102,7 +103,7 @@ impl Rejection {
             // Verified, so a genuine provider sent it: their own codes, for the alarms.
             Rejection::EventTooLarge => "event_too_large",
             Rejection::InvalidBody(_) => "invalid_payload",
-            Rejection::Signature => "invalid_signature",
+            Rejection::Signature(_) => "invalid_signature",
             Rejection::SecretsUnavailable => "secrets_unavailable",
             Rejection::EnqueueFailed { .. } => "enqueue_failed",
         }
@@ -135,11 +136,19 @@ impl Rejection {
             Rejection::InvalidBody(error) => error.to_string(),
             // The reason (which header, no secret configured) is for the operator's
             // log, not for whoever is knocking.
-            Rejection::Signature => "the signature could not be verified".into(),
+            Rejection::Signature(_) => "the signature could not be verified".into(),
             Rejection::SecretsUnavailable => {
                 "the signing secrets are unavailable; retry later".into()
             }
             Rejection::EnqueueFailed { .. } => "the event could not be queued; retry later".into(),
+        }
+    }
+
+    /// Why, for the delivery log: the code, or for a signature what failed.
+    pub(super) fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Signature(kind) => kind,
+            other => other.code(),
         }
     }
 

@@ -91,7 +91,11 @@ pub fn router(
         .merge(guarded)
 }
 
-async fn check_access(State(access): State<Access>, request: Request, next: Next) -> Response {
+pub(crate) async fn check_access(
+    State(access): State<Access>,
+    request: Request,
+    next: Next,
+) -> Response {
     let expected = match &access {
         // Open to this machine only: a page elsewhere whose name it rebinds to 127.0.0.1
         // (DNS rebinding) sends its own name as the Host, and is refused.
@@ -195,9 +199,7 @@ async fn progress(
     query: Result<UrlQuery<Query>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(UrlQuery(query)) = query else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
+        return invalid_query(
             "unknown parameter or value: see source, status, rule, kind (objective, key_result), q, department, team_lead, sort (key, behind, updated, title), include_deleted, offset, limit, format (json, csv)",
         );
     };
@@ -213,7 +215,7 @@ async fn progress(
         }
     };
     if let Some(problem) = query.problem() {
-        return error(StatusCode::BAD_REQUEST, "invalid_query", problem);
+        return invalid_query(problem);
     }
     let people = match &dashboard.directory {
         Some(directory) => match okr_consumers::directory::load(directory.as_ref()).await {
@@ -278,7 +280,12 @@ async fn stream(
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
+/// A 400 for a query that does not read: `message` says what it takes.
+pub(crate) fn invalid_query(message: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, "invalid_query", message)
+}
+
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({"error": code, "message": message}).to_string();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

@@ -1,0 +1,107 @@
+//! `okr-webhooks deliveries`: the requests `serve` received at `/webhooks/*`, accepted or
+//! not, newest first, from its delivery log.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use time::OffsetDateTime;
+
+use okr_consumers::deliveries::{
+    DEFAULT_KEEP, DEFAULT_MAX_DELIVERIES, Delivery, DeliveryLog, Filter,
+};
+use okr_local::Paths;
+use okr_local::deliveries_sqlite::SqliteDeliveries;
+
+use crate::delivery::{DEFAULT_DATA_DIR, parse_time};
+
+#[derive(Debug, Args)]
+pub struct DeliveriesArgs {
+    /// Only this endpoint's (its name in /webhooks/<name>).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Only this outcome's.
+    #[arg(long, value_parser = ["accepted", "duplicate", "handshake", "refused", "unavailable"])]
+    outcome: Option<String>,
+    /// Only those since this time (RFC 3339, such as 2026-12-06T09:00:00Z).
+    #[arg(long, value_parser = parse_time)]
+    since: Option<OffsetDateTime>,
+    /// Only the deliveries of this event id.
+    #[arg(long)]
+    event: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    limit: u64,
+    /// One JSON object a line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// The data directory of `serve`: its deliveries.sqlite.
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+}
+
+pub async fn run(args: DeliveriesArgs) -> Result<ExitCode> {
+    if !args.data_dir.is_dir() {
+        bail!(
+            "{} is not a data directory (start `okr-webhooks serve --data-dir {}` first)",
+            args.data_dir.display(),
+            args.data_dir.display()
+        );
+    }
+    let log = SqliteDeliveries::open(
+        &Paths::new(&args.data_dir).deliveries,
+        DEFAULT_KEEP,
+        DEFAULT_MAX_DELIVERIES,
+    )
+    .map_err(|e| anyhow::anyhow!(okr_core::error_chain(&e)))?;
+    let filter = Filter {
+        endpoint: args.endpoint,
+        outcome: args.outcome,
+        since: args.since,
+        event_id: args.event,
+        limit: Some(args.limit as usize),
+    };
+    let found = log
+        .list(&filter)
+        .await
+        .map_err(|e| anyhow::anyhow!(okr_core::error_chain(&e)))?;
+    let mut out = io::stdout().lock();
+    if args.json {
+        for delivery in &found {
+            writeln!(out, "{}", serde_json::to_string(delivery)?)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if found.is_empty() {
+        writeln!(out, "no deliveries match")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for delivery in &found {
+        writeln!(out, "{}", line(delivery))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One delivery as a line: time, endpoint, status, outcome, why, the event.
+fn line(d: &Delivery) -> String {
+    let time = d
+        .time
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let why = if d.reason == d.outcome {
+        String::new()
+    } else {
+        format!(" ({})", d.reason)
+    };
+    let event = match (&d.event_id, &d.event_type) {
+        (Some(id), Some(kind)) => format!("\t{id} {kind}"),
+        (Some(id), None) => format!("\t{id}"),
+        _ => String::new(),
+    };
+    format!(
+        "{time}\t{}\t{} {}\t{}{why}{event}",
+        d.endpoint, d.method, d.status, d.outcome
+    )
+}

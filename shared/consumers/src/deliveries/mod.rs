@@ -1,0 +1,224 @@
+//! The delivery log: every request to `/webhooks/*`, accepted or not, as ingest saw it:
+//! when, which endpoint, the outcome and why, the event it became, the body's size and
+//! hash, and the headers with signature values cut short and secrets left out. Bodies
+//! are never kept (they hold personal data). Kept for a bounded time and size.
+
+pub mod memory;
+
+use async_trait::async_trait;
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+/// How long deliveries are kept by default.
+pub const DEFAULT_KEEP: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// How many deliveries are kept at most by default (the oldest go first).
+pub const DEFAULT_MAX_DELIVERIES: usize = 100_000;
+/// How many headers of a request are kept, and how long a value may be.
+const MAX_HEADERS: usize = 50;
+const MAX_VALUE_CHARS: usize = 200;
+/// How much of a signature header's value is kept.
+const SIGNATURE_CHARS: usize = 8;
+
+/// One request as ingest answered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// When it arrived.
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    /// The endpoint named in the path (as requested, even when no such endpoint exists).
+    pub endpoint: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The status answered.
+    pub status: u16,
+    /// `accepted`, `duplicate`, `handshake`, `refused` (the sender's to fix) or
+    /// `unavailable` (ours: the sender retries).
+    pub outcome: String,
+    /// Why: `accepted`, `duplicate`, `handshake`, or the refusal's code; for a signature,
+    /// what failed (`wrong_signature`, `timestamp_out_of_tolerance`, `missing_header`...).
+    pub reason: String,
+    /// The event it became, when it was verified and normalized.
+    pub event_id: Option<String>,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// The body's size as received, in bytes.
+    pub body_bytes: usize,
+    /// The body's SHA-256 as received, in hex: to match a provider's copy, never to
+    /// read it back.
+    pub body_sha256: String,
+    /// The headers, lower-cased, in order: signature values cut to their first
+    /// characters, credentials (authorization, cookies, handshake secrets, tokens) as
+    /// their length only.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Delivery {
+    /// A delivery of `body` with `headers` to `endpoint`, before its outcome is known.
+    pub fn received(
+        time: OffsetDateTime,
+        endpoint: &str,
+        method: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Delivery {
+        Delivery {
+            time,
+            endpoint: endpoint.chars().take(100).collect(),
+            method: method.to_owned(),
+            status: 0,
+            outcome: String::new(),
+            reason: String::new(),
+            event_id: None,
+            event_type: None,
+            body_bytes: body.len(),
+            body_sha256: hex::encode(Sha256::digest(body)),
+            headers: kept_headers(headers),
+        }
+    }
+}
+
+/// Whether a header carries a credential: only its length is kept.
+fn is_credential(name: &str) -> bool {
+    matches!(
+        name,
+        "authorization" | "proxy-authorization" | "cookie" | "set-cookie" | "x-hook-secret"
+    ) || name.contains("secret")
+        || name.contains("token")
+        || name.contains("api-key")
+        || name.contains("apikey")
+}
+
+/// Whether a header carries a signature: its first characters are kept, enough to
+/// tell two apart, too few to replay.
+fn is_signature(name: &str) -> bool {
+    name.contains("signature") || name.ends_with("-sig") || name.contains("hmac")
+}
+
+/// The headers as the log keeps them.
+pub fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .take(MAX_HEADERS)
+        .map(|(name, value)| {
+            let name = name.as_str().to_ascii_lowercase();
+            let text = value.to_str().unwrap_or("");
+            let kept = if is_credential(&name) {
+                format!("({} characters, not kept)", value.len())
+            } else if value.to_str().is_err() {
+                "(not text)".to_owned()
+            } else if is_signature(&name) {
+                let start: String = text.chars().take(SIGNATURE_CHARS).collect();
+                format!("{start}… ({} characters)", value.len())
+            } else {
+                let mut kept: String = text.chars().take(MAX_VALUE_CHARS).collect();
+                if text.chars().count() > MAX_VALUE_CHARS {
+                    kept.push('…');
+                }
+                kept
+            };
+            (name, kept)
+        })
+        .collect()
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// This endpoint's only.
+    pub endpoint: Option<String>,
+    /// This outcome's only.
+    pub outcome: Option<String>,
+    /// Since this time (inclusive).
+    pub since: Option<OffsetDateTime>,
+    /// The deliveries of this event only.
+    pub event_id: Option<String>,
+    /// At most this many, newest first (none: [`DEFAULT_LIST_LIMIT`]).
+    pub limit: Option<usize>,
+}
+
+/// How many deliveries a list holds by default.
+pub const DEFAULT_LIST_LIMIT: usize = 100;
+
+impl Filter {
+    /// Whether `delivery` is one it lists.
+    pub fn matches(&self, delivery: &Delivery) -> bool {
+        self.endpoint
+            .as_ref()
+            .is_none_or(|e| *e == delivery.endpoint)
+            && self.outcome.as_ref().is_none_or(|o| *o == delivery.outcome)
+            && self.since.is_none_or(|t| delivery.time >= t)
+            && self
+                .event_id
+                .as_ref()
+                .is_none_or(|id| delivery.event_id.as_ref() == Some(id))
+    }
+
+    /// The most it lists.
+    pub fn limit(&self) -> usize {
+        self.limit.unwrap_or(DEFAULT_LIST_LIMIT)
+    }
+}
+
+/// Why the log could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[error("delivery log: {0}")]
+pub struct DeliveryLogError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl DeliveryLogError {
+    /// An error from a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        DeliveryLogError(message.into().into())
+    }
+}
+
+/// Where deliveries are kept: SQLite in `serve`, memory in tests.
+#[async_trait]
+pub trait DeliveryLog: Send + Sync {
+    /// Keep `delivery` (dropping what is past the log's bounds).
+    async fn record(&self, delivery: &Delivery) -> Result<(), DeliveryLogError>;
+
+    /// The deliveries `filter` matches, newest first.
+    async fn list(&self, filter: &Filter) -> Result<Vec<Delivery>, DeliveryLogError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_cut_and_credentials_left_out() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "X-PeopleForce-Signature",
+            "sha256=0123456789abcdef".parse().unwrap(),
+        );
+        headers.insert(
+            "webhook-signature",
+            "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="
+                .parse()
+                .unwrap(),
+        );
+        headers.insert("authorization", "Bearer s3cr3t-t0ken".parse().unwrap());
+        headers.insert("x-hook-secret", "hook-secret-value".parse().unwrap());
+        headers.insert("content-type", "application/json".parse().unwrap());
+        let kept = kept_headers(&headers);
+        let text = format!("{kept:?}");
+        for secret in [
+            "0123456789abcdef",
+            "K5oZfzN95Z9U",
+            "s3cr3t",
+            "hook-secret-value",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(kept.contains(&(
+            "x-peopleforce-signature".into(),
+            "sha256=0… (23 characters)".into()
+        )));
+        assert!(kept.contains(&("authorization".into(), "(19 characters, not kept)".into())));
+        assert!(kept.contains(&("content-type".into(), "application/json".into())));
+    }
+}

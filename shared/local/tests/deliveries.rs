@@ -1,0 +1,87 @@
+//! `serve`'s delivery log in SQLite: what is recorded comes back newest first through
+//! the filters, and pruning keeps it to its age and its count.
+
+use std::time::Duration;
+
+use http::HeaderMap;
+use okr_consumers::deliveries::{Delivery, DeliveryLog, Filter};
+use okr_local::deliveries_sqlite::SqliteDeliveries;
+use time::macros::datetime;
+
+fn delivery(n: usize, at: time::OffsetDateTime) -> Delivery {
+    let mut delivery = Delivery::received(
+        at,
+        if n.is_multiple_of(2) {
+            "peoplelogic"
+        } else {
+            "perscom"
+        },
+        "POST",
+        &HeaderMap::new(),
+        format!("body {n}").as_bytes(),
+    );
+    delivery.status = 202;
+    delivery.outcome = "accepted".into();
+    delivery.reason = "accepted".into();
+    delivery.event_id = Some(format!("evt_{n}"));
+    delivery
+}
+
+#[tokio::test]
+async fn the_log_lists_newest_first_and_keeps_to_its_age_and_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deliveries.sqlite");
+    let week = Duration::from_secs(7 * 24 * 3600);
+    let log = SqliteDeliveries::open(&path, week, 100).unwrap();
+    let now = datetime!(2026-12-06 09:00 UTC);
+    // Ten from two weeks ago, then 300 of today.
+    for n in 0..10 {
+        log.record(&delivery(n, now - time::Duration::days(14)))
+            .await
+            .unwrap();
+    }
+    for n in 10..310 {
+        log.record(&delivery(n, now + time::Duration::seconds(n as i64)))
+            .await
+            .unwrap();
+    }
+    let all = |log: SqliteDeliveries| async move {
+        log.list(&Filter {
+            limit: Some(1000),
+            ..Filter::default()
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(all(log.clone()).await.len(), 310, "between two prunes");
+    assert_eq!(
+        log.prune(now + time::Duration::hours(1)).await.unwrap(),
+        210
+    );
+    let kept = all(log.clone()).await;
+    assert_eq!(kept.len(), 100);
+    assert_eq!(kept[0].event_id.as_deref(), Some("evt_309"), "newest first");
+    assert_eq!(kept[99].event_id.as_deref(), Some("evt_210"));
+
+    // The filters, and a reopen (what `okr-webhooks deliveries` does).
+    let reopened = SqliteDeliveries::open(&path, week, 100).unwrap();
+    let perscom = reopened
+        .list(&Filter {
+            endpoint: Some("perscom".into()),
+            since: Some(now + time::Duration::seconds(300)),
+            ..Filter::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<_> = perscom.iter().filter_map(|d| d.event_id.clone()).collect();
+    assert_eq!(ids, ["evt_309", "evt_307", "evt_305", "evt_303", "evt_301"]);
+    let one = reopened
+        .list(&Filter {
+            event_id: Some("evt_250".into()),
+            ..Filter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].body_bytes, "body 250".len());
+}
