@@ -316,3 +316,83 @@ async fn stalled_key_results_reach_the_team_lead_through_ses_and_slack_once_and_
         "{last}"
     );
 }
+
+#[tokio::test]
+async fn a_bot_token_not_put_yet_costs_the_direct_messages_only() {
+    let moto = Moto::start();
+    let aws = moto.sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let tables = (
+        progress_table(&dynamodb).await,
+        directory_table(&dynamodb).await,
+        idempotency_table(&dynamodb).await,
+    );
+    let directory = DynamoDbDirectory::new(dynamodb.clone(), &tables.1);
+    let progress = DynamoDbProgressStore::new(dynamodb.clone(), &tables.0);
+    let now = OffsetDateTime::now_utc();
+    let hire = peopleforce(
+        include_bytes!("../events/bodies/peopleforce/employee_create.json"),
+        now,
+    );
+    okr_consumers::directory::apply(&directory, &[hire])
+        .await
+        .unwrap();
+    let stale = key_result(
+        "kr-a",
+        "Reach 500 weekly active teams",
+        now - time::Duration::days(20),
+        "ON_TRACK",
+    );
+    for applied in progress.apply(vec![stale], &Thresholds::default()).await {
+        applied.unwrap();
+    }
+    // The template creates the token's secret with no value: put after deploy.
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let (token_secret, channel_secret) = (unique("slack-bot-token"), unique("alerts-webhook"));
+    secrets
+        .create_secret()
+        .name(&token_secret)
+        .send()
+        .await
+        .unwrap();
+    let channel = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hooks/alerts"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&channel)
+        .await;
+    secrets
+        .create_secret()
+        .name(&channel_secret)
+        .secret_string(format!("{}/hooks/alerts", channel.uri()))
+        .send()
+        .await
+        .unwrap();
+    let environment = [
+        ("PROGRESS_TABLE", tables.0.as_str()),
+        ("DIRECTORY_TABLE", &tables.1),
+        ("IDEMPOTENCY_TABLE", &tables.2),
+        ("SLACK_BOT_TOKEN_SECRET_ID", &token_secret),
+        ("ALERTS_SLACK_WEBHOOK_SECRET_ID", &channel_secret),
+    ];
+    let config = StalledConfig::from_env(&Env(|name: &str| {
+        environment
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }))
+    .unwrap();
+    let check = okr_aws::stalled::check(&config, &aws)
+        .await
+        .expect("the check runs without its bot token");
+    let report = check
+        .run(now, Instant::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.opened, report.sent, report.failed),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    assert_eq!(bodies(&channel, "/hooks/alerts").await.len(), 1);
+}

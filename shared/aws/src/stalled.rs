@@ -45,17 +45,22 @@ pub async fn check(config: &StalledConfig, aws: &SdkConfig) -> Result<StalledChe
 
     let direct = match &config.slack_bot_token_secret_id {
         None => None,
-        Some(id) => {
-            let token: BotToken = SecretStore::<BotToken>::fetch(secret(id).as_ref())
-                .await
-                .map_err(|e| format!("SLACK_BOT_TOKEN_SECRET_ID: {}", okr_core::error_chain(&e)))?;
-            if is_stand_in(&config.slack_api_url) {
-                log_stand_in("SLACK_API_URL");
+        // A token not put yet (the secret is created empty) or unusable costs the
+        // direct messages of this run, not its email, channel posts and pages.
+        Some(id) => match SecretStore::<BotToken>::fetch(secret(id).as_ref()).await {
+            Ok(token) => {
+                if is_stand_in(&config.slack_api_url) {
+                    log_stand_in("SLACK_API_URL");
+                }
+                let api = SlackApi::new(&config.slack_api_url, token.expose())
+                    .map_err(|reason| format!("SLACK_API_URL: {reason}"))?;
+                Some(Arc::new(api) as Arc<dyn DirectMessages>)
             }
-            let api = SlackApi::new(&config.slack_api_url, token.expose())
-                .map_err(|reason| format!("SLACK_API_URL: {reason}"))?;
-            Some(Arc::new(api) as Arc<dyn DirectMessages>)
-        }
+            Err(error) => {
+                tracing::error!(setting = "SLACK_BOT_TOKEN_SECRET_ID", error = %okr_core::error_chain(&error), "no Slack bot token: this run sends no direct messages");
+                None
+            }
+        },
     };
 
     let channel = config

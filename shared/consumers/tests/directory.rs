@@ -728,3 +728,29 @@ async fn the_people_snapshot_holds_the_directory_fields_and_team_leads_and_no_on
     assert!(rows.iter().all(|r| r["name"] != "John Doe"), "{rows:?}");
     assert_eq!(objects.len(), 2, "one object a day");
 }
+
+#[test]
+fn a_stalled_alert_names_a_team_lead_by_name_never_by_address() {
+    use okr_consumers::stalled::{Action, Notice, Route, shared_text, text};
+    let notice = |lead: &str| Notice {
+        action: Action::Open,
+        record: key_result("kr-1", "John Doe"),
+        owner: Some("John Doe".into()),
+        route: Route::TeamLead {
+            name: lead.into(),
+            email: Some("ross.kate@example.com".into()),
+        },
+        days: 20,
+        period_over: false,
+    };
+    let named = notice("Ross Kate");
+    assert!(shared_text(&named).ends_with(": John Doe, team lead Ross Kate"));
+    assert!(text(&named).ends_with(": John Doe (your team)"));
+    // An HR record that names its manager by address only.
+    let unnamed = shared_text(&notice("ross.kate@example.com"));
+    assert!(!unnamed.contains('@'), "{unnamed}");
+    assert!(
+        unnamed.ends_with("team lead unnamed in the directory"),
+        "{unnamed}"
+    );
+}

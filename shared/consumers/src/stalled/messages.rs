@@ -51,6 +51,10 @@ fn line(notice: &Notice, to_lead: bool) -> String {
     let (title, at) = (title(notice), notice.record.updated_at.date());
     let whose = match &notice.route {
         Route::TeamLead { .. } if to_lead => format!("{} (your team)", owner(notice)),
+        // A lead the HR record names by address only has no name to show.
+        Route::TeamLead { name, .. } if name.contains('@') => {
+            format!("{}, team lead unnamed in the directory", owner(notice))
+        }
         Route::TeamLead { name, .. } => format!("{}, team lead {name}", owner(notice)),
         Route::OwnerUnknown => match &notice.owner {
             Some(owner) => format!("{owner}, owner unknown: not in the directory"),
