@@ -1,5 +1,5 @@
 //! The delivery log in SQLite (`serve`'s `deliveries.sqlite`): one row per request, as
-//! JSON, pruned to a time and a count.
+//! JSON, pruned to a time and a count when opened and every 500 records.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,12 +49,15 @@ impl SqliteDeliveries {
                  CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries (event_id);",
             )
             .map_err(wrap)?;
-        Ok(SqliteDeliveries {
+        let log = SqliteDeliveries {
             connection: Arc::new(Mutex::new(connection)),
             keep,
             max: max.max(1),
-            since_prune: Arc::new(AtomicUsize::new(PRUNE_EVERY)),
-        })
+            since_prune: Arc::new(AtomicUsize::new(0)),
+        };
+        // What aged out while nothing was written goes now.
+        log.prune_now(time::OffsetDateTime::now_utc())?;
+        Ok(log)
     }
 
     async fn with<T: Send + 'static>(
@@ -70,26 +73,28 @@ impl SqliteDeliveries {
         .map_err(|e| DeliveryLogError(Box::new(e)))?
     }
 
-    /// Drop what is older than the log keeps, then the oldest beyond its count.
+    /// Drop what is older than the log keeps at `now`, then the oldest beyond its count.
     pub async fn prune(&self, now: time::OffsetDateTime) -> Result<usize, DeliveryLogError> {
-        let oldest = (now - self.keep).unix_timestamp_nanos() / 1_000_000;
+        let log = self.clone();
+        tokio::task::spawn_blocking(move || log.prune_now(now))
+            .await
+            .map_err(|e| DeliveryLogError(Box::new(e)))?
+    }
+
+    fn prune_now(&self, now: time::OffsetDateTime) -> Result<usize, DeliveryLogError> {
+        let oldest = ((now - self.keep).unix_timestamp_nanos() / 1_000_000) as i64;
         let max = self.max as i64;
-        self.with(move |c| {
-            let old = c
-                .execute(
-                    "DELETE FROM deliveries WHERE at < ?1",
-                    params![oldest as i64],
-                )
-                .map_err(wrap)?;
-            let over = c
-                .execute(
-                    "DELETE FROM deliveries WHERE id <= (SELECT max(id) FROM deliveries) - ?1",
-                    params![max],
-                )
-                .map_err(wrap)?;
-            Ok(old + over)
-        })
-        .await
+        let c = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let old = c
+            .execute("DELETE FROM deliveries WHERE at < ?1", params![oldest])
+            .map_err(wrap)?;
+        let over = c
+            .execute(
+                "DELETE FROM deliveries WHERE id <= (SELECT max(id) FROM deliveries) - ?1",
+                params![max],
+            )
+            .map_err(wrap)?;
+        Ok(old + over)
     }
 }
 
@@ -116,7 +121,7 @@ impl DeliveryLog for SqliteDeliveries {
             Ok(())
         })
         .await?;
-        // The first record prunes, then one in every PRUNE_EVERY.
+        // One record in every PRUNE_EVERY prunes (opening does too).
         if self.since_prune.fetch_add(1, Ordering::Relaxed) + 1 >= PRUNE_EVERY {
             self.since_prune.store(0, Ordering::Relaxed);
             self.prune(delivery.time).await?;

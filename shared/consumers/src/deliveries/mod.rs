@@ -18,7 +18,7 @@ pub const DEFAULT_MAX_DELIVERIES: usize = 100_000;
 /// How many headers of a request are kept, and how long a value may be.
 const MAX_HEADERS: usize = 50;
 const MAX_VALUE_CHARS: usize = 200;
-/// How much of a signature header's value is kept.
+/// How much of a header's value is kept when it may be a signature.
 const SIGNATURE_CHARS: usize = 8;
 
 /// One request as ingest answered it.
@@ -47,11 +47,13 @@ pub struct Delivery {
     /// The body's size as received, in bytes.
     pub body_bytes: usize,
     /// The body's SHA-256 as received, in hex: to match a provider's copy, never to
-    /// read it back.
-    pub body_sha256: String,
-    /// The headers, lower-cased, in order: signature values cut to their first
-    /// characters, credentials (authorization, cookies, handshake secrets, tokens) as
-    /// their length only.
+    /// read it back. None for a body over the limit (only its start was read).
+    pub body_sha256: Option<String>,
+    /// The headers, lower-cased, in order: plain ones (content type, user agent, host,
+    /// Standard Webhooks' id and timestamp...) whole, credentials (authorization,
+    /// cookies, handshake secrets, tokens) and the sender's address (forwarded-for) as
+    /// their length only, every other one (a signature, whatever its name) cut to its
+    /// first characters.
     pub headers: Vec<(String, String)>,
 }
 
@@ -74,27 +76,56 @@ impl Delivery {
             event_id: None,
             event_type: None,
             body_bytes: body.len(),
-            body_sha256: hex::encode(Sha256::digest(body)),
+            body_sha256: Some(hex::encode(Sha256::digest(body))),
             headers: kept_headers(headers),
         }
     }
 }
 
-/// Whether a header carries a credential: only its length is kept.
-fn is_credential(name: &str) -> bool {
+/// Whether a header carries a credential or the sender's address: only its length is
+/// kept.
+fn is_withheld(name: &str) -> bool {
     matches!(
         name,
-        "authorization" | "proxy-authorization" | "cookie" | "set-cookie" | "x-hook-secret"
+        "authorization"
+            | "proxy-authorization"
+            | "cookie"
+            | "set-cookie"
+            | "x-hook-secret"
+            | "forwarded"
+            | "x-forwarded-for"
+            | "x-real-ip"
+            | "cf-connecting-ip"
+            | "true-client-ip"
     ) || name.contains("secret")
         || name.contains("token")
         || name.contains("api-key")
         || name.contains("apikey")
 }
 
-/// Whether a header carries a signature: its first characters are kept, enough to
-/// tell two apart, too few to replay.
-fn is_signature(name: &str) -> bool {
-    name.contains("signature") || name.ends_with("-sig") || name.contains("hmac")
+/// Headers that say nothing secret or personal: kept whole. Every other header (a
+/// signature, whatever a declared scheme calls it) keeps its first characters only,
+/// enough to tell two apart, too few to replay.
+fn is_plain(name: &str) -> bool {
+    matches!(
+        name,
+        "content-type"
+            | "content-length"
+            | "content-encoding"
+            | "user-agent"
+            | "accept"
+            | "accept-encoding"
+            | "host"
+            | "connection"
+            | "date"
+            | "expect"
+            | "webhook-id"
+            | "webhook-timestamp"
+            | "x-request-id"
+            | "x-amzn-trace-id"
+            | "traceparent"
+            | "tracestate"
+    )
 }
 
 /// The headers as the log keeps them.
@@ -105,11 +136,11 @@ pub fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
         .map(|(name, value)| {
             let name = name.as_str().to_ascii_lowercase();
             let text = value.to_str().unwrap_or("");
-            let kept = if is_credential(&name) {
+            let kept = if is_withheld(&name) {
                 format!("({} characters, not kept)", value.len())
             } else if value.to_str().is_err() {
                 "(not text)".to_owned()
-            } else if is_signature(&name) {
+            } else if !is_plain(&name) {
                 let start: String = text.chars().take(SIGNATURE_CHARS).collect();
                 format!("{start}… ({} characters)", value.len())
             } else {
@@ -204,6 +235,12 @@ mod tests {
         headers.insert("authorization", "Bearer s3cr3t-t0ken".parse().unwrap());
         headers.insert("x-hook-secret", "hook-secret-value".parse().unwrap());
         headers.insert("content-type", "application/json".parse().unwrap());
+        // A declared scheme's signature header, named as its tool likes.
+        headers.insert(
+            "x-webhook-auth",
+            "deadbeefcafebabe0011223344".parse().unwrap(),
+        );
+        headers.insert("x-forwarded-for", "203.0.113.7".parse().unwrap());
         let kept = kept_headers(&headers);
         let text = format!("{kept:?}");
         for secret in [
@@ -211,6 +248,8 @@ mod tests {
             "K5oZfzN95Z9U",
             "s3cr3t",
             "hook-secret-value",
+            "cafebabe",
+            "203.0",
         ] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
@@ -220,5 +259,7 @@ mod tests {
         )));
         assert!(kept.contains(&("authorization".into(), "(19 characters, not kept)".into())));
         assert!(kept.contains(&("content-type".into(), "application/json".into())));
+        assert!(kept.contains(&("x-webhook-auth".into(), "deadbeef… (26 characters)".into())));
+        assert!(kept.contains(&("x-forwarded-for".into(), "(11 characters, not kept)".into())));
     }
 }

@@ -179,6 +179,10 @@ impl Ingest {
             };
             delivery.outcome = outcome.to_owned();
             delivery.reason = reason.to_owned();
+            if matches!(&accepted, Err(Rejection::TooLarge)) {
+                // Only the start of it was read: no hash to match.
+                delivery.body_sha256 = None;
+            }
         }
         let (response, record) = match accepted {
             Ok(Outcome::Handshake(response)) => {
