@@ -86,16 +86,22 @@ async fn bodies(server: &MockServer, at: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The check's tables, as the template declares them: (progress, directory,
+/// idempotency).
+async fn tables(dynamodb: &aws_sdk_dynamodb::Client) -> (String, String, String) {
+    (
+        progress_table(dynamodb).await,
+        directory_table(dynamodb).await,
+        idempotency_table(dynamodb).await,
+    )
+}
+
 #[tokio::test]
 async fn stalled_key_results_reach_the_team_lead_through_ses_and_slack_once_and_resolve() {
     let moto = Moto::start();
     let aws = moto.sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
-    let tables = (
-        progress_table(&dynamodb).await,
-        directory_table(&dynamodb).await,
-        idempotency_table(&dynamodb).await,
-    );
+    let tables = tables(&dynamodb).await;
     let progress = DynamoDbProgressStore::new(dynamodb.clone(), &tables.0);
     let directory = DynamoDbDirectory::new(dynamodb.clone(), &tables.1);
 
@@ -322,11 +328,7 @@ async fn a_bot_token_not_put_yet_costs_the_direct_messages_only() {
     let moto = Moto::start();
     let aws = moto.sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
-    let tables = (
-        progress_table(&dynamodb).await,
-        directory_table(&dynamodb).await,
-        idempotency_table(&dynamodb).await,
-    );
+    let tables = tables(&dynamodb).await;
     let directory = DynamoDbDirectory::new(dynamodb.clone(), &tables.1);
     let progress = DynamoDbProgressStore::new(dynamodb.clone(), &tables.0);
     let now = OffsetDateTime::now_utc();

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{BIN, deliver, eventually, secrets, serve_on};
+use common::{BIN, eventually, secrets, serve_on};
 use okr_core::Source;
 
 const HIRE: &[u8] = include_bytes!("../../events/bodies/peopleforce/employee_create.json");
@@ -93,16 +93,7 @@ async fn the_seeds_hire_fills_the_directory_and_the_commands_use_it() {
     next["currentValue"] = serde_json::json!({"previous": 340, "current": 420});
     next["updatedAt"] = "2025-05-27T09:00:00Z".into();
     let next = serde_json::to_vec(&next).unwrap();
-    let (status, _) = deliver(
-        &server.base,
-        &secrets,
-        Source::PEOPLELOGIC,
-        "peoplelogic",
-        &next,
-        None,
-    )
-    .await;
-    assert_eq!(status, 202);
+    common::accepted(&server.base, &secrets, Source::PEOPLELOGIC, &next).await;
     eventually("the message naming IT", async || {
         slack.received_requests().await.unwrap().iter().any(|r| {
             String::from_utf8_lossy(&r.body).contains(
@@ -224,16 +215,7 @@ async fn the_seeds_hire_fills_the_directory_and_the_commands_use_it() {
     ross["data"]["attributes"]["email"] = "ross.kate@example.com".into();
     ross["data"]["reporting_to"] = serde_json::Value::Null;
     let ross = serde_json::to_vec(&ross).unwrap();
-    let (status, _) = deliver(
-        &server.base,
-        &secrets,
-        Source::PEOPLEFORCE,
-        "peopleforce",
-        &ross,
-        None,
-    )
-    .await;
-    assert_eq!(status, 202);
+    common::accepted(&server.base, &secrets, Source::PEOPLEFORCE, &ross).await;
     eventually("Ross Kate in the directory", async || {
         list(data).contains("Ross Kate")
     })
@@ -313,16 +295,7 @@ async fn the_dashboard_groups_key_results_by_department_and_team_lead() {
         };
         body["data"]["department"]["name"] = department.into();
         let body = serde_json::to_vec(&body).unwrap();
-        let (status, _) = deliver(
-            &server.base,
-            &secrets,
-            Source::PEOPLEFORCE,
-            "peopleforce",
-            &body,
-            None,
-        )
-        .await;
-        assert_eq!(status, 202);
+        common::accepted(&server.base, &secrets, Source::PEOPLEFORCE, &body).await;
     }
     let key_results = [
         (
@@ -375,16 +348,7 @@ async fn the_dashboard_groups_key_results_by_department_and_team_lead() {
             "startDate": "2026-10-01", "dueDate": "2026-12-31",
         });
         let body = serde_json::to_vec(&body).unwrap();
-        let (status, _) = deliver(
-            &server.base,
-            &secrets,
-            Source::PEOPLELOGIC,
-            "peoplelogic",
-            &body,
-            None,
-        )
-        .await;
-        assert_eq!(status, 202);
+        common::accepted(&server.base, &secrets, Source::PEOPLELOGIC, &body).await;
     }
     let base = server.base.clone();
     eventually("five key results with their departments", async || {
