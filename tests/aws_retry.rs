@@ -41,7 +41,8 @@ async fn receive(sqs: &SqsClient, url: &str, wait: i32) -> Option<SqsEvent> {
 
 /// Fail the batch's one record as `failure`, deferred by `retries`.
 async fn fail(batch: &SqsEvent, failure: Failure, retries: &Retries) {
-    let mut report = BatchReport::new(batch);
+    let journey = okr_pipeline::journal::Journey::logged("slack");
+    let mut report = BatchReport::new(batch, &journey);
     report.fail(batch.records[0].message_id.as_deref(), failure);
     let response = report.finish(retries, None).await.unwrap();
     assert_eq!(response.batch_item_failures.len(), 1);

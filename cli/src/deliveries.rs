@@ -1,5 +1,6 @@
 //! `okr-webhooks deliveries`: the requests `serve` received at `/webhooks/*`, accepted or
-//! not, newest first, from its delivery log.
+//! not, newest first, from its delivery log; with `--event`, that event's journey too
+//! (each step: when, who, what, the attempt, why or where to).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use okr_consumers::deliveries::{
 };
 use okr_local::Paths;
 use okr_local::deliveries_sqlite::SqliteDeliveries;
+use okr_pipeline::journal::Step;
 
 use crate::delivery::{DEFAULT_DATA_DIR, parse_time};
 
@@ -28,9 +30,13 @@ pub struct DeliveriesArgs {
     /// Only those since this time (RFC 3339, such as 2026-12-06T09:00:00Z).
     #[arg(long, value_parser = parse_time)]
     since: Option<OffsetDateTime>,
-    /// Only the deliveries of this event id.
+    /// Only the deliveries of this event id, followed by its journey: what each consumer
+    /// did with it, step by step (with --json, one object a line with `consumer`).
     #[arg(long)]
     event: Option<String>,
+    /// Only those that became an event of this type (such as employee.created).
+    #[arg(long = "type")]
+    r#type: Option<String>,
     /// At most this many.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     limit: u64,
@@ -60,28 +66,64 @@ pub async fn run(args: DeliveriesArgs) -> Result<ExitCode> {
         endpoint: args.endpoint,
         outcome: args.outcome,
         since: args.since,
-        event_id: args.event,
+        event_id: args.event.clone(),
+        event_type: args.r#type,
         limit: Some(args.limit as usize),
     };
     let found = log
         .list(&filter)
         .await
         .map_err(|e| anyhow::anyhow!(okr_core::error_chain(&e)))?;
+    let steps = match &args.event {
+        Some(event_id) => log
+            .journey(event_id)
+            .await
+            .map_err(|e| anyhow::anyhow!(okr_core::error_chain(&e)))?,
+        None => Vec::new(),
+    };
     let mut out = io::stdout().lock();
     if args.json {
         for delivery in &found {
             writeln!(out, "{}", serde_json::to_string(delivery)?)?;
         }
+        for step in &steps {
+            writeln!(out, "{}", serde_json::to_string(step)?)?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if found.is_empty() {
         writeln!(out, "no deliveries match")?;
-        return Ok(ExitCode::SUCCESS);
     }
     for delivery in &found {
         writeln!(out, "{}", line(delivery))?;
     }
+    if args.event.is_some() {
+        if steps.is_empty() {
+            writeln!(out, "no steps of this event are kept")?;
+        } else {
+            writeln!(out, "journey:")?;
+        }
+        for step in &steps {
+            writeln!(out, "{}", step_line(step))?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One step of a journey as a line: time, who, what (attempt), why or where to.
+fn step_line(step: &Step) -> String {
+    let time = step
+        .time
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let replay = match &step.replay {
+        Some(name) => format!(" [replay {name}]"),
+        None => String::new(),
+    };
+    format!(
+        "  {time}\t{}\t{} (attempt {}){replay}\t{}",
+        step.consumer, step.outcome, step.attempt, step.detail
+    )
 }
 
 /// One delivery as a line: time, endpoint, status, outcome, why, the event.

@@ -6,13 +6,12 @@ mod common;
 
 use std::process::Command;
 
-use common::{BIN, client, deliver, secrets, serve_on};
+use common::{BIN, client, secrets, serve_on};
 use okr_core::Source;
 use serde_json::Value;
 
 const KEY_RESULT: &[u8] =
     include_bytes!("../../events/bodies/peoplelogic/key_result_progress.json");
-const HIRE: &[u8] = include_bytes!("../../events/bodies/peopleforce/employee_create.json");
 
 #[tokio::test]
 async fn serve_records_each_delivery_and_the_command_and_the_api_list_them() {
@@ -22,17 +21,7 @@ async fn serve_records_each_delivery_and_the_command_and_the_api_list_them() {
     let secrets = secrets(data);
     let answer = common::accepted(&server.base, &secrets, Source::PEOPLELOGIC, KEY_RESULT).await;
     let event_id = answer["event_id"].as_str().unwrap().to_owned();
-    // Signed over another body: the seed's hire, tampered with on the way.
-    let (status, _) = deliver(
-        &server.base,
-        &secrets,
-        Source::PEOPLEFORCE,
-        "peopleforce",
-        HIRE,
-        Some(b"{}"),
-    )
-    .await;
-    assert_eq!(status, 401);
+    common::tampered_hire(&server.base, &secrets).await;
 
     let output = Command::new(BIN)
         .args(["deliveries", "--json", "--data-dir"])

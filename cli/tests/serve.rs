@@ -446,9 +446,9 @@ async fn kill_9_loses_no_acknowledged_event_and_posts_nothing_twice() {
     }
 }
 
-/// The PeopleForce hire, delivered to `server`.
-async fn deliver_the_hire(server: &Server, data_dir: &Path) {
-    let (status, _) = deliver(
+/// The PeopleForce hire, delivered to `server`: its event id.
+async fn deliver_the_hire(server: &Server, data_dir: &Path) -> String {
+    let (status, answer) = deliver(
         &server.base,
         &secrets(data_dir),
         Source::PEOPLEFORCE,
@@ -458,6 +458,33 @@ async fn deliver_the_hire(server: &Server, data_dir: &Path) {
     )
     .await;
     assert_eq!(status, 202);
+    answer["event_id"].as_str().unwrap().to_owned()
+}
+
+/// `GET /api/events/<event_id>`: the event's journey.
+async fn journey(server: &Server, event_id: &str) -> Value {
+    let response = reqwest::get(format!("{}/api/events/{event_id}", server.base))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// The journey's steps of `consumer`: (outcome, attempt, detail), oldest first.
+fn steps_of(journey: &Value, consumer: &str) -> Vec<(String, u64, String)> {
+    journey["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["consumer"] == consumer)
+        .map(|s| {
+            (
+                s["outcome"].as_str().unwrap().to_owned(),
+                s["attempt"].as_u64().unwrap(),
+                s["detail"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
 }
 
 /// `okr-webhooks dlq <action> --queue slack` on `data_dir`: its output.
@@ -492,7 +519,7 @@ async fn a_refusing_destination_fills_the_dead_letter_queue_in_moments_and_redri
     // 404 no_service: a refusal, retried every minute (here 100 ms) until the 25th receive.
     let stand_ins = stand_ins(404).await;
     let server = start(dir.path(), &stand_ins).await;
-    deliver_the_hire(&server, dir.path()).await;
+    let event_id = deliver_the_hire(&server, dir.path()).await;
     let dlq = |action: &str| slack_dlq(dir.path(), action);
     eventually("the dead-letter queue", async || {
         dlq("list").starts_with("slack: 1 dead letter(s)")
@@ -509,6 +536,27 @@ async fn a_refusing_destination_fills_the_dead_letter_queue_in_moments_and_redri
         "every receive tried"
     );
     assert!(dlq("show").contains("\"type\":\"employee.created\""));
+    // Its journey: enqueued on every queue; refused by Slack on each of its 25
+    // receives, the last one to the dead-letter queue.
+    let steps = journey(&server, &event_id).await;
+    let ingest = steps_of(&steps, "ingest");
+    assert_eq!(ingest.len(), 1, "{steps}");
+    assert_eq!(ingest[0].0, "enqueued");
+    assert!(ingest[0].2.contains("slack"), "{}", ingest[0].2);
+    let slack = steps_of(&steps, "slack");
+    assert_eq!(slack.len(), 25, "{slack:?}");
+    for (n, (outcome, attempt, detail)) in slack.iter().enumerate() {
+        assert_eq!(*attempt, n as u64 + 1, "{slack:?}");
+        assert!(detail.starts_with("Slack refused it: 404"), "{detail}");
+        let expected = if n < 24 { "refused" } else { "dead_lettered" };
+        assert_eq!(outcome, expected, "{slack:?}");
+    }
+    assert!(
+        slack[24]
+            .2
+            .ends_with("receive 25 of 25: to the dead-letter queue")
+    );
+    assert_eq!(steps["deliveries"][0]["outcome"], "accepted");
 
     // Slack is fixed; redrive delivers it.
     let before = recover(&stand_ins.slack).await;
@@ -525,6 +573,16 @@ async fn a_refusing_destination_fills_the_dead_letter_queue_in_moments_and_redri
         "John Doe joined IT as Senior Developer"
     );
     assert_eq!(dlq("list"), "slack: 0 dead letter(s)\n");
+    // Redriven, it starts again at attempt 1, and is posted.
+    eventually("the posted step", async || {
+        steps_of(&journey(&server, &event_id).await, "slack").len() == 26
+    })
+    .await;
+    let slack = steps_of(&journey(&server, &event_id).await, "slack");
+    assert_eq!(
+        (slack[25].0.as_str(), slack[25].1, slack[25].2.as_str()),
+        ("posted", 1, "one message")
+    );
 }
 
 #[tokio::test]
@@ -593,10 +651,11 @@ async fn through_an_outage_the_breaker_opens_healthz_says_so_and_every_event_is_
         (Source::PEOPLEFORCE, "peopleforce/employee_create.json"),
         (Source::PERSCOM, "perscom/awardrecord_created.json"),
     ];
+    let mut event_ids = Vec::new();
     for (source, path) in samples {
         let body = sample(path);
         let route = source.as_str();
-        let (status, _) = deliver(
+        let (status, answer) = deliver(
             &server.base,
             &secrets(dir.path()),
             source,
@@ -606,6 +665,7 @@ async fn through_an_outage_the_breaker_opens_healthz_says_so_and_every_event_is_
         )
         .await;
         assert_eq!(status, 202, "{path}");
+        event_ids.push(answer["event_id"].as_str().unwrap().to_owned());
         // One by one, so each is its own batch and its own failure.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -637,6 +697,47 @@ async fn through_an_outage_the_breaker_opens_healthz_says_so_and_every_event_is_
     })
     .await;
     assert_eq!(health(&server).await.1["status"], "ok");
+    // Each event's journey: Slack's failures retried, then held while the breaker was
+    // open, then posted once, the last step; the other consumers were not held up.
+    for event_id in &event_ids {
+        let steps = journey(&server, event_id).await;
+        let slack = steps_of(&steps, "slack");
+        let outcomes: Vec<&str> = slack.iter().map(|(o, _, _)| o.as_str()).collect();
+        assert_eq!(outcomes.last(), Some(&"posted"), "{slack:?}");
+        assert_eq!(outcomes.iter().filter(|o| **o == "posted").count(), 1);
+        assert!(outcomes.contains(&"held"), "{slack:?}");
+        assert!(
+            slack.iter().all(|(o, _, d)| o != "retry"
+                    || d.starts_with("Slack is unavailable; again in ")
+                    // The rest of a batch whose post found Slack down.
+                    || d.starts_with("not posted in this invocation; again in ")),
+            "{slack:?}"
+        );
+        let attempts: Vec<u64> = slack.iter().map(|(_, a, _)| *a).collect();
+        assert!(
+            attempts.windows(2).all(|w| w[1] == w[0] + 1),
+            "{attempts:?}"
+        );
+        let warehouse = steps_of(&steps, "warehouse");
+        assert_eq!(warehouse.len(), 1, "{steps}");
+        assert_eq!(warehouse[0].0, "stored");
+        assert!(
+            warehouse[0].2.starts_with("events/v1/"),
+            "{}",
+            warehouse[0].2
+        );
+        let queued = steps_of(&steps, "ingest")[0].2.clone();
+        let progress: Vec<String> = steps_of(&steps, "progress")
+            .into_iter()
+            .map(|s| s.0)
+            .collect();
+        let expected: &[&str] = if queued.contains("progress") {
+            &["applied"]
+        } else {
+            &[]
+        };
+        assert_eq!(progress, expected, "{queued}");
+    }
 }
 
 /// How often each event's line appears in these posts (a message, or a digest's line).

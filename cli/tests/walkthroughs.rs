@@ -411,7 +411,8 @@ fn the_delivery_log(blocks: &[Block]) {
         &walkthrough(blocks, "deliveries"),
         dir.path(),
         &mut background,
-        Duration::ZERO,
+        // The consumers' steps are written as they finish, in the background.
+        Duration::from_millis(700),
     );
     let sent = outputs(&steps, "okr-webhooks send")[0];
     assert!(sent.starts_with("202 evt_"), "{sent}");
@@ -442,6 +443,55 @@ fn the_delivery_log(blocks: &[Block]) {
     let page: serde_json::Value = serde_json::from_str(api.trim()).unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
     assert_eq!(page["items"][0]["outcome"], "accepted");
+    // The journey: the id in the docs is the one `send` printed.
+    let id = "evt_226fbbf4a2be0195304aa13df2064d2e";
+    assert_eq!(page["items"][0]["event_id"], id);
+    let journey = outputs(&steps, &format!("okr-webhooks deliveries --event {id}"))[0];
+    let lines: Vec<&str> = journey.lines().collect();
+    assert!(lines[0].contains("\tPOST 202\taccepted\t"), "{journey}");
+    assert_eq!(lines[1], "journey:", "{journey}");
+    for expected in [
+        "\tingest\tenqueued (attempt 1)\tto warehouse, slack, alerts, progress",
+        "\twarehouse\tstored (attempt 1)\tevents/v1/date=",
+        "\tprogress\tapplied (attempt 1)\tthe read model changed",
+        "\talerts\tjudged (attempt 1)\tno alert opens or resolves",
+        "\tslack\tposted (attempt 1)\tone message",
+    ] {
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(expected)).count(),
+            1,
+            "{expected} in {journey}"
+        );
+    }
+    assert_eq!(lines.len(), 7, "{journey}");
+    let api = outputs(
+        &steps,
+        &format!("curl -s http://127.0.0.1:3000/api/events/{id}"),
+    )[0];
+    let api: serde_json::Value = serde_json::from_str(api.trim()).unwrap();
+    assert_eq!(api["event_id"], id);
+    assert_eq!(api["deliveries"].as_array().unwrap().len(), 1, "{api}");
+    let api_steps = api["steps"].as_array().unwrap();
+    assert_eq!(api_steps.len(), 5, "{api}");
+    for step in api_steps {
+        for field in ["consumer", "outcome", "time", "attempt"] {
+            assert!(!step[field].is_null(), "{field} in {step}");
+        }
+    }
+    // The page's send again, counted: the key result is in the warehouse, and posted.
+    let counted = outputs(&steps, "curl -s http://127.0.0.1:3000/api/replays")[0];
+    let counted: serde_json::Value = serde_json::from_str(counted.trim()).unwrap();
+    assert_eq!(counted["dry_run"], true, "{counted}");
+    assert_eq!(
+        (
+            &counted["selected"],
+            &counted["sent"],
+            &counted["already_posted"]
+        ),
+        (&1.into(), &1.into(), &1.into()),
+        "{counted}"
+    );
+    assert!(counted["name"].as_str().unwrap().starts_with("page-"));
 }
 
 /// docs/directory.md: the seed's hire and a key result through `serve`, the directory

@@ -92,6 +92,23 @@ impl Drop for Serve {
     }
 }
 
+/// POST the seed's PeopleForce hire to /webhooks/peopleforce, signed over another body
+/// (tampered with on the way), and expect 401.
+#[allow(dead_code)]
+pub async fn tampered_hire(base: &str, secrets: &SigningSecrets) {
+    let hire = include_bytes!("../../../events/bodies/peopleforce/employee_create.json");
+    let (status, answer) = deliver(
+        base,
+        secrets,
+        Source::PEOPLEFORCE,
+        "peopleforce",
+        hire,
+        Some(b"{}"),
+    )
+    .await;
+    assert_eq!(status, 401, "{answer}");
+}
+
 /// POST `body` to /webhooks/`source`, signed for it, and expect 202: the answer.
 pub async fn accepted(base: &str, secrets: &SigningSecrets, source: Source, body: &[u8]) -> Value {
     let (status, answer) = deliver(base, secrets, source, source.as_str(), body, None).await;

@@ -284,7 +284,9 @@ async fn for_each_event_reports_exactly_the_failed_records_and_bounds_concurrenc
     let running = AtomicUsize::new(0);
     let peak = AtomicUsize::new(0);
     let handled = AtomicUsize::new(0);
-    let response = for_each_event(batch(messages), 3, |event, context| {
+    let journal = Arc::new(okr_pipeline::journal::MemoryJournal::default());
+    let journey = okr_pipeline::journal::Journey::new("alerts", journal.clone());
+    let response = for_each_event(batch(messages), 3, &journey, |event, context| {
         let (running, peak, handled) = (&running, &peak, &handled);
         async move {
             assert_eq!(context.receive_count, 1);
@@ -306,6 +308,25 @@ async fn for_each_event_reports_exactly_the_failed_records_and_bounds_concurrenc
     .unwrap();
     assert_eq!(failures(&response), ["m-empty", "m-no-body", "m5"]);
     assert_eq!(handled.load(Ordering::SeqCst), 8);
+    // The failed event's step: retried, with its wait; records that are not events
+    // have no journey.
+    let steps = journal.all();
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert_eq!(
+        (
+            steps[0].consumer.as_str(),
+            steps[0].outcome.as_str(),
+            steps[0].attempt
+        ),
+        ("alerts", "retry", 1)
+    );
+    assert!(
+        steps[0]
+            .detail
+            .starts_with("not done in this attempt; again in "),
+        "{}",
+        steps[0].detail
+    );
     let peak = peak.load(Ordering::SeqCst);
     assert!((2..=3).contains(&peak), "peak concurrency {peak}");
 }

@@ -1,5 +1,6 @@
 //! The delivery log in SQLite (`serve`'s `deliveries.sqlite`): one row per request, as
-//! JSON, pruned to a time and a count when opened and every 500 records.
+//! JSON, and one per step of an event's journey (the consumers' journal), pruned to a
+//! time and a count when opened and every 500 records.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,18 +11,24 @@ use async_trait::async_trait;
 use rusqlite::{Connection, params};
 
 use okr_consumers::deliveries::{Delivery, DeliveryLog, DeliveryLogError, Filter};
+use okr_pipeline::journal::{Journal, Step};
 
 /// How many records between two prunes.
 const PRUNE_EVERY: usize = 500;
+/// How many steps are kept for each delivery kept (an event has a handful: enqueued,
+/// then one or more per consumer).
+const STEPS_PER_DELIVERY: usize = 10;
 
-/// `deliveries(id, at, endpoint, outcome, event_id, doc)` in a WAL-mode database. A lost
-/// record costs a debugging aid, not an event: it is written without a sync per row.
+/// `deliveries(id, at, endpoint, outcome, event_id, doc)` and `steps(id, at, event_id,
+/// doc)` in a WAL-mode database. A lost record costs a debugging aid, not an event: it
+/// is written without a sync per row.
 #[derive(Clone)]
 pub struct SqliteDeliveries {
     connection: Arc<Mutex<Connection>>,
     keep: Duration,
     max: usize,
     since_prune: Arc<AtomicUsize>,
+    writer: Arc<StepWriter>,
 }
 
 impl SqliteDeliveries {
@@ -46,7 +53,15 @@ impl SqliteDeliveries {
                      doc TEXT NOT NULL
                  );
                  CREATE INDEX IF NOT EXISTS deliveries_at ON deliveries (at);
-                 CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries (event_id);",
+                 CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries (event_id);
+                 CREATE TABLE IF NOT EXISTS steps (
+                     id INTEGER PRIMARY KEY AUTOINCREMENT,
+                     at INTEGER NOT NULL,
+                     event_id TEXT NOT NULL,
+                     doc TEXT NOT NULL
+                 );
+                 CREATE INDEX IF NOT EXISTS steps_at ON steps (at);
+                 CREATE INDEX IF NOT EXISTS steps_event ON steps (event_id);",
             )
             .map_err(wrap)?;
         let log = SqliteDeliveries {
@@ -54,6 +69,7 @@ impl SqliteDeliveries {
             keep,
             max: max.max(1),
             since_prune: Arc::new(AtomicUsize::new(0)),
+            writer: Arc::new(StepWriter::start(path)?),
         };
         // What aged out while nothing was written goes now.
         log.prune_now(time::OffsetDateTime::now_utc())?;
@@ -94,7 +110,141 @@ impl SqliteDeliveries {
                 params![max],
             )
             .map_err(wrap)?;
+        c.execute("DELETE FROM steps WHERE at < ?1", params![oldest])
+            .map_err(wrap)?;
+        c.execute(
+            "DELETE FROM steps WHERE id <= (SELECT max(id) FROM steps) - ?1",
+            params![max.saturating_mul(STEPS_PER_DELIVERY as i64)],
+        )
+        .map_err(wrap)?;
         Ok(old + over)
+    }
+}
+
+fn millis(time: time::OffsetDateTime) -> i64 {
+    (time.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Step batches waiting for the writer at most; beyond them steps are dropped (and
+/// counted in a warning) rather than slowing the work they describe.
+const STEPS_WAITING: usize = 10_000;
+/// Steps the writer commits at once at most.
+const STEPS_PER_COMMIT: usize = 2_000;
+
+/// What the steps' writer thread is handed.
+enum ToWriter {
+    Steps(Vec<Step>),
+    /// Answer once everything handed over before is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The steps' writer: a thread of its own with its own connection, taking what waits
+/// in one transaction, so recording a step costs the work a channel send.
+struct StepWriter {
+    sender: std::sync::mpsc::SyncSender<ToWriter>,
+    dropped: AtomicUsize,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+impl StepWriter {
+    fn start(path: &Path) -> Result<StepWriter, DeliveryLogError> {
+        let mut connection = Connection::open(path).map_err(wrap)?;
+        connection
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(wrap)?;
+        let (sender, receiver) = std::sync::mpsc::sync_channel(STEPS_WAITING);
+        std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || write_steps(&mut connection, &receiver))
+            .map_err(|e| DeliveryLogError(Box::new(e)))?;
+        Ok(StepWriter {
+            sender,
+            dropped: AtomicUsize::new(0),
+            stopped: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}
+
+/// Write what arrives until every sender is gone.
+fn write_steps(connection: &mut Connection, receiver: &std::sync::mpsc::Receiver<ToWriter>) {
+    while let Ok(first) = receiver.recv() {
+        let mut steps = Vec::new();
+        let mut flushes = Vec::new();
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                ToWriter::Steps(more) => steps.extend(more),
+                ToWriter::Flush(done) => flushes.push(done),
+            }
+            if steps.len() < STEPS_PER_COMMIT {
+                next = receiver.try_recv().ok();
+            }
+        }
+        if let Err(error) = insert_steps(connection, &steps) {
+            // A journey is a view of the work: its loss is logged, the work goes on.
+            tracing::warn!(error = %okr_core::error_chain(&error), steps = steps.len(), "could not record the events' steps");
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+fn insert_steps(connection: &mut Connection, steps: &[Step]) -> Result<(), DeliveryLogError> {
+    let transaction = connection.transaction().map_err(wrap)?;
+    {
+        let mut insert = transaction
+            .prepare_cached("INSERT INTO steps (at, event_id, doc) VALUES (?1, ?2, ?3)")
+            .map_err(wrap)?;
+        for step in steps {
+            let doc = serde_json::to_string(step).map_err(|e| DeliveryLogError(Box::new(e)))?;
+            insert
+                .execute(params![millis(step.time), step.event_id, doc])
+                .map_err(wrap)?;
+        }
+    }
+    transaction.commit().map_err(wrap)
+}
+
+#[async_trait]
+impl Journal for SqliteDeliveries {
+    async fn append(&self, steps: Vec<Step>) {
+        let count = steps.len();
+        match self.writer.sender.try_send(ToWriter::Steps(steps)) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                let before = self.writer.dropped.fetch_add(count, Ordering::Relaxed);
+                let after = before + count;
+                // At 1, 2, 4, 8... dropped: a flood of drops logs a few lines.
+                if before == 0 || after.ilog2() > before.ilog2() {
+                    tracing::warn!(
+                        dropped = after,
+                        "the journal's writer is behind: steps dropped"
+                    );
+                }
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                if !self.writer.stopped.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "the journal's writer has stopped: steps are dropped from now on"
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl SqliteDeliveries {
+    /// Wait until the steps recorded so far are written (so a read sees them).
+    async fn flush_steps(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        let sender = self.writer.sender.clone();
+        // `send` waits while the channel is full: off the runtime's threads.
+        let handed =
+            tokio::task::spawn_blocking(move || sender.send(ToWriter::Flush(done)).is_ok()).await;
+        if matches!(handed, Ok(true)) {
+            let _ = written.await;
+        }
     }
 }
 
@@ -143,6 +293,7 @@ impl DeliveryLog for SqliteDeliveries {
                        AND (?2 IS NULL OR endpoint = ?2)
                        AND (?3 IS NULL OR outcome = ?3)
                        AND (?4 IS NULL OR event_id = ?4)
+                       AND (?6 IS NULL OR json_extract(doc, '$.type') = ?6)
                      ORDER BY id DESC LIMIT ?5",
                 )
                 .map_err(wrap)?;
@@ -153,7 +304,8 @@ impl DeliveryLog for SqliteDeliveries {
                         filter.endpoint,
                         filter.outcome,
                         filter.event_id,
-                        filter.limit() as i64
+                        filter.limit() as i64,
+                        filter.event_type
                     ],
                     |row| row.get::<_, String>(0),
                 )
@@ -166,6 +318,26 @@ impl DeliveryLog for SqliteDeliveries {
                 found.push(delivery);
             }
             Ok(found)
+        })
+        .await
+    }
+
+    async fn journey(&self, event_id: &str) -> Result<Vec<Step>, DeliveryLogError> {
+        self.flush_steps().await;
+        let event_id = event_id.to_owned();
+        self.with(move |c| {
+            let mut statement = c
+                .prepare("SELECT doc FROM steps WHERE event_id = ?1 ORDER BY at, id LIMIT 1000")
+                .map_err(wrap)?;
+            let rows = statement
+                .query_map(params![event_id], |row| row.get::<_, String>(0))
+                .map_err(wrap)?;
+            let mut steps = Vec::new();
+            for doc in rows {
+                let doc = doc.map_err(wrap)?;
+                steps.push(serde_json::from_str(&doc).map_err(|e| DeliveryLogError(Box::new(e)))?);
+            }
+            Ok(steps)
         })
         .await
     }

@@ -72,20 +72,7 @@ pub async fn serve(
             ));
         }
     }
-    let deliveries: Arc<dyn okr_consumers::deliveries::DeliveryLog> = Arc::new(
-        crate::deliveries_sqlite::SqliteDeliveries::open(
-            &paths.deliveries,
-            okr_consumers::deliveries::DEFAULT_KEEP,
-            okr_consumers::deliveries::DEFAULT_MAX_DELIVERIES,
-        )
-        .map_err(|e| {
-            LocalError::Config(format!(
-                "cannot open {}: {}",
-                paths.deliveries.display(),
-                okr_core::error_chain(&e)
-            ))
-        })?,
-    );
+    let deliveries: Arc<dyn okr_consumers::deliveries::DeliveryLog> = stores.deliveries.clone();
     let ingest = Arc::new(
         Ingest::new(
             SecretCache::new(stores.secrets.clone(), Duration::from_secs(5)),
@@ -99,7 +86,8 @@ pub async fn serve(
             Duration::from_secs(5),
         ))
         .with_handshakes(stores.secrets.clone())
-        .with_deliveries(deliveries.clone()),
+        .with_deliveries(deliveries.clone())
+        .journaling(stores.deliveries.clone()),
     );
 
     let (stop, stopped) = watch::channel(false);
@@ -199,7 +187,17 @@ pub async fn serve(
             feed,
             access.clone(),
         ))
-        .merge(crate::inspector::router(deliveries, access));
+        .merge(crate::inspector::router(
+            deliveries,
+            crate::inspector::Replays::new(
+                data_dir.to_path_buf(),
+                paths.warehouse.clone(),
+                stores.queue.clone(),
+                stores.idempotency.clone(),
+                config.notify.clone(),
+            ),
+            access,
+        ));
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::deliveries_sqlite::SqliteDeliveries;
 use crate::directory_sqlite::SqliteDirectory;
 use crate::paths::{LocalError, Paths, io};
 use crate::progress_sqlite::SqliteProgressStore;
@@ -18,6 +19,8 @@ pub(super) struct Stores {
     pub idempotency: Arc<SqliteIdempotencyStore>,
     pub progress: Arc<SqliteProgressStore>,
     pub directory: Arc<SqliteDirectory>,
+    /// The delivery log, and the journal of each event's steps.
+    pub deliveries: Arc<SqliteDeliveries>,
 }
 
 /// Open (or create) the secrets, the queues and the idempotency records under `paths`,
@@ -80,11 +83,24 @@ pub(super) async fn open(
         .map_err(|e| io("cannot open the progress read model", &paths.progress, e))?;
     let directory = SqliteDirectory::open(&paths.directory)
         .map_err(|e| io("cannot open the directory", &paths.directory, e))?;
+    let deliveries = SqliteDeliveries::open(
+        &paths.deliveries,
+        okr_consumers::deliveries::DEFAULT_KEEP,
+        okr_consumers::deliveries::DEFAULT_MAX_DELIVERIES,
+    )
+    .map_err(|e| {
+        LocalError::Config(format!(
+            "cannot open {}: {}",
+            paths.deliveries.display(),
+            okr_core::error_chain(&e)
+        ))
+    })?;
     Ok(Stores {
         secrets: Arc::new(secrets),
         queue,
         idempotency: Arc::new(idempotency),
         progress: Arc::new(progress),
         directory: Arc::new(directory),
+        deliveries: Arc::new(deliveries),
     })
 }

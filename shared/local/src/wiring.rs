@@ -62,9 +62,11 @@ pub(super) fn consumers(
         settings: BreakerSettings::scaled(config.retry_base),
         clock: Arc::new(SystemClock),
     };
+    let journal = stores.deliveries.clone();
     let warehouse = WarehouseSink::new(Arc::new(LocalSink::new(&paths.warehouse)))
         .breaking(&breaking, stores.idempotency.clone(), Arc::new(NoMetrics))
-        .retrying(retries.clone());
+        .retrying(retries.clone())
+        .journaling(journal.clone());
     let notifier = SlackNotifier::new(
         slack_poster(
             &http,
@@ -80,13 +82,16 @@ pub(super) fn consumers(
     .with_directory(stores.directory.clone(), Duration::ZERO)
     .guarded(VISIBILITY, Arc::new(NoMetrics))
     .breaking(&breaking)
-    .retrying(retries.clone());
+    .retrying(retries.clone())
+    .journaling(journal.clone());
     let alerts = alerts(config, stores, &http, email)?
         .breaking(&breaking)
-        .retrying(retries.clone());
+        .retrying(retries.clone())
+        .journaling(journal.clone());
     let projection = ProgressProjection::new(stores.progress.clone(), Thresholds::default())
         .with_directory(stores.directory.clone())
-        .retrying(retries);
+        .retrying(retries)
+        .journaling(journal);
     let breakers = [warehouse.breaker().clone(), notifier.breaker().clone()]
         .into_iter()
         .chain(alerts.breakers())

@@ -1,11 +1,13 @@
 //! `serve`'s delivery log in SQLite: what is recorded comes back newest first through
-//! the filters, and pruning keeps it to its age and its count.
+//! the filters, each event's journey comes back in order, and pruning keeps both to
+//! their age and count.
 
 use std::time::Duration;
 
 use http::HeaderMap;
 use okr_consumers::deliveries::{Delivery, DeliveryLog, Filter};
 use okr_local::deliveries_sqlite::SqliteDeliveries;
+use okr_pipeline::journal::{Journal, Step};
 use time::macros::datetime;
 
 fn delivery(n: usize, at: time::OffsetDateTime) -> Delivery {
@@ -84,4 +86,60 @@ async fn the_log_lists_newest_first_and_keeps_to_its_age_and_count() {
         .unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].body_bytes, "body 250".len());
+}
+
+#[tokio::test]
+async fn journeys_come_back_in_order_by_type_too_and_are_pruned_with_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deliveries.sqlite");
+    let week = Duration::from_secs(7 * 24 * 3600);
+    // At most 2 deliveries, so at most 20 steps.
+    let log = SqliteDeliveries::open(&path, week, 2).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let step = |event: &str, n: u32, at: time::OffsetDateTime| Step {
+        event_id: event.into(),
+        consumer: "slack".into(),
+        outcome: if n < 25 { "retry" } else { "dead_lettered" }.into(),
+        time: at,
+        attempt: n,
+        detail: format!("attempt {n}"),
+        replay: None,
+    };
+    // An old event's steps, then 25 of a new one's, written in two batches.
+    log.append(vec![step("evt_old", 1, now - time::Duration::days(8))])
+        .await;
+    log.append((1..=20).map(|n| step("evt_new", n, now)).collect())
+        .await;
+    log.append((21..=25).map(|n| step("evt_new", n, now)).collect())
+        .await;
+    let journey = log.journey("evt_new").await.unwrap();
+    let attempts: Vec<u32> = journey.iter().map(|s| s.attempt).collect();
+    assert_eq!(attempts, (1..=25).collect::<Vec<_>>());
+    assert_eq!(journey[24].outcome, "dead_lettered");
+    assert_eq!(log.journey("evt_old").await.unwrap().len(), 1);
+    log.prune(now).await.unwrap();
+    assert!(
+        log.journey("evt_old").await.unwrap().is_empty(),
+        "older than kept"
+    );
+    let kept = log.journey("evt_new").await.unwrap();
+    assert_eq!(kept.len(), 20, "ten steps a delivery");
+    assert_eq!(kept[0].attempt, 6, "the oldest went first");
+
+    // Deliveries by the type of event they became.
+    let mut hire = delivery(1, now);
+    hire.event_type = Some("employee.created".into());
+    let mut update = delivery(2, now);
+    update.event_type = Some("key_result.progress_updated".into());
+    log.record(&hire).await.unwrap();
+    log.record(&update).await.unwrap();
+    let found = log
+        .list(&Filter {
+            event_type: Some("employee.created".into()),
+            ..Filter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].event_id.as_deref(), Some("evt_1"));
 }

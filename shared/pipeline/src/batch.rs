@@ -19,8 +19,9 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use futures::StreamExt;
 use tracing::Instrument;
 
+use crate::journal::{Journey, Step};
 use crate::outbound::DeliveryError;
-use crate::retry::{Failure, Retries};
+use crate::retry::{Failure, MAX_RECEIVE_COUNT, Retries};
 use okr_core::event::Event;
 
 /// What went wrong with one record; logged, never returned to SQS.
@@ -71,19 +72,26 @@ pub fn decode(message: &SqsMessage) -> Result<Event, DecodeError> {
     Ok(event)
 }
 
-/// Collects the failures of one batch, and sets when each is seen again.
+/// Collects the outcomes of one batch: sets when each failed record is seen again, and
+/// writes each event's steps to its journey.
 #[derive(Debug)]
 pub struct BatchReport {
     batch_size: usize,
     /// Each record's receipt handle and receive count, by message id.
     records: HashMap<String, (Option<String>, u32)>,
-    failures: Vec<(String, Failure)>,
+    /// The event each decoded record carries, and the replay that sent it again, by
+    /// message id.
+    events: HashMap<String, (String, Option<String>)>,
+    /// Each failure, and why (for its step).
+    failures: Vec<(String, Failure, String)>,
     unreportable: usize,
+    journey: Journey,
+    steps: Vec<Step>,
 }
 
 impl BatchReport {
-    /// A report on `batch`.
-    pub fn new(batch: &SqsEvent) -> Self {
+    /// A report on `batch`, recording its events' steps in `journey`.
+    pub fn new(batch: &SqsEvent, journey: &Journey) -> Self {
         BatchReport {
             batch_size: batch.records.len(),
             records: batch
@@ -94,8 +102,11 @@ impl BatchReport {
                     Some((id, (r.receipt_handle.clone(), receive_count(r))))
                 })
                 .collect(),
+            events: HashMap::new(),
             failures: Vec::new(),
             unreportable: 0,
+            journey: journey.clone(),
+            steps: Vec::new(),
         }
     }
 
@@ -103,7 +114,12 @@ impl BatchReport {
     /// refused (no retry can make it one), and this answers `None`.
     pub fn decode(&mut self, message: &SqsMessage) -> Option<Event> {
         match decode(message) {
-            Ok(event) => Some(event),
+            Ok(event) => {
+                if let Some(id) = &message.message_id {
+                    self.events.insert(id.clone(), ids_of(&event));
+                }
+                Some(event)
+            }
             Err(error) => {
                 let message_id = message.message_id.as_deref().unwrap_or("none");
                 tracing::error!(message_id = %message_id, error = %error, "record is not an event");
@@ -115,15 +131,38 @@ impl BatchReport {
 
     /// Record that the message `message_id` failed, and how.
     pub fn fail(&mut self, message_id: Option<&str>, failure: Failure) {
+        self.fail_because(message_id, failure, String::new());
+    }
+
+    /// Record that the message `message_id` failed, how, and why (for its event's
+    /// journey: a text naming no person and no secret, such as a [`DeliveryError`]'s).
+    pub fn fail_because(&mut self, message_id: Option<&str>, failure: Failure, why: String) {
         match message_id {
-            Some(id) => self.failures.push((id.to_owned(), failure)),
+            Some(id) => self.failures.push((id.to_owned(), failure, why)),
             None => self.unreportable += 1,
         }
     }
 
+    /// Record what became of the message `message_id`'s event when it did not fail
+    /// (`posted`, `skipped`, `stored`...), for its journey.
+    pub fn done(&mut self, message_id: Option<&str>, outcome: &str, detail: String) {
+        let Some(id) = message_id else { return };
+        let Some((event_id, replay)) = self.events.get(id) else {
+            return;
+        };
+        let attempt = self.records.get(id).map_or(1, |(_, count)| *count);
+        let step = self
+            .journey
+            .step((event_id, replay.as_deref()), attempt, outcome, detail);
+        self.steps.push(step);
+    }
+
     /// How many records failed as `failure` so far.
     pub fn count(&self, failure: Failure) -> usize {
-        self.failures.iter().filter(|(_, f)| *f == failure).count()
+        self.failures
+            .iter()
+            .filter(|(_, f, _)| *f == failure)
+            .count()
     }
 
     /// Hide each failed record for its wait (see [`Retries`]), then answer
@@ -134,16 +173,26 @@ impl BatchReport {
     /// The waits are set within the time left before `deadline` (the invocation's, when
     /// the handler has one); those not set by then come back after the visibility timeout.
     pub async fn finish(
-        self,
+        mut self,
         retries: &Retries,
         deadline: Option<tokio::time::Instant>,
     ) -> Result<SqsBatchResponse, BatchFailure> {
         if self.unreportable > 0 {
+            self.journey.record_all(self.steps).await;
             return Err(BatchFailure::Unreportable(self.unreportable));
         }
         let all_failed = self.batch_size > 0 && self.failures.len() == self.batch_size;
-        self.defer_failures(retries, deadline).await;
-        if all_failed && self.failures.iter().all(|(_, f)| *f == Failure::HeldBack) {
+        let waits = self.waits(retries);
+        let mut steps = std::mem::take(&mut self.steps);
+        steps.extend(self.failure_steps(&waits));
+        self.journey.record_all(steps).await;
+        defer_failures(&waits, retries, deadline).await;
+        if all_failed
+            && self
+                .failures
+                .iter()
+                .all(|(_, f, _)| *f == Failure::HeldBack)
+        {
             return Err(BatchFailure::DestinationDown(self.batch_size));
         }
         if all_failed {
@@ -156,7 +205,7 @@ impl BatchReport {
         response.batch_item_failures = self
             .failures
             .into_iter()
-            .map(|(id, _)| {
+            .map(|(id, _, _)| {
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = id;
                 failure
@@ -165,42 +214,123 @@ impl BatchReport {
         Ok(response)
     }
 
-    /// Set each failure's wait, all at once (each call bounded by its client's
-    /// timeouts), within the time left before `deadline`.
-    async fn defer_failures(&self, retries: &Retries, deadline: Option<tokio::time::Instant>) {
-        let deferrals = self.failures.iter().filter_map(|(id, failure)| {
-            let (Some(receipt), count) = self.records.get(id)? else {
-                return None;
-            };
-            let delay = retries.schedule.delay(*failure, *count, rand::random());
-            Some(async move {
-                match retries.defer.defer(receipt, delay).await {
-                    Ok(()) => {
-                        tracing::info!(message_id = %id, ?failure, receive_count = count, delay_s = delay.as_secs(), "record deferred")
-                    }
-                    Err(error) => {
-                        tracing::warn!(message_id = %id, error = %okr_core::error_chain(error.as_ref()), "could not defer the record; it returns after the visibility timeout")
-                    }
-                }
+    /// Each failed record's receipt, receive count and wait (see [`Retries`]).
+    fn waits(&self, retries: &Retries) -> Vec<Wait> {
+        self.failures
+            .iter()
+            .filter_map(|(id, failure, why)| {
+                let (receipt, count) = self.records.get(id)?;
+                Some(Wait {
+                    message_id: id.clone(),
+                    receipt: receipt.clone(),
+                    failure: *failure,
+                    why: why.clone(),
+                    count: *count,
+                    delay: retries.schedule.delay(*failure, *count, rand::random()),
+                })
             })
-        });
-        let deferrals = futures::future::join_all(deferrals);
-        let left = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
-        match left {
-            Some(left) => {
-                let margin = std::time::Duration::from_millis(100);
-                if tokio::time::timeout(left.saturating_sub(margin), deferrals)
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!(
-                        "no time left to defer every failed record; the rest return after the visibility timeout"
-                    );
+            .collect()
+    }
+
+    /// The journey's step of each failed record whose event is known: `dead_lettered`
+    /// on the last receive, else `held` (its breaker open), `refused` or `retry`, with
+    /// why and the wait.
+    fn failure_steps(&self, waits: &[Wait]) -> Vec<Step> {
+        waits
+            .iter()
+            .filter_map(|wait| {
+                let (event_id, replay) = self.events.get(&wait.message_id)?;
+                let failure = &wait.failure;
+                let why = match (wait.why.as_str(), failure) {
+                    ("", Failure::HeldBack) => "its destination's circuit breaker is open",
+                    ("", Failure::Refused) => "refused",
+                    ("", Failure::Transient) => "not done in this attempt",
+                    (why, _) => why,
+                };
+                let (outcome, detail) = if wait.count >= MAX_RECEIVE_COUNT {
+                    (
+                        "dead_lettered",
+                        format!(
+                            "{why}; receive {} of {MAX_RECEIVE_COUNT}: to the dead-letter queue",
+                            wait.count
+                        ),
+                    )
+                } else {
+                    let outcome = match failure {
+                        Failure::HeldBack => "held",
+                        Failure::Refused => "refused",
+                        Failure::Transient => "retry",
+                    };
+                    (
+                        outcome,
+                        format!("{why}; again in {}", wait_text(wait.delay)),
+                    )
+                };
+                let event = (event_id.as_str(), replay.as_deref());
+                Some(self.journey.step(event, wait.count, outcome, detail))
+            })
+            .collect()
+    }
+}
+
+/// One failed record's wait.
+#[derive(Debug)]
+struct Wait {
+    message_id: String,
+    receipt: Option<String>,
+    failure: Failure,
+    why: String,
+    count: u32,
+    delay: std::time::Duration,
+}
+
+/// A wait as a person says it: `45 s`, `4 min`, `2 h`.
+fn wait_text(delay: std::time::Duration) -> String {
+    let s = delay.as_secs();
+    if s == 0 {
+        format!("{} ms", delay.as_millis())
+    } else if s < 120 {
+        format!("{s} s")
+    } else if s < 2 * 3600 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{} h", s / 3600)
+    }
+}
+
+/// Set each failure's wait, all at once (each call bounded by its client's timeouts),
+/// within the time left before `deadline`.
+async fn defer_failures(waits: &[Wait], retries: &Retries, deadline: Option<tokio::time::Instant>) {
+    let deferrals = waits.iter().filter_map(|wait| {
+        let receipt = wait.receipt.as_deref()?;
+        let (id, failure, count, delay) = (&wait.message_id, wait.failure, wait.count, wait.delay);
+        Some(async move {
+            match retries.defer.defer(receipt, delay).await {
+                Ok(()) => {
+                    tracing::info!(message_id = %id, ?failure, receive_count = count, delay_s = delay.as_secs(), "record deferred")
+                }
+                Err(error) => {
+                    tracing::warn!(message_id = %id, error = %okr_core::error_chain(error.as_ref()), "could not defer the record; it returns after the visibility timeout")
                 }
             }
-            None => {
-                deferrals.await;
+        })
+    });
+    let deferrals = futures::future::join_all(deferrals);
+    let left = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+    match left {
+        Some(left) => {
+            let margin = std::time::Duration::from_millis(100);
+            if tokio::time::timeout(left.saturating_sub(margin), deferrals)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "no time left to defer every failed record; the rest return after the visibility timeout"
+                );
             }
+        }
+        None => {
+            deferrals.await;
         }
     }
 }
@@ -209,45 +339,60 @@ impl BatchReport {
 /// span keyed by its message id. Records that do not decode (refused: waiting will not
 /// help), and records whose handler fails (refused when a destination refused them, else
 /// transient), are reported as failures; finish the report to answer SQS.
-pub async fn for_each_event<F, Fut>(event: SqsEvent, concurrency: usize, handler: F) -> BatchReport
+pub async fn for_each_event<F, Fut>(
+    event: SqsEvent,
+    concurrency: usize,
+    journey: &Journey,
+    handler: F,
+) -> BatchReport
 where
     F: Fn(Event, RecordContext) -> Fut,
     Fut: Future<Output = Result<(), RecordError>>,
 {
-    let mut report = BatchReport::new(&event);
+    let mut report = BatchReport::new(&event, journey);
     let handler = &handler;
-    let outcomes: Vec<(Option<String>, Option<Failure>)> = futures::stream::iter(event.records)
+    type Outcome = (
+        Option<String>,
+        Option<(String, Option<String>)>,
+        Option<(Failure, String)>,
+    );
+    let outcomes: Vec<Outcome> = futures::stream::iter(event.records)
         .map(|message| {
             let message_id = message.message_id.clone();
             let span = tracing::info_span!("record", message_id = message_id.as_deref().unwrap_or("none"));
             let context = RecordContext { receive_count: receive_count(&message) };
             let work = async move {
-                let failure = match decode(&message) {
+                let (event_id, failure) = match decode(&message) {
                     Ok(event) => {
+                        let ids = ids_of(&event);
                         let event_id = event.id.clone();
-                        match handler(event, context).await {
+                        let failure = match handler(event, context).await {
                             Ok(()) => None,
                             Err(error) => {
                                 tracing::warn!(event_id = %event_id, error = %error, "record failed");
-                                Some(failure_of(error.as_ref()))
+                                Some((failure_of(error.as_ref()), why_of(error.as_ref())))
                             }
-                        }
+                        };
+                        (Some(ids), failure)
                     }
                     Err(error) => {
                         tracing::error!(error = %error, "record is not an event");
-                        Some(Failure::Refused)
+                        (None, Some((Failure::Refused, String::new())))
                     }
                 };
-                (message_id, failure)
+                (message_id, event_id, failure)
             };
             work.instrument(span)
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    for (message_id, failure) in outcomes {
-        if let Some(failure) = failure {
-            report.fail(message_id.as_deref(), failure);
+    for (message_id, ids, failure) in outcomes {
+        if let (Some(message_id), Some(ids)) = (&message_id, ids) {
+            report.events.insert(message_id.clone(), ids);
+        }
+        if let Some((failure, why)) = failure {
+            report.fail_because(message_id.as_deref(), failure, why);
         }
     }
     report
@@ -260,6 +405,24 @@ pub fn failure_of(error: &(dyn std::error::Error + 'static)) -> Failure {
         Some(error) if error.is_refusal() => Failure::Refused,
         Some(error) if error.is_held_back() => Failure::HeldBack,
         _ => Failure::Transient,
+    }
+}
+
+/// An event's id, and the replay that sent it again (if any).
+fn ids_of(event: &Event) -> (String, Option<String>) {
+    (
+        event.id.clone(),
+        event.replay.as_ref().map(|r| r.name.clone()),
+    )
+}
+
+/// Why a record failed, for its journey: a [`DeliveryError`]'s summary (its service
+/// and status, never a URL or a key), else nothing (the step says it was not done, or,
+/// held back, that the breaker is open).
+pub fn why_of(error: &(dyn std::error::Error + 'static)) -> String {
+    match error.downcast_ref::<DeliveryError>() {
+        Some(error) if !error.is_held_back() => error.summary(),
+        _ => String::new(),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod breaker;
 pub mod config;
 pub mod idempotency;
+pub mod journal;
 pub mod metrics;
 pub mod outbound;
 pub mod queue;

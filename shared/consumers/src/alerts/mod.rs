@@ -37,12 +37,13 @@ use tokio::time::Instant;
 use destinations::Destination;
 pub use destinations::{Destinations, EmailAlerts};
 use okr_core::event::Event;
-use okr_core::rules::{Assessment, Thresholds, assess};
+use okr_core::rules::{Assessment, Rule, Thresholds, assess};
 use okr_pipeline::batch::{BatchFailure, RecordError, failure_of, for_each_event};
 use okr_pipeline::breaker::{Breaker, BreakerConfig};
 use okr_pipeline::idempotency::CONSUMER_AWS_CALL;
 use okr_pipeline::idempotency::guard::{Guard, short_hold};
 use okr_pipeline::idempotency::{Claim, IdempotencyStore, StateStore, StateWrite};
+use okr_pipeline::journal::{Journal, Journey};
 use okr_pipeline::metrics::{MetricsSink, NoMetrics};
 use okr_pipeline::outbound::SEND_BUDGET;
 use okr_pipeline::outbound::pagerduty::Action;
@@ -90,6 +91,7 @@ pub struct ProgressAlerts {
     window: Duration,
     retries: Retries,
     metrics: Arc<dyn MetricsSink>,
+    journey: Journey,
 }
 
 impl ProgressAlerts {
@@ -108,7 +110,14 @@ impl ProgressAlerts {
             window,
             retries: Retries::default(),
             metrics: Arc::new(NoMetrics),
+            journey: Journey::logged(okr_core::routing::Consumer::Alerts.as_str()),
         }
+    }
+
+    /// Record each event's steps in `journal` (by default, as log lines).
+    pub fn journaling(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journey = self.journey.writing_to(journal);
+        self
     }
 
     /// Make its destinations' circuit breakers by `config` (their state in the
@@ -170,8 +179,10 @@ impl ProgressAlerts {
         batch: SqsEvent,
         deadline: Instant,
     ) -> Result<SqsBatchResponse, BatchFailure> {
-        let report =
-            for_each_event(batch, CONCURRENCY, |event, _| self.process(event, deadline)).await;
+        let report = for_each_event(batch, CONCURRENCY, &self.journey, |event, context| {
+            self.process(event, context.receive_count, deadline)
+        })
+        .await;
         for destination in &self.destinations {
             let deferred = destination.held_back.swap(0, Ordering::Relaxed);
             let metric = destination.breaker.metric(deferred);
@@ -180,14 +191,22 @@ impl ProgressAlerts {
         report.finish(&self.retries, Some(deadline)).await
     }
 
-    async fn process(&self, event: Event, deadline: Instant) -> Result<(), RecordError> {
+    async fn process(
+        &self,
+        event: Event,
+        attempt: u32,
+        deadline: Instant,
+    ) -> Result<(), RecordError> {
+        let skipped = |why: &str| self.journey.record(&event, attempt, "skipped", why.into());
         if !matches!(event.entity.kind.as_str(), "key_result" | "objective") {
+            skipped("not an objective or a key result").await;
             return Ok(());
         }
         let Some(entity_id) = event.entity.id.as_deref() else {
             // No id, no dedup key: one key result's alert would suppress or resolve
             // another's. Nothing can be alerted on it; acknowledged on purpose.
             tracing::warn!(event_id = %event.id, outcome = "no_entity_id", "a key result without an id cannot be alerted on");
+            skipped("a key result without an id cannot be alerted on").await;
             return Ok(());
         };
         if let Some(held) = self.all_held_back(deadline).await {
@@ -219,13 +238,21 @@ impl ProgressAlerts {
             .checked_sub(2 * CONSUMER_AWS_CALL)
             .unwrap_or(deadline);
         let mut outcome = Ok(());
+        let mut sent = 0;
         for destination in &self.destinations {
             let applied = if Instant::now() < sends_deadline {
-                self.apply(destination, &event, &entity, &assessment, sends_deadline)
-                    .await
+                self.apply(
+                    destination,
+                    (&event, attempt),
+                    &entity,
+                    &assessment,
+                    sends_deadline,
+                )
+                .await
             } else {
                 Err("no time left in this invocation; retry later".into())
             };
+            let applied = applied.map(|n| sent += n);
             // The record's failure is a refusal only if no destination failed otherwise:
             // one that is down must have its retries.
             if outcome.is_ok() || (refused(&outcome) && applied.is_err() && !refused(&applied)) {
@@ -237,6 +264,10 @@ impl ProgressAlerts {
         if !matches!(released, Ok(Ok(()))) {
             tracing::error!(key = %lock, "could not release the key result; it frees itself when the claim lapses");
         }
+        if outcome.is_ok() && sent == 0 {
+            let detail = "no alert opens or resolves".into();
+            self.journey.record(&event, attempt, "judged", detail).await;
+        }
         outcome
     }
 
@@ -244,15 +275,17 @@ impl ProgressAlerts {
     /// opens or resolves (by `deadline`), then store the new state unless another update
     /// changed it meanwhile (then judge again: the sends already made are not repeated).
     /// A state that cannot be stored fails the record: its retry finds each send made
-    /// (claimed per event) and stores the state then.
+    /// (claimed per event) and stores the state then. Answers how many sends it made,
+    /// each a step of the event's journey (`opened` or `resolved`).
     async fn apply(
         &self,
         destination: &Destination,
-        event: &Event,
+        (event, attempt): (&Event, u32),
         entity: &str,
         assessment: &Assessment,
         deadline: Instant,
-    ) -> Result<(), RecordError> {
+    ) -> Result<usize, RecordError> {
+        let mut sent = 0;
         let scope = event.key_scope();
         let key = format!("{scope}alert-state:{}:{entity}", destination.name());
         for _ in 0..STATE_ATTEMPTS {
@@ -264,7 +297,7 @@ impl ProgressAlerts {
             };
             let Some((changes, next)) = state.apply(event, assessment, self.window) else {
                 tracing::info!(event_id = %event.id, destination = destination.breaker_name(), outcome = "late", "applied already, or older than the newest update applied; no alert changes");
-                return Ok(());
+                return Ok(sent);
             };
             for (rule, action) in changes {
                 let sends = destination
@@ -276,12 +309,18 @@ impl ProgressAlerts {
                         Action::Resolve => "resolve",
                     };
                     let claim = format!("{scope}{prefix}:{to}:event:{}:{rule}", event.id);
-                    self.once(claim, deadline, event, rule, (destination, send))
-                        .await?;
+                    if self
+                        .once(claim, deadline, event, rule, (destination, send))
+                        .await?
+                    {
+                        sent += 1;
+                        let (outcome, detail) = step_of(action, rule, &to);
+                        self.journey.record(event, attempt, outcome, detail).await;
+                    }
                 }
             }
             if next == state {
-                return Ok(());
+                return Ok(sent);
             }
             let value = serde_json::to_string(&next)?;
             let expected = stored.map(|stored| stored.version);
@@ -296,10 +335,24 @@ impl ProgressAlerts {
                 })
                 .await?
             {
-                return Ok(());
+                return Ok(sent);
             }
             tracing::info!(event_id = %event.id, destination = destination.breaker_name(), "the key result's alert state changed meanwhile; judging again");
         }
         Err("the key result's alert state kept changing; retry later".into())
     }
+}
+
+/// A send's step: `opened` or `resolved`, with the rule and where to (an email's
+/// recipient by id, never by address).
+fn step_of(action: Action, rule: Rule, to: &str) -> (&'static str, String) {
+    let outcome = match action {
+        Action::Trigger => "opened",
+        Action::Resolve => "resolved",
+    };
+    let detail = match to.strip_prefix("email:") {
+        Some(id) => format!("{rule}: emailed {id}"),
+        None => format!("{rule}: to {to}"),
+    };
+    (outcome, detail)
 }

@@ -33,7 +33,7 @@ impl ProgressAlerts {
     /// Send once per `key`, through the guard. A key done before means the send was
     /// made: nothing to do. A key another delivery holds, or a send that failed or could
     /// not start, fails the record, so SQS retries it (a refusal eventually reaches the
-    /// dead-letter queue).
+    /// dead-letter queue). Answers whether it sent now.
     pub(super) async fn once(
         &self,
         key: String,
@@ -41,13 +41,13 @@ impl ProgressAlerts {
         event: &Event,
         rule: Rule,
         (destination, send): (&Destination, Send),
-    ) -> Result<(), RecordError> {
+    ) -> Result<bool, RecordError> {
         let send_once = async {
             let held = match self.guard.claim(key, &event.id, deadline).await {
                 Claimed::Held(held) => held,
                 Claimed::Done => {
                     tracing::info!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, outcome = "suppressed", "already sent");
-                    return (Ok(()), Outcome::NotSent);
+                    return (Ok(false), Outcome::NotSent);
                 }
                 Claimed::Busy => {
                     let busy: RecordError = "another delivery holds this alert; retry later".into();
@@ -62,10 +62,10 @@ impl ProgressAlerts {
                 .run(&[held], Duration::ZERO, deadline, || send.deliver(deadline))
                 .await;
             let outcome = Outcome::of_ran(&ran);
-            let result: Result<(), RecordError> = match ran {
+            let result: Result<bool, RecordError> = match ran {
                 Ran::Done => {
                     tracing::info!(event_id = %event.id, destination = destination.breaker_name(), rule = %rule, outcome = "sent", "alert sent");
-                    Ok(())
+                    Ok(true)
                 }
                 Ran::Failed(error) => {
                     if error.is_refusal() {

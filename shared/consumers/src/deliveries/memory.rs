@@ -5,11 +5,20 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{Delivery, DeliveryLog, DeliveryLogError, Filter};
+use okr_pipeline::journal::{Journal, MemoryJournal, Step};
 
-/// The deliveries recorded, oldest first.
+/// The deliveries recorded, oldest first, and the journeys' steps.
 #[derive(Debug, Default)]
 pub struct MemoryDeliveries {
     kept: Mutex<Vec<Delivery>>,
+    steps: MemoryJournal,
+}
+
+#[async_trait]
+impl Journal for MemoryDeliveries {
+    async fn append(&self, steps: Vec<Step>) {
+        self.steps.append(steps).await;
+    }
 }
 
 impl MemoryDeliveries {
@@ -38,5 +47,9 @@ impl DeliveryLog for MemoryDeliveries {
             .take(filter.limit())
             .cloned()
             .collect())
+    }
+
+    async fn journey(&self, event_id: &str) -> Result<Vec<Step>, DeliveryLogError> {
+        Ok(self.steps.journey(event_id))
     }
 }

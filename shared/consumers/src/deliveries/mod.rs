@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use okr_pipeline::journal::{Journal, Step};
+
 /// How long deliveries are kept by default.
 pub const DEFAULT_KEEP: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 /// How many deliveries are kept at most by default (the oldest go first).
@@ -166,6 +168,8 @@ pub struct Filter {
     pub since: Option<OffsetDateTime>,
     /// The deliveries of this event only.
     pub event_id: Option<String>,
+    /// The deliveries that became an event of this type only.
+    pub event_type: Option<String>,
     /// At most this many, newest first (none: [`DEFAULT_LIST_LIMIT`]).
     pub limit: Option<usize>,
 }
@@ -185,6 +189,10 @@ impl Filter {
                 .event_id
                 .as_ref()
                 .is_none_or(|id| delivery.event_id.as_ref() == Some(id))
+            && self
+                .event_type
+                .as_ref()
+                .is_none_or(|t| delivery.event_type.as_ref() == Some(t))
     }
 
     /// The most it lists.
@@ -205,14 +213,18 @@ impl DeliveryLogError {
     }
 }
 
-/// Where deliveries are kept: SQLite in `serve`, memory in tests.
+/// Where deliveries, and the journeys of the events they became, are kept: SQLite in
+/// `serve`, memory in tests. It is the consumers' journal too.
 #[async_trait]
-pub trait DeliveryLog: Send + Sync {
+pub trait DeliveryLog: Journal {
     /// Keep `delivery` (dropping what is past the log's bounds).
     async fn record(&self, delivery: &Delivery) -> Result<(), DeliveryLogError>;
 
     /// The deliveries `filter` matches, newest first.
     async fn list(&self, filter: &Filter) -> Result<Vec<Delivery>, DeliveryLogError>;
+
+    /// The steps of the event `event_id`'s journey, oldest first.
+    async fn journey(&self, event_id: &str) -> Result<Vec<Step>, DeliveryLogError>;
 }
 
 #[cfg(test)]

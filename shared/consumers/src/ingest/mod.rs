@@ -21,10 +21,11 @@ use crate::deliveries::{Delivery, DeliveryLog};
 use okr_core::endpoints::{Endpoint, Endpoints};
 use okr_core::event::Event;
 use okr_core::normalize::normalize;
-use okr_core::routing::{NotifyRules, route};
+use okr_core::routing::{Consumer, NotifyRules, route};
 use okr_core::signature::{VerifyError, verify};
 use okr_core::signing::SigningSecret;
 use okr_core::source::Source;
+use okr_pipeline::journal::{Journal, Journey};
 use okr_pipeline::metrics::{IngestRecord, MetricsSink};
 use okr_pipeline::queue::{EventQueue, QueueMessage};
 use okr_pipeline::secrets::{Adopted, SecretCache, SecretWriter, fixed};
@@ -74,6 +75,7 @@ pub struct Ingest {
     metrics: Arc<dyn MetricsSink>,
     signature_log: LogLimiter,
     deliveries: Option<Arc<dyn DeliveryLog>>,
+    journey: Journey,
 }
 
 /// What became of an accepted request.
@@ -88,6 +90,8 @@ enum Outcome {
 struct Accepted {
     event: Event,
     duplicate: bool,
+    /// The queues it went to.
+    queues: Vec<Consumer>,
 }
 
 impl Ingest {
@@ -112,7 +116,14 @@ impl Ingest {
             metrics,
             signature_log: LogLimiter::new(SIGNATURE_LOG_INTERVAL),
             deliveries: None,
+            journey: Journey::logged("ingest"),
         }
+    }
+
+    /// Record each accepted event's first step in `journal` (by default, as a log line).
+    pub fn journaling(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journey = self.journey.writing_to(journal);
+        self
     }
 
     /// Record every request, accepted or not, in `log` (the delivery inspector's).
@@ -204,6 +215,20 @@ impl Ingest {
                     outcome = "accepted",
                     "webhook accepted"
                 );
+                let queues: Vec<&str> = accepted.queues.iter().map(|q| q.as_str()).collect();
+                let (step, detail) = match accepted.duplicate {
+                    false => ("enqueued", format!("to {}", queues.join(", "))),
+                    true => (
+                        "duplicate",
+                        format!("already on {} (the sender's retry)", queues.join(", ")),
+                    ),
+                };
+                // At the request's time: before any consumer's step.
+                let mut step = self
+                    .journey
+                    .step((&accepted.event.id, None), 1, step, detail);
+                step.time = now;
+                self.journey.record_all(vec![step]).await;
                 let body = json!({"event_id": accepted.event.id, "duplicate": accepted.duplicate});
                 let record = IngestRecord {
                     source,
@@ -267,8 +292,13 @@ impl Ingest {
         }
         self.verified(endpoint, &headers, &body, now).await?;
         let event = normalize(&endpoint, &headers, &body, now).map_err(Rejection::InvalidBody)?;
-        let duplicate = self.enqueue(&event).await?;
-        Ok(Outcome::Accepted(Box::new(Accepted { event, duplicate })))
+        let queues = route(&event, &self.rules);
+        let duplicate = self.enqueue(&event, &queues).await?;
+        Ok(Outcome::Accepted(Box::new(Accepted {
+            event,
+            duplicate,
+            queues,
+        })))
     }
 
     /// A handshake (Asana's `X-Hook-Secret`): the secret is kept and echoed back, but
@@ -348,12 +378,11 @@ impl Ingest {
     /// Store `event` on every queue it routes to, all at once; true when every queue
     /// already held it (a provider's retry). Slack and the alerts get the event without
     /// the personal data they do not use.
-    async fn enqueue(&self, event: &Event) -> Result<bool, Rejection> {
-        let messages =
-            QueueMessage::routed(event, &route(event, &self.rules)).map_err(|error| {
-                tracing::error!(error = %error, "could not encode the event");
-                Rejection::EnqueueFailed { failures: 1 }
-            })?;
+    async fn enqueue(&self, event: &Event, queues: &[Consumer]) -> Result<bool, Rejection> {
+        let messages = QueueMessage::routed(event, queues).map_err(|error| {
+            tracing::error!(error = %error, "could not encode the event");
+            Rejection::EnqueueFailed { failures: 1 }
+        })?;
         // The whole event is the largest of its messages.
         if messages
             .iter()

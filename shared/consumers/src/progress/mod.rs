@@ -23,6 +23,7 @@ pub use model::{HISTORY, Point, Tracked, is_tracked_kind, key};
 use okr_core::event::Event;
 use okr_core::rules::Thresholds;
 use okr_pipeline::batch::{BatchFailure, BatchReport};
+use okr_pipeline::journal::{Journal, Journey};
 use okr_pipeline::retry::{Failure, Retries};
 
 /// A read model store failed; the text names the store, never an event's content.
@@ -76,6 +77,7 @@ pub struct ProgressProjection {
     directory: Option<Arc<dyn DirectoryStore>>,
     thresholds: Thresholds,
     retries: Retries,
+    journey: Journey,
 }
 
 impl ProgressProjection {
@@ -86,7 +88,14 @@ impl ProgressProjection {
             directory: None,
             thresholds,
             retries: Retries::default(),
+            journey: Journey::logged(okr_core::routing::Consumer::Progress.as_str()),
         }
+    }
+
+    /// Record each event's steps in `journal` (by default, as log lines).
+    pub fn journaling(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journey = self.journey.writing_to(journal);
+        self
     }
 
     /// Also apply HR records (events with a `person`) to the directory in `store`.
@@ -103,7 +112,7 @@ impl ProgressProjection {
 
     /// Handle one SQS batch.
     pub async fn handle(&self, batch: SqsEvent) -> Result<SqsBatchResponse, BatchFailure> {
-        let mut report = BatchReport::new(&batch);
+        let mut report = BatchReport::new(&batch, &self.journey);
         let mut events = Vec::with_capacity(batch.records.len());
         let mut ids = Vec::with_capacity(batch.records.len());
         for record in &batch.records {
@@ -134,19 +143,43 @@ impl ProgressProjection {
             for (event, (event_id, id)) in events.iter().zip(&ids) {
                 if event.person.is_some() {
                     tracing::warn!(event_id = %event_id, error = %error, "could not apply the HR record to the directory");
-                    report.fail(id.as_deref(), Failure::Transient);
+                    report.fail_because(
+                        id.as_deref(),
+                        Failure::Transient,
+                        "the directory could not be written".into(),
+                    );
                 }
             }
         }
+        let hr: Vec<bool> = events.iter().map(|e| e.person.is_some()).collect();
         let outcomes = self.store.apply(events, &self.thresholds).await;
         let mut changed = 0;
-        for ((event_id, id), outcome) in ids.iter().zip(outcomes) {
+        for (((event_id, id), outcome), person) in ids.iter().zip(outcomes).zip(hr) {
+            let directory = match person && self.directory.is_some() {
+                true => "; the directory updated",
+                false => "",
+            };
+            if person && people.is_err() {
+                // Failed above: its retry applies it again.
+                continue;
+            }
             match outcome {
-                Ok(true) => changed += 1,
-                Ok(false) => {}
+                Ok(true) => {
+                    changed += 1;
+                    let detail = format!("the read model changed{directory}");
+                    report.done(id.as_deref(), "applied", detail);
+                }
+                Ok(false) => {
+                    let detail = format!("nothing new for the read model{directory}");
+                    report.done(id.as_deref(), "applied", detail);
+                }
                 Err(error) => {
                     tracing::warn!(event_id = %event_id, error = %okr_core::error_chain(&error), "could not apply the event");
-                    report.fail(id.as_deref(), Failure::Transient);
+                    report.fail_because(
+                        id.as_deref(),
+                        Failure::Transient,
+                        "the read model could not be written".into(),
+                    );
                 }
             }
         }

@@ -17,6 +17,7 @@ use okr_pipeline::batch::{BatchFailure, BatchReport, failure_of};
 use okr_pipeline::breaker::{Breaker, BreakerConfig, Outcome, SLACK};
 use okr_pipeline::idempotency::IdempotencyStore;
 use okr_pipeline::idempotency::guard::{Claimed, Guard, Held, Ran};
+use okr_pipeline::journal::{Journal, Journey};
 use okr_pipeline::metrics::{MetricsSink, NoMetrics};
 use okr_pipeline::outbound::slack::{SlackMessage, SlackPoster};
 use okr_pipeline::outbound::{DeliveryError, MIN_INTERVAL, Service, deliver};
@@ -40,6 +41,7 @@ pub struct SlackNotifier {
     retries: Retries,
     breaker: Arc<Breaker>,
     metrics: Arc<dyn MetricsSink>,
+    journey: Journey,
 }
 
 /// The notifier's name in metrics.
@@ -73,7 +75,14 @@ impl SlackNotifier {
             min_interval: MIN_INTERVAL,
             retries: Retries::default(),
             metrics: Arc::new(NoMetrics),
+            journey: Journey::logged(okr_core::routing::Consumer::Slack.as_str()),
         }
+    }
+
+    /// Record each event's steps in `journal` (by default, as log lines).
+    pub fn journaling(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journey = self.journey.writing_to(journal);
+        self
     }
 
     /// Name the owner's department from `directory` in each message, reading it again
@@ -140,7 +149,7 @@ impl SlackNotifier {
         batch: SqsEvent,
         deadline: Instant,
     ) -> Result<SqsBatchResponse, BatchFailure> {
-        let mut report = BatchReport::new(&batch);
+        let mut report = BatchReport::new(&batch, &self.journey);
         let notable = self.notable(batch, &mut report);
         if notable.is_empty() {
             return report.finish(&self.retries, Some(deadline)).await;
@@ -149,7 +158,11 @@ impl SlackNotifier {
         if let Some(open) = self.breaker.holding(Some(deadline)).await {
             for (message_id, event) in &notable {
                 tracing::info!(event_id = %event.id, destination = SLACK, open_for_s = open.open_for.as_secs(), outcome = "deferred", "Slack's circuit breaker is open; not posting now");
-                report.fail(message_id.as_deref(), Failure::HeldBack);
+                report.fail_because(
+                    message_id.as_deref(),
+                    Failure::HeldBack,
+                    "Slack's circuit breaker is open".into(),
+                );
             }
             deferred = notable.len();
         } else {
@@ -195,6 +208,11 @@ impl SlackNotifier {
                 notable.push((record.message_id, event));
             } else {
                 tracing::info!(event_id = %event.id, destination = SLACK, r#type = %event.event_type, outcome = "no_rule", "nothing to post");
+                report.done(
+                    record.message_id.as_deref(),
+                    "skipped",
+                    format!("no rule posts {}", event.event_type),
+                );
             }
         }
         notable
@@ -218,12 +236,21 @@ impl SlackNotifier {
                 Claimed::Held(held) => claimed.push((message_id, event, held)),
                 Claimed::Done => {
                     tracing::info!(event_id = %event.id, destination = SLACK, outcome = "already_posted", "posted before; skipping");
+                    report.done(message_id.as_deref(), "skipped", "posted before".into());
                 }
                 Claimed::Busy => {
                     tracing::info!(event_id = %event.id, destination = SLACK, outcome = "in_progress", "another delivery is posting it; retry later");
-                    report.fail(message_id.as_deref(), Failure::Transient);
+                    report.fail_because(
+                        message_id.as_deref(),
+                        Failure::Transient,
+                        "another delivery is posting it".into(),
+                    );
                 }
-                Claimed::Failed(_) => report.fail(message_id.as_deref(), Failure::Transient),
+                Claimed::Failed(_) => report.fail_because(
+                    message_id.as_deref(),
+                    Failure::Transient,
+                    "the idempotency store did not answer".into(),
+                ),
             }
         }
         claimed
@@ -248,6 +275,7 @@ impl SlackNotifier {
                 (digest_message(&events), "digest")
             }
         };
+        let size = group.len();
         let (records, claims): (Vec<_>, Vec<Held>) = group
             .into_iter()
             .map(|(message_id, event, held)| ((message_id, event), held))
@@ -264,6 +292,11 @@ impl SlackNotifier {
             match &ran {
                 Ran::Done => {
                     tracing::info!(event_id = %event.id, destination = SLACK, r#type = %event.event_type, outcome = "posted", kind, "posted to Slack");
+                    let detail = match size {
+                        1 => "one message".to_owned(),
+                        n => format!("in a digest of {n} events"),
+                    };
+                    report.done(message_id.as_deref(), "posted", detail);
                     continue;
                 }
                 Ran::Failed(error) if error.is_refusal() => {
@@ -277,7 +310,11 @@ impl SlackNotifier {
                 }
             }
             if let Some(failure) = failure {
-                report.fail(message_id.as_deref(), failure);
+                let why = match &ran {
+                    Ran::Failed(error) => okr_pipeline::batch::why_of(error),
+                    _ => "not posted in this invocation".to_owned(),
+                };
+                report.fail_because(message_id.as_deref(), failure, why);
             }
         }
         Posted {
@@ -334,7 +371,11 @@ impl SlackNotifier {
             self.guard
                 .release(std::slice::from_ref(held), deadline)
                 .await;
-            report.fail(message_id.as_deref(), failure);
+            report.fail_because(
+                message_id.as_deref(),
+                failure,
+                "not posted in this invocation".into(),
+            );
         }
     }
 

@@ -33,6 +33,7 @@ use okr_pipeline::batch::{BatchFailure, BatchReport};
 use okr_pipeline::breaker::{Breaker, BreakerConfig, BreakerOpen, Outcome};
 use okr_pipeline::idempotency::StateStore;
 use okr_pipeline::idempotency::memory::MemoryIdempotencyStore;
+use okr_pipeline::journal::{Journal, Journey};
 use okr_pipeline::metrics::{MetricsSink, NoMetrics};
 use okr_pipeline::retry::{Failure, Retries};
 
@@ -104,6 +105,7 @@ pub struct WarehouseSink {
     retries: Retries,
     breaker: Arc<Breaker>,
     metrics: Arc<dyn MetricsSink>,
+    journey: Journey,
 }
 
 /// The sink's name in metrics.
@@ -121,7 +123,14 @@ impl WarehouseSink {
             retries: Retries::default(),
             breaker: BreakerConfig::default().breaker(DESTINATION, store),
             metrics: Arc::new(NoMetrics),
+            journey: Journey::logged(okr_core::routing::Consumer::Warehouse.as_str()),
         }
+    }
+
+    /// Record each event's steps in `journal` (by default, as log lines).
+    pub fn journaling(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journey = self.journey.writing_to(journal);
+        self
     }
 
     /// Make its circuit breaker by `config`, its state shared through `store`, and
@@ -151,7 +160,7 @@ impl WarehouseSink {
     /// Write one SQS batch. A record that does not decode fails alone; a failed write
     /// fails every record of that object; the others are acknowledged once written.
     pub async fn handle(&self, batch: SqsEvent) -> Result<SqsBatchResponse, BatchFailure> {
-        let mut report = BatchReport::new(&batch);
+        let mut report = BatchReport::new(&batch, &self.journey);
         let mut partitions: BTreeMap<Place, Partition> = BTreeMap::new();
         // Records are consumed one by one: each body is dropped once it is compressed.
         for message in batch.records {
@@ -214,7 +223,11 @@ impl WarehouseSink {
                 "the warehouse's circuit breaker is open; not writing now"
             );
             for id in partitions.values().flat_map(|p| &p.message_ids) {
-                report.fail(Some(id), Failure::HeldBack);
+                report.fail_because(
+                    Some(id),
+                    Failure::HeldBack,
+                    "the warehouse's circuit breaker is open".into(),
+                );
                 deferred += 1;
             }
             return deferred;
@@ -222,28 +235,33 @@ impl WarehouseSink {
         let writes = partitions
             .into_iter()
             .map(|(place, partition)| self.write(place, partition));
-        for (written, message_ids) in futures::future::join_all(writes).await {
-            if let Err(error) = written {
-                let failure = if error.source.is::<BreakerOpen>() {
-                    deferred += message_ids.len();
-                    Failure::HeldBack
-                } else {
-                    Failure::Transient
-                };
+        for (written, key, message_ids) in futures::future::join_all(writes).await {
+            let Err(error) = written else {
                 for id in &message_ids {
-                    report.fail(Some(id), failure);
+                    report.done(Some(id), "stored", key.clone());
                 }
+                continue;
+            };
+            let (failure, why) = if error.source.is::<BreakerOpen>() {
+                deferred += message_ids.len();
+                (Failure::HeldBack, "the warehouse's circuit breaker is open")
+            } else {
+                (Failure::Transient, "the warehouse write failed")
+            };
+            for id in &message_ids {
+                report.fail_because(Some(id), failure, why.into());
             }
         }
         deferred
     }
 
-    /// Write one partition's object through the breaker; its message ids either way.
+    /// Write one partition's object through the breaker; its key and message ids either
+    /// way.
     async fn write(
         &self,
         (replay, date): Place,
         partition: Partition,
-    ) -> (Result<(), SinkError>, Vec<String>) {
+    ) -> (Result<(), SinkError>, String, Vec<String>) {
         let first = partition
             .first_received
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
@@ -287,6 +305,6 @@ impl WarehouseSink {
                 tracing::error!(key = %key, events = lines, error = %okr_core::error_chain(error), "warehouse write failed")
             }
         }
-        (result, partition.message_ids)
+        (result, key, partition.message_ids)
     }
 }

@@ -182,7 +182,7 @@ async fn script() -> Response {
     typed("text/javascript; charset=utf-8", SCRIPT)
 }
 
-fn typed(content_type: &'static str, body: &'static str) -> Response {
+pub(crate) fn typed(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),

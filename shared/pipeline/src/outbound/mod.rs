@@ -97,6 +97,30 @@ impl DeliveryError {
         }
     }
 
+    /// What went wrong, for an event's journey: the service and the status, and a
+    /// refusal's reason only when it reads as a code (`no_service`, `invalid_blocks`):
+    /// a proxy's page or a stand-in's text (which may echo a URL) is left out.
+    pub fn summary(&self) -> String {
+        match self {
+            DeliveryError::Refused {
+                service,
+                status,
+                reason,
+            } => {
+                let code = !reason.is_empty()
+                    && reason.len() <= 40
+                    && reason.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || "_.:-".contains(c)
+                    });
+                match code {
+                    true => format!("{service} refused it: {status} {reason}"),
+                    false => format!("{service} refused it: {status}"),
+                }
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// Whether retrying cannot help: a refusal, or a setting that can never work.
     pub fn is_refusal(&self) -> bool {
         matches!(
@@ -232,4 +256,28 @@ pub struct BreakerOpen {
     pub destination: &'static str,
     /// How long it has been open.
     pub open_for: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DeliveryError, Service};
+
+    #[test]
+    fn a_summary_keeps_a_refusals_code_and_leaves_any_other_text_out() {
+        let refused = |reason: &str| DeliveryError::Refused {
+            service: Service::Slack,
+            status: 404,
+            reason: reason.into(),
+        };
+        assert_eq!(
+            refused("no_service").summary(),
+            "Slack refused it: 404 no_service"
+        );
+        // A proxy's page that echoes the webhook's path.
+        let page = refused("Cannot POST /services/T0AB/B0CD/s3cr3tw3bh00k");
+        assert_eq!(page.summary(), "Slack refused it: 404");
+        assert_eq!(refused("").summary(), "Slack refused it: 404");
+        let down = DeliveryError::unavailable(Service::PagerDuty, "timed out");
+        assert_eq!(down.summary(), "PagerDuty is unavailable");
+    }
 }
