@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use clap::Args;
+use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 
 use okr_consumers::deliveries::{
@@ -20,7 +20,10 @@ use okr_pipeline::journal::Step;
 use crate::delivery::{DEFAULT_DATA_DIR, parse_time};
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DeliveriesArgs {
+    #[command(subcommand)]
+    capture: Option<Capture>,
     /// Only this endpoint's (its name in /webhooks/<name>).
     #[arg(long)]
     endpoint: Option<String>,
@@ -48,20 +51,97 @@ pub struct DeliveriesArgs {
     data_dir: PathBuf,
 }
 
-pub async fn run(args: DeliveriesArgs) -> Result<ExitCode> {
-    if !args.data_dir.is_dir() {
+#[derive(Debug, Subcommand)]
+enum Capture {
+    /// Keep the bodies of refused deliveries to ENDPOINT for the next 24 hours (each
+    /// kept 24 hours: they may hold personal data), to debug an integration that
+    /// does not get through; without ENDPOINT, list the endpoints capturing.
+    Capture {
+        /// The endpoint (its name in /webhooks/<name>).
+        endpoint: Option<String>,
+        /// Stop capturing now (the bodies captured stay until 24 hours after each arrived).
+        #[arg(long, requires = "endpoint")]
+        stop: bool,
+        /// The data directory of `serve`: its deliveries.sqlite.
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
+}
+
+/// The delivery log of `data_dir`.
+fn open(data_dir: &std::path::Path) -> Result<SqliteDeliveries> {
+    if !data_dir.is_dir() {
         bail!(
             "{} is not a data directory (start `okr-webhooks serve --data-dir {}` first)",
-            args.data_dir.display(),
-            args.data_dir.display()
+            data_dir.display(),
+            data_dir.display()
         );
     }
-    let log = SqliteDeliveries::open(
-        &Paths::new(&args.data_dir).deliveries,
+    SqliteDeliveries::open(
+        &Paths::new(data_dir).deliveries,
         DEFAULT_KEEP,
         DEFAULT_MAX_DELIVERIES,
     )
-    .map_err(|e| anyhow::anyhow!(okr_core::error_chain(&e)))?;
+    .map_err(|e| anyhow::anyhow!(okr_core::error_chain(&e)))
+}
+
+/// `deliveries capture`: turn capture on or off for an endpoint, or list.
+async fn capture(
+    endpoint: Option<String>,
+    stop: bool,
+    data_dir: &std::path::Path,
+) -> Result<ExitCode> {
+    let log = open(data_dir)?;
+    let now = OffsetDateTime::now_utc();
+    let mut out = io::stdout().lock();
+    let rfc3339 = |t: OffsetDateTime| {
+        t.replace_nanosecond(0)
+            .unwrap_or(t)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let error =
+        |e: okr_consumers::deliveries::DeliveryLogError| anyhow::anyhow!(okr_core::error_chain(&e));
+    match (endpoint, stop) {
+        (None, _) => {
+            let capturing = log.captures(now).await.map_err(error)?;
+            if capturing.is_empty() {
+                writeln!(out, "no endpoint captures refused bodies")?;
+            }
+            for (endpoint, until) in capturing {
+                writeln!(out, "{endpoint}\tuntil {}", rfc3339(until))?;
+            }
+        }
+        (Some(endpoint), true) => {
+            log.capture(&endpoint, None).await.map_err(error)?;
+            writeln!(
+                out,
+                "{endpoint}: no longer capturing refused bodies (those captured go 24 hours after each arrived)"
+            )?;
+        }
+        (Some(endpoint), false) => {
+            let until = now + okr_consumers::deliveries::CAPTURE_FOR;
+            log.capture(&endpoint, Some(until)).await.map_err(error)?;
+            writeln!(
+                out,
+                "{endpoint}: capturing the bodies of refused deliveries until {} (each kept 24 hours: they may hold personal data)",
+                rfc3339(until)
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run(args: DeliveriesArgs) -> Result<ExitCode> {
+    if let Some(Capture::Capture {
+        endpoint,
+        stop,
+        data_dir,
+    }) = args.capture
+    {
+        return capture(endpoint, stop, &data_dir).await;
+    }
+    let log = open(&args.data_dir)?;
     let filter = Filter {
         endpoint: args.endpoint,
         outcome: args.outcome,
@@ -142,8 +222,12 @@ fn line(d: &Delivery) -> String {
         (Some(id), None) => format!("\t{id}"),
         _ => String::new(),
     };
+    let body = match &d.body {
+        Some(body) => format!("\tbody captured ({} bytes; --json shows it)", body.len()),
+        None => String::new(),
+    };
     format!(
-        "{time}\t{}\t{} {}\t{}{why}{event}",
+        "{time}\t{}\t{} {}\t{}{why}{event}{body}",
         d.endpoint, d.method, d.status, d.outcome
     )
 }

@@ -492,6 +492,48 @@ fn the_delivery_log(blocks: &[Block]) {
         "{counted}"
     );
     assert!(counted["name"].as_str().unwrap().starts_with("page-"));
+    // Capture: on, the same refusal again keeps its body (the first did not), listed,
+    // off.
+    let captures = outputs(&steps, "okr-webhooks deliveries capture");
+    assert_eq!(captures.len(), 3);
+    assert!(
+        captures[0].starts_with("peoplelogic: capturing the bodies of refused deliveries until "),
+        "{}",
+        captures[0]
+    );
+    assert!(
+        captures[1].starts_with("peoplelogic\tuntil "),
+        "{}",
+        captures[1]
+    );
+    assert!(
+        captures[2].starts_with("peoplelogic: no longer capturing refused bodies"),
+        "{}",
+        captures[2]
+    );
+    let again = outputs(&steps, "curl -s http://127.0.0.1:3000/webhooks/peoplelogic")[1];
+    assert!(again.contains(r#""error":"invalid_signature""#), "{again}");
+    let refused = outputs(&steps, "okr-webhooks deliveries --outcome refused");
+    let table: Vec<&str> = refused[1].lines().collect();
+    assert_eq!(table.len(), 2, "{}", refused[1]);
+    let size = std::fs::metadata(
+        dir.path()
+            .join("events/bodies/peoplelogic/key_result_progress.json"),
+    )
+    .unwrap()
+    .len();
+    assert!(
+        table[0].ends_with(&format!(
+            "\trefused (wrong_signature)\tbody captured ({size} bytes; --json shows it)"
+        )),
+        "{}",
+        table[0]
+    );
+    assert!(
+        table[1].ends_with("\trefused (wrong_signature)"),
+        "{}",
+        table[1]
+    );
 }
 
 /// docs/directory.md: the seed's hire and a key result through `serve`, the directory

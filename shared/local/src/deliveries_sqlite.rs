@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, params};
 
-use okr_consumers::deliveries::{Delivery, DeliveryLog, DeliveryLogError, Filter};
+use okr_consumers::deliveries::{CAPTURE_FOR, Delivery, DeliveryLog, DeliveryLogError, Filter};
 use okr_pipeline::journal::{Journal, Step};
 
 /// How many records between two prunes.
@@ -61,7 +61,16 @@ impl SqliteDeliveries {
                      doc TEXT NOT NULL
                  );
                  CREATE INDEX IF NOT EXISTS steps_at ON steps (at);
-                 CREATE INDEX IF NOT EXISTS steps_event ON steps (event_id);",
+                 CREATE INDEX IF NOT EXISTS steps_event ON steps (event_id);
+                 CREATE TABLE IF NOT EXISTS bodies (
+                     delivery INTEGER PRIMARY KEY,
+                     at INTEGER NOT NULL,
+                     body TEXT NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS captures (
+                     endpoint TEXT PRIMARY KEY,
+                     until INTEGER NOT NULL
+                 );",
             )
             .map_err(wrap)?;
         let log = SqliteDeliveries {
@@ -89,6 +98,71 @@ impl SqliteDeliveries {
         .map_err(|e| DeliveryLogError(Box::new(e)))?
     }
 
+    /// Capture the bodies of refused deliveries to `endpoint` until `until` (none: stop
+    /// capturing; the bodies captured stay until a day after each arrived).
+    pub async fn capture(
+        &self,
+        endpoint: &str,
+        until: Option<time::OffsetDateTime>,
+    ) -> Result<(), DeliveryLogError> {
+        let endpoint = endpoint.to_owned();
+        self.with(move |c| {
+            match until {
+                Some(until) => c.execute(
+                    "INSERT INTO captures (endpoint, until) VALUES (?1, ?2)
+                     ON CONFLICT (endpoint) DO UPDATE SET until = excluded.until",
+                    params![endpoint, millis(until)],
+                ),
+                None => c.execute(
+                    "DELETE FROM captures WHERE endpoint = ?1",
+                    params![endpoint],
+                ),
+            }
+            .map_err(wrap)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The endpoints capturing refused bodies, and until when (milliseconds).
+    async fn read_captures(
+        &self,
+    ) -> Result<std::collections::HashMap<String, i64>, DeliveryLogError> {
+        self.with(|c| {
+            let mut statement = c
+                .prepare("SELECT endpoint, until FROM captures")
+                .map_err(wrap)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })
+                .map_err(wrap)?;
+            rows.map(|row| row.map_err(wrap)).collect()
+        })
+        .await
+    }
+
+    /// The endpoints capturing refused bodies at `now`, and until when.
+    pub async fn captures(
+        &self,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<(String, time::OffsetDateTime)>, DeliveryLogError> {
+        let mut found: Vec<_> = self
+            .read_captures()
+            .await?
+            .into_iter()
+            .filter(|(_, until)| *until > millis(now))
+            .filter_map(|(endpoint, until)| {
+                let until =
+                    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(until) * 1_000_000)
+                        .ok()?;
+                Some((endpoint, until))
+            })
+            .collect();
+        found.sort();
+        Ok(found)
+    }
+
     /// Drop what is older than the log keeps at `now`, then the oldest beyond its count.
     pub async fn prune(&self, now: time::OffsetDateTime) -> Result<usize, DeliveryLogError> {
         let log = self.clone();
@@ -112,6 +186,14 @@ impl SqliteDeliveries {
             .map_err(wrap)?;
         c.execute("DELETE FROM steps WHERE at < ?1", params![oldest])
             .map_err(wrap)?;
+        // Captured bodies go a day after they arrived, or with their delivery.
+        let day_ago = millis(now - CAPTURE_FOR);
+        c.execute(
+            "DELETE FROM bodies WHERE at < ?1 OR delivery < (SELECT min(id) FROM deliveries)
+                OR NOT EXISTS (SELECT 1 FROM deliveries)",
+            params![day_ago],
+        )
+        .map_err(wrap)?;
         c.execute(
             "DELETE FROM steps WHERE id <= (SELECT max(id) FROM steps) - ?1",
             params![max.saturating_mul(STEPS_PER_DELIVERY as i64)],
@@ -255,20 +337,33 @@ fn wrap(error: rusqlite::Error) -> DeliveryLogError {
 #[async_trait]
 impl DeliveryLog for SqliteDeliveries {
     async fn record(&self, delivery: &Delivery) -> Result<(), DeliveryLogError> {
-        let doc = serde_json::to_string(delivery).map_err(|e| DeliveryLogError(Box::new(e)))?;
-        let at = (delivery.time.unix_timestamp_nanos() / 1_000_000) as i64;
+        // A captured body lives in `bodies`, which drops it a day after it arrived.
+        let mut delivery = delivery.clone();
+        let body = delivery.body.take();
+        let doc = serde_json::to_string(&delivery).map_err(|e| DeliveryLogError(Box::new(e)))?;
+        let at = millis(delivery.time);
         let (endpoint, outcome, event_id) = (
             delivery.endpoint.clone(),
             delivery.outcome.clone(),
             delivery.event_id.clone(),
         );
         self.with(move |c| {
-            c.execute(
+            let transaction = c.transaction().map_err(wrap)?;
+            transaction.execute(
                 "INSERT INTO deliveries (at, endpoint, outcome, event_id, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![at, endpoint, outcome, event_id, doc],
             )
             .map_err(wrap)?;
-            Ok(())
+            if let Some(body) = body {
+                let id = transaction.last_insert_rowid();
+                transaction
+                    .execute(
+                        "INSERT INTO bodies (delivery, at, body) VALUES (?1, ?2, ?3)",
+                        params![id, at, body],
+                    )
+                    .map_err(wrap)?;
+            }
+            transaction.commit().map_err(wrap)
         })
         .await?;
         // One record in every PRUNE_EVERY prunes (opening does too).
@@ -288,7 +383,8 @@ impl DeliveryLog for SqliteDeliveries {
                 .unwrap_or(i64::MIN);
             let mut statement = c
                 .prepare(
-                    "SELECT doc FROM deliveries
+                    "SELECT doc, (SELECT body FROM bodies WHERE delivery = deliveries.id)
+                     FROM deliveries
                      WHERE at >= ?1
                        AND (?2 IS NULL OR endpoint = ?2)
                        AND (?3 IS NULL OR outcome = ?3)
@@ -307,19 +403,34 @@ impl DeliveryLog for SqliteDeliveries {
                         filter.limit() as i64,
                         filter.event_type
                     ],
-                    |row| row.get::<_, String>(0),
+                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?)),
                 )
                 .map_err(wrap)?;
             let mut found = Vec::new();
-            for doc in rows {
-                let doc = doc.map_err(wrap)?;
-                let delivery: Delivery =
+            for row in rows {
+                let (doc, body) = row.map_err(wrap)?;
+                let mut delivery: Delivery =
                     serde_json::from_str(&doc).map_err(|e| DeliveryLogError(Box::new(e)))?;
+                delivery.body = body;
                 found.push(delivery);
             }
             Ok(found)
         })
         .await
+    }
+
+    async fn capturing(&self, endpoint: &str, at: time::OffsetDateTime) -> bool {
+        // Asked on a refusal only: read each time, so a capture turned on by the
+        // command (another process) counts from the next refusal.
+        match self.read_captures().await {
+            Ok(captures) => captures
+                .get(endpoint)
+                .is_some_and(|until| millis(at) < *until),
+            Err(error) => {
+                tracing::warn!(error = %okr_core::error_chain(&error), "could not read which endpoints capture refused bodies");
+                false
+            }
+        }
     }
 
     async fn journey(&self, event_id: &str) -> Result<Vec<Step>, DeliveryLogError> {

@@ -143,3 +143,36 @@ async fn journeys_come_back_in_order_by_type_too_and_are_pruned_with_the_log() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].event_id.as_deref(), Some("evt_1"));
 }
+
+#[tokio::test]
+async fn a_captured_body_is_kept_a_day_and_capture_ends_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deliveries.sqlite");
+    let log = SqliteDeliveries::open(&path, Duration::from_secs(7 * 24 * 3600), 100).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    assert!(!log.capturing("peopleforce", now).await);
+    log.capture("peopleforce", Some(now + time::Duration::hours(24)))
+        .await
+        .unwrap();
+    assert!(log.capturing("peopleforce", now).await);
+    assert!(!log.capturing("perscom", now).await);
+    assert!(
+        !log.capturing("peopleforce", now + time::Duration::hours(25))
+            .await,
+        "a day only"
+    );
+    let mut refused = delivery(1, now);
+    refused.outcome = "refused".into();
+    refused.body = Some("{\"birth_date\":\"1978-08-31\"}".into());
+    log.record(&refused).await.unwrap();
+    let kept = log.list(&Filter::default()).await.unwrap();
+    assert_eq!(kept[0].body, refused.body);
+    // A day later the body is gone; the delivery stays its week.
+    log.prune(now + time::Duration::hours(25)).await.unwrap();
+    let kept = log.list(&Filter::default()).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].body, None);
+    log.capture("peopleforce", None).await.unwrap();
+    assert!(!log.capturing("peopleforce", now).await);
+    assert!(log.captures(now).await.unwrap().is_empty());
+}

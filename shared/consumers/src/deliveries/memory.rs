@@ -12,6 +12,7 @@ use okr_pipeline::journal::{Journal, MemoryJournal, Step};
 pub struct MemoryDeliveries {
     kept: Mutex<Vec<Delivery>>,
     steps: MemoryJournal,
+    capturing: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -22,6 +23,14 @@ impl Journal for MemoryDeliveries {
 }
 
 impl MemoryDeliveries {
+    /// Capture the refused bodies of `endpoint` from now on.
+    pub fn capture(&self, endpoint: &str) {
+        self.capturing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(endpoint.to_owned());
+    }
+
     /// Everything recorded, oldest first.
     pub fn all(&self) -> Vec<Delivery> {
         self.kept.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -51,5 +60,10 @@ impl DeliveryLog for MemoryDeliveries {
 
     async fn journey(&self, event_id: &str) -> Result<Vec<Step>, DeliveryLogError> {
         Ok(self.steps.journey(event_id))
+    }
+
+    async fn capturing(&self, endpoint: &str, _at: time::OffsetDateTime) -> bool {
+        let capturing = self.capturing.lock().unwrap_or_else(|e| e.into_inner());
+        capturing.iter().any(|e| e == endpoint)
     }
 }

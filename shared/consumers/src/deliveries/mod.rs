@@ -1,7 +1,8 @@
 //! The delivery log: every request to `/webhooks/*`, accepted or not, as ingest saw it:
 //! when, which endpoint, the outcome and why, the event it became, the body's size and
 //! hash, and the headers with signature values cut short and secrets left out. Bodies
-//! are never kept (they hold personal data). Kept for a bounded time and size.
+//! are not kept (they hold personal data), except a refused one's while its endpoint
+//! captures them, which is asked for and lasts a day. Kept for a bounded time and size.
 
 pub mod memory;
 
@@ -57,6 +58,22 @@ pub struct Delivery {
     /// their length only, every other one (a signature, whatever its name) cut to its
     /// first characters.
     pub headers: Vec<(String, String)>,
+    /// The body as received (its first [`MAX_CAPTURED_BYTES`], as text), only for a
+    /// refused delivery while its endpoint captures them; the log drops it
+    /// [`CAPTURE_FOR`] after it arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// How long an endpoint captures refused bodies once asked to, and how long the log
+/// keeps each.
+pub const CAPTURE_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// How much of a refused body is captured.
+pub const MAX_CAPTURED_BYTES: usize = 64 * 1024;
+
+/// What is kept of a refused `body`: its first [`MAX_CAPTURED_BYTES`] as text.
+pub fn captured(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(MAX_CAPTURED_BYTES)]).into_owned()
 }
 
 impl Delivery {
@@ -80,6 +97,7 @@ impl Delivery {
             body_bytes: body.len(),
             body_sha256: Some(hex::encode(Sha256::digest(body))),
             headers: kept_headers(headers),
+            body: None,
         }
     }
 }
@@ -225,6 +243,9 @@ pub trait DeliveryLog: Journal {
 
     /// The steps of the event `event_id`'s journey, oldest first.
     async fn journey(&self, event_id: &str) -> Result<Vec<Step>, DeliveryLogError>;
+
+    /// Whether the bodies of refused deliveries to `endpoint` are captured at `at`.
+    async fn capturing(&self, endpoint: &str, at: OffsetDateTime) -> bool;
 }
 
 #[cfg(test)]

@@ -170,6 +170,15 @@ impl Ingest {
                 &request.body,
             )
         });
+        // The start of the body, in case it is refused while its endpoint captures
+        // refused bodies (asked of the log only then).
+        let start = self.deliveries.as_ref().map(|_| {
+            let end = request
+                .body
+                .len()
+                .min(crate::deliveries::MAX_CAPTURED_BYTES);
+            (request.source.clone(), request.body[..end].to_vec())
+        });
         let mut source = None;
         let accepted = self.accept(request, now, &mut source).await;
         if let Some(delivery) = &mut delivery {
@@ -252,6 +261,12 @@ impl Ingest {
         self.metrics.ingest(&record);
         if let (Some(log), Some(mut delivery)) = (&self.deliveries, delivery) {
             delivery.status = response.status.as_u16();
+            if let Some((endpoint, start)) = start
+                && delivery.outcome == "refused"
+                && log.capturing(&endpoint, now).await
+            {
+                delivery.body = Some(crate::deliveries::captured(&start));
+            }
             // The log is for people debugging: its failure never fails a delivery.
             if let Err(error) = log.record(&delivery).await {
                 tracing::warn!(error = %okr_core::error_chain(&error), "the delivery could not be recorded in the delivery log");

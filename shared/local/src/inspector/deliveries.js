@@ -65,6 +65,12 @@ function render(items) {
     const outcome = el("td");
     outcome.append(el("span", "outcome " + d.outcome, d.outcome));
     if (d.reason && d.reason !== d.outcome) outcome.append(" ", el("span", "reason", d.reason));
+    if (d.body !== undefined) {
+      // Captured while its endpoint captures refused bodies (kept a day).
+      const body = el("details", "body");
+      body.append(el("summary", "reason", "body captured"), el("pre", "captured", d.body));
+      outcome.append(body);
+    }
     tr.append(outcome);
     const event = el("td");
     if (d.event_id) {
