@@ -1245,3 +1245,37 @@ fn the_progress_table_has_the_key_and_index_the_store_uses() {
     );
     assert_eq!(indexes[0]["Projection"]["ProjectionType"], "ALL");
 }
+
+#[test]
+fn the_delivery_log_groups_output_names_the_log_group_of_ingest_and_of_every_queue_consumer() {
+    let template = template();
+    // The functions an HTTP request or a queue runs: ingest and the consumers.
+    let mut expected: Vec<String> = functions(&template)
+        .iter()
+        .filter(|f| {
+            f.properties["Events"].as_object().is_some_and(|events| {
+                events
+                    .values()
+                    .any(|e| e["Type"] == "SQS" || e["Type"] == "HttpApi")
+            })
+        })
+        .map(|f| {
+            f.properties["LoggingConfig"]["LogGroup"]["Ref"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{} has no log group of its own", f.name))
+                .to_owned()
+        })
+        .collect();
+    expected.sort();
+    let joined = &template["Outputs"]["DeliveryLogGroups"]["Value"]["Fn::Join"];
+    assert_eq!(joined[0], ",");
+    let mut named: Vec<String> = joined[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Ref"].as_str().unwrap().to_owned())
+        .collect();
+    named.sort();
+    assert_eq!(named, expected);
+    assert_eq!(named.len(), 5, "ingest and the four consumers");
+}

@@ -179,3 +179,191 @@ async fn an_endpoint_captures_refused_bodies_for_a_day_when_asked_and_only_those
     assert!(lines[0].get("body").is_none(), "{}", lines[0]);
     assert!(lines[1].get("body").is_some(), "kept until its day is over");
 }
+
+/// A writer the ingest function's log lines go to, as Lambda's JSON log format has
+/// them.
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log lines the ingest function writes for the sample PeopleForce hire, then for
+/// the same request tampered with: as its `main` wires it (`LogDeliveries`, steps as log
+/// lines), with the subscriber the functions use (JSON, no target).
+async fn ingest_log_lines() -> (String, Vec<String>) {
+    use okr_consumers::deliveries::LogDeliveries;
+    use okr_consumers::ingest::{Ingest, apigw};
+    use okr_pipeline::metrics::NoMetrics;
+    use okr_pipeline::queue::memory::MemoryQueue;
+    use okr_pipeline::secrets::SecretCache;
+    use okr_pipeline::secrets::memory::MemorySecretStore;
+
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_target(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let secrets = std::fs::read_to_string(format!(
+        "{}/../events/secrets.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let secrets = okr_core::signing::SigningSecrets::parse(&secrets).unwrap();
+    let ingest = Ingest::new(
+        SecretCache::new(
+            std::sync::Arc::new(MemorySecretStore::new(secrets)),
+            std::time::Duration::from_secs(300),
+        ),
+        std::sync::Arc::new(MemoryQueue::default()),
+        okr_core::routing::NotifyRules::default(),
+        256 * 1024,
+        std::sync::Arc::new(NoMetrics),
+    )
+    .with_deliveries(std::sync::Arc::new(LogDeliveries));
+    let sample = std::fs::read_to_string(format!(
+        "{}/../events/ingest/peopleforce.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let request: aws_lambda_events::apigw::ApiGatewayV2httpRequest =
+        serde_json::from_str(&sample).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let accepted = apigw::handle(&ingest, request.clone(), now).await;
+    assert_eq!(accepted.status_code, 202);
+    let mut tampered = request;
+    tampered.body = tampered.body.map(|b| b.replace("John", "Jane"));
+    let refused = apigw::handle(&ingest, tampered, now).await;
+    assert_eq!(refused.status_code, 401);
+    let Some(aws_lambda_events::encodings::Body::Text(answer)) = accepted.body else {
+        panic!("no answer")
+    };
+    let event_id = serde_json::from_str::<Value>(&answer).unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    (event_id, text.lines().map(str::to_owned).collect())
+}
+
+#[tokio::test]
+async fn deliveries_of_a_stack_are_read_from_its_log_lines_with_logs_insights() {
+    use okr_webhooks_tests::{Moto, unique};
+
+    let (event_id, lines) = ingest_log_lines().await;
+    // Nothing of the body reaches the log.
+    let all = lines.join("\n");
+    for private in ["1978-08-31", "johnny.d.private", "+44", "John Doe"] {
+        assert!(!all.contains(private), "{private} in {all}");
+    }
+    let moto = Moto::start();
+    let aws = moto.sdk_config().await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&aws);
+    let group = unique("/aws/lambda/okr-webhooks-ingest");
+    logs.create_log_group()
+        .log_group_name(&group)
+        .send()
+        .await
+        .unwrap();
+    logs.create_log_stream()
+        .log_group_name(&group)
+        .log_stream_name("2026/12/06/[$LATEST]0")
+        .send()
+        .await
+        .unwrap();
+    let at = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let events = lines.iter().enumerate().map(|(n, line)| {
+        aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+            .timestamp(at + n as i64)
+            .message(line)
+            .build()
+            .unwrap()
+    });
+    logs.put_log_events()
+        .log_group_name(&group)
+        .log_stream_name("2026/12/06/[$LATEST]0")
+        .set_log_events(Some(events.collect()))
+        .send()
+        .await
+        .unwrap();
+    let stack = common::stack_with_outputs(&aws, &[("DeliveryLogGroups", &group)]).await;
+    let on_stack = |args: &[&str]| {
+        let output = Command::new(BIN)
+            .args(["deliveries", "--stack", &stack])
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &moto.url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        let (ok, text) = common::outcome(&output);
+        assert!(ok, "{text}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let json = on_stack(&["--json"]);
+    let found: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(found.len(), 2, "{json}");
+    assert_eq!(
+        (
+            &found[0]["outcome"],
+            &found[0]["reason"],
+            &found[0]["event_id"]
+        ),
+        (&"refused".into(), &"wrong_signature".into(), &Value::Null),
+        "newest first"
+    );
+    assert_eq!(found[1]["outcome"], "accepted");
+    assert_eq!(found[1]["event_id"], event_id.as_str());
+    assert_eq!(found[1]["type"], "employee.created");
+    assert_eq!(found[1]["endpoint"], "peopleforce");
+    assert!(
+        found[1]["headers"]
+            .to_string()
+            .contains(r#"["x-peopleforce-signature","sha256=1… (71 characters)"]"#),
+        "{}",
+        found[1]["headers"]
+    );
+    // The filters hold whatever the query engine did with them.
+    let refused = on_stack(&["--outcome", "refused"]);
+    assert_eq!(refused.lines().count(), 1, "{refused}");
+    assert!(refused.contains("\tpeopleforce\tPOST 401\trefused (wrong_signature)"));
+    // An event's delivery and its journey.
+    let journey = on_stack(&["--event", &event_id]);
+    let journey: Vec<&str> = journey.lines().collect();
+    assert_eq!(journey.len(), 3, "{journey:?}");
+    assert!(journey[0].contains("\tPOST 202\taccepted\t"));
+    assert_eq!(journey[1], "journey:");
+    assert!(
+        journey[2].contains("\tingest\tenqueued (attempt 1)\tto warehouse, slack, progress"),
+        "{}",
+        journey[2]
+    );
+    // A stack without the output (deployed before it): a one-line error.
+    let old = common::stack_with_outputs(&aws, &[]).await;
+    let output = Command::new(BIN)
+        .args(["deliveries", "--stack", &old])
+        .env("AWS_ENDPOINT_URL", &moto.url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let (ok, text) = common::outcome(&output);
+    assert!(!ok);
+    assert!(text.contains("has no DeliveryLogGroups output"), "{text}");
+}

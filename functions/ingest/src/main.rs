@@ -45,7 +45,9 @@ async fn main() -> Result<(), Error> {
         config.max_body_bytes,
         Arc::new(EmfStdout),
     )
-    .with_handshakes(store);
+    .with_handshakes(store)
+    // Each request as a log line, for `okr-webhooks deliveries --stack`.
+    .with_deliveries(Arc::new(okr_consumers::deliveries::LogDeliveries));
     // The endpoints document, cached like the secrets: an edit takes effect within the
     // TTL, and one that does not validate leaves the last good one in force.
     if let Some(id) = &config.endpoints_secret_id {

@@ -752,7 +752,7 @@ async fn the_slack_queue_gets_the_hire_without_personal_data_and_the_warehouse_k
 #[tokio::test]
 async fn every_request_is_in_the_delivery_log_with_its_outcome_and_reason_and_no_body_or_secret() {
     use okr_consumers::deliveries::memory::MemoryDeliveries;
-    use okr_consumers::deliveries::{DeliveryLog, Filter};
+    use okr_consumers::deliveries::{DeliveryStore, Filter};
 
     let log = Arc::new(MemoryDeliveries::default());
     let h = harness(test_secrets());

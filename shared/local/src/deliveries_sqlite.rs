@@ -10,7 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, params};
 
-use okr_consumers::deliveries::{CAPTURE_FOR, Delivery, DeliveryLog, DeliveryLogError, Filter};
+use okr_consumers::deliveries::{
+    CAPTURE_FOR, Delivery, DeliveryLog, DeliveryLogError, DeliveryStore, Filter,
+};
 use okr_pipeline::journal::{Journal, Step};
 
 /// How many records between two prunes.
@@ -374,6 +376,23 @@ impl DeliveryLog for SqliteDeliveries {
         Ok(())
     }
 
+    async fn capturing(&self, endpoint: &str, at: time::OffsetDateTime) -> bool {
+        // Asked on a refusal only: read each time, so a capture turned on by the
+        // command (another process) counts from the next refusal.
+        match self.read_captures().await {
+            Ok(captures) => captures
+                .get(endpoint)
+                .is_some_and(|until| millis(at) < *until),
+            Err(error) => {
+                tracing::warn!(error = %okr_core::error_chain(&error), "could not read which endpoints capture refused bodies");
+                false
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for SqliteDeliveries {
     async fn list(&self, filter: &Filter) -> Result<Vec<Delivery>, DeliveryLogError> {
         let filter = filter.clone();
         self.with(move |c| {
@@ -417,20 +436,6 @@ impl DeliveryLog for SqliteDeliveries {
             Ok(found)
         })
         .await
-    }
-
-    async fn capturing(&self, endpoint: &str, at: time::OffsetDateTime) -> bool {
-        // Asked on a refusal only: read each time, so a capture turned on by the
-        // command (another process) counts from the next refusal.
-        match self.read_captures().await {
-            Ok(captures) => captures
-                .get(endpoint)
-                .is_some_and(|until| millis(at) < *until),
-            Err(error) => {
-                tracing::warn!(error = %okr_core::error_chain(&error), "could not read which endpoints capture refused bodies");
-                false
-            }
-        }
     }
 
     async fn journey(&self, event_id: &str) -> Result<Vec<Step>, DeliveryLogError> {

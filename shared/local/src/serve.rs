@@ -72,7 +72,7 @@ pub async fn serve(
             ));
         }
     }
-    let deliveries: Arc<dyn okr_consumers::deliveries::DeliveryLog> = stores.deliveries.clone();
+    let deliveries: Arc<dyn okr_consumers::deliveries::DeliveryStore> = stores.deliveries.clone();
     let ingest = Arc::new(
         Ingest::new(
             SecretCache::new(stores.secrets.clone(), Duration::from_secs(5)),

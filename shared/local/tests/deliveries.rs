@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use http::HeaderMap;
-use okr_consumers::deliveries::{Delivery, DeliveryLog, Filter};
+use okr_consumers::deliveries::{Delivery, DeliveryLog, DeliveryStore, Filter};
 use okr_local::deliveries_sqlite::SqliteDeliveries;
 use okr_pipeline::journal::{Journal, Step};
 use time::macros::datetime;

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Delivery, DeliveryLog, DeliveryLogError, Filter};
+use super::{Delivery, DeliveryLog, DeliveryLogError, DeliveryStore, Filter};
 use okr_pipeline::journal::{Journal, MemoryJournal, Step};
 
 /// The deliveries recorded, oldest first, and the journeys' steps.
@@ -47,6 +47,14 @@ impl DeliveryLog for MemoryDeliveries {
         Ok(())
     }
 
+    async fn capturing(&self, endpoint: &str, _at: time::OffsetDateTime) -> bool {
+        let capturing = self.capturing.lock().unwrap_or_else(|e| e.into_inner());
+        capturing.iter().any(|e| e == endpoint)
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for MemoryDeliveries {
     async fn list(&self, filter: &Filter) -> Result<Vec<Delivery>, DeliveryLogError> {
         let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         Ok(kept
@@ -60,10 +68,5 @@ impl DeliveryLog for MemoryDeliveries {
 
     async fn journey(&self, event_id: &str) -> Result<Vec<Step>, DeliveryLogError> {
         Ok(self.steps.journey(event_id))
-    }
-
-    async fn capturing(&self, endpoint: &str, _at: time::OffsetDateTime) -> bool {
-        let capturing = self.capturing.lock().unwrap_or_else(|e| e.into_inner());
-        capturing.iter().any(|e| e == endpoint)
     }
 }

@@ -231,21 +231,63 @@ impl DeliveryLogError {
     }
 }
 
-/// Where deliveries, and the journeys of the events they became, are kept: SQLite in
-/// `serve`, memory in tests. It is the consumers' journal too.
+/// Where ingest records each delivery: a log line on AWS ([`LogDeliveries`]), SQLite
+/// in `serve`, memory in tests.
 #[async_trait]
-pub trait DeliveryLog: Journal {
+pub trait DeliveryLog: Send + Sync {
     /// Keep `delivery` (dropping what is past the log's bounds).
     async fn record(&self, delivery: &Delivery) -> Result<(), DeliveryLogError>;
 
+    /// Whether the bodies of refused deliveries to `endpoint` are captured at `at`
+    /// (asked on a refusal only).
+    async fn capturing(&self, endpoint: &str, at: OffsetDateTime) -> bool;
+}
+
+/// A delivery log that can be read, with the journeys of the events its deliveries
+/// became (it is the consumers' journal too): SQLite in `serve`, memory in tests. On
+/// AWS both are log lines, read with CloudWatch Logs Insights
+/// (`okr-webhooks deliveries --stack`).
+#[async_trait]
+pub trait DeliveryStore: DeliveryLog + Journal {
     /// The deliveries `filter` matches, newest first.
     async fn list(&self, filter: &Filter) -> Result<Vec<Delivery>, DeliveryLogError>;
 
     /// The steps of the event `event_id`'s journey, oldest first.
     async fn journey(&self, event_id: &str) -> Result<Vec<Step>, DeliveryLogError>;
+}
 
-    /// Whether the bodies of refused deliveries to `endpoint` are captured at `at`.
-    async fn capturing(&self, endpoint: &str, at: OffsetDateTime) -> bool;
+/// The delivery log of the ingest function: one structured log line per delivery
+/// (target `delivery`, message `delivery`, the record's fields, its headers as JSON
+/// text), never its body: CloudWatch Logs keeps it as long as the log group (30
+/// days) and Logs Insights reads it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogDeliveries;
+
+#[async_trait]
+impl DeliveryLog for LogDeliveries {
+    async fn record(&self, delivery: &Delivery) -> Result<(), DeliveryLogError> {
+        let headers = serde_json::to_string(&delivery.headers).unwrap_or_default();
+        tracing::info!(
+            target: "delivery",
+            endpoint = %delivery.endpoint,
+            method = %delivery.method,
+            status = delivery.status,
+            outcome = %delivery.outcome,
+            reason = %delivery.reason,
+            event_id = delivery.event_id.as_deref().unwrap_or(""),
+            r#type = delivery.event_type.as_deref().unwrap_or(""),
+            body_bytes = delivery.body_bytes,
+            body_sha256 = delivery.body_sha256.as_deref().unwrap_or(""),
+            headers = %headers,
+            "delivery"
+        );
+        Ok(())
+    }
+
+    async fn capturing(&self, _endpoint: &str, _at: OffsetDateTime) -> bool {
+        // Never on AWS: a body in a log group would be personal data in the logs.
+        false
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::dashboard::{Access, check_access, error, invalid_query};
-use okr_consumers::deliveries::{DeliveryLog, Filter};
+use okr_consumers::deliveries::{DeliveryStore, Filter};
 
 /// The most a page lists.
 const MAX_LIMIT: usize = 1000;
@@ -89,7 +89,7 @@ const SCRIPT: &str = include_str!("deliveries.js");
 
 /// The page's and the API's routes over `log`, sending again through `replays`, under
 /// `access`.
-pub fn router(log: Arc<dyn DeliveryLog>, replays: Replays, access: Access) -> Router {
+pub fn router(log: Arc<dyn DeliveryStore>, replays: Replays, access: Access) -> Router {
     let actions = Router::new()
         .route("/api/replays", post(replays::replay))
         .layer(middleware::from_fn(replays::same_origin))
@@ -116,7 +116,7 @@ async fn script() -> Response {
 
 /// The journey of one event: its deliveries and its steps.
 async fn journey(
-    State(log): State<Arc<dyn DeliveryLog>>,
+    State(log): State<Arc<dyn DeliveryStore>>,
     Path(event_id): Path<String>,
 ) -> Response {
     let filter = Filter {
@@ -162,7 +162,7 @@ fn unreadable(failure: &okr_consumers::deliveries::DeliveryLogError) -> Response
 }
 
 async fn deliveries(
-    State(log): State<Arc<dyn DeliveryLog>>,
+    State(log): State<Arc<dyn DeliveryStore>>,
     query: Result<UrlQuery<Query>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(UrlQuery(query)) = query else {

@@ -1,6 +1,9 @@
 //! `okr-webhooks deliveries`: the requests `serve` received at `/webhooks/*`, accepted or
 //! not, newest first, from its delivery log; with `--event`, that event's journey too
-//! (each step: when, who, what, the attempt, why or where to).
+//! (each step: when, who, what, the attempt, why or where to). With `--stack`, the same
+//! from a deployed stack's logs (see [`stack`]).
+
+mod stack;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -11,7 +14,7 @@ use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 
 use okr_consumers::deliveries::{
-    DEFAULT_KEEP, DEFAULT_MAX_DELIVERIES, Delivery, DeliveryLog, Filter,
+    DEFAULT_KEEP, DEFAULT_MAX_DELIVERIES, Delivery, DeliveryStore, Filter,
 };
 use okr_local::Paths;
 use okr_local::deliveries_sqlite::SqliteDeliveries;
@@ -49,7 +52,15 @@ pub struct DeliveriesArgs {
     /// The data directory of `serve`: its deliveries.sqlite.
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
+    /// A deployed stack instead: its functions' log lines, read with CloudWatch Logs
+    /// Insights over the stack's DeliveryLogGroups (the last 24 hours unless --since).
+    #[arg(long, conflicts_with = "data_dir")]
+    stack: Option<String>,
 }
+
+/// How far back `--stack` reads without `--since` (Logs Insights is paid by the
+/// gigabyte it scans).
+const STACK_WINDOW: time::Duration = time::Duration::hours(24);
 
 #[derive(Debug, Subcommand)]
 enum Capture {
@@ -141,7 +152,6 @@ pub async fn run(args: DeliveriesArgs) -> Result<ExitCode> {
     {
         return capture(endpoint, stop, &data_dir).await;
     }
-    let log = open(&args.data_dir)?;
     let filter = Filter {
         endpoint: args.endpoint,
         outcome: args.outcome,
@@ -150,16 +160,14 @@ pub async fn run(args: DeliveriesArgs) -> Result<ExitCode> {
         event_type: args.r#type,
         limit: Some(args.limit as usize),
     };
-    let found = log
-        .list(&filter)
-        .await
-        .map_err(|e| anyhow::anyhow!(okr_core::error_chain(&e)))?;
-    let steps = match &args.event {
-        Some(event_id) => log
-            .journey(event_id)
-            .await
-            .map_err(|e| anyhow::anyhow!(okr_core::error_chain(&e)))?,
-        None => Vec::new(),
+    let (found, steps) = match &args.stack {
+        Some(stack) => {
+            let since = args
+                .since
+                .unwrap_or_else(|| OffsetDateTime::now_utc() - STACK_WINDOW);
+            stack::read(stack, &filter, since).await?
+        }
+        None => local(&args.data_dir, &filter).await?,
     };
     let mut out = io::stdout().lock();
     if args.json {
@@ -188,6 +196,20 @@ pub async fn run(args: DeliveriesArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The deliveries `filter` matches in `data_dir`'s log, and (with an event id) its
+/// journey.
+async fn local(data_dir: &std::path::Path, filter: &Filter) -> Result<(Vec<Delivery>, Vec<Step>)> {
+    let log = open(data_dir)?;
+    let error =
+        |e: okr_consumers::deliveries::DeliveryLogError| anyhow::anyhow!(okr_core::error_chain(&e));
+    let found = log.list(filter).await.map_err(error)?;
+    let steps = match &filter.event_id {
+        Some(event_id) => log.journey(event_id).await.map_err(error)?,
+        None => Vec::new(),
+    };
+    Ok((found, steps))
 }
 
 /// One step of a journey as a line: time, who, what (attempt), why or where to.
