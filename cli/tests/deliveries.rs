@@ -14,9 +14,20 @@ const HIRE: &[u8] = include_bytes!("../../events/bodies/peopleforce/employee_cre
 const KEY_RESULT: &[u8] =
     include_bytes!("../../events/bodies/peoplelogic/key_result_progress.json");
 
-/// `okr-webhooks deliveries --json` over `data` with `args`: its objects, and all it
-/// printed.
-fn listed(data: &std::path::Path, args: &[&str]) -> (Vec<Value>, String) {
+/// `okr-webhooks deliveries --json` over `data` with `args`, once it lists `count`
+/// (serve's log writes a moment after it answers): its objects, and all it printed.
+async fn listed(data: &std::path::Path, args: &[&str], count: usize) -> (Vec<Value>, String) {
+    let mut found = (Vec::new(), String::new());
+    common::eventually("the deliveries recorded", async || {
+        found = listed_now(data, args);
+        found.0.len() >= count
+    })
+    .await;
+    found
+}
+
+/// `okr-webhooks deliveries --json` over `data` with `args`, now.
+fn listed_now(data: &std::path::Path, args: &[&str]) -> (Vec<Value>, String) {
     let output = Command::new(BIN)
         .args(["deliveries", "--json", "--data-dir"])
         .arg(data)
@@ -42,7 +53,7 @@ async fn serve_records_each_delivery_and_the_command_and_the_api_list_them() {
     let event_id = answer["event_id"].as_str().unwrap().to_owned();
     common::tampered_hire(&server.base, &secrets).await;
 
-    let (lines, text) = listed(data, &[]);
+    let (lines, text) = listed(data, &[], 2).await;
     assert_eq!(lines.len(), 2, "{text}");
     assert_eq!(lines[0]["endpoint"], "peopleforce", "newest first");
     assert_eq!(lines[0]["outcome"], "refused");
@@ -136,7 +147,7 @@ async fn an_endpoint_captures_refused_bodies_for_a_day_when_asked_and_only_those
     )
     .await;
     assert_eq!(status, 401);
-    let (lines, _) = listed(data, &[]);
+    let (lines, _) = listed(data, &[], 3).await;
     let bodies: Vec<(&str, &str, bool)> = lines
         .iter()
         .map(|l| {
@@ -174,7 +185,12 @@ async fn an_endpoint_captures_refused_bodies_for_a_day_when_asked_and_only_those
     let off = capture(&["peopleforce", "--stop"]);
     assert!(off.starts_with("peopleforce: no longer capturing"), "{off}");
     common::tampered_hire(&server.base, &secrets).await;
-    let (lines, _) = listed(data, &["--outcome", "refused", "--endpoint", "peopleforce"]);
+    let (lines, _) = listed(
+        data,
+        &["--outcome", "refused", "--endpoint", "peopleforce"],
+        2,
+    )
+    .await;
     assert_eq!(lines.len(), 2);
     assert!(lines[0].get("body").is_none(), "{}", lines[0]);
     assert!(lines[1].get("body").is_some(), "kept until its day is over");

@@ -3,15 +3,17 @@
 //! write to `deliveries.sqlite`; a journey step handed to the journal (its writer thread
 //! commits them in batches); and, printed, the bytes a record and a step take on disk
 //! (over 10,000 records and the 40,000 steps of their events: enqueued, stored, posted,
-//! applied) and the writer's rate. `cargo bench -p okr-local --bench deliveries`
-//! (docs/deliveries.md).
+//! applied) and the writer's rate; and a whole delivery of the hire through ingest
+//! (verify, normalize, route, enqueue to a queue that takes it at once) without the log,
+//! and with it (its record and its first step). `cargo bench -p okr-local --bench
+//! deliveries` (docs/deliveries.md).
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue};
-use okr_consumers::deliveries::{Delivery, DeliveryLog};
+use okr_consumers::deliveries::{Delivery, DeliveryLog, DeliveryStore};
 use okr_local::deliveries_sqlite::SqliteDeliveries;
 use okr_pipeline::journal::{Journal, Step};
 use time::OffsetDateTime;
@@ -93,6 +95,59 @@ fn size(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).expect("a file").len()
 }
 
+/// A queue that takes every message at once: ingest's own work is what is measured.
+struct Discard;
+
+#[async_trait::async_trait]
+impl okr_pipeline::queue::EventQueue for Discard {
+    async fn send(
+        &self,
+        _consumer: okr_core::routing::Consumer,
+        _message: &okr_pipeline::queue::QueueMessage,
+    ) -> Result<okr_pipeline::queue::Sent, okr_pipeline::queue::QueueError> {
+        Ok(okr_pipeline::queue::Sent { duplicate: false })
+    }
+}
+
+/// Ingest over the repository's sample secrets, enqueueing to [`Discard`].
+fn ingest() -> okr_consumers::ingest::Ingest {
+    let secrets = include_str!("../../../events/secrets.json");
+    let secrets = okr_core::signing::SigningSecrets::parse(secrets).expect("the sample secrets");
+    okr_consumers::ingest::Ingest::new(
+        okr_pipeline::secrets::SecretCache::new(
+            std::sync::Arc::new(okr_pipeline::secrets::memory::MemorySecretStore::new(
+                secrets,
+            )),
+            Duration::from_secs(300),
+        ),
+        std::sync::Arc::new(Discard),
+        okr_core::routing::NotifyRules::default(),
+        256 * 1024,
+        std::sync::Arc::new(okr_pipeline::metrics::NoMetrics),
+    )
+}
+
+/// The sample PeopleForce hire as `serve` hands it to ingest, signed.
+fn hire_request() -> okr_consumers::ingest::IngestRequest {
+    let sample: serde_json::Value =
+        serde_json::from_str(include_str!("../../../events/ingest/peopleforce.json"))
+            .expect("the sample request");
+    let mut headers = HeaderMap::new();
+    for (name, value) in sample["headers"].as_object().expect("headers") {
+        headers.insert(
+            http::HeaderName::from_bytes(name.as_bytes()).expect("a name"),
+            HeaderValue::from_str(value.as_str().expect("text")).expect("a value"),
+        );
+    }
+    okr_consumers::ingest::IngestRequest {
+        method: http::Method::POST,
+        source: "peopleforce".into(),
+        headers,
+        body: sample["body"].as_str().expect("a body").as_bytes().to_vec(),
+        body_is_base64: false,
+    }
+}
+
 fn deliveries(c: &mut Criterion) {
     let received = headers();
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
@@ -101,12 +156,22 @@ fn deliveries(c: &mut Criterion) {
     let log = SqliteDeliveries::open(&path, Duration::from_secs(7 * 24 * 3600), 1_000_000)
         .expect("opens");
 
-    // Storage: 10,000 records, then the database and its write-ahead log checkpointed.
+    // Storage: 10,000 records (written once a read waits for them), then the database
+    // and its write-ahead log checkpointed.
+    let started = std::time::Instant::now();
     runtime.block_on(async {
         for n in 0..10_000 {
             log.record(&record(&received, n)).await.expect("records");
         }
+        log.list(&okr_consumers::deliveries::Filter::default())
+            .await
+            .expect("reads");
     });
+    eprintln!(
+        "10,000 records written in {:.2?} ({:.0} records/s)",
+        started.elapsed(),
+        10_000.0 / started.elapsed().as_secs_f64()
+    );
     let records = size(&path);
     eprintln!(
         "deliveries.sqlite: {records} bytes for 10,000 records: {} bytes a record",
@@ -140,13 +205,34 @@ fn deliveries(c: &mut Criterion) {
             black_box(record(black_box(&received), n))
         })
     });
-    group.bench_function("its write to deliveries.sqlite", |b| {
+    group.bench_function("its hand-off to the log's writer", |b| {
         let delivery = record(&received, 0);
         b.iter(|| {
             runtime
                 .block_on(log.record(black_box(&delivery)))
                 .expect("records")
         })
+    });
+    // A whole delivery, without the log and with it.
+    let request = hire_request();
+    let plain = ingest();
+    let logged = ingest()
+        .with_deliveries(std::sync::Arc::new(log.clone()))
+        .journaling(std::sync::Arc::new(log.clone()));
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(
+        runtime
+            .block_on(plain.handle(request.clone(), now))
+            .status
+            .as_u16(),
+        202
+    );
+    group.bench_function(
+        "a delivery of the hire through ingest, without the log",
+        |b| b.iter(|| runtime.block_on(plain.handle(black_box(request.clone()), now))),
+    );
+    group.bench_function("the same delivery, with the log and its first step", |b| {
+        b.iter(|| runtime.block_on(logged.handle(black_box(request.clone()), now)))
     });
     group.bench_function("a journey step handed to the journal", |b| {
         let mut n = 0;

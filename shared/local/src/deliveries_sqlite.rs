@@ -1,6 +1,8 @@
 //! The delivery log in SQLite (`serve`'s `deliveries.sqlite`): one row per request, as
 //! JSON, and one per step of an event's journey (the consumers' journal), pruned to a
-//! time and a count when opened and every 500 records.
+//! time and a count when opened and every 500 records. Records and steps are handed to
+//! a writer thread of its own, which commits what waits in one transaction: a request
+//! never waits on the log's disk, and the log's writes never contend with each other.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,14 +25,20 @@ const STEPS_PER_DELIVERY: usize = 10;
 
 /// `deliveries(id, at, endpoint, outcome, event_id, doc)` and `steps(id, at, event_id,
 /// doc)` in a WAL-mode database. A lost record costs a debugging aid, not an event: it
-/// is written without a sync per row.
+/// is written without a sync per row, and dropped when the writer is far behind.
 #[derive(Clone)]
 pub struct SqliteDeliveries {
+    /// For reads, the captures and pruning on demand.
     connection: Arc<Mutex<Connection>>,
+    bounds: Bounds,
+    writer: Arc<Writer>,
+}
+
+/// What the log keeps: for how long, and how many deliveries.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
     keep: Duration,
     max: usize,
-    since_prune: Arc<AtomicUsize>,
-    writer: Arc<StepWriter>,
 }
 
 impl SqliteDeliveries {
@@ -75,16 +83,17 @@ impl SqliteDeliveries {
                  );",
             )
             .map_err(wrap)?;
-        let log = SqliteDeliveries {
-            connection: Arc::new(Mutex::new(connection)),
+        let bounds = Bounds {
             keep,
             max: max.max(1),
-            since_prune: Arc::new(AtomicUsize::new(0)),
-            writer: Arc::new(StepWriter::start(path)?),
         };
         // What aged out while nothing was written goes now.
-        log.prune_now(time::OffsetDateTime::now_utc())?;
-        Ok(log)
+        prune(&connection, bounds, time::OffsetDateTime::now_utc())?;
+        Ok(SqliteDeliveries {
+            connection: Arc::new(Mutex::new(connection)),
+            bounds,
+            writer: Arc::new(Writer::start(path, bounds)?),
+        })
     }
 
     async fn with<T: Send + 'static>(
@@ -165,108 +174,153 @@ impl SqliteDeliveries {
         Ok(found)
     }
 
-    /// Drop what is older than the log keeps at `now`, then the oldest beyond its count.
+    /// Drop what is older than the log keeps at `now`, then the oldest beyond its count
+    /// (after what was recorded before is written).
     pub async fn prune(&self, now: time::OffsetDateTime) -> Result<usize, DeliveryLogError> {
-        let log = self.clone();
-        tokio::task::spawn_blocking(move || log.prune_now(now))
-            .await
-            .map_err(|e| DeliveryLogError(Box::new(e)))?
+        self.flush().await;
+        let bounds = self.bounds;
+        self.with(move |c| prune(c, bounds, now)).await
     }
+}
 
-    fn prune_now(&self, now: time::OffsetDateTime) -> Result<usize, DeliveryLogError> {
-        let oldest = ((now - self.keep).unix_timestamp_nanos() / 1_000_000) as i64;
-        let max = self.max as i64;
-        let c = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        let old = c
-            .execute("DELETE FROM deliveries WHERE at < ?1", params![oldest])
-            .map_err(wrap)?;
-        let over = c
-            .execute(
-                "DELETE FROM deliveries WHERE id <= (SELECT max(id) FROM deliveries) - ?1",
-                params![max],
-            )
-            .map_err(wrap)?;
-        c.execute("DELETE FROM steps WHERE at < ?1", params![oldest])
-            .map_err(wrap)?;
-        // Captured bodies go a day after they arrived, or with their delivery.
-        let day_ago = millis(now - CAPTURE_FOR);
-        c.execute(
-            "DELETE FROM bodies WHERE at < ?1 OR delivery < (SELECT min(id) FROM deliveries)
-                OR NOT EXISTS (SELECT 1 FROM deliveries)",
-            params![day_ago],
+/// Drop what is older than `bounds` keep at `now`, then the oldest beyond their count:
+/// how many deliveries went.
+fn prune(
+    c: &Connection,
+    bounds: Bounds,
+    now: time::OffsetDateTime,
+) -> Result<usize, DeliveryLogError> {
+    let oldest = millis(now - bounds.keep);
+    let max = bounds.max as i64;
+    let old = c
+        .execute("DELETE FROM deliveries WHERE at < ?1", params![oldest])
+        .map_err(wrap)?;
+    let over = c
+        .execute(
+            "DELETE FROM deliveries WHERE id <= (SELECT max(id) FROM deliveries) - ?1",
+            params![max],
         )
         .map_err(wrap)?;
-        c.execute(
-            "DELETE FROM steps WHERE id <= (SELECT max(id) FROM steps) - ?1",
-            params![max.saturating_mul(STEPS_PER_DELIVERY as i64)],
-        )
+    c.execute("DELETE FROM steps WHERE at < ?1", params![oldest])
         .map_err(wrap)?;
-        Ok(old + over)
-    }
+    // Captured bodies go a day after they arrived, or with their delivery.
+    let day_ago = millis(now - CAPTURE_FOR);
+    c.execute(
+        "DELETE FROM bodies WHERE at < ?1 OR delivery < (SELECT min(id) FROM deliveries)
+            OR NOT EXISTS (SELECT 1 FROM deliveries)",
+        params![day_ago],
+    )
+    .map_err(wrap)?;
+    c.execute(
+        "DELETE FROM steps WHERE id <= (SELECT max(id) FROM steps) - ?1",
+        params![max.saturating_mul(STEPS_PER_DELIVERY as i64)],
+    )
+    .map_err(wrap)?;
+    Ok(old + over)
 }
 
 fn millis(time: time::OffsetDateTime) -> i64 {
     (time.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// Step batches waiting for the writer at most; beyond them steps are dropped (and
-/// counted in a warning) rather than slowing the work they describe.
-const STEPS_WAITING: usize = 10_000;
-/// Steps the writer commits at once at most.
-const STEPS_PER_COMMIT: usize = 2_000;
+/// Records and step batches waiting for the writer at most; beyond them they are
+/// dropped (and counted in a warning) rather than slowing the work they describe.
+const WAITING: usize = 10_000;
+/// Records and steps the writer commits at once at most.
+const PER_COMMIT: usize = 2_000;
 
-/// What the steps' writer thread is handed.
+/// What the writer thread is handed.
 enum ToWriter {
+    Delivery(Box<Delivery>),
     Steps(Vec<Step>),
     /// Answer once everything handed over before is written.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
-/// The steps' writer: a thread of its own with its own connection, taking what waits
-/// in one transaction, so recording a step costs the work a channel send.
-struct StepWriter {
+/// The log's writer: a thread of its own with its own connection, taking what waits in
+/// one transaction, and pruning every [`PRUNE_EVERY`] deliveries.
+struct Writer {
     sender: std::sync::mpsc::SyncSender<ToWriter>,
     dropped: AtomicUsize,
     stopped: std::sync::atomic::AtomicBool,
 }
 
-impl StepWriter {
-    fn start(path: &Path) -> Result<StepWriter, DeliveryLogError> {
+impl Writer {
+    fn start(path: &Path, bounds: Bounds) -> Result<Writer, DeliveryLogError> {
         let mut connection = Connection::open(path).map_err(wrap)?;
         connection
             .busy_timeout(Duration::from_secs(5))
             .map_err(wrap)?;
-        let (sender, receiver) = std::sync::mpsc::sync_channel(STEPS_WAITING);
+        let (sender, receiver) = std::sync::mpsc::sync_channel(WAITING);
         std::thread::Builder::new()
-            .name("journal-writer".into())
-            .spawn(move || write_steps(&mut connection, &receiver))
+            .name("delivery-log-writer".into())
+            .spawn(move || write_all(&mut connection, &receiver, bounds))
             .map_err(|e| DeliveryLogError(Box::new(e)))?;
-        Ok(StepWriter {
+        Ok(Writer {
             sender,
             dropped: AtomicUsize::new(0),
             stopped: std::sync::atomic::AtomicBool::new(false),
         })
     }
+
+    /// Hand `message` (`count` records or steps) over, or drop it if the writer is far
+    /// behind, saying so at 1, 2, 4, 8... dropped.
+    fn hand(&self, message: ToWriter, count: usize) {
+        match self.sender.try_send(message) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                let before = self.dropped.fetch_add(count, Ordering::Relaxed);
+                let after = before + count;
+                if before == 0 || after.ilog2() > before.ilog2() {
+                    tracing::warn!(
+                        dropped = after,
+                        "the delivery log's writer is behind: records and steps dropped"
+                    );
+                }
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                if !self.stopped.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "the delivery log's writer has stopped: records and steps are dropped from now on"
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Write what arrives until every sender is gone.
-fn write_steps(connection: &mut Connection, receiver: &std::sync::mpsc::Receiver<ToWriter>) {
+fn write_all(
+    connection: &mut Connection,
+    receiver: &std::sync::mpsc::Receiver<ToWriter>,
+    bounds: Bounds,
+) {
+    let mut since_prune = 0;
     while let Ok(first) = receiver.recv() {
+        let mut deliveries = Vec::new();
         let mut steps = Vec::new();
         let mut flushes = Vec::new();
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
+                ToWriter::Delivery(delivery) => deliveries.push(*delivery),
                 ToWriter::Steps(more) => steps.extend(more),
                 ToWriter::Flush(done) => flushes.push(done),
             }
-            if steps.len() < STEPS_PER_COMMIT {
+            if deliveries.len() + steps.len() < PER_COMMIT {
                 next = receiver.try_recv().ok();
             }
         }
-        if let Err(error) = insert_steps(connection, &steps) {
-            // A journey is a view of the work: its loss is logged, the work goes on.
-            tracing::warn!(error = %okr_core::error_chain(&error), steps = steps.len(), "could not record the events' steps");
+        if let Err(error) = insert(connection, &deliveries, &steps) {
+            // A debugging aid: its loss is logged, the work goes on.
+            tracing::warn!(error = %okr_core::error_chain(&error), deliveries = deliveries.len(), steps = steps.len(), "could not write to the delivery log");
+        }
+        since_prune += deliveries.len();
+        if since_prune >= PRUNE_EVERY {
+            since_prune = 0;
+            if let Err(error) = prune(connection, bounds, time::OffsetDateTime::now_utc()) {
+                tracing::warn!(error = %okr_core::error_chain(&error), "could not prune the delivery log");
+            }
         }
         for done in flushes {
             let _ = done.send(());
@@ -274,15 +328,52 @@ fn write_steps(connection: &mut Connection, receiver: &std::sync::mpsc::Receiver
     }
 }
 
-fn insert_steps(connection: &mut Connection, steps: &[Step]) -> Result<(), DeliveryLogError> {
+/// Write `deliveries` (a captured body in `bodies`, which drops it a day after it
+/// arrived) and `steps` in one transaction.
+fn insert(
+    connection: &mut Connection,
+    deliveries: &[Delivery],
+    steps: &[Step],
+) -> Result<(), DeliveryLogError> {
+    let json = |e: serde_json::Error| DeliveryLogError(Box::new(e));
     let transaction = connection.transaction().map_err(wrap)?;
     {
-        let mut insert = transaction
+        let mut record = transaction
+            .prepare_cached(
+                "INSERT INTO deliveries (at, endpoint, outcome, event_id, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(wrap)?;
+        let mut keep_body = transaction
+            .prepare_cached("INSERT INTO bodies (delivery, at, body) VALUES (?1, ?2, ?3)")
+            .map_err(wrap)?;
+        for delivery in deliveries {
+            let doc = match delivery.body {
+                Some(_) => serde_json::to_string(&Delivery {
+                    body: None,
+                    ..delivery.clone()
+                }),
+                None => serde_json::to_string(delivery),
+            }
+            .map_err(json)?;
+            let at = millis(delivery.time);
+            let params = params![
+                at,
+                delivery.endpoint,
+                delivery.outcome,
+                delivery.event_id,
+                doc
+            ];
+            let id = record.insert(params).map_err(wrap)?;
+            if let Some(body) = &delivery.body {
+                keep_body.execute(params![id, at, body]).map_err(wrap)?;
+            }
+        }
+        let mut step_row = transaction
             .prepare_cached("INSERT INTO steps (at, event_id, doc) VALUES (?1, ?2, ?3)")
             .map_err(wrap)?;
         for step in steps {
-            let doc = serde_json::to_string(step).map_err(|e| DeliveryLogError(Box::new(e)))?;
-            insert
+            let doc = serde_json::to_string(step).map_err(json)?;
+            step_row
                 .execute(params![millis(step.time), step.event_id, doc])
                 .map_err(wrap)?;
         }
@@ -294,33 +385,13 @@ fn insert_steps(connection: &mut Connection, steps: &[Step]) -> Result<(), Deliv
 impl Journal for SqliteDeliveries {
     async fn append(&self, steps: Vec<Step>) {
         let count = steps.len();
-        match self.writer.sender.try_send(ToWriter::Steps(steps)) {
-            Ok(()) => {}
-            Err(std::sync::mpsc::TrySendError::Full(_)) => {
-                let before = self.writer.dropped.fetch_add(count, Ordering::Relaxed);
-                let after = before + count;
-                // At 1, 2, 4, 8... dropped: a flood of drops logs a few lines.
-                if before == 0 || after.ilog2() > before.ilog2() {
-                    tracing::warn!(
-                        dropped = after,
-                        "the journal's writer is behind: steps dropped"
-                    );
-                }
-            }
-            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
-                if !self.writer.stopped.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        "the journal's writer has stopped: steps are dropped from now on"
-                    );
-                }
-            }
-        }
+        self.writer.hand(ToWriter::Steps(steps), count);
     }
 }
 
 impl SqliteDeliveries {
-    /// Wait until the steps recorded so far are written (so a read sees them).
-    async fn flush_steps(&self) {
+    /// Wait until what was recorded so far is written (so a read sees it).
+    async fn flush(&self) {
         let (done, written) = tokio::sync::oneshot::channel();
         let sender = self.writer.sender.clone();
         // `send` waits while the channel is full: off the runtime's threads.
@@ -339,40 +410,8 @@ fn wrap(error: rusqlite::Error) -> DeliveryLogError {
 #[async_trait]
 impl DeliveryLog for SqliteDeliveries {
     async fn record(&self, delivery: &Delivery) -> Result<(), DeliveryLogError> {
-        // A captured body lives in `bodies`, which drops it a day after it arrived.
-        let mut delivery = delivery.clone();
-        let body = delivery.body.take();
-        let doc = serde_json::to_string(&delivery).map_err(|e| DeliveryLogError(Box::new(e)))?;
-        let at = millis(delivery.time);
-        let (endpoint, outcome, event_id) = (
-            delivery.endpoint.clone(),
-            delivery.outcome.clone(),
-            delivery.event_id.clone(),
-        );
-        self.with(move |c| {
-            let transaction = c.transaction().map_err(wrap)?;
-            transaction.execute(
-                "INSERT INTO deliveries (at, endpoint, outcome, event_id, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![at, endpoint, outcome, event_id, doc],
-            )
-            .map_err(wrap)?;
-            if let Some(body) = body {
-                let id = transaction.last_insert_rowid();
-                transaction
-                    .execute(
-                        "INSERT INTO bodies (delivery, at, body) VALUES (?1, ?2, ?3)",
-                        params![id, at, body],
-                    )
-                    .map_err(wrap)?;
-            }
-            transaction.commit().map_err(wrap)
-        })
-        .await?;
-        // One record in every PRUNE_EVERY prunes (opening does too).
-        if self.since_prune.fetch_add(1, Ordering::Relaxed) + 1 >= PRUNE_EVERY {
-            self.since_prune.store(0, Ordering::Relaxed);
-            self.prune(delivery.time).await?;
-        }
+        self.writer
+            .hand(ToWriter::Delivery(Box::new(delivery.clone())), 1);
         Ok(())
     }
 
@@ -394,6 +433,7 @@ impl DeliveryLog for SqliteDeliveries {
 #[async_trait]
 impl DeliveryStore for SqliteDeliveries {
     async fn list(&self, filter: &Filter) -> Result<Vec<Delivery>, DeliveryLogError> {
+        self.flush().await;
         let filter = filter.clone();
         self.with(move |c| {
             let since = filter
@@ -439,7 +479,7 @@ impl DeliveryStore for SqliteDeliveries {
     }
 
     async fn journey(&self, event_id: &str) -> Result<Vec<Step>, DeliveryLogError> {
-        self.flush_steps().await;
+        self.flush().await;
         let event_id = event_id.to_owned();
         self.with(move |c| {
             let mut statement = c
