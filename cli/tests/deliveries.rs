@@ -181,9 +181,10 @@ async fn an_endpoint_captures_refused_bodies_for_a_day_when_asked_and_only_those
         .unwrap();
     assert_eq!(api["items"][0]["body"].as_str().unwrap().as_bytes(), HIRE);
 
-    // Stopped: the next refusal keeps no body.
+    // Stopped: serve sees it within a second; a refusal after that keeps no body.
     let off = capture(&["peopleforce", "--stop"]);
     assert!(off.starts_with("peopleforce: no longer capturing"), "{off}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     common::tampered_hire(&server.base, &secrets).await;
     let (lines, _) = listed(
         data,

@@ -138,6 +138,8 @@ async fn query(
             Some(other) => bail!("the Logs Insights query ended {}", other.as_str()),
         }
         if tokio::time::Instant::now() > deadline {
+            // Not left running (and paid for) after the command gave up.
+            let _ = client.stop_query().query_id(id).send().await;
             bail!("the Logs Insights query did not finish in a minute");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -19,6 +19,8 @@ use okr_pipeline::journal::{Journal, Step};
 
 /// How many records between two prunes.
 const PRUNE_EVERY: usize = 500;
+/// The longest time between two prunes.
+const PRUNE_AFTER: Duration = Duration::from_secs(600);
 /// How many steps are kept for each delivery kept (an event has a handful: enqueued,
 /// then one or more per consumer).
 const STEPS_PER_DELIVERY: usize = 10;
@@ -32,7 +34,15 @@ pub struct SqliteDeliveries {
     connection: Arc<Mutex<Connection>>,
     bounds: Bounds,
     writer: Arc<Writer>,
+    /// The endpoints capturing refused bodies (until when), and when that was read.
+    captures: Arc<Mutex<Option<Captures>>>,
 }
+
+/// When the captures were read, and what they were.
+type Captures = (std::time::Instant, std::collections::HashMap<String, i64>);
+
+/// How often the captures are read again at most.
+const CAPTURES_EVERY: Duration = Duration::from_secs(1);
 
 /// What the log keeps: for how long, and how many deliveries.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +64,7 @@ impl SqliteDeliveries {
             .execute_batch(
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = NORMAL;
+                 PRAGMA secure_delete = ON;
                  CREATE TABLE IF NOT EXISTS deliveries (
                      id INTEGER PRIMARY KEY AUTOINCREMENT,
                      at INTEGER NOT NULL,
@@ -93,6 +104,7 @@ impl SqliteDeliveries {
             connection: Arc::new(Mutex::new(connection)),
             bounds,
             writer: Arc::new(Writer::start(path, bounds)?),
+            captures: Arc::default(),
         })
     }
 
@@ -132,7 +144,9 @@ impl SqliteDeliveries {
             .map_err(wrap)?;
             Ok(())
         })
-        .await
+        .await?;
+        *self.captures.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(())
     }
 
     /// The endpoints capturing refused bodies, and until when (milliseconds).
@@ -251,6 +265,10 @@ impl Writer {
         connection
             .busy_timeout(Duration::from_secs(5))
             .map_err(wrap)?;
+        // A deleted captured body is overwritten, not left in free pages.
+        connection
+            .execute_batch("PRAGMA secure_delete = ON;")
+            .map_err(wrap)?;
         let (sender, receiver) = std::sync::mpsc::sync_channel(WAITING);
         std::thread::Builder::new()
             .name("delivery-log-writer".into())
@@ -296,7 +314,21 @@ fn write_all(
     bounds: Bounds,
 ) {
     let mut since_prune = 0;
-    while let Ok(first) = receiver.recv() {
+    let mut pruned = std::time::Instant::now();
+    loop {
+        // Every PRUNE_EVERY deliveries, and at least every PRUNE_AFTER: a quiet log
+        // still drops its captured bodies on time.
+        let first = match receiver.recv_timeout(PRUNE_AFTER) {
+            Ok(first) => first,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(error) = prune(connection, bounds, time::OffsetDateTime::now_utc()) {
+                    tracing::warn!(error = %okr_core::error_chain(&error), "could not prune the delivery log");
+                }
+                pruned = std::time::Instant::now();
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         let mut deliveries = Vec::new();
         let mut steps = Vec::new();
         let mut flushes = Vec::new();
@@ -316,8 +348,9 @@ fn write_all(
             tracing::warn!(error = %okr_core::error_chain(&error), deliveries = deliveries.len(), steps = steps.len(), "could not write to the delivery log");
         }
         since_prune += deliveries.len();
-        if since_prune >= PRUNE_EVERY {
+        if since_prune >= PRUNE_EVERY || pruned.elapsed() >= PRUNE_AFTER {
             since_prune = 0;
+            pruned = std::time::Instant::now();
             if let Err(error) = prune(connection, bounds, time::OffsetDateTime::now_utc()) {
                 tracing::warn!(error = %okr_core::error_chain(&error), "could not prune the delivery log");
             }
@@ -390,8 +423,9 @@ impl Journal for SqliteDeliveries {
 }
 
 impl SqliteDeliveries {
-    /// Wait until what was recorded so far is written (so a read sees it).
-    async fn flush(&self) {
+    /// Wait until what was recorded so far is written (so a read sees it, and nothing
+    /// is lost when `serve` stops).
+    pub async fn flush(&self) {
         let (done, written) = tokio::sync::oneshot::channel();
         let sender = self.writer.sender.clone();
         // `send` waits while the channel is full: off the runtime's threads.
@@ -416,17 +450,30 @@ impl DeliveryLog for SqliteDeliveries {
     }
 
     async fn capturing(&self, endpoint: &str, at: time::OffsetDateTime) -> bool {
-        // Asked on a refusal only: read each time, so a capture turned on by the
-        // command (another process) counts from the next refusal.
-        match self.read_captures().await {
-            Ok(captures) => captures
-                .get(endpoint)
-                .is_some_and(|until| millis(at) < *until),
-            Err(error) => {
-                tracing::warn!(error = %okr_core::error_chain(&error), "could not read which endpoints capture refused bodies");
-                false
+        // Asked on a refusal only, and read again at most every CAPTURES_EVERY (a flood
+        // of refusals reads it once a second): a capture turned on by the command
+        // (another process) counts within a second.
+        let cached = {
+            let cache = self.captures.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .as_ref()
+                .filter(|(read, _)| read.elapsed() < CAPTURES_EVERY)
+                .map(|(_, captures)| captures.get(endpoint).copied())
+        };
+        let until = match cached {
+            Some(until) => until,
+            None => {
+                let captures = self.read_captures().await.unwrap_or_else(|error| {
+                    tracing::warn!(error = %okr_core::error_chain(&error), "could not read which endpoints capture refused bodies");
+                    Default::default()
+                });
+                let until = captures.get(endpoint).copied();
+                *self.captures.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((std::time::Instant::now(), captures));
+                until
             }
-        }
+        };
+        until.is_some_and(|until| millis(at) < until)
     }
 }
 
@@ -442,7 +489,7 @@ impl DeliveryStore for SqliteDeliveries {
                 .unwrap_or(i64::MIN);
             let mut statement = c
                 .prepare(
-                    "SELECT doc, (SELECT body FROM bodies WHERE delivery = deliveries.id)
+                    "SELECT doc, (SELECT body FROM bodies WHERE delivery = deliveries.id AND at >= ?7)
                      FROM deliveries
                      WHERE at >= ?1
                        AND (?2 IS NULL OR endpoint = ?2)
@@ -460,7 +507,9 @@ impl DeliveryStore for SqliteDeliveries {
                         filter.outcome,
                         filter.event_id,
                         filter.limit() as i64,
-                        filter.event_type
+                        filter.event_type,
+                        // A body past its day is not shown, pruned or not yet.
+                        millis(time::OffsetDateTime::now_utc() - CAPTURE_FOR)
                     ],
                     |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?)),
                 )

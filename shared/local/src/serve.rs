@@ -206,5 +206,7 @@ pub async fn serve(
     for task in tasks {
         let _ = task.await;
     }
+    // The delivery log's last records and steps, written before the process ends.
+    stores.deliveries.flush().await;
     served.map_err(|e| io("the server failed", data_dir, e))
 }

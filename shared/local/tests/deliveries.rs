@@ -8,7 +8,6 @@ use http::HeaderMap;
 use okr_consumers::deliveries::{Delivery, DeliveryLog, DeliveryStore, Filter};
 use okr_local::deliveries_sqlite::SqliteDeliveries;
 use okr_pipeline::journal::{Journal, Step};
-use time::macros::datetime;
 
 fn delivery(n: usize, at: time::OffsetDateTime) -> Delivery {
     let mut delivery = Delivery::received(
@@ -35,7 +34,10 @@ async fn the_log_lists_newest_first_and_keeps_to_its_age_and_count() {
     let path = dir.path().join("deliveries.sqlite");
     let week = Duration::from_secs(7 * 24 * 3600);
     let log = SqliteDeliveries::open(&path, week, 100).unwrap();
-    let now = datetime!(2026-12-06 09:00 UTC);
+    // Now (a reopen prunes by the clock), to the second.
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
     // Ten from two weeks ago, then 300 of today.
     for n in 0..10 {
         log.record(&delivery(n, now - time::Duration::days(14)))
@@ -167,7 +169,10 @@ async fn a_captured_body_is_kept_a_day_and_capture_ends_when_asked() {
     log.record(&refused).await.unwrap();
     let kept = log.list(&Filter::default()).await.unwrap();
     assert_eq!(kept[0].body, refused.body);
-    // A day later the body is gone; the delivery stays its week.
+    // Within its day it stays; a day later it is gone; the delivery stays its week.
+    log.prune(now + time::Duration::hours(23)).await.unwrap();
+    let kept = log.list(&Filter::default()).await.unwrap();
+    assert_eq!(kept[0].body, refused.body);
     log.prune(now + time::Duration::hours(25)).await.unwrap();
     let kept = log.list(&Filter::default()).await.unwrap();
     assert_eq!(kept.len(), 1);

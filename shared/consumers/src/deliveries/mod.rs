@@ -241,6 +241,11 @@ pub trait DeliveryLog: Send + Sync {
     /// Whether the bodies of refused deliveries to `endpoint` are captured at `at`
     /// (asked on a refusal only).
     async fn capturing(&self, endpoint: &str, at: OffsetDateTime) -> bool;
+
+    /// Whether it ever keeps a body (when not, ingest copies none).
+    fn keeps_bodies(&self) -> bool {
+        true
+    }
 }
 
 /// A delivery log that can be read, with the journeys of the events its deliveries
@@ -286,6 +291,10 @@ impl DeliveryLog for LogDeliveries {
 
     async fn capturing(&self, _endpoint: &str, _at: OffsetDateTime) -> bool {
         // Never on AWS: a body in a log group would be personal data in the logs.
+        false
+    }
+
+    fn keeps_bodies(&self) -> bool {
         false
     }
 }

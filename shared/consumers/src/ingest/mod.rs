@@ -172,13 +172,17 @@ impl Ingest {
         });
         // The start of the body, in case it is refused while its endpoint captures
         // refused bodies (asked of the log only then).
-        let start = self.deliveries.as_ref().map(|_| {
-            let end = request
-                .body
-                .len()
-                .min(crate::deliveries::MAX_CAPTURED_BYTES);
-            (request.source.clone(), request.body[..end].to_vec())
-        });
+        let start = self
+            .deliveries
+            .as_ref()
+            .filter(|log| log.keeps_bodies())
+            .map(|_| {
+                let end = request
+                    .body
+                    .len()
+                    .min(crate::deliveries::MAX_CAPTURED_BYTES);
+                (request.source.clone(), request.body[..end].to_vec())
+            });
         let mut source = None;
         let accepted = self.accept(request, now, &mut source).await;
         if let Some(delivery) = &mut delivery {
