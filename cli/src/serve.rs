@@ -99,6 +99,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
             std::env::var("RUST_LOG").ok().as_deref(),
         ))
         .init();
+    // Spans by OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/deliveries.md).
+    okr_pipeline::trace::install_from_env("okr-webhooks");
     let addr = args.addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -106,7 +108,10 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     announce(format!(
         "listening on http://{addr} (POST /webhooks/{{source}}, GET /healthz, GET /dashboard, GET /api/progress)"
     ));
-    okr_local::serve(&args.data_dir, listener, config, shutdown(), announce).await?;
+    let served = okr_local::serve(&args.data_dir, listener, config, shutdown(), announce).await;
+    // The spans not yet exported leave before the process does.
+    okr_pipeline::trace::shutdown().await;
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 

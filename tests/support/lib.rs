@@ -7,6 +7,7 @@
 //! share one server.
 
 pub mod faulty;
+pub mod otlp;
 pub mod smtp;
 
 use std::net::{TcpListener, TcpStream};

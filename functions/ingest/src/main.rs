@@ -66,7 +66,8 @@ async fn main() -> Result<(), Error> {
     let ingest = &ingest;
     lambda_http::lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
-            Ok::<_, Error>(apigw::handle(ingest, event.payload, OffsetDateTime::now_utc()).await)
+            let answer = apigw::handle(ingest, event.payload, OffsetDateTime::now_utc());
+            Ok::<_, Error>(okr_pipeline::trace::flushed(answer).await)
         },
     ))
     .await

@@ -34,7 +34,7 @@ async fn main() -> Result<(), Error> {
 
     let projection = &projection;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(projection.handle(event.payload).await?)
+        Ok::<_, Error>(okr_pipeline::trace::flushed(projection.handle(event.payload)).await?)
     }))
     .await
 }

@@ -68,7 +68,9 @@ async fn main() -> Result<(), Error> {
     let notifier = &notifier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = okr_pipeline::batch::deadline_from_epoch_ms(event.context.deadline);
-        Ok::<_, Error>(notifier.handle(event.payload, deadline).await?)
+        Ok::<_, Error>(
+            okr_pipeline::trace::flushed(notifier.handle(event.payload, deadline)).await?,
+        )
     }))
     .await
 }

@@ -61,7 +61,7 @@ async fn main() -> Result<(), Error> {
 
     let warehouse = &warehouse;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(warehouse.handle(event.payload).await?)
+        Ok::<_, Error>(okr_pipeline::trace::flushed(warehouse.handle(event.payload)).await?)
     }))
     .await
 }

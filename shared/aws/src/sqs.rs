@@ -52,7 +52,8 @@ fn text_attribute(value: &str) -> Result<MessageAttributeValue, aws_sdk_sqs::err
         .build()
 }
 
-/// The message's attributes: `event_id`, `source`, `type`, and `replay` for a replay's.
+/// The message's attributes: `event_id`, `source`, `type`, `replay` for a replay's, and
+/// `traceparent` when a span queued it.
 fn attributes(
     message: &QueueMessage,
 ) -> Result<HashMap<String, MessageAttributeValue>, aws_sdk_sqs::error::BuildError> {
@@ -63,6 +64,12 @@ fn attributes(
     ]);
     if let Some(replay) = &message.replay {
         attributes.insert("replay".to_owned(), text_attribute(replay)?);
+    }
+    if let Some(traceparent) = &message.traceparent {
+        attributes.insert(
+            okr_pipeline::trace::TRACEPARENT.to_owned(),
+            text_attribute(traceparent)?,
+        );
     }
     Ok(attributes)
 }

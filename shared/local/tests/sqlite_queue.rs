@@ -13,6 +13,7 @@ use okr_pipeline::queue::{Defer, EventQueue, QueueMessage, ReceiveQueue};
 fn message(n: usize) -> QueueMessage {
     QueueMessage {
         replay: None,
+        traceparent: None,
         event_id: format!("evt_{n:032x}"),
         source: "perscom".into(),
         event_type: "user.created".into(),

@@ -22,6 +22,7 @@ use tracing::Instrument;
 use crate::journal::{Journey, Step};
 use crate::outbound::DeliveryError;
 use crate::retry::{Failure, MAX_RECEIVE_COUNT, Retries};
+use crate::trace::Span;
 use okr_core::event::Event;
 
 /// What went wrong with one record; logged, never returned to SQS.
@@ -72,8 +73,9 @@ pub fn decode(message: &SqsMessage) -> Result<Event, DecodeError> {
     Ok(event)
 }
 
-/// Collects the outcomes of one batch: sets when each failed record is seen again, and
-/// writes each event's steps to its journey.
+/// Collects the outcomes of one batch: sets when each failed record is seen again,
+/// writes each event's steps to its journey, and holds each record's span of its
+/// event's trace (from [`BatchReport::new`] to [`BatchReport::finish`]).
 #[derive(Debug)]
 pub struct BatchReport {
     batch_size: usize,
@@ -87,6 +89,8 @@ pub struct BatchReport {
     unreportable: usize,
     journey: Journey,
     steps: Vec<Step>,
+    /// Each record's span, by message id: the child of its `traceparent`.
+    spans: HashMap<String, Span>,
 }
 
 impl BatchReport {
@@ -107,6 +111,14 @@ impl BatchReport {
             unreportable: 0,
             journey: journey.clone(),
             steps: Vec::new(),
+            spans: batch
+                .records
+                .iter()
+                .filter_map(|r| {
+                    let id = r.message_id.clone()?;
+                    Some((id, Span::consumer(journey.consumer(), r)))
+                })
+                .collect(),
         }
     }
 
@@ -117,6 +129,9 @@ impl BatchReport {
             Ok(event) => {
                 if let Some(id) = &message.message_id {
                     self.events.insert(id.clone(), ids_of(&event));
+                    if let Some(span) = self.spans.get_mut(id) {
+                        span.event(&event.id, &event.event_type, replay_of(&event));
+                    }
                 }
                 Some(event)
             }
@@ -151,6 +166,9 @@ impl BatchReport {
             return;
         };
         let attempt = self.records.get(id).map_or(1, |(_, count)| *count);
+        if let Some(span) = self.spans.get_mut(id) {
+            span.outcome(outcome, &detail, false);
+        }
         let step = self
             .journey
             .step((event_id, replay.as_deref()), attempt, outcome, detail);
@@ -234,12 +252,22 @@ impl BatchReport {
 
     /// The journey's step of each failed record whose event is known: `dead_lettered`
     /// on the last receive, else `held` (its breaker open), `refused` or `retry`, with
-    /// why and the wait.
-    fn failure_steps(&self, waits: &[Wait]) -> Vec<Step> {
+    /// why and the wait. Each record's span ends in error with the same words.
+    fn failure_steps(&mut self, waits: &[Wait]) -> Vec<Step> {
+        let spans = &mut self.spans;
         waits
             .iter()
             .filter_map(|wait| {
-                let (event_id, replay) = self.events.get(&wait.message_id)?;
+                let span = spans.get_mut(&wait.message_id);
+                let (event_id, replay) = match self.events.get(&wait.message_id) {
+                    Some(ids) => ids,
+                    None => {
+                        if let Some(span) = span {
+                            span.outcome("refused", "the record is not an event", true);
+                        }
+                        return None;
+                    }
+                };
                 let failure = &wait.failure;
                 let why = match (wait.why.as_str(), failure) {
                     ("", Failure::HeldBack) => "its destination's circuit breaker is open",
@@ -266,6 +294,9 @@ impl BatchReport {
                         format!("{why}; again in {}", wait_text(wait.delay)),
                     )
                 };
+                if let Some(span) = span {
+                    span.outcome(outcome, &detail, true);
+                }
                 let event = (event_id.as_str(), replay.as_deref());
                 Some(self.journey.step(event, wait.count, outcome, detail))
             })
@@ -356,14 +387,22 @@ where
         Option<(String, Option<String>)>,
         Option<(Failure, String)>,
     );
-    let outcomes: Vec<Outcome> = futures::stream::iter(event.records)
+    let spans = &mut report.spans;
+    let outcomes: Vec<(Outcome, Span)> = futures::stream::iter(event.records)
         .map(|message| {
             let message_id = message.message_id.clone();
             let span = tracing::info_span!("record", message_id = message_id.as_deref().unwrap_or("none"));
             let context = RecordContext { receive_count: receive_count(&message) };
+            // The record's span of its trace: what the handler's journey steps say
+            // (`Journey::record`) marks it.
+            let trace_span = message_id
+                .as_ref()
+                .and_then(|id| spans.remove(id))
+                .unwrap_or_default();
             let work = async move {
                 let (event_id, failure) = match decode(&message) {
                     Ok(event) => {
+                        crate::trace::event_here(&event.id, &event.event_type, replay_of(&event));
                         let ids = ids_of(&event);
                         let event_id = event.id.clone();
                         let failure = match handler(event, context).await {
@@ -382,12 +421,15 @@ where
                 };
                 (message_id, event_id, failure)
             };
-            work.instrument(span)
+            crate::trace::within(trace_span, work).instrument(span)
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    for (message_id, ids, failure) in outcomes {
+    for ((message_id, ids, failure), span) in outcomes {
+        if let Some(id) = &message_id {
+            report.spans.insert(id.clone(), span);
+        }
         if let (Some(message_id), Some(ids)) = (&message_id, ids) {
             report.events.insert(message_id.clone(), ids);
         }
@@ -406,6 +448,11 @@ pub fn failure_of(error: &(dyn std::error::Error + 'static)) -> Failure {
         Some(error) if error.is_held_back() => Failure::HeldBack,
         _ => Failure::Transient,
     }
+}
+
+/// The replay that sent `event` again, if one did.
+fn replay_of(event: &Event) -> Option<&str> {
+    event.replay.as_ref().map(|r| r.name.as_str())
 }
 
 /// An event's id, and the replay that sent it again (if any).

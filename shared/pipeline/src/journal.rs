@@ -166,6 +166,7 @@ impl Journey {
     /// Record one step of `event` now.
     pub async fn record(&self, event: &Event, attempt: u32, outcome: &str, detail: String) {
         let replay = event.replay.as_ref().map(|r| r.name.as_str());
+        crate::trace::outcome_here(outcome, &detail);
         let step = self.step((&event.id, replay), attempt, outcome, detail);
         self.journal.append(vec![step]).await;
     }

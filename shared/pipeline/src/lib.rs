@@ -15,3 +15,4 @@ pub mod queue;
 pub mod retry;
 pub mod secrets;
 pub mod telemetry;
+pub mod trace;

@@ -40,8 +40,16 @@ pub fn filter(level: Option<&str>, directives: Option<&str>) -> EnvFilter {
     filter
 }
 
-/// Install the subscriber for a Lambda function. Call once, first thing in `main`.
+/// Install the subscriber for a Lambda function, and its tracer (exporting by OTLP when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set; see [`crate::trace`]), named for the function.
+/// Call once, first thing in `main`.
 pub fn init() {
+    init_logs();
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok();
+    crate::trace::install_from_env(function.as_deref().unwrap_or("okr-webhooks"));
+}
+
+fn init_logs() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
     let directives = std::env::var("RUST_LOG").ok();
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));

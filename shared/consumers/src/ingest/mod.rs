@@ -29,6 +29,7 @@ use okr_pipeline::journal::{Journal, Journey};
 use okr_pipeline::metrics::{IngestRecord, MetricsSink};
 use okr_pipeline::queue::{EventQueue, QueueMessage};
 use okr_pipeline::secrets::{Adopted, SecretCache, SecretWriter, fixed};
+use okr_pipeline::trace::{Span, TRACEPARENT};
 pub use rejection::SIGNATURE_LOG_INTERVAL;
 use rejection::{LogLimiter, Rejection};
 
@@ -160,7 +161,16 @@ impl Ingest {
     }
 
     /// Answer one delivery. `now` is the clock for timestamps and `received_at`.
+    ///
+    /// The request is a span (the child of the sender's `traceparent` header when it
+    /// sent one), which every queued message names as its `traceparent`.
     pub async fn handle(&self, request: IngestRequest, now: OffsetDateTime) -> IngestResponse {
+        let sender = request
+            .headers
+            .get(TRACEPARENT)
+            .and_then(|value| value.to_str().ok());
+        let mut span = Span::ingest(&request.source, sender);
+        let traceparent = span.traceparent();
         let mut delivery = self.deliveries.as_ref().map(|_| {
             Delivery::received(
                 now,
@@ -184,7 +194,13 @@ impl Ingest {
                 (request.source.clone(), request.body[..end].to_vec())
             });
         let mut source = None;
-        let accepted = self.accept(request, now, &mut source).await;
+        let accepted = self
+            .accept(request, now, &mut source, traceparent.as_deref())
+            .await;
+        if let Ok(Outcome::Accepted(accepted)) = &accepted {
+            let event = &accepted.event;
+            span.event(&event.id, &event.event_type, None);
+        }
         if let Some(delivery) = &mut delivery {
             let (outcome, reason) = match &accepted {
                 Ok(Outcome::Handshake(_)) => ("handshake", "handshake"),
@@ -263,6 +279,16 @@ impl Ingest {
             }
         };
         self.metrics.ingest(&record);
+        if span.is_recording() {
+            span.set(
+                "http.response.status_code",
+                i64::from(response.status.as_u16()),
+            );
+            // A refusal is the sender's error, not ours (OpenTelemetry's rule for a
+            // server's span): only a 5xx marks the span failed.
+            span.outcome(record.reason, "", response.status.is_server_error());
+        }
+        drop(span);
         if let (Some(log), Some(mut delivery)) = (&self.deliveries, delivery) {
             delivery.status = response.status.as_u16();
             if let Some((endpoint, start)) = start
@@ -284,6 +310,7 @@ impl Ingest {
         request: IngestRequest,
         now: OffsetDateTime,
         named: &mut Option<Source>,
+        traceparent: Option<&str>,
     ) -> Result<Outcome, Rejection> {
         let endpoints = self.endpoints.current().await.map_err(|error| {
             tracing::error!(error = %okr_core::error_chain(&error), "the endpoints document is unavailable");
@@ -312,7 +339,7 @@ impl Ingest {
         self.verified(endpoint, &headers, &body, now).await?;
         let event = normalize(&endpoint, &headers, &body, now).map_err(Rejection::InvalidBody)?;
         let queues = route(&event, &self.rules);
-        let duplicate = self.enqueue(&event, &queues).await?;
+        let duplicate = self.enqueue(&event, &queues, traceparent).await?;
         Ok(Outcome::Accepted(Box::new(Accepted {
             event,
             duplicate,
@@ -394,14 +421,24 @@ impl Ingest {
         second_try.map_err(|error| self.signature_rejected(name, error))
     }
 
-    /// Store `event` on every queue it routes to, all at once; true when every queue
-    /// already held it (a provider's retry). Slack and the alerts get the event without
-    /// the personal data they do not use.
-    async fn enqueue(&self, event: &Event, queues: &[Consumer]) -> Result<bool, Rejection> {
-        let messages = QueueMessage::routed(event, queues).map_err(|error| {
+    /// Store `event` on every queue it routes to, all at once, naming `traceparent`;
+    /// true when every queue already held it (a provider's retry). Slack and the alerts
+    /// get the event without the personal data they do not use.
+    async fn enqueue(
+        &self,
+        event: &Event,
+        queues: &[Consumer],
+        traceparent: Option<&str>,
+    ) -> Result<bool, Rejection> {
+        let mut messages = QueueMessage::routed(event, queues).map_err(|error| {
             tracing::error!(error = %error, "could not encode the event");
             Rejection::EnqueueFailed { failures: 1 }
         })?;
+        if let Some(traceparent) = traceparent {
+            for (_, message) in &mut messages {
+                message.traceparent = Some(traceparent.to_owned());
+            }
+        }
         // The whole event is the largest of its messages.
         if messages
             .iter()

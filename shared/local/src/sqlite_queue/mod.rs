@@ -64,7 +64,8 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
              body TEXT NOT NULL,
              receive_count INTEGER NOT NULL DEFAULT 0,
              visible_at INTEGER NOT NULL,
-             dead_at INTEGER
+             dead_at INTEGER,
+             traceparent TEXT
          );
          CREATE INDEX IF NOT EXISTS ready ON messages (queue, dead_at, visible_at);
          CREATE TABLE IF NOT EXISTS accepted (
@@ -75,6 +76,15 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
          );
          CREATE INDEX IF NOT EXISTS accepted_age ON accepted (accepted_at);",
     )?;
+    // A data directory from before traces: its messages get the column, empty.
+    let traced: bool = connection.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'traceparent'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !traced {
+        connection.execute_batch("ALTER TABLE messages ADD COLUMN traceparent TEXT")?;
+    }
     Ok(connection)
 }
 
@@ -305,8 +315,8 @@ fn insert_group(connection: &mut Connection, group: &[Pending]) -> rusqlite::Res
         let message_id = message_id(queue, now);
         transaction
             .prepare_cached(
-                "INSERT INTO messages (queue, message_id, event_id, source, type, body, visible_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO messages (queue, message_id, event_id, source, type, body, visible_at, traceparent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 queue,
@@ -315,7 +325,8 @@ fn insert_group(connection: &mut Connection, group: &[Pending]) -> rusqlite::Res
                 message.source,
                 message.event_type,
                 message.body,
-                now
+                now,
+                message.traceparent
             ])?;
         duplicates.push(false);
     }

@@ -55,7 +55,7 @@ impl ReceiveQueue for SqliteQueue {
                      WHERE seq IN (SELECT seq FROM messages
                                    WHERE queue = ?2 AND dead_at IS NULL AND visible_at <= ?3
                                    ORDER BY seq LIMIT ?4)
-                     RETURNING message_id, event_id, source, type, body, receive_count, seq",
+                     RETURNING message_id, event_id, source, type, body, receive_count, seq, traceparent",
                 )?;
                 let rows = statement
                     .query_map(
@@ -69,6 +69,7 @@ impl ReceiveQueue for SqliteQueue {
                                 row.get::<_, String>(4)?,
                                 row.get::<_, i64>(5)?,
                                 row.get::<_, i64>(6)?,
+                                row.get::<_, Option<String>>(7)?,
                             ))
                         },
                     )?
@@ -114,9 +115,11 @@ impl ReceiveQueue for SqliteQueue {
     }
 }
 
-/// One received row (`message_id, event_id, source, type, body, receive_count, seq`) as
-/// SQS would deliver it to a Lambda function.
-fn sqs_message((message_id, event_id, source, event_type, body, count, seq): Row) -> SqsMessage {
+/// One received row (`message_id, event_id, source, type, body, receive_count, seq,
+/// traceparent`) as SQS would deliver it to a Lambda function.
+fn sqs_message(
+    (message_id, event_id, source, event_type, body, count, seq, traceparent): Row,
+) -> SqsMessage {
     let mut message = SqsMessage::default();
     message.message_id = Some(message_id);
     message.receipt_handle = Some(seq.to_string());
@@ -124,11 +127,13 @@ fn sqs_message((message_id, event_id, source, event_type, body, count, seq): Row
     message
         .attributes
         .insert("ApproximateReceiveCount".into(), count.to_string());
-    for (name, value) in [
+    let traceparent = traceparent.map(|t| (okr_pipeline::trace::TRACEPARENT, t));
+    let attributes = [
         ("event_id", event_id),
         ("source", source),
         ("type", event_type),
-    ] {
+    ];
+    for (name, value) in attributes.into_iter().chain(traceparent) {
         let mut attribute = SqsMessageAttribute::default();
         attribute.string_value = Some(value);
         attribute.data_type = Some("String".into());
@@ -139,7 +144,16 @@ fn sqs_message((message_id, event_id, source, event_type, body, count, seq): Row
 }
 
 /// A received row.
-type Row = (String, String, String, String, String, i64, i64);
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+);
 
 /// The receipt handle of a local message is its sequence number.
 #[async_trait]

@@ -28,6 +28,9 @@ pub struct QueueMessage {
     pub body: Arc<str>,
     /// The replay that re-sent it (`Event::replay`'s name), as the `replay` attribute.
     pub replay: Option<String>,
+    /// The span that queued it (ingest's), as the W3C `traceparent` attribute: each
+    /// consumer's span is its child ([`crate::trace`]).
+    pub traceparent: Option<String>,
 }
 
 impl QueueMessage {
@@ -39,6 +42,7 @@ impl QueueMessage {
             event_type: event.event_type.clone(),
             body: sqs_safe(serde_json::to_string(event)?).into(),
             replay: event.replay.as_ref().map(|mark| mark.name.clone()),
+            traceparent: None,
         })
     }
 
