@@ -1279,3 +1279,64 @@ fn the_delivery_log_groups_output_names_the_log_group_of_ingest_and_of_every_que
     assert_eq!(named, expected);
     assert_eq!(named.len(), 5, "ingest and the four consumers");
 }
+
+#[test]
+fn tracing_is_one_switch_for_every_function_and_spans_leave_only_for_an_endpoint() {
+    let template = template();
+    let globals = &template["Globals"]["Function"];
+    assert_eq!(globals["Tracing"], json!({"Ref": "Tracing"}));
+    let tracing = &template["Parameters"]["Tracing"];
+    assert_eq!(
+        tracing["Default"], "PassThrough",
+        "X-Ray costs: off unless asked"
+    );
+    assert_eq!(tracing["AllowedValues"], json!(["Active", "PassThrough"]));
+    assert_eq!(
+        globals["Environment"]["Variables"]["OTEL_EXPORTER_OTLP_ENDPOINT"],
+        json!({"Ref": "OtlpEndpoint"})
+    );
+    // The default endpoint, as the functions read it: nothing is exported.
+    let default = template["Parameters"]["OtlpEndpoint"]["Default"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let env = |name: &str| (name == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| default.clone());
+    assert_eq!(
+        okr_pipeline::trace::Export::from_env(&env),
+        okr_pipeline::trace::Export::Off
+    );
+    assert!(
+        functions(&template)
+            .iter()
+            .all(|f| f.properties["Tracing"].is_null()
+                && !f.environment.contains_key("OTEL_EXPORTER_OTLP_ENDPOINT")),
+        "no function overrides the switch"
+    );
+
+    // Active tracing may write segments from every function's role, and only then.
+    let policy = &resources(&template)["TracingPolicy"];
+    assert_eq!(policy["Type"], "AWS::IAM::Policy");
+    assert_eq!(policy["Condition"], "TracingActive");
+    assert_eq!(
+        template["Conditions"]["TracingActive"],
+        json!({"Fn::Equals": [{"Ref": "Tracing"}, "Active"]})
+    );
+    let statement = &policy["Properties"]["PolicyDocument"]["Statement"];
+    assert_eq!(
+        statement[0]["Action"],
+        json!(["xray:PutTraceSegments", "xray:PutTelemetryRecords"])
+    );
+    let mut attached: Vec<String> = Vec::new();
+    for role in policy["Properties"]["Roles"].as_array().unwrap() {
+        let mut found = BTreeSet::new();
+        references(role, &template, &mut found);
+        attached.extend(found);
+    }
+    attached.sort();
+    let mut roles: Vec<String> = functions(&template)
+        .iter()
+        .map(|f| target(&f.properties["Role"]).unwrap().to_owned())
+        .collect();
+    roles.sort();
+    assert_eq!(attached, roles);
+}

@@ -1084,3 +1084,122 @@ async fn a_destination_url_that_can_never_be_called_stops_serve_at_start() {
         assert!(!stderr.contains("example.com"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_delivery_through_serve_is_one_trace_from_the_sender_to_every_consumer_exported_by_otlp()
+{
+    use okr_webhooks_tests::otlp::OtlpReceiver;
+    const SENDER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    const SENDER_SPAN: &str = "b7ad6b7169203331";
+
+    let dir = tempfile::tempdir().unwrap();
+    let stand_ins = stand_ins(200).await;
+    let receiver = OtlpReceiver::start().await;
+    let port = free_port();
+    // As a user turns traces on: the collector's base URL. The batch processor keeps its
+    // default schedule (5 s): what `serve` exports when it stops is its last flush.
+    let child = serve_command(None, port, dir.path())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("OTEL_SERVICE_NAME")
+        .args([
+            "--slack-webhook-url",
+            &format!("{}/slack", stand_ins.slack.uri()),
+        ])
+        .args([
+            "--alerts-slack-webhook-url",
+            &format!("{}/alerts", stand_ins.alerts.uri()),
+        ])
+        .spawn()
+        .unwrap();
+    let mut server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    eventually("serve to start", async || {
+        reqwest::get(format!("{}/healthz", server.base))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+
+    // The seed's PeopleForce hire, from a sender that traces its webhooks.
+    let body = sample("peopleforce/employee_create.json");
+    let secrets = secrets(dir.path());
+    let secret = &secrets.for_endpoint(Source::PEOPLEFORCE)[0];
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let provider = okr_core::providers::provider(Source::PEOPLEFORCE).unwrap();
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/webhooks/peopleforce", server.base))
+        .header("traceparent", format!("00-{SENDER_TRACE}-{SENDER_SPAN}-01"))
+        .body(body.clone());
+    for (name, value) in sign(provider, secret, &body, &format!("msg_{now}"), now).unwrap() {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 202);
+    let answer: Value = response.json().await.unwrap();
+    let event_id = answer["event_id"].as_str().unwrap().to_owned();
+
+    // Every queue it went to has done its work.
+    let mut queues: Vec<String> = Vec::new();
+    eventually("every consumer's step", async || {
+        let journey = journey(&server, &event_id).await;
+        let enqueued = steps_of(&journey, "ingest");
+        let Some((_, _, detail)) = enqueued.first() else {
+            return false;
+        };
+        queues = detail
+            .trim_start_matches("to ")
+            .split(", ")
+            .map(str::to_owned)
+            .collect();
+        queues
+            .iter()
+            .all(|queue| !steps_of(&journey, queue).is_empty())
+    })
+    .await;
+    assert!(queues.len() >= 3, "{queues:?}");
+    let journey = journey(&server, &event_id).await;
+
+    // Stop it as a user does: what is left of the spans leaves before it exits.
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &server.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stopped = server.child.wait().unwrap();
+    assert!(stopped.success(), "{stopped:?}");
+    let spans = receiver.spans().await;
+
+    let ingest: Vec<_> = spans.iter().filter(|s| s.kind == 2).collect();
+    assert_eq!(ingest.len(), 1, "{spans:#?}");
+    let ingest = ingest[0];
+    assert_eq!(ingest.service, "okr-webhooks");
+    assert_eq!(ingest.trace_id, SENDER_TRACE, "the sender's trace goes on");
+    assert_eq!(ingest.parent_span_id, SENDER_SPAN);
+    assert_eq!(ingest.attribute("okr.event_id"), event_id);
+    assert_eq!(ingest.attribute("okr.endpoint"), "peopleforce");
+    for queue in &queues {
+        let theirs: Vec<_> = spans
+            .iter()
+            .filter(|s| s.name == format!("process {queue}"))
+            .collect();
+        assert_eq!(theirs.len(), 1, "{queue}: {spans:#?}");
+        let span = theirs[0];
+        assert_eq!(span.trace_id, SENDER_TRACE, "{queue}");
+        assert_eq!(span.parent_span_id, ingest.span_id, "{queue}");
+        assert_eq!(span.attribute("okr.event_id"), event_id);
+        // The span says what the journey says.
+        let (outcome, _, _) = steps_of(&journey, queue).pop().unwrap();
+        assert_eq!(span.attribute("okr.outcome"), outcome, "{queue}");
+    }
+    assert_eq!(spans.len(), 1 + queues.len(), "{spans:#?}");
+    // Nothing personal rides along: the hire's name and emails are in no span.
+    let exported = format!("{spans:?}");
+    for personal in ["john.doe", "John", "1978-08-31", "example.com"] {
+        assert!(!exported.contains(personal), "{personal} in {exported}");
+    }
+}
