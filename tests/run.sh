@@ -27,10 +27,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # moto: a local AWS API server (SQS, Secrets Manager, DynamoDB, SES) for the AWS
-# adapters' tests, and aiosmtpd: a real SMTP server for the email tests; the tests start
-# them themselves.
+# adapters' tests, aiosmtpd: a real SMTP server for the email tests, and
+# opentelemetry-proto for tests/otlp_collector.py (the traces walk-through's collector);
+# the tests start them themselves.
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-  'standardwebhooks==1.1.0' 'moto[server]==5.2.5' 'aiosmtpd==1.4.6'
+  'standardwebhooks==1.1.0' 'moto[server]==5.2.5' 'aiosmtpd==1.4.6' 'opentelemetry-proto==1.45.2'
 export AWS_EC2_METADATA_DISABLED=true
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 

@@ -12,7 +12,7 @@
 //! test fails. Then what each block's comments promise is checked: the answers printed,
 //! what the stand-ins received, what landed in the warehouse.
 //!
-//! The ports are the docs' (3000, 5000, 5001, 9000): the walk-throughs run one after
+//! The ports are the docs' (3000, 4318, 5000, 5001, 9000): the walk-throughs run one after
 //! another in this one test.
 
 mod common;
@@ -195,13 +195,21 @@ fn command_of(line: &str) -> &str {
     }
 }
 
-/// The port a long-running command of the docs listens on, if the line is one.
+/// The port a long-running command of the docs listens on, if the line is one (after
+/// any `NAME=value` it sets first).
 fn long_running(line: &str) -> Option<u16> {
-    let command = command_of(line).trim_end_matches('&').trim();
+    let mut command = command_of(line).trim_end_matches('&').trim();
+    while let Some((first, rest)) = command.split_once(' ')
+        && first.contains('=')
+    {
+        command = rest.trim_start();
+    }
     if command.contains("tests/moto_server.py") {
         Some(5000)
     } else if command.contains("tests/http_standin.py") {
         Some(5001)
+    } else if command.contains("tests/otlp_collector.py") {
+        Some(4318)
     } else if command.contains("cargo lambda watch") {
         Some(9000)
     } else if command.starts_with("okr-webhooks serve") {
@@ -400,6 +408,65 @@ fn every_documented_walk_through_runs_as_written() {
     a_declared_scheme_and_mapping(&blocks);
     the_directory(&blocks);
     the_delivery_log(&blocks);
+    traces_to_a_collector(&blocks);
+}
+
+/// docs/deliveries.md, "Traces": `serve` exporting to the stand-in collector, one
+/// delivery is one trace of ingest's span and one span per consumer, its children.
+fn traces_to_a_collector(blocks: &[Block]) {
+    let dir = checkout_dir();
+    let mut background = Background::new();
+    let steps = run(
+        &walkthrough(blocks, "traces"),
+        dir.path(),
+        &mut background,
+        Duration::from_millis(100),
+    );
+    let sent = outputs(&steps, "okr-webhooks send")[0];
+    let id = "evt_226fbbf4a2be0195304aa13df2064d2e";
+    assert_eq!(sent.trim(), format!("202 {id}"));
+    // The exporter sends every 5 seconds.
+    let collector = "python3 tests/otlp_collector.py";
+    wait_for(&background, collector, "five spans", |log| {
+        log.lines().count() >= 5
+    });
+    let log = background.log(collector);
+    let spans: Vec<Vec<&str>> = log
+        .lines()
+        .map(|line| line.split("  ").map(str::trim).collect())
+        .collect();
+    assert_eq!(spans.len(), 5, "{log}");
+    // trace T, span S, <- parent, service, name, outcome, event id
+    let root: Vec<&Vec<&str>> = spans.iter().filter(|s| s[2] == "<- root").collect();
+    assert_eq!(root.len(), 1, "{log}");
+    let root = root[0];
+    assert_eq!(
+        root[3..],
+        ["okr-webhooks", "POST /webhooks/{endpoint}", "accepted", id],
+        "{log}"
+    );
+    let mut consumers: Vec<(&str, &str)> = Vec::new();
+    for span in spans.iter().filter(|s| s[2] != "<- root") {
+        assert_eq!(span[0], root[0], "one trace: {log}");
+        assert_eq!(
+            span[2],
+            format!("<- {}", root[1].trim_start_matches("span ")),
+            "{log}"
+        );
+        assert_eq!(span[6], id, "{log}");
+        consumers.push((span[4], span[5]));
+    }
+    consumers.sort();
+    assert_eq!(
+        consumers,
+        [
+            ("process alerts", "judged"),
+            ("process progress", "applied"),
+            ("process slack", "posted"),
+            ("process warehouse", "stored"),
+        ],
+        "{log}"
+    );
 }
 
 /// docs/deliveries.md: a signed delivery and one signed with another secret, as the

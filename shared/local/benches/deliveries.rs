@@ -5,8 +5,9 @@
 //! (over 10,000 records and the 40,000 steps of their events: enqueued, stored, posted,
 //! applied) and the writer's rate; and a whole delivery of the hire through ingest
 //! (verify, normalize, route, enqueue to a queue that takes it at once) without the log,
-//! and with it (its record and its first step). `cargo bench -p okr-local --bench
-//! deliveries` (docs/deliveries.md).
+//! and with it (its record and its first step), and without it once the tracer that
+//! exports nothing is installed (the traceparent each message carries).
+//! `cargo bench -p okr-local --bench deliveries` (docs/deliveries.md).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -261,6 +262,14 @@ fn deliveries(c: &mut Criterion) {
     group.bench_function("the same delivery, with the log and its first step", |b| {
         b.iter(|| runtime.block_on(logged.handle(black_box(request.clone()), now)))
     });
+    // The same delivery with the tracer `serve` installs when no OTLP endpoint is set:
+    // ingest's span gets its ids and its messages their traceparent, nothing recorded.
+    okr_pipeline::trace::install("okr-webhooks", okr_pipeline::trace::Export::Off)
+        .expect("installs");
+    group.bench_function(
+        "the delivery without the log, traces on but not exported",
+        |b| b.iter(|| runtime.block_on(plain.handle(black_box(request.clone()), now))),
+    );
     group.bench_function("a journey step handed to the journal", |b| {
         let step = steps(0).remove(0);
         b.iter_custom(|iters| {
