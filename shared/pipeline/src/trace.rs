@@ -132,16 +132,26 @@ pub fn install_from_env(service: &str) {
     }
 }
 
-/// Export the spans ended so far, waiting at most until the exporter's timeout. Call
-/// at the end of a Lambda invocation. Without export, returns at once.
+/// How long [`flush`] waits for the collector: what a slow one adds to an invocation
+/// at most (its spans then leave later, while the process runs again).
+pub const FLUSH_WAIT: Duration = Duration::from_secs(1);
+
+/// Export the spans ended so far, waiting at most [`FLUSH_WAIT`]. Call at the end of a
+/// Lambda invocation. Without export, returns at once.
 pub async fn flush() {
     let Some(installed) = INSTALLED.get().filter(|i| i.exporting) else {
         return;
     };
     let provider = installed.provider.clone();
-    let flushed = tokio::task::spawn_blocking(move || provider.force_flush()).await;
-    if let Ok(Err(error)) = flushed {
-        tracing::warn!(error = %error, "could not export the spans");
+    let flushing = tokio::task::spawn_blocking(move || provider.force_flush());
+    match tokio::time::timeout(FLUSH_WAIT, flushing).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(error))) => tracing::warn!(error = %error, "could not export the spans"),
+        Ok(Err(_)) => tracing::warn!("the span export stopped"),
+        Err(_) => tracing::warn!(
+            wait_ms = FLUSH_WAIT.as_millis() as u64,
+            "the OTLP collector did not take the spans in time; they leave later"
+        ),
     }
 }
 
