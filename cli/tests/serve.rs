@@ -1203,3 +1203,81 @@ async fn a_delivery_through_serve_is_one_trace_from_the_sender_to_every_consumer
         assert!(!exported.contains(personal), "{personal} in {exported}");
     }
 }
+
+#[tokio::test]
+async fn a_refused_attempt_is_a_span_in_error_and_a_refused_delivery_is_not_ours() {
+    use okr_webhooks_tests::otlp::OtlpReceiver;
+
+    let dir = tempfile::tempdir().unwrap();
+    // 404: Slack refuses every post; each attempt is a span.
+    let stand_ins = stand_ins(404).await;
+    let receiver = OtlpReceiver::start().await;
+    let port = free_port();
+    let child = serve_command(None, port, dir.path())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+        .args(["--retry-base-ms", "50"])
+        .args([
+            "--slack-webhook-url",
+            &format!("{}/slack", stand_ins.slack.uri()),
+        ])
+        .args([
+            "--alerts-slack-webhook-url",
+            &format!("{}/alerts", stand_ins.alerts.uri()),
+        ])
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    eventually("serve to start", async || {
+        reqwest::get(format!("{}/healthz", server.base))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let event_id = deliver_the_hire(&server, dir.path()).await;
+    // The same body under a signature of other bytes: refused, the sender's error.
+    let body = sample("peopleforce/employee_create.json");
+    let (status, _) = deliver(
+        &server.base,
+        &secrets(dir.path()),
+        Source::PEOPLEFORCE,
+        "peopleforce",
+        &body,
+        Some(b"other bytes"),
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    let mut spans = Vec::new();
+    eventually("two refused attempts at Slack, exported", async || {
+        spans = receiver.spans().await;
+        spans.iter().filter(|s| s.name == "process slack").count() >= 2
+    })
+    .await;
+    for span in spans.iter().filter(|s| s.name == "process slack") {
+        assert_eq!(span.attribute("okr.event_id"), event_id);
+        assert_eq!(span.attribute("okr.outcome"), "refused", "{span:#?}");
+        assert!(
+            span.attribute("okr.detail")
+                .starts_with("Slack refused it: 404 ok; again in "),
+            "{span:#?}"
+        );
+        assert_eq!(span.status.0, 2, "an error: {span:#?}");
+        assert_eq!(
+            span.status.1,
+            format!("refused: {}", span.attribute("okr.detail"))
+        );
+    }
+    let refused: Vec<_> = spans
+        .iter()
+        .filter(|s| s.kind == 2 && s.attribute("okr.outcome") == "refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{spans:#?}");
+    assert_eq!(refused[0].attribute("okr.detail"), "wrong_signature");
+    assert_eq!(refused[0].attribute("http.response.status_code"), "401");
+    assert_eq!(refused[0].status.0, 0, "not our error: {:#?}", refused[0]);
+    assert_eq!(refused[0].attribute("okr.event_id"), "");
+}

@@ -442,7 +442,7 @@ fn traces_to_a_collector(blocks: &[Block]) {
     let root = root[0];
     assert_eq!(
         root[3..],
-        ["okr-webhooks", "POST /webhooks/{endpoint}", "accepted", id],
+        ["okr-webhooks", "POST /webhooks/{endpoint}", "enqueued", id],
         "{log}"
     );
     let mut consumers: Vec<(&str, &str)> = Vec::new();

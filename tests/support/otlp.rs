@@ -111,10 +111,19 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The span's attributes; a key given twice fails the test (OTLP requires them unique,
+/// and a backend would keep either).
 fn attributes(list: &[KeyValue]) -> BTreeMap<String, String> {
-    list.iter()
-        .map(|kv| (kv.key.clone(), text(kv.value.as_ref())))
-        .collect()
+    let mut attributes = BTreeMap::new();
+    for kv in list {
+        let earlier = attributes.insert(kv.key.clone(), text(kv.value.as_ref()));
+        assert!(
+            earlier.is_none(),
+            "the attribute {} is set twice: {list:?}",
+            kv.key
+        );
+    }
+    attributes
 }
 
 fn text(value: Option<&AnyValue>) -> String {

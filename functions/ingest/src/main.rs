@@ -66,8 +66,9 @@ async fn main() -> Result<(), Error> {
     let ingest = &ingest;
     lambda_http::lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            let deadline = okr_pipeline::batch::deadline_from_epoch_ms(event.context.deadline);
             let answer = apigw::handle(ingest, event.payload, OffsetDateTime::now_utc());
-            Ok::<_, Error>(okr_pipeline::trace::flushed(answer).await)
+            Ok::<_, Error>(okr_pipeline::trace::flushed(answer, deadline).await)
         },
     ))
     .await

@@ -83,7 +83,9 @@ async fn main() -> Result<(), Error> {
     let alerts = &alerts;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = okr_pipeline::batch::deadline_from_epoch_ms(event.context.deadline);
-        Ok::<_, Error>(okr_pipeline::trace::flushed(alerts.handle(event.payload, deadline)).await?)
+        Ok::<_, Error>(
+            okr_pipeline::trace::flushed(alerts.handle(event.payload, deadline), deadline).await?,
+        )
     }))
     .await
 }

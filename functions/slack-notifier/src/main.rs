@@ -69,7 +69,8 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = okr_pipeline::batch::deadline_from_epoch_ms(event.context.deadline);
         Ok::<_, Error>(
-            okr_pipeline::trace::flushed(notifier.handle(event.payload, deadline)).await?,
+            okr_pipeline::trace::flushed(notifier.handle(event.payload, deadline), deadline)
+                .await?,
         )
     }))
     .await

@@ -61,7 +61,10 @@ async fn main() -> Result<(), Error> {
 
     let warehouse = &warehouse;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(okr_pipeline::trace::flushed(warehouse.handle(event.payload)).await?)
+        let deadline = okr_pipeline::batch::deadline_from_epoch_ms(event.context.deadline);
+        Ok::<_, Error>(
+            okr_pipeline::trace::flushed(warehouse.handle(event.payload), deadline).await?,
+        )
     }))
     .await
 }

@@ -255,3 +255,77 @@ async fn a_failed_message_returns_when_its_deferral_ends_or_else_after_its_visib
     assert_eq!(again.records.len(), 1);
     assert_eq!(again.records[0].message_id, batch.records[1].message_id);
 }
+
+#[tokio::test]
+async fn a_queue_database_from_before_traces_gets_the_column_and_keeps_its_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queues.sqlite");
+    // The messages table as releases before traces created it, with one message waiting.
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE messages (
+                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                     queue TEXT NOT NULL,
+                     message_id TEXT NOT NULL UNIQUE,
+                     event_id TEXT NOT NULL,
+                     source TEXT NOT NULL,
+                     type TEXT NOT NULL,
+                     body TEXT NOT NULL,
+                     receive_count INTEGER NOT NULL DEFAULT 0,
+                     visible_at INTEGER NOT NULL,
+                     dead_at INTEGER
+                 );
+                 INSERT INTO messages (queue, message_id, event_id, source, type, body, visible_at)
+                 VALUES ('slack', 'slack-old', 'evt_old', 'perscom', 'user.created', '{}', 0);",
+            )
+            .unwrap();
+    }
+    // Two processes opening it at once (serve, and a replay beside it): both work.
+    let (first, second) = tokio::join!(
+        tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || SqliteQueue::open(&path).map(drop)
+        }),
+        tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || SqliteQueue::open(&path).map(drop)
+        }),
+    );
+    first.unwrap().unwrap();
+    second.unwrap().unwrap();
+
+    let queue = SqliteQueue::open(&path).unwrap();
+    let traced = QueueMessage {
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        ..message(2)
+    };
+    queue.send(Consumer::Slack, &traced).await.unwrap();
+    let batch = queue
+        .receive(Consumer::Slack, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let carried: Vec<(Option<&str>, Option<&str>)> = batch
+        .records
+        .iter()
+        .map(|r| {
+            (
+                r.message_attributes["event_id"].string_value.as_deref(),
+                r.message_attributes
+                    .get("traceparent")
+                    .and_then(|a| a.string_value.as_deref()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        carried,
+        [
+            (Some("evt_old"), None),
+            (
+                Some(traced.event_id.as_str()),
+                traced.traceparent.as_deref()
+            )
+        ]
+    );
+}

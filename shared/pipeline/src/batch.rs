@@ -196,6 +196,14 @@ impl BatchReport {
         deadline: Option<tokio::time::Instant>,
     ) -> Result<SqsBatchResponse, BatchFailure> {
         if self.unreportable > 0 {
+            // Every record comes back, those that went through too.
+            for span in self.spans.values_mut() {
+                span.outcome(
+                    "retry",
+                    "a failed record has no message id: the whole batch comes back",
+                    true,
+                );
+            }
             self.journey.record_all(self.steps).await;
             return Err(BatchFailure::Unreportable(self.unreportable));
         }

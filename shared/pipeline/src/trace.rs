@@ -92,6 +92,12 @@ pub fn install(service: &str, export: Export) -> Result<(), InstallError> {
     match export {
         Export::Off => builder = builder.with_sampler(Sampler::AlwaysOff),
         Export::Environment | Export::To(_) => {
+            // Every delivery is traced: a sender's `traceparent` gives the trace its id,
+            // never the choice not to record it (an unsigned header could turn traces off).
+            // OTEL_TRACES_SAMPLER, when set, decides instead.
+            if std::env::var_os("OTEL_TRACES_SAMPLER").is_none() {
+                builder = builder.with_sampler(Sampler::AlwaysOn);
+            }
             let exporter = opentelemetry_otlp::SpanExporter::builder().with_http();
             let exporter = match export {
                 Export::To(url) => exporter.with_endpoint(url),
@@ -132,34 +138,51 @@ pub fn install_from_env(service: &str) {
     }
 }
 
-/// How long [`flush`] waits for the collector: what a slow one adds to an invocation
-/// at most (its spans then leave later, while the process runs again).
+/// How long [`flush`] waits for the collector at most: what a slow one adds to an
+/// invocation (its spans then leave later, while the process runs again).
 pub const FLUSH_WAIT: Duration = Duration::from_secs(1);
 
-/// Export the spans ended so far, waiting at most [`FLUSH_WAIT`]. Call at the end of a
-/// Lambda invocation. Without export, returns at once.
-pub async fn flush() {
+/// What [`flushed`] leaves of an invocation's time: its answer must still reach Lambda.
+const ANSWER_MARGIN: Duration = Duration::from_millis(50);
+
+/// Whether a flush that ran out of time is still under way.
+static FLUSHING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Export the spans ended so far, waiting at most `wait` (and [`FLUSH_WAIT`]). Call at
+/// the end of a Lambda invocation. Without export, returns at once; while an earlier
+/// flush that ran out of time is still under way, too (that one takes these spans).
+pub async fn flush(wait: Duration) {
+    use std::sync::atomic::Ordering;
     let Some(installed) = INSTALLED.get().filter(|i| i.exporting) else {
         return;
     };
+    if FLUSHING.swap(true, Ordering::AcqRel) {
+        return;
+    }
     let provider = installed.provider.clone();
-    let flushing = tokio::task::spawn_blocking(move || provider.force_flush());
-    match tokio::time::timeout(FLUSH_WAIT, flushing).await {
+    let flushing = tokio::task::spawn_blocking(move || {
+        let flushed = provider.force_flush();
+        FLUSHING.store(false, Ordering::Release);
+        flushed
+    });
+    match tokio::time::timeout(wait.min(FLUSH_WAIT), flushing).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(error))) => tracing::warn!(error = %error, "could not export the spans"),
         Ok(Err(_)) => tracing::warn!("the span export stopped"),
         Err(_) => tracing::warn!(
-            wait_ms = FLUSH_WAIT.as_millis() as u64,
+            wait_ms = wait.min(FLUSH_WAIT).as_millis() as u64,
             "the OTLP collector did not take the spans in time; they leave later"
         ),
     }
 }
 
-/// Run `work` (one Lambda invocation), then [`flush`]: Lambda may freeze the process as
-/// soon as the invocation answers, so its spans leave before that.
-pub async fn flushed<T>(work: impl Future<Output = T>) -> T {
+/// Run `work` (one Lambda invocation, which must answer by `deadline`), then [`flush`]
+/// within the time left: Lambda may freeze the process as soon as the invocation
+/// answers, so its spans leave before that, and never at the cost of the answer.
+pub async fn flushed<T>(work: impl Future<Output = T>, deadline: tokio::time::Instant) -> T {
     let output = work.await;
-    flush().await;
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    flush(left.saturating_sub(ANSWER_MARGIN)).await;
     output
 }
 
@@ -204,16 +227,44 @@ fn propagator() -> &'static TraceContextPropagator {
     PROPAGATOR.get_or_init(TraceContextPropagator::new)
 }
 
-/// One unit of work in a trace; it ends when dropped.
+/// One unit of work in a trace; it ends when dropped, with the last outcome it was
+/// given ([`Span::outcome`]) as its `okr.outcome`, `okr.detail` and status.
 #[derive(Debug, Default)]
-pub struct Span(Option<opentelemetry_sdk::trace::Span>);
+pub struct Span {
+    inner: Option<opentelemetry_sdk::trace::Span>,
+    /// The outcome, its detail, and whether it failed.
+    outcome: Option<(String, String, bool)>,
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        let (Some(span), Some((outcome, detail, failed))) = (&mut self.inner, self.outcome.take())
+        else {
+            return;
+        };
+        if failed {
+            span.set_status(Status::error(format!("{outcome}: {detail}")));
+        }
+        span.set_attribute(KeyValue::new("okr.outcome", outcome));
+        if !detail.is_empty() {
+            span.set_attribute(KeyValue::new("okr.detail", detail));
+        }
+    }
+}
 
 impl Span {
+    fn of(inner: Option<opentelemetry_sdk::trace::Span>) -> Span {
+        Span {
+            inner,
+            outcome: None,
+        }
+    }
+
     /// A span named `name` of `kind`, the child of the span `traceparent` names (a new
     /// trace when it names none or is not a valid `traceparent`).
     fn start(name: String, kind: SpanKind, traceparent: Option<&str>) -> Span {
         let Some(installed) = INSTALLED.get() else {
-            return Span(None);
+            return Span::of(None);
         };
         let parent = match traceparent {
             Some(value) => propagator().extract(&Carrier(Some(value))),
@@ -224,7 +275,7 @@ impl Span {
             .span_builder(name)
             .with_kind(kind)
             .start_with_context(&installed.tracer, &parent);
-        Span(Some(span))
+        Span::of(Some(span))
     }
 
     /// Ingest's span for one request to `endpoint`, continuing the sender's
@@ -236,7 +287,11 @@ impl Span {
             traceparent,
         );
         span.set("http.request.method", "POST");
-        span.set("okr.endpoint", endpoint.to_owned());
+        // The path's name, as requested (an endpoint or not), cut as the delivery log does.
+        span.set(
+            "okr.endpoint",
+            endpoint.chars().take(100).collect::<String>(),
+        );
         span
     }
 
@@ -252,8 +307,11 @@ impl Span {
             SpanKind::Consumer,
             traceparent,
         );
-        if span.0.is_some() {
-            span.set("messaging.system", "aws_sqs");
+        if span.is_recording() {
+            // `serve`'s SQLite queues hand records over as SQS would, under their own name.
+            if message.event_source.as_deref() == Some("aws:sqs") {
+                span.set("messaging.system", "aws_sqs");
+            }
             span.set("messaging.operation.type", "process");
             span.set("messaging.destination.name", consumer);
             if let Some(id) = &message.message_id {
@@ -265,7 +323,7 @@ impl Span {
 
     /// The `traceparent` naming this span, to pass on; none without a tracer.
     pub fn traceparent(&self) -> Option<String> {
-        let span = self.0.as_ref()?;
+        let span = self.inner.as_ref()?;
         let context = span.span_context();
         if !context.is_valid() {
             return None;
@@ -278,13 +336,13 @@ impl Span {
 
     /// Its trace's id (32 hex digits); none without a tracer.
     pub fn trace_id(&self) -> Option<String> {
-        let context = self.0.as_ref()?.span_context();
+        let context = self.inner.as_ref()?.span_context();
         context.is_valid().then(|| context.trace_id().to_string())
     }
 
     /// Set the attribute `key`.
     pub fn set(&mut self, key: &'static str, value: impl Into<Value>) {
-        if let Some(span) = &mut self.0
+        if let Some(span) = &mut self.inner
             && span.is_recording()
         {
             span.set_attribute(KeyValue::new(key, value));
@@ -304,23 +362,17 @@ impl Span {
     }
 
     /// What became of its work, as the journey's step says it; `failed` sets the span's
-    /// status to an error with `detail`.
+    /// status to an error with `detail`. The last one given is the span's (a consumer
+    /// that records several steps for a record, or a step and then its failure).
     pub fn outcome(&mut self, outcome: &str, detail: &str, failed: bool) {
-        if !self.is_recording() {
-            return;
-        }
-        self.set("okr.outcome", outcome.to_owned());
-        if !detail.is_empty() {
-            self.set("okr.detail", detail.to_owned());
-        }
-        if failed && let Some(span) = &mut self.0 {
-            span.set_status(Status::error(format!("{outcome}: {detail}")));
+        if self.is_recording() {
+            self.outcome = Some((outcome.to_owned(), detail.to_owned(), failed));
         }
     }
 
     /// Whether anything set on it is kept (exporting, and sampled).
     pub fn is_recording(&self) -> bool {
-        self.0.as_ref().is_some_and(|span| span.is_recording())
+        self.inner.as_ref().is_some_and(|span| span.is_recording())
     }
 }
 

@@ -224,8 +224,12 @@ impl Ingest {
                 delivery.body_sha256 = None;
             }
         }
+        // What ingest's span says: the journey's first step for an event, else the
+        // delivery log's outcome and reason.
+        let said: (&str, String);
         let (response, record) = match accepted {
             Ok(Outcome::Handshake(response)) => {
+                said = ("handshake", String::new());
                 let record = IngestRecord {
                     source,
                     reason: "handshake",
@@ -252,6 +256,7 @@ impl Ingest {
                         format!("already on {} (the sender's retry)", queues.join(", ")),
                     ),
                 };
+                said = (step, detail.clone());
                 // At the request's time: before any consumer's step.
                 let mut step = self
                     .journey
@@ -268,6 +273,10 @@ impl Ingest {
                 (respond(StatusCode::ACCEPTED, body.to_string()), record)
             }
             Err(rejection) => {
+                said = match rejection.status().is_server_error() {
+                    true => ("unavailable", rejection.reason().to_owned()),
+                    false => ("refused", rejection.reason().to_owned()),
+                };
                 rejection.log(source, self.max_body_bytes);
                 let record = IngestRecord {
                     source,
@@ -286,7 +295,7 @@ impl Ingest {
             );
             // A refusal is the sender's error, not ours (OpenTelemetry's rule for a
             // server's span): only a 5xx marks the span failed.
-            span.outcome(record.reason, "", response.status.is_server_error());
+            span.outcome(said.0, &said.1, response.status.is_server_error());
         }
         drop(span);
         if let (Some(log), Some(mut delivery)) = (&self.deliveries, delivery) {

@@ -76,15 +76,21 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
          );
          CREATE INDEX IF NOT EXISTS accepted_age ON accepted (accepted_at);",
     )?;
-    // A data directory from before traces: its messages get the column, empty.
-    let traced: bool = connection.query_row(
+    // A data directory from before traces: its messages get the column, empty. Checked
+    // and added under the write lock: `replay` or `dlq` may open the queues at the same
+    // moment as `serve`.
+    let mut connection = connection;
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let traced: bool = transaction.query_row(
         "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'traceparent'",
         [],
         |row| row.get(0),
     )?;
     if !traced {
-        connection.execute_batch("ALTER TABLE messages ADD COLUMN traceparent TEXT")?;
+        transaction.execute_batch("ALTER TABLE messages ADD COLUMN traceparent TEXT")?;
     }
+    transaction.commit()?;
     Ok(connection)
 }
 
