@@ -174,6 +174,13 @@ async fn the_page_lists_live_filters_shows_a_journey_retries_once_and_resends_wh
             .any(|s| s.contains("dead_lettered"))
     })
     .await;
+    // The trace its delivery started, to look up in a tracing system.
+    let trace = texts(client, "#event-trace").await;
+    let trace = trace[0].strip_prefix("trace ").unwrap_or_default();
+    assert!(
+        trace.len() == 32 && trace.chars().all(|c| c.is_ascii_hexdigit()),
+        "{trace:?}"
+    );
     // Slack's run of refusals is one row: its count and attempts.
     let steps = texts(client, "#steps tr").await;
     assert!(

@@ -1161,6 +1161,8 @@ async fn a_delivery_through_serve_is_one_trace_from_the_sender_to_every_consumer
     .await;
     assert!(queues.len() >= 3, "{queues:?}");
     let journey = journey(&server, &event_id).await;
+    // The delivery log names the trace, for the inspector's reader.
+    assert_eq!(journey["deliveries"][0]["trace_id"], SENDER_TRACE);
 
     // Stop it as a user does: what is left of the spans leaves before it exits.
     assert!(

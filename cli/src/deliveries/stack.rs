@@ -193,6 +193,7 @@ fn delivery(line: &str) -> Option<Delivery> {
         body_sha256: some("body_sha256"),
         headers: serde_json::from_str(&text(fields, "headers")).unwrap_or_default(),
         body: None,
+        trace_id: some("trace_id"),
     })
 }
 

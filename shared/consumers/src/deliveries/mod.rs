@@ -63,6 +63,10 @@ pub struct Delivery {
     /// [`CAPTURE_FOR`] after it arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// The trace ingest's span of it belongs to (32 hex digits; docs/deliveries.md,
+    /// "Traces"): where to look it up in a tracing system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// How long an endpoint captures refused bodies once asked to, and how long the log
@@ -98,6 +102,7 @@ impl Delivery {
             body_sha256: Some(hex::encode(Sha256::digest(body))),
             headers: kept_headers(headers),
             body: None,
+            trace_id: None,
         }
     }
 }
@@ -284,6 +289,7 @@ impl DeliveryLog for LogDeliveries {
             body_bytes = delivery.body_bytes,
             body_sha256 = delivery.body_sha256.as_deref().unwrap_or(""),
             headers = %headers,
+            trace_id = delivery.trace_id.as_deref().unwrap_or(""),
             "delivery"
         );
         Ok(())

@@ -171,8 +171,9 @@ impl Ingest {
             .and_then(|value| value.to_str().ok());
         let mut span = Span::ingest(&request.source, sender);
         let traceparent = span.traceparent();
-        let mut delivery = self.deliveries.as_ref().map(|_| {
-            Delivery::received(
+        let mut delivery = self.deliveries.as_ref().map(|_| Delivery {
+            trace_id: span.trace_id(),
+            ..Delivery::received(
                 now,
                 &request.source,
                 request.method.as_str(),

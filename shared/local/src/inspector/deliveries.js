@@ -119,6 +119,9 @@ function runs(steps) {
 function showJourney(journey) {
   $("event").hidden = false;
   $("event-id").textContent = journey.event_id;
+  // The trace its delivery started (docs/deliveries.md, "Traces"), to look up elsewhere.
+  const traced = (journey.deliveries || []).find((d) => d.trace_id);
+  $("event-trace").textContent = traced ? "trace " + traced.trace_id : "";
   $("steps").replaceChildren(...runs(journey.steps).map((r) => {
     const tr = el("tr", "step");
     const what = el("td");
