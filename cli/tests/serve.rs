@@ -1282,4 +1282,12 @@ async fn a_refused_attempt_is_a_span_in_error_and_a_refused_delivery_is_not_ours
     assert_eq!(refused[0].attribute("http.response.status_code"), "401");
     assert_eq!(refused[0].status.0, 0, "not our error: {:#?}", refused[0]);
     assert_eq!(refused[0].attribute("okr.event_id"), "");
+    // Exported, so the delivery log names its trace.
+    let listed: Value = reqwest::get(format!("{}/api/deliveries?outcome=refused", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"][0]["trace_id"], refused[0].trace_id.as_str());
 }

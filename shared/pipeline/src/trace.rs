@@ -73,6 +73,11 @@ impl Export {
     }
 }
 
+/// Whether the variable `name` is set to something (not empty).
+fn set(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
+}
+
 /// Why the tracer could not be installed.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -95,7 +100,7 @@ pub fn install(service: &str, export: Export) -> Result<(), InstallError> {
             // Every delivery is traced: a sender's `traceparent` gives the trace its id,
             // never the choice not to record it (an unsigned header could turn traces off).
             // OTEL_TRACES_SAMPLER, when set, decides instead.
-            if std::env::var_os("OTEL_TRACES_SAMPLER").is_none() {
+            if !set("OTEL_TRACES_SAMPLER") {
                 builder = builder.with_sampler(Sampler::AlwaysOn);
             }
             let exporter = opentelemetry_otlp::SpanExporter::builder().with_http();
@@ -107,7 +112,12 @@ pub fn install(service: &str, export: Export) -> Result<(), InstallError> {
                 .build()
                 .map_err(|e| InstallError::Exporter(e.to_string()))?;
             let mut resource = Resource::builder();
-            if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+            let named = set("OTEL_SERVICE_NAME")
+                || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| {
+                    a.split(',')
+                        .any(|kv| kv.trim().starts_with("service.name="))
+                });
+            if !named {
                 resource = resource.with_service_name(service.to_owned());
             }
             builder = builder
@@ -150,20 +160,28 @@ static FLUSHING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 
 /// Export the spans ended so far, waiting at most `wait` (and [`FLUSH_WAIT`]). Call at
 /// the end of a Lambda invocation. Without export, returns at once; while an earlier
-/// flush that ran out of time is still under way, too (that one takes these spans).
+/// flush that ran out of time is still under way, too (these spans leave with a later
+/// export).
 pub async fn flush(wait: Duration) {
     use std::sync::atomic::Ordering;
+    /// Clears [`FLUSHING`] however the flush ends (a panic, a closure never run).
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            FLUSHING.store(false, Ordering::Release);
+        }
+    }
     let Some(installed) = INSTALLED.get().filter(|i| i.exporting) else {
         return;
     };
     if FLUSHING.swap(true, Ordering::AcqRel) {
         return;
     }
+    let done = Done;
     let provider = installed.provider.clone();
     let flushing = tokio::task::spawn_blocking(move || {
-        let flushed = provider.force_flush();
-        FLUSHING.store(false, Ordering::Release);
-        flushed
+        let _done = done;
+        provider.force_flush()
     });
     match tokio::time::timeout(wait.min(FLUSH_WAIT), flushing).await {
         Ok(Ok(Ok(()))) => {}
@@ -234,6 +252,8 @@ pub struct Span {
     inner: Option<opentelemetry_sdk::trace::Span>,
     /// The outcome, its detail, and whether it failed.
     outcome: Option<(String, String, bool)>,
+    /// Whether it continues a trace the `traceparent` it was started with named.
+    continued: bool,
 }
 
 impl Drop for Span {
@@ -257,6 +277,7 @@ impl Span {
         Span {
             inner,
             outcome: None,
+            continued: false,
         }
     }
 
@@ -270,12 +291,17 @@ impl Span {
             Some(value) => propagator().extract(&Carrier(Some(value))),
             None => Context::new(),
         };
+        let continued = parent.span().span_context().is_valid();
         let span = installed
             .tracer
             .span_builder(name)
             .with_kind(kind)
             .start_with_context(&installed.tracer, &parent);
-        Span::of(Some(span))
+        Span {
+            inner: Some(span),
+            outcome: None,
+            continued,
+        }
     }
 
     /// Ingest's span for one request to `endpoint`, continuing the sender's
@@ -332,6 +358,16 @@ impl Span {
         let cx = Context::new().with_remote_span_context(context.clone());
         propagator().inject_context(&cx, &mut written);
         written.0
+    }
+
+    /// Its trace's id, when a tracing system has it: the span is exported, or it
+    /// continues a sender's trace. (Otherwise the id is this process's alone.)
+    pub fn known_trace_id(&self) -> Option<String> {
+        if self.is_recording() || self.continued {
+            self.trace_id()
+        } else {
+            None
+        }
     }
 
     /// Its trace's id (32 hex digits); none without a tracer.

@@ -42,6 +42,8 @@ fn without_an_exporter_the_context_still_travels_and_nothing_is_recorded() {
     assert_ne!(ours[2], sender[2], "ingest's own span");
     assert_eq!(ours[2].len(), 16);
     assert_eq!(ingest.trace_id().as_deref(), Some(sender[1].as_str()));
+    // A tracing system has the sender's trace: the delivery log may name it.
+    assert_eq!(ingest.known_trace_id().as_deref(), Some(sender[1].as_str()));
 
     // No header, or one that is not a traceparent: a new trace each time.
     let mut seen = Vec::new();
@@ -52,6 +54,8 @@ fn without_an_exporter_the_context_still_travels_and_nothing_is_recorded() {
     ] {
         let span = Span::ingest("peoplelogic", header);
         let trace = span.trace_id().expect("a new trace");
+        // ... but no tracing system has a trace that is not exported.
+        assert_eq!(span.known_trace_id(), None, "{header:?}");
         assert_eq!(trace.len(), 32);
         assert_ne!(trace, sender[1]);
         assert!(!seen.contains(&trace), "{header:?}");

@@ -172,7 +172,7 @@ impl Ingest {
         let mut span = Span::ingest(&request.source, sender);
         let traceparent = span.traceparent();
         let mut delivery = self.deliveries.as_ref().map(|_| Delivery {
-            trace_id: span.trace_id(),
+            trace_id: span.known_trace_id(),
             ..Delivery::received(
                 now,
                 &request.source,
