@@ -14,7 +14,6 @@ use okr_aws::secrets_manager::SecretsManagerStore;
 use okr_aws::sqs::SqsQueue;
 use okr_consumers::ingest::{Ingest, apigw};
 use okr_core::Event;
-use okr_core::routing::Consumer;
 use okr_core::routing::NotifyRules;
 use okr_pipeline::config::QueueUrls;
 use okr_pipeline::metrics::MemoryMetrics;
@@ -78,22 +77,7 @@ async fn stack() -> Stack {
         .send()
         .await
         .unwrap();
-    let mut urls = Vec::new();
-    for consumer in Consumer::ALL {
-        let url = sqs
-            .create_queue()
-            .queue_name(unique(consumer.as_str()))
-            .send()
-            .await
-            .unwrap();
-        urls.push(url.queue_url().unwrap().to_owned());
-    }
-    let urls = QueueUrls {
-        warehouse: urls[0].clone(),
-        slack: urls[1].clone(),
-        alerts: urls[2].clone(),
-        progress: urls[3].clone(),
-    };
+    let urls = okr_webhooks_tests::consumer_queues(&sqs).await;
     Stack {
         _moto: moto,
         sqs,

@@ -24,7 +24,6 @@ use okr_consumers::slack::SlackNotifier;
 use okr_consumers::warehouse::WarehouseSink;
 use okr_core::routing::{Consumer, NotifyRules};
 use okr_core::rules::Thresholds;
-use okr_pipeline::config::QueueUrls;
 use okr_pipeline::metrics::MemoryMetrics;
 use okr_pipeline::outbound::http::http_client;
 use okr_pipeline::outbound::slack::{WebhookPoster, WebhookUrl};
@@ -112,22 +111,11 @@ async fn one_delivery_is_one_trace_across_sqs_from_ingest_to_every_consumer() {
         .send()
         .await
         .unwrap();
-    let mut urls = BTreeMap::new();
-    for consumer in Consumer::ALL {
-        let url = sqs
-            .create_queue()
-            .queue_name(unique(consumer.as_str()))
-            .send()
-            .await
-            .unwrap();
-        urls.insert(consumer.as_str(), url.queue_url().unwrap().to_owned());
-    }
-    let queue_urls = QueueUrls {
-        warehouse: urls["warehouse"].clone(),
-        slack: urls["slack"].clone(),
-        alerts: urls["alerts"].clone(),
-        progress: urls["progress"].clone(),
-    };
+    let queue_urls = okr_webhooks_tests::consumer_queues(&sqs).await;
+    let urls: BTreeMap<&str, String> = Consumer::ALL
+        .into_iter()
+        .map(|c| (c.as_str(), queue_urls.get(c).to_owned()))
+        .collect();
     let ingest = Ingest::new(
         SecretCache::new(
             Arc::new(SecretsManagerStore::new(secrets, &secret_id)),

@@ -84,8 +84,19 @@ fn serve_command(program: Option<&[&str]>, port: u16, data_dir: &Path) -> Comman
 }
 
 async fn start(data_dir: &Path, stand_ins: &StandIns) -> Server {
+    start_with(data_dir, stand_ins, |_| {}).await
+}
+
+/// [`start`], with `configure` adding to the command (its environment) first.
+async fn start_with(
+    data_dir: &Path,
+    stand_ins: &StandIns,
+    configure: impl FnOnce(&mut Command),
+) -> Server {
     let port = free_port();
-    let child = serve_command(None, port, data_dir)
+    let mut command = serve_command(None, port, data_dir);
+    configure(&mut command);
+    let child = command
         .args(["--retry-base-ms", "50"])
         .args([
             "--slack-webhook-url",
@@ -1095,31 +1106,13 @@ async fn a_delivery_through_serve_is_one_trace_from_the_sender_to_every_consumer
     let dir = tempfile::tempdir().unwrap();
     let stand_ins = stand_ins(200).await;
     let receiver = OtlpReceiver::start().await;
-    let port = free_port();
     // As a user turns traces on: the collector's base URL. The batch processor keeps its
     // default schedule (5 s): what `serve` exports when it stops is its last flush.
-    let child = serve_command(None, port, dir.path())
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .env_remove("OTEL_SERVICE_NAME")
-        .args([
-            "--slack-webhook-url",
-            &format!("{}/slack", stand_ins.slack.uri()),
-        ])
-        .args([
-            "--alerts-slack-webhook-url",
-            &format!("{}/alerts", stand_ins.alerts.uri()),
-        ])
-        .spawn()
-        .unwrap();
-    let mut server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    eventually("serve to start", async || {
-        reqwest::get(format!("{}/healthz", server.base))
-            .await
-            .is_ok_and(|r| r.status() == 200)
+    let mut server = start_with(dir.path(), &stand_ins, |command| {
+        command
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env_remove("OTEL_SERVICE_NAME");
     })
     .await;
 
@@ -1214,29 +1207,10 @@ async fn a_refused_attempt_is_a_span_in_error_and_a_refused_delivery_is_not_ours
     // 404: Slack refuses every post; each attempt is a span.
     let stand_ins = stand_ins(404).await;
     let receiver = OtlpReceiver::start().await;
-    let port = free_port();
-    let child = serve_command(None, port, dir.path())
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
-        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-        .args(["--retry-base-ms", "50"])
-        .args([
-            "--slack-webhook-url",
-            &format!("{}/slack", stand_ins.slack.uri()),
-        ])
-        .args([
-            "--alerts-slack-webhook-url",
-            &format!("{}/alerts", stand_ins.alerts.uri()),
-        ])
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    eventually("serve to start", async || {
-        reqwest::get(format!("{}/healthz", server.base))
-            .await
-            .is_ok_and(|r| r.status() == 200)
+    let server = start_with(dir.path(), &stand_ins, |command| {
+        command
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+            .env("OTEL_BSP_SCHEDULE_DELAY", "200");
     })
     .await;
     let event_id = deliver_the_hire(&server, dir.path()).await;

@@ -130,6 +130,27 @@ fn signal(signal: &str, pids: &[u32]) {
 }
 
 /// A name no other test (or earlier run against the same server) uses.
+/// One SQS queue per consumer, created on `sqs` under unique names.
+pub async fn consumer_queues(sqs: &aws_sdk_sqs::Client) -> okr_pipeline::config::QueueUrls {
+    let mut urls = Vec::new();
+    for consumer in okr_core::routing::Consumer::ALL {
+        let created = sqs
+            .create_queue()
+            .queue_name(unique(consumer.as_str()))
+            .send()
+            .await
+            .unwrap();
+        urls.push(created.queue_url().unwrap().to_owned());
+    }
+    let [warehouse, slack, alerts, progress] = <[String; 4]>::try_from(urls).unwrap();
+    okr_pipeline::config::QueueUrls {
+        warehouse,
+        slack,
+        alerts,
+        progress,
+    }
+}
+
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now()
