@@ -14,6 +14,7 @@ pub mod scheme;
 pub mod signature;
 pub mod signing;
 pub mod source;
+pub mod subscriptions;
 
 pub use event::{Event, SCHEMA_V1};
 pub use normalize::{NormalizeError, normalize};

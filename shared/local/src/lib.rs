@@ -30,6 +30,7 @@ pub mod sqlite_queue;
 pub mod sqlite_store;
 pub mod stalled;
 mod stores;
+pub mod subscriptions_file;
 mod wiring;
 
 pub use paths::{LocalError, Paths};

@@ -106,7 +106,7 @@ fn read_document(path: &Path) -> std::io::Result<Map<String, Value>> {
 /// An exclusive lock on `<path>.lock`, held while a document is read, changed and
 /// written: `serve`'s handshakes and the `endpoints` commands (other processes) take
 /// turns, so no write is lost. Released when the file is dropped.
-fn lock_for_writing(path: &Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn lock_for_writing(path: &Path) -> std::io::Result<std::fs::File> {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
     let file = std::fs::OpenOptions::new()
@@ -121,7 +121,7 @@ fn lock_for_writing(path: &Path) -> std::io::Result<std::fs::File> {
 /// Write the document whole: to a private temporary file of this writer's own, synced,
 /// then renamed over the old one, so a crash leaves the old file or the new, never half
 /// of one. Callers hold [`lock_for_writing`].
-fn write_document(path: &Path, document: &Map<String, Value>) -> std::io::Result<()> {
+pub(crate) fn write_document(path: &Path, document: &Map<String, Value>) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(document).map_err(std::io::Error::other)?;
     let mut name = path.as_os_str().to_owned();
     name.push(format!(

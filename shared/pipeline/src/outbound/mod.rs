@@ -11,6 +11,7 @@ pub mod mail;
 pub mod pagerduty;
 pub mod slack;
 pub mod slack_api;
+pub mod subscriber;
 
 use std::fmt;
 use std::time::Duration;
@@ -28,6 +29,8 @@ pub enum Service {
     PagerDuty,
     /// Email: Amazon SES, or SMTP locally.
     Email,
+    /// A subscription's receiver (another service taking our events).
+    Subscriber,
 }
 
 impl fmt::Display for Service {
@@ -36,6 +39,7 @@ impl fmt::Display for Service {
             Service::Slack => "Slack",
             Service::PagerDuty => "PagerDuty",
             Service::Email => "email",
+            Service::Subscriber => "the subscriber",
         })
     }
 }

@@ -186,6 +186,30 @@ impl FromSecret for okr_core::endpoints::Endpoints {
     }
 }
 
+impl FromSecret for okr_core::subscriptions::Subscriptions {
+    fn from_secret(text: &str) -> Result<Self, SecretsError> {
+        okr_core::subscriptions::Subscriptions::parse(text)
+            .map_err(|error| SecretsError::Invalid(error.to_string()))
+    }
+}
+
+impl FromSecret for okr_core::subscriptions::SubscriptionSecrets {
+    /// The subscription secrets document; an empty text holds none. Serde's error
+    /// names the place, never a value.
+    fn from_secret(text: &str) -> Result<Self, SecretsError> {
+        if text.trim().is_empty() {
+            return Ok(Default::default());
+        }
+        serde_json::from_str(text).map_err(|error| {
+            SecretsError::Invalid(format!(
+                "the subscription secrets are not {{\"<name>\": {{\"signing\": [\"whsec_...\"]}}}} (line {}, column {})",
+                error.line(),
+                error.column()
+            ))
+        })
+    }
+}
+
 /// What became of a secret a handshake handed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Adopted {
