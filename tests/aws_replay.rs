@@ -118,6 +118,7 @@ async fn a_replay_reads_only_the_window_and_marks_each_message() {
             slack: url.clone(),
             alerts: String::new(),
             progress: String::new(),
+            subscriptions: String::new(),
         },
     );
     let plan = Plan {

@@ -16,6 +16,7 @@ mod serve;
 mod sign;
 mod stack;
 mod stalled;
+mod subscriptions;
 mod summary;
 mod verify;
 
@@ -65,6 +66,9 @@ enum Command {
     /// The directory of people from HR events: list, show, the key results' owners
     /// nobody matches, link an owner to a person, forget a person.
     Directory(directory::DirectoryArgs),
+    /// The services that take our events as signed webhooks: list, add, test, enable,
+    /// disable.
+    Subscriptions(subscriptions::SubscriptionsArgs),
     /// Print the signature header line(s) SOURCE would send for the body.
     Sign(sign::SignArgs),
     /// Check a delivery's signature: prints `valid` (exit 0) or the reason (exit 1).
@@ -83,6 +87,7 @@ enum QueueName {
     Warehouse,
     Alerts,
     Progress,
+    Subscriptions,
 }
 
 impl From<QueueName> for okr_core::routing::Consumer {
@@ -93,6 +98,7 @@ impl From<QueueName> for okr_core::routing::Consumer {
             QueueName::Warehouse => Consumer::Warehouse,
             QueueName::Alerts => Consumer::Alerts,
             QueueName::Progress => Consumer::Progress,
+            QueueName::Subscriptions => Consumer::Subscriptions,
         }
     }
 }
@@ -134,6 +140,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Endpoints(args) => endpoints::run(args),
         Command::Directory(args) => runtime()?.block_on(directory::run(args)),
         Command::Stalled(args) => runtime()?.block_on(stalled::run(args)),
+        Command::Subscriptions(args) => runtime()?.block_on(subscriptions::run(args)),
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Normalize(args) => normalize::run(args),

@@ -118,6 +118,7 @@ async fn list_show_and_redrive_an_sqs_dead_letter_queue() {
         slack: queue.clone(),
         alerts: queue.clone(),
         progress: queue.clone(),
+        subscriptions: queue.clone(),
     };
     let sender = SqsQueue::new(sqs.clone(), urls);
     for event in &events {

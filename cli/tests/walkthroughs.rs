@@ -210,6 +210,8 @@ fn long_running(line: &str) -> Option<u16> {
         Some(5001)
     } else if command.contains("tests/otlp_collector.py") {
         Some(4318)
+    } else if command.contains("tests/subscription_receiver.py") {
+        Some(5002)
     } else if command.contains("cargo lambda watch") {
         Some(9000)
     } else if command.starts_with("okr-webhooks serve") {
@@ -393,6 +395,7 @@ fn every_documented_walk_through_runs_as_written() {
         "writing-a-scheme.md",
         "directory.md",
         "deliveries.md",
+        "subscriptions.md",
     ] {
         assert!(
             blocks
@@ -409,6 +412,55 @@ fn every_documented_walk_through_runs_as_written() {
     the_directory(&blocks);
     the_delivery_log(&blocks);
     traces_to_a_collector(&blocks);
+    a_subscription_to_a_receiver(&blocks);
+}
+
+/// docs/subscriptions.md: a subscription added while `serve` runs; the receiver,
+/// verifying with the Python `standardwebhooks` library, gets the key result update once;
+/// `test` sends it a signed sample.
+fn a_subscription_to_a_receiver(blocks: &[Block]) {
+    let dir = checkout_dir();
+    let mut background = Background::new();
+    let steps = run(
+        &walkthrough(blocks, "subscriptions"),
+        dir.path(),
+        &mut background,
+        Duration::from_millis(100),
+    );
+    let id = "evt_226fbbf4a2be0195304aa13df2064d2e";
+    assert_eq!(
+        outputs(&steps, "okr-webhooks send")[0].trim(),
+        format!("202 {id}")
+    );
+    let receiver = "python3 tests/subscription_receiver.py";
+    wait_for(&background, receiver, "the event and the sample", |log| {
+        log.lines().filter(|l| l.starts_with("verified ")).count() >= 2
+    });
+    let log = background.log(receiver);
+    let verified: Vec<&str> = log.lines().filter(|l| l.starts_with("verified ")).collect();
+    assert!(
+        verified.iter().any(|l| l.starts_with(&format!(
+            "verified {id} key_result.progress_updated key_result "
+        ))),
+        "{log}"
+    );
+    assert!(
+        verified
+            .iter()
+            .any(|l| l.contains(" objective.completed objective ")),
+        "{log}"
+    );
+    assert_eq!(verified.len(), 2, "each once: {log}");
+    let tested = outputs(&steps, "okr-webhooks subscriptions test")[0];
+    assert!(tested.starts_with("sent test_"), "{tested}");
+    assert!(tested.contains("(objective.completed): 200 OK"), "{tested}");
+    let listed = outputs(&steps, "okr-webhooks subscriptions list")[0];
+    assert!(
+        listed.starts_with(
+            "okrs  http://127.0.0.1:5002/okr-events  on  types=key_result.* endpoints=all kinds=all"
+        ),
+        "{listed}"
+    );
 }
 
 /// docs/deliveries.md, "Traces": `serve` exporting to the stand-in collector, one

@@ -142,12 +142,14 @@ pub async fn consumer_queues(sqs: &aws_sdk_sqs::Client) -> okr_pipeline::config:
             .unwrap();
         urls.push(created.queue_url().unwrap().to_owned());
     }
-    let [warehouse, slack, alerts, progress] = <[String; 4]>::try_from(urls).unwrap();
+    let [warehouse, slack, alerts, progress, subscriptions] =
+        <[String; 5]>::try_from(urls).unwrap();
     okr_pipeline::config::QueueUrls {
         warehouse,
         slack,
         alerts,
         progress,
+        subscriptions,
     }
 }
 

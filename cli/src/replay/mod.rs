@@ -301,6 +301,7 @@ async fn queues(data_dir: &Path, plan: &Plan) -> Result<Box<dyn EventQueue>> {
         slack: String::new(),
         alerts: String::new(),
         progress: String::new(),
+        subscriptions: String::new(),
     };
     for pair in &plan.queue_urls {
         let Some((name, url)) = pair.split_once('=') else {

@@ -28,7 +28,11 @@ impl SqsQueue {
     /// Open the connection to SQS (and check each queue exists) before the first
     /// delivery, so it does not pay the TLS handshake. Call once at start-up.
     pub async fn warm_up(&self) -> Result<(), QueueError> {
-        let checks = Consumer::ALL.map(|consumer| async move {
+        // A queue left unset (the subscriptions queue, where there is none) is not checked.
+        let configured = Consumer::ALL
+            .into_iter()
+            .filter(|consumer| !self.urls.get(*consumer).is_empty());
+        let checks = configured.map(|consumer| async move {
             self.client
                 .get_queue_attributes()
                 .queue_url(self.urls.get(consumer))

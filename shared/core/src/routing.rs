@@ -21,15 +21,19 @@ pub enum Consumer {
     /// Events about an objective or key result (with its id), to the progress read
     /// model; HR records (with a `person`), to the directory beside it.
     Progress,
+    /// Events a subscription takes, to the services that subscribed
+    /// ([`crate::subscriptions`]).
+    Subscriptions,
 }
 
 impl Consumer {
     /// Every consumer.
-    pub const ALL: [Consumer; 4] = [
+    pub const ALL: [Consumer; 5] = [
         Consumer::Warehouse,
         Consumer::Slack,
         Consumer::Alerts,
         Consumer::Progress,
+        Consumer::Subscriptions,
     ];
 
     /// The consumer's name in configuration, logs and the `dlq` command.
@@ -39,6 +43,7 @@ impl Consumer {
             Consumer::Slack => "slack",
             Consumer::Alerts => "alerts",
             Consumer::Progress => "progress",
+            Consumer::Subscriptions => "subscriptions",
         }
     }
 }
@@ -147,12 +152,14 @@ pub fn notification_view(event: &Event) -> Result<Event, serde_json::Error> {
     })
 }
 
-/// The event as `consumer`'s queue gets it: whole for the warehouse; for the progress
+/// The event as `consumer`'s queue gets it: whole for the warehouse and the
+/// subscriptions (whose consumer cuts it down for each subscription that does not ask
+/// for the whole event: [`crate::subscriptions::payload`]); for the progress
 /// queue, the notification view with an HR record's `person` kept (the directory's
 /// fields); for Slack and the alerts, the notification view.
 pub fn view_for(event: &Event, consumer: Consumer) -> Result<Event, serde_json::Error> {
     match consumer {
-        Consumer::Warehouse => Ok(event.clone()),
+        Consumer::Warehouse | Consumer::Subscriptions => Ok(event.clone()),
         Consumer::Progress => Ok(Event {
             person: event.person.clone(),
             ..notification_view(event)?

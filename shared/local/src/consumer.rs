@@ -58,6 +58,17 @@ impl BatchHandler for SlackNotifier {
 }
 
 #[async_trait]
+impl BatchHandler for okr_consumers::subscriptions::SubscriptionSender {
+    async fn handle(
+        &self,
+        batch: SqsEvent,
+        deadline: Instant,
+    ) -> Result<SqsBatchResponse, BatchFailure> {
+        okr_consumers::subscriptions::SubscriptionSender::handle(self, batch, deadline).await
+    }
+}
+
+#[async_trait]
 impl BatchHandler for ProgressAlerts {
     async fn handle(
         &self,

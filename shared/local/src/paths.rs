@@ -21,6 +21,9 @@ pub struct Paths {
     pub directory: PathBuf,
     /// `<data-dir>/deliveries.sqlite`: the delivery log.
     pub deliveries: PathBuf,
+    /// `<data-dir>/subscriptions.json` and `subscription-secrets.json`: who takes our
+    /// events, and their secrets.
+    pub subscriptions: PathBuf,
 }
 
 impl Paths {
@@ -35,6 +38,7 @@ impl Paths {
             progress: data_dir.join("progress.sqlite"),
             directory: data_dir.join("directory.sqlite"),
             deliveries: data_dir.join("deliveries.sqlite"),
+            subscriptions: data_dir.to_owned(),
         }
     }
 }

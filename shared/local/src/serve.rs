@@ -12,6 +12,7 @@ use crate::config::LocalConfig;
 use crate::dashboard::Access;
 use crate::paths::{LocalError, Paths, io};
 use crate::secrets_file::EndpointsFile;
+use crate::subscriptions_file::SubscriptionsFile;
 use crate::{consumer, email, health, lock, router, stores, wiring};
 use okr_consumers::ingest::Ingest;
 use okr_pipeline::config::DEFAULT_MAX_BODY_BYTES;
@@ -42,6 +43,12 @@ pub async fn serve(
             paths.endpoints.display()
         ))
     })?;
+    let subscriptions_file = SubscriptionsFile::new(&paths.subscriptions);
+    let subscriptions = subscriptions_file.load().map_err(|reason| {
+        LocalError::Config(format!(
+            "the subscriptions document does not validate, so serve does not start: {reason}"
+        ))
+    })?;
     let stores = stores::open(&paths, &endpoints, &announce).await?;
     let mail = email::wiring(data_dir, &config.email, &stores, &announce).await?;
     let email_alerts = mail.as_ref().map(|(alerts, _)| alerts.clone());
@@ -51,6 +58,13 @@ pub async fn serve(
         breakers,
     });
     announce(format!("warehouse: {}", paths.warehouse.display()));
+    announce(format!(
+        "subscriptions: {} in {}",
+        subscriptions.subscriptions.len(),
+        SubscriptionsFile::new(&paths.subscriptions)
+            .path()
+            .display()
+    ));
     let urls = &config.destinations;
     let plain_http = [
         ("--slack-webhook-url", urls.slack_webhook_url.as_deref()),
@@ -84,6 +98,10 @@ pub async fn serve(
         .with_endpoints(SecretCache::new(
             Arc::new(endpoints_file),
             Duration::from_secs(5),
+        ))
+        .with_subscriptions(SecretCache::new(
+            Arc::new(subscriptions_file),
+            wiring::DOCUMENT_REFRESH,
         ))
         .with_handshakes(stores.secrets.clone())
         .with_deliveries(deliveries.clone())

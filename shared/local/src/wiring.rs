@@ -9,12 +9,14 @@ use crate::consumer::{BatchHandler, VISIBILITY};
 use crate::paths::{LocalError, Paths};
 use crate::print::Printer;
 use crate::stores::Stores;
+use crate::subscriptions_file::SubscriptionsFile;
 use okr_consumers::alerts::{
     AlertSettings, DEFAULT_WINDOW, Destinations, EmailAlerts, ProgressAlerts,
 };
 use okr_consumers::progress::ProgressProjection;
 use okr_consumers::slack::{DEFAULT_DIGEST_THRESHOLD, SlackNotifier};
 use okr_consumers::stalled::StalledDestinations;
+use okr_consumers::subscriptions::SubscriptionSender;
 use okr_consumers::warehouse::WarehouseSink;
 use okr_consumers::warehouse::local::LocalSink;
 use okr_core::routing::Consumer;
@@ -39,11 +41,13 @@ const SLACK_BATCH: usize = 10;
 const ALERTS_BATCH: usize = 10;
 /// The read model applies a batch in one transaction: big batches, few commits.
 const PROGRESS_BATCH: usize = 500;
+/// The subscriptions' records are sent one after another, as Slack's are.
+const SUBSCRIPTIONS_BATCH: usize = 10;
 
 /// A consumer, its handler, and how many messages it takes at once.
 pub(super) type ConsumerSpec = (Consumer, Arc<dyn BatchHandler>, usize);
 
-/// The four consumers over `stores`, and their destinations' circuit breakers; the
+/// The five consumers over `stores`, and their destinations' circuit breakers; the
 /// alerts email `email`'s recipients too, when given.
 pub(super) fn consumers(
     config: &LocalConfig,
@@ -88,6 +92,11 @@ pub(super) fn consumers(
         .breaking(&breaking)
         .retrying(retries.clone())
         .journaling(journal.clone());
+    let subscriptions = subscriptions(paths, stores, &http)
+        .breaking(&breaking)
+        .guarded(VISIBILITY, Arc::new(NoMetrics))
+        .retrying(retries.clone())
+        .journaling(journal.clone());
     let projection = ProgressProjection::new(stores.progress.clone(), Thresholds::default())
         .with_directory(stores.directory.clone())
         .retrying(retries)
@@ -101,9 +110,29 @@ pub(super) fn consumers(
         (Consumer::Slack, Arc::new(notifier), SLACK_BATCH),
         (Consumer::Alerts, Arc::new(alerts), ALERTS_BATCH),
         (Consumer::Progress, Arc::new(projection), PROGRESS_BATCH),
+        (
+            Consumer::Subscriptions,
+            Arc::new(subscriptions),
+            SUBSCRIPTIONS_BATCH,
+        ),
     ];
     Ok((consumers, breakers))
 }
+
+/// The subscriptions consumer over the data directory's two documents, read again
+/// every 5 s, so `subscriptions add` and `enable` take effect without a restart.
+fn subscriptions(paths: &Paths, stores: &Stores, http: &reqwest::Client) -> SubscriptionSender {
+    let file = Arc::new(SubscriptionsFile::new(&paths.subscriptions));
+    SubscriptionSender::new(
+        Arc::new(SecretCache::new(file.clone(), DOCUMENT_REFRESH)),
+        Arc::new(SecretCache::new(file, DOCUMENT_REFRESH)),
+        http.clone(),
+        stores.idempotency.clone(),
+    )
+}
+
+/// How often `serve` reads the subscriptions documents again.
+pub(super) const DOCUMENT_REFRESH: Duration = Duration::from_secs(5);
 
 /// The progress alerts, to the alerts channel and PagerDuty as configured (each printed
 /// when not) and to `email`, built by the function the Lambda uses.

@@ -27,6 +27,8 @@ pub struct QueueUrls {
     pub alerts: String,
     /// `PROGRESS_QUEUE_URL`.
     pub progress: String,
+    /// The subscriptions queue's; empty where there is none (the stack has none yet).
+    pub subscriptions: String,
 }
 
 impl QueueUrls {
@@ -37,6 +39,7 @@ impl QueueUrls {
             Consumer::Slack => &self.slack,
             Consumer::Alerts => &self.alerts,
             Consumer::Progress => &self.progress,
+            Consumer::Subscriptions => &self.subscriptions,
         }
     }
 }

@@ -46,6 +46,8 @@ impl IngestConfig {
                 slack: env.required("SLACK_QUEUE_URL")?,
                 alerts: env.required("ALERTS_QUEUE_URL")?,
                 progress: env.required("PROGRESS_QUEUE_URL")?,
+                // No subscriptions queue in the stack yet: subscriptions run in `serve`.
+                subscriptions: String::new(),
             },
             max_body_bytes: env.number_in(
                 "MAX_BODY_BYTES",

@@ -25,6 +25,7 @@ use okr_core::routing::{Consumer, NotifyRules, route};
 use okr_core::signature::{VerifyError, verify};
 use okr_core::signing::SigningSecret;
 use okr_core::source::Source;
+use okr_core::subscriptions::Subscriptions;
 use okr_pipeline::journal::{Journal, Journey};
 use okr_pipeline::metrics::{IngestRecord, MetricsSink};
 use okr_pipeline::queue::{EventQueue, QueueMessage};
@@ -76,6 +77,7 @@ pub struct Ingest {
     metrics: Arc<dyn MetricsSink>,
     signature_log: LogLimiter,
     deliveries: Option<Arc<dyn DeliveryLog>>,
+    subscriptions: Option<SecretCache<Subscriptions>>,
     journey: Journey,
 }
 
@@ -117,6 +119,7 @@ impl Ingest {
             metrics,
             signature_log: LogLimiter::new(SIGNATURE_LOG_INTERVAL),
             deliveries: None,
+            subscriptions: None,
             journey: Journey::logged("ingest"),
         }
     }
@@ -137,6 +140,14 @@ impl Ingest {
     /// than the four built in.
     pub fn with_endpoints(mut self, endpoints: SecretCache<Endpoints>) -> Self {
         self.endpoints = endpoints;
+        self
+    }
+
+    /// Queue each event a subscription in `subscriptions` takes for the subscriptions
+    /// consumer. When the document cannot be read, every event is queued for it (the
+    /// consumer waits for a readable document): a subscriber loses nothing to an edit.
+    pub fn with_subscriptions(mut self, subscriptions: SecretCache<Subscriptions>) -> Self {
+        self.subscriptions = Some(subscriptions);
         self
     }
 
@@ -348,13 +359,30 @@ impl Ingest {
         }
         self.verified(endpoint, &headers, &body, now).await?;
         let event = normalize(&endpoint, &headers, &body, now).map_err(Rejection::InvalidBody)?;
-        let queues = route(&event, &self.rules);
+        let mut queues = route(&event, &self.rules);
+        if self.subscribed(&event).await {
+            queues.push(Consumer::Subscriptions);
+        }
         let duplicate = self.enqueue(&event, &queues, traceparent).await?;
         Ok(Outcome::Accepted(Box::new(Accepted {
             event,
             duplicate,
             queues,
         })))
+    }
+
+    /// Whether a subscription takes `event` (or the document cannot be read).
+    async fn subscribed(&self, event: &Event) -> bool {
+        let Some(cache) = &self.subscriptions else {
+            return false;
+        };
+        match cache.current().await {
+            Ok(subscriptions) => subscriptions.any_takes(event),
+            Err(error) => {
+                tracing::warn!(event_id = %event.id, error = %okr_core::error_chain(&error), "cannot read the subscriptions document; queuing the event for the subscriptions");
+                true
+            }
+        }
     }
 
     /// A handshake (Asana's `X-Hook-Secret`): the secret is kept and echoed back, but

@@ -60,7 +60,7 @@ impl QueueMessage {
         for consumer in consumers {
             let projected;
             let message = match consumer {
-                Consumer::Warehouse => match &whole {
+                Consumer::Warehouse | Consumer::Subscriptions => match &whole {
                     Some(message) => message,
                     None => whole.insert(QueueMessage::from_event(event)?),
                 },

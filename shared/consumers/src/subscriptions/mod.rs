@@ -1,0 +1,505 @@
+//! The subscriptions consumer: each event a subscription takes, posted to its receiver
+//! once, signed with Standard Webhooks (docs/subscriptions.md).
+//!
+//! Each (event, subscription) pair is a side effect of its own through the idempotency
+//! guard, so a record that reached one receiver and not another is retried for the other
+//! alone. Each subscription has its own circuit breaker and its own pace
+//! (`rate_per_second`). A record fails while any of its sends failed, and takes the
+//! most hopeful of their failures: a receiver that is down keeps the record on the long
+//! schedule even when another refused it.
+//!
+//! A subscription's health is one state record, `subscription:<name>`: when it began
+//! failing, and whether it was switched off. A receiver answering 410 Gone is switched
+//! off at once; one failing for [`DISABLE_AFTER`] (5 days, as Svix does) is switched off
+//! too. Either is logged and counted (`SubscriptionsDisabled`), its events are skipped
+//! from then on, and `okr-webhooks subscriptions enable NAME` switches it on again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use okr_core::event::Event;
+use okr_core::subscriptions::{Subscription, SubscriptionSecrets, Subscriptions, payload, sign};
+use okr_pipeline::batch::{BatchFailure, BatchReport, failure_of, why_of};
+use okr_pipeline::breaker::{Breaker, BreakerConfig, Outcome};
+use okr_pipeline::idempotency::guard::{Claimed, Guard, Ran};
+use okr_pipeline::idempotency::{IdempotencyStore, StateStore, update_state};
+use okr_pipeline::journal::{Journal, Journey};
+use okr_pipeline::metrics::{MetricsSink, NoMetrics};
+use okr_pipeline::outbound::{DeliveryError, Service, credential, deliver, subscriber};
+use okr_pipeline::retry::{Failure, Retries};
+use okr_pipeline::secrets::SecretCache;
+
+/// The consumer's name in metrics.
+pub const SERVICE: &str = "subscriptions";
+/// A subscription failing this long is switched off.
+pub const DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
+/// How long a sent event is remembered: longer than a dead-letter queue keeps it.
+pub const DEDUP_WINDOW: Duration = Duration::from_secs(15 * 24 * 3600);
+/// How long a subscription's health is kept after its last change.
+const HEALTH_KEPT: Duration = Duration::from_secs(400 * 24 * 3600);
+
+/// A subscription's health, as its state record keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// When its sends began failing (Unix seconds), while they fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<i64>,
+    /// Why and when it was switched off, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<Disabled>,
+}
+
+/// Why a subscription was switched off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disabled {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// Why, in words.
+    pub why: String,
+}
+
+/// The state record of subscription `name`.
+pub fn health_key(name: &str) -> String {
+    format!("subscription:{name}")
+}
+
+/// The health of subscription `name` (healthy when nothing is kept).
+pub async fn health(store: &dyn StateStore, name: &str) -> Result<Health, String> {
+    let stored = store
+        .load_state(&health_key(name), OffsetDateTime::now_utc())
+        .await
+        .map_err(|e| okr_core::error_chain(&e))?;
+    Ok(stored
+        .and_then(|s| serde_json::from_str(&s.value).ok())
+        .unwrap_or_default())
+}
+
+/// Forget subscription `name`'s failures and switching off (`subscriptions enable`).
+pub async fn clear_health(store: &dyn StateStore, name: &str) -> Result<(), String> {
+    let key = health_key(name);
+    update_state(
+        store,
+        (&key, HEALTH_KEPT),
+        |current| {
+            current
+                .is_some_and(|text| text != "{}")
+                .then(|| "{}".to_owned())
+        },
+        "the subscription's health kept changing",
+    )
+    .await
+    .map_err(|e| okr_core::error_chain(&e))
+}
+
+/// The idempotency key of `event`'s send to subscription `name` (scoped to a forced
+/// replay's name).
+pub fn claim_key(event: &Event, name: &str) -> String {
+    format!("{}subscription:{name}:{}", event.key_scope(), event.id)
+}
+
+/// What became of one (event, subscription) pair.
+enum Sent {
+    /// Posted now.
+    Posted,
+    /// Posted before.
+    Before,
+    /// Not sent: the subscription is switched off.
+    Off(String),
+    /// Not sent: why, for a retry.
+    Failed(Failure, String),
+}
+
+/// The consumer and its ports.
+pub struct SubscriptionSender {
+    document: Arc<SecretCache<Subscriptions>>,
+    secrets: Arc<SecretCache<SubscriptionSecrets>>,
+    http: reqwest::Client,
+    guard: Guard,
+    breaking: BreakerConfig,
+    breakers: Mutex<HashMap<String, Arc<Breaker>>>,
+    /// When each subscription may be posted to next, by its rate.
+    pace: Mutex<HashMap<String, Instant>>,
+    retries: Retries,
+    metrics: Arc<dyn MetricsSink>,
+    journey: Journey,
+}
+
+impl SubscriptionSender {
+    /// A consumer reading the subscriptions from `document` and their secrets from
+    /// `secrets`, posting with `http` ([`okr_pipeline::outbound::http::http_client`]),
+    /// remembering sends and health in `store`.
+    pub fn new(
+        document: Arc<SecretCache<Subscriptions>>,
+        secrets: Arc<SecretCache<SubscriptionSecrets>>,
+        http: reqwest::Client,
+        store: Arc<dyn IdempotencyStore>,
+    ) -> Self {
+        SubscriptionSender {
+            document,
+            secrets,
+            http,
+            guard: Guard::new(store, DEDUP_WINDOW, SERVICE, Arc::new(NoMetrics)),
+            breaking: BreakerConfig::default(),
+            breakers: Mutex::new(HashMap::new()),
+            pace: Mutex::new(HashMap::new()),
+            retries: Retries::default(),
+            metrics: Arc::new(NoMetrics),
+            journey: Journey::logged(okr_core::routing::Consumer::Subscriptions.as_str()),
+        }
+    }
+
+    /// Record each event's steps in `journal` (by default, as log lines).
+    pub fn journaling(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journey = self.journey.writing_to(journal);
+        self
+    }
+
+    /// Make each subscription's circuit breaker by `config`; its clock also tells how
+    /// long a subscription has been failing.
+    pub fn breaking(mut self, config: &BreakerConfig) -> Self {
+        self.breaking = config.clone();
+        self
+    }
+
+    /// Hold a started send's claim at least `hold` (the queue's visibility timeout), and
+    /// count what must be looked at in `metrics`.
+    pub fn guarded(mut self, hold: Duration, metrics: Arc<dyn MetricsSink>) -> Self {
+        self.guard = self.guard.with_min_hold(hold).with_metrics(metrics.clone());
+        self.metrics = metrics;
+        self
+    }
+
+    /// Set when failed records are seen again.
+    pub fn retrying(mut self, retries: Retries) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Handle one batch; `deadline` is when it must have answered.
+    pub async fn handle(
+        &self,
+        batch: SqsEvent,
+        deadline: Instant,
+    ) -> Result<SqsBatchResponse, BatchFailure> {
+        let mut report = BatchReport::new(&batch, &self.journey);
+        let document = self.document.current().await;
+        let mut health = HashMap::new();
+        for record in &batch.records {
+            let Some(event) = report.decode(record) else {
+                continue;
+            };
+            let message_id = record.message_id.as_deref();
+            let document = match &document {
+                Ok(document) => document,
+                Err(error) => {
+                    tracing::error!(event_id = %event.id, error = %okr_core::error_chain(error), outcome = "retry", "cannot read the subscriptions document; the record waits");
+                    report.fail_because(
+                        message_id,
+                        Failure::Transient,
+                        "the subscriptions document cannot be read".into(),
+                    );
+                    continue;
+                }
+            };
+            let mut sent = Vec::new();
+            let mut off = Vec::new();
+            let mut failed: Option<(Failure, Vec<String>)> = None;
+            for (name, subscription) in document.taking(&event) {
+                match self
+                    .send(name, subscription, &event, deadline, &mut health)
+                    .await
+                {
+                    Sent::Posted | Sent::Before => sent.push(name),
+                    Sent::Off(why) => off.push(why),
+                    Sent::Failed(failure, why) => {
+                        let (worst, whys) = failed.get_or_insert((failure, Vec::new()));
+                        *worst = hopeful(*worst, failure);
+                        whys.push(why);
+                    }
+                }
+            }
+            if let Some((failure, mut whys)) = failed {
+                // The step says what came of every subscription, not only the failures.
+                whys.extend(off);
+                if !sent.is_empty() {
+                    whys.push(format!("sent to {}", sent.join(", ")));
+                }
+                report.fail_because(message_id, failure, whys.join("; "));
+            } else if !sent.is_empty() {
+                report.done(message_id, "sent", format!("to {}", sent.join(", ")));
+            } else if !off.is_empty() {
+                report.done(message_id, "skipped", off.join("; "));
+            } else {
+                report.done(message_id, "skipped", "no subscription takes it now".into());
+            }
+        }
+        report.finish(&self.retries, Some(deadline)).await
+    }
+
+    /// Send `event` to subscription `name` once, through its breaker and the guard.
+    async fn send(
+        &self,
+        name: &str,
+        subscription: &Subscription,
+        event: &Event,
+        deadline: Instant,
+        health: &mut HashMap<String, Health>,
+    ) -> Sent {
+        let now = self.now();
+        let state = self.health_of(name, health).await;
+        if let Some(disabled) = &state.disabled {
+            tracing::info!(event_id = %event.id, subscription = name, outcome = "off", "the subscription is switched off; not sending");
+            return Sent::Off(format!("{name} is switched off: {}", disabled.why));
+        }
+        let breaker = self.breaker(name);
+        if breaker.holding(Some(deadline)).await.is_some() {
+            return Sent::Failed(
+                Failure::HeldBack,
+                format!("{name}: its circuit breaker is open"),
+            );
+        }
+        let held = match self
+            .guard
+            .claim(claim_key(event, name), &event.id, deadline)
+            .await
+        {
+            Claimed::Held(held) => held,
+            Claimed::Done => return Sent::Before,
+            Claimed::Busy => {
+                return Sent::Failed(
+                    Failure::Transient,
+                    format!("{name}: another delivery is sending it"),
+                );
+            }
+            Claimed::Failed(_) => {
+                return Sent::Failed(
+                    Failure::Transient,
+                    format!("{name}: the idempotency store did not answer"),
+                );
+            }
+        };
+        let claims = std::slice::from_ref(&held);
+        let pause = self.pause(name, subscription.rate_per_second);
+        let post = async {
+            let ran = self
+                .guard
+                .run(claims, pause, deadline, || {
+                    self.post(name, subscription, event, deadline)
+                })
+                .await;
+            let outcome = Outcome::of_ran(&ran);
+            (ran, outcome)
+        };
+        let ran = match breaker.call(Some(deadline), post).await {
+            Ok(ran) => ran,
+            Err(open) => {
+                self.guard.release(claims, deadline).await;
+                Ran::Failed(DeliveryError::unavailable(Service::Subscriber, open))
+            }
+        };
+        match ran {
+            Ran::Done => {
+                tracing::info!(event_id = %event.id, subscription = name, r#type = %event.event_type, outcome = "sent", "sent to the subscription");
+                if state.failing_since.is_some() {
+                    self.keep_health(name, health, Health::default()).await;
+                }
+                Sent::Posted
+            }
+            Ran::Failed(DeliveryError::Refused { status: 410, .. }) => {
+                let why = "its receiver answered 410 Gone".to_owned();
+                self.switch_off(name, health, why.clone(), now).await;
+                Sent::Off(format!("{name} is switched off: {why}"))
+            }
+            Ran::Failed(error) => {
+                let failure = failure_of(&error);
+                let why = match why_of(&error) {
+                    w if w.is_empty() => format!("{name}: its circuit breaker is open"),
+                    w => format!("{name}: {w}"),
+                };
+                tracing::warn!(event_id = %event.id, subscription = name, error = %okr_core::error_chain(&error), outcome = "retry", "the send failed");
+                if failure == Failure::HeldBack {
+                    return Sent::Failed(failure, why);
+                }
+                match state.failing_since {
+                    None => {
+                        let failing = Health {
+                            failing_since: Some(now),
+                            disabled: None,
+                        };
+                        self.keep_health(name, health, failing).await;
+                    }
+                    Some(since) if now - since >= DISABLE_AFTER.as_secs() as i64 => {
+                        let since = OffsetDateTime::from_unix_timestamp(since)
+                            .map(|at| at.date().to_string())
+                            .unwrap_or_default();
+                        let why = format!("failing since {since}");
+                        self.switch_off(name, health, why.clone(), now).await;
+                        return Sent::Off(format!("{name} is switched off: {why}"));
+                    }
+                    Some(_) => {}
+                }
+                Sent::Failed(failure, why)
+            }
+            Ran::NoTime | Ran::NotMarked => Sent::Failed(
+                Failure::Transient,
+                format!("{name}: not sent in this invocation"),
+            ),
+        }
+    }
+
+    /// Post `event` to the subscription with a fresh timestamp and signatures.
+    async fn post(
+        &self,
+        name: &str,
+        subscription: &Subscription,
+        event: &Event,
+        deadline: Instant,
+    ) -> Result<(), DeliveryError> {
+        let misconfigured = |reason: String| DeliveryError::Misconfigured {
+            service: Service::Subscriber,
+            reason: format!("subscription {name}: {reason}"),
+        };
+        let secrets = credential(&self.secrets, Service::Subscriber).await?;
+        let secret = secrets
+            .get(name)
+            .ok_or_else(|| misconfigured("its secrets hold no signing secret".into()))?;
+        let authorization = secret
+            .authorization(subscription.auth)
+            .map_err(|reason| misconfigured(reason.into()))?;
+        let body = payload(subscription, event).map_err(|e| misconfigured(e.to_string()))?;
+        deliver(Service::Subscriber, deadline, || async {
+            let signed =
+                sign(&secret.signing, &event.id, self.now(), &body).map_err(misconfigured)?;
+            subscriber::post(
+                &self.http,
+                &subscription.url,
+                &signed,
+                authorization.as_deref(),
+                body.clone(),
+            )
+            .await
+        })
+        .await
+    }
+
+    /// Now, by the breakers' clock (Unix seconds).
+    fn now(&self) -> i64 {
+        self.breaking.clock.now().unix_timestamp()
+    }
+
+    /// Subscription `name`'s health, read once a batch (healthy when it cannot be read:
+    /// a send is then tried, never skipped).
+    async fn health_of(&self, name: &str, health: &mut HashMap<String, Health>) -> Health {
+        if let Some(known) = health.get(name) {
+            return known.clone();
+        }
+        let known = self::health(self.guard.store().as_ref(), name)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(
+                    subscription = name,
+                    error,
+                    "cannot read the subscription's health"
+                );
+                Health::default()
+            });
+        health.insert(name.to_owned(), known.clone());
+        known
+    }
+
+    /// Keep `next` as subscription `name`'s health (unless it was switched off meanwhile).
+    async fn keep_health(&self, name: &str, health: &mut HashMap<String, Health>, next: Health) {
+        health.insert(name.to_owned(), next.clone());
+        let key = health_key(name);
+        let written = update_state(
+            self.guard.store().as_ref(),
+            (&key, HEALTH_KEPT),
+            |current| {
+                let current: Health = current
+                    .and_then(|text| serde_json::from_str(text).ok())
+                    .unwrap_or_default();
+                (current.disabled.is_none() || next.disabled.is_some())
+                    .then(|| serde_json::to_string(&next).unwrap_or_default())
+            },
+            "the subscription's health kept changing",
+        )
+        .await;
+        if let Err(error) = written {
+            tracing::warn!(subscription = name, error = %okr_core::error_chain(&error), "cannot keep the subscription's health");
+        }
+    }
+
+    /// Switch subscription `name` off, saying why in the log and the metrics.
+    async fn switch_off(
+        &self,
+        name: &str,
+        health: &mut HashMap<String, Health>,
+        why: String,
+        now: i64,
+    ) {
+        tracing::warn!(subscription = name, why = %why, outcome = "disabled", "subscription switched off; `okr-webhooks subscriptions enable {name}` switches it on again");
+        self.metrics.count(SERVICE, "SubscriptionsDisabled");
+        let off = Health {
+            failing_since: None,
+            disabled: Some(Disabled { at: now, why }),
+        };
+        self.keep_health(name, health, off).await;
+    }
+
+    /// Subscription `name`'s circuit breaker.
+    fn breaker(&self, name: &str) -> Arc<Breaker> {
+        let mut breakers = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
+        breakers
+            .entry(name.to_owned())
+            .or_insert_with(|| {
+                self.breaking
+                    .breaker(destination(name), self.guard.store().clone())
+            })
+            .clone()
+    }
+
+    /// How long to wait before the next post to `name`, to keep under its rate.
+    fn pause(&self, name: &str, rate: Option<u32>) -> Duration {
+        let Some(rate) = rate else {
+            return Duration::ZERO;
+        };
+        let gap = Duration::from_secs(1) / rate.max(1);
+        let now = Instant::now();
+        let mut pace = self.pace.lock().unwrap_or_else(PoisonError::into_inner);
+        let next = pace.entry(name.to_owned()).or_insert(now);
+        let at = (*next).max(now);
+        *next = at + gap;
+        at - now
+    }
+}
+
+/// Of two failures of one record, the one that keeps it longest from the dead-letter
+/// queue: waiting for a receiver to come back beats a refusal.
+fn hopeful(a: Failure, b: Failure) -> Failure {
+    match (a, b) {
+        (Failure::Transient, _) | (_, Failure::Transient) => Failure::Transient,
+        (Failure::HeldBack, _) | (_, Failure::HeldBack) => Failure::HeldBack,
+        _ => Failure::Refused,
+    }
+}
+
+/// The breaker name of subscription `name`, `subscription:<name>`: made once per name
+/// for the life of the process (a breaker's name is `'static`; names are few).
+fn destination(name: &str) -> &'static str {
+    static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let wanted = format!("subscription:{name}");
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    let names = names.get_or_insert_with(HashSet::new);
+    if let Some(known) = names.get(wanted.as_str()) {
+        return known;
+    }
+    let made: &'static str = Box::leak(wanted.into_boxed_str());
+    names.insert(made);
+    made
+}

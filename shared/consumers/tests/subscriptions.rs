@@ -1,0 +1,248 @@
+//! The subscriptions consumer on its own: a subscription failing for five days is
+//! switched off (said in the metrics and each skipped event's journey) and is sent
+//! nothing more; its pace keeps posts `1/rate` apart; the filters pick the events.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use http::HeaderMap;
+use okr_consumers::subscriptions::{SubscriptionSender, health};
+use okr_core::subscriptions::{
+    Subscription, SubscriptionSecret, SubscriptionSecrets, Subscriptions,
+};
+use okr_core::{Event, Source, normalize};
+use okr_pipeline::breaker::{BreakerConfig, BreakerSettings, Clock};
+use okr_pipeline::idempotency::memory::MemoryIdempotencyStore;
+use okr_pipeline::journal::MemoryJournal;
+use okr_pipeline::metrics::MemoryMetrics;
+use okr_pipeline::secrets::{SecretCache, fixed};
+use time::OffsetDateTime;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// A clock the test moves.
+struct Manual(Mutex<OffsetDateTime>);
+
+impl Clock for Manual {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap()
+    }
+}
+
+fn hire(n: usize) -> Event {
+    let body = format!(
+        r#"{{"action": "employee_create", "data": {{"id": {n}, "attributes": {{"first_name": "E{n}", "date_of_birth": "1990-01-0{}"}}}}}}"#,
+        n % 9 + 1
+    );
+    normalize(
+        &okr_core::endpoints::Endpoint::of_source(Source::PEOPLEFORCE).unwrap(),
+        &HeaderMap::new(),
+        body.as_bytes(),
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap()
+}
+
+fn batch(events: &[Event]) -> SqsEvent {
+    let mut batch = SqsEvent::default();
+    batch.records = events
+        .iter()
+        .map(|event| {
+            let mut message = SqsMessage::default();
+            message.message_id = Some(format!("m-{}", event.id));
+            message.body = Some(serde_json::to_string(event).unwrap());
+            message
+        })
+        .collect();
+    batch
+}
+
+struct Setup {
+    sender: SubscriptionSender,
+    store: Arc<MemoryIdempotencyStore>,
+    journal: Arc<MemoryJournal>,
+    metrics: Arc<MemoryMetrics>,
+    clock: Arc<Manual>,
+}
+
+fn setup(subscriptions: &[(&str, Subscription)]) -> Setup {
+    let document = Subscriptions {
+        subscriptions: subscriptions
+            .iter()
+            .map(|(name, s)| (name.to_string(), s.clone()))
+            .collect(),
+    };
+    let secrets: SubscriptionSecrets = subscriptions
+        .iter()
+        .map(|(name, _)| {
+            let secret = SubscriptionSecret {
+                signing: vec![okr_core::subscriptions::new_secret([3; 32])],
+                ..Default::default()
+            };
+            (name.to_string(), secret)
+        })
+        .collect();
+    let store = Arc::new(MemoryIdempotencyStore::default());
+    let journal = Arc::new(MemoryJournal::default());
+    let metrics = Arc::new(MemoryMetrics::default());
+    let clock = Arc::new(Manual(Mutex::new(OffsetDateTime::now_utc())));
+    let config = BreakerConfig {
+        // Never open: every post reaches the receiver.
+        settings: BreakerSettings {
+            failures_to_open: 1000,
+            ..BreakerSettings::default()
+        },
+        clock: clock.clone(),
+    };
+    let sender = SubscriptionSender::new(
+        Arc::new(SecretCache::new(fixed(document), Duration::from_secs(60))),
+        Arc::new(SecretCache::new(fixed(secrets), Duration::from_secs(60))),
+        reqwest::Client::new(),
+        store.clone(),
+    )
+    .breaking(&config)
+    .guarded(Duration::ZERO, metrics.clone())
+    .journaling(journal.clone());
+    Setup {
+        sender,
+        store,
+        journal,
+        metrics,
+        clock,
+    }
+}
+
+fn deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(30)
+}
+
+#[tokio::test]
+async fn a_subscription_failing_for_five_days_is_switched_off_and_sent_nothing_more() {
+    let receiver = MockServer::start().await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&receiver)
+        .await;
+    let s = setup(&[("hr", Subscription::to(format!("{}/in", receiver.uri())))]);
+    let day = time::Duration::days(1);
+
+    let first = s
+        .sender
+        .handle(batch(&[hire(1)]), deadline())
+        .await
+        .unwrap();
+    assert_eq!(first.batch_item_failures.len(), 1, "retried");
+    let kept = health(s.store.as_ref(), "hr").await.unwrap();
+    assert_eq!(kept.failing_since, Some(s.clock.now().unix_timestamp()));
+
+    *s.clock.0.lock().unwrap() += day * 4;
+    let fourth = s
+        .sender
+        .handle(batch(&[hire(2)]), deadline())
+        .await
+        .unwrap();
+    assert_eq!(
+        fourth.batch_item_failures.len(),
+        1,
+        "still retried on day 4"
+    );
+    assert!(
+        health(s.store.as_ref(), "hr")
+            .await
+            .unwrap()
+            .disabled
+            .is_none()
+    );
+
+    *s.clock.0.lock().unwrap() += day + time::Duration::seconds(1);
+    let fifth = s
+        .sender
+        .handle(batch(&[hire(3)]), deadline())
+        .await
+        .unwrap();
+    assert!(fifth.batch_item_failures.is_empty(), "{fifth:?}");
+    let off = health(s.store.as_ref(), "hr")
+        .await
+        .unwrap()
+        .disabled
+        .unwrap();
+    assert!(off.why.starts_with("failing since "), "{}", off.why);
+    assert_eq!(
+        s.metrics.counts(),
+        [("subscriptions", "SubscriptionsDisabled")]
+    );
+    let tried = receiver.received_requests().await.unwrap().len();
+    assert_eq!(tried, 3);
+
+    // Off: the next event is skipped, and says why in its journey.
+    let event = hire(4);
+    let next = s
+        .sender
+        .handle(batch(std::slice::from_ref(&event)), deadline())
+        .await
+        .unwrap();
+    assert!(next.batch_item_failures.is_empty());
+    assert_eq!(receiver.received_requests().await.unwrap().len(), tried);
+    let steps = s.journal.journey(&event.id);
+    assert_eq!(steps.last().unwrap().outcome, "skipped");
+    assert!(
+        steps
+            .last()
+            .unwrap()
+            .detail
+            .starts_with("hr is switched off: failing since ")
+    );
+}
+
+/// Answers 200 and notes when.
+struct Timed(Arc<Mutex<Vec<Instant>>>);
+
+impl Respond for Timed {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        self.0.lock().unwrap().push(Instant::now());
+        ResponseTemplate::new(200)
+    }
+}
+
+#[tokio::test]
+async fn a_subscriptions_pace_keeps_its_posts_apart_and_its_filters_pick_the_events() {
+    let receiver = MockServer::start().await;
+    let times = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(Timed(times.clone()))
+        .mount(&receiver)
+        .await;
+    let paced = Subscription {
+        rate_per_second: Some(5),
+        ..Subscription::to(format!("{}/paced", receiver.uri()))
+    };
+    let other = Subscription {
+        types: vec!["objective.*".into()],
+        ..Subscription::to(format!("{}/objectives", receiver.uri()))
+    };
+    let s = setup(&[("paced", paced), ("objectives", other)]);
+    let events: Vec<Event> = (1..=6).map(hire).collect();
+    let answer = s.sender.handle(batch(&events), deadline()).await.unwrap();
+    assert!(answer.batch_item_failures.is_empty());
+
+    let requests = receiver.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 6, "the hires to the paced one only");
+    assert!(requests.iter().all(|r| r.url.path() == "/paced"));
+    let times = times.lock().unwrap().clone();
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(190),
+            "posts {gap:?} apart at 5/s"
+        );
+    }
+    // The cut-down event: the birth date stays home.
+    for request in &requests {
+        let body = String::from_utf8_lossy(&request.body);
+        assert!(!body.contains("1990-01-0"), "{body}");
+    }
+    // Again: each (event, subscription) once.
+    let again = s.sender.handle(batch(&events), deadline()).await.unwrap();
+    assert!(again.batch_item_failures.is_empty());
+    assert_eq!(receiver.received_requests().await.unwrap().len(), 6);
+}
