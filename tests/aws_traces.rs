@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::Client as SqsClient;
-use aws_sdk_sqs::types::MessageSystemAttributeName;
 use okr_aws::dynamodb::DynamoDbIdempotencyStore;
 use okr_aws::progress_dynamodb::DynamoDbProgressStore;
 use okr_aws::s3::S3Sink;
@@ -46,45 +45,6 @@ const SENDER_SPAN: &str = "00f067aa0ba902b7";
 fn sample(name: &str) -> ApiGatewayV2httpRequest {
     let path = format!("{}/../events/ingest/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Receive everything on `url` as Lambda's event source mapping hands it over: the
-/// body, the receive count and the message attributes.
-async fn batch(sqs: &SqsClient, url: &str) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    loop {
-        let output = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .message_attribute_names("All")
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .visibility_timeout(300)
-            .send()
-            .await
-            .unwrap();
-        let messages = output.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return event;
-        }
-        for message in messages {
-            let mut record = SqsMessage::default();
-            record.message_id = message.message_id.clone();
-            record.receipt_handle = message.receipt_handle.clone();
-            record.body = message.body.clone();
-            record.event_source = Some("aws:sqs".into());
-            record
-                .attributes
-                .insert("ApproximateReceiveCount".into(), "1".into());
-            for (name, value) in message.message_attributes.unwrap_or_default() {
-                let mut attribute = SqsMessageAttribute::default();
-                attribute.string_value = value.string_value;
-                attribute.data_type = Some(value.data_type);
-                record.message_attributes.insert(name, attribute);
-            }
-            event.records.push(record);
-        }
-    }
 }
 
 #[tokio::test]
@@ -169,7 +129,7 @@ async fn one_delivery_is_one_trace_across_sqs_from_ingest_to_every_consumer() {
 
     let mut queued: BTreeMap<&str, SqsEvent> = BTreeMap::new();
     for (consumer, url) in &urls {
-        queued.insert(consumer, batch(&sqs, url).await);
+        queued.insert(consumer, okr_webhooks_tests::received(&sqs, url).await);
     }
     let answered = [
         WarehouseSink::new(Arc::new(S3Sink::new(s3, &bucket, "")))

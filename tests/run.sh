@@ -88,11 +88,11 @@ echo "tests: nothing left running"
 # machines cannot build arm64, the template's default, so this builds x86_64.
 # A sender, so the email summaries function (created only with one) is built too.
 sam build --parameter-overrides Architecture=x86_64 EmailSender=okr@example.com
-for function in IngestFunction WarehouseSinkFunction SlackNotifierFunction ProgressAlertsFunction ProgressProjectionFunction EmailSummariesFunction StalledCheckFunction PeopleSnapshotFunction; do
+for function in IngestFunction WarehouseSinkFunction SlackNotifierFunction ProgressAlertsFunction ProgressProjectionFunction EmailSummariesFunction StalledCheckFunction PeopleSnapshotFunction SubscriptionSenderFunction; do
   bootstrap=".aws-sam/build/$function/bootstrap"
   [ -x "$bootstrap" ] || { echo "sam build made no $bootstrap" >&2; exit 1; }
   magic=$(od -An -tx1 -N4 "$bootstrap" | tr -d ' \n')
   machine=$(od -An -tx1 -j18 -N2 "$bootstrap" | tr -d ' \n')
   [ "$magic$machine" = 7f454c463e00 ] || { echo "$bootstrap is not an x86_64 ELF executable" >&2; exit 1; }
 done
-echo "sam build: all eight functions built"
+echo "sam build: all nine functions built"

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use okr_aws::config::{
-    AlertsConfig, IngestConfig, ProjectionConfig, SlackConfig, StalledConfig, SummariesConfig,
-    WarehouseConfig,
+    AlertsConfig, IngestConfig, ProjectionConfig, SlackConfig, StalledConfig, SubscriptionsConfig,
+    SummariesConfig, WarehouseConfig,
 };
 use okr_pipeline::config::Env;
 use serde_json::{Value, json};
@@ -193,18 +193,8 @@ fn number(value: &Value) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("expected a number, got {value}"))
 }
-
-/// The consumers with a queue in the stack: every one but the subscriptions', which runs
-/// in `serve` only until its function is in the template (docs/subscriptions.md).
-fn stack_consumers() -> usize {
-    okr_core::routing::Consumer::ALL
-        .iter()
-        .filter(|c| **c != okr_core::routing::Consumer::Subscriptions)
-        .count()
-}
-
 #[test]
-fn eight_functions_built_by_cargo_lambda_from_this_workspace() {
+fn nine_functions_built_by_cargo_lambda_from_this_workspace() {
     let template = template();
     let functions = functions(&template);
     let mut binaries: Vec<_> = functions.iter().map(|f| f.binary).collect();
@@ -219,6 +209,7 @@ fn eight_functions_built_by_cargo_lambda_from_this_workspace() {
             "progress-projection",
             "slack-notifier",
             "stalled-check",
+            "subscription-sender",
             "warehouse-sink"
         ]
     );
@@ -263,7 +254,7 @@ fn every_sqs_event_source_reports_batch_item_failures() {
     }
     assert_eq!(
         sources,
-        stack_consumers(),
+        okr_core::routing::Consumer::ALL.len(),
         "one event source per consumer queue"
     );
     assert!(
@@ -293,7 +284,10 @@ fn every_queue_has_its_own_dead_letter_queue_keeping_14_days() {
             "{dlq} is the dead-letter queue of two queues"
         );
     }
-    assert_eq!(dead_letter_queues.len(), stack_consumers());
+    assert_eq!(
+        dead_letter_queues.len(),
+        okr_core::routing::Consumer::ALL.len()
+    );
     for (name, queue) in &queues {
         let properties = &queue["Properties"];
         let is_dlq = dead_letter_queues.contains(*name);
@@ -510,6 +504,8 @@ fn every_role_grants_only_what_its_function_uses() {
             // The directory scanned, the day's object written (under people/v1/ only,
             // checked below).
             "people-snapshot" => [&logs[..], &["dynamodb:Scan", "s3:PutObject"]].concat(),
+            // Both documents read; what was sent, the breakers and health recorded.
+            "subscription-sender" => [&logs[..], &consume, &secret, &idempotency].concat(),
             other => panic!("no expected actions for {other}"),
         }
         .into_iter()
@@ -851,6 +847,20 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
         );
     }
 
+    let sender = function(&functions, "subscription-sender");
+    let read = read_with(&sender.environment, |env| {
+        let config = SubscriptionsConfig::from_env(env).unwrap();
+        assert_eq!(config.document_secret_id, "stand-in-SubscriptionsDocument");
+        assert_eq!(config.secrets_secret_id, "stand-in-SubscriptionSecrets");
+        assert_eq!(config.idempotency_table, "stand-in-IdempotencyTable");
+    });
+    assert_eq!(read, sender.environment.keys().cloned().collect());
+    // Ingest reads the same document, to queue only what a subscription takes.
+    assert_eq!(
+        sender.environment["SUBSCRIPTIONS_SECRET_ID"],
+        ingest.environment["SUBSCRIPTIONS_SECRET_ID"]
+    );
+
     // Logs: JSON at the chosen level (AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_LOG_LEVEL).
     for function in &functions {
         let logging = &function.properties["LoggingConfig"];
@@ -967,7 +977,10 @@ fn alarms_watch_every_function_every_queue_age_and_every_source_signatures() {
         .filter(|(_, q)| !q["Properties"]["RedrivePolicy"].is_null())
         .map(|(name, _)| *name)
         .collect();
-    assert_eq!(consumer_queues.len(), stack_consumers());
+    assert_eq!(
+        consumer_queues.len(),
+        okr_core::routing::Consumer::ALL.len()
+    );
     assert_eq!(
         watched("AWS/SQS", "ApproximateAgeOfOldestMessage"),
         consumer_queues
@@ -1197,8 +1210,8 @@ fn secrets_start_without_real_values_and_the_signing_secret_accepts_nothing() {
     let secrets = of_type(&template, "AWS::SecretsManager::Secret");
     assert_eq!(
         secrets.len(),
-        7,
-        "signing, endpoints, Slack, alerts Slack, PagerDuty, email recipients, Slack bot token"
+        9,
+        "signing, endpoints, Slack, alerts Slack, PagerDuty, email recipients, Slack bot token, subscriptions and their secrets"
     );
     for (name, secret) in &secrets {
         assert!(
@@ -1211,6 +1224,16 @@ fn secrets_start_without_real_values_and_the_signing_secret_accepts_nothing() {
                 // Nobody yet, in the format the functions read.
                 let parsed = okr_consumers::email::recipients::Recipients::parse(document).unwrap();
                 assert!(parsed.listed.is_empty());
+            }
+            Some(document) if *name == "SubscriptionsDocument" => {
+                // No subscription yet, in the format ingest and the sender read.
+                let parsed = okr_core::subscriptions::Subscriptions::parse(document).unwrap();
+                assert!(parsed.subscriptions.is_empty());
+            }
+            Some(document) if *name == "SubscriptionSecrets" => {
+                let parsed: okr_core::subscriptions::SubscriptionSecrets =
+                    <_ as okr_pipeline::secrets::FromSecret>::from_secret(document).unwrap();
+                assert!(parsed.is_empty());
             }
             Some(document) if *name == "EndpointsDocument" => {
                 // No endpoints beyond the four built in, in the format ingest reads.
@@ -1283,7 +1306,7 @@ fn the_delivery_log_groups_output_names_the_log_group_of_ingest_and_of_every_que
         .collect();
     named.sort();
     assert_eq!(named, expected);
-    assert_eq!(named.len(), 5, "ingest and the four consumers");
+    assert_eq!(named.len(), 6, "ingest and the five consumers");
 }
 
 #[test]

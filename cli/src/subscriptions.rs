@@ -126,8 +126,12 @@ pub async fn run(args: SubscriptionsArgs) -> Result<ExitCode> {
                 basic,
                 bearer,
             };
+            // A subscription of an earlier one's name starts afresh (not switched off
+            // by the other's 410).
+            let store = store(&paths)?;
             file.add(&name, &subscription, &secret)
                 .map_err(|e| anyhow!(e))?;
+            clear_health(&store, &name).await.map_err(|e| anyhow!(e))?;
             writeln!(
                 out,
                 "added subscription {name} in {}",
@@ -142,14 +146,20 @@ pub async fn run(args: SubscriptionsArgs) -> Result<ExitCode> {
         }
         SubscriptionsCommand::Test { name } => test(&file, &name, &mut out).await,
         SubscriptionsCommand::Enable { name } => {
-            let switched = file.set_enabled(&name, true).map_err(|e| anyhow!(e))?;
+            // Its failures forgotten first: the document says on only once they are.
             let store = store(&paths)?;
+            file.load()
+                .map_err(|e| anyhow!(e))?
+                .subscriptions
+                .get(&name)
+                .ok_or_else(|| anyhow!("there is no subscription named {name}"))?;
             let was_off = health(&store, &name)
                 .await
                 .map_err(|e| anyhow!(e))?
                 .disabled
                 .is_some();
             clear_health(&store, &name).await.map_err(|e| anyhow!(e))?;
+            let switched = file.set_enabled(&name, true).map_err(|e| anyhow!(e))?;
             match switched || was_off {
                 true => writeln!(out, "{name}: on")?,
                 false => writeln!(out, "{name}: on already")?,
@@ -166,6 +176,17 @@ pub async fn run(args: SubscriptionsArgs) -> Result<ExitCode> {
     }
 }
 
+/// `url` without its query, which may carry a token.
+fn without_query(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.query().is_some() => {
+            parsed.set_query(None);
+            format!("{parsed}?…")
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// `N` or `N/s`, at least 1.
 fn parse_rate(text: &str) -> Result<u32> {
     text.trim()
@@ -177,7 +198,9 @@ fn parse_rate(text: &str) -> Result<u32> {
 }
 
 fn store(paths: &Paths) -> Result<SqliteIdempotencyStore> {
-    std::fs::create_dir_all(paths.idempotency.parent().unwrap_or(&paths.subscriptions)).ok();
+    if let Some(dir) = paths.idempotency.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     SqliteIdempotencyStore::open(&paths.idempotency)
         .with_context(|| format!("cannot open {}", paths.idempotency.display()))
 }
@@ -230,7 +253,7 @@ async fn list(file: &SubscriptionsFile, paths: &Paths, out: &mut impl Write) -> 
         writeln!(
             out,
             "{name}  {}  {status}  types={} endpoints={} kinds={}{auth}{rate}{full}",
-            subscription.url,
+            without_query(&subscription.url),
             all(&subscription.types),
             all(&subscription.endpoints),
             all(&subscription.kinds),

@@ -129,6 +129,47 @@ fn signal(signal: &str, pids: &[u32]) {
         .status();
 }
 
+/// Receive everything on `url` as Lambda's event source mapping hands it over: the
+/// body, the receive count and the message attributes.
+pub async fn received(sqs: &aws_sdk_sqs::Client, url: &str) -> aws_lambda_events::sqs::SqsEvent {
+    let mut event = aws_lambda_events::sqs::SqsEvent::default();
+    loop {
+        let output = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+            )
+            .visibility_timeout(300)
+            .send()
+            .await
+            .unwrap();
+        let messages = output.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return event;
+        }
+        for message in messages {
+            let mut record = aws_lambda_events::sqs::SqsMessage::default();
+            record.message_id = message.message_id.clone();
+            record.receipt_handle = message.receipt_handle.clone();
+            record.body = message.body.clone();
+            record.event_source = Some("aws:sqs".into());
+            record
+                .attributes
+                .insert("ApproximateReceiveCount".into(), "1".into());
+            for (name, value) in message.message_attributes.unwrap_or_default() {
+                let mut attribute = aws_lambda_events::sqs::SqsMessageAttribute::default();
+                attribute.string_value = value.string_value;
+                attribute.data_type = Some(value.data_type);
+                record.message_attributes.insert(name, attribute);
+            }
+            event.records.push(record);
+        }
+    }
+}
+
 /// A name no other test (or earlier run against the same server) uses.
 /// One SQS queue per consumer, created on `sqs` under unique names.
 pub async fn consumer_queues(sqs: &aws_sdk_sqs::Client) -> okr_pipeline::config::QueueUrls {

@@ -12,6 +12,7 @@ use okr_aws::secrets_manager::SecretsManagerStore;
 use okr_aws::sqs::SqsQueue;
 use okr_consumers::ingest::{Ingest, apigw};
 use okr_core::endpoints::Endpoints;
+use okr_core::subscriptions::Subscriptions;
 use okr_pipeline::config::process_env;
 use okr_pipeline::metrics::EmfStdout;
 use okr_pipeline::secrets::{SecretCache, SecretStore};
@@ -52,8 +53,15 @@ async fn main() -> Result<(), Error> {
     // TTL, and one that does not validate leaves the last good one in force.
     if let Some(id) = &config.endpoints_secret_id {
         let endpoints: Arc<dyn SecretStore<Endpoints>> =
-            Arc::new(SecretsManagerStore::new(secrets_manager, id));
+            Arc::new(SecretsManagerStore::new(secrets_manager.clone(), id));
         ingest = ingest.with_endpoints(SecretCache::new(endpoints, config.secret_cache_ttl));
+    }
+    // The subscriptions document, for which events go on the subscriptions queue.
+    if let Some(id) = &config.subscriptions_secret_id {
+        let subscriptions: Arc<dyn SecretStore<Subscriptions>> =
+            Arc::new(SecretsManagerStore::new(secrets_manager, id));
+        ingest =
+            ingest.with_subscriptions(SecretCache::new(subscriptions, config.secret_cache_ttl));
     }
     // The queue checks and the secrets fetch open their connections side by side: start-up
     // takes the slower of the round trips, not their sum. Either may fail; the first

@@ -126,6 +126,7 @@ async fn a_subscription_failing_for_five_days_is_switched_off_and_sent_nothing_m
     let s = setup(&[("hr", Subscription::to(format!("{}/in", receiver.uri())))]);
     let day = time::Duration::days(1);
 
+    let advance = |by: time::Duration| *s.clock.0.lock().unwrap() += by;
     let first = s
         .sender
         .handle(batch(&[hire(1)]), deadline())
@@ -135,17 +136,30 @@ async fn a_subscription_failing_for_five_days_is_switched_off_and_sent_nothing_m
     let kept = health(s.store.as_ref(), "hr").await.unwrap();
     assert_eq!(kept.failing_since, Some(s.clock.now().unix_timestamp()));
 
-    *s.clock.0.lock().unwrap() += day * 4;
-    let fourth = s
-        .sender
+    // After two quiet days, a failure starts the count again.
+    advance(day * 2);
+    let started = s.clock.now().unix_timestamp();
+    s.sender
         .handle(batch(&[hire(2)]), deadline())
         .await
         .unwrap();
-    assert_eq!(
-        fourth.batch_item_failures.len(),
-        1,
-        "still retried on day 4"
-    );
+    let kept = health(s.store.as_ref(), "hr").await.unwrap();
+    assert_eq!(kept.failing_since, Some(started), "counted from here");
+
+    // Failing every day for four more days: still on.
+    for n in 3..=6 {
+        advance(day);
+        let answer = s
+            .sender
+            .handle(batch(&[hire(n)]), deadline())
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.batch_item_failures.len(),
+            1,
+            "still retried on day {n}"
+        );
+    }
     assert!(
         health(s.store.as_ref(), "hr")
             .await
@@ -154,10 +168,11 @@ async fn a_subscription_failing_for_five_days_is_switched_off_and_sent_nothing_m
             .is_none()
     );
 
-    *s.clock.0.lock().unwrap() += day + time::Duration::seconds(1);
+    // A day more, five after the count started: off.
+    advance(day);
     let fifth = s
         .sender
-        .handle(batch(&[hire(3)]), deadline())
+        .handle(batch(&[hire(7)]), deadline())
         .await
         .unwrap();
     assert!(fifth.batch_item_failures.is_empty(), "{fifth:?}");
@@ -172,7 +187,7 @@ async fn a_subscription_failing_for_five_days_is_switched_off_and_sent_nothing_m
         [("subscriptions", "SubscriptionsDisabled")]
     );
     let tried = receiver.received_requests().await.unwrap().len();
-    assert_eq!(tried, 3);
+    assert_eq!(tried, 7);
 
     // Off: the next event is skipped, and says why in its journey.
     let event = hire(4);
@@ -220,15 +235,28 @@ async fn a_subscriptions_pace_keeps_its_posts_apart_and_its_filters_pick_the_eve
         types: vec!["objective.*".into()],
         ..Subscription::to(format!("{}/objectives", receiver.uri()))
     };
-    let s = setup(&[("paced", paced), ("objectives", other)]);
+    let hires = Subscription {
+        types: vec!["employee.*".into()],
+        endpoints: vec!["peopleforce".into()],
+        kinds: vec!["employee".into()],
+        ..Subscription::to(format!("{}/hires", receiver.uri()))
+    };
+    let s = setup(&[("paced", paced), ("objectives", other), ("hires", hires)]);
     let events: Vec<Event> = (1..=6).map(hire).collect();
     let answer = s.sender.handle(batch(&events), deadline()).await.unwrap();
     assert!(answer.batch_item_failures.is_empty());
 
     let requests = receiver.received_requests().await.unwrap();
-    assert_eq!(requests.len(), 6, "the hires to the paced one only");
-    assert!(requests.iter().all(|r| r.url.path() == "/paced"));
-    let times = times.lock().unwrap().clone();
+    let to = |path: &str| requests.iter().filter(|r| r.url.path() == path).count();
+    assert_eq!((to("/paced"), to("/hires"), to("/objectives")), (6, 6, 0));
+    let times: Vec<Instant> = times
+        .lock()
+        .unwrap()
+        .iter()
+        .zip(&requests)
+        .filter(|(_, r)| r.url.path() == "/paced")
+        .map(|(t, _)| *t)
+        .collect();
     for pair in times.windows(2) {
         let gap = pair[1] - pair[0];
         assert!(
@@ -244,5 +272,5 @@ async fn a_subscriptions_pace_keeps_its_posts_apart_and_its_filters_pick_the_eve
     // Again: each (event, subscription) once.
     let again = s.sender.handle(batch(&events), deadline()).await.unwrap();
     assert!(again.batch_item_failures.is_empty());
-    assert_eq!(receiver.received_requests().await.unwrap().len(), 6);
+    assert_eq!(receiver.received_requests().await.unwrap().len(), 12);
 }

@@ -60,12 +60,16 @@ pub struct Subscription {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub full_event: bool,
     /// Whether events are sent to it (`subscriptions disable` switches it off).
-    #[serde(default = "on", skip_serializing_if = "Clone::clone")]
+    #[serde(default = "on", skip_serializing_if = "is_on")]
     pub enabled: bool,
 }
 
 fn on() -> bool {
     true
+}
+
+fn is_on(enabled: &bool) -> bool {
+    *enabled
 }
 
 impl Subscription {
@@ -184,7 +188,7 @@ impl Subscriptions {
             return Ok(Subscriptions::default());
         }
         let document: Subscriptions = serde_json::from_str(text)
-            .map_err(|error| SubscriptionsError::Document(error.to_string()))?;
+            .map_err(|error| SubscriptionsError::Document(without_values(&error)))?;
         document.check()?;
         Ok(document)
     }
@@ -276,6 +280,49 @@ impl SubscriptionSecret {
 /// Every subscription's secrets, by subscription name: `{"<name>": {"signing":
 /// ["whsec_..."], "basic": "user:password"}}`.
 pub type SubscriptionSecrets = BTreeMap<String, SubscriptionSecret>;
+
+/// Serde's reason, when it names only fields (`unknown field `secret``, `missing field
+/// `url``); else where and what kind of error, since serde's other texts quote the value
+/// (a token pasted in the wrong field would reach the logs).
+fn without_values(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    if text.starts_with("unknown field") || text.starts_with("missing field") {
+        return text;
+    }
+    let what = match error.classify() {
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Eof => "the document ends early",
+        _ => "a value of the wrong type, or not one of the documented ones",
+    };
+    format!("{what} at line {} column {}", error.line(), error.column())
+}
+
+/// Check every subscription's secrets: at least one signing secret, each `whsec_` and
+/// base64; Basic as `user:password`. The reason names the subscription and the field,
+/// never a value.
+pub fn check_secrets(secrets: &SubscriptionSecrets) -> Result<(), String> {
+    for (name, secret) in secrets {
+        if secret.signing.is_empty() {
+            return Err(format!("\"{name}\": signing: no signing secret"));
+        }
+        for (at, signing) in secret.signing.iter().enumerate() {
+            if !signing.starts_with("whsec_") {
+                return Err(format!("\"{name}\": signing[{at}]: not a whsec_ secret"));
+            }
+            Standard
+                .key(signing)
+                .map_err(|reason| format!("\"{name}\": signing[{at}]: {reason}"))?;
+        }
+        if secret
+            .basic
+            .as_deref()
+            .is_some_and(|pair| !pair.contains(':'))
+        {
+            return Err(format!("\"{name}\": basic: expected user:password"));
+        }
+    }
+    Ok(())
+}
 
 /// A new `whsec_` signing secret from 32 random bytes (24 would do; Svix's are 24).
 pub fn new_secret(random: [u8; 32]) -> String {
@@ -389,6 +436,32 @@ mod tests {
             .contains("unknown field `secret`")
         );
         assert_eq!(Subscriptions::parse("").unwrap(), Subscriptions::default());
+    }
+
+    #[test]
+    fn errors_never_quote_a_value() {
+        let text =
+            r#"{"subscriptions": {"hr": {"url": "https://x.example", "auth": "Bearer s3cr3t"}}}"#;
+        let error = Subscriptions::parse(text).unwrap_err().to_string();
+        assert!(!error.contains("s3cr3t"), "{error}");
+        assert!(error.contains("line 1 column"), "{error}");
+        let mut secrets = SubscriptionSecrets::new();
+        secrets.insert(
+            "hr".into(),
+            SubscriptionSecret {
+                signing: vec!["whsec_!!notbase64".into()],
+                ..Default::default()
+            },
+        );
+        let error = check_secrets(&secrets).unwrap_err();
+        assert!(error.starts_with("\"hr\": signing[0]: "), "{error}");
+        assert!(!error.contains("notbase64"), "{error}");
+        secrets.get_mut("hr").unwrap().signing = vec![new_secret([1; 32])];
+        secrets.get_mut("hr").unwrap().basic = Some("nopassword".into());
+        assert_eq!(
+            check_secrets(&secrets).unwrap_err(),
+            "\"hr\": basic: expected user:password"
+        );
     }
 
     #[test]

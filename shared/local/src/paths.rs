@@ -21,8 +21,8 @@ pub struct Paths {
     pub directory: PathBuf,
     /// `<data-dir>/deliveries.sqlite`: the delivery log.
     pub deliveries: PathBuf,
-    /// `<data-dir>/subscriptions.json` and `subscription-secrets.json`: who takes our
-    /// events, and their secrets.
+    /// `<data-dir>/subscriptions.json`: who takes our events (their secrets beside it,
+    /// in `subscription-secrets.json`).
     pub subscriptions: PathBuf,
 }
 
@@ -38,7 +38,7 @@ impl Paths {
             progress: data_dir.join("progress.sqlite"),
             directory: data_dir.join("directory.sqlite"),
             deliveries: data_dir.join("deliveries.sqlite"),
-            subscriptions: data_dir.to_owned(),
+            subscriptions: data_dir.join("subscriptions.json"),
         }
     }
 }

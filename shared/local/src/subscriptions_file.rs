@@ -23,11 +23,12 @@ pub struct SubscriptionsFile {
 }
 
 impl SubscriptionsFile {
-    /// The documents in `data_dir`.
-    pub fn new(data_dir: &Path) -> Self {
+    /// The document at `document` (`<data-dir>/subscriptions.json`), its secrets beside
+    /// it in `subscription-secrets.json`.
+    pub fn new(document: &Path) -> Self {
         SubscriptionsFile {
-            document: data_dir.join("subscriptions.json"),
-            secrets: data_dir.join("subscription-secrets.json"),
+            document: document.to_owned(),
+            secrets: document.with_file_name("subscription-secrets.json"),
         }
     }
 

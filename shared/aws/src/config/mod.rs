@@ -25,8 +25,13 @@ pub struct IngestConfig {
     /// `ENDPOINTS_SECRET_ID`: the Secrets Manager secret with the endpoints document;
     /// without it, the four built-in endpoints.
     pub endpoints_secret_id: Option<String>,
-    /// `WAREHOUSE_QUEUE_URL`, `SLACK_QUEUE_URL`, `ALERTS_QUEUE_URL`, `PROGRESS_QUEUE_URL`.
+    /// `WAREHOUSE_QUEUE_URL`, `SLACK_QUEUE_URL`, `ALERTS_QUEUE_URL`, `PROGRESS_QUEUE_URL`,
+    /// and `SUBSCRIPTIONS_QUEUE_URL` (with `SUBSCRIPTIONS_SECRET_ID`).
     pub queue_urls: QueueUrls,
+    /// `SUBSCRIPTIONS_SECRET_ID`: the secret with the subscriptions document; ingest
+    /// queues each event a subscription takes on the subscriptions queue. Without it,
+    /// none is queued there.
+    pub subscriptions_secret_id: Option<String>,
     /// `MAX_BODY_BYTES` (default 262144).
     pub max_body_bytes: usize,
     /// `SECRET_CACHE_TTL_SECONDS` (default 300).
@@ -38,7 +43,7 @@ pub struct IngestConfig {
 impl IngestConfig {
     /// Read every variable; the first missing or invalid one is the error.
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        Ok(IngestConfig {
+        let config = IngestConfig {
             secret_id: env.required("SIGNING_SECRET_ID")?,
             endpoints_secret_id: okr_pipeline::config::optional(env, "ENDPOINTS_SECRET_ID"),
             queue_urls: QueueUrls {
@@ -46,9 +51,10 @@ impl IngestConfig {
                 slack: env.required("SLACK_QUEUE_URL")?,
                 alerts: env.required("ALERTS_QUEUE_URL")?,
                 progress: env.required("PROGRESS_QUEUE_URL")?,
-                // No subscriptions queue in the stack yet: subscriptions run in `serve`.
-                subscriptions: String::new(),
+                subscriptions: okr_pipeline::config::optional(env, "SUBSCRIPTIONS_QUEUE_URL")
+                    .unwrap_or_default(),
             },
+            subscriptions_secret_id: okr_pipeline::config::optional(env, "SUBSCRIPTIONS_SECRET_ID"),
             max_body_bytes: env.number_in(
                 "MAX_BODY_BYTES",
                 DEFAULT_MAX_BODY_BYTES as u64,
@@ -57,7 +63,12 @@ impl IngestConfig {
             )? as usize,
             secret_cache_ttl: secret_cache_ttl(env)?,
             notify: notify_rules(env),
-        })
+        };
+        // Subscriptions need their queue.
+        if config.subscriptions_secret_id.is_some() && config.queue_urls.subscriptions.is_empty() {
+            return Err(ConfigError::Missing("SUBSCRIPTIONS_QUEUE_URL"));
+        }
+        Ok(config)
     }
 }
 
@@ -112,6 +123,39 @@ fn warehouse_url<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Warehous
             name: "WAREHOUSE_URL",
             expected,
         })
+}
+
+/// The subscriptions consumer's configuration.
+#[derive(Debug, Clone)]
+pub struct SubscriptionsConfig {
+    /// `SUBSCRIPTIONS_SECRET_ID`: the secret with the subscriptions document.
+    pub document_secret_id: String,
+    /// `SUBSCRIPTION_SECRETS_SECRET_ID`: the secret with their signing secrets and
+    /// credentials.
+    pub secrets_secret_id: String,
+    /// `IDEMPOTENCY_TABLE`: what was sent, the breakers and each subscription's health.
+    pub idempotency_table: String,
+    /// `QUEUE_URL`: the function's own queue, for the retry schedule's waits.
+    pub queue_url: Option<String>,
+    /// `SECRET_CACHE_TTL_SECONDS` (default 300): how soon an edit of either document
+    /// takes effect.
+    pub secret_cache_ttl: Duration,
+    /// `QUEUE_VISIBILITY_TIMEOUT_SECONDS`: the least time a claim is held.
+    pub visibility_timeout: Duration,
+}
+
+impl SubscriptionsConfig {
+    /// Read every variable; the first missing or invalid one is the error.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(SubscriptionsConfig {
+            document_secret_id: env.required("SUBSCRIPTIONS_SECRET_ID")?,
+            secrets_secret_id: env.required("SUBSCRIPTION_SECRETS_SECRET_ID")?,
+            idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
+            queue_url: okr_pipeline::config::optional(env, "QUEUE_URL"),
+            secret_cache_ttl: secret_cache_ttl(env)?,
+            visibility_timeout: visibility_timeout(env)?,
+        })
+    }
 }
 
 /// The Slack notifier's configuration.

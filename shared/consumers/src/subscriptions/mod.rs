@@ -41,6 +41,12 @@ pub const SERVICE: &str = "subscriptions";
 pub const DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
 /// How long a sent event is remembered: longer than a dead-letter queue keeps it.
 pub const DEDUP_WINDOW: Duration = Duration::from_secs(15 * 24 * 3600);
+/// Failures this far apart are not one stretch of failing: a refusal last week and
+/// one today do not switch a subscription off. (A record that keeps failing is tried
+/// again at least every 2 hours until it is dead-lettered.)
+pub const QUIET: Duration = Duration::from_secs(24 * 3600);
+/// How often the time of the last failure is written while failures go on.
+const LAST_FAILURE_EVERY: i64 = 3600;
 /// How long a subscription's health is kept after its last change.
 const HEALTH_KEPT: Duration = Duration::from_secs(400 * 24 * 3600);
 
@@ -50,6 +56,10 @@ pub struct Health {
     /// When its sends began failing (Unix seconds), while they fail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing_since: Option<i64>,
+    /// When a send last failed (Unix seconds, kept to the hour): failures further apart
+    /// than [`QUIET`] start the count of days again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<i64>,
     /// Why and when it was switched off, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<Disabled>,
@@ -188,13 +198,21 @@ impl SubscriptionSender {
         deadline: Instant,
     ) -> Result<SqsBatchResponse, BatchFailure> {
         let mut report = BatchReport::new(&batch, &self.journey);
-        let document = self.document.current().await;
+        let mut document = self.document.current().await;
+        // Read again at most once a batch, when the copy here takes an event nobody
+        // takes: ingest queued it by a newer copy (a subscription just added or enabled).
+        let mut read_again = false;
         let mut health = HashMap::new();
         for record in &batch.records {
             let Some(event) = report.decode(record) else {
                 continue;
             };
             let message_id = record.message_id.as_deref();
+            if !read_again && document.as_ref().is_ok_and(|d| !d.any_takes(&event)) {
+                read_again = true;
+                self.document.invalidate().await;
+                document = self.document.current().await;
+            }
             let document = match &document {
                 Ok(document) => document,
                 Err(error) => {
@@ -232,7 +250,9 @@ impl SubscriptionSender {
                 }
                 report.fail_because(message_id, failure, whys.join("; "));
             } else if !sent.is_empty() {
-                report.done(message_id, "sent", format!("to {}", sent.join(", ")));
+                let mut detail = vec![format!("to {}", sent.join(", "))];
+                detail.extend(off);
+                report.done(message_id, "sent", detail.join("; "));
             } else if !off.is_empty() {
                 report.done(message_id, "skipped", off.join("; "));
             } else {
@@ -322,27 +342,40 @@ impl SubscriptionSender {
                     w if w.is_empty() => format!("{name}: its circuit breaker is open"),
                     w => format!("{name}: {w}"),
                 };
-                tracing::warn!(event_id = %event.id, subscription = name, error = %okr_core::error_chain(&error), outcome = "retry", "the send failed");
-                if failure == Failure::HeldBack {
+                tracing::warn!(event_id = %event.id, subscription = name, error = %error.summary(), outcome = "retry", "the send failed");
+                // The receiver failed (no answer, or a refusal): not a 429, not a send
+                // cut short for want of time, not one its breaker held back.
+                if !(error.is_outage() || error.is_refusal()) {
                     return Sent::Failed(failure, why);
                 }
-                match state.failing_since {
-                    None => {
+                let quiet = QUIET.as_secs() as i64;
+                match (state.failing_since, state.last_failure) {
+                    (Some(since), Some(last)) if now - last <= quiet => {
+                        if now - since >= DISABLE_AFTER.as_secs() as i64 {
+                            let since = OffsetDateTime::from_unix_timestamp(since)
+                                .map(|at| at.date().to_string())
+                                .unwrap_or_default();
+                            let why = format!("failing since {since}");
+                            self.switch_off(name, health, why.clone(), now).await;
+                            return Sent::Off(format!("{name} is switched off: {why}"));
+                        }
+                        if now - last >= LAST_FAILURE_EVERY {
+                            let going_on = Health {
+                                last_failure: Some(now),
+                                ..state
+                            };
+                            self.keep_health(name, health, going_on).await;
+                        }
+                    }
+                    // The first failure, or the first after a quiet spell.
+                    _ => {
                         let failing = Health {
                             failing_since: Some(now),
+                            last_failure: Some(now),
                             disabled: None,
                         };
                         self.keep_health(name, health, failing).await;
                     }
-                    Some(since) if now - since >= DISABLE_AFTER.as_secs() as i64 => {
-                        let since = OffsetDateTime::from_unix_timestamp(since)
-                            .map(|at| at.date().to_string())
-                            .unwrap_or_default();
-                        let why = format!("failing since {since}");
-                        self.switch_off(name, health, why.clone(), now).await;
-                        return Sent::Off(format!("{name} is switched off: {why}"));
-                    }
-                    Some(_) => {}
                 }
                 Sent::Failed(failure, why)
             }
@@ -365,7 +398,12 @@ impl SubscriptionSender {
             service: Service::Subscriber,
             reason: format!("subscription {name}: {reason}"),
         };
-        let secrets = credential(&self.secrets, Service::Subscriber).await?;
+        let mut secrets = credential(&self.secrets, Service::Subscriber).await?;
+        if !secrets.contains_key(name) {
+            // Added since the secrets were read (the document is read by another cache).
+            self.secrets.invalidate().await;
+            secrets = credential(&self.secrets, Service::Subscriber).await?;
+        }
         let secret = secrets
             .get(name)
             .ok_or_else(|| misconfigured("its secrets hold no signing secret".into()))?;
@@ -447,6 +485,7 @@ impl SubscriptionSender {
         self.metrics.count(SERVICE, "SubscriptionsDisabled");
         let off = Health {
             failing_since: None,
+            last_failure: None,
             disabled: Some(Disabled { at: now, why }),
         };
         self.keep_health(name, health, off).await;

@@ -200,13 +200,17 @@ impl FromSecret for okr_core::subscriptions::SubscriptionSecrets {
         if text.trim().is_empty() {
             return Ok(Default::default());
         }
-        serde_json::from_str(text).map_err(|error| {
+        let secrets = serde_json::from_str(text).map_err(|error| {
             SecretsError::Invalid(format!(
                 "the subscription secrets are not {{\"<name>\": {{\"signing\": [\"whsec_...\"]}}}} (line {}, column {})",
                 error.line(),
                 error.column()
             ))
-        })
+        })?;
+        okr_core::subscriptions::check_secrets(&secrets).map_err(|reason| {
+            SecretsError::Invalid(format!("the subscription secrets: {reason}"))
+        })?;
+        Ok(secrets)
     }
 }
 
