@@ -198,3 +198,145 @@ async fn ingest_queues_what_a_subscription_takes_and_the_sender_posts_it_once_si
         1
     );
 }
+
+#[tokio::test]
+async fn with_the_bus_every_event_is_published_to_eventbridge_once_without_personal_data() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let events = aws_sdk_eventbridge::Client::new(&config);
+
+    // The stack's bus, and a rule of another team's: every okr-webhooks event to a queue.
+    let bus = unique("okr-webhooks-events");
+    events.create_event_bus().name(&bus).send().await.unwrap();
+    let target = sqs
+        .create_queue()
+        .queue_name(unique("their-queue"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let target_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&target)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let rule = unique("their-rule");
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(json!({"source": ["okr-webhooks"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("their-queue")
+                .arn(target_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let signing = std::fs::read_to_string(format!(
+        "{}/../events/secrets.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let signing_id = secret(&secrets, "okr-webhooks-signing", &signing).await;
+    let document_id = secret(
+        &secrets,
+        "okr-webhooks-subscriptions",
+        r#"{"subscriptions": {}}"#,
+    )
+    .await;
+    let secrets_id = secret(&secrets, "okr-webhooks-subscription-secrets", "{}").await;
+    let urls = okr_webhooks_tests::consumer_queues(&sqs).await;
+    let subscriptions_url = urls.subscriptions.clone();
+    let ttl = Duration::from_secs(300);
+    let ingest = Ingest::new(
+        SecretCache::new(
+            Arc::new(SecretsManagerStore::new(secrets.clone(), &signing_id)),
+            ttl,
+        ),
+        Arc::new(SqsQueue::new(sqs.clone(), urls)),
+        NotifyRules::default(),
+        256 * 1024,
+        Arc::new(MemoryMetrics::default()),
+    )
+    .with_subscriptions(SecretCache::new(
+        Arc::new(SecretsManagerStore::new(secrets.clone(), &document_id)),
+        ttl,
+    ))
+    .with_every_event_to_subscriptions();
+    // The seed's hire: no subscription takes it, the bus does.
+    let now = OffsetDateTime::from_unix_timestamp(SIGNED_AT + 5).unwrap();
+    let response = apigw::handle(&ingest, sample("peopleforce.json"), now).await;
+    assert_eq!(response.status_code, 202);
+    let queued = okr_webhooks_tests::received(&sqs, &subscriptions_url).await;
+    assert_eq!(queued.records.len(), 1);
+    let event_id = queued.records[0].message_attributes["event_id"]
+        .string_value
+        .clone()
+        .unwrap();
+
+    let table = okr_webhooks_tests::idempotency_table(&dynamodb).await;
+    let sender = SubscriptionSender::new(
+        Arc::new(SecretCache::new(
+            Arc::new(SecretsManagerStore::new(secrets.clone(), &document_id)),
+            ttl,
+        )),
+        Arc::new(SecretCache::new(
+            Arc::new(SecretsManagerStore::new(secrets.clone(), &secrets_id)),
+            ttl,
+        )),
+        http_client().unwrap(),
+        Arc::new(DynamoDbIdempotencyStore::new(dynamodb.clone(), &table)),
+    )
+    .publishing_to(Arc::new(okr_aws::eventbridge::EventBridgeBus::new(
+        events.clone(),
+        &bus,
+    )));
+    let deadline = || tokio::time::Instant::now() + Duration::from_secs(30);
+    for _ in 0..2 {
+        // The second time as SQS would hand the message over again.
+        let answer = sender.handle(queued.clone(), deadline()).await.unwrap();
+        assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    }
+
+    let theirs = okr_webhooks_tests::received(&sqs, &target).await;
+    assert_eq!(theirs.records.len(), 1, "published once");
+    let body = theirs.records[0].body.as_deref().unwrap();
+    let published: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(published["source"], "okr-webhooks");
+    assert_eq!(published["detail-type"], "employee.created");
+    assert_eq!(published["detail"]["id"], event_id.as_str());
+    let seed = std::fs::read_to_string(format!(
+        "{}/../events/bodies/peopleforce/employee_create.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let seed: Value = serde_json::from_str(&seed).unwrap();
+    let birth = seed["data"]["attributes"]["date_of_birth"]
+        .as_str()
+        .unwrap();
+    let personal = seed["data"]["attributes"]["personal_email"]
+        .as_str()
+        .unwrap();
+    assert!(!body.contains(birth) && !body.contains(personal), "{body}");
+}

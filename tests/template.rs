@@ -505,7 +505,15 @@ fn every_role_grants_only_what_its_function_uses() {
             // checked below).
             "people-snapshot" => [&logs[..], &["dynamodb:Scan", "s3:PutObject"]].concat(),
             // Both documents read; what was sent, the breakers and health recorded.
-            "subscription-sender" => [&logs[..], &consume, &secret, &idempotency].concat(),
+            // And the stack's event bus, when PublishToEventBus is true.
+            "subscription-sender" => [
+                &logs[..],
+                &consume,
+                &secret,
+                &idempotency,
+                &["events:PutEvents"],
+            ]
+            .concat(),
             other => panic!("no expected actions for {other}"),
         }
         .into_iter()
@@ -853,8 +861,29 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
         assert_eq!(config.document_secret_id, "stand-in-SubscriptionsDocument");
         assert_eq!(config.secrets_secret_id, "stand-in-SubscriptionSecrets");
         assert_eq!(config.idempotency_table, "stand-in-IdempotencyTable");
+        // With PublishToEventBus true.
+        assert_eq!(config.event_bus.as_deref(), Some("stand-in-EventBus"));
     });
     assert_eq!(read, sender.environment.keys().cloned().collect());
+    assert_eq!(
+        template["Parameters"]["PublishToEventBus"]["Default"], "false",
+        "no bus unless asked"
+    );
+    // One switch: ingest queues every event exactly when the sender has a bus.
+    let variables =
+        |name: &str| &resources(&template)[name]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        variables("IngestFunction")["PUBLISH_TO_EVENT_BUS"],
+        json!({"Ref": "PublishToEventBus"})
+    );
+    assert_eq!(
+        variables("SubscriptionSenderFunction")["EVENT_BUS_NAME"],
+        json!({"Fn::If": ["EventBusOn", {"Ref": "EventBus"}, ""]})
+    );
+    assert_eq!(
+        template["Conditions"]["EventBusOn"],
+        json!({"Fn::Equals": [{"Ref": "PublishToEventBus"}, "true"]})
+    );
     // Ingest reads the same document, to queue only what a subscription takes.
     assert_eq!(
         sender.environment["SUBSCRIPTIONS_SECRET_ID"],

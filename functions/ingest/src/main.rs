@@ -56,6 +56,9 @@ async fn main() -> Result<(), Error> {
             Arc::new(SecretsManagerStore::new(secrets_manager.clone(), id));
         ingest = ingest.with_endpoints(SecretCache::new(endpoints, config.secret_cache_ttl));
     }
+    if config.publish_to_event_bus {
+        ingest = ingest.with_every_event_to_subscriptions();
+    }
     // The subscriptions document, for which events go on the subscriptions queue.
     if let Some(id) = &config.subscriptions_secret_id {
         let subscriptions: Arc<dyn SecretStore<Subscriptions>> =

@@ -9,6 +9,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use okr_aws::config::{SubscriptionsConfig, consumer_aws_timeouts};
 use okr_aws::dynamodb::DynamoDbIdempotencyStore;
+use okr_aws::eventbridge::EventBridgeBus;
 use okr_aws::secrets_manager::SecretsManagerStore;
 use okr_aws::sqs::SqsDefer;
 use okr_consumers::subscriptions::SubscriptionSender;
@@ -48,6 +49,13 @@ async fn main() -> Result<(), Error> {
         config.queue_url.as_deref(),
     ));
 
+    let sender = match &config.event_bus {
+        Some(bus) => sender.publishing_to(Arc::new(EventBridgeBus::new(
+            aws_sdk_eventbridge::Client::new(&aws),
+            bus,
+        ))),
+        None => sender,
+    };
     let sender = &sender;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = okr_pipeline::batch::deadline_from_epoch_ms(event.context.deadline);

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod directory_dynamodb;
 pub mod dynamodb;
+pub mod eventbridge;
 pub mod progress_dynamodb;
 pub mod s3;
 pub mod s3_archive;

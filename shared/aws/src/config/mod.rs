@@ -32,6 +32,9 @@ pub struct IngestConfig {
     /// queues each event a subscription takes on the subscriptions queue. Without it,
     /// none is queued there.
     pub subscriptions_secret_id: Option<String>,
+    /// `PUBLISH_TO_EVENT_BUS` (`true` or `false`, default `false`): queue every event for
+    /// the subscriptions' sender, which publishes each to the event bus.
+    pub publish_to_event_bus: bool,
     /// `MAX_BODY_BYTES` (default 262144).
     pub max_body_bytes: usize,
     /// `SECRET_CACHE_TTL_SECONDS` (default 300).
@@ -55,6 +58,7 @@ impl IngestConfig {
                     .unwrap_or_default(),
             },
             subscriptions_secret_id: okr_pipeline::config::optional(env, "SUBSCRIPTIONS_SECRET_ID"),
+            publish_to_event_bus: env.parsed_or("PUBLISH_TO_EVENT_BUS", false, "true or false")?,
             max_body_bytes: env.number_in(
                 "MAX_BODY_BYTES",
                 DEFAULT_MAX_BODY_BYTES as u64,
@@ -64,8 +68,10 @@ impl IngestConfig {
             secret_cache_ttl: secret_cache_ttl(env)?,
             notify: notify_rules(env),
         };
-        // Subscriptions need their queue.
-        if config.subscriptions_secret_id.is_some() && config.queue_urls.subscriptions.is_empty() {
+        // Subscriptions and the bus need the subscriptions queue.
+        if (config.subscriptions_secret_id.is_some() || config.publish_to_event_bus)
+            && config.queue_urls.subscriptions.is_empty()
+        {
             return Err(ConfigError::Missing("SUBSCRIPTIONS_QUEUE_URL"));
         }
         Ok(config)
@@ -142,6 +148,8 @@ pub struct SubscriptionsConfig {
     pub secret_cache_ttl: Duration,
     /// `QUEUE_VISIBILITY_TIMEOUT_SECONDS`: the least time a claim is held.
     pub visibility_timeout: Duration,
+    /// `EVENT_BUS_NAME`: the EventBridge bus every event is published to; empty: none.
+    pub event_bus: Option<String>,
 }
 
 impl SubscriptionsConfig {
@@ -154,6 +162,7 @@ impl SubscriptionsConfig {
             queue_url: okr_pipeline::config::optional(env, "QUEUE_URL"),
             secret_cache_ttl: secret_cache_ttl(env)?,
             visibility_timeout: visibility_timeout(env)?,
+            event_bus: okr_pipeline::config::optional(env, "EVENT_BUS_NAME"),
         })
     }
 }

@@ -78,6 +78,8 @@ pub struct Ingest {
     signature_log: LogLimiter,
     deliveries: Option<Arc<dyn DeliveryLog>>,
     subscriptions: Option<SecretCache<Subscriptions>>,
+    /// Every event goes on the subscriptions queue (to be published to the event bus).
+    every_event_to_subscriptions: bool,
     journey: Journey,
 }
 
@@ -120,6 +122,7 @@ impl Ingest {
             signature_log: LogLimiter::new(SIGNATURE_LOG_INTERVAL),
             deliveries: None,
             subscriptions: None,
+            every_event_to_subscriptions: false,
             journey: Journey::logged("ingest"),
         }
     }
@@ -148,6 +151,13 @@ impl Ingest {
     /// consumer waits for a readable document): a subscriber loses nothing to an edit.
     pub fn with_subscriptions(mut self, subscriptions: SecretCache<Subscriptions>) -> Self {
         self.subscriptions = Some(subscriptions);
+        self
+    }
+
+    /// Queue every event for the subscriptions' consumer, which publishes each to the
+    /// event bus.
+    pub fn with_every_event_to_subscriptions(mut self) -> Self {
+        self.every_event_to_subscriptions = true;
         self
     }
 
@@ -373,6 +383,9 @@ impl Ingest {
 
     /// Whether a subscription takes `event` (or the document cannot be read).
     async fn subscribed(&self, event: &Event) -> bool {
+        if self.every_event_to_subscriptions {
+            return true;
+        }
         let Some(cache) = &self.subscriptions else {
             return false;
         };

@@ -15,6 +15,7 @@
 //! from then on, and `okr-webhooks subscriptions enable NAME` switches it on again.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ use okr_pipeline::idempotency::guard::{Claimed, Guard, Ran};
 use okr_pipeline::idempotency::{IdempotencyStore, StateStore, update_state};
 use okr_pipeline::journal::{Journal, Journey};
 use okr_pipeline::metrics::{MetricsSink, NoMetrics};
+use okr_pipeline::outbound::bus::EventBus;
 use okr_pipeline::outbound::{DeliveryError, Service, credential, deliver, subscriber};
 use okr_pipeline::retry::{Failure, Retries};
 use okr_pipeline::secrets::SecretCache;
@@ -125,8 +127,28 @@ enum Sent {
     Failed(Failure, String),
 }
 
+/// One side effect to run at most once ([`SubscriptionSender::once`]).
+struct Once<'a> {
+    key: String,
+    event: &'a Event,
+    breaker: &'a Breaker,
+    service: Service,
+    deadline: Instant,
+}
+
+/// The event bus every event is published to, and its breaker.
+struct Bus {
+    bus: Arc<dyn EventBus>,
+    breaker: Arc<Breaker>,
+}
+
+/// The breaker name of the event bus.
+pub const EVENT_BUS: &str = "event-bus";
+
 /// The consumer and its ports.
 pub struct SubscriptionSender {
+    /// The bus every event is also published to, if any.
+    bus: Option<Bus>,
     document: Arc<SecretCache<Subscriptions>>,
     secrets: Arc<SecretCache<SubscriptionSecrets>>,
     http: reqwest::Client,
@@ -151,6 +173,7 @@ impl SubscriptionSender {
         store: Arc<dyn IdempotencyStore>,
     ) -> Self {
         SubscriptionSender {
+            bus: None,
             document,
             secrets,
             http,
@@ -171,9 +194,16 @@ impl SubscriptionSender {
     }
 
     /// Make each subscription's circuit breaker by `config`; its clock also tells how
-    /// long a subscription has been failing.
+    /// long a subscription has been failing. (Before [`Self::publishing_to`].)
     pub fn breaking(mut self, config: &BreakerConfig) -> Self {
         self.breaking = config.clone();
+        self
+    }
+
+    /// Also publish every event to `bus`, once each (ingest queues every event then).
+    pub fn publishing_to(mut self, bus: Arc<dyn EventBus>) -> Self {
+        let breaker = self.breaking.breaker(EVENT_BUS, self.guard.store().clone());
+        self.bus = Some(Bus { bus, breaker });
         self
     }
 
@@ -208,7 +238,10 @@ impl SubscriptionSender {
                 continue;
             };
             let message_id = record.message_id.as_deref();
-            if !read_again && document.as_ref().is_ok_and(|d| !d.any_takes(&event)) {
+            if self.bus.is_none()
+                && !read_again
+                && document.as_ref().is_ok_and(|d| !d.any_takes(&event))
+            {
                 read_again = true;
                 self.document.invalidate().await;
                 document = self.document.current().await;
@@ -228,11 +261,21 @@ impl SubscriptionSender {
             let mut sent = Vec::new();
             let mut off = Vec::new();
             let mut failed: Option<(Failure, Vec<String>)> = None;
+            let published = match &self.bus {
+                Some(bus) => Some(("the event bus", self.publish(bus, &event, deadline).await)),
+                None => None,
+            };
+            let sends = published.into_iter();
+            let mut outcomes = Vec::new();
             for (name, subscription) in document.taking(&event) {
-                match self
-                    .send(name, subscription, &event, deadline, &mut health)
-                    .await
-                {
+                outcomes.push((
+                    name,
+                    self.send(name, subscription, &event, deadline, &mut health)
+                        .await,
+                ));
+            }
+            for (name, outcome) in sends.chain(outcomes) {
+                match outcome {
                     Sent::Posted | Sent::Before => sent.push(name),
                     Sent::Off(why) => off.push(why),
                     Sent::Failed(failure, why) => {
@@ -277,51 +320,26 @@ impl SubscriptionSender {
             tracing::info!(event_id = %event.id, subscription = name, outcome = "off", "the subscription is switched off; not sending");
             return Sent::Off(format!("{name} is switched off: {}", disabled.why));
         }
-        let breaker = self.breaker(name);
-        if breaker.holding(Some(deadline)).await.is_some() {
-            return Sent::Failed(
-                Failure::HeldBack,
-                format!("{name}: its circuit breaker is open"),
-            );
-        }
-        let held = match self
-            .guard
-            .claim(claim_key(event, name), &event.id, deadline)
+        let once = Once {
+            key: claim_key(event, name),
+            event,
+            breaker: &self.breaker(name),
+            service: Service::Subscriber,
+            deadline,
+        };
+        let ran = match self
+            .once(
+                once,
+                || self.pause(name, subscription.rate_per_second),
+                || self.post(name, subscription, event, deadline),
+            )
             .await
         {
-            Claimed::Held(held) => held,
-            Claimed::Done => return Sent::Before,
-            Claimed::Busy => {
-                return Sent::Failed(
-                    Failure::Transient,
-                    format!("{name}: another delivery is sending it"),
-                );
-            }
-            Claimed::Failed(_) => {
-                return Sent::Failed(
-                    Failure::Transient,
-                    format!("{name}: the idempotency store did not answer"),
-                );
-            }
-        };
-        let claims = std::slice::from_ref(&held);
-        let pause = self.pause(name, subscription.rate_per_second);
-        let post = async {
-            let ran = self
-                .guard
-                .run(claims, pause, deadline, || {
-                    self.post(name, subscription, event, deadline)
-                })
-                .await;
-            let outcome = Outcome::of_ran(&ran);
-            (ran, outcome)
-        };
-        let ran = match breaker.call(Some(deadline), post).await {
             Ok(ran) => ran,
-            Err(open) => {
-                self.guard.release(claims, deadline).await;
-                Ran::Failed(DeliveryError::unavailable(Service::Subscriber, open))
-            }
+            Err((failure, why)) => return Sent::Failed(failure, format!("{name}: {why}")),
+        };
+        let Some(ran) = ran else {
+            return Sent::Before;
         };
         match ran {
             Ran::Done => {
@@ -383,6 +401,109 @@ impl SubscriptionSender {
                 Failure::Transient,
                 format!("{name}: not sent in this invocation"),
             ),
+        }
+    }
+
+    /// One side effect for `once.event`, at most once: held back while its breaker is
+    /// open, claimed by `once.key`, then (after `pause`, asked only now) run through the
+    /// breaker and the guard. `Ok(None)`: done before; `Err`: not started, and why.
+    async fn once<Fut>(
+        &self,
+        once: Once<'_>,
+        pause: impl FnOnce() -> Duration,
+        side_effect: impl FnOnce() -> Fut,
+    ) -> Result<Option<Ran<DeliveryError>>, (Failure, String)>
+    where
+        Fut: Future<Output = Result<(), DeliveryError>>,
+    {
+        let Once {
+            key,
+            event,
+            breaker,
+            service,
+            deadline,
+        } = once;
+        if breaker.holding(Some(deadline)).await.is_some() {
+            return Err((Failure::HeldBack, "its circuit breaker is open".into()));
+        }
+        let held = match self.guard.claim(key, &event.id, deadline).await {
+            Claimed::Held(held) => held,
+            Claimed::Done => return Ok(None),
+            Claimed::Busy => {
+                return Err((Failure::Transient, "another delivery is sending it".into()));
+            }
+            Claimed::Failed(_) => {
+                return Err((
+                    Failure::Transient,
+                    "the idempotency store did not answer".into(),
+                ));
+            }
+        };
+        let claims = std::slice::from_ref(&held);
+        let pause = pause();
+        let run = async {
+            let ran = self.guard.run(claims, pause, deadline, side_effect).await;
+            let outcome = Outcome::of_ran(&ran);
+            (ran, outcome)
+        };
+        Ok(Some(match breaker.call(Some(deadline), run).await {
+            Ok(ran) => ran,
+            Err(open) => {
+                self.guard.release(claims, deadline).await;
+                Ran::Failed(DeliveryError::unavailable(service, open))
+            }
+        }))
+    }
+
+    /// Publish `event` to the bus once (the view the Slack queue gets, as a
+    /// subscription's default).
+    async fn publish(&self, bus: &Bus, event: &Event, deadline: Instant) -> Sent {
+        let once = Once {
+            key: format!("{}bus:{}", event.key_scope(), event.id),
+            event,
+            breaker: &bus.breaker,
+            service: Service::EventBus,
+            deadline,
+        };
+        let ran = self
+            .once(
+                once,
+                || Duration::ZERO,
+                || async {
+                    let view = okr_core::routing::notification_view(event).map_err(|e| {
+                        DeliveryError::Misconfigured {
+                            service: Service::EventBus,
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    let detail =
+                        serde_json::to_string(&view).map_err(|e| DeliveryError::Misconfigured {
+                            service: Service::EventBus,
+                            reason: e.to_string(),
+                        })?;
+                    deliver(Service::EventBus, deadline, || {
+                        bus.bus.publish(&event.event_type, &detail)
+                    })
+                    .await
+                },
+            )
+            .await;
+        match ran {
+            Ok(None) => Sent::Before,
+            Ok(Some(Ran::Done)) => Sent::Posted,
+            Ok(Some(Ran::Failed(error))) => {
+                tracing::warn!(event_id = %event.id, error = %error.summary(), outcome = "retry", "publishing to the event bus failed");
+                let why = match why_of(&error) {
+                    w if w.is_empty() => "its circuit breaker is open".to_owned(),
+                    w => w,
+                };
+                Sent::Failed(failure_of(&error), format!("the event bus: {why}"))
+            }
+            Ok(Some(Ran::NoTime | Ran::NotMarked)) => Sent::Failed(
+                Failure::Transient,
+                "the event bus: not sent in this invocation".into(),
+            ),
+            Err((failure, why)) => Sent::Failed(failure, format!("the event bus: {why}")),
         }
     }
 

@@ -6,6 +6,7 @@
 //! The consumers decide what to send; whether a send happens once is the idempotency
 //! guard's job (`idempotency::guard`). Nothing here reads an event.
 
+pub mod bus;
 pub mod http;
 pub mod mail;
 pub mod pagerduty;
@@ -31,6 +32,8 @@ pub enum Service {
     Email,
     /// A subscription's receiver (another service taking our events).
     Subscriber,
+    /// The event bus (Amazon EventBridge).
+    EventBus,
 }
 
 impl fmt::Display for Service {
@@ -40,6 +43,7 @@ impl fmt::Display for Service {
             Service::PagerDuty => "PagerDuty",
             Service::Email => "email",
             Service::Subscriber => "the subscriber",
+            Service::EventBus => "the event bus",
         })
     }
 }
