@@ -122,6 +122,7 @@ async fn a_replay_reads_only_the_window_and_marks_each_message() {
         },
     );
     let plan = Plan {
+        subscription: None,
         name: "backfill-19th".into(),
         selection: Selection {
             since: Some(parse_time("2026-11-19", false).unwrap()),

@@ -545,3 +545,90 @@ fn bad_subscriptions_are_refused_with_the_field_named() {
     .unwrap();
     assert_eq!(kept.as_object().unwrap().keys().collect::<Vec<_>>(), ["hr"]);
 }
+
+#[tokio::test]
+async fn a_replay_to_one_subscription_sends_what_it_missed_while_off_and_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let receiver = answering(410).await;
+    let secret = add(data, "okrs", &["--url", &format!("{}/in", receiver.uri())]);
+    let other = answering(200).await;
+    let other_secret = add(data, "other", &["--url", &format!("{}/in", other.uri())]);
+    let server = serve_on("127.0.0.1", data, &["--retry-base-ms", "10"]).await;
+    let secrets = secrets(data);
+    let first = accepted(
+        &server.base,
+        &secrets,
+        Source::PEOPLELOGIC,
+        &sample("peoplelogic/key_result_progress.json"),
+    )
+    .await;
+    eventually("okrs switched off", async || {
+        subscriptions(data, &["list"]).contains("okrs  http")
+            && subscriptions(data, &["list"]).contains("off (its receiver answered 410 Gone)")
+    })
+    .await;
+    let second = accepted(
+        &server.base,
+        &secrets,
+        Source::PEOPLELOGIC,
+        &sample("peoplelogic/objective_completed.json"),
+    )
+    .await;
+    eventually("the other subscription's two events", async || {
+        verified(&other, &other_secret).await.len() == 2
+    })
+    .await;
+
+    // Back, and switched on: a replay of today to it alone sends the two it missed.
+    receiver.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    assert_eq!(subscriptions(data, &["enable", "okrs"]), "okrs: on\n");
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    let replay = |name: &str| {
+        let output = Command::new(BIN)
+            .args([
+                "replay",
+                "--to",
+                "subscription:okrs",
+                "--since",
+                &today,
+                "--name",
+                name,
+                "--data-dir",
+            ])
+            .arg(data)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    replay("fill");
+    eventually("the two missed events", async || {
+        verified(&receiver, &secret).await.len() >= 2
+    })
+    .await;
+    // Once more (a gap-filling replay of another name): nothing is sent twice, and the
+    // other subscription gets nothing from either.
+    replay("fill-again");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut ids: Vec<String> = verified(&receiver, &secret)
+        .await
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    let mut expected = vec![
+        first["event_id"].as_str().unwrap().to_owned(),
+        second["event_id"].as_str().unwrap().to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert_eq!(verified(&other, &other_secret).await.len(), 2);
+}

@@ -21,7 +21,6 @@ use okr_pipeline::config::{QueueUrls, process_env};
 use okr_pipeline::idempotency::IdempotencyStore;
 use okr_pipeline::queue::EventQueue;
 
-use crate::QueueName;
 use output::{Display, report};
 
 mod output;
@@ -61,9 +60,10 @@ pub struct ReplayArgs {
     #[arg(long)]
     entity: Option<String>,
     /// Where to send: slack, alerts, warehouse or progress (repeatable; progress
-    /// rebuilds the read model); routed as ingest routes.
-    #[arg(long = "to", value_enum, required_unless_present = "resume")]
-    to: Vec<QueueName>,
+    /// rebuilds the read model), routed as ingest routes; or subscription:NAME, the
+    /// events that subscription takes, to it alone.
+    #[arg(long = "to", value_parser = parse_to, required_unless_present = "resume")]
+    to: Vec<ReplayTo>,
     /// Send every selected event to Slack, not only the types it notifies.
     #[arg(long)]
     all_types: bool,
@@ -96,6 +96,33 @@ pub struct ReplayArgs {
 enum ByName {
     ReceivedAt,
     OccurredAt,
+}
+
+/// Where a replay sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ReplayTo {
+    /// A consumer's queue, routed as ingest routes.
+    Queue(Consumer),
+    /// One subscription, through the subscriptions queue.
+    Subscription(String),
+}
+
+fn parse_to(text: &str) -> Result<ReplayTo, String> {
+    if let Some(name) = text.strip_prefix("subscription:") {
+        return match okr_core::subscriptions::is_name(name) {
+            true => Ok(ReplayTo::Subscription(name.to_owned())),
+            false => Err(format!("{name:?} is not a subscription's name")),
+        };
+    }
+    match text {
+        "slack" => Ok(ReplayTo::Queue(Consumer::Slack)),
+        "alerts" => Ok(ReplayTo::Queue(Consumer::Alerts)),
+        "warehouse" => Ok(ReplayTo::Queue(Consumer::Warehouse)),
+        "progress" => Ok(ReplayTo::Queue(Consumer::Progress)),
+        _ => Err(format!(
+            "{text:?}: expected slack, alerts, warehouse, progress or subscription:NAME"
+        )),
+    }
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -167,7 +194,21 @@ fn plan(args: &ReplayArgs) -> Result<Planned> {
             "the replay {name} was interrupted: --resume {name} to go on, or choose another --name"
         );
     }
-    let mut targets: Vec<Consumer> = args.to.iter().map(|t| Consumer::from(*t)).collect();
+    let mut targets: Vec<Consumer> = Vec::new();
+    let mut subscription = None;
+    for to in &args.to {
+        match to {
+            ReplayTo::Queue(consumer) => targets.push(*consumer),
+            ReplayTo::Subscription(name) => {
+                if subscription
+                    .replace(name.clone())
+                    .is_some_and(|other| other != *name)
+                {
+                    bail!("--to subscription:NAME: one subscription a replay");
+                }
+            }
+        }
+    }
     targets.sort();
     targets.dedup();
     let archive = match &args.from {
@@ -186,6 +227,7 @@ fn plan(args: &ReplayArgs) -> Result<Planned> {
         rate: args.rate,
         archive,
         queue_urls: args.queue_urls.clone(),
+        subscription,
     };
     Ok((plan, file, None))
 }
@@ -312,8 +354,11 @@ async fn queues(data_dir: &Path, plan: &Plan) -> Result<Box<dyn EventQueue>> {
             "slack" => urls.slack = url.to_owned(),
             "alerts" => urls.alerts = url.to_owned(),
             "progress" => urls.progress = url.to_owned(),
+            "subscriptions" => urls.subscriptions = url.to_owned(),
             other => {
-                bail!("--queue-url {pair}: {other} is not slack, alerts, warehouse or progress")
+                bail!(
+                    "--queue-url {pair}: {other} is not slack, alerts, warehouse, progress or subscriptions"
+                )
             }
         }
     }
@@ -321,6 +366,13 @@ async fn queues(data_dir: &Path, plan: &Plan) -> Result<Box<dyn EventQueue>> {
         if urls.get(*target).is_empty() {
             bail!("--to {target} needs --queue-url {target}=URL when the others go to SQS");
         }
+    }
+    if let Some(name) = &plan.subscription
+        && urls.subscriptions.is_empty()
+    {
+        bail!(
+            "--to subscription:{name} needs --queue-url subscriptions=URL (the stack's SubscriptionsQueue)"
+        );
     }
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     Ok(Box::new(SqsQueue::new(

@@ -159,6 +159,10 @@ pub struct ReplayMark {
     /// Whether Slack posts it whatever its type (`--all-types`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub all_types: bool,
+    /// The one subscription it is for (`--to subscription:NAME`): the subscriptions'
+    /// consumer sends it to that subscription alone, and not to the event bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
 }
 
 impl ReplayMark {

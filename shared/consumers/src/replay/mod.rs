@@ -58,6 +58,10 @@ pub struct Plan {
     /// See `archive`.
     #[serde(default)]
     pub queue_urls: Vec<String>,
+    /// The one subscription it sends to (`--to subscription:NAME`), through the
+    /// subscriptions queue, whatever ingest's routing.
+    #[serde(default)]
+    pub subscription: Option<String>,
 }
 
 pub use okr_core::event::check_replay_name as check_name;

@@ -135,6 +135,12 @@ impl<'r> Run<'r> {
         )
         .into_iter()
         .filter(|c| self.plan.targets.contains(c))
+        .chain(
+            self.plan
+                .subscription
+                .as_ref()
+                .map(|_| Consumer::Subscriptions),
+        )
         .collect();
         if consumers.is_empty() {
             self.summary.not_routed += 1;
@@ -193,6 +199,7 @@ impl<'r> Run<'r> {
             name: self.plan.name.clone(),
             forced: self.plan.force,
             all_types: self.plan.all_types,
+            subscription: self.plan.subscription.clone(),
         }
     }
 

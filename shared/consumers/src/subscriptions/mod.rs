@@ -261,13 +261,23 @@ impl SubscriptionSender {
             let mut sent = Vec::new();
             let mut off = Vec::new();
             let mut failed: Option<(Failure, Vec<String>)> = None;
-            let published = match &self.bus {
-                Some(bus) => Some(("the event bus", self.publish(bus, &event, deadline).await)),
-                None => None,
+            // A replay to one subscription goes to it alone.
+            let only = event
+                .replay
+                .as_ref()
+                .and_then(|r| r.subscription.as_deref());
+            let published = match (&self.bus, only) {
+                (Some(bus), None) => {
+                    Some(("the event bus", self.publish(bus, &event, deadline).await))
+                }
+                _ => None,
             };
             let sends = published.into_iter();
             let mut outcomes = Vec::new();
-            for (name, subscription) in document.taking(&event) {
+            let taking = document
+                .taking(&event)
+                .filter(|(name, _)| only.is_none_or(|only| only == *name));
+            for (name, subscription) in taking {
                 outcomes.push((
                     name,
                     self.send(name, subscription, &event, deadline, &mut health)

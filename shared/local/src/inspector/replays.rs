@@ -177,6 +177,7 @@ pub(super) async fn replay(State(replays): State<Arc<Replays>>, body: Bytes) -> 
         Err(problem) => return error(StatusCode::BAD_REQUEST, "invalid_replay", problem),
     };
     let plan = Plan {
+        subscription: None,
         name: name(),
         selection,
         targets: vec![to],
