@@ -142,9 +142,9 @@ async fn ingest_queues_what_a_subscription_takes_and_the_sender_posts_it_once_si
         [ids[0].as_str()],
         "only what a subscription takes"
     );
-    // The queue carries the whole event; the sender cuts it down per subscription.
-    let whole: Value = serde_json::from_str(queued.records[0].body.as_deref().unwrap()).unwrap();
-    assert_eq!(whole["type"], "key_result.progress_updated");
+    let queued_event: Value =
+        serde_json::from_str(queued.records[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(queued_event["type"], "key_result.progress_updated");
 
     // The sender as its Lambda is wired: both documents from Secrets Manager, its
     // records in DynamoDB.
@@ -339,4 +339,11 @@ async fn with_the_bus_every_event_is_published_to_eventbridge_once_without_perso
         .as_str()
         .unwrap();
     assert!(!body.contains(birth) && !body.contains(personal), "{body}");
+    // Nor does the subscriptions queue hold them, when no subscription asks for the
+    // whole event.
+    let waiting = queued.records[0].body.as_deref().unwrap();
+    assert!(
+        !waiting.contains(birth) && !waiting.contains(personal),
+        "{waiting}"
+    );
 }

@@ -869,6 +869,20 @@ fn every_variable_the_code_reads_is_set_with_a_value_it_accepts() {
         template["Parameters"]["PublishToEventBus"]["Default"], "false",
         "no bus unless asked"
     );
+    // The sender may publish to the bus only while it is on.
+    let statements = &resources(&template)["SubscriptionSenderRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+        ["Statement"];
+    let bus_statement = statements
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|s| {
+            s.get("Fn::If")
+                .filter(|b| b[1]["Action"] == "events:PutEvents")
+        })
+        .expect("a PutEvents statement");
+    assert_eq!(bus_statement[0], "EventBusOn");
+    assert_eq!(bus_statement[2], json!({"Ref": "AWS::NoValue"}));
     // One switch: ingest queues every event exactly when the sender has a bus.
     let variables =
         |name: &str| &resources(&template)[name]["Properties"]["Environment"]["Variables"];

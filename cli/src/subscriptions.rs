@@ -128,10 +128,18 @@ pub async fn run(args: SubscriptionsArgs) -> Result<ExitCode> {
             };
             // A subscription of an earlier one's name starts afresh (not switched off
             // by the other's 410).
+            if file
+                .load()
+                .map_err(|e| anyhow!(e))?
+                .subscriptions
+                .contains_key(&name)
+            {
+                bail!("there is already a subscription named {name}");
+            }
             let store = store(&paths)?;
+            clear_health(&store, &name).await.map_err(|e| anyhow!(e))?;
             file.add(&name, &subscription, &secret)
                 .map_err(|e| anyhow!(e))?;
-            clear_health(&store, &name).await.map_err(|e| anyhow!(e))?;
             writeln!(
                 out,
                 "added subscription {name} in {}",

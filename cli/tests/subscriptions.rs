@@ -617,7 +617,23 @@ async fn a_replay_to_one_subscription_sends_what_it_missed_while_off_and_nothing
     // Once more (a gap-filling replay of another name): nothing is sent twice, and the
     // other subscription gets nothing from either.
     replay("fill-again");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Once the subscriptions' consumer has taken both copies of the second replay.
+    for event in [&first, &second] {
+        let url = format!(
+            "{}/api/events/{}",
+            server.base,
+            event["event_id"].as_str().unwrap()
+        );
+        eventually("the second replay's copies taken", async || {
+            let journey: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+            journey["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|step| step["consumer"] == "subscriptions" && step["replay"] == "fill-again")
+        })
+        .await;
+    }
     let mut ids: Vec<String> = verified(&receiver, &secret)
         .await
         .iter()

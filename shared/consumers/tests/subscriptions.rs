@@ -274,3 +274,55 @@ async fn a_subscriptions_pace_keeps_its_posts_apart_and_its_filters_pick_the_eve
     assert!(again.batch_item_failures.is_empty());
     assert_eq!(receiver.received_requests().await.unwrap().len(), 12);
 }
+
+#[tokio::test]
+async fn a_subscription_without_its_secret_is_refused_without_counting_against_its_receiver() {
+    let receiver = MockServer::start().await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let mut s = setup(&[("hr", Subscription::to(format!("{}/in", receiver.uri())))]);
+    // Its secrets hold no entry for it.
+    let document = Subscriptions {
+        subscriptions: [(
+            "hr".to_owned(),
+            Subscription::to(format!("{}/in", receiver.uri())),
+        )]
+        .into_iter()
+        .collect(),
+    };
+    s.sender = SubscriptionSender::new(
+        Arc::new(SecretCache::new(fixed(document), Duration::from_secs(60))),
+        Arc::new(SecretCache::new(
+            fixed(SubscriptionSecrets::new()),
+            Duration::from_secs(60),
+        )),
+        reqwest::Client::new(),
+        s.store.clone(),
+    )
+    .journaling(s.journal.clone());
+    let event = hire(1);
+    let answer = s
+        .sender
+        .handle(batch(std::slice::from_ref(&event)), deadline())
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.batch_item_failures.len(),
+        1,
+        "refused, for the dead-letter queue"
+    );
+    assert!(receiver.received_requests().await.unwrap().is_empty());
+    let step = s.journal.journey(&event.id).pop().unwrap();
+    assert_eq!(step.outcome, "refused");
+    assert!(
+        step.detail
+            .starts_with("hr: the subscriber is misconfigured: its secrets hold no signing secret"),
+        "{}",
+        step.detail
+    );
+    // Our configuration, not the receiver: no failing stretch begins.
+    let kept = health(s.store.as_ref(), "hr").await.unwrap();
+    assert_eq!(kept.failing_since, None);
+}

@@ -301,7 +301,14 @@ fn without_values(error: &serde_json::Error) -> String {
 /// base64; Basic as `user:password`. The reason names the subscription and the field,
 /// never a value.
 pub fn check_secrets(secrets: &SubscriptionSecrets) -> Result<(), String> {
-    for (name, secret) in secrets {
+    secrets
+        .iter()
+        .try_for_each(|(name, secret)| check_secret(name, secret))
+}
+
+/// Check one subscription's secrets (see [`check_secrets`]).
+pub fn check_secret(name: &str, secret: &SubscriptionSecret) -> Result<(), String> {
+    {
         if secret.signing.is_empty() {
             return Err(format!("\"{name}\": signing: no signing secret"));
         }

@@ -66,6 +66,15 @@ pub struct IngestResponse {
     pub body: String,
 }
 
+/// What of an event the subscriptions' queue gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    /// The whole event: a subscription asks for it.
+    Whole,
+    /// The event as the Slack queue gets it.
+    Cut,
+}
+
 /// The ingest service and what it depends on.
 pub struct Ingest {
     secrets: SecretCache,
@@ -370,10 +379,12 @@ impl Ingest {
         self.verified(endpoint, &headers, &body, now).await?;
         let event = normalize(&endpoint, &headers, &body, now).map_err(Rejection::InvalidBody)?;
         let mut queues = route(&event, &self.rules);
-        if self.subscribed(&event).await {
+        let subscribed = self.subscribed(&event).await;
+        if subscribed.is_some() {
             queues.push(Consumer::Subscriptions);
         }
-        let duplicate = self.enqueue(&event, &queues, traceparent).await?;
+        let whole = subscribed == Some(View::Whole);
+        let duplicate = self.enqueue(&event, &queues, whole, traceparent).await?;
         Ok(Outcome::Accepted(Box::new(Accepted {
             event,
             duplicate,
@@ -381,21 +392,26 @@ impl Ingest {
         })))
     }
 
-    /// Whether a subscription takes `event` (or the document cannot be read).
-    async fn subscribed(&self, event: &Event) -> bool {
-        if self.every_event_to_subscriptions {
-            return true;
-        }
-        let Some(cache) = &self.subscriptions else {
-            return false;
+    /// Whether the subscriptions' queue takes `event`, and as what: the whole event when
+    /// a subscription taking it asks for it (or the document cannot be read), else as
+    /// the Slack queue gets it.
+    async fn subscribed(&self, event: &Event) -> Option<View> {
+        let document = match &self.subscriptions {
+            Some(cache) => match cache.current().await {
+                Ok(subscriptions) => Some(subscriptions),
+                Err(error) => {
+                    tracing::warn!(event_id = %event.id, error = %okr_core::error_chain(&error), "cannot read the subscriptions document; queuing the event for the subscriptions");
+                    return Some(View::Whole);
+                }
+            },
+            None => None,
         };
-        match cache.current().await {
-            Ok(subscriptions) => subscriptions.any_takes(event),
-            Err(error) => {
-                tracing::warn!(event_id = %event.id, error = %okr_core::error_chain(&error), "cannot read the subscriptions document; queuing the event for the subscriptions");
-                true
-            }
+        let mut taking = document.iter().flat_map(|d| d.taking(event)).peekable();
+        let taken = taking.peek().is_some();
+        if taking.any(|(_, s)| s.full_event) {
+            return Some(View::Whole);
         }
+        (taken || self.every_event_to_subscriptions).then_some(View::Cut)
     }
 
     /// A handshake (Asana's `X-Hook-Secret`): the secret is kept and echoed back, but
@@ -479,9 +495,11 @@ impl Ingest {
         &self,
         event: &Event,
         queues: &[Consumer],
+        whole_to_subscriptions: bool,
         traceparent: Option<&str>,
     ) -> Result<bool, Rejection> {
-        let mut messages = QueueMessage::routed(event, queues).map_err(|error| {
+        let routed = QueueMessage::routed_with(event, queues, whole_to_subscriptions);
+        let mut messages = routed.map_err(|error| {
             tracing::error!(error = %error, "could not encode the event");
             Rejection::EnqueueFailed { failures: 1 }
         })?;

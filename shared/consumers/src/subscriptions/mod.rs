@@ -136,6 +136,13 @@ struct Once<'a> {
     deadline: Instant,
 }
 
+/// A post's body, signing secrets and `Authorization`, ready before its claim.
+struct Prepared {
+    signing: Vec<String>,
+    authorization: Option<String>,
+    body: Vec<u8>,
+}
+
 /// The event bus every event is published to, and its breaker.
 struct Bus {
     bus: Arc<dyn EventBus>,
@@ -246,22 +253,8 @@ impl SubscriptionSender {
                 self.document.invalidate().await;
                 document = self.document.current().await;
             }
-            let document = match &document {
-                Ok(document) => document,
-                Err(error) => {
-                    tracing::error!(event_id = %event.id, error = %okr_core::error_chain(error), outcome = "retry", "cannot read the subscriptions document; the record waits");
-                    report.fail_because(
-                        message_id,
-                        Failure::Transient,
-                        "the subscriptions document cannot be read".into(),
-                    );
-                    continue;
-                }
-            };
-            let mut sent = Vec::new();
-            let mut off = Vec::new();
-            let mut failed: Option<(Failure, Vec<String>)> = None;
-            // A replay to one subscription goes to it alone.
+            // A replay to one subscription goes to it alone. The bus first: it does not
+            // wait for a readable document.
             let only = event
                 .replay
                 .as_ref()
@@ -271,6 +264,21 @@ impl SubscriptionSender {
                     Some(("the event bus", self.publish(bus, &event, deadline).await))
                 }
                 _ => None,
+            };
+            let mut sent = Vec::new();
+            let mut off = Vec::new();
+            let mut failed: Option<(Failure, Vec<String>)> = None;
+            let document = match &document {
+                Ok(document) => document,
+                Err(error) => {
+                    tracing::error!(event_id = %event.id, error = %okr_core::error_chain(error), outcome = "retry", "cannot read the subscriptions document; the record waits");
+                    let mut why = vec!["the subscriptions document cannot be read".to_owned()];
+                    if let Some((_, Sent::Posted | Sent::Before)) = published {
+                        why.push("sent to the event bus".into());
+                    }
+                    report.fail_because(message_id, Failure::Transient, why.join("; "));
+                    continue;
+                }
             };
             let sends = published.into_iter();
             let mut outcomes = Vec::new();
@@ -330,6 +338,16 @@ impl SubscriptionSender {
             tracing::info!(event_id = %event.id, subscription = name, outcome = "off", "the subscription is switched off; not sending");
             return Sent::Off(format!("{name} is switched off: {}", disabled.why));
         }
+        // Our side first: its secrets and the body. A secret that cannot be read now, or
+        // a configuration that can never work, is not the receiver failing: it neither
+        // opens the breaker nor counts toward switching the subscription off.
+        let prepared = match self.prepare(name, subscription, event).await {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                tracing::warn!(event_id = %event.id, subscription = name, error = %okr_core::error_chain(&error), outcome = "retry", "cannot sign for the subscription");
+                return Sent::Failed(failure_of(&error), format!("{name}: {}", error.summary()));
+            }
+        };
         let once = Once {
             key: claim_key(event, name),
             event,
@@ -341,7 +359,7 @@ impl SubscriptionSender {
             .once(
                 once,
                 || self.pause(name, subscription.rate_per_second),
-                || self.post(name, subscription, event, deadline),
+                || self.post(subscription, &prepared, &event.id, deadline),
             )
             .await
         {
@@ -373,7 +391,7 @@ impl SubscriptionSender {
                 tracing::warn!(event_id = %event.id, subscription = name, error = %error.summary(), outcome = "retry", "the send failed");
                 // The receiver failed (no answer, or a refusal): not a 429, not a send
                 // cut short for want of time, not one its breaker held back.
-                if !(error.is_outage() || error.is_refusal()) {
+                if !(error.is_outage() || matches!(error, DeliveryError::Refused { .. })) {
                     return Sent::Failed(failure, why);
                 }
                 let quiet = QUIET.as_secs() as i64;
@@ -502,7 +520,7 @@ impl SubscriptionSender {
             Ok(None) => Sent::Before,
             Ok(Some(Ran::Done)) => Sent::Posted,
             Ok(Some(Ran::Failed(error))) => {
-                tracing::warn!(event_id = %event.id, error = %error.summary(), outcome = "retry", "publishing to the event bus failed");
+                tracing::warn!(event_id = %event.id, error = %okr_core::error_chain(&error), outcome = "retry", "publishing to the event bus failed");
                 let why = match why_of(&error) {
                     w if w.is_empty() => "its circuit breaker is open".to_owned(),
                     w => w,
@@ -518,16 +536,17 @@ impl SubscriptionSender {
     }
 
     /// Post `event` to the subscription with a fresh timestamp and signatures.
-    async fn post(
+    /// What a post to subscription `name` needs from our side: its secrets (read again
+    /// once when it has none: added since they were read) and the body.
+    async fn prepare(
         &self,
         name: &str,
         subscription: &Subscription,
         event: &Event,
-        deadline: Instant,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<Prepared, DeliveryError> {
         let misconfigured = |reason: String| DeliveryError::Misconfigured {
             service: Service::Subscriber,
-            reason: format!("subscription {name}: {reason}"),
+            reason,
         };
         let mut secrets = credential(&self.secrets, Service::Subscriber).await?;
         if !secrets.contains_key(name) {
@@ -542,15 +561,34 @@ impl SubscriptionSender {
             .authorization(subscription.auth)
             .map_err(|reason| misconfigured(reason.into()))?;
         let body = payload(subscription, event).map_err(|e| misconfigured(e.to_string()))?;
+        Ok(Prepared {
+            signing: secret.signing.clone(),
+            authorization,
+            body,
+        })
+    }
+
+    /// Post the prepared body to the subscription, signed afresh for each attempt.
+    async fn post(
+        &self,
+        subscription: &Subscription,
+        prepared: &Prepared,
+        event_id: &str,
+        deadline: Instant,
+    ) -> Result<(), DeliveryError> {
         deliver(Service::Subscriber, deadline, || async {
-            let signed =
-                sign(&secret.signing, &event.id, self.now(), &body).map_err(misconfigured)?;
+            let signed = sign(&prepared.signing, event_id, self.now(), &prepared.body).map_err(
+                |reason| DeliveryError::Misconfigured {
+                    service: Service::Subscriber,
+                    reason,
+                },
+            )?;
             subscriber::post(
                 &self.http,
                 &subscription.url,
                 &signed,
-                authorization.as_deref(),
-                body.clone(),
+                prepared.authorization.as_deref(),
+                prepared.body.clone(),
             )
             .await
         })
@@ -612,7 +650,7 @@ impl SubscriptionSender {
         why: String,
         now: i64,
     ) {
-        tracing::warn!(subscription = name, why = %why, outcome = "disabled", "subscription switched off; `okr-webhooks subscriptions enable {name}` switches it on again");
+        tracing::warn!(subscription = name, why = %why, outcome = "disabled", "subscription switched off; `okr-webhooks subscriptions enable` switches it on again (on AWS: delete the item subscription:<name> of the idempotency table)");
         self.metrics.count(SERVICE, "SubscriptionsDisabled");
         let off = Health {
             failing_since: None,

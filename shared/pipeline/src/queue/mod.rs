@@ -54,12 +54,29 @@ impl QueueMessage {
         event: &Event,
         consumers: &[Consumer],
     ) -> Result<Vec<(Consumer, QueueMessage)>, serde_json::Error> {
+        Self::routed_with(event, consumers, true)
+    }
+
+    /// [`Self::routed`], the subscriptions' queue getting the whole event only when
+    /// `whole_to_subscriptions` (a subscription taking it asks for it), else the
+    /// notification view, as Slack's: no more personal data waits on a queue than leaves.
+    pub fn routed_with(
+        event: &Event,
+        consumers: &[Consumer],
+        whole_to_subscriptions: bool,
+    ) -> Result<Vec<(Consumer, QueueMessage)>, serde_json::Error> {
         let mut whole = None;
         let mut notification = None;
         let mut messages = Vec::with_capacity(consumers.len());
         for consumer in consumers {
             let projected;
             let message = match consumer {
+                Consumer::Subscriptions if !whole_to_subscriptions => match &notification {
+                    Some(message) => message,
+                    None => notification.insert(QueueMessage::from_event(
+                        &okr_core::routing::notification_view(event)?,
+                    )?),
+                },
                 Consumer::Warehouse | Consumer::Subscriptions => match &whole {
                     Some(message) => message,
                     None => whole.insert(QueueMessage::from_event(event)?),

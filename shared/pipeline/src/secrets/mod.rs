@@ -200,16 +200,29 @@ impl FromSecret for okr_core::subscriptions::SubscriptionSecrets {
         if text.trim().is_empty() {
             return Ok(Default::default());
         }
-        let secrets = serde_json::from_str(text).map_err(|error| {
+        let mut secrets: Self = serde_json::from_str(text).map_err(|error| {
             SecretsError::Invalid(format!(
                 "the subscription secrets are not {{\"<name>\": {{\"signing\": [\"whsec_...\"]}}}} (line {}, column {})",
                 error.line(),
                 error.column()
             ))
         })?;
-        okr_core::subscriptions::check_secrets(&secrets).map_err(|reason| {
-            SecretsError::Invalid(format!("the subscription secrets: {reason}"))
-        })?;
+        // An entry that is not valid is left out, not the whole document: one mistyped
+        // secret stops its own subscription (its posts are refused for want of a secret),
+        // never the others, also on a cold start with no earlier copy to fall back on.
+        secrets.retain(
+            |name, secret| match okr_core::subscriptions::check_secret(name, secret) {
+                Ok(()) => true,
+                Err(reason) => {
+                    tracing::error!(
+                        alarm = "ConfigDocumentInvalid",
+                        reason = %reason,
+                        "a subscription's secrets do not validate; it is left out"
+                    );
+                    false
+                }
+            },
+        );
         Ok(secrets)
     }
 }
