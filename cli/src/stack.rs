@@ -5,6 +5,8 @@ use anyhow::{Context, Result};
 
 /// The output naming the read model's table.
 pub const PROGRESS_OUTPUT: &str = "ProgressTableName";
+/// The output naming the idempotency table (each subscription's health).
+pub const IDEMPOTENCY_OUTPUT: &str = "IdempotencyTableName";
 /// The output naming the directory's table.
 pub const DIRECTORY_OUTPUT: &str = "DirectoryTableName";
 

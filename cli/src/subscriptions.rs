@@ -78,6 +78,10 @@ enum SubscriptionsCommand {
     Enable {
         /// The subscription.
         name: String,
+        /// A deployed stack's name instead: forget the subscription's failures and its
+        /// switching off in the stack's table (the document is the stack's secret).
+        #[arg(long)]
+        stack: Option<String>,
     },
     /// Switch a subscription off: its events are skipped until it is enabled.
     Disable {
@@ -153,7 +157,33 @@ pub async fn run(args: SubscriptionsArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         SubscriptionsCommand::Test { name } => test(&file, &name, &mut out).await,
-        SubscriptionsCommand::Enable { name } => {
+        SubscriptionsCommand::Enable {
+            name,
+            stack: Some(stack),
+        } => {
+            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let table =
+                crate::stack::output(&aws, &stack, crate::stack::IDEMPOTENCY_OUTPUT).await?;
+            let store = okr_aws::dynamodb::DynamoDbIdempotencyStore::new(
+                aws_sdk_dynamodb::Client::new(&aws),
+                &table,
+            );
+            let was_off = health(&store, &name)
+                .await
+                .map_err(|e| anyhow!(e))?
+                .disabled;
+            clear_health(&store, &name).await.map_err(|e| anyhow!(e))?;
+            match was_off {
+                Some(off) => writeln!(out, "{name}: on (it was off: {})", off.why)?,
+                None => writeln!(out, "{name}: not switched off by its failures")?,
+            }
+            writeln!(
+                out,
+                "a subscription switched off by hand is on again with \"enabled\": true in {stack}/subscriptions"
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        SubscriptionsCommand::Enable { name, stack: None } => {
             // Its failures forgotten first: the document says on only once they are.
             let store = store(&paths)?;
             file.load()

@@ -648,3 +648,55 @@ async fn a_replay_to_one_subscription_sends_what_it_missed_while_off_and_nothing
     assert_eq!(ids, expected);
     assert_eq!(verified(&other, &other_secret).await.len(), 2);
 }
+
+#[tokio::test]
+async fn enable_on_a_stack_forgets_a_subscriptions_switching_off_in_its_table() {
+    use okr_aws::dynamodb::DynamoDbIdempotencyStore;
+    use okr_consumers::subscriptions::{health, health_key};
+
+    let moto = okr_webhooks_tests::Moto::start();
+    let aws = moto.sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let table = okr_webhooks_tests::idempotency_table(&dynamodb).await;
+    let stack = common::stack_with_outputs(&aws, &[("IdempotencyTableName", &table)]).await;
+    // What the sender writes when a receiver answers 410.
+    let store = DynamoDbIdempotencyStore::new(dynamodb.clone(), &table);
+    okr_pipeline::idempotency::update_state(
+        &store,
+        (&health_key("hr"), Duration::from_secs(3600)),
+        |_| Some(r#"{"disabled":{"at":1,"why":"its receiver answered 410 Gone"}}"#.to_owned()),
+        "contended",
+    )
+    .await
+    .unwrap();
+    assert!(health(&store, "hr").await.unwrap().disabled.is_some());
+
+    let enable = || {
+        Command::new(BIN)
+            .args(["subscriptions", "enable", "hr", "--stack", &stack])
+            .env("AWS_ENDPOINT_URL", &moto.url)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap()
+    };
+    let output = enable();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("hr: on (it was off: its receiver answered 410 Gone)\n"),
+        "{stdout}"
+    );
+    assert_eq!(health(&store, "hr").await.unwrap(), Default::default());
+    let again = enable();
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .starts_with("hr: not switched off by its failures\n")
+    );
+}

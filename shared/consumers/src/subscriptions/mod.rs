@@ -650,7 +650,7 @@ impl SubscriptionSender {
         why: String,
         now: i64,
     ) {
-        tracing::warn!(subscription = name, why = %why, outcome = "disabled", "subscription switched off; `okr-webhooks subscriptions enable` switches it on again (on AWS: delete the item subscription:<name> of the idempotency table)");
+        tracing::warn!(subscription = name, why = %why, outcome = "disabled", "subscription switched off; `okr-webhooks subscriptions enable` (on AWS with --stack) switches it on again");
         self.metrics.count(SERVICE, "SubscriptionsDisabled");
         let off = Health {
             failing_since: None,
