@@ -46,6 +46,42 @@ async fn secret(client: &aws_sdk_secretsmanager::Client, prefix: &str, value: &s
     id
 }
 
+/// How long the caches keep a secret, as in the functions.
+const TTL: Duration = Duration::from_secs(300);
+
+/// Ingest as its Lambda is wired: the repository's signing secrets and the subscriptions
+/// document `document_id` from Secrets Manager, the consumers' queues on SQS; and the
+/// subscriptions queue's URL.
+async fn ingest(
+    sqs: &aws_sdk_sqs::Client,
+    secrets: &aws_sdk_secretsmanager::Client,
+    document_id: &str,
+) -> (Ingest, String) {
+    let signing = std::fs::read_to_string(format!(
+        "{}/../events/secrets.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let signing_id = secret(secrets, "okr-webhooks-signing", &signing).await;
+    let urls = okr_webhooks_tests::consumer_queues(sqs).await;
+    let subscriptions_url = urls.subscriptions.clone();
+    let ingest = Ingest::new(
+        SecretCache::new(
+            Arc::new(SecretsManagerStore::new(secrets.clone(), &signing_id)),
+            TTL,
+        ),
+        Arc::new(SqsQueue::new(sqs.clone(), urls)),
+        NotifyRules::default(),
+        256 * 1024,
+        Arc::new(MemoryMetrics::default()),
+    )
+    .with_subscriptions(SecretCache::new(
+        Arc::new(SecretsManagerStore::new(secrets.clone(), document_id)),
+        TTL,
+    ));
+    (ingest, subscriptions_url)
+}
+
 #[tokio::test]
 async fn ingest_queues_what_a_subscription_takes_and_the_sender_posts_it_once_signed() {
     let moto = Moto::start();
@@ -87,29 +123,7 @@ async fn ingest_queues_what_a_subscription_takes_and_the_sender_posts_it_once_si
         &subscription_secrets.to_string(),
     )
     .await;
-    let signing = std::fs::read_to_string(format!(
-        "{}/../events/secrets.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let signing_id = secret(&secrets, "okr-webhooks-signing", &signing).await;
-    let urls = okr_webhooks_tests::consumer_queues(&sqs).await;
-    let subscriptions_url = urls.subscriptions.clone();
-    let ttl = Duration::from_secs(300);
-    let ingest = Ingest::new(
-        SecretCache::new(
-            Arc::new(SecretsManagerStore::new(secrets.clone(), &signing_id)),
-            ttl,
-        ),
-        Arc::new(SqsQueue::new(sqs.clone(), urls)),
-        NotifyRules::default(),
-        256 * 1024,
-        Arc::new(MemoryMetrics::default()),
-    )
-    .with_subscriptions(SecretCache::new(
-        Arc::new(SecretsManagerStore::new(secrets.clone(), &document_id)),
-        ttl,
-    ));
+    let (ingest, subscriptions_url) = ingest(&sqs, &secrets, &document_id).await;
 
     // The key result's update goes to a subscription; the hire to none.
     let now = OffsetDateTime::from_unix_timestamp(SIGNED_AT + 5).unwrap();
@@ -153,11 +167,11 @@ async fn ingest_queues_what_a_subscription_takes_and_the_sender_posts_it_once_si
     let sender = SubscriptionSender::new(
         Arc::new(SecretCache::new(
             Arc::new(SecretsManagerStore::new(secrets.clone(), &document_id)),
-            ttl,
+            TTL,
         )),
         Arc::new(SecretCache::new(
             Arc::new(SecretsManagerStore::new(secrets.clone(), &secrets_id)),
-            ttl,
+            TTL,
         )),
         http_client().unwrap(),
         store.clone(),
@@ -253,12 +267,6 @@ async fn with_the_bus_every_event_is_published_to_eventbridge_once_without_perso
         .await
         .unwrap();
 
-    let signing = std::fs::read_to_string(format!(
-        "{}/../events/secrets.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let signing_id = secret(&secrets, "okr-webhooks-signing", &signing).await;
     let document_id = secret(
         &secrets,
         "okr-webhooks-subscriptions",
@@ -266,24 +274,8 @@ async fn with_the_bus_every_event_is_published_to_eventbridge_once_without_perso
     )
     .await;
     let secrets_id = secret(&secrets, "okr-webhooks-subscription-secrets", "{}").await;
-    let urls = okr_webhooks_tests::consumer_queues(&sqs).await;
-    let subscriptions_url = urls.subscriptions.clone();
-    let ttl = Duration::from_secs(300);
-    let ingest = Ingest::new(
-        SecretCache::new(
-            Arc::new(SecretsManagerStore::new(secrets.clone(), &signing_id)),
-            ttl,
-        ),
-        Arc::new(SqsQueue::new(sqs.clone(), urls)),
-        NotifyRules::default(),
-        256 * 1024,
-        Arc::new(MemoryMetrics::default()),
-    )
-    .with_subscriptions(SecretCache::new(
-        Arc::new(SecretsManagerStore::new(secrets.clone(), &document_id)),
-        ttl,
-    ))
-    .with_every_event_to_subscriptions();
+    let (ingest, subscriptions_url) = ingest(&sqs, &secrets, &document_id).await;
+    let ingest = ingest.with_every_event_to_subscriptions();
     // The seed's hire: no subscription takes it, the bus does.
     let now = OffsetDateTime::from_unix_timestamp(SIGNED_AT + 5).unwrap();
     let response = apigw::handle(&ingest, sample("peopleforce.json"), now).await;
@@ -299,11 +291,11 @@ async fn with_the_bus_every_event_is_published_to_eventbridge_once_without_perso
     let sender = SubscriptionSender::new(
         Arc::new(SecretCache::new(
             Arc::new(SecretsManagerStore::new(secrets.clone(), &document_id)),
-            ttl,
+            TTL,
         )),
         Arc::new(SecretCache::new(
             Arc::new(SecretsManagerStore::new(secrets.clone(), &secrets_id)),
-            ttl,
+            TTL,
         )),
         http_client().unwrap(),
         Arc::new(DynamoDbIdempotencyStore::new(dynamodb.clone(), &table)),

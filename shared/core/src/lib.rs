@@ -1,6 +1,7 @@
 //! The core of okr-webhooks: the providers, their signatures, and the one normalized
 //! event every delivery becomes. Pure logic: no async runtime, no AWS, no storage.
 
+pub mod callable;
 pub mod endpoints;
 pub mod event;
 pub mod json;

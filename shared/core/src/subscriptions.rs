@@ -62,6 +62,21 @@ pub struct Subscription {
     /// Whether events are sent to it (`subscriptions disable` switches it off).
     #[serde(default = "on", skip_serializing_if = "is_on")]
     pub enabled: bool,
+    /// `types`, compiled on first use (`takes` runs for every event at ingest): derived,
+    /// so leave it as [`Subscription::to`] makes it.
+    #[serde(skip)]
+    pub patterns: Patterns,
+}
+
+/// Compiled type patterns: derived from `types`, so never part of a subscription's
+/// equality or its document.
+#[derive(Debug, Clone, Default)]
+pub struct Patterns(std::sync::OnceLock<Vec<WildMatch>>);
+
+impl PartialEq for Patterns {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 fn on() -> bool {
@@ -84,17 +99,18 @@ impl Subscription {
             rate_per_second: None,
             full_event: false,
             enabled: true,
+            patterns: Patterns::default(),
         }
     }
 
     /// Whether it takes `event` by its filters (switched on or not).
     pub fn takes(&self, event: &Event) -> bool {
         let endpoint = event.endpoint.unwrap_or(event.source);
-        (self.types.is_empty()
-            || self
-                .types
-                .iter()
-                .any(|pattern| WildMatch::new(pattern).matches(&event.event_type)))
+        let patterns = self
+            .patterns
+            .0
+            .get_or_init(|| self.types.iter().map(|t| WildMatch::new(t)).collect());
+        (patterns.is_empty() || patterns.iter().any(|p| p.matches(&event.event_type)))
             && (self.endpoints.is_empty()
                 || self.endpoints.iter().any(|name| name == endpoint.as_str()))
             && (self.kinds.is_empty() || self.kinds.contains(&event.entity.kind))
@@ -129,18 +145,12 @@ address such as 127.0.0.1), without a user or password in it (use --basic)";
 /// a loopback address (127.0.0.0/8, ::1; not `localhost`, which a resolver may send
 /// elsewhere), and no credentials in it.
 pub fn check_url(url: &str) -> Result<(), &'static str> {
-    let parsed = url::Url::parse(url).map_err(|_| URL_RULE)?;
-    if !parsed.username().is_empty() || parsed.password().is_some() || url.trim() != url {
-        return Err(URL_RULE);
-    }
-    let loopback = match parsed.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        _ => false,
-    };
-    match parsed.scheme() {
-        "https" if parsed.host().is_some() => Ok(()),
-        "http" if loopback => Ok(()),
+    match crate::callable::loopback_or_https(url) {
+        Some(parsed)
+            if parsed.username().is_empty() && parsed.password().is_none() && url.trim() == url =>
+        {
+            Ok(())
+        }
         _ => Err(URL_RULE),
     }
 }

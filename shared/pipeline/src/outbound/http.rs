@@ -29,17 +29,7 @@ pub const NOT_CALLABLE: &str =
 /// another scheme; not a URL) can never be called: a configuration error, refused where
 /// the URL is configured.
 pub fn callable(url: &str) -> Result<reqwest::Url, &'static str> {
-    let parsed = reqwest::Url::parse(url.trim()).map_err(|_| NOT_CALLABLE)?;
-    let loopback = match parsed.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        _ => false,
-    };
-    match parsed.scheme() {
-        "https" if parsed.host().is_some() => Ok(parsed),
-        "http" if loopback => Ok(parsed),
-        _ => Err(NOT_CALLABLE),
-    }
+    okr_core::callable::loopback_or_https(url).ok_or(NOT_CALLABLE)
 }
 
 /// Whether `url` is one [`callable`] accepts as plain http: a stand-in on this machine.
