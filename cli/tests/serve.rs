@@ -1265,3 +1265,96 @@ async fn a_refused_attempt_is_a_span_in_error_and_a_refused_delivery_is_not_ours
         .unwrap();
     assert_eq!(listed["items"][0]["trace_id"], refused[0].trace_id.as_str());
 }
+
+/// A `kill -9` between a batch's claims and its sends posts nothing twice and loses
+/// nothing. Slack's stand-in holds every post of `Hang…` unanswered. The first `serve`
+/// dies while it posts `Hang1`, with five more hires queued; the second claims those
+/// five in one transaction and dies while it posts the first of them, its other claims
+/// taken and not yet sent; the third sends what is left. Slack gets each hire once: the
+/// two cut short are presumed sent (they reached Slack), the claimed-but-unsent ones go
+/// out after the restart.
+#[tokio::test]
+async fn kill_9_between_a_batchs_claims_and_its_sends_posts_nothing_twice() {
+    use wiremock::matchers::body_string_contains;
+    let dir = tempfile::tempdir().unwrap();
+    let stand_ins = stand_ins(200).await;
+    stand_ins.slack.reset().await;
+    Mock::given(body_string_contains("Hang"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3600)))
+        .mount(&stand_ins.slack)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&stand_ins.slack)
+        .await;
+    let mut first = start(dir.path(), &stand_ins).await;
+    let secrets = secrets(dir.path());
+    let hire = |name: &str, n: u32| {
+        format!(
+            r#"{{"action":"employee_create","data":{{"id":{n},"attributes":{{"first_name":"{name}","last_name":"Batch"}}}}}}"#
+        )
+    };
+    let send = async |base: &str, name: &str, n: u32| {
+        let (status, _) = deliver(
+            base,
+            &secrets,
+            Source::PEOPLEFORCE,
+            "peopleforce",
+            hire(name, n).as_bytes(),
+            None,
+        )
+        .await;
+        assert_eq!(status, 202, "{name}");
+    };
+    let posts_of = async |name: &str| {
+        bodies(&stand_ins.slack)
+            .await
+            .iter()
+            .filter(|b| b.to_string().contains(&format!("{name} Batch joined")))
+            .count()
+    };
+    let names = ["Hang1", "Hang2", "Ok3", "Ok4", "Ok5", "Ok6"];
+
+    send(&first.base, "Hang1", 1).await;
+    eventually("Hang1 posted", async || posts_of("Hang1").await == 1).await;
+    for (n, name) in names.iter().enumerate().skip(1) {
+        send(&first.base, name, n as u32 + 1).await;
+    }
+    first.child.kill().unwrap(); // SIGKILL, mid-post
+    first.child.wait().unwrap();
+
+    let mut second = start(dir.path(), &stand_ins).await;
+    eventually("Hang2 posted", async || posts_of("Hang2").await == 1).await;
+    second.child.kill().unwrap(); // SIGKILL, between the batch's claims and its sends
+    second.child.wait().unwrap();
+    // The batch's other claims were taken before the first send, and are still open.
+    let claims: Vec<String> = rusqlite::Connection::open(dir.path().join("idempotency.sqlite"))
+        .unwrap()
+        .prepare("SELECT status FROM idempotency WHERE key LIKE 'slack:%' ORDER BY status")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        claims.iter().filter(|s| *s == "IN_PROGRESS").count() >= 1
+            && claims.iter().filter(|s| *s == "SENDING").count() == 1,
+        "claims left by the kill: {claims:?}"
+    );
+
+    let _third = start(dir.path(), &stand_ins).await;
+    eventually("every hire posted", async || {
+        for name in names {
+            if posts_of(name).await == 0 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    // Time for a second post of any of them to arrive, then: once each.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for name in names {
+        assert_eq!(posts_of(name).await, 1, "{name}");
+    }
+}

@@ -12,7 +12,8 @@ use time::OffsetDateTime;
 /// A memory store with faults: its first state write loses to another writer (unless
 /// `lost` starts true); with `fail_completes` it cannot mark sends done, with
 /// `fail_sending` it cannot mark them started; with `stall_states` its state calls take
-/// an hour, with `refuse_state_writes` every state write fails.
+/// an hour, with `refuse_state_writes` every state write fails; with `fail_begin_of` a
+/// claim of that key fails.
 #[derive(Default)]
 pub struct Faulty {
     pub inner: MemoryIdempotencyStore,
@@ -21,6 +22,7 @@ pub struct Faulty {
     pub fail_sending: bool,
     pub stall_states: bool,
     pub refuse_state_writes: bool,
+    pub fail_begin_of: Option<String>,
 }
 
 fn unavailable() -> IdempotencyError {
@@ -35,6 +37,9 @@ impl ClaimStore for Faulty {
         now: OffsetDateTime,
         hold: Duration,
     ) -> Result<Claim, IdempotencyError> {
+        if self.fail_begin_of.as_deref() == Some(key) {
+            return Err(unavailable());
+        }
         self.inner.begin(key, now, hold).await
     }
     async fn complete(

@@ -317,6 +317,28 @@ pub async fn claim_store_contract(store: &dyn okr_pipeline::idempotency::ClaimSt
             .count();
         assert_eq!(proceeded, 1);
     }
+
+    // A batch's claims in one call, answered in order: completed, held elsewhere, new.
+    let (done, held, new) = (unique("evt"), unique("evt"), unique("evt"));
+    proceed(store.begin(&done, t0, hold).await.unwrap());
+    store.complete(&done, t0, keep).await.unwrap();
+    proceed(store.begin(&held, t0, hold).await.unwrap());
+    let claims = store
+        .begin_all(&[&done, &held, &new], t0 + secs(1), hold)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            claims.as_slice(),
+            [Claim::Completed, Claim::InProgress, Claim::Proceed(_)]
+        ),
+        "{claims:?}"
+    );
+    assert_eq!(
+        store.begin(&new, t0 + secs(1), hold).await.unwrap(),
+        Claim::InProgress,
+        "the batch holds its new claim"
+    );
 }
 
 /// The behaviour every state store must have (`StateStore`): state records are absent,

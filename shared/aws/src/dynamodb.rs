@@ -135,6 +135,29 @@ impl ClaimStore for DynamoDbIdempotencyStore {
         }
         Ok(Claim::InProgress)
     }
+    /// The batch's conditional puts side by side (one round trip's wait, not ten), each
+    /// keeping its own condition; when any fails, the claims the others took are given
+    /// back, so every record of the batch is retried.
+    async fn begin_all(
+        &self,
+        keys: &[&str],
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<Vec<Claim>, IdempotencyError> {
+        let answers =
+            futures::future::join_all(keys.iter().map(|key| self.begin(key, now, hold))).await;
+        if answers.iter().any(Result::is_err) {
+            let taken = keys
+                .iter()
+                .zip(&answers)
+                .filter_map(|(key, answer)| match answer {
+                    Ok(Claim::Proceed(token)) => Some(self.release(key, token)),
+                    _ => None,
+                });
+            futures::future::join_all(taken).await;
+        }
+        answers.into_iter().collect()
+    }
     async fn complete(
         &self,
         key: &str,

@@ -15,10 +15,30 @@ use okr_pipeline::idempotency::{
 
 /// Two tables in a WAL-mode database: `idempotency(key, status, expires_at, token)` and
 /// the state records, `state(key, version, value, expires_at)`.
+///
+/// **What waits for the disk.** Only the writes a lost one of which could repeat or drop
+/// a side effect commit with `synchronous = FULL` (an fsync of the WAL): marking a claim
+/// sending, releasing a claim (a lost release of a failed send would leave it presumed
+/// done after a crash), and the state records. Claims and completions commit with
+/// `NORMAL`: they survive a killed process like every commit, and after a power cut the
+/// WAL, written in order, keeps everything up to the last fsync'd commit: a lost claim
+/// is claimed again (its side effect had not started: its mark would have fsync'd it),
+/// and a lost completion leaves the claim sending, which [`recover_after_crash`]
+/// presumes done, as the completion said. One fsync a side effect, not four.
+///
+/// Expired records count as absent to every read; they are deleted at most once a
+/// minute, by expiry (indexed), not on every completion.
+///
+/// [`recover_after_crash`]: SqliteIdempotencyStore::recover_after_crash
 #[derive(Clone)]
 pub struct SqliteIdempotencyStore {
     connection: Arc<Mutex<Connection>>,
+    /// When expired records were last deleted (Unix seconds).
+    swept: Arc<std::sync::atomic::AtomicI64>,
 }
+
+/// How often expired records are deleted.
+const SWEEP_EVERY_S: i64 = 60;
 
 impl SqliteIdempotencyStore {
     /// Open (or create) the database at `path`.
@@ -34,6 +54,7 @@ impl SqliteIdempotencyStore {
                      expires_at INTEGER NOT NULL,
                      token TEXT
                  );
+                 CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
                  CREATE TABLE IF NOT EXISTS state (
                      key TEXT PRIMARY KEY,
                      version INTEGER NOT NULL,
@@ -44,6 +65,7 @@ impl SqliteIdempotencyStore {
             .map_err(wrap)?;
         Ok(SqliteIdempotencyStore {
             connection: Arc::new(Mutex::new(connection)),
+            swept: Arc::new(std::sync::atomic::AtomicI64::new(0)),
         })
     }
 
@@ -76,19 +98,60 @@ impl SqliteIdempotencyStore {
         .await
     }
 
+    /// Run `work` on the connection, committing with an fsync.
     async fn with<T: Send + 'static>(
         &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, IdempotencyError> {
+        self.run(Sync::Full, work).await
+    }
+
+    /// Run `work` on the connection, committing without waiting for the disk (see the
+    /// type's documentation for which writes may).
+    async fn light<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, IdempotencyError> {
+        self.run(Sync::Normal, work).await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        sync: Sync,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, IdempotencyError> {
         let connection = Arc::clone(&self.connection);
         tokio::task::spawn_blocking(move || {
             let connection = connection.lock().unwrap_or_else(|e| e.into_inner());
+            let level = match sync {
+                Sync::Full => "FULL",
+                Sync::Normal => "NORMAL",
+            };
+            connection.pragma_update(None, "synchronous", level)?;
             work(&connection)
         })
         .await
         .map_err(|e| IdempotencyError(Box::new(e)))?
         .map_err(wrap)
     }
+
+    /// Whether expired records are due to be deleted at `now` (claiming the sweep).
+    fn sweep_due(&self, now: i64) -> bool {
+        use std::sync::atomic::Ordering;
+        let last = self.swept.load(Ordering::Relaxed);
+        now - last >= SWEEP_EVERY_S
+            && self
+                .swept
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// Whether a commit waits for the disk.
+#[derive(Clone, Copy)]
+enum Sync {
+    Full,
+    Normal,
 }
 
 fn wrap(error: rusqlite::Error) -> IdempotencyError {
@@ -103,29 +166,45 @@ impl ClaimStore for SqliteIdempotencyStore {
         now: OffsetDateTime,
         hold: Duration,
     ) -> Result<Claim, IdempotencyError> {
-        let key = key.to_owned();
+        let mut claims = self.begin_all(&[key], now, hold).await?;
+        Ok(claims.pop().unwrap_or(Claim::InProgress))
+    }
+    /// One transaction for the whole batch's claims: all are taken or none.
+    async fn begin_all(
+        &self,
+        keys: &[&str],
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<Vec<Claim>, IdempotencyError> {
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
         let (now, until) = (now.unix_timestamp(), expiry(now, hold));
-        let token = ClaimToken::random();
-        self.with(move |connection| {
-            // Insert, or take over an expired record; one statement, so it is atomic.
-            let claimed = connection.execute(
-                "INSERT INTO idempotency (key, status, expires_at, token) VALUES (?1, ?2, ?3, ?5)
-                 ON CONFLICT (key) DO UPDATE SET status = excluded.status,
-                     expires_at = excluded.expires_at, token = excluded.token
-                 WHERE idempotency.expires_at <= ?4",
-                params![key, IN_PROGRESS, until, now, token.as_str()],
-            )?;
-            if claimed == 1 {
-                return Ok(Claim::Proceed(token));
+        self.light(move |connection| {
+            let transaction = connection.unchecked_transaction()?;
+            let mut claims = Vec::with_capacity(keys.len());
+            {
+                // Insert, or take over an expired record; one statement, so it is atomic.
+                let mut claim = transaction.prepare_cached(
+                    "INSERT INTO idempotency (key, status, expires_at, token) VALUES (?1, ?2, ?3, ?5)
+                     ON CONFLICT (key) DO UPDATE SET status = excluded.status,
+                         expires_at = excluded.expires_at, token = excluded.token
+                     WHERE idempotency.expires_at <= ?4",
+                )?;
+                let mut status = transaction
+                    .prepare_cached("SELECT status FROM idempotency WHERE key = ?1")?;
+                for key in &keys {
+                    let token = ClaimToken::random();
+                    if claim.execute(params![key, IN_PROGRESS, until, now, token.as_str()])? == 1 {
+                        claims.push(Claim::Proceed(token));
+                        continue;
+                    }
+                    let found: Option<String> = status
+                        .query_row(params![key], |row| row.get(0))
+                        .optional()?;
+                    claims.push(found.map_or(Claim::InProgress, |s| claim_of(&s)));
+                }
             }
-            let status: Option<String> = connection
-                .query_row(
-                    "SELECT status FROM idempotency WHERE key = ?1",
-                    params![key],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            Ok(status.map_or(Claim::InProgress, |s| claim_of(&s)))
+            transaction.commit()?;
+            Ok(claims)
         })
         .await
     }
@@ -137,19 +216,24 @@ impl ClaimStore for SqliteIdempotencyStore {
     ) -> Result<(), IdempotencyError> {
         let key = key.to_owned();
         let (now, until) = (now.unix_timestamp(), expiry(now, keep));
-        self.with(move |connection| {
-            connection.execute(
-                "INSERT INTO idempotency (key, status, expires_at, token) VALUES (?1, ?2, ?3, NULL)
-                 ON CONFLICT (key) DO UPDATE SET status = excluded.status,
-                     expires_at = excluded.expires_at, token = NULL",
-                params![key, COMPLETED, until],
-            )?;
-            // Expired records count as absent: drop them (SQLite has no TTL of its own).
-            connection.execute(
-                "DELETE FROM idempotency WHERE expires_at <= ?1",
-                params![now],
-            )?;
-            Ok(())
+        let sweep = self.sweep_due(now);
+        self.light(move |connection| {
+            let transaction = connection.unchecked_transaction()?;
+            transaction
+                .prepare_cached(
+                    "INSERT INTO idempotency (key, status, expires_at, token) VALUES (?1, ?2, ?3, NULL)
+                     ON CONFLICT (key) DO UPDATE SET status = excluded.status,
+                         expires_at = excluded.expires_at, token = NULL",
+                )?
+                .execute(params![key, COMPLETED, until])?;
+            if sweep {
+                // Expired records count as absent: drop them (SQLite has no TTL of its own).
+                transaction.execute(
+                    "DELETE FROM idempotency WHERE expires_at <= ?1",
+                    params![now],
+                )?;
+            }
+            transaction.commit()
         })
         .await
     }
@@ -162,11 +246,12 @@ impl ClaimStore for SqliteIdempotencyStore {
     ) -> Result<(), IdempotencyError> {
         let (key, token, until) = (key.to_owned(), token.as_str().to_owned(), expiry(now, hold));
         self.with(move |connection| {
-            connection.execute(
-                "UPDATE idempotency SET status = ?1, expires_at = MAX(expires_at, ?4)
-                 WHERE key = ?2 AND token = ?3",
-                params![SENDING, key, token, until],
-            )?;
+            connection
+                .prepare_cached(
+                    "UPDATE idempotency SET status = ?1, expires_at = MAX(expires_at, ?4)
+                     WHERE key = ?2 AND token = ?3",
+                )?
+                .execute(params![SENDING, key, token, until])?;
             Ok(())
         })
         .await

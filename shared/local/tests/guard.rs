@@ -159,3 +159,83 @@ async fn a_side_effect_that_cannot_be_recorded_is_acknowledged_and_counted() {
     // The claim, marked sending, still keeps another delivery from repeating it.
     assert_eq!(claim(&guard, "k:unrecorded").await, "busy");
 }
+
+/// A batch's claims are one transaction in SQLite: claimed together, and when the store
+/// refuses the transaction (here a trigger refusing one key of five), no claim of the
+/// batch is held, so every record is retried at once rather than waiting out a hold.
+#[tokio::test]
+async fn a_batch_is_claimed_in_one_transaction_and_a_refused_one_holds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("idempotency.sqlite");
+    let store = Arc::new(SqliteIdempotencyStore::open(&path).unwrap());
+    let guard = guard(store);
+    let batch = |keys: &[&str]| -> Vec<(String, String)> {
+        keys.iter()
+            .map(|k| ((*k).to_owned(), format!("evt_{k}")))
+            .collect()
+    };
+    let kinds = |claims: &[Claimed]| -> Vec<&'static str> {
+        claims
+            .iter()
+            .map(|c| match c {
+                Claimed::Held(_) => "held",
+                Claimed::Done => "done",
+                Claimed::Busy => "busy",
+                Claimed::Failed(_) => "failed",
+            })
+            .collect()
+    };
+
+    // One done before, one held by another delivery, three new: answered in order.
+    let done = [held(&guard, "b:1").await];
+    let ran = guard
+        .run(&done, Duration::ZERO, deadline(), || async {
+            Ok::<(), ()>(())
+        })
+        .await;
+    assert!(matches!(ran, Ran::Done), "{ran:?}");
+    let _other = held(&guard, "b:2").await;
+    let claims = guard
+        .claim_all(batch(&["b:1", "b:2", "b:3", "b:4", "b:5"]), deadline())
+        .await;
+    assert_eq!(kinds(&claims), ["done", "busy", "held", "held", "held"]);
+
+    // The store refuses the transaction at its fourth key.
+    let side = rusqlite::Connection::open(&path).unwrap();
+    side.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON idempotency WHEN NEW.key = 'c:4'
+         BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+    )
+    .unwrap();
+    let keys = ["c:1", "c:2", "c:3", "c:4", "c:5"];
+    let claims = guard.claim_all(batch(&keys), deadline()).await;
+    assert_eq!(kinds(&claims), ["failed"; 5]);
+    side.execute_batch("DROP TRIGGER refuse").unwrap();
+    // Nothing of it was kept: each key is free to claim now, none waits out a hold.
+    let claims = guard.claim_all(batch(&keys), deadline()).await;
+    assert_eq!(kinds(&claims), ["held"; 5]);
+}
+
+/// The same through the default `begin_all` (one claim after another, as the memory
+/// store and any store without transactions): a failure part-way gives back the claims
+/// already taken.
+#[tokio::test]
+async fn a_batch_failing_part_way_gives_back_what_it_took() {
+    let store = Arc::new(okr_webhooks_tests::faulty::Faulty {
+        fail_begin_of: Some("d:3".to_owned()),
+        ..Default::default()
+    });
+    let guard = guard(store.clone());
+    let wanted = ["d:1", "d:2", "d:3", "d:4"]
+        .iter()
+        .map(|k| ((*k).to_owned(), "evt_1".to_owned()))
+        .collect();
+    let claims = guard.claim_all(wanted, deadline()).await;
+    assert!(
+        claims.iter().all(|c| matches!(c, Claimed::Failed(_))),
+        "{claims:?}"
+    );
+    for key in ["d:1", "d:2", "d:4"] {
+        assert_eq!(claim(&guard, key).await, "held", "{key} was given back");
+    }
+}

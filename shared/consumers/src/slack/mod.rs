@@ -218,21 +218,22 @@ impl SlackNotifier {
         notable
     }
 
-    /// Claim each notable event; those posted before are done, those another delivery
-    /// holds (or the store could not claim) fail for a retry.
+    /// Claim the notable events, all in one store call; those posted before are done,
+    /// those another delivery holds (or the store could not claim) fail for a retry.
     async fn claim(
         &self,
         notable: Vec<(Option<String>, Event)>,
         deadline: Instant,
         report: &mut BatchReport,
     ) -> Vec<Entry> {
+        let wanted = notable
+            .iter()
+            .map(|(_, event)| (claim_key(event), event.id.clone()))
+            .collect();
+        let claims = self.guard.claim_all(wanted, deadline).await;
         let mut claimed = Vec::new();
-        for (message_id, event) in notable {
-            match self
-                .guard
-                .claim(claim_key(&event), &event.id, deadline)
-                .await
-            {
+        for ((message_id, event), claim) in notable.into_iter().zip(claims) {
+            match claim {
                 Claimed::Held(held) => claimed.push((message_id, event, held)),
                 Claimed::Done => {
                     tracing::info!(event_id = %event.id, destination = SLACK, outcome = "already_posted", "posted before; skipping");

@@ -130,6 +130,56 @@ impl Guard {
         }
     }
 
+    /// Claim each `(key, event id)` of a batch in one store call ([`ClaimStore::begin_all`]:
+    /// one transaction in SQLite), answering in their order. When the store fails, every
+    /// one is [`Claimed::Failed`] and none is held: the whole batch is retried.
+    ///
+    /// [`ClaimStore::begin_all`]: crate::idempotency::ClaimStore::begin_all
+    pub async fn claim_all(
+        &self,
+        wanted: Vec<(String, String)>,
+        deadline: Instant,
+    ) -> Vec<Claimed> {
+        if wanted.is_empty() {
+            return Vec::new();
+        }
+        let keys: Vec<&str> = wanted.iter().map(|(key, _)| key.as_str()).collect();
+        let begun = self
+            .store
+            .begin_all(&keys, OffsetDateTime::now_utc(), short_hold(deadline))
+            .await;
+        match begun {
+            Ok(claims) if claims.len() == wanted.len() => wanted
+                .into_iter()
+                .zip(claims)
+                .map(|((key, event_id), claim)| match claim {
+                    Claim::Proceed(token) => Claimed::Held(Held {
+                        key,
+                        token,
+                        event_id,
+                    }),
+                    Claim::Completed => Claimed::Done,
+                    Claim::InProgress => Claimed::Busy,
+                })
+                .collect(),
+            answer => {
+                let error = match answer {
+                    Err(error) => okr_core::error_chain(&error),
+                    Ok(_) => "the store answered for another number of keys".to_owned(),
+                };
+                tracing::error!(
+                    claims = wanted.len(),
+                    error,
+                    "the idempotency store failed; the batch is retried"
+                );
+                wanted
+                    .iter()
+                    .map(|_| Claimed::Failed(IdempotencyError(error.clone().into())))
+                    .collect()
+            }
+        }
+    }
+
     /// Run `side_effect` once for all of `claims` (one post for a digest of events),
     /// after `pause`: marked sending first, completed after it succeeded, released when
     /// it failed or could not start. Without time for the pause, the marks, the side

@@ -94,6 +94,34 @@ pub trait ClaimStore: Send + Sync {
         now: OffsetDateTime,
         hold: Duration,
     ) -> Result<Claim, IdempotencyError>;
+    /// Claim each of `keys` as [`begin`](ClaimStore::begin) does, answering in their
+    /// order: a batch's claims in one call. A store that can makes it one transaction
+    /// (SQLite); others give back the claims they took when one fails (or, failing that,
+    /// leave them to lapse at their short hold), so an error leaves every record of the
+    /// batch to be retried.
+    async fn begin_all(
+        &self,
+        keys: &[&str],
+        now: OffsetDateTime,
+        hold: Duration,
+    ) -> Result<Vec<Claim>, IdempotencyError> {
+        let mut claims = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            match self.begin(key, now, hold).await {
+                Ok(claim) => claims.push(claim),
+                Err(error) => {
+                    // Give back what this batch took, so none of it waits out its hold.
+                    for (key, claim) in keys.iter().zip(&claims).take(i) {
+                        if let Claim::Proceed(token) = claim {
+                            let _ = self.release(key, token).await;
+                        }
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        Ok(claims)
+    }
     /// Mark `key` completed, remembered until `now + keep`.
     async fn complete(
         &self,
