@@ -149,6 +149,17 @@ struct Bus {
     breaker: Arc<Breaker>,
 }
 
+/// The subscriptions' health as this batch knows it: read once, kept as it changes.
+type Healths = Mutex<HashMap<String, Health>>;
+
+/// What one record came to.
+enum Settled {
+    /// Its step and what it says.
+    Done(&'static str, String),
+    /// Retry it: how, and why.
+    Failed(Failure, String),
+}
+
 /// The breaker name of the event bus.
 pub const EVENT_BUS: &str = "event-bus";
 
@@ -228,7 +239,10 @@ impl SubscriptionSender {
         self
     }
 
-    /// Handle one batch; `deadline` is when it must have answered.
+    /// Handle one batch; `deadline` is when it must have answered. The records are sent
+    /// side by side (each its own claim, mark and post through the guard), so a batch
+    /// waits for its slowest send, not for the sum of them; a subscription's pace still
+    /// spaces its posts.
     pub async fn handle(
         &self,
         batch: SqsEvent,
@@ -239,12 +253,11 @@ impl SubscriptionSender {
         // Read again at most once a batch, when the copy here takes an event nobody
         // takes: ingest queued it by a newer copy (a subscription just added or enabled).
         let mut read_again = false;
-        let mut health = HashMap::new();
+        let mut events = Vec::with_capacity(batch.records.len());
         for record in &batch.records {
             let Some(event) = report.decode(record) else {
                 continue;
             };
-            let message_id = record.message_id.as_deref();
             if self.bus.is_none()
                 && !read_again
                 && document.as_ref().is_ok_and(|d| !d.any_takes(&event))
@@ -253,74 +266,97 @@ impl SubscriptionSender {
                 self.document.invalidate().await;
                 document = self.document.current().await;
             }
-            // A replay to one subscription goes to it alone. The bus first: it does not
-            // wait for a readable document.
-            let only = event
-                .replay
-                .as_ref()
-                .and_then(|r| r.subscription.as_deref());
-            let published = match (&self.bus, only) {
-                (Some(bus), None) => {
-                    Some(("the event bus", self.publish(bus, &event, deadline).await))
-                }
-                _ => None,
-            };
-            let mut sent = Vec::new();
-            let mut off = Vec::new();
-            let mut failed: Option<(Failure, Vec<String>)> = None;
-            let document = match &document {
-                Ok(document) => document,
-                Err(error) => {
-                    tracing::error!(event_id = %event.id, error = %okr_core::error_chain(error), outcome = "retry", "cannot read the subscriptions document; the record waits");
-                    let mut why = vec!["the subscriptions document cannot be read".to_owned()];
-                    if let Some((_, Sent::Posted | Sent::Before)) = published {
-                        why.push("sent to the event bus".into());
-                    }
-                    report.fail_because(message_id, Failure::Transient, why.join("; "));
-                    continue;
-                }
-            };
-            let sends = published.into_iter();
-            let mut outcomes = Vec::new();
-            let taking = document
-                .taking(&event)
-                .filter(|(name, _)| only.is_none_or(|only| only == *name));
-            for (name, subscription) in taking {
-                outcomes.push((
-                    name,
-                    self.send(name, subscription, &event, deadline, &mut health)
-                        .await,
-                ));
-            }
-            for (name, outcome) in sends.chain(outcomes) {
-                match outcome {
-                    Sent::Posted | Sent::Before => sent.push(name),
-                    Sent::Off(why) => off.push(why),
-                    Sent::Failed(failure, why) => {
-                        let (worst, whys) = failed.get_or_insert((failure, Vec::new()));
-                        *worst = hopeful(*worst, failure);
-                        whys.push(why);
-                    }
-                }
-            }
-            if let Some((failure, mut whys)) = failed {
-                // The step says what came of every subscription, not only the failures.
-                whys.extend(off);
-                if !sent.is_empty() {
-                    whys.push(format!("sent to {}", sent.join(", ")));
-                }
-                report.fail_because(message_id, failure, whys.join("; "));
-            } else if !sent.is_empty() {
-                let mut detail = vec![format!("to {}", sent.join(", "))];
-                detail.extend(off);
-                report.done(message_id, "sent", detail.join("; "));
-            } else if !off.is_empty() {
-                report.done(message_id, "skipped", off.join("; "));
-            } else {
-                report.done(message_id, "skipped", "no subscription takes it now".into());
+            events.push((record.message_id.as_deref(), event));
+        }
+        let health = Healths::default();
+        let document = &document;
+        let health = &health;
+        let outcomes = futures::future::join_all(
+            events
+                .iter()
+                .map(|(_, event)| self.send_event(event, document, deadline, health)),
+        )
+        .await;
+        for ((message_id, _), outcome) in events.iter().zip(outcomes) {
+            match outcome {
+                Settled::Failed(failure, why) => report.fail_because(*message_id, failure, why),
+                Settled::Done(step, detail) => report.done(*message_id, step, detail),
             }
         }
         report.finish(&self.retries, Some(deadline)).await
+    }
+
+    /// Send `event` to the bus (if any) and every subscription taking it, and settle
+    /// what its record comes to.
+    async fn send_event(
+        &self,
+        event: &Event,
+        document: &Result<Arc<Subscriptions>, okr_pipeline::secrets::SecretsError>,
+        deadline: Instant,
+        health: &Healths,
+    ) -> Settled {
+        // A replay to one subscription goes to it alone. The bus first: it does not
+        // wait for a readable document.
+        let only = event
+            .replay
+            .as_ref()
+            .and_then(|r| r.subscription.as_deref());
+        let published = match (&self.bus, only) {
+            (Some(bus), None) => Some(("the event bus", self.publish(bus, event, deadline).await)),
+            _ => None,
+        };
+        let mut sent = Vec::new();
+        let mut off = Vec::new();
+        let mut failed: Option<(Failure, Vec<String>)> = None;
+        let document = match document {
+            Ok(document) => document,
+            Err(error) => {
+                tracing::error!(event_id = %event.id, error = %okr_core::error_chain(error), outcome = "retry", "cannot read the subscriptions document; the record waits");
+                let mut why = vec!["the subscriptions document cannot be read".to_owned()];
+                if let Some((_, Sent::Posted | Sent::Before)) = published {
+                    why.push("sent to the event bus".into());
+                }
+                return Settled::Failed(Failure::Transient, why.join("; "));
+            }
+        };
+        let sends = published.into_iter();
+        let mut outcomes = Vec::new();
+        let taking = document
+            .taking(event)
+            .filter(|(name, _)| only.is_none_or(|only| only == *name));
+        for (name, subscription) in taking {
+            outcomes.push((
+                name,
+                self.send(name, subscription, event, deadline, health).await,
+            ));
+        }
+        for (name, outcome) in sends.chain(outcomes) {
+            match outcome {
+                Sent::Posted | Sent::Before => sent.push(name),
+                Sent::Off(why) => off.push(why),
+                Sent::Failed(failure, why) => {
+                    let (worst, whys) = failed.get_or_insert((failure, Vec::new()));
+                    *worst = hopeful(*worst, failure);
+                    whys.push(why);
+                }
+            }
+        }
+        if let Some((failure, mut whys)) = failed {
+            // The step says what came of every subscription, not only the failures.
+            whys.extend(off);
+            if !sent.is_empty() {
+                whys.push(format!("sent to {}", sent.join(", ")));
+            }
+            Settled::Failed(failure, whys.join("; "))
+        } else if !sent.is_empty() {
+            let mut detail = vec![format!("to {}", sent.join(", "))];
+            detail.extend(off);
+            Settled::Done("sent", detail.join("; "))
+        } else if !off.is_empty() {
+            Settled::Done("skipped", off.join("; "))
+        } else {
+            Settled::Done("skipped", "no subscription takes it now".into())
+        }
     }
 
     /// Send `event` to subscription `name` once, through its breaker and the guard.
@@ -330,7 +366,7 @@ impl SubscriptionSender {
         subscription: &Subscription,
         event: &Event,
         deadline: Instant,
-        health: &mut HashMap<String, Health>,
+        health: &Healths,
     ) -> Sent {
         let now = self.now();
         let state = self.health_of(name, health).await;
@@ -602,8 +638,12 @@ impl SubscriptionSender {
 
     /// Subscription `name`'s health, read once a batch (healthy when it cannot be read:
     /// a send is then tried, never skipped).
-    async fn health_of(&self, name: &str, health: &mut HashMap<String, Health>) -> Health {
-        if let Some(known) = health.get(name) {
+    async fn health_of(&self, name: &str, health: &Healths) -> Health {
+        if let Some(known) = health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+        {
             return known.clone();
         }
         let known = self::health(self.guard.store().as_ref(), name)
@@ -616,13 +656,19 @@ impl SubscriptionSender {
                 );
                 Health::default()
             });
-        health.insert(name.to_owned(), known.clone());
+        health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), known.clone());
         known
     }
 
     /// Keep `next` as subscription `name`'s health (unless it was switched off meanwhile).
-    async fn keep_health(&self, name: &str, health: &mut HashMap<String, Health>, next: Health) {
-        health.insert(name.to_owned(), next.clone());
+    async fn keep_health(&self, name: &str, health: &Healths, next: Health) {
+        health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), next.clone());
         let key = health_key(name);
         let written = update_state(
             self.guard.store().as_ref(),
@@ -643,13 +689,7 @@ impl SubscriptionSender {
     }
 
     /// Switch subscription `name` off, saying why in the log and the metrics.
-    async fn switch_off(
-        &self,
-        name: &str,
-        health: &mut HashMap<String, Health>,
-        why: String,
-        now: i64,
-    ) {
+    async fn switch_off(&self, name: &str, health: &Healths, why: String, now: i64) {
         tracing::warn!(subscription = name, why = %why, outcome = "disabled", "subscription switched off; `okr-webhooks subscriptions enable` (on AWS with --stack) switches it on again");
         self.metrics.count(SERVICE, "SubscriptionsDisabled");
         let off = Health {
