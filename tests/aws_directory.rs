@@ -31,7 +31,21 @@ async fn sqlite() {
     // What was written survives a reopen.
     let reopened = SqliteDirectory::open(&path).unwrap();
     use okr_consumers::directory::DirectoryStore;
-    assert_eq!(reopened.entries().await.unwrap().len(), 2);
+    assert_eq!(reopened.entries().await.unwrap().len(), 3);
+    // One transaction: a stale write after a fresh one leaves both unwritten.
+    let before = reopened.entries().await.unwrap();
+    let fresh = okr_consumers::directory::Entry::Link(okr_consumers::directory::Link {
+        owner: "Kim Lee".into(),
+        person: "person#c#1".into(),
+    });
+    let stale = before[0].entry.clone();
+    assert!(
+        !reopened
+            .put_all(&[(fresh, None), (stale, Some(before[0].version + 5))])
+            .await
+            .unwrap()
+    );
+    assert_eq!(reopened.entries().await.unwrap(), before, "nothing written");
 }
 
 fn batch(events: &[Event]) -> SqsEvent {

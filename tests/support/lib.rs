@@ -640,6 +640,32 @@ pub async fn directory_store_contract(store: &dyn okr_consumers::directory::Dire
         store.put(&link("person#a#4"), None).await.unwrap(),
         "gone, so new"
     );
+    // A batch's writes in one call: a stale first writes nothing; fresh ones all land.
+    let other = |person: &str| {
+        Entry::Link(Link {
+            owner: "Ada Obi".into(),
+            person: person.into(),
+        })
+    };
+    assert!(
+        !store
+            .put_all(&[(link("person#a#5"), None), (other("person#b#1"), None)])
+            .await
+            .unwrap(),
+        "stale"
+    );
+    assert_eq!(store.entries().await.unwrap().len(), 2);
+    assert!(
+        store
+            .put_all(&[(link("person#a#5"), Some(1)), (other("person#b#1"), None)])
+            .await
+            .unwrap()
+    );
+    let mut entries = store.entries().await.unwrap();
+    entries.sort_by_key(|v| v.entry.key());
+    let written: Vec<(Entry, u64)> = entries.into_iter().map(|v| (v.entry, v.version)).collect();
+    assert!(written.contains(&(link("person#a#5"), 2)), "{written:?}");
+    assert!(written.contains(&(other("person#b#1"), 1)), "{written:?}");
 }
 
 /// Every message moto's SES holds as sent (the server's, not only this test's), as

@@ -121,6 +121,51 @@ impl DirectoryStore for SqliteDirectory {
         .await
     }
 
+    /// One transaction for them all: written together, or (a version moved) none.
+    async fn put_all(&self, writes: &[(Entry, Option<u64>)]) -> Result<bool, DirectoryError> {
+        let rows = writes
+            .iter()
+            .map(|(entry, expected)| {
+                Ok((
+                    entry.key(),
+                    serde_json::to_string(entry).map_err(json)?,
+                    *expected,
+                ))
+            })
+            .collect::<Result<Vec<_>, DirectoryError>>()?;
+        self.with(move |connection| {
+            let transaction = connection
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(wrap)?;
+            {
+                let mut read = transaction
+                    .prepare_cached("SELECT version FROM directory WHERE key = ?1")
+                    .map_err(wrap)?;
+                let mut write = transaction
+                    .prepare_cached(
+                        "INSERT INTO directory (key, doc, version) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (key) DO UPDATE SET doc = ?2, version = ?3",
+                    )
+                    .map_err(wrap)?;
+                for (key, doc, expected) in &rows {
+                    let stored: Option<i64> = read
+                        .query_row(params![key], |row| row.get(0))
+                        .optional()
+                        .map_err(wrap)?;
+                    if stored.map(|v| v as u64) != *expected {
+                        // Dropped unfinished, the transaction rolls back: nothing written.
+                        return Ok(false);
+                    }
+                    let version = expected.unwrap_or(0) as i64 + 1;
+                    write.execute(params![key, doc, version]).map_err(wrap)?;
+                }
+            }
+            transaction.commit().map_err(wrap)?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn remove(&self, key: &str) -> Result<(), DirectoryError> {
         let key = key.to_owned();
         self.with(move |connection| {

@@ -165,6 +165,19 @@ pub trait DirectoryStore: Send + Sync {
     /// entry); false, having written nothing, when another writer got there first.
     async fn put(&self, entry: &Entry, expected: Option<u64>) -> Result<bool, DirectoryError>;
 
+    /// Write each of `writes` as [`put`](DirectoryStore::put) does, in order, stopping at
+    /// the first another writer got to first (false). A store that can makes them one
+    /// transaction, all or none (SQLite: one commit for a batch's people, not one each);
+    /// either way a false or an error is answered by applying the batch again.
+    async fn put_all(&self, writes: &[(Entry, Option<u64>)]) -> Result<bool, DirectoryError> {
+        for (entry, expected) in writes {
+            if !self.put(entry, *expected).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Remove the entry at `key` (nothing there is not an error).
     async fn remove(&self, key: &str) -> Result<(), DirectoryError>;
 }
@@ -256,17 +269,21 @@ pub async fn apply(
                 writes.insert(key, (record, version));
             }
         }
-        let mut conflict = false;
+        let mut changes = Vec::new();
         for (key, (record, version)) in &writes {
             let unchanged = matches!(current.get(key), Some(v) if v.entry == Entry::Person(Box::new(record.clone())));
-            if unchanged {
-                continue;
+            if !unchanged {
+                changes.push((key, Entry::Person(Box::new(record.clone())), *version));
             }
-            let entry = Entry::Person(Box::new(record.clone()));
-            if !store.put(&entry, *version).await? {
-                conflict = true;
-                break;
-            }
+        }
+        let puts: Vec<(Entry, Option<u64>)> = changes
+            .iter()
+            .map(|(_, entry, version)| (entry.clone(), *version))
+            .collect();
+        if !puts.is_empty() && !store.put_all(&puts).await? {
+            continue;
+        }
+        for (key, entry, version) in changes {
             current.insert(
                 key.clone(),
                 Versioned {
@@ -274,9 +291,6 @@ pub async fn apply(
                     version: version.unwrap_or(0) + 1,
                 },
             );
-        }
-        if conflict {
-            continue;
         }
         warn_of_conflicts(&current, &writes);
         return Ok(applied);
