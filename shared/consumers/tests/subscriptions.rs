@@ -326,3 +326,78 @@ async fn a_subscription_without_its_secret_is_refused_without_counting_against_i
     let kept = health(s.store.as_ref(), "hr").await.unwrap();
     assert_eq!(kept.failing_since, None);
 }
+
+/// A batch's sends go side by side, and each decides by the health as it stands after
+/// its post: a subscription failing for five days whose receiver came back is not
+/// switched off by one refusal finishing after the batch's successes (the failing stretch
+/// starts again from it), and 410s from every send of a batch switch it off once.
+#[tokio::test]
+async fn sends_side_by_side_decide_by_the_health_the_batch_left() {
+    use okr_pipeline::idempotency::{StateStore, StateWrite};
+    use wiremock::matchers::body_string_contains;
+    let receiver = MockServer::start().await;
+    Mock::given(body_string_contains("\"E3\""))
+        .respond_with(ResponseTemplate::new(400).set_delay(Duration::from_millis(300)))
+        .mount(&receiver)
+        .await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let s = setup(&[("hr", Subscription::to(format!("{}/in", receiver.uri())))]);
+    let now = s.clock.now().unix_timestamp();
+    let failing = format!(
+        r#"{{"failing_since": {}, "last_failure": {}}}"#,
+        now - 5 * 24 * 3600 + 60,
+        now - 3600
+    );
+    let write = StateWrite {
+        key: "subscription:hr",
+        expected: None,
+        value: &failing,
+        now: OffsetDateTime::now_utc(),
+        keep: Duration::from_secs(3600),
+    };
+    assert!(s.store.save_state(&write).await.unwrap());
+    let later = s.clock.now() + time::Duration::minutes(2);
+    *s.clock.0.lock().unwrap() = later;
+
+    let hires: Vec<Event> = (1..=6).map(hire).collect();
+    let answer = s.sender.handle(batch(&hires), deadline()).await.unwrap();
+    assert_eq!(answer.batch_item_failures.len(), 1, "the refused one");
+    assert_eq!(receiver.received_requests().await.unwrap().len(), 6);
+    let kept = health(s.store.as_ref(), "hr").await.unwrap();
+    assert!(kept.disabled.is_none(), "{kept:?}");
+    assert_eq!(
+        kept.failing_since,
+        Some(s.clock.now().unix_timestamp()),
+        "a new stretch, from the refusal after the successes"
+    );
+    assert!(s.metrics.counts().is_empty(), "{:?}", s.metrics.counts());
+
+    // Every send of a batch answered 410: switched off, counted once.
+    let gone = MockServer::start().await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(ResponseTemplate::new(410))
+        .mount(&gone)
+        .await;
+    let s = setup(&[("old", Subscription::to(format!("{}/in", gone.uri())))]);
+    let answer = s
+        .sender
+        .handle(batch(&(11..=15).map(hire).collect::<Vec<_>>()), deadline())
+        .await
+        .unwrap();
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert_eq!(gone.received_requests().await.unwrap().len(), 5);
+    assert_eq!(
+        s.metrics.counts(),
+        [("subscriptions", "SubscriptionsDisabled")]
+    );
+    assert!(
+        health(s.store.as_ref(), "old")
+            .await
+            .unwrap()
+            .disabled
+            .is_some()
+    );
+}

@@ -267,14 +267,13 @@ impl Writer {
             .map_err(wrap)?;
         // A deleted captured body is overwritten, not left in free pages. Like the
         // reading connection, commits do not wait for an fsync (the log is a record of
-        // what happened, not what makes it happen; `synchronous` is per connection), and
-        // the WAL is folded in every 8,000 pages rather than 1,000: the writer rewrites
-        // the same index pages in commit after commit.
+        // what happened, not what makes it happen; `synchronous` is per connection).
+        // The WAL keeps SQLite's checkpoint interval, so a deleted body's old frames are
+        // soon written over.
         connection
             .execute_batch(
                 "PRAGMA secure_delete = ON;
-                 PRAGMA synchronous = NORMAL;
-                 PRAGMA wal_autocheckpoint = 8000;",
+                 PRAGMA synchronous = NORMAL;",
             )
             .map_err(wrap)?;
         let (sender, receiver) = std::sync::mpsc::sync_channel(WAITING);

@@ -103,7 +103,7 @@ impl SqliteIdempotencyStore {
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, IdempotencyError> {
-        self.run(Sync::Full, work).await
+        self.run(Commit::Fsync, work).await
     }
 
     /// Run `work` on the connection, committing without waiting for the disk (see the
@@ -112,20 +112,20 @@ impl SqliteIdempotencyStore {
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, IdempotencyError> {
-        self.run(Sync::Normal, work).await
+        self.run(Commit::Written, work).await
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        sync: Sync,
+        commit: Commit,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, IdempotencyError> {
         let connection = Arc::clone(&self.connection);
         tokio::task::spawn_blocking(move || {
             let connection = connection.lock().unwrap_or_else(|e| e.into_inner());
-            let level = match sync {
-                Sync::Full => "FULL",
-                Sync::Normal => "NORMAL",
+            let level = match commit {
+                Commit::Fsync => "FULL",
+                Commit::Written => "NORMAL",
             };
             connection.pragma_update(None, "synchronous", level)?;
             work(&connection)
@@ -149,9 +149,9 @@ impl SqliteIdempotencyStore {
 
 /// Whether a commit waits for the disk.
 #[derive(Clone, Copy)]
-enum Sync {
-    Full,
-    Normal,
+enum Commit {
+    Fsync,
+    Written,
 }
 
 fn wrap(error: rusqlite::Error) -> IdempotencyError {

@@ -41,7 +41,7 @@ const SLACK_BATCH: usize = 10;
 const ALERTS_BATCH: usize = 10;
 /// The read model applies a batch in one transaction: big batches, few commits.
 const PROGRESS_BATCH: usize = 500;
-/// The subscriptions' records are sent one after another, as Slack's are.
+/// The subscriptions' records are sent side by side, ten at a time as on AWS.
 const SUBSCRIPTIONS_BATCH: usize = 10;
 
 /// A consumer, its handler, and how many messages it takes at once.

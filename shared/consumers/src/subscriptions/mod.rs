@@ -152,6 +152,16 @@ struct Bus {
 /// The subscriptions' health as this batch knows it: read once, kept as it changes.
 type Healths = Mutex<HashMap<String, Health>>;
 
+/// Subscription `name`'s health as the batch knows it now (healthy when unknown).
+fn health_now(name: &str, health: &Healths) -> Health {
+    health
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(name)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// What one record came to.
 enum Settled {
     /// Its step and what it says.
@@ -405,10 +415,13 @@ impl SubscriptionSender {
         let Some(ran) = ran else {
             return Sent::Before;
         };
+        // Decided by the health as it stands now: the batch's other sends to this
+        // subscription, side by side with this one, may have changed it.
+        let state = health_now(name, health);
         match ran {
             Ran::Done => {
                 tracing::info!(event_id = %event.id, subscription = name, r#type = %event.event_type, outcome = "sent", "sent to the subscription");
-                if state.failing_since.is_some() {
+                if state.failing_since.is_some() && state.disabled.is_none() {
                     self.keep_health(name, health, Health::default()).await;
                 }
                 Sent::Posted
@@ -417,6 +430,11 @@ impl SubscriptionSender {
                 let why = "its receiver answered 410 Gone".to_owned();
                 self.switch_off(name, health, why.clone(), now).await;
                 Sent::Off(format!("{name} is switched off: {why}"))
+            }
+            Ran::Failed(error) if state.disabled.is_some() => {
+                // Switched off by another send of this batch: nothing more to count.
+                let failure = failure_of(&error);
+                Sent::Failed(failure, format!("{name}: {}", why_of(&error)))
             }
             Ran::Failed(error) => {
                 let failure = failure_of(&error);
@@ -636,8 +654,8 @@ impl SubscriptionSender {
         self.breaking.clock.now().unix_timestamp()
     }
 
-    /// Subscription `name`'s health, read once a batch (healthy when it cannot be read:
-    /// a send is then tried, never skipped).
+    /// Subscription `name`'s health, read from the store by the batch's first send to it
+    /// (healthy when it cannot be read: a send is then tried, never skipped).
     async fn health_of(&self, name: &str, health: &Healths) -> Health {
         if let Some(known) = health
             .lock()
@@ -656,11 +674,13 @@ impl SubscriptionSender {
                 );
                 Health::default()
             });
+        // Another send of the batch may have read it, or changed it, meanwhile.
         health
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_owned(), known.clone());
-        known
+            .entry(name.to_owned())
+            .or_insert(known)
+            .clone()
     }
 
     /// Keep `next` as subscription `name`'s health (unless it was switched off meanwhile).
@@ -690,13 +710,25 @@ impl SubscriptionSender {
 
     /// Switch subscription `name` off, saying why in the log and the metrics.
     async fn switch_off(&self, name: &str, health: &Healths, why: String, now: i64) {
-        tracing::warn!(subscription = name, why = %why, outcome = "disabled", "subscription switched off; `okr-webhooks subscriptions enable` (on AWS with --stack) switches it on again");
-        self.metrics.count(SERVICE, "SubscriptionsDisabled");
         let off = Health {
             failing_since: None,
             last_failure: None,
-            disabled: Some(Disabled { at: now, why }),
+            disabled: Some(Disabled {
+                at: now,
+                why: why.clone(),
+            }),
         };
+        {
+            // Once a batch: its other sends to the subscription may answer 410 too.
+            let mut known = health.lock().unwrap_or_else(PoisonError::into_inner);
+            let state = known.entry(name.to_owned()).or_default();
+            if state.disabled.is_some() {
+                return;
+            }
+            *state = off.clone();
+        }
+        tracing::warn!(subscription = name, why = %why, outcome = "disabled", "subscription switched off; `okr-webhooks subscriptions enable` (on AWS with --stack) switches it on again");
+        self.metrics.count(SERVICE, "SubscriptionsDisabled");
         self.keep_health(name, health, off).await;
     }
 

@@ -165,7 +165,15 @@ impl Guard {
             answer => {
                 let error = match answer {
                     Err(error) => okr_core::error_chain(&error),
-                    Ok(_) => "the store answered for another number of keys".to_owned(),
+                    Ok(claims) => {
+                        // Hold none of it: give back what it took.
+                        for (key, claim) in keys.iter().zip(&claims) {
+                            if let Claim::Proceed(token) = claim {
+                                let _ = self.store.release(key, token).await;
+                            }
+                        }
+                        "the store answered for another number of keys".to_owned()
+                    }
                 };
                 tracing::error!(
                     claims = wanted.len(),
