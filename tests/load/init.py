@@ -122,6 +122,16 @@ def measure(binary, env, event):
     return inits, firsts, last
 
 
+def listening(port):
+    """Until something listens on `port` (10 s at most)."""
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
 def summary(values):
     values = sorted(values)
     return f"median {statistics.median(values):5.1f} ms, p90 {values[int(len(values) * 0.9) - 1]:5.1f} ms"
@@ -137,12 +147,7 @@ def main():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         moto_url = f"http://127.0.0.1:{moto_port}"
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", moto_port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        listening(moto_port)
         lines = subprocess.run([sys.executable, os.path.join(root, "tests/local_aws.py"), moto_url],
                                capture_output=True, text=True, check=True).stdout.splitlines()
         env = dict(os.environ)
@@ -192,12 +197,7 @@ def at_once_env(env, moto_url):
     port = free_port()
     process = subprocess.Popen([sys.executable, os.path.join(root, "tests/load/aws_at_once.py"), str(port), path],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    listening(port)
     return dict(env, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}"), process
 
 

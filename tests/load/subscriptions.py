@@ -220,6 +220,7 @@ def soak_run(rate, seconds):
 
 
 def wait_for(port):
+    """Until `serve` on `port` answers /healthz (10 s at most)."""
     for _ in range(200):
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -246,14 +247,7 @@ def main():
     serve = subprocess.Popen([tool, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", data_dir],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(200):
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", "/healthz")
-                connection.getresponse().read()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_for(port)
         secret = json.load(open(os.path.join(data_dir, "secrets.json")))["peopleforce"]
         secret = (secret[0] if isinstance(secret, list) else secret).encode()
         jobs = list(hires(secret))

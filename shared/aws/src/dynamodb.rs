@@ -147,14 +147,11 @@ impl ClaimStore for DynamoDbIdempotencyStore {
         let answers =
             futures::future::join_all(keys.iter().map(|key| self.begin(key, now, hold))).await;
         if answers.iter().any(Result::is_err) {
-            let taken = keys
+            let taken: Vec<Claim> = answers
                 .iter()
-                .zip(&answers)
-                .filter_map(|(key, answer)| match answer {
-                    Ok(Claim::Proceed(token)) => Some(self.release(key, token)),
-                    _ => None,
-                });
-            futures::future::join_all(taken).await;
+                .map(|answer| answer.as_ref().map_or(Claim::InProgress, Claim::clone))
+                .collect();
+            okr_pipeline::idempotency::give_back(self, keys, &taken).await;
         }
         answers.into_iter().collect()
     }

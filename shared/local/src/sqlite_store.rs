@@ -32,7 +32,8 @@ use okr_pipeline::idempotency::{
 /// [`recover_after_crash`]: SqliteIdempotencyStore::recover_after_crash
 #[derive(Clone)]
 pub struct SqliteIdempotencyStore {
-    connection: Arc<Mutex<Connection>>,
+    /// The connection, and how its commits are set to wait now.
+    connection: Arc<Mutex<(Connection, Commit)>>,
     /// When expired records were last deleted (Unix seconds).
     swept: Arc<std::sync::atomic::AtomicI64>,
 }
@@ -64,7 +65,7 @@ impl SqliteIdempotencyStore {
             )
             .map_err(wrap)?;
         Ok(SqliteIdempotencyStore {
-            connection: Arc::new(Mutex::new(connection)),
+            connection: Arc::new(Mutex::new((connection, Commit::Fsync))),
             swept: Arc::new(std::sync::atomic::AtomicI64::new(0)),
         })
     }
@@ -122,13 +123,17 @@ impl SqliteIdempotencyStore {
     ) -> Result<T, IdempotencyError> {
         let connection = Arc::clone(&self.connection);
         tokio::task::spawn_blocking(move || {
-            let connection = connection.lock().unwrap_or_else(|e| e.into_inner());
-            let level = match commit {
-                Commit::Fsync => "FULL",
-                Commit::Written => "NORMAL",
-            };
-            connection.pragma_update(None, "synchronous", level)?;
-            work(&connection)
+            let mut held = connection.lock().unwrap_or_else(|e| e.into_inner());
+            let (connection, set) = &mut *held;
+            if *set != commit {
+                let level = match commit {
+                    Commit::Fsync => "FULL",
+                    Commit::Written => "NORMAL",
+                };
+                connection.pragma_update(None, "synchronous", level)?;
+                *set = commit;
+            }
+            work(connection)
         })
         .await
         .map_err(|e| IdempotencyError(Box::new(e)))?
@@ -148,7 +153,7 @@ impl SqliteIdempotencyStore {
 }
 
 /// Whether a commit waits for the disk.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Commit {
     Fsync,
     Written,

@@ -269,21 +269,19 @@ pub async fn apply(
                 writes.insert(key, (record, version));
             }
         }
-        let mut changes = Vec::new();
+        let mut keys = Vec::new();
+        let mut puts = Vec::new();
         for (key, (record, version)) in &writes {
-            let unchanged = matches!(current.get(key), Some(v) if v.entry == Entry::Person(Box::new(record.clone())));
-            if !unchanged {
-                changes.push((key, Entry::Person(Box::new(record.clone())), *version));
+            let entry = Entry::Person(Box::new(record.clone()));
+            if current.get(key).is_none_or(|v| v.entry != entry) {
+                keys.push(key);
+                puts.push((entry, *version));
             }
         }
-        let puts: Vec<(Entry, Option<u64>)> = changes
-            .iter()
-            .map(|(_, entry, version)| (entry.clone(), *version))
-            .collect();
         if !puts.is_empty() && !store.put_all(&puts).await? {
             continue;
         }
-        for (key, entry, version) in changes {
+        for (key, (entry, version)) in keys.into_iter().zip(puts) {
             current.insert(
                 key.clone(),
                 Versioned {

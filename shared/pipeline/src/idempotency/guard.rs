@@ -166,12 +166,8 @@ impl Guard {
                 let error = match answer {
                     Err(error) => okr_core::error_chain(&error),
                     Ok(claims) => {
-                        // Hold none of it: give back what it took.
-                        for (key, claim) in keys.iter().zip(&claims) {
-                            if let Claim::Proceed(token) = claim {
-                                let _ = self.store.release(key, token).await;
-                            }
-                        }
+                        // Hold none of it.
+                        crate::idempotency::give_back(self.store.as_ref(), &keys, &claims).await;
                         "the store answered for another number of keys".to_owned()
                     }
                 };

@@ -106,16 +106,11 @@ pub trait ClaimStore: Send + Sync {
         hold: Duration,
     ) -> Result<Vec<Claim>, IdempotencyError> {
         let mut claims = Vec::with_capacity(keys.len());
-        for (i, key) in keys.iter().enumerate() {
+        for key in keys {
             match self.begin(key, now, hold).await {
                 Ok(claim) => claims.push(claim),
                 Err(error) => {
-                    // Give back what this batch took, so none of it waits out its hold.
-                    for (key, claim) in keys.iter().zip(&claims).take(i) {
-                        if let Claim::Proceed(token) = claim {
-                            let _ = self.release(key, token).await;
-                        }
-                    }
+                    give_back(self, keys, &claims).await;
                     return Err(error);
                 }
             }
@@ -167,6 +162,20 @@ pub trait StateStore: Send + Sync {
     /// at `expected` (`None`: there is no live record). Returns false, having written
     /// nothing, when another writer got there first: read again and redo the decision.
     async fn save_state(&self, write: &StateWrite<'_>) -> Result<bool, IdempotencyError>;
+}
+
+/// Release the claims of `claims` that were taken (`Proceed`), each for the key at its
+/// place in `keys`, side by side: a batch that cannot go on gives back what it took, so
+/// none of it waits out its hold (a release that fails lapses at that hold).
+pub async fn give_back<S: ClaimStore + ?Sized>(store: &S, keys: &[&str], claims: &[Claim]) {
+    let taken = keys
+        .iter()
+        .zip(claims)
+        .filter_map(|(key, claim)| match claim {
+            Claim::Proceed(token) => Some(store.release(key, token)),
+            _ => None,
+        });
+    futures::future::join_all(taken).await;
 }
 
 /// A store that keeps both claims and state records (each adapter does: one DynamoDB
