@@ -79,6 +79,54 @@ impl Event {
     pub fn endpoint(&self) -> Source {
         self.endpoint.unwrap_or(self.source)
     }
+
+    /// A copy of this event carrying `payload` instead of its own (whose body is not
+    /// copied first, as `Event { payload, ..event.clone() }` would).
+    pub fn with_payload(&self, payload: Payload) -> Event {
+        // Every field named, so a new one cannot be left out.
+        let Event {
+            schema,
+            id,
+            source,
+            endpoint,
+            event_type,
+            provider_event,
+            entity,
+            occurred_at,
+            received_at,
+            actor,
+            status,
+            progress,
+            changed_fields,
+            period,
+            related,
+            owner,
+            person,
+            payload: _,
+            replay,
+        } = self;
+        Event {
+            schema: schema.clone(),
+            id: id.clone(),
+            source: *source,
+            endpoint: *endpoint,
+            event_type: event_type.clone(),
+            provider_event: provider_event.clone(),
+            entity: entity.clone(),
+            occurred_at: *occurred_at,
+            received_at: *received_at,
+            actor: actor.clone(),
+            status: status.clone(),
+            progress: progress.clone(),
+            changed_fields: changed_fields.clone(),
+            period: *period,
+            related: related.clone(),
+            owner: owner.clone(),
+            person: person.clone(),
+            payload,
+            replay: replay.clone(),
+        }
+    }
 }
 
 /// The provider's JSON body as it was sent: carried as its text, never rebuilt, so the

@@ -4,7 +4,7 @@ use std::fmt;
 
 use wildmatch::WildMatch;
 
-use crate::event::Event;
+use crate::event::{Event, Payload};
 
 /// A consumer with its own queue (and its own dead-letter queue).
 #[derive(
@@ -144,12 +144,20 @@ pub fn route_by(
 /// for consumers of the previous version during an upgrade. Birth dates, personal
 /// emails, phones and the rest of the body stay in the warehouse only.
 pub fn notification_view(event: &Event) -> Result<Event, serde_json::Error> {
-    Ok(Event {
-        payload: crate::normalize::notification_payload(event)?,
+    Ok(notification_view_with(
+        event,
+        crate::normalize::notification_payload(event)?,
+    ))
+}
+
+/// [`notification_view`] with its cut-down payload already made (by
+/// [`crate::normalize::notification_payload`]), for a caller making more than one view.
+pub fn notification_view_with(event: &Event, payload: Payload) -> Event {
+    Event {
         // An HR record's work and manager emails are for the directory only.
         person: None,
-        ..event.clone()
-    })
+        ..event.with_payload(payload)
+    }
 }
 
 /// The event as `consumer`'s queue gets it: whole for the warehouse and the
@@ -160,10 +168,10 @@ pub fn notification_view(event: &Event) -> Result<Event, serde_json::Error> {
 pub fn view_for(event: &Event, consumer: Consumer) -> Result<Event, serde_json::Error> {
     match consumer {
         Consumer::Warehouse | Consumer::Subscriptions => Ok(event.clone()),
-        Consumer::Progress => Ok(Event {
-            person: event.person.clone(),
-            ..notification_view(event)?
-        }),
+        // The notification view, `person` kept.
+        Consumer::Progress => {
+            Ok(event.with_payload(crate::normalize::notification_payload(event)?))
+        }
         Consumer::Slack | Consumer::Alerts => notification_view(event),
     }
 }

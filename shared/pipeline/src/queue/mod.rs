@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
 
-use okr_core::event::Event;
+use okr_core::event::{Event, Payload};
 use okr_core::routing::Consumer;
 
 /// One normalized event as it travels on a queue: the event's JSON as the body, and
@@ -67,29 +67,36 @@ impl QueueMessage {
     ) -> Result<Vec<(Consumer, QueueMessage)>, serde_json::Error> {
         let mut whole = None;
         let mut notification = None;
+        // The cut-down payload, one pass over the body for every view that carries it.
+        let mut cut = None;
+        let mut cut_down = || -> Result<Payload, serde_json::Error> {
+            Ok(match &cut {
+                Some(payload) => payload,
+                None => cut.insert(okr_core::normalize::notification_payload(event)?),
+            }
+            .clone())
+        };
         let mut messages = Vec::with_capacity(consumers.len());
         for consumer in consumers {
             let projected;
             let message = match consumer {
-                Consumer::Subscriptions if !whole_to_subscriptions => match &notification {
-                    Some(message) => message,
-                    None => notification.insert(QueueMessage::from_event(
-                        &okr_core::routing::notification_view(event)?,
-                    )?),
-                },
-                Consumer::Warehouse | Consumer::Subscriptions => match &whole {
-                    Some(message) => message,
-                    None => whole.insert(QueueMessage::from_event(event)?),
-                },
+                Consumer::Warehouse | Consumer::Subscriptions
+                    if whole_to_subscriptions || *consumer == Consumer::Warehouse =>
+                {
+                    match &whole {
+                        Some(message) => message,
+                        None => whole.insert(QueueMessage::from_event(event)?),
+                    }
+                }
+                // The notification view with the HR record's `person` kept.
                 Consumer::Progress if event.person.is_some() => {
-                    let view = okr_core::routing::view_for(event, *consumer)?;
-                    projected = QueueMessage::from_event(&view)?;
+                    projected = QueueMessage::from_event(&event.with_payload(cut_down()?))?;
                     &projected
                 }
                 _ => match &notification {
                     Some(message) => message,
                     None => notification.insert(QueueMessage::from_event(
-                        &okr_core::routing::notification_view(event)?,
+                        &okr_core::routing::notification_view_with(event, cut_down()?),
                     )?),
                 },
             };
