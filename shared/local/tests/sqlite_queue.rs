@@ -110,6 +110,55 @@ async fn received_messages_hide_until_deleted_or_their_timeout() {
     );
 }
 
+/// The `n` of each record's body `{"n": N}`.
+fn numbers(batch: &aws_lambda_events::sqs::SqsEvent) -> Vec<u64> {
+    batch
+        .records
+        .iter()
+        .map(|record| {
+            let body: serde_json::Value =
+                serde_json::from_str(record.body.as_deref().expect("a body")).expect("JSON");
+            body["n"].as_u64().expect("n")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_receive_takes_the_oldest_visible_and_after_a_crash_the_dead_runs_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queues.sqlite");
+    {
+        let queue = SqliteQueue::open(&path).unwrap();
+        for n in 0..3 {
+            queue.send(Consumer::Slack, &message(n)).await.unwrap();
+        }
+        // A run takes the first two and dies with them in flight.
+        let taken = queue
+            .receive(Consumer::Slack, 2, Duration::from_secs(300))
+            .await
+            .unwrap();
+        assert_eq!(numbers(&taken), [0, 1]);
+        // A backlog arrives after them.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        for n in 3..6 {
+            queue.send(Consumer::Slack, &message(n)).await.unwrap();
+        }
+    }
+    let queue = SqliteQueue::open(&path).unwrap();
+    assert_eq!(queue.recover_in_flight().await.unwrap(), 2);
+    // What the dead run held goes first, then the rest in arrival order.
+    let first = queue
+        .receive(Consumer::Slack, 3, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(numbers(&first), [0, 1, 2]);
+    let rest = queue
+        .receive(Consumer::Slack, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(numbers(&rest), [3, 4, 5]);
+}
+
 #[tokio::test]
 async fn failures_retry_then_reach_the_dead_letter_queue_and_redrive_brings_them_back() {
     let dir = tempfile::tempdir().unwrap();

@@ -166,15 +166,16 @@ impl SqliteQueue {
         .map_err(|e| failed(consumer, e))
     }
 
-    /// Make every message that was in flight visible again. For a server starting on its
-    /// data directory: whoever received them is gone (a crash or `kill -9`), so waiting
-    /// out their visibility timeout would only delay them. Returns how many.
+    /// Make every message that was in flight visible again, ahead of the rest. For a
+    /// server starting on its data directory: whoever received them is gone (a crash or
+    /// `kill -9`), so waiting out their visibility timeout would only delay them, and a
+    /// receive takes messages by when they became visible: visible since the epoch, they
+    /// go first (in arrival order), not behind a backlog. Returns how many.
     pub async fn recover_in_flight(&self) -> Result<usize, QueueError> {
         self.with(Consumer::Warehouse, |connection| {
-            let now = now_ms();
             connection.execute(
-                "UPDATE messages SET visible_at = ?1 WHERE dead_at IS NULL AND visible_at > ?1",
-                params![now],
+                "UPDATE messages SET visible_at = 0 WHERE dead_at IS NULL AND visible_at > ?1",
+                params![now_ms()],
             )
         })
         .await

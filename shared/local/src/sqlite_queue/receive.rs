@@ -15,8 +15,10 @@ use okr_pipeline::queue::{Defer, DeferError, QueueError, ReceiveQueue};
 ///
 /// In the `ready` index's own order (when each became visible, then arrival), so the
 /// read stops at the first `?4` visible ones. Ordered by arrival alone, each receive
-/// sorted the queue's whole visible backlog: with a slow destination (Slack's one post a
-/// second) under load that backlog grows, and every receive cost more than the last.
+/// sorted the queue's whole visible backlog: while a destination is down or slower than
+/// the deliveries, that backlog grows, and every receive cost more than the last.
+/// (`recover_in_flight` makes what a dead run held visible since the epoch, so it goes
+/// first.)
 const RECEIVE: &str = "UPDATE messages SET receive_count = receive_count + 1, visible_at = ?1
      WHERE seq IN (SELECT seq FROM messages
                    WHERE queue = ?2 AND dead_at IS NULL AND visible_at <= ?3
