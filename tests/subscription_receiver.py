@@ -17,6 +17,7 @@ import base64
 import hmac
 import json
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -44,6 +45,9 @@ def main():
     elif args.bearer:
         expected = "Bearer " + args.bearer
     taken = set()
+    # One line at a time: requests are served on threads, and print writes a line and
+    # its end separately, so two at once could run together.
+    printing = threading.Lock()
 
     class Receiver(BaseHTTPRequestHandler):
         def do_POST(self):
@@ -72,7 +76,8 @@ def main():
             self.answer(args.answer, line)
 
         def answer(self, status, line):
-            print(line, flush=True)
+            with printing:
+                print(line, flush=True)
             body = json.dumps({"status": status}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
