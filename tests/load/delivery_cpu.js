@@ -1,8 +1,9 @@
 // The yardstick of `cargo bench -p okr-consumers --bench delivery_cpu`: the same steps
 // in Node (no packages): verify the PeopleForce sample's HMAC-SHA256 signature in
 // constant time, parse the body, build the normalized event (the fields ingest reads,
-// the id from SHA-256 of the body), and encode it for two queues (the whole event, and
-// the notification view without the personal data).
+// the id from SHA-256 of the body), and encode it for its three queues (the whole event,
+// the notification view without the personal data, and that view with the directory's
+// fields for the progress queue).
 //
 // usage: node tests/load/delivery_cpu.js     (run from the repository; docs/performance.md)
 const crypto = require('crypto');
@@ -34,9 +35,17 @@ function delivery() {
     related: { department: attributes.department && attributes.department.name },
     payload,
   };
+  const cut = { data: { department: attributes.department } };
   const whole = JSON.stringify(event);
-  const view = JSON.stringify({ ...event, payload: { data: { department: attributes.department } } });
-  return whole.length + view.length;
+  const view = JSON.stringify({ ...event, payload: cut });
+  // The progress queue's: the notification view with the directory's fields.
+  const person = {
+    id: String(data.id), name: event.entity.name, email: attributes.email,
+    department: attributes.department && attributes.department.name,
+    position: attributes.position && attributes.position.name, active: true,
+  };
+  const progress = JSON.stringify({ ...event, person, payload: cut });
+  return whole.length + view.length + progress.length;
 }
 
 for (let i = 0; i < 200000; i++) delivery(); // warm up the JIT

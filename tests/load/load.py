@@ -21,8 +21,9 @@ usage: python3 tests/load/load.py PATH/TO/okr-webhooks [SECONDS] [CONNECTIONS] [
    its latency counted from that time.
 5. Prints the tables: requests per second, p50, p99, peak memory (VmHWM) of each.
 PERF=1 records a perf profile of serve during the first saturation run (build with
---profile profiling). Installs wrk (apt-get) and express (npm) when missing. Every
-request is bounded.
+--profile profiling). Installs wrk with apt-get when missing, and Express from npm into
+its work directory (removed at the end). One Express process serves every run: its
+peak memory is the peak so far. Every request is bounded.
 """
 import copy
 import hashlib
@@ -223,6 +224,8 @@ def open_loop(url, requests):
         ["node", os.path.join(here, "open_loop.js"), url, requests, str(rate), str(seconds),
          str(connections)], capture_output=True, text=True, timeout=seconds + 120, check=True)
     out = json.loads(result.stdout)
+    if not out["answered"]:
+        raise SystemExit(f"{url}: no request was answered ({out['errors']} errors)")
     return out["rate"], out["p50_ms"], out["p99_ms"], out["non_2xx"], out["errors"], out["late_ms"]
 
 
@@ -297,6 +300,10 @@ def main():
     for name, rate_, p50, p99, non_2xx, errors, late, peak in fixed:
         print(f"| {name} | {rate_:,.0f} | {p50:.1f} ms | {p99:.1f} ms | {non_2xx} | {errors} | {late:.1f} ms | {peak:.1f} MiB |")
     print(f"\n202 -> Slack: p50 {statistics.median(delays):.1f} ms over {len(delays)} deliveries")
+    if os.environ.get("PERF"):
+        os.remove(requests)  # keep the profile, not the 360 MB of requests
+    else:
+        shutil.rmtree(work)
 
 
 main()

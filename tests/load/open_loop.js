@@ -1,7 +1,9 @@
 // An open-loop load generator for tests/load/load.py (docs/performance.md): POSTs
-// pre-signed deliveries at a fixed rate, each at its scheduled time whether or not the
-// answers before it have come back, and times each answer from that scheduled time (as
-// wrk2 does), so a server that stalls is charged for every request the stall delays.
+// pre-signed deliveries at a fixed rate, each due at its scheduled time whether or not
+// the answers before it have come back (over at most CONNECTIONS connections: one due
+// while all are busy waits for a free one), and times each answer from that scheduled
+// time (as wrk2 does), so a server that stalls is charged for every request the stall
+// delays.
 //
 // usage: node tests/load/open_loop.js URL REQUESTS RATE SECONDS CONNECTIONS
 //   REQUESTS: one "signature<TAB>body" per line (PeopleForce deliveries, as load.py
