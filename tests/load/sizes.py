@@ -12,7 +12,7 @@ import zipfile
 
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 functions = ["ingest", "warehouse-sink", "slack-notifier", "progress-alerts", "progress-projection",
-             "email-summaries", "stalled-check", "people-snapshot"]
+             "email-summaries", "stalled-check", "people-snapshot", "subscription-sender"]
 
 # Two builds: a target flag (--example) would apply to every package of one command.
 command = ["cargo", "build", "--release", "-q"]

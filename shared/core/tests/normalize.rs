@@ -96,6 +96,24 @@ fn peopleforce_employee_create_from_the_docs() {
 }
 
 #[test]
+fn tabs_and_crlf_line_breaks_between_tokens_become_spaces_and_escaped_ones_stay() {
+    // The sample with Windows line breaks, tab indents and a tab escaped in a value.
+    let text = String::from_utf8(sample("peopleforce/employee_create.json")).unwrap();
+    let text = text
+        .replace("\n", "\r\n")
+        .replace("  ", "\t")
+        .replace("\"John\"", "\"Jo\\thn\"");
+    let event = normalized(Source::PEOPLEFORCE, format!("\r\n{text}\t").as_bytes());
+    let expected = text.trim().replace(['\t', '\r', '\n'], " ");
+    assert_eq!(event.payload.get(), expected);
+    assert!(event.payload.get().contains(r#""Jo\thn""#));
+    assert_eq!(
+        event.payload.to_value().unwrap()["data"]["attributes"]["first_name"],
+        "Jo\thn"
+    );
+}
+
+#[test]
 fn peopleforce_topics_map_to_past_tense_types() {
     let event = normalized(
         Source::PEOPLEFORCE,
