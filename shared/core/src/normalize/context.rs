@@ -4,7 +4,7 @@
 use serde_json::value::RawValue;
 
 use crate::json::Json;
-use crate::normalize::lazy::{Copied, Fields, Kept};
+use crate::normalize::lazy::{Copied, Kept, Picked, Want};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
@@ -78,19 +78,37 @@ const RECORD_TYPE: &str = "type";
 /// version (which read these from the payload) reads the same during an upgrade or a
 /// rollback; birth dates, personal emails, phones and the rest never reach them.
 pub fn notification_payload(event: &Event) -> Result<Payload, serde_json::Error> {
-    let payload = Fields::of(event.payload.raw())?;
     let with_period = matches!(event.entity.kind.as_str(), "key_result" | "objective");
+    let period: Vec<&'static str> = match with_period {
+        true => (PERIOD_STARTS
+            .iter()
+            .chain(&PERIOD_ENDS)
+            .chain(&[PERIOD_NESTED]))
+        .copied()
+        .collect(),
+        false => Vec::new(),
+    };
+    // One pass over the body picks all of it: the period fields in the body, its `data`
+    // and its `entity`; under `data` a rank record's kind and each named object's name.
+    let name = NAMED_OBJECTS.map(|key| (key, Want::values(&["name"])));
+    let data = Want {
+        keep: &[&period[..], &[RECORD_TYPE]].concat(),
+        descend: &name,
+    };
+    let mut objects = vec![("data", data)];
+    for key in PERIOD_OBJECTS.iter().filter(|key| **key != "data") {
+        objects.push((key, Want::values(&period)));
+    }
+    let want = Want {
+        keep: &period,
+        descend: &objects,
+    };
+    let payload = Picked::of(event.payload.raw(), &want)?;
     let mut kept = period_fields(&payload, with_period);
-    if let Some(raw_data) = payload.get("data").filter(|d| d.get().starts_with('{')) {
-        let data = Fields::of(raw_data)?;
-        let mut data_kept = period_fields(&data, with_period);
+    if let Some(data) = payload.object("data") {
+        let mut data_kept = period_fields(data, with_period);
         for key in NAMED_OBJECTS {
-            if let Some(name) = data
-                .get(key)
-                .map(Fields::of)
-                .transpose()?
-                .and_then(|o| o.get("name"))
-            {
+            if let Some(name) = data.object(key).and_then(|o| o.value("name")) {
                 let mut named = Kept::default();
                 named.insert("name", Copied::Raw(name));
                 data_kept.insert(key, Copied::Object(named));
@@ -100,7 +118,7 @@ pub fn notification_payload(event: &Event) -> Result<Payload, serde_json::Error>
             raw.get()
                 .starts_with(|c: char| c == '-' || c.is_ascii_digit())
         };
-        if let Some(kind) = data.get(RECORD_TYPE).filter(number) {
+        if let Some(kind) = data.value(RECORD_TYPE).filter(number) {
             data_kept.insert(RECORD_TYPE, Copied::Raw(kind));
         }
         if !data_kept.is_empty() {
@@ -108,11 +126,9 @@ pub fn notification_payload(event: &Event) -> Result<Payload, serde_json::Error>
         }
     }
     for key in PERIOD_OBJECTS.iter().filter(|key| **key != "data") {
-        let period = match payload.get(key) {
-            Some(object) => period_fields(&Fields::of(object)?, with_period),
-            None => Kept::default(),
-        };
-        if !period.is_empty() {
+        if let Some(period) = payload.object(key).map(|o| period_fields(o, with_period))
+            && !period.is_empty()
+        {
             kept.insert(key, Copied::Object(period));
         }
     }
@@ -121,7 +137,7 @@ pub fn notification_payload(event: &Event) -> Result<Payload, serde_json::Error>
 
 /// The period fields of `object`, as they are, for a key result or objective
 /// (`with_period`).
-fn period_fields<'a>(object: &Fields<'a>, with_period: bool) -> Kept<'a> {
+fn period_fields<'a>(object: &Picked<'a>, with_period: bool) -> Kept<'a> {
     let mut kept = Kept::default();
     if !with_period {
         return kept;
@@ -131,7 +147,7 @@ fn period_fields<'a>(object: &Fields<'a>, with_period: bool) -> Kept<'a> {
         .chain(&PERIOD_ENDS)
         .chain(&[PERIOD_NESTED])
     {
-        if let Some(value) = object.get(key) {
+        if let Some(value) = object.value(key) {
             kept.insert(key, Copied::Raw(value));
         }
     }

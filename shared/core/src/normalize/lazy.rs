@@ -1,56 +1,130 @@
-//! An object read one level deep: its keys, and each value as its unparsed text. For the
-//! cut-down payload the Slack and alerts queues get (`context::notification_payload`),
-//! which copies a few fields as they are: no value is built, nothing is copied.
+//! The few fields of a body the cut-down payload copies, picked in one pass over the
+//! body: for the Slack and alerts queues (`context::notification_payload`), which get a
+//! few fields as they were sent. No value is built, nothing is copied, the rest is
+//! skipped.
 
-use std::borrow::Cow;
 use std::fmt;
-use std::marker::PhantomData;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 
 use crate::json::Key;
 
-/// An object's fields, values unparsed; empty for a value that is not an object.
-pub(super) struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// Which fields of an object to pick: `keep`'s values as sent, and under each of
+/// `descend`'s keys the object there, picked the same way. Everything else is skipped.
+pub(super) struct Want<'w> {
+    pub(super) keep: &'w [&'static str],
+    pub(super) descend: &'w [(&'static str, Want<'w>)],
+}
 
-impl<'a> Fields<'a> {
-    /// The fields of `value` (JSON text already checked).
-    pub(super) fn of(value: &'a RawValue) -> Result<Fields<'a>, serde_json::Error> {
-        match value.get().starts_with('{') {
-            true => serde_json::from_str(value.get()),
-            false => Ok(Fields(Vec::new())),
-        }
-    }
-
-    /// The value at `key` (its last, when sent twice).
-    pub(super) fn get(&self, key: &str) -> Option<&'a RawValue> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
+impl<'w> Want<'w> {
+    /// `keep`'s values, nothing under them.
+    pub(super) const fn values(keep: &'w [&'static str]) -> Want<'w> {
+        Want { keep, descend: &[] }
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(FieldsVisitor(PhantomData))
+/// The fields an object had of a [`Want`], read in one pass over its text: a key sent
+/// twice holds its last value, as with `serde_json::Map`.
+#[derive(Default)]
+pub(super) struct Picked<'a> {
+    values: Vec<(&'static str, &'a RawValue)>,
+    /// Each descended key's value: `None` when it was not an object.
+    objects: Vec<(&'static str, Option<Picked<'a>>)>,
+}
+
+impl<'a> Picked<'a> {
+    /// What `want` picks of `value` (JSON text already checked); nothing for a value
+    /// that is not an object.
+    pub(super) fn of(
+        value: &'a RawValue,
+        want: &Want<'_>,
+    ) -> Result<Picked<'a>, serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_str(value.get());
+        Ok(PickSeed(want)
+            .deserialize(&mut deserializer)?
+            .unwrap_or_default())
+    }
+
+    /// The kept value at `key`.
+    pub(super) fn value(&self, key: &str) -> Option<&'a RawValue> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+    }
+
+    /// The object at a descended `key`, when its value is one.
+    pub(super) fn object(&self, key: &str) -> Option<&Picked<'a>> {
+        let (_, object) = self.objects.iter().rev().find(|(k, _)| *k == key)?;
+        object.as_ref()
     }
 }
 
-struct FieldsVisitor<'a>(PhantomData<&'a ()>);
+/// Reads one value for a [`Want`]: an object's picked fields, or `None` for another kind
+/// of value (skipped).
+struct PickSeed<'s, 'w>(&'s Want<'w>);
 
-impl<'de: 'a, 'a> Visitor<'de> for FieldsVisitor<'a> {
-    type Value = Fields<'a>;
+impl<'de, 's, 'w> DeserializeSeed<'de> for PickSeed<'s, 'w> {
+    type Value = Option<Picked<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, 's, 'w> Visitor<'de> for PickSeed<'s, 'w> {
+    type Value = Option<Picked<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
+        f.write_str("any JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'a>, A::Error> {
-        let mut fields = Vec::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut picked = Picked::default();
         while let Some(Key(key)) = map.next_key()? {
-            fields.push((key, map.next_value()?));
+            if let Some(kept) = self.0.keep.iter().find(|k| **k == key) {
+                picked.values.push((kept, map.next_value()?));
+            } else if let Some((name, want)) = self.0.descend.iter().find(|(k, _)| *k == key) {
+                picked
+                    .objects
+                    .push((name, map.next_value_seed(PickSeed(want))?));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
         }
-        Ok(Fields(fields))
+        Ok(Some(picked))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
 }
 
