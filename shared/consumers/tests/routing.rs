@@ -270,6 +270,8 @@ fn the_cut_down_payload_holds_what_the_plain_way_gives() {
         r#"{"type": "key_result.progress_updated", "d\u0061ta": {"st\u0061rtDate": "2025-04-01", "dueDate": "2025-06-30"}}"#,
         r#"{"type": "key_result.progress_updated", "entity": {"startDate": "2025-04-01"}, "entity": "x"}"#,
         r#"{"type": "objective.updated", "entity": "x", "entity": {"period": {"start": "2025-04-01", "end": "2025-06-30"}}}"#,
+        r#"{"type": "key_result.progress_updated", "entity": null, "startDate": "2025-04-01", "dueDate": "2025-06-30", "data": {"user": null, "rank": true, "award": -1.5e2, "position": 18446744073709551615, "department": "D\u0065pt", "qualification": -2, "user": {"name": "A"}, "rank": {"name": "R"}, "rank": "x", "type": -1}}"#,
+        r#"{"type": "rank_record.created", "data": -1, "entity": [1, {"startDate": "2025-04-01"}]}"#,
         r#"{"type": "rank_record.created", "data": {"type": 1.50e0, "user": {"name": "Mi\u0061", "email": "mia@example.org"}}}"#,
     ];
     let mut cases = cases();

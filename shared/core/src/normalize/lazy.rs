@@ -36,7 +36,9 @@ pub(super) struct Picked<'a> {
 
 impl<'a> Picked<'a> {
     /// What `want` picks of `value` (JSON text already checked); nothing for a value
-    /// that is not an object.
+    /// that is not an object. The values under the keys it descends into are read whole,
+    /// as normalization reads the body: one serde_json does not read (a number out of
+    /// range, a lone surrogate escape), which ingest never accepts, is an error.
     pub(super) fn of(
         value: &'a RawValue,
         want: &Want<'_>,
