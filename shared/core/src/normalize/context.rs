@@ -78,6 +78,7 @@ const RECORD_TYPE: &str = "type";
 /// version (which read these from the payload) reads the same during an upgrade or a
 /// rollback; birth dates, personal emails, phones and the rest never reach them.
 pub fn notification_payload(event: &Event) -> Result<Payload, serde_json::Error> {
+    // A key result's or objective's period fields; none for another kind.
     let with_period = matches!(event.entity.kind.as_str(), "key_result" | "objective");
     let period: Vec<&'static str> = match with_period {
         true => (PERIOD_STARTS
@@ -104,13 +105,13 @@ pub fn notification_payload(event: &Event) -> Result<Payload, serde_json::Error>
         descend: &objects,
     };
     let payload = Picked::of(event.payload.raw(), &want)?;
-    let mut kept = period_fields(&payload, with_period);
+    let mut kept = kept_values(&payload, &period);
     if let Some(data) = payload.object("data") {
-        let mut data_kept = period_fields(data, with_period);
+        let mut data_kept = kept_values(data, &period);
         for key in NAMED_OBJECTS {
-            if let Some(name) = data.object(key).and_then(|o| o.value("name")) {
-                let mut named = Kept::default();
-                named.insert("name", Copied::Raw(name));
+            if let Some(named) = data.object(key).map(|o| kept_values(o, &["name"]))
+                && !named.is_empty()
+            {
                 data_kept.insert(key, Copied::Object(named));
             }
         }
@@ -126,7 +127,7 @@ pub fn notification_payload(event: &Event) -> Result<Payload, serde_json::Error>
         }
     }
     for key in PERIOD_OBJECTS.iter().filter(|key| **key != "data") {
-        if let Some(period) = payload.object(key).map(|o| period_fields(o, with_period))
+        if let Some(period) = payload.object(key).map(|o| kept_values(o, &period))
             && !period.is_empty()
         {
             kept.insert(key, Copied::Object(period));
@@ -135,18 +136,10 @@ pub fn notification_payload(event: &Event) -> Result<Payload, serde_json::Error>
     serde_json::value::to_raw_value(&kept).map(Payload::from_raw)
 }
 
-/// The period fields of `object`, as they are, for a key result or objective
-/// (`with_period`).
-fn period_fields<'a>(object: &Picked<'a>, with_period: bool) -> Kept<'a> {
+/// The values of `keys` in `object`, as they were sent, in the order of `keys`.
+fn kept_values<'a>(object: &Picked<'a>, keys: &[&'static str]) -> Kept<'a> {
     let mut kept = Kept::default();
-    if !with_period {
-        return kept;
-    }
-    for key in PERIOD_STARTS
-        .iter()
-        .chain(&PERIOD_ENDS)
-        .chain(&[PERIOD_NESTED])
-    {
+    for key in keys {
         if let Some(value) = object.value(key) {
             kept.insert(key, Copied::Raw(value));
         }
