@@ -1,12 +1,11 @@
 #!/usr/bin/env python3
 """Start-up of the ingest function against a local Lambda Runtime API stand-in, and
 AWS stood in twice: by moto, and by tests/load/aws_at_once.py answering each call at
-once; beside lambda_runtime's hello world built with the same profile
-(docs/performance.md).
+once; beside lambda_runtime's hello world built the same way (docs/performance.md).
 
 usage: python3 tests/load/init.py [RUNS]          (default 30; run from the repository)
 
-Builds both with `cargo build --release`, starts moto (tests/moto_server.py) with the
+Builds both as `sam build` does (lambda_build.py), starts moto (tests/moto_server.py) with the
 resources of tests/local_aws.py, then runs each binary RUNS times as Lambda would: with
 AWS_LAMBDA_RUNTIME_API pointing at a stand-in that times, from the exec,
   init:  the first GET /runtime/invocation/next (the function is ready),
@@ -25,6 +24,8 @@ import subprocess
 import sys
 import threading
 import time
+
+import lambda_build
 
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 30
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -138,10 +139,7 @@ def summary(values):
 
 
 def main():
-    # Two builds: a target flag (--example) would apply to every package of one command.
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "ingest"], cwd=root, check=True)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "okr-webhooks-tests", "--example", "hello_lambda"],
-                   cwd=root, check=True)
+    built = lambda_build.build(["ingest"])
     moto_port = free_port()
     moto = subprocess.Popen([sys.executable, os.path.join(root, "tests/moto_server.py"), "-H", "127.0.0.1", "-p", str(moto_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -153,9 +151,8 @@ def main():
         env = dict(os.environ)
         env.update(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
         event = open(os.path.join(root, "events/ingest/peopleforce.json"), "rb").read()
-        target = os.path.join(root, "target/release")
-        hello = measure(os.path.join(target, "examples/hello_lambda"), env, b'{"hello": "world"}')
-        ingest = measure(os.path.join(target, "ingest"), env, event)
+        hello = measure(built["hello_lambda"], env, b'{"hello": "world"}')
+        ingest = measure(built["ingest"], env, event)
         if ingest[2].get("statusCode") != 202:
             raise SystemExit(f"ingest answered {ingest[2]}")
         print(f"{runs} runs each, exec -> first /next (init) and -> first response (first)")
@@ -165,7 +162,7 @@ def main():
         print(f"ingest init - hello world init: {extra:.1f} ms (median), against moto")
         at_once = at_once_env(env, moto_url)
         try:
-            quick = measure(os.path.join(target, "ingest"), at_once[0], event)
+            quick = measure(built["ingest"], at_once[0], event)
         finally:
             at_once[1].terminate()
             at_once[1].wait(timeout=30)

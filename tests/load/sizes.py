@@ -1,34 +1,28 @@
 #!/usr/bin/env python3
-"""The size of each function's deployment package: its release binary zipped as
-`bootstrap` (what `sam build` and `cargo lambda build --output-format zip` upload),
-beside lambda_runtime's hello world built with the same profile (docs/performance.md).
+"""The size of each function's deployment package as `sam build` and `sam deploy` make
+it: each function built as `sam build` builds it (lambda_build.py), its `bootstrap`
+zipped as `sam deploy` zips it, beside lambda_runtime's hello world built the same way
+(docs/performance.md).
 
 usage: python3 tests/load/sizes.py          (run from the repository; builds x86_64)
 """
 import io
 import os
-import subprocess
 import zipfile
 
-root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import lambda_build
+
 functions = ["ingest", "warehouse-sink", "slack-notifier", "progress-alerts", "progress-projection",
              "email-summaries", "stalled-check", "people-snapshot", "subscription-sender"]
-
-# Two builds: a target flag (--example) would apply to every package of one command.
-command = ["cargo", "build", "--release", "-q"]
-for function in functions:
-    command += ["-p", function]
-subprocess.run(command, cwd=root, check=True)
-subprocess.run(["cargo", "build", "--release", "-q", "-p", "okr-webhooks-tests", "--example", "hello_lambda"],
-               cwd=root, check=True)
+built = lambda_build.build(functions)
 
 print("| package | binary | zip (MiB, as Lambda's quotas count) | zip (bytes) |")
 print("| --- | --- | --- | --- |")
-target = os.path.join(root, "target/release")
-for name, path in [(f, os.path.join(target, f)) for f in functions] + [
-        ("hello world (yardstick)", os.path.join(target, "examples/hello_lambda"))]:
+for name, binary in [(f, f) for f in functions] + [("hello world (yardstick)", "hello_lambda")]:
+    path = built[binary]
     archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
+    # As `sam deploy` zips a function's directory: deflate at zlib's default level.
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
         out.write(path, "bootstrap")
     mib = 1024 * 1024
     zipped = len(archive.getvalue())
