@@ -16,21 +16,23 @@ import sys
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def cargo_lambda():
+def tools_path():
+    """PATH with the test command's tools first: cargo-lambda, and the Zig it links with."""
     tools = os.environ.get("OKR_WEBHOOKS_TOOLS", os.path.expanduser("~/.cache/okr-webhooks/tools"))
-    commands = os.path.join(tools, "commands")
-    found = shutil.which("cargo-lambda") or shutil.which("cargo-lambda", path=commands)
-    if found is None:
-        sys.exit(f"cargo-lambda is not on PATH or in {commands}; the test command (tests/run.sh) installs it there")
-    return found
+    return os.path.join(tools, "commands") + os.pathsep + os.environ.get("PATH", "")
 
 
 def build(functions):
     """Build `functions` and lambda_runtime's hello world (`hello_lambda`, the yardstick);
     returns each one's `bootstrap`, by name."""
-    command = cargo_lambda()
+    env = dict(os.environ, PATH=tools_path())
+    command = shutil.which("cargo-lambda", path=env["PATH"])
+    if command is None:
+        sys.exit("cargo-lambda is not on PATH or among the test command's tools; the test command "
+                 "(tests/run.sh) installs it")
     for function in functions:
-        subprocess.run([command, "lambda", "build", "--release", "-q", "--bin", function], cwd=root, check=True)
+        subprocess.run([command, "lambda", "build", "--release", "-q", "--bin", function], cwd=root, env=env,
+                       check=True)
     subprocess.run([command, "lambda", "build", "--release", "-q", "-p", "okr-webhooks-tests",
-                    "--example", "hello_lambda"], cwd=root, check=True)
+                    "--example", "hello_lambda"], cwd=root, env=env, check=True)
     return {name: os.path.join(root, "target/lambda", name, "bootstrap") for name in functions + ["hello_lambda"]}
