@@ -1,12 +1,13 @@
 //! Idempotency records in SQLite (local mode).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
+use tokio::sync::oneshot;
 
 use okr_pipeline::idempotency::{
     COMPLETED, Claim, ClaimStore, ClaimToken, IN_PROGRESS, IdempotencyError, SENDING, StateStore,
@@ -24,7 +25,9 @@ use okr_pipeline::idempotency::{
 /// WAL, written in order, keeps everything up to the last fsync'd commit: a lost claim
 /// is claimed again (its side effect had not started: its mark would have fsync'd it),
 /// and a lost completion leaves the claim sending, which [`recover_after_crash`]
-/// presumes done, as the completion said. One fsync a side effect, not four.
+/// presumes done, as the completion said. One fsync a side effect, not four; and marks
+/// made at the same moment (a batch's side effects, sent side by side) share one: each
+/// mark joins the next fsync'd commit and returns once it is durable.
 ///
 /// Expired records count as absent to every read; they are deleted at most once a
 /// minute, by expiry (indexed), not on every completion.
@@ -36,6 +39,31 @@ pub struct SqliteIdempotencyStore {
     connection: Arc<Mutex<(Connection, Commit)>>,
     /// When expired records were last deleted (Unix seconds).
     swept: Arc<std::sync::atomic::AtomicI64>,
+    /// Marks waiting for the next fsync'd commit.
+    marks: Arc<Mutex<Vec<Mark>>>,
+}
+
+/// A claim to mark sending, and whom to tell once it is durable.
+struct Mark {
+    key: String,
+    token: String,
+    until: i64,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Mark every claim of `marks` sending, in one transaction (one fsync).
+fn commit_marks(connection: &Connection, marks: &[Mark]) -> rusqlite::Result<()> {
+    let transaction = connection.unchecked_transaction()?;
+    {
+        let mut mark = transaction.prepare_cached(
+            "UPDATE idempotency SET status = ?1, expires_at = MAX(expires_at, ?4)
+             WHERE key = ?2 AND token = ?3",
+        )?;
+        for m in marks {
+            mark.execute(params![SENDING, m.key, m.token, m.until])?;
+        }
+    }
+    transaction.commit()
 }
 
 /// How often expired records are deleted.
@@ -67,6 +95,7 @@ impl SqliteIdempotencyStore {
         Ok(SqliteIdempotencyStore {
             connection: Arc::new(Mutex::new((connection, Commit::Fsync))),
             swept: Arc::new(std::sync::atomic::AtomicI64::new(0)),
+            marks: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -249,17 +278,37 @@ impl ClaimStore for SqliteIdempotencyStore {
         now: OffsetDateTime,
         hold: Duration,
     ) -> Result<(), IdempotencyError> {
-        let (key, token, until) = (key.to_owned(), token.as_str().to_owned(), expiry(now, hold));
+        let (done, marked) = oneshot::channel();
+        let mark = Mark {
+            key: key.to_owned(),
+            token: token.as_str().to_owned(),
+            until: expiry(now, hold),
+            done,
+        };
+        self.marks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(mark);
+        // Whoever has the connection next commits every mark waiting then, answering each
+        // once the commit is durable; one already committed with another finds none left.
+        let marks = Arc::clone(&self.marks);
         self.with(move |connection| {
-            connection
-                .prepare_cached(
-                    "UPDATE idempotency SET status = ?1, expires_at = MAX(expires_at, ?4)
-                     WHERE key = ?2 AND token = ?3",
-                )?
-                .execute(params![SENDING, key, token, until])?;
+            let waiting =
+                std::mem::take(&mut *marks.lock().unwrap_or_else(PoisonError::into_inner));
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            let committed = commit_marks(connection, &waiting).map_err(|e| e.to_string());
+            for mark in waiting {
+                let _ = mark.done.send(committed.clone());
+            }
             Ok(())
         })
-        .await
+        .await?;
+        marked
+            .await
+            .map_err(|_| IdempotencyError("the mark was not committed".into()))?
+            .map_err(|e| IdempotencyError(e.into()))
     }
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), IdempotencyError> {
         let (key, token) = (key.to_owned(), token.as_str().to_owned());

@@ -239,3 +239,84 @@ async fn a_batch_failing_part_way_gives_back_what_it_took() {
         assert_eq!(claim(&guard, key).await, "held", "{key} was given back");
     }
 }
+
+/// Marks made at the same moment share commits; each answer tells the truth about its
+/// own mark. Forty claims are marked side by side, twice: first all of them, one with a
+/// token that is not its claim's (which changes nothing, as a mark alone); then with the
+/// database refusing one mark, and so whichever marks shared its commit. After a crash,
+/// exactly the marks answered Ok are sending (presumed done); the others were not marked.
+#[tokio::test]
+async fn marks_made_together_are_each_answered_as_committed() {
+    use okr_pipeline::idempotency::{Claim, ClaimStore, ClaimToken};
+    use time::OffsetDateTime;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("idempotency.sqlite");
+    let store = Arc::new(SqliteIdempotencyStore::open(&path).unwrap());
+    let hold = Duration::from_secs(300);
+    // Claim `prefix:00`..`prefix:39` and mark them all at once; the keys answered Ok.
+    let mark_all = |prefix: &'static str| {
+        let store = store.clone();
+        async move {
+            let keys: Vec<String> = (0..40).map(|i| format!("{prefix}:{i:02}")).collect();
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let claims = store
+                .begin_all(&refs, OffsetDateTime::now_utc(), hold)
+                .await
+                .unwrap();
+            let mut marking = Vec::new();
+            for (key, claim) in keys.into_iter().zip(claims) {
+                let Claim::Proceed(token) = claim else {
+                    panic!("{key}: not claimed");
+                };
+                let token = if key.ends_with(":13") {
+                    ClaimToken::random()
+                } else {
+                    token
+                };
+                let store = store.clone();
+                marking.push(tokio::spawn(async move {
+                    let marked = store
+                        .sending(&key, &token, OffsetDateTime::now_utc(), hold)
+                        .await;
+                    (key, marked.is_ok())
+                }));
+            }
+            let mut ok = Vec::new();
+            for mark in marking {
+                let (key, answered_ok) = mark.await.unwrap();
+                if answered_ok {
+                    ok.push(key);
+                }
+            }
+            ok
+        }
+    };
+
+    let first = mark_all("a").await;
+    assert_eq!(first.len(), 40, "every mark answers Ok: {first:?}");
+    let side = rusqlite::Connection::open(&path).unwrap();
+    side.execute_batch(
+        "CREATE TRIGGER refuse BEFORE UPDATE ON idempotency WHEN NEW.key = 'r:07'
+         BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+    )
+    .unwrap();
+    let second = mark_all("r").await;
+    assert!(
+        !second.contains(&"r:07".to_owned()),
+        "the refused mark answered Ok"
+    );
+    side.execute_batch("DROP TRIGGER refuse").unwrap();
+
+    drop(store);
+    let restarted = SqliteIdempotencyStore::open(&path).unwrap();
+    let (dropped, presumed) = restarted.recover_after_crash(KEEP).await.unwrap();
+    let mut expected: Vec<String> = first
+        .into_iter()
+        .chain(second)
+        .filter(|k| !k.ends_with(":13"))
+        .collect();
+    expected.sort();
+    assert_eq!(presumed, expected);
+    assert_eq!(dropped + presumed.len(), 80);
+}
