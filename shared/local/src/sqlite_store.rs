@@ -27,7 +27,9 @@ use okr_pipeline::idempotency::{
 /// and a lost completion leaves the claim sending, which [`recover_after_crash`]
 /// presumes done, as the completion said. One fsync a side effect, not four; and marks
 /// made at the same moment (a batch's side effects, sent side by side) share one: each
-/// mark joins the next fsync'd commit and returns once it is durable.
+/// mark waits for the next commit of marks and returns once it is durable. A mark the
+/// database refuses fails the others of its commit too: none of them is sent, and each
+/// claim is released for a retry.
 ///
 /// Expired records count as absent to every read; they are deleted at most once a
 /// minute, by expiry (indexed), not on every completion.
@@ -293,8 +295,13 @@ impl ClaimStore for SqliteIdempotencyStore {
         // once the commit is durable; one already committed with another finds none left.
         let marks = Arc::clone(&self.marks);
         self.with(move |connection| {
-            let waiting =
-                std::mem::take(&mut *marks.lock().unwrap_or_else(PoisonError::into_inner));
+            // A mark whose caller stopped waiting (out of time, or its own turn failed) is
+            // dropped: that caller did not start its side effect and releases its claim.
+            let waiting: Vec<Mark> =
+                std::mem::take(&mut *marks.lock().unwrap_or_else(PoisonError::into_inner))
+                    .into_iter()
+                    .filter(|mark| !mark.done.is_closed())
+                    .collect();
             if waiting.is_empty() {
                 return Ok(());
             }
